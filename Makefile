@@ -1,0 +1,139 @@
+# jobd - one flat Makefile (STYLE.md §16).
+#
+#   make / make all   build build/jobd
+#   make run          build and run in the foreground with conf/jobd.conf
+#   make check        build and run every test
+#   make bench        benchmarks (tests/bench)
+#   make install      PREFIX=/usr/local DESTDIR=
+#   make clean
+#
+# SANITIZE=address,undefined (or thread) builds an instrumented daemon and
+# tests under build/<sanitizer>/ and runs the same suite against them.
+
+CC ?= cc
+PREFIX ?= /usr/local
+DESTDIR ?=
+SANITIZE ?=
+
+PKGS := libmicrohttpd sqlite3 libcjson inih libsystemd
+TEST_PKGS := check libcurl
+
+ifeq ($(SANITIZE),)
+BUILD := build
+else
+BUILD := build/$(subst $(comma),-,$(SANITIZE))
+endif
+comma := ,
+
+SRCS := \
+	src/api.c \
+	src/backoff.c \
+	src/clock.c \
+	src/config.c \
+	src/err.c \
+	src/handler.c \
+	src/handler_builtin.c \
+	src/handler_exec.c \
+	src/http.c \
+	src/job.c \
+	src/log.c \
+	src/store.c \
+	src/store_sqlite.c \
+	src/submit.c \
+	src/uuid.c \
+	src/workers.c \
+	src/writer.c
+
+UNIT_TESTS := \
+	test_backoff \
+	test_clock \
+	test_config \
+	test_store \
+	test_submit \
+	test_uuid
+
+INTEGRATION_TESTS := \
+	test_api \
+	test_lifecycle \
+	test_crash
+
+OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
+
+# Recursive (=) on purpose: pkg-config runs when a recipe runs, after
+# `deps` has installed what was missing.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS = $(shell pkg-config --libs $(PKGS))
+TEST_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS))
+TEST_LIBS = $(shell pkg-config --libs $(TEST_PKGS))
+
+override CFLAGS += -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror \
+	-Wmissing-prototypes -Wshadow -Wno-unused-parameter -pthread \
+	-MMD -MP -Iinclude
+override LDFLAGS += -pthread
+ifneq ($(SANITIZE),)
+override CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+override LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+.PHONY: all run check unit integration bench install clean deps
+
+all: deps
+	@$(MAKE) --no-print-directory $(BUILD)/jobd
+
+deps:
+	@sh scripts/deps.sh
+
+$(BUILD)/jobd: $(OBJS) $(BUILD)/obj/main.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%.o: tests/unit/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -Wno-missing-prototypes -c -o $@ $<
+
+$(BUILD)/itests/%.o: tests/integration/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -Wno-missing-prototypes -c -o $@ $<
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(LIB_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS) -lm
+
+$(BUILD)/itests/test_%: $(BUILD)/itests/test_%.o $(BUILD)/itests/harness.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS) -lm
+
+run: all
+	@mkdir -p var
+	exec $(BUILD)/jobd --config conf/jobd.conf
+
+check: deps
+	@$(MAKE) --no-print-directory unit integration
+
+unit: $(BUILD)/jobd $(UNIT_TESTS:%=$(BUILD)/tests/%)
+	@set -e; for t in $(UNIT_TESTS); do \
+		echo "== unit: $$t"; CK_FORK=yes $(BUILD)/tests/$$t; done
+
+integration: $(BUILD)/jobd $(INTEGRATION_TESTS:%=$(BUILD)/itests/%)
+	@set -e; for t in $(INTEGRATION_TESTS); do \
+		echo "== integration: $$t"; \
+		JOBD_BIN=$(BUILD)/jobd CK_FORK=yes $(BUILD)/itests/$$t; done
+
+bench: all
+	@sh tests/bench/run.sh
+
+install: all
+	install -D -m 0755 $(BUILD)/jobd $(DESTDIR)$(PREFIX)/bin/jobd
+	@if [ -e $(DESTDIR)/etc/jobd/jobd.conf ]; then \
+		echo "keeping existing $(DESTDIR)/etc/jobd/jobd.conf"; \
+	else \
+		install -D -m 0644 conf/jobd.conf $(DESTDIR)/etc/jobd/jobd.conf; \
+	fi
+
+clean:
+	rm -rf build
+
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d $(BUILD)/itests/*.d)

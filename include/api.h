@@ -1,0 +1,123 @@
+/*
+ * api.h - the HTTP API of DESIGN.md §2 without HTTP plumbing: routes,
+ * validation, JSON bodies, RFC 9457 problems and the mapping of JOBD_E*
+ * codes to statuses.  http.c (libmicrohttpd) fills a struct api_call from
+ * a request and sends what api writes back; api knows no libmicrohttpd and
+ * no SQL.
+ *
+ * A call that needs the writer (submit, cancel, retry) is asynchronous:
+ * api_handle() returns API_PENDING, http suspends the connection, then
+ * calls api_start(); when the writer has committed, the call's resume()
+ * callback is invoked (on the writer thread) and http, back on its own
+ * thread, calls api_finish() to build the answer.
+ */
+#ifndef JOBD_API_H
+#define JOBD_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "store.h"
+#include "writer.h"
+
+typedef struct api api;
+
+enum api_method {
+	API_GET, API_HEAD, API_POST, API_DELETE, API_PUT, API_PATCH,
+	API_OPTIONS, API_OTHER
+};
+
+enum api_route {
+	ROUTE_NONE = 0,   /* 404 */
+	ROUTE_ROOT,       /* / */
+	ROUTE_HEALTHZ,    /* /healthz */
+	ROUTE_READYZ,     /* /readyz */
+	ROUTE_JOBS,       /* /jobs */
+	ROUTE_JOB,        /* /jobs/<id> */
+	ROUTE_JOB_RETRY,  /* /jobs/<id>/retry */
+	ROUTE_METRICS,    /* /metrics */
+};
+
+enum api_result { API_DONE, API_PENDING, API_CONTINUE };
+
+#define API_MAX_HEADERS 6
+
+struct api_header {
+	const char *name;       /* static string */
+	char value[128];
+};
+
+struct api_call {
+	/* Request, borrowed from http for the call's life. */
+	int method;             /* enum api_method */
+	const char *path;       /* without the query string */
+	const char *(*arg)(void *h, const char *name);
+	const char *(*header)(void *h, const char *name);
+	void *h;
+	const char *body;
+	size_t body_len;
+	void (*resume)(void *h); /* any thread: the pending call is done */
+
+	/* Response, owned by the call until api_call_clear(). */
+	int status;
+	const char *content_type;
+	char *body_out;
+	size_t body_out_len;
+	struct api_header headers[API_MAX_HEADERS];
+	int nheaders;
+
+	/* Private to api.c. */
+	int route;
+	char id[37];
+	struct writer_op op;
+	bool op_started;
+};
+
+/* Parses a path into a route; fills id for job routes.  Pure. */
+int api_route(const char *path, char id[37]);
+
+/* Methods a route allows, as an Allow header value. */
+const char *api_route_allow(int route);
+
+/* Creates the API over the (borrowed) config, store and writer. */
+api *api_new(const struct config *cfg, store *st, writer *w);
+void api_free(api *a);
+
+/* From now on POST /jobs answers 503 (shutdown).  Any thread. */
+void api_set_draining(api *a);
+
+/* Sets the call's request fields to zero values. */
+void api_call_init(struct api_call *call);
+
+/* Frees what the call owns. */
+void api_call_clear(struct api_call *call);
+
+/*
+ * Checks a request before its body is read: route, method, content type,
+ * announced length.  Returns API_DONE with an error response in call, or
+ * API_CONTINUE.  content_length < 0 when not announced.
+ */
+int api_precheck(api *a, struct api_call *call, int64_t content_length);
+
+/* Whether the route/method of call takes a body worth keeping. */
+bool api_wants_body(const struct api_call *call);
+
+/* Handles a complete request: API_DONE (response set) or API_PENDING. */
+int api_handle(api *a, struct api_call *call);
+
+/* After http suspended a pending call: hands its op to the writer. */
+void api_start(api *a, struct api_call *call);
+
+/* Back on the http thread after resume(): builds the response. */
+void api_finish(api *a, struct api_call *call);
+
+/* Sets an RFC 9457 problem response (for errors found by http). */
+void api_problem(struct api_call *call, int status, const char *slug,
+                 const char *title, const char *detail);
+
+/* HTTP status for a JOBD_E* code. */
+int api_status_for(int code);
+
+#endif

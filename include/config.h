@@ -1,0 +1,111 @@
+/*
+ * config.h - jobd's configuration: one INI file parsed with libinih, driven
+ * by one table of keys (config.c) that gives each key's type, default,
+ * bounds and one-line documentation.  The table drives parsing, validation,
+ * --check-config and the README's reference (jobd --config-reference).
+ *
+ * A loaded config is read-only after start-up and may be read by any thread.
+ */
+#ifndef JOBD_CONFIG_H
+#define JOBD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum durability { DURABILITY_FULL = 0, DURABILITY_NORMAL = 1 };
+
+enum builtin_kind {
+	BUILTIN_NONE = 0,
+	BUILTIN_NOOP,
+	BUILTIN_SLEEP,
+	BUILTIN_ECHO,
+	BUILTIN_FAIL,
+};
+
+struct handler_conf {
+	char *name;              /* the job type this handler serves */
+	int line;                /* line of the [handler.NAME] header */
+	int64_t builtin;         /* enum builtin_kind, BUILTIN_NONE for exec */
+	char *command;           /* exec command line (NULL for builtins) */
+	int64_t timeout_ms;      /* default per-attempt timeout */
+	int64_t max_attempts;    /* default attempt budget, 1..100 */
+	int64_t backoff_base_ms; /* first retry delay upper bound */
+	int64_t backoff_max_ms;  /* cap of the exponential backoff */
+	int64_t concurrency;     /* most attempts running at once; 0 = no cap */
+	int64_t kill_grace_ms;   /* SIGTERM -> SIGKILL delay */
+	int64_t max_output_bytes; /* stdout kept as result (exec) */
+	char *env;               /* "KEY=VALUE ..." added to the environment */
+	char *workdir;           /* working directory of the command */
+};
+
+struct config {
+	char *file; /* path the config came from */
+	struct {
+		char *listen;            /* "host:port" or "[v6]:port" */
+		int64_t max_body_bytes;
+		int64_t max_wait_ms;
+		int64_t max_waiters;
+		int64_t threads;         /* HTTP threads, 0 = one per CPU */
+		int64_t max_connections;
+		int64_t per_ip_connections; /* 0 = no per-IP limit */
+		int64_t connection_timeout_ms;
+		char *tls_cert;
+		char *tls_key;
+		int64_t log_level;
+	} server;
+	struct {
+		char *path;              /* SQLite file path */
+		int64_t durability;      /* enum durability */
+		int64_t max_queued;
+		int64_t retention_ms;
+	} store;
+	struct {
+		int64_t threads;
+		int64_t shutdown_grace_ms;
+	} workers;
+	struct {
+		char *tokens_file;
+	} auth;
+	struct handler_conf *handlers;
+	size_t nhandlers;
+};
+
+/*
+ * Loads and validates FILE.  On success returns 0 and a new config in *out
+ * that the caller frees with config_free().  On failure returns JOBD_EINVAL
+ * (or JOBD_ESYS when the file cannot be read) and writes every error found,
+ * one per line, as "FILE:LINE: [section] key: reason", into err.
+ */
+int config_load(const char *path, struct config **out, char *err,
+                size_t errlen);
+
+/* Same as config_load, from a string; name is used in messages. */
+int config_load_string(const char *name, const char *text,
+                       struct config **out, char *err, size_t errlen);
+
+void config_free(struct config *cfg);
+
+/* Borrowed pointer to the handler for type, or NULL. */
+const struct handler_conf *config_handler(const struct config *cfg,
+                                          const char *type);
+
+/*
+ * Parses a size ("512", "64k", "1M", "2G"; binary multiples) into bytes.
+ * Returns 0 or JOBD_EINVAL.
+ */
+int config_parse_size(const char *s, int64_t *out);
+
+/*
+ * Parses a duration ("250ms", "30s", "5m", "1h", "7d", "1.5s"; a bare
+ * number means seconds) into milliseconds.  Returns 0 or JOBD_EINVAL.
+ */
+int config_parse_duration(const char *s, int64_t *out_ms);
+
+/* Name of a builtin kind ("noop", ...). */
+const char *config_builtin_name(int64_t kind);
+
+/* Writes the Markdown reference of every key (from the table) to f. */
+void config_write_reference(FILE *f);
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * job.h - a job as jobd keeps it in memory, its status names, and its JSON
+ * rendering for the API.  A struct job owns its strings; job_free() frees
+ * them.  Nothing here is shared between threads: jobs are copied or handed
+ * over whole.
+ */
+#ifndef JOBD_JOB_H
+#define JOBD_JOB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "uuid.h"
+
+enum job_status {
+	JOB_QUEUED = 0,
+	JOB_RUNNING,
+	JOB_SUCCEEDED,
+	JOB_FAILED,
+	JOB_CANCELLED,
+	JOB_NSTATUS
+};
+
+#define JOB_TYPE_MAX 64
+#define CLAIM_TOKEN_MAX 48
+
+struct job {
+	char id[UUID_STR_LEN];
+	char type[JOB_TYPE_MAX + 1];
+	int status;               /* enum job_status */
+	int priority;             /* -100..100, higher first */
+	int attempt;              /* attempts started so far */
+	int max_attempts;
+	int64_t timeout_ms;
+	int64_t created_at_ms;
+	int64_t run_at_ms;
+	int64_t started_at_ms;    /* -1: never started */
+	int64_t finished_at_ms;   /* -1: not finished */
+	char *payload;            /* compact JSON text, never NULL once made */
+	char *result;             /* JSON text or NULL */
+	char *error;              /* plain text or NULL */
+	bool has_exit_code;
+	int exit_code;            /* exit status, or 128 + signal */
+	bool cancel_on_disconnect;
+	char *idem_key;           /* Idempotency-Key or NULL */
+	char *idem_fp;            /* fingerprint of the submission or NULL */
+	char claim[CLAIM_TOKEN_MAX]; /* token of the current claim ("" none) */
+};
+
+/* Status name ("queued", ...) or NULL for an out-of-range value. */
+const char *job_status_name(int status);
+
+/* Parses a status name; returns the status or -1. */
+int job_status_parse(const char *name);
+
+/* True for succeeded, failed and cancelled. */
+bool job_status_is_final(int status);
+
+/* Initialises a job to empty values (all times -1, no strings). */
+void job_init(struct job *job);
+
+/* Frees the strings a job owns (not the struct) and re-initialises it. */
+void job_clear(struct job *job);
+
+/* Frees a heap-allocated job and its strings; NULL is fine. */
+void job_free(struct job *job);
+
+/* Moves src's contents into dst (dst must be clear); src becomes clear. */
+void job_move(struct job *dst, struct job *src);
+
+/*
+ * Renders the job as the API's JSON object text (compact).  Returns a new
+ * string the caller frees, or NULL when out of memory.
+ */
+char *job_to_json(const struct job *job);
+
+/*
+ * Adds the job's JSON object to a cJSON array or object (void * to keep
+ * cJSON out of this header).  Returns 0 or JOBD_ENOMEM.
+ */
+int job_add_to_cjson_array(const struct job *job, void *cjson_array);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * store_backend.h - the table of operations a store backend implements
+ * (OpenSMTPD queue_backend style).  Only store.c and the backends include
+ * this; everybody else uses store.h.
+ */
+#ifndef JOBD_STORE_BACKEND_H
+#define JOBD_STORE_BACKEND_H
+
+#include "store.h"
+
+struct store_ops {
+	const char *name;
+	int (*open)(const char *path, const struct store_options *opt,
+	            void **impl, char *err, size_t errlen);
+	void (*close)(void *impl);
+	int (*begin)(void *impl, char *err, size_t errlen);
+	int (*commit)(void *impl, char *err, size_t errlen);
+	void (*rollback)(void *impl);
+	int (*insert)(void *impl, const struct job *job, char *err,
+	              size_t errlen);
+	int (*find_idem)(void *impl, const char *key, struct job *out,
+	                 char *err, size_t errlen);
+	int (*claim)(void *impl, const struct store_claim_req *req,
+	             struct job **out, size_t *nout, char *err, size_t errlen);
+	int (*complete)(void *impl, const struct store_completion *c,
+	                char *err, size_t errlen);
+	int (*cancel)(void *impl, const char *id, int64_t now_ms, int *status,
+	              char *err, size_t errlen);
+	int (*retry)(void *impl, const char *id, int64_t now_ms, int *status,
+	             char *err, size_t errlen);
+	int (*recover)(void *impl, int64_t now_ms, int *requeued, int *failed,
+	               char *err, size_t errlen);
+	int (*purge)(void *impl, int64_t cutoff_ms, int limit, int *deleted,
+	             char *err, size_t errlen);
+	int (*next_run_at)(void *impl, int64_t *out_ms, char *err,
+	                   size_t errlen);
+	int (*count_writer)(void *impl, int status, int64_t *out, char *err,
+	                    size_t errlen);
+	int (*get)(void *impl, const char *id, struct job *out, char *err,
+	           size_t errlen);
+	int (*list)(void *impl, const struct store_filter *f, struct job **out,
+	            size_t *nout, char *err, size_t errlen);
+	int (*counts)(void *impl, int64_t counts[JOB_NSTATUS], char *err,
+	              size_t errlen);
+	bool (*ping)(void *impl);
+};
+
+extern const struct store_ops store_sqlite_ops;
+
+#endif

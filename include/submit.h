@@ -1,0 +1,41 @@
+/*
+ * submit.h - parsing and validation of a POST /jobs body into a job.
+ *
+ * Pure functions: no I/O, no globals; safe from any thread.  This is where
+ * untrusted bytes become a struct job, so it checks everything: UTF-8,
+ * nesting depth (our own limit, cJSON's compiled-in one is 1000), field
+ * types and ranges, and that the type names a configured handler.
+ */
+#ifndef JOBD_SUBMIT_H
+#define JOBD_SUBMIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "job.h"
+
+#define SUBMIT_MAX_DEPTH 32
+
+/* True when buf[0..len) is valid UTF-8 (no overlongs, no surrogates). */
+bool submit_utf8_valid(const char *buf, size_t len);
+
+/*
+ * Returns the deepest nesting of arrays/objects in the JSON text (strings
+ * are skipped), or stops counting and returns limit + 1 once it is passed.
+ */
+int submit_json_depth(const char *buf, size_t len, int limit);
+
+/*
+ * Parses and validates a submission.  On success returns 0 and fills job
+ * (which must be job_init'ed; its strings then belong to it) with type,
+ * payload, priority, run_at, max_attempts, timeout and created_at = now_ms;
+ * the id is not set.  On failure returns JOBD_EINVAL (malformed: answer 400)
+ * or JOBD_ERANGE (well-formed but unacceptable: answer 422), with the reason
+ * in err, and leaves job clear.
+ */
+int submit_parse(const char *body, size_t len, const struct config *cfg,
+                 int64_t now_ms, struct job *job, char *err, size_t errlen);
+
+#endif

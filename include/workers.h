@@ -1,0 +1,50 @@
+/*
+ * workers.h - the worker pool: workers.threads pthreads that run claimed
+ * jobs with their handlers and report each attempt's end to the writer.
+ *
+ * Workers sleep on a condition variable until the writer hands them jobs
+ * (worker_pool_dispatch); they never poll the store.
+ */
+#ifndef JOBD_WORKERS_H
+#define JOBD_WORKERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "job.h"
+#include "writer.h"
+
+typedef struct worker_pool worker_pool;
+
+/* cfg and w are borrowed and must outlive the pool.  NULL on ENOMEM. */
+worker_pool *worker_pool_new(const struct config *cfg, writer *w);
+void worker_pool_free(worker_pool *p);
+
+/* Starts the threads.  Returns 0 or JOBD_ESYS. */
+int worker_pool_start(worker_pool *p);
+
+/* Queues claimed jobs; takes ownership of each jobs[i].  Any thread. */
+void worker_pool_dispatch(worker_pool *p, struct job **jobs, size_t n);
+
+/*
+ * Asks the running attempt of job id to stop as cancelled.  Returns true
+ * when such an attempt was found.  Any thread.
+ */
+bool worker_pool_cancel(worker_pool *p, const char *id);
+
+/*
+ * Shutdown: lets running attempts finish for up to grace_ms, then asks
+ * them to stop (their jobs go back to queued), and joins the threads.
+ * Jobs dispatched but not started go back to queued too.
+ */
+void worker_pool_stop(worker_pool *p, int64_t grace_ms);
+
+/* Number of attempts running now. */
+int worker_pool_busy(worker_pool *p);
+
+/* True while every worker thread is alive (for the watchdog). */
+bool worker_pool_alive(worker_pool *p);
+
+#endif

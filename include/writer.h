@@ -1,0 +1,125 @@
+/*
+ * writer.h - the one store writer: group commit for submissions, claims,
+ * completions, cancels and retries.
+ *
+ * Every write to the store goes through one thread.  Other threads hand it
+ * operations (struct writer_op) through a queue; the writer takes all that
+ * are waiting, applies them in one BEGIN IMMEDIATE transaction together
+ * with a claim of due jobs for idle workers, commits once (one fsync for
+ * many 202s), and only then reports each operation's outcome through its
+ * done() callback and hands the claimed jobs to the workers.  So a 202 is
+ * only ever sent for a committed job.
+ *
+ * When idle the writer sleeps on a condition variable with a deadline at
+ * the earliest future run_at: no polling.
+ */
+#ifndef JOBD_WRITER_H
+#define JOBD_WRITER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "job.h"
+#include "store.h"
+
+typedef struct writer writer;
+
+enum writer_op_kind {
+	WOP_SUBMIT,   /* insert op->job */
+	WOP_CANCEL,   /* cancel op->id */
+	WOP_RETRY,    /* retry op->id */
+	WOP_COMPLETE, /* end of an attempt (workers) */
+};
+
+struct writer_op {
+	int kind;                       /* enum writer_op_kind */
+	/* WOP_SUBMIT: the job to insert (the op owns its strings). */
+	struct job job;
+	/* WOP_CANCEL, WOP_RETRY, WOP_COMPLETE: the job id. */
+	char id[UUID_STR_LEN];
+	/* WOP_COMPLETE: the attempt's end (strings owned by the op). */
+	char type[JOB_TYPE_MAX + 1];
+	char claim[CLAIM_TOKEN_MAX];
+	int new_status;
+	int attempt_delta;
+	int64_t run_at_ms;
+	int64_t finished_at_ms;
+	char *result;
+	char *error;
+	bool has_exit_code;
+	int exit_code;
+
+	/* Outcome, valid in done(): rc is 0 or JOBD_E*; status is the job's
+	 * status after the operation (or its current one on ECONFLICT). */
+	int rc;
+	int status;
+	bool replayed;                  /* idempotent replay of an earlier job */
+	char err[256];
+	bool counted;                   /* writer's: worker slot freed */
+
+	/*
+	 * Called on the writer thread once the outcome is known (after the
+	 * commit).  NULL for WOP_COMPLETE: the writer frees those ops.  The
+	 * callback must not block; it typically resumes an HTTP connection.
+	 */
+	void (*done)(struct writer_op *op, void *arg);
+	void *arg;
+	struct writer_op *next;         /* queue link, writer's */
+};
+
+/* Initialises an op (zeroes it, job_init()s its job). */
+void writer_op_init(struct writer_op *op, int kind);
+
+/* Frees what an op owns (not the op). */
+void writer_op_clear(struct writer_op *op);
+
+/* Where claimed jobs go: takes ownership of each jobs[i] (heap). */
+typedef void (*writer_dispatch_fn)(struct job **jobs, size_t n, void *arg);
+/* Asks the running attempt of id to stop (cancel); true if one was found. */
+typedef bool (*writer_cancel_fn)(const char *id, void *arg);
+/* A job changed state (after commit): for waiters and metrics. */
+typedef void (*writer_event_fn)(const char *id, int status, void *arg);
+
+/*
+ * Creates the writer for store st (borrowed) and config cfg (borrowed;
+ * must outlive the writer).  Returns NULL when out of memory.
+ */
+writer *writer_new(store *st, const struct config *cfg);
+void writer_free(writer *w);
+
+void writer_set_hooks(writer *w, writer_dispatch_fn dispatch,
+                      writer_cancel_fn cancel, writer_event_fn event,
+                      void *arg);
+
+/*
+ * Start-up, before the thread starts: recovers jobs left running by a dead
+ * daemon and loads the queue counters.  Returns 0 or JOBD_E* with err.
+ */
+int writer_recover(writer *w, char *err, size_t errlen);
+
+/* Starts the writer thread.  Returns 0 or JOBD_ESYS. */
+int writer_start(writer *w);
+
+/*
+ * Hands an op to the writer (any thread).  Returns 0, or JOBD_EBUSY when
+ * the writer has stopped (done() is then not called).
+ */
+int writer_submit(writer *w, struct writer_op *op);
+
+/* Stops claiming new jobs (shutdown begins).  Any thread. */
+void writer_drain(writer *w);
+
+/* Applies every op still queued, then stops and joins the thread. */
+void writer_stop(writer *w);
+
+/* True while the writer thread runs and its last commit did not fail. */
+bool writer_healthy(writer *w);
+
+/* Jobs queued (exact, for max_queued and status lines). */
+int64_t writer_queued(writer *w);
+
+/* Attempts claimed and not yet completed. */
+int64_t writer_inflight(writer *w);
+
+#endif

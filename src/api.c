@@ -1,0 +1,619 @@
+/*
+ * api.c - routes, validation, JSON answers and problems (DESIGN.md §2).
+ *
+ * Runs on the HTTP threads, except the writer's done() callback, which only
+ * records the outcome and calls resume().  Reads go straight to the store's
+ * reader connections; writes go through the writer.
+ */
+#include <cJSON.h>
+#include <ctype.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api.h"
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "submit.h"
+#include "uuid.h"
+
+struct api {
+	const struct config *cfg;
+	store *st;
+	writer *w;
+	atomic_bool draining;
+};
+
+/* ---- routes ---- */
+
+int
+api_route(const char *path, char id[37])
+{
+	size_t n;
+
+	id[0] = '\0';
+	if (path == NULL)
+		return ROUTE_NONE;
+	if (strcmp(path, "/") == 0)
+		return ROUTE_ROOT;
+	if (strcmp(path, "/healthz") == 0)
+		return ROUTE_HEALTHZ;
+	if (strcmp(path, "/readyz") == 0)
+		return ROUTE_READYZ;
+	if (strcmp(path, "/metrics") == 0)
+		return ROUTE_METRICS;
+	if (strcmp(path, "/jobs") == 0 || strcmp(path, "/jobs/") == 0)
+		return ROUTE_JOBS;
+	if (strncmp(path, "/jobs/", 6) != 0)
+		return ROUTE_NONE;
+	path += 6;
+	n = strcspn(path, "/");
+	if (n != 36)
+		return ROUTE_NONE;
+	memcpy(id, path, 36);
+	id[36] = '\0';
+	if (!uuid_is_valid(id)) {
+		id[0] = '\0';
+		return ROUTE_NONE;
+	}
+	for (int i = 0; i < 36; i++)
+		id[i] = (char)tolower((unsigned char)id[i]);
+	path += 36;
+	if (*path == '\0')
+		return ROUTE_JOB;
+	if (strcmp(path, "/retry") == 0)
+		return ROUTE_JOB_RETRY;
+	id[0] = '\0';
+	return ROUTE_NONE;
+}
+
+const char *
+api_route_allow(int route)
+{
+	switch (route) {
+	case ROUTE_JOBS: return "GET, HEAD, POST";
+	case ROUTE_JOB: return "GET, HEAD, DELETE";
+	case ROUTE_JOB_RETRY: return "POST";
+	default: return "GET, HEAD";
+	}
+}
+
+static bool
+method_allowed(int route, int method)
+{
+	switch (route) {
+	case ROUTE_JOBS:
+		return method == API_GET || method == API_HEAD ||
+		       method == API_POST;
+	case ROUTE_JOB:
+		return method == API_GET || method == API_HEAD ||
+		       method == API_DELETE;
+	case ROUTE_JOB_RETRY:
+		return method == API_POST;
+	default:
+		return method == API_GET || method == API_HEAD;
+	}
+}
+
+/* ---- life ---- */
+
+api *
+api_new(const struct config *cfg, store *st, writer *w)
+{
+	api *a = calloc(1, sizeof(*a));
+
+	if (a == NULL)
+		return NULL;
+	a->cfg = cfg;
+	a->st = st;
+	a->w = w;
+	return a;
+}
+
+void
+api_free(api *a)
+{
+	free(a);
+}
+
+void
+api_set_draining(api *a)
+{
+	atomic_store(&a->draining, true);
+}
+
+void
+api_call_init(struct api_call *call)
+{
+	memset(call, 0, sizeof(*call));
+	writer_op_init(&call->op, WOP_SUBMIT);
+}
+
+void
+api_call_clear(struct api_call *call)
+{
+	free(call->body_out);
+	call->body_out = NULL;
+	writer_op_clear(&call->op);
+}
+
+/* ---- responses ---- */
+
+int
+api_status_for(int code)
+{
+	switch (code) {
+	case JOBD_OK: return 200;
+	case JOBD_EINVAL: return 400;
+	case JOBD_ERANGE: return 422;
+	case JOBD_ENOTFOUND: return 404;
+	case JOBD_ECONFLICT: return 409;
+	case JOBD_ETOOBIG: return 413;
+	case JOBD_ENOMEM:
+	case JOBD_EIO:
+	case JOBD_EFULL:
+	case JOBD_EBUSY: return 503;
+	default: return 500;
+	}
+}
+
+static void
+add_header(struct api_call *call, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#include <stdarg.h>
+static void
+add_header(struct api_call *call, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (call->nheaders >= API_MAX_HEADERS)
+		return;
+	call->headers[call->nheaders].name = name;
+	va_start(ap, fmt);
+	vsnprintf(call->headers[call->nheaders].value,
+	          sizeof(call->headers[0].value), fmt, ap);
+	va_end(ap);
+	call->nheaders++;
+}
+
+static void
+set_body(struct api_call *call, int status, const char *type, char *body)
+{
+	free(call->body_out);
+	call->status = status;
+	call->content_type = type;
+	call->body_out = body;
+	call->body_out_len = body ? strlen(body) : 0;
+}
+
+static void
+set_json(struct api_call *call, int status, cJSON *obj)
+{
+	char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
+
+	cJSON_Delete(obj);
+	if (text == NULL) {
+		api_problem(call, 503, "out-of-memory", "Service Unavailable",
+		            "out of memory building the answer");
+		return;
+	}
+	set_body(call, status, "application/json", text);
+}
+
+static const char *
+status_title(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Error";
+	}
+}
+
+void
+api_problem(struct api_call *call, int status, const char *slug,
+            const char *title, const char *detail)
+{
+	cJSON *o = cJSON_CreateObject();
+	char type[96];
+	char *text;
+
+	snprintf(type, sizeof(type), "/problems/%s", slug);
+	if (o == NULL ||
+	    !cJSON_AddStringToObject(o, "type", type) ||
+	    !cJSON_AddStringToObject(o, "title",
+	                             title ? title : status_title(status)) ||
+	    !cJSON_AddNumberToObject(o, "status", status) ||
+	    !cJSON_AddStringToObject(o, "detail", detail ? detail : "")) {
+		cJSON_Delete(o);
+		set_body(call, status, "application/problem+json", NULL);
+		return;
+	}
+	text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	set_body(call, status, "application/problem+json", text);
+	if (status == 503)
+		add_header(call, "Retry-After", "1");
+}
+
+/* A problem for a JOBD_E* code with the detail the code came with. */
+static void
+problem_for(struct api_call *call, int code, const char *detail)
+{
+	int status = api_status_for(code);
+	const char *slug;
+
+	switch (code) {
+	case JOBD_EINVAL: slug = "bad-request"; break;
+	case JOBD_ERANGE: slug = "invalid-field"; break;
+	case JOBD_ENOTFOUND: slug = "not-found"; break;
+	case JOBD_ECONFLICT: slug = "conflict"; break;
+	case JOBD_EFULL: slug = "store-full"; break;
+	case JOBD_EIO: slug = "store-error"; break;
+	case JOBD_EBUSY: slug = "unavailable"; break;
+	case JOBD_ETOOBIG: slug = "too-large"; break;
+	default: slug = "internal"; break;
+	}
+	api_problem(call, status, slug, NULL, detail);
+}
+
+/* ---- prechecks ---- */
+
+static bool
+is_json_type(const char *ct)
+{
+	size_t n;
+
+	if (ct == NULL)
+		return false;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	n = strcspn(ct, "; \t");
+	if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+		return true;
+	/* application/<anything>+json (RFC 6839). */
+	return n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
+	       strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
+bool
+api_wants_body(const struct api_call *call)
+{
+	return call->route == ROUTE_JOBS && call->method == API_POST;
+}
+
+int
+api_precheck(api *a, struct api_call *call, int64_t content_length)
+{
+	char detail[160];
+
+	call->route = api_route(call->path, call->id);
+	if (call->route == ROUTE_NONE) {
+		api_problem(call, 404, "not-found", NULL,
+		            "no such resource");
+		return API_DONE;
+	}
+	if (!method_allowed(call->route, call->method)) {
+		api_problem(call, 405, "method-not-allowed", NULL,
+		            "this method is not allowed here");
+		add_header(call, "Allow", "%s", api_route_allow(call->route));
+		return API_DONE;
+	}
+	if (!api_wants_body(call))
+		return API_CONTINUE;
+	if (!is_json_type(call->header(call->h, "Content-Type"))) {
+		api_problem(call, 415, "unsupported-media-type", NULL,
+		            "send the job as Content-Type: application/json");
+		return API_DONE;
+	}
+	if (content_length > a->cfg->server.max_body_bytes) {
+		snprintf(detail, sizeof(detail),
+		         "the body is larger than server.max_body (%lld bytes)",
+		         (long long)a->cfg->server.max_body_bytes);
+		api_problem(call, 413, "too-large", NULL, detail);
+		return API_DONE;
+	}
+	return API_CONTINUE;
+}
+
+/* ---- handlers ---- */
+
+static void
+answer_job(api *a, struct api_call *call, int status, const char *id)
+{
+	struct job job;
+	char err[256];
+	char *text;
+	int rc;
+
+	job_init(&job);
+	rc = store_get(a->st, id, &job, err, sizeof(err));
+	if (rc != 0) {
+		problem_for(call, rc, rc == JOBD_ENOTFOUND ? "no job with this id"
+		                                            : err);
+		return;
+	}
+	text = job_to_json(&job);
+	job_clear(&job);
+	if (text == NULL) {
+		problem_for(call, JOBD_ENOMEM, "out of memory");
+		return;
+	}
+	set_body(call, status, "application/json", text);
+}
+
+static void
+handle_list(api *a, struct api_call *call)
+{
+	struct store_filter f = {.status = -1, .limit = 50};
+	const char *s;
+	struct job *jobs = NULL;
+	size_t n = 0;
+	char err[256];
+	cJSON *root, *arr;
+	int rc;
+
+	if ((s = call->arg(call->h, "status")) != NULL) {
+		f.status = job_status_parse(s);
+		if (f.status < 0) {
+			api_problem(call, 400, "bad-request", NULL,
+			            "status must be one of queued, running, "
+			            "succeeded, failed, cancelled");
+			return;
+		}
+	}
+	if ((s = call->arg(call->h, "type")) != NULL) {
+		size_t len = strlen(s);
+		if (len < 1 || len > JOB_TYPE_MAX ||
+		    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		              "0123456789_.-") != len) {
+			api_problem(call, 400, "bad-request", NULL,
+			            "type must match [A-Za-z0-9_.-]{1,64}");
+			return;
+		}
+		f.type = s;
+	}
+	if ((s = call->arg(call->h, "limit")) != NULL) {
+		char *end;
+		long v = strtol(s, &end, 10);
+		if (*s == '\0' || *end != '\0' || v < 1) {
+			api_problem(call, 400, "bad-request", NULL,
+			            "limit must be an integer from 1 to 1000");
+			return;
+		}
+		f.limit = v > 1000 ? 1000 : (size_t)v;
+	}
+	char after[37];
+	if ((s = call->arg(call->h, "after")) != NULL) {
+		if (strlen(s) != 36 || !uuid_is_valid(s)) {
+			api_problem(call, 400, "bad-request", NULL,
+			            "after must be a job id (from \"next\")");
+			return;
+		}
+		for (int i = 0; i < 37; i++)
+			after[i] = (char)tolower((unsigned char)s[i]);
+		f.after = after;
+	}
+	f.limit++; /* one more tells whether there is a next page */
+	rc = store_list(a->st, &f, &jobs, &n, err, sizeof(err));
+	f.limit--;
+	if (rc != 0) {
+		problem_for(call, rc, err);
+		return;
+	}
+	root = cJSON_CreateObject();
+	arr = cJSON_AddArrayToObject(root, "jobs");
+	rc = arr ? 0 : JOBD_ENOMEM;
+	for (size_t i = 0; rc == 0 && i < n && i < f.limit; i++)
+		rc = job_add_to_cjson_array(&jobs[i], arr);
+	if (rc == 0) {
+		cJSON *next = n > f.limit ? cJSON_CreateString(jobs[f.limit - 1].id)
+		                          : cJSON_CreateNull();
+		if (!cJSON_AddItemToObject(root, "next", next))
+			rc = JOBD_ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		job_clear(&jobs[i]);
+	free(jobs);
+	if (rc != 0) {
+		cJSON_Delete(root);
+		problem_for(call, JOBD_ENOMEM, "out of memory");
+		return;
+	}
+	set_json(call, 200, root);
+}
+
+static void
+handle_ready(api *a, struct api_call *call)
+{
+	cJSON *o;
+	const char *why = NULL;
+
+	if (atomic_load(&a->draining))
+		why = "jobd is shutting down";
+	else if (!writer_healthy(a->w))
+		why = "the store's last write failed";
+	else if (!store_ping(a->st))
+		why = "the store cannot be read";
+	if (why != NULL) {
+		api_problem(call, 503, "not-ready", NULL, why);
+		return;
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "status", "ready");
+	cJSON_AddNumberToObject(o, "queued", (double)writer_queued(a->w));
+	cJSON_AddNumberToObject(o, "running", (double)writer_inflight(a->w));
+	set_json(call, 200, o);
+}
+
+static void
+op_done(struct writer_op *op, void *arg)
+{
+	struct api_call *call = arg;
+
+	(void)op;
+	call->resume(call->h);
+}
+
+static int
+handle_submit(api *a, struct api_call *call)
+{
+	char err[256];
+	int rc;
+
+	if (atomic_load(&a->draining)) {
+		api_problem(call, 503, "shutting-down", NULL,
+		            "jobd is shutting down; submit again shortly");
+		return API_DONE;
+	}
+	writer_op_init(&call->op, WOP_SUBMIT);
+	rc = submit_parse(call->body, call->body_len, a->cfg, clock_now_ms(),
+	                  &call->op.job, err, sizeof(err));
+	if (rc != 0) {
+		problem_for(call, rc, err);
+		return API_DONE;
+	}
+	if (uuid_v7_new(call->op.job.id) != 0) {
+		problem_for(call, JOBD_EBUSY, "cannot read random bytes");
+		return API_DONE;
+	}
+	return API_PENDING;
+}
+
+int
+api_handle(api *a, struct api_call *call)
+{
+	cJSON *o;
+
+	switch (call->route) {
+	case ROUTE_HEALTHZ:
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "status", "ok");
+		set_json(call, 200, o);
+		return API_DONE;
+	case ROUTE_READYZ:
+		handle_ready(a, call);
+		return API_DONE;
+	case ROUTE_ROOT:
+		set_body(call, 200, "text/html; charset=utf-8",
+		         strdup("<!doctype html><title>jobd</title>"
+		                "<h1>jobd</h1><p>API: <a href=\"/jobs\">/jobs"
+		                "</a>, <a href=\"/healthz\">/healthz</a>, "
+		                "<a href=\"/readyz\">/readyz</a></p>\n"));
+		return API_DONE;
+	case ROUTE_METRICS:
+		api_problem(call, 404, "not-found", NULL,
+		            "metrics are not built yet");
+		return API_DONE;
+	case ROUTE_JOBS:
+		if (call->method == API_POST)
+			return handle_submit(a, call);
+		handle_list(a, call);
+		return API_DONE;
+	case ROUTE_JOB:
+		if (call->method == API_DELETE) {
+			writer_op_init(&call->op, WOP_CANCEL);
+			memcpy(call->op.id, call->id, sizeof(call->op.id));
+			return API_PENDING;
+		}
+		answer_job(a, call, 200, call->id);
+		return API_DONE;
+	case ROUTE_JOB_RETRY:
+		writer_op_init(&call->op, WOP_RETRY);
+		memcpy(call->op.id, call->id, sizeof(call->op.id));
+		return API_PENDING;
+	default:
+		api_problem(call, 404, "not-found", NULL, "no such resource");
+		return API_DONE;
+	}
+}
+
+void
+api_start(api *a, struct api_call *call)
+{
+	call->op.done = op_done;
+	call->op.arg = call;
+	call->op_started = true;
+	if (writer_submit(a->w, &call->op) != 0) {
+		call->op.rc = JOBD_EBUSY;
+		snprintf(call->op.err, sizeof(call->op.err),
+		         "jobd is shutting down");
+		call->resume(call->h);
+	}
+}
+
+void
+api_finish(api *a, struct api_call *call)
+{
+	struct writer_op *op = &call->op;
+	cJSON *o;
+	char href[64];
+
+	switch (op->kind) {
+	case WOP_SUBMIT:
+		if (op->rc != 0) {
+			problem_for(call, op->rc, op->err);
+			return;
+		}
+		snprintf(href, sizeof(href), "/jobs/%s", op->job.id);
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "id", op->job.id);
+		cJSON_AddStringToObject(o, "status", job_status_name(op->status));
+		cJSON_AddStringToObject(o, "href", href);
+		set_json(call, 202, o);
+		if (call->status != 202)
+			return;
+		add_header(call, "Location", "%s", href);
+		add_header(call, "Retry-After", "1");
+		if (op->replayed)
+			add_header(call, "Idempotent-Replayed", "true");
+		return;
+	case WOP_CANCEL:
+		if (op->rc == 0) {
+			answer_job(a, call, 200, op->id);
+		} else if (op->rc == JOBD_ECONFLICT && op->status == JOB_RUNNING) {
+			/* The attempt is being stopped; the job becomes
+			 * cancelled when it has. */
+			answer_job(a, call, 202, op->id);
+		} else if (op->rc == JOBD_ECONFLICT) {
+			char detail[96];
+			snprintf(detail, sizeof(detail),
+			         "the job is already %s",
+			         job_status_name(op->status));
+			api_problem(call, 409, "conflict", NULL, detail);
+		} else {
+			problem_for(call, op->rc, op->rc == JOBD_ENOTFOUND
+			            ? "no job with this id" : op->err);
+		}
+		return;
+	case WOP_RETRY:
+		if (op->rc == 0) {
+			answer_job(a, call, 200, op->id);
+		} else if (op->rc == JOBD_ECONFLICT) {
+			char detail[128];
+			snprintf(detail, sizeof(detail),
+			         "only failed or cancelled jobs can be retried; "
+			         "this one is %s", job_status_name(op->status));
+			api_problem(call, 409, "conflict", NULL, detail);
+		} else {
+			problem_for(call, op->rc, op->rc == JOBD_ENOTFOUND
+			            ? "no job with this id" : op->err);
+		}
+		return;
+	default:
+		problem_for(call, JOBD_EINVAL, "unexpected operation");
+	}
+}

@@ -1,0 +1,741 @@
+/*
+ * config.c - the configuration table and its INI loader (libinih).
+ *
+ * Every key lives in one table below: section, key, type, offset in its
+ * struct, default (as text, parsed like a user value), bounds and a one-line
+ * doc.  The same table applies defaults, parses values, checks bounds, and
+ * writes the README's reference.  libinih does the INI parsing; we only feed
+ * it lines through a reader that counts them so that every error can name
+ * its line.
+ */
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "err.h"
+#include "log.h"
+
+enum conf_type { T_STR, T_SIZE, T_DUR, T_INT, T_ENUM, T_LISTEN };
+
+struct conf_key {
+	const char *section; /* "handler" for [handler.NAME] sections */
+	const char *key;
+	enum conf_type type;
+	size_t offset;       /* in struct config, or in struct handler_conf */
+	const char *def;     /* default as text; NULL = unset */
+	int64_t min, max;
+	const char *const *names; /* T_ENUM: value names, index = value */
+	const char *doc;
+};
+
+static const char *const durability_names[] = {"full", "normal", NULL};
+static const char *const builtin_names[] = {"", "noop", "sleep", "echo",
+                                            "fail", NULL};
+static const char *const level_names[] = {"", "", "", "err", "warning",
+                                          "notice", "info", "debug", NULL};
+
+#define C(f) offsetof(struct config, f)
+#define H(f) offsetof(struct handler_conf, f)
+#define DAY (86400LL * 1000)
+
+static const struct conf_key conf_keys[] = {
+	{"server", "listen", T_LISTEN, C(server.listen), "127.0.0.1:8080", 0, 0,
+	 NULL, "address:port to listen on (IPv6 as [::1]:8080); ignored when "
+	 "systemd passes a socket (LISTEN_FDS)"},
+	{"server", "max_body", T_SIZE, C(server.max_body_bytes), "1M", 1024,
+	 1LL << 30, NULL, "largest accepted request body (413 above)"},
+	{"server", "max_wait", T_DUR, C(server.max_wait_ms), "60s", 0,
+	 DAY, NULL, "cap on ?wait= / Prefer: wait= long-polls"},
+	{"server", "max_waiters", T_INT, C(server.max_waiters), "10000", 0,
+	 1000000, NULL, "most suspended waiting requests; beyond, waits answer "
+	 "at once"},
+	{"server", "threads", T_INT, C(server.threads), "0", 0, 64, NULL,
+	 "HTTP threads (0 = one per CPU)"},
+	{"server", "max_connections", T_INT, C(server.max_connections), "4096",
+	 16, 1000000, NULL, "most open client connections"},
+	{"server", "per_ip_connections", T_INT, C(server.per_ip_connections),
+	 "0", 0, 1000000, NULL, "most connections from one IP (0 = no limit)"},
+	{"server", "connection_timeout", T_DUR, C(server.connection_timeout_ms),
+	 "60s", 0, DAY, NULL, "idle or slow connections are closed after this "
+	 "(0 = never)"},
+	{"server", "tls_cert", T_STR, C(server.tls_cert), NULL, 0, 0, NULL,
+	 "PEM certificate file: serve HTTPS (with tls_key)"},
+	{"server", "tls_key", T_STR, C(server.tls_key), NULL, 0, 0, NULL,
+	 "PEM private key file for tls_cert"},
+	{"server", "log_level", T_ENUM, C(server.log_level), "info", 3, 7,
+	 level_names, "err | warning | notice | info | debug"},
+	{"store", "path", T_STR, C(store.path), "/var/lib/jobd/jobs.db", 0, 0,
+	 NULL, "SQLite database file"},
+	{"store", "durability", T_ENUM, C(store.durability), "full", 0, 1,
+	 durability_names, "full: fsync every commit (survives power loss); "
+	 "normal: WAL without fsync per commit (survives process crashes)"},
+	{"store", "max_queued", T_INT, C(store.max_queued), "1000000", 1,
+	 1000000000, NULL, "queued jobs beyond which POST /jobs answers 503"},
+	{"store", "retention", T_DUR, C(store.retention_ms), "7d", 60000,
+	 3650 * DAY, NULL, "finished jobs are deleted after this"},
+	{"workers", "threads", T_INT, C(workers.threads), "4", 1, 1024, NULL,
+	 "worker threads running attempts"},
+	{"workers", "shutdown_grace", T_DUR, C(workers.shutdown_grace_ms), "30s",
+	 0, DAY, NULL, "on SIGTERM, how long running attempts may finish "
+	 "before they are stopped and requeued"},
+	{"auth", "tokens_file", T_STR, C(auth.tokens_file), NULL, 0, 0, NULL,
+	 "file of name:token lines; unset = no authentication"},
+
+	{"handler", "builtin", T_ENUM, H(builtin), NULL, 1, 4, builtin_names,
+	 "noop | sleep | echo | fail (exclusive with command)"},
+	{"handler", "command", T_STR, H(command), NULL, 0, 0, NULL,
+	 "program and arguments, split like shell words, run without a shell"},
+	{"handler", "timeout", T_DUR, H(timeout_ms), "60s", 1, DAY, NULL,
+	 "an attempt is stopped after this (per-job \"timeout\" overrides)"},
+	{"handler", "max_attempts", T_INT, H(max_attempts), "3", 1, 100, NULL,
+	 "attempts before a job fails (per-job \"max_attempts\" overrides)"},
+	{"handler", "backoff_base", T_DUR, H(backoff_base_ms), "1s", 0, DAY, NULL,
+	 "retry n waits random(0, backoff_base * 2^(n-1))"},
+	{"handler", "backoff_max", T_DUR, H(backoff_max_ms), "1h", 0, 30 * DAY,
+	 NULL, "cap of the retry delay"},
+	{"handler", "concurrency", T_INT, H(concurrency), "0", 0, 1024, NULL,
+	 "most attempts of this type running at once (0 = up to "
+	 "workers.threads)"},
+	{"handler", "kill_grace", T_DUR, H(kill_grace_ms), "5s", 0, 3600000, NULL,
+	 "after SIGTERM, wait this long before SIGKILL"},
+	{"handler", "max_output", T_SIZE, H(max_output_bytes), "1M", 0,
+	 1LL << 30, NULL, "stdout bytes kept as the result (exec)"},
+	{"handler", "env", T_STR, H(env), NULL, 0, 0, NULL,
+	 "extra environment, KEY=VALUE words (exec)"},
+	{"handler", "workdir", T_STR, H(workdir), NULL, 0, 0, NULL,
+	 "working directory of the command (exec; default /)"},
+};
+
+#define NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
+
+/* ---- value parsers ---- */
+
+int
+config_parse_size(const char *s, int64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	int64_t mult = 1;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	if (!isdigit((unsigned char)*s))
+		return JOBD_EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return JOBD_EINVAL;
+	switch (*end) {
+	case 'k': case 'K': mult = 1LL << 10; end++; break;
+	case 'm': case 'M': mult = 1LL << 20; end++; break;
+	case 'g': case 'G': mult = 1LL << 30; end++; break;
+	default: break;
+	}
+	if (mult > 1 && (end[0] == 'i' && end[1] == 'B'))
+		end += 2;
+	else if (*end == 'B' || *end == 'b')
+		end++;
+	while (isspace((unsigned char)*end))
+		end++;
+	if (*end != '\0')
+		return JOBD_EINVAL;
+	if (v > (unsigned long long)(INT64_MAX / mult))
+		return JOBD_EINVAL;
+	*out = (int64_t)v * mult;
+	return 0;
+}
+
+int
+config_parse_duration(const char *s, int64_t *out_ms)
+{
+	char *end;
+	double v, mult = 1000.0;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	if (!isdigit((unsigned char)*s) && *s != '.')
+		return JOBD_EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || !isfinite(v) || v < 0)
+		return JOBD_EINVAL;
+	if (strncmp(end, "ms", 2) == 0) {
+		mult = 1.0;
+		end += 2;
+	} else if (*end == 's') {
+		end++;
+	} else if (*end == 'm') {
+		mult = 60e3;
+		end++;
+	} else if (*end == 'h') {
+		mult = 3600e3;
+		end++;
+	} else if (*end == 'd') {
+		mult = 86400e3;
+		end++;
+	}
+	while (isspace((unsigned char)*end))
+		end++;
+	if (*end != '\0')
+		return JOBD_EINVAL;
+	v *= mult;
+	if (v > 9.0e15)
+		return JOBD_EINVAL;
+	*out_ms = (int64_t)llround(v);
+	return 0;
+}
+
+static int
+parse_int(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s)
+		return JOBD_EINVAL;
+	while (isspace((unsigned char)*end))
+		end++;
+	if (*end != '\0')
+		return JOBD_EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int
+parse_listen(const char *s)
+{
+	const char *colon, *p;
+	long port;
+	char *end;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL || close[1] != ':')
+			return JOBD_EINVAL;
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL || colon == s)
+			return JOBD_EINVAL;
+		for (p = s; p < colon; p++)
+			if (*p == ':')
+				return JOBD_EINVAL; /* bare IPv6 needs brackets */
+	}
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno != 0 || end == colon + 1 || *end != '\0' || port < 0 ||
+	    port > 65535)
+		return JOBD_EINVAL;
+	return 0;
+}
+
+/* ---- loading ---- */
+
+struct loader {
+	const char *name;      /* file name for messages */
+	struct config *cfg;
+	int line;              /* line the reader returned last */
+	char *errs;            /* all error lines */
+	size_t errlen, errused;
+	int nerrs;
+	/* keys seen, to reject duplicates: "section\nkey" */
+	char **seen;
+	size_t nseen, capseen;
+	/* reader state */
+	FILE *file;
+	const char *text;
+	size_t text_pos;
+};
+
+static void
+loader_error(struct loader *ld, int line, const char *section,
+             const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static void
+loader_error(struct loader *ld, int line, const char *section,
+             const char *key, const char *fmt, ...)
+{
+	char reason[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	ld->nerrs++;
+	if (ld->errs == NULL || ld->errused >= ld->errlen)
+		return;
+	n = snprintf(ld->errs + ld->errused, ld->errlen - ld->errused,
+	             "%s%s:%d: [%s] %s: %s", ld->errused ? "\n" : "", ld->name,
+	             line, section, key, reason);
+	if (n > 0)
+		ld->errused += (size_t)n;
+	if (ld->errused > ld->errlen)
+		ld->errused = ld->errlen;
+}
+
+static const struct conf_key *
+find_key(const char *section, const char *key)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(conf_keys[i].section, section) == 0 &&
+		    strcmp(conf_keys[i].key, key) == 0)
+			return &conf_keys[i];
+	return NULL;
+}
+
+/* Sets one value; on failure writes a reason into why and returns < 0. */
+static int
+set_value(const struct conf_key *k, void *base, const char *value, char *why,
+          size_t whylen)
+{
+	char *field = (char *)base + k->offset;
+	int64_t v = 0;
+
+	switch (k->type) {
+	case T_STR:
+	case T_LISTEN:
+		if (k->type == T_LISTEN && parse_listen(value) != 0)
+			return jobd_seterr(why, whylen, JOBD_EINVAL,
+			                   "\"%s\" is not host:port "
+			                   "(e.g. 127.0.0.1:8080 or [::1]:8080)",
+			                   value);
+		if (value[0] == '\0')
+			return jobd_seterr(why, whylen, JOBD_EINVAL,
+			                   "must not be empty");
+		{
+			char *dup = strdup(value);
+			if (dup == NULL)
+				return jobd_seterr(why, whylen, JOBD_ENOMEM,
+				                   "out of memory");
+			free(*(char **)field);
+			*(char **)field = dup;
+		}
+		return 0;
+	case T_SIZE:
+		if (config_parse_size(value, &v) != 0)
+			return jobd_seterr(why, whylen, JOBD_EINVAL,
+			                   "\"%s\" is not a size (e.g. 512k, "
+			                   "1M, 2G)", value);
+		break;
+	case T_DUR:
+		if (config_parse_duration(value, &v) != 0)
+			return jobd_seterr(why, whylen, JOBD_EINVAL,
+			                   "\"%s\" is not a duration (e.g. 250ms, "
+			                   "30s, 5m, 1h, 7d)", value);
+		break;
+	case T_INT:
+		if (parse_int(value, &v) != 0)
+			return jobd_seterr(why, whylen, JOBD_EINVAL,
+			                   "\"%s\" is not an integer", value);
+		break;
+	case T_ENUM: {
+		int found = -1;
+		for (int i = 0; k->names[i] != NULL; i++)
+			if (k->names[i][0] != '\0' &&
+			    strcmp(k->names[i], value) == 0)
+				found = i;
+		if (found < 0) {
+			char list[256] = "";
+			for (int i = 0; k->names[i] != NULL; i++) {
+				if (k->names[i][0] == '\0')
+					continue;
+				if (list[0])
+					strncat(list, ", ",
+					        sizeof(list) - strlen(list) - 1);
+				strncat(list, k->names[i],
+				        sizeof(list) - strlen(list) - 1);
+			}
+			return jobd_seterr(why, whylen, JOBD_EINVAL,
+			                   "\"%s\" is not one of: %s", value,
+			                   list);
+		}
+		*(int64_t *)field = found;
+		return 0;
+	}
+	}
+	if (v < k->min || v > k->max)
+		return jobd_seterr(why, whylen, JOBD_ERANGE,
+		                   "\"%s\" is out of range (%lld..%lld%s)", value,
+		                   (long long)k->min, (long long)k->max,
+		                   k->type == T_DUR ? " ms" :
+		                   k->type == T_SIZE ? " bytes" : "");
+	*(int64_t *)field = v;
+	return 0;
+}
+
+static void
+apply_defaults(void *base, const char *section)
+{
+	char why[256];
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+		if (strcmp(k->section, section) != 0 || k->def == NULL)
+			continue;
+		int rc = set_value(k, base, k->def, why, sizeof(why));
+		assert(rc == 0); /* the table's defaults are valid */
+		(void)rc;
+	}
+}
+
+static bool
+is_known_section(const char *section)
+{
+	return strcmp(section, "server") == 0 || strcmp(section, "store") == 0 ||
+	       strcmp(section, "workers") == 0 || strcmp(section, "auth") == 0;
+}
+
+static bool
+valid_type_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!isalnum(c) && c != '_' && c != '.' && c != '-')
+			return false;
+	}
+	return true;
+}
+
+static struct handler_conf *
+get_handler(struct loader *ld, const char *name, int line)
+{
+	struct config *cfg = ld->cfg;
+	struct handler_conf *h;
+
+	for (size_t i = 0; i < cfg->nhandlers; i++)
+		if (strcmp(cfg->handlers[i].name, name) == 0)
+			return &cfg->handlers[i];
+	h = realloc(cfg->handlers, (cfg->nhandlers + 1) * sizeof(*h));
+	if (h == NULL)
+		return NULL;
+	cfg->handlers = h;
+	h = &cfg->handlers[cfg->nhandlers];
+	memset(h, 0, sizeof(*h));
+	h->name = strdup(name);
+	if (h->name == NULL)
+		return NULL;
+	h->line = line;
+	cfg->nhandlers++;
+	apply_defaults(h, "handler");
+	return h;
+}
+
+static bool
+seen_before(struct loader *ld, const char *section, const char *key)
+{
+	size_t n = strlen(section) + strlen(key) + 2;
+	char *tag = malloc(n);
+
+	if (tag == NULL)
+		return false;
+	snprintf(tag, n, "%s\n%s", section, key);
+	for (size_t i = 0; i < ld->nseen; i++)
+		if (strcmp(ld->seen[i], tag) == 0) {
+			free(tag);
+			return true;
+		}
+	if (ld->nseen == ld->capseen) {
+		size_t cap = ld->capseen ? ld->capseen * 2 : 32;
+		char **s = realloc(ld->seen, cap * sizeof(*s));
+		if (s == NULL) {
+			free(tag);
+			return false;
+		}
+		ld->seen = s;
+		ld->capseen = cap;
+	}
+	ld->seen[ld->nseen++] = tag;
+	return false;
+}
+
+static int
+ini_cb(void *user, const char *section, const char *name, const char *value)
+{
+	struct loader *ld = user;
+	const struct conf_key *k;
+	void *base = ld->cfg;
+	char why[384];
+
+	if (seen_before(ld, section, name)) {
+		loader_error(ld, ld->line, section, name,
+		             "set twice (each key may appear once)");
+		return 1;
+	}
+	if (strncmp(section, "handler.", 8) == 0) {
+		const char *hname = section + 8;
+		if (!valid_type_name(hname))
+			return 1; /* reported once, from the section header */
+		k = find_key("handler", name);
+		if (k == NULL) {
+			loader_error(ld, ld->line, section, name,
+			             "unknown key");
+			return 1;
+		}
+		base = get_handler(ld, hname, ld->line);
+		if (base == NULL) {
+			loader_error(ld, ld->line, section, name,
+			             "out of memory");
+			return 1;
+		}
+	} else {
+		k = find_key(section, name);
+		if (k == NULL) {
+			if (section[0] == '\0')
+				loader_error(ld, ld->line, section, name,
+				             "key outside any [section]");
+			else if (is_known_section(section))
+				loader_error(ld, ld->line, section, name,
+				             "unknown key");
+			/* else: the section header was already reported */
+			return 1;
+		}
+	}
+	if (set_value(k, base, value, why, sizeof(why)) != 0)
+		loader_error(ld, ld->line, section, name, "%s", why);
+	/* Always go on, so that every error of the file is reported. */
+	return 1;
+}
+
+/* Notes a "[section]" header line: handler sections exist even if empty. */
+static void
+note_section_line(struct loader *ld, const char *line)
+{
+	const char *p = line, *end;
+	char name[256];
+
+	while (isspace((unsigned char)*p))
+		p++;
+	if (*p != '[')
+		return;
+	p++;
+	end = strchr(p, ']');
+	if (end == NULL || (size_t)(end - p) >= sizeof(name))
+		return;
+	memcpy(name, p, (size_t)(end - p));
+	name[end - p] = '\0';
+	if (strncmp(name, "handler.", 8) == 0) {
+		if (!valid_type_name(name + 8)) {
+			loader_error(ld, ld->line, name, "NAME",
+			             "handler name must match [A-Za-z0-9_.-]{1,64}");
+			return;
+		}
+		for (size_t i = 0; i < ld->cfg->nhandlers; i++)
+			if (strcmp(ld->cfg->handlers[i].name, name + 8) == 0) {
+				loader_error(ld, ld->line, name, "NAME",
+				             "handler section appears twice");
+				return;
+			}
+		if (get_handler(ld, name + 8, ld->line) == NULL)
+			loader_error(ld, ld->line, name, "NAME",
+			             "out of memory");
+	} else if (!is_known_section(name)) {
+		loader_error(ld, ld->line, name, "*", "unknown section");
+	}
+}
+
+static char *
+reader_file(char *str, int num, void *stream)
+{
+	struct loader *ld = stream;
+	char *r = fgets(str, num, ld->file);
+
+	if (r != NULL) {
+		ld->line++;
+		note_section_line(ld, str);
+	}
+	return r;
+}
+
+static char *
+reader_string(char *str, int num, void *stream)
+{
+	struct loader *ld = stream;
+	const char *p = ld->text + ld->text_pos;
+	int n = 0;
+
+	if (*p == '\0' || num < 2)
+		return NULL;
+	while (n < num - 1 && p[n] != '\0') {
+		str[n] = p[n];
+		n++;
+		if (p[n - 1] == '\n')
+			break;
+	}
+	str[n] = '\0';
+	ld->text_pos += (size_t)n;
+	ld->line++;
+	note_section_line(ld, str);
+	return str;
+}
+
+static void
+validate(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+
+	for (size_t i = 0; i < cfg->nhandlers; i++) {
+		struct handler_conf *h = &cfg->handlers[i];
+		char sec[80];
+		snprintf(sec, sizeof(sec), "handler.%s", h->name);
+		if (h->builtin == BUILTIN_NONE && h->command == NULL)
+			loader_error(ld, h->line, sec, "command",
+			             "a handler needs \"builtin\" or \"command\"");
+		else if (h->builtin != BUILTIN_NONE && h->command != NULL)
+			loader_error(ld, h->line, sec, "command",
+			             "\"builtin\" and \"command\" exclude each other");
+		if (h->backoff_max_ms < h->backoff_base_ms)
+			loader_error(ld, h->line, sec, "backoff_max",
+			             "smaller than backoff_base");
+	}
+	if ((cfg->server.tls_cert == NULL) != (cfg->server.tls_key == NULL))
+		loader_error(ld, 0, "server", "tls_cert",
+		             "tls_cert and tls_key must be set together");
+}
+
+static int
+load(struct loader *ld, struct config **out, char *err, size_t errlen)
+{
+	struct config *cfg;
+	int rc;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	cfg = calloc(1, sizeof(*cfg));
+	if (cfg == NULL)
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	cfg->file = strdup(ld->name);
+	ld->cfg = cfg;
+	ld->errs = err;
+	ld->errlen = errlen;
+	apply_defaults(cfg, "server");
+	apply_defaults(cfg, "store");
+	apply_defaults(cfg, "workers");
+	apply_defaults(cfg, "auth");
+
+	/* Our runtime choices for Debian's libinih: long lines, no
+	 * continuation lines, ';' and '#' comments. */
+	ini_allow_multiline = false;
+	ini_use_stack = false;
+	ini_allow_realloc = true;
+	ini_max_line = 64 * 1024;
+
+	rc = ini_parse_stream(ld->file ? reader_file : reader_string, ld,
+	                      ini_cb, ld);
+	if (rc > 0 && ld->nerrs == 0)
+		loader_error(ld, rc, "?", "?", "syntax error (expected "
+		             "[section] or key = value)");
+	else if (rc == -2)
+		loader_error(ld, 0, "?", "?", "out of memory");
+	if (ld->nerrs == 0)
+		validate(ld);
+	for (size_t i = 0; i < ld->nseen; i++)
+		free(ld->seen[i]);
+	free(ld->seen);
+	if (ld->nerrs > 0) {
+		config_free(cfg);
+		return JOBD_EINVAL;
+	}
+	*out = cfg;
+	return 0;
+}
+
+int
+config_load(const char *path, struct config **out, char *err, size_t errlen)
+{
+	struct loader ld = {.name = path};
+	int rc;
+
+	ld.file = fopen(path, "re");
+	if (ld.file == NULL)
+		return jobd_seterr(err, errlen, JOBD_ESYS, "%s: cannot open: %s",
+		                   path, strerror(errno));
+	rc = load(&ld, out, err, errlen);
+	fclose(ld.file);
+	return rc;
+}
+
+int
+config_load_string(const char *name, const char *text, struct config **out,
+                   char *err, size_t errlen)
+{
+	struct loader ld = {.name = name, .text = text};
+
+	return load(&ld, out, err, errlen);
+}
+
+void
+config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+		if ((k->type == T_STR || k->type == T_LISTEN) &&
+		    strcmp(k->section, "handler") != 0)
+			free(*(char **)((char *)cfg + k->offset));
+	}
+	for (size_t h = 0; h < cfg->nhandlers; h++) {
+		for (size_t i = 0; i < NKEYS; i++) {
+			const struct conf_key *k = &conf_keys[i];
+			if (k->type == T_STR &&
+			    strcmp(k->section, "handler") == 0)
+				free(*(char **)((char *)&cfg->handlers[h] +
+				                k->offset));
+		}
+		free(cfg->handlers[h].name);
+	}
+	free(cfg->handlers);
+	free(cfg->file);
+	free(cfg);
+}
+
+const struct handler_conf *
+config_handler(const struct config *cfg, const char *type)
+{
+	for (size_t i = 0; i < cfg->nhandlers; i++)
+		if (strcmp(cfg->handlers[i].name, type) == 0)
+			return &cfg->handlers[i];
+	return NULL;
+}
+
+const char *
+config_builtin_name(int64_t kind)
+{
+	if (kind < 0 || kind > BUILTIN_FAIL)
+		return "";
+	return builtin_names[kind];
+}
+
+void
+config_write_reference(FILE *f)
+{
+	const char *last = "";
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+		if (strcmp(k->section, last) != 0) {
+			fprintf(f, "%s### `[%s%s]`\n\n| key | default | doc |\n"
+			        "|---|---|---|\n", i ? "\n" : "", k->section,
+			        strcmp(k->section, "handler") == 0 ? ".NAME" : "");
+			last = k->section;
+		}
+		fprintf(f, "| `%s` | %s%s%s | %s |\n", k->key, k->def ? "`" : "",
+		        k->def ? k->def : "(unset)", k->def ? "`" : "", k->doc);
+	}
+}

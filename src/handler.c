@@ -1,0 +1,142 @@
+/*
+ * handler.c - attempt contexts and dispatch to the builtin or exec handler.
+ *
+ * LOCKING: ctx->mu guards stop_reason's transitions, pgid and the condition
+ * variable builtins sleep on.  stop_reason is also atomic so that handlers
+ * can poll it without the lock.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "err.h"
+#include "handler.h"
+
+struct jobd_ctx {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	atomic_int stop_reason;     /* enum jobd_stop */
+	int64_t deadline_mono_ms;   /* the attempt's timeout */
+	int64_t kill_grace_ms;
+	pid_t pgid;                 /* exec child's group, 0 = none; mu */
+};
+
+int
+handler_ctx_init(jobd_ctx **out, int64_t deadline_mono_ms,
+                 int64_t kill_grace_ms)
+{
+	jobd_ctx *ctx = calloc(1, sizeof(*ctx));
+
+	if (ctx == NULL)
+		return JOBD_ENOMEM;
+	pthread_mutex_init(&ctx->mu, NULL);
+	if (clock_cond_init(&ctx->cond) != 0) {
+		pthread_mutex_destroy(&ctx->mu);
+		free(ctx);
+		return JOBD_ESYS;
+	}
+	atomic_init(&ctx->stop_reason, JOBD_STOP_NONE);
+	ctx->deadline_mono_ms = deadline_mono_ms;
+	ctx->kill_grace_ms = kill_grace_ms;
+	*out = ctx;
+	return 0;
+}
+
+void
+handler_ctx_free(jobd_ctx *ctx)
+{
+	if (ctx == NULL)
+		return;
+	pthread_cond_destroy(&ctx->cond);
+	pthread_mutex_destroy(&ctx->mu);
+	free(ctx);
+}
+
+void
+handler_ctx_request_stop(jobd_ctx *ctx, int reason)
+{
+	int none = JOBD_STOP_NONE;
+
+	pthread_mutex_lock(&ctx->mu);
+	if (atomic_compare_exchange_strong(&ctx->stop_reason, &none, reason)) {
+		pthread_cond_broadcast(&ctx->cond);
+		/* The exec handler's own loop escalates to SIGKILL after
+		 * kill_grace; this SIGTERM makes the group start stopping now. */
+		if (ctx->pgid > 0)
+			kill(-ctx->pgid, SIGTERM);
+	}
+	pthread_mutex_unlock(&ctx->mu);
+}
+
+void
+handler_ctx_set_pgid(jobd_ctx *ctx, pid_t pgid)
+{
+	pthread_mutex_lock(&ctx->mu);
+	ctx->pgid = pgid;
+	pthread_mutex_unlock(&ctx->mu);
+}
+
+int64_t
+handler_ctx_kill_grace_ms(jobd_ctx *ctx)
+{
+	return ctx->kill_grace_ms;
+}
+
+int
+jobd_ctx_stop_reason(jobd_ctx *ctx)
+{
+	int r = atomic_load(&ctx->stop_reason);
+
+	if (r == JOBD_STOP_NONE && clock_mono_ms() >= ctx->deadline_mono_ms) {
+		handler_ctx_request_stop(ctx, JOBD_STOP_TIMEOUT);
+		r = atomic_load(&ctx->stop_reason);
+	}
+	return r;
+}
+
+int
+jobd_ctx_sleep(jobd_ctx *ctx, int64_t ms)
+{
+	int64_t until = clock_mono_ms() + ms;
+	int reason;
+
+	pthread_mutex_lock(&ctx->mu);
+	for (;;) {
+		reason = atomic_load(&ctx->stop_reason);
+		if (reason != JOBD_STOP_NONE)
+			break;
+		int64_t now = clock_mono_ms();
+		if (now >= ctx->deadline_mono_ms) {
+			reason = JOBD_STOP_TIMEOUT;
+			atomic_store(&ctx->stop_reason, reason);
+			break;
+		}
+		if (now >= until)
+			break;
+		clock_cond_wait_until(&ctx->cond, &ctx->mu,
+		                      until < ctx->deadline_mono_ms
+		                          ? until : ctx->deadline_mono_ms);
+	}
+	pthread_mutex_unlock(&ctx->mu);
+	return reason;
+}
+
+int64_t
+jobd_ctx_deadline_ms(jobd_ctx *ctx)
+{
+	return ctx->deadline_mono_ms;
+}
+
+void
+handler_run(const struct handler_conf *h, const struct jobd_job_view *job,
+            jobd_ctx *ctx, struct jobd_result *res)
+{
+	if (h->builtin != BUILTIN_NONE)
+		handler_builtin_run(h->builtin, job, ctx, res);
+	else
+		handler_exec_run(h, job, ctx, res);
+}

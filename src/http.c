@@ -1,0 +1,455 @@
+/*
+ * http.c - libmicrohttpd glue.
+ *
+ * Each request gets a struct req (MHD's con_cls) holding its api_call and
+ * body.  The access handler is called: once with the headers (we run the
+ * checks that need no body: route, method, content type, the announced
+ * length, request smuggling), then with each body chunk (kept up to
+ * max_body, then discarded), then once more at the end (api_handle).  A
+ * call that needs the writer suspends the connection; the writer's done()
+ * resumes it and the handler is called again to send the answer.  No MHD
+ * thread ever waits for a commit.
+ *
+ * LOCKING: none of our own.  A struct req is touched by its connection's
+ * MHD thread, except req->call.op, which the writer owns between api_start
+ * and the resume callback.  MHD_resume_connection is thread-safe.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "err.h"
+#include "http.h"
+#include "log.h"
+
+/* Past this many discarded bytes of an oversized body, hang up. */
+#define DISCARD_FACTOR 16
+
+struct http_server {
+	struct MHD_Daemon *d;
+	const struct config *cfg;
+	api *a;
+	int listen_fd;
+	int owns_fd;
+};
+
+enum req_state { REQ_HEADERS, REQ_BODY, REQ_PENDING, REQ_SENT };
+
+struct req {
+	struct api_call call;
+	struct MHD_Connection *conn;
+	http_server *srv;
+	int state;
+	char *body;
+	size_t len, cap;
+	size_t discarded;
+	bool too_large;
+	bool early;      /* the answer was decided from the headers */
+};
+
+static const char *
+req_arg(void *h, const char *name)
+{
+	struct req *r = h;
+
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND,
+	                                   name);
+}
+
+static const char *
+req_header(void *h, const char *name)
+{
+	struct req *r = h;
+
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+static void
+req_resume(void *h)
+{
+	struct req *r = h;
+
+	MHD_resume_connection(r->conn);
+}
+
+static int
+method_of(const char *m)
+{
+	static const struct { const char *name; int method; } methods[] = {
+		{"GET", API_GET}, {"HEAD", API_HEAD}, {"POST", API_POST},
+		{"DELETE", API_DELETE}, {"PUT", API_PUT}, {"PATCH", API_PATCH},
+		{"OPTIONS", API_OPTIONS},
+	};
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (strcmp(m, methods[i].name) == 0)
+			return methods[i].method;
+	return API_OTHER;
+}
+
+struct header_scan {
+	int content_length;     /* how many Content-Length headers */
+	int transfer_encoding;  /* how many Transfer-Encoding headers */
+	const char *cl_value;
+};
+
+static enum MHD_Result
+scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+            const char *value)
+{
+	struct header_scan *hs = cls;
+
+	(void)kind;
+	if (strcasecmp(key, "Content-Length") == 0) {
+		hs->content_length++;
+		hs->cl_value = value;
+	} else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+		hs->transfer_encoding++;
+	}
+	return MHD_YES;
+}
+
+static enum MHD_Result
+send_answer(struct req *r)
+{
+	struct api_call *c = &r->call;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	size_t len = c->body_out_len;
+	char *body = c->body_out;
+
+	if (body == NULL) {
+		body = strdup("");
+		len = 0;
+		if (body == NULL)
+			return MHD_NO;
+	}
+	resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		if (body != c->body_out)
+			free(body);
+		return MHD_NO;
+	}
+	c->body_out = NULL; /* the response owns it now */
+	if (c->content_type != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+		                        c->content_type);
+	for (int i = 0; i < c->nheaders; i++)
+		MHD_add_response_header(resp, c->headers[i].name,
+		                        c->headers[i].value);
+	ret = MHD_queue_response(r->conn, (unsigned int)c->status, resp);
+	MHD_destroy_response(resp);
+	r->state = REQ_SENT;
+	return ret;
+}
+
+static enum MHD_Result
+on_headers(struct req *r)
+{
+	struct header_scan hs = {0};
+	int64_t content_length = -1;
+
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, scan_header, &hs);
+	/* Request smuggling: libmicrohttpd 0.9.75 accepts both forms. */
+	if (hs.content_length > 1) {
+		api_problem(&r->call, 400, "bad-request", NULL,
+		            "more than one Content-Length header");
+		goto early;
+	}
+	if (hs.content_length > 0 && hs.transfer_encoding > 0) {
+		api_problem(&r->call, 400, "bad-request", NULL,
+		            "both Content-Length and Transfer-Encoding");
+		goto early;
+	}
+	if (hs.cl_value != NULL) {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(hs.cl_value, &end, 10);
+		if (errno != 0 || end == hs.cl_value || *end != '\0') {
+			api_problem(&r->call, 400, "bad-request", NULL,
+			            "malformed Content-Length");
+			goto early;
+		}
+		content_length = v > INT64_MAX ? INT64_MAX : (int64_t)v;
+	}
+	if (api_precheck(r->srv->a, &r->call, content_length) == API_DONE)
+		goto early;
+	r->state = REQ_BODY;
+	return MHD_YES;
+early:
+	r->early = true;
+	return send_answer(r);
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url,
+           const char *method, const char *version, const char *upload_data,
+           size_t *upload_data_size, void **con_cls)
+{
+	http_server *srv = cls;
+	struct req *r = *con_cls;
+
+	(void)version;
+	if (r == NULL) {
+		r = calloc(1, sizeof(*r));
+		if (r == NULL)
+			return MHD_NO;
+		api_call_init(&r->call);
+		r->conn = conn;
+		r->srv = srv;
+		r->call.method = method_of(method);
+		r->call.path = url;
+		r->call.arg = req_arg;
+		r->call.header = req_header;
+		r->call.h = r;
+		r->call.resume = req_resume;
+		*con_cls = r;
+		return on_headers(r);
+	}
+
+	switch (r->state) {
+	case REQ_BODY:
+		if (*upload_data_size > 0) {
+			size_t n = *upload_data_size;
+			*upload_data_size = 0;
+			if (!api_wants_body(&r->call))
+				return MHD_YES;
+			if (r->too_large || r->len + n >
+			    (size_t)srv->cfg->server.max_body_bytes) {
+				r->too_large = true;
+				r->discarded += n;
+				/* A body that never ends: stop listening. */
+				if (r->discarded > DISCARD_FACTOR *
+				    (size_t)srv->cfg->server.max_body_bytes)
+					return MHD_NO;
+				return MHD_YES;
+			}
+			if (r->len + n + 1 > r->cap) {
+				size_t cap = r->cap ? r->cap : 1024;
+				while (cap < r->len + n + 1)
+					cap *= 2;
+				char *b = realloc(r->body, cap);
+				if (b == NULL)
+					return MHD_NO;
+				r->body = b;
+				r->cap = cap;
+			}
+			memcpy(r->body + r->len, upload_data, n);
+			r->len += n;
+			r->body[r->len] = '\0';
+			return MHD_YES;
+		}
+		/* The whole request is in. */
+		if (r->too_large) {
+			char detail[128];
+			snprintf(detail, sizeof(detail), "the body is larger "
+			         "than server.max_body (%lld bytes)",
+			         (long long)srv->cfg->server.max_body_bytes);
+			api_problem(&r->call, 413, "too-large", NULL, detail);
+			return send_answer(r);
+		}
+		r->call.body = r->body ? r->body : "";
+		r->call.body_len = r->len;
+		if (api_handle(srv->a, &r->call) == API_PENDING) {
+			r->state = REQ_PENDING;
+			MHD_suspend_connection(conn);
+			api_start(srv->a, &r->call);
+			return MHD_YES;
+		}
+		return send_answer(r);
+	case REQ_PENDING:
+		api_finish(srv->a, &r->call);
+		return send_answer(r);
+	case REQ_SENT:
+	default:
+		/* The answer went out before the body was read: drop it. */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+	struct req *r = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (r == NULL)
+		return;
+	api_call_clear(&r->call);
+	free(r->body);
+	free(r);
+	*con_cls = NULL;
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	log_info("http", "libmicrohttpd: %s", msg);
+}
+
+/* Binds and listens on "host:port" or "[v6]:port". */
+static int
+bind_listen(const char *listen_addr, int *out_fd, char *err, size_t errlen)
+{
+	char host[256];
+	const char *port;
+	struct addrinfo hints = {0}, *res = NULL, *ai;
+	int fd = -1, rc, one = 1;
+
+	if (listen_addr[0] == '[') {
+		const char *close = strchr(listen_addr, ']');
+		size_t n = (size_t)(close - listen_addr - 1);
+		if (n >= sizeof(host))
+			return jobd_seterr(err, errlen, JOBD_EINVAL,
+			                   "listen address too long");
+		memcpy(host, listen_addr + 1, n);
+		host[n] = '\0';
+		port = close + 2;
+	} else {
+		const char *colon = strrchr(listen_addr, ':');
+		size_t n = (size_t)(colon - listen_addr);
+		if (n >= sizeof(host))
+			return jobd_seterr(err, errlen, JOBD_EINVAL,
+			                   "listen address too long");
+		memcpy(host, listen_addr, n);
+		host[n] = '\0';
+		port = colon + 1;
+	}
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	if (rc != 0)
+		return jobd_seterr(err, errlen, JOBD_EINVAL, "listen %s: %s",
+		                   listen_addr, gai_strerror(rc));
+	rc = JOBD_ESYS;
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
+		            SOCK_NONBLOCK, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (ai->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+			           sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(fd, 1024) == 0) {
+			rc = 0;
+			break;
+		}
+		jobd_seterr(err, errlen, JOBD_ESYS, "listen %s: %s",
+		            listen_addr, strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (rc != 0)
+		return rc;
+	*out_fd = fd;
+	return 0;
+}
+
+int
+http_start(const struct config *cfg, api *a, http_server **out, char *err,
+           size_t errlen)
+{
+	http_server *s = calloc(1, sizeof(*s));
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned int threads;
+	int rc, nfds;
+
+	if (s == NULL)
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	s->cfg = cfg;
+	s->a = a;
+	s->listen_fd = -1;
+
+	nfds = sd_listen_fds(1);
+	if (nfds > 0) {
+		s->listen_fd = SD_LISTEN_FDS_START;
+		if (nfds > 1)
+			log_warn("http", "systemd passed %d sockets; using the "
+			         "first", nfds);
+		fcntl(s->listen_fd, F_SETFL,
+		      fcntl(s->listen_fd, F_GETFL) | O_NONBLOCK);
+		log_info("http", "using the socket passed by systemd");
+	} else {
+		rc = bind_listen(cfg->server.listen, &s->listen_fd, err, errlen);
+		if (rc != 0) {
+			free(s);
+			return rc;
+		}
+		s->owns_fd = 1;
+	}
+	threads = cfg->server.threads > 0 ? (unsigned int)cfg->server.threads
+	                                  : (unsigned int)(ncpu > 0 ? ncpu : 1);
+	struct MHD_OptionItem opts[] = {
+		{MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
+		{MHD_OPTION_LISTEN_SOCKET, s->listen_fd, NULL},
+		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
+		{MHD_OPTION_CONNECTION_LIMIT,
+		 (intptr_t)cfg->server.max_connections, NULL},
+		{MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		 (intptr_t)cfg->server.per_ip_connections, NULL},
+		{MHD_OPTION_CONNECTION_TIMEOUT,
+		 (intptr_t)((cfg->server.connection_timeout_ms + 999) / 1000),
+		 NULL},
+		{threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+		 threads, NULL},
+		{MHD_OPTION_END, 0, NULL},
+	};
+	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+	                        MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	if (s->d == NULL) {
+		if (s->owns_fd)
+			close(s->listen_fd);
+		free(s);
+		return jobd_seterr(err, errlen, JOBD_ESYS,
+		                   "libmicrohttpd failed to start on %s",
+		                   cfg->server.listen);
+	}
+	log_notice("http", "listening on %s with %u thread(s)",
+	           nfds > 0 ? "the systemd socket" : cfg->server.listen, threads);
+	*out = s;
+	return 0;
+}
+
+void
+http_quiesce(http_server *s)
+{
+	if (s == NULL || s->d == NULL)
+		return;
+	MHD_quiesce_daemon(s->d);
+}
+
+void
+http_stop(http_server *s)
+{
+	if (s == NULL)
+		return;
+	if (s->d != NULL)
+		MHD_stop_daemon(s->d);
+	if (s->owns_fd && s->listen_fd >= 0)
+		close(s->listen_fd);
+	free(s);
+}

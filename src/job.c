@@ -1,0 +1,161 @@
+/*
+ * job.c - job status names, life of the struct, and JSON rendering.
+ *
+ * payload and result are stored as JSON text; they are embedded raw into
+ * the rendered object (cJSON_CreateRaw), never re-parsed.
+ */
+#include <cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "err.h"
+#include "job.h"
+
+static const char *const status_names[JOB_NSTATUS] = {
+	"queued", "running", "succeeded", "failed", "cancelled",
+};
+
+const char *
+job_status_name(int status)
+{
+	if (status < 0 || status >= JOB_NSTATUS)
+		return NULL;
+	return status_names[status];
+}
+
+int
+job_status_parse(const char *name)
+{
+	for (int i = 0; i < JOB_NSTATUS; i++)
+		if (strcmp(status_names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+bool
+job_status_is_final(int status)
+{
+	return status == JOB_SUCCEEDED || status == JOB_FAILED ||
+	       status == JOB_CANCELLED;
+}
+
+void
+job_init(struct job *job)
+{
+	memset(job, 0, sizeof(*job));
+	job->created_at_ms = -1;
+	job->run_at_ms = -1;
+	job->started_at_ms = -1;
+	job->finished_at_ms = -1;
+	job->cancel_on_disconnect = true;
+}
+
+void
+job_clear(struct job *job)
+{
+	free(job->payload);
+	free(job->result);
+	free(job->error);
+	free(job->idem_key);
+	free(job->idem_fp);
+	job_init(job);
+}
+
+void
+job_free(struct job *job)
+{
+	if (job == NULL)
+		return;
+	job_clear(job);
+	free(job);
+}
+
+void
+job_move(struct job *dst, struct job *src)
+{
+	*dst = *src;
+	job_init(src);
+}
+
+static cJSON *
+time_or_null(int64_t ms)
+{
+	char buf[40];
+
+	if (ms < 0)
+		return cJSON_CreateNull();
+	clock_format_rfc3339(ms, buf, sizeof(buf));
+	return cJSON_CreateString(buf);
+}
+
+static cJSON *
+job_to_cjson(const struct job *job)
+{
+	cJSON *o = cJSON_CreateObject();
+	bool ok = o != NULL;
+
+	if (!ok)
+		return NULL;
+	ok = ok && cJSON_AddStringToObject(o, "id", job->id);
+	ok = ok && cJSON_AddStringToObject(o, "type", job->type);
+	ok = ok && cJSON_AddStringToObject(o, "status",
+	                                   job_status_name(job->status));
+	ok = ok && cJSON_AddNumberToObject(o, "priority", job->priority);
+	ok = ok && cJSON_AddNumberToObject(o, "attempt", job->attempt);
+	ok = ok && cJSON_AddNumberToObject(o, "max_attempts", job->max_attempts);
+	ok = ok && cJSON_AddItemToObject(o, "created_at",
+	                                 time_or_null(job->created_at_ms));
+	ok = ok && cJSON_AddItemToObject(o, "run_at", time_or_null(job->run_at_ms));
+	ok = ok && cJSON_AddItemToObject(o, "started_at",
+	                                 time_or_null(job->started_at_ms));
+	ok = ok && cJSON_AddItemToObject(o, "finished_at",
+	                                 time_or_null(job->finished_at_ms));
+	ok = ok && cJSON_AddItemToObject(o, "payload",
+	                                 job->payload ? cJSON_CreateRaw(job->payload)
+	                                              : cJSON_CreateNull());
+	ok = ok && cJSON_AddItemToObject(o, "result",
+	                                 job->result ? cJSON_CreateRaw(job->result)
+	                                             : cJSON_CreateNull());
+	ok = ok && cJSON_AddItemToObject(o, "error",
+	                                 job->error ? cJSON_CreateString(job->error)
+	                                            : cJSON_CreateNull());
+	ok = ok && cJSON_AddItemToObject(o, "exit_code",
+	                                 job->has_exit_code
+	                                     ? cJSON_CreateNumber(job->exit_code)
+	                                     : cJSON_CreateNull());
+	ok = ok && cJSON_AddNumberToObject(o, "timeout",
+	                                   (double)job->timeout_ms / 1000.0);
+	if (!ok) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+char *
+job_to_json(const struct job *job)
+{
+	cJSON *o = job_to_cjson(job);
+	char *s;
+
+	if (o == NULL)
+		return NULL;
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+int
+job_add_to_cjson_array(const struct job *job, void *cjson_array)
+{
+	cJSON *o = job_to_cjson(job);
+
+	if (o == NULL)
+		return JOBD_ENOMEM;
+	if (!cJSON_AddItemToArray(cjson_array, o)) {
+		cJSON_Delete(o);
+		return JOBD_ENOMEM;
+	}
+	return 0;
+}

@@ -1,0 +1,219 @@
+/*
+ * main.c - jobd's entry point: command line, start-up in dependency order,
+ * signals, systemd notifications and orderly shutdown.  The only file that
+ * exits the process (with sysexits codes).
+ *
+ * Start-up: config -> store (migrate) -> writer recovery -> writer thread
+ * -> workers -> HTTP listener -> READY=1.  Shutdown (SIGTERM/SIGINT): stop
+ * accepting, POST answers 503, workers finish or are stopped and requeued
+ * within shutdown_grace, the writer flushes, then everything closes.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "config.h"
+#include "err.h"
+#include "http.h"
+#include "log.h"
+#include "store.h"
+#include "workers.h"
+#include "writer.h"
+
+#define JOBD_VERSION "0.1.0"
+#define DEFAULT_CONFIG "/etc/jobd/jobd.conf"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: jobd [--config FILE] [--check-config]\n"
+	        "       jobd --version | --help | --config-reference\n"
+	        "\n"
+	        "  -c, --config FILE     configuration file (default %s)\n"
+	        "  -t, --check-config    validate the configuration, print "
+	        "\"config OK\" and exit\n"
+	        "  -V, --version         print the version and exit\n"
+	        "  -h, --help            print this help and exit\n"
+	        "      --config-reference  print every configuration key "
+	        "(Markdown)\n", DEFAULT_CONFIG);
+}
+
+static void
+on_dispatch(struct job **jobs, size_t n, void *arg)
+{
+	worker_pool_dispatch(arg, jobs, n);
+}
+
+static bool
+on_cancel(const char *id, void *arg)
+{
+	return worker_pool_cancel(arg, id);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check-config", no_argument, NULL, 't'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{"config-reference", no_argument, NULL, 'R'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *config_path = DEFAULT_CONFIG;
+	bool check_only = false;
+	struct config *cfg = NULL;
+	store *st = NULL;
+	writer *w = NULL;
+	worker_pool *pool = NULL;
+	api *a = NULL;
+	http_server *srv = NULL;
+	char err[8192];
+	int opt, rc, status = EX_OK;
+	sigset_t sigs;
+
+	while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config_path = optarg; break;
+		case 't': check_only = true; break;
+		case 'V': printf("jobd %s\n", JOBD_VERSION); return EX_OK;
+		case 'h': usage(stdout); return EX_OK;
+		case 'R': config_write_reference(stdout); return EX_OK;
+		default: usage(stderr); return EX_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "jobd: unexpected argument: %s\n", argv[optind]);
+		usage(stderr);
+		return EX_USAGE;
+	}
+
+	rc = config_load(config_path, &cfg, err, sizeof(err));
+	if (rc != 0) {
+		if (check_only) {
+			fprintf(stderr, "%s\n", err);
+		} else {
+			/* One log record per error line. */
+			for (char *line = strtok(err, "\n"); line;
+			     line = strtok(NULL, "\n"))
+				log_err("config", "%s", line);
+		}
+		return rc == JOBD_ESYS ? EX_NOINPUT : EX_CONFIG;
+	}
+	if (check_only) {
+		printf("config OK\n");
+		config_free(cfg);
+		return EX_OK;
+	}
+	log_set_level((int)cfg->server.log_level);
+
+	/* Signals are handled here, by sigwait; every thread blocks them. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct store_options so = {
+		.durability_full = cfg->store.durability == DURABILITY_FULL,
+	};
+	rc = store_open(cfg->store.path, &so, &st, err, sizeof(err));
+	if (rc != 0) {
+		log_err("main", "cannot open the store %s: %s", cfg->store.path,
+		        err);
+		status = EX_CANTCREAT;
+		goto out;
+	}
+	w = writer_new(st, cfg);
+	pool = w ? worker_pool_new(cfg, w) : NULL;
+	a = pool ? api_new(cfg, st, w) : NULL;
+	if (a == NULL) {
+		log_err("main", "out of memory");
+		status = EX_OSERR;
+		goto out;
+	}
+	writer_set_hooks(w, on_dispatch, on_cancel, NULL, pool);
+	rc = writer_recover(w, err, sizeof(err));
+	if (rc != 0) {
+		log_err("main", "recovery failed: %s", err);
+		status = EX_IOERR;
+		goto out;
+	}
+	if (writer_start(w) != 0 || worker_pool_start(pool) != 0) {
+		log_err("main", "cannot start threads");
+		status = EX_OSERR;
+		goto out;
+	}
+	rc = http_start(cfg, a, &srv, err, sizeof(err));
+	if (rc != 0) {
+		log_err("main", "%s", err);
+		status = EX_UNAVAILABLE;
+		goto out;
+	}
+	log_notice("main", "jobd %s ready: store %s (durability %s), %lld "
+	           "worker(s), %zu handler(s), %lld job(s) queued",
+	           JOBD_VERSION, cfg->store.path,
+	           cfg->store.durability == DURABILITY_FULL ? "full" : "normal",
+	           (long long)cfg->workers.threads, cfg->nhandlers,
+	           (long long)writer_queued(w));
+	sd_notifyf(0, "READY=1\nSTATUS=ready: %lld queued\nMAINPID=%lu",
+	           (long long)writer_queued(w), (unsigned long)getpid());
+
+	uint64_t wd_usec = 0;
+	bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0;
+	for (;;) {
+		siginfo_t si;
+		struct timespec ts = {.tv_sec = 1};
+		if (watchdog) {
+			ts.tv_sec = (time_t)(wd_usec / 2 / 1000000);
+			ts.tv_nsec = (long)(wd_usec / 2 % 1000000) * 1000;
+		}
+		int sig = watchdog ? sigtimedwait(&sigs, &si, &ts)
+		                   : sigwaitinfo(&sigs, &si);
+		if (sig < 0) {
+			if (watchdog && worker_pool_alive(pool))
+				sd_notify(0, "WATCHDOG=1");
+			continue;
+		}
+		if (sig == SIGHUP) {
+			log_notice("main", "SIGHUP: nothing to reload yet");
+			continue;
+		}
+		log_notice("main", "%s: shutting down",
+		           sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		break;
+	}
+
+	sd_notify(0, "STOPPING=1\nSTATUS=shutting down");
+	api_set_draining(a);
+	http_quiesce(srv);
+	writer_drain(w);
+	worker_pool_stop(pool, cfg->workers.shutdown_grace_ms);
+	writer_stop(w);
+	log_notice("main", "stopped: %lld job(s) queued",
+	           (long long)writer_queued(w));
+out:
+	http_stop(srv);
+	if (pool != NULL && status != EX_OK) {
+		writer_drain(w);
+		worker_pool_stop(pool, 0);
+	}
+	if (w != NULL)
+		writer_stop(w);
+	worker_pool_free(pool);
+	writer_free(w);
+	api_free(a);
+	store_close(st);
+	config_free(cfg);
+	return status;
+}

@@ -1,0 +1,112 @@
+/*
+ * store.c - picks the store backend for a path and forwards every call to
+ * its operations table.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "store.h"
+#include "store_backend.h"
+
+struct store {
+	const struct store_ops *ops;
+	void *impl;
+};
+
+int
+store_open(const char *path, const struct store_options *opt, store **out,
+           char *err, size_t errlen)
+{
+	const struct store_ops *ops = &store_sqlite_ops;
+	store *st;
+	int rc;
+
+	if (strncmp(path, "postgresql://", 13) == 0 ||
+	    strncmp(path, "postgres://", 11) == 0)
+		return jobd_seterr(err, errlen, JOBD_EINVAL,
+		                   "the PostgreSQL store is not built yet; "
+		                   "use a file path for SQLite");
+	st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	st->ops = ops;
+	rc = ops->open(path, opt, &st->impl, err, errlen);
+	if (rc != 0) {
+		free(st);
+		return rc;
+	}
+	*out = st;
+	return 0;
+}
+
+void
+store_close(store *st)
+{
+	if (st == NULL)
+		return;
+	st->ops->close(st->impl);
+	free(st);
+}
+
+int store_begin(store *st, char *err, size_t errlen)
+{ return st->ops->begin(st->impl, err, errlen); }
+
+int store_commit(store *st, char *err, size_t errlen)
+{ return st->ops->commit(st->impl, err, errlen); }
+
+void store_rollback(store *st)
+{ st->ops->rollback(st->impl); }
+
+int store_insert(store *st, const struct job *job, char *err, size_t errlen)
+{ return st->ops->insert(st->impl, job, err, errlen); }
+
+int store_find_idem(store *st, const char *key, struct job *out, char *err,
+                    size_t errlen)
+{ return st->ops->find_idem(st->impl, key, out, err, errlen); }
+
+int store_claim(store *st, const struct store_claim_req *req,
+                struct job **out, size_t *nout, char *err, size_t errlen)
+{ return st->ops->claim(st->impl, req, out, nout, err, errlen); }
+
+int store_complete(store *st, const struct store_completion *c, char *err,
+                   size_t errlen)
+{ return st->ops->complete(st->impl, c, err, errlen); }
+
+int store_cancel(store *st, const char *id, int64_t now_ms, int *status,
+                 char *err, size_t errlen)
+{ return st->ops->cancel(st->impl, id, now_ms, status, err, errlen); }
+
+int store_retry(store *st, const char *id, int64_t now_ms, int *status,
+                char *err, size_t errlen)
+{ return st->ops->retry(st->impl, id, now_ms, status, err, errlen); }
+
+int store_recover(store *st, int64_t now_ms, int *requeued, int *failed,
+                  char *err, size_t errlen)
+{ return st->ops->recover(st->impl, now_ms, requeued, failed, err, errlen); }
+
+int store_purge(store *st, int64_t cutoff_ms, int limit, int *deleted,
+                char *err, size_t errlen)
+{ return st->ops->purge(st->impl, cutoff_ms, limit, deleted, err, errlen); }
+
+int store_next_run_at(store *st, int64_t *out_ms, char *err, size_t errlen)
+{ return st->ops->next_run_at(st->impl, out_ms, err, errlen); }
+
+int store_count_writer(store *st, int status, int64_t *out, char *err,
+                       size_t errlen)
+{ return st->ops->count_writer(st->impl, status, out, err, errlen); }
+
+int store_get(store *st, const char *id, struct job *out, char *err,
+              size_t errlen)
+{ return st->ops->get(st->impl, id, out, err, errlen); }
+
+int store_list(store *st, const struct store_filter *f, struct job **out,
+               size_t *nout, char *err, size_t errlen)
+{ return st->ops->list(st->impl, f, out, nout, err, errlen); }
+
+int store_counts(store *st, int64_t counts[JOB_NSTATUS], char *err,
+                 size_t errlen)
+{ return st->ops->counts(st->impl, counts, err, errlen); }
+
+bool store_ping(store *st)
+{ return st->ops->ping(st->impl); }

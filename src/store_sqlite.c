@@ -1,0 +1,981 @@
+/*
+ * store_sqlite.c - the SQLite job store.
+ *
+ * One writer connection, used only by the writer thread, runs every write
+ * in a BEGIN IMMEDIATE transaction (a deferred read-then-write transaction
+ * would fail with SQLITE_BUSY_SNAPSHOT, which the busy handler does not
+ * retry).  Readers get their own connections from a small pool; WAL lets
+ * them read beside the writer.  Statements are prepared once per
+ * connection and reused.
+ *
+ * The schema is versioned with PRAGMA user_version; migrations[] below
+ * brings any older file up to date inside one transaction.
+ *
+ * LOCKING: pool_mu guards the free list of reader connections (readers).
+ * A reader connection is used by one thread at a time, between
+ * reader_get() and reader_put().  The writer connection and its statements
+ * belong to the writer thread; they take no lock.
+ */
+#include <sqlite3.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "log.h"
+#include "store.h"
+#include "store_backend.h"
+
+#define JOB_COLS \
+	"id, type, status, priority, attempt, max_attempts, timeout_ms, " \
+	"created_at, run_at, started_at, finished_at, payload, result, error, " \
+	"exit_code, cancel_on_disconnect, claim, idem_key, idem_fp"
+
+static const char *const migrations[] = {
+	/* 1: the jobs table and the indexes of the claim, the timer, listing
+	 * and purge. */
+	"CREATE TABLE jobs ("
+	"  id TEXT PRIMARY KEY NOT NULL,"
+	"  type TEXT NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN ('queued','running',"
+	"    'succeeded','failed','cancelled')),"
+	"  priority INTEGER NOT NULL DEFAULT 0,"
+	"  attempt INTEGER NOT NULL DEFAULT 0,"
+	"  max_attempts INTEGER NOT NULL,"
+	"  timeout_ms INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL,"   /* ms since the epoch */
+	"  run_at INTEGER NOT NULL,"
+	"  started_at INTEGER,"
+	"  finished_at INTEGER,"
+	"  payload TEXT NOT NULL DEFAULT 'null',"
+	"  result TEXT,"
+	"  error TEXT,"
+	"  exit_code INTEGER,"
+	"  cancel_on_disconnect INTEGER NOT NULL DEFAULT 1,"
+	"  cancel_requested INTEGER NOT NULL DEFAULT 0,"
+	"  claim TEXT,"
+	"  idem_key TEXT,"
+	"  idem_fp TEXT"
+	");"
+	/* Claim order: highest priority, then oldest; only queued rows. */
+	"CREATE INDEX jobs_queue ON jobs(priority DESC, id, run_at, type)"
+	"  WHERE status = 'queued';"
+	/* The earliest run_at, for the workers' wake-up timer. */
+	"CREATE INDEX jobs_due ON jobs(run_at) WHERE status = 'queued';"
+	"CREATE INDEX jobs_status ON jobs(status, id);"
+	"CREATE INDEX jobs_type ON jobs(type, id);"
+	"CREATE INDEX jobs_finished ON jobs(finished_at)"
+	"  WHERE finished_at IS NOT NULL;"
+	"CREATE UNIQUE INDEX jobs_idem ON jobs(idem_key)"
+	"  WHERE idem_key IS NOT NULL;",
+};
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+enum {
+	W_BEGIN, W_COMMIT, W_ROLLBACK, W_INSERT, W_FIND_IDEM, W_CLAIM,
+	W_COMPLETE, W_CANCEL, W_STATUS_OF, W_MARK_CANCEL, W_RETRY,
+	W_RECOVER_CANCEL, W_RECOVER_FAIL, W_RECOVER_REQUEUE, W_PURGE,
+	W_NEXT_RUN_AT, W_COUNT, W_NSTMT
+};
+
+static const char *const writer_sql[W_NSTMT] = {
+	[W_BEGIN] = "BEGIN IMMEDIATE",
+	[W_COMMIT] = "COMMIT",
+	[W_ROLLBACK] = "ROLLBACK",
+	[W_INSERT] = "INSERT INTO jobs (id, type, status, priority, attempt,"
+		" max_attempts, timeout_ms, created_at, run_at, payload,"
+		" cancel_on_disconnect, idem_key, idem_fp)"
+		" VALUES (?1, ?2, 'queued', ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+		" ?11)",
+	[W_FIND_IDEM] = "SELECT " JOB_COLS " FROM jobs WHERE idem_key = ?1",
+	[W_CLAIM] = "UPDATE jobs SET status = 'running', attempt = attempt + 1,"
+		" started_at = ?1, finished_at = NULL, claim = ?2"
+		" WHERE id IN (SELECT id FROM jobs WHERE status = 'queued'"
+		"   AND run_at <= ?1"
+		"   AND type NOT IN (SELECT value FROM json_each(?3))"
+		"   ORDER BY priority DESC, id LIMIT ?4)"
+		" RETURNING " JOB_COLS,
+	[W_COMPLETE] = "UPDATE jobs SET status = ?3, attempt = attempt + ?4,"
+		" run_at = coalesce(?5, run_at), finished_at = ?6, result = ?7,"
+		" error = ?8, exit_code = ?9, claim = NULL"
+		" WHERE id = ?1 AND claim = ?2 AND status = 'running'",
+	[W_CANCEL] = "UPDATE jobs SET status = 'cancelled', finished_at = ?2,"
+		" claim = NULL WHERE id = ?1 AND status = 'queued'",
+	[W_STATUS_OF] = "SELECT status FROM jobs WHERE id = ?1",
+	[W_MARK_CANCEL] = "UPDATE jobs SET cancel_requested = 1"
+		" WHERE id = ?1 AND status = 'running'",
+	[W_RETRY] = "UPDATE jobs SET status = 'queued', attempt = 0,"
+		" run_at = ?2, started_at = NULL, finished_at = NULL,"
+		" result = NULL, error = NULL, exit_code = NULL,"
+		" cancel_requested = 0, claim = NULL"
+		" WHERE id = ?1 AND status IN ('failed', 'cancelled')",
+	[W_RECOVER_CANCEL] = "UPDATE jobs SET status = 'cancelled',"
+		" finished_at = ?1, claim = NULL"
+		" WHERE status = 'running' AND cancel_requested = 1",
+	[W_RECOVER_FAIL] = "UPDATE jobs SET status = 'failed', finished_at = ?1,"
+		" claim = NULL, error = 'the daemon stopped during the last"
+		" attempt (no attempts left)'"
+		" WHERE status = 'running' AND attempt >= max_attempts",
+	[W_RECOVER_REQUEUE] = "UPDATE jobs SET status = 'queued', run_at = ?1,"
+		" claim = NULL WHERE status = 'running'",
+	[W_PURGE] = "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs"
+		" WHERE finished_at < ?1 AND status IN ('succeeded', 'failed',"
+		" 'cancelled') LIMIT ?2)",
+	[W_NEXT_RUN_AT] = "SELECT min(run_at) FROM jobs WHERE status = 'queued'",
+	[W_COUNT] = "SELECT count(*) FROM jobs WHERE status = ?1",
+};
+
+#define LIST_VARIANTS 8 /* bit 0: status, bit 1: type, bit 2: after */
+
+struct reader {
+	sqlite3 *db;
+	sqlite3_stmt *get;
+	sqlite3_stmt *list[LIST_VARIANTS];
+	sqlite3_stmt *counts;
+	sqlite3_stmt *ping;
+	struct reader *next;
+};
+
+struct sq {
+	char *path;
+	bool durability_full;
+	sqlite3 *wdb;
+	sqlite3_stmt *w[W_NSTMT];
+	pthread_mutex_t pool_mu;
+	struct reader *readers; /* free list; guarded by pool_mu */
+};
+
+static int
+map_rc(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK: case SQLITE_DONE: case SQLITE_ROW: return 0;
+	case SQLITE_FULL: return JOBD_EFULL;
+	case SQLITE_IOERR: return JOBD_EIO;
+	case SQLITE_BUSY: case SQLITE_LOCKED: return JOBD_EBUSY;
+	case SQLITE_NOMEM: return JOBD_ENOMEM;
+	case SQLITE_CONSTRAINT: return JOBD_ECONFLICT;
+	default: return JOBD_EIO;
+	}
+}
+
+static int
+fail(sqlite3 *db, int rc, char *err, size_t errlen, const char *what)
+{
+	return jobd_seterr(err, errlen, map_rc(rc), "sqlite: %s: %s (%d)", what,
+	                   db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), rc);
+}
+
+static int
+exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		int code = jobd_seterr(err, errlen, map_rc(rc), "sqlite: %s",
+		                       msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return code;
+	}
+	return 0;
+}
+
+static int
+open_db(const char *path, bool full, sqlite3 **out, char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	int rc;
+	char sql[128];
+
+	rc = sqlite3_open_v2(path, &db,
+	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+	                     SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		rc = jobd_seterr(err, errlen, map_rc(rc), "sqlite: open %s: %s",
+		                 path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return rc;
+	}
+	sqlite3_extended_result_codes(db, 1);
+	sqlite3_busy_timeout(db, 5000);
+	snprintf(sql, sizeof(sql),
+	         "PRAGMA synchronous = %s; PRAGMA journal_size_limit = 67108864;",
+	         full ? "FULL" : "NORMAL");
+	rc = exec_sql(db, sql, err, errlen);
+	if (rc != 0) {
+		sqlite3_close(db);
+		return rc;
+	}
+	*out = db;
+	return 0;
+}
+
+static int
+migrate(sqlite3 *db, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int version = 0, rc;
+	char sql[64];
+
+	rc = exec_sql(db, "BEGIN IMMEDIATE", err, errlen);
+	if (rc != 0)
+		return rc;
+	rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version > SCHEMA_VERSION) {
+		exec_sql(db, "ROLLBACK", NULL, 0);
+		return jobd_seterr(err, errlen, JOBD_EINVAL,
+		                   "store schema version %d is newer than this "
+		                   "jobd (%d); upgrade jobd", version,
+		                   SCHEMA_VERSION);
+	}
+	for (int v = version; v < SCHEMA_VERSION; v++) {
+		rc = exec_sql(db, migrations[v], err, errlen);
+		if (rc != 0)
+			goto rollback;
+		log_notice("store", "migrated schema to version %d", v + 1);
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
+	rc = exec_sql(db, sql, err, errlen);
+	if (rc != 0)
+		goto rollback;
+	return exec_sql(db, "COMMIT", err, errlen);
+rollback:
+	exec_sql(db, "ROLLBACK", NULL, 0);
+	return rc;
+}
+
+static void sq_close(void *impl);
+
+static int
+sq_open(const char *path, const struct store_options *opt, void **impl,
+        char *err, size_t errlen)
+{
+	struct sq *s = calloc(1, sizeof(*s));
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (s == NULL)
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	pthread_mutex_init(&s->pool_mu, NULL);
+	s->durability_full = opt->durability_full;
+	s->path = strdup(path);
+	if (s->path == NULL) {
+		rc = jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+		goto fail;
+	}
+	rc = open_db(path, s->durability_full, &s->wdb, err, errlen);
+	if (rc != 0)
+		goto fail;
+	/* WAL: readers beside the one writer.  The mode is persistent. */
+	rc = sqlite3_prepare_v2(s->wdb, "PRAGMA journal_mode = WAL", -1, &st,
+	                        NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW ||
+	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
+		sqlite3_finalize(st);
+		rc = jobd_seterr(err, errlen, JOBD_EIO,
+		                 "sqlite: %s: cannot switch to WAL mode: %s", path,
+		                 sqlite3_errmsg(s->wdb));
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	rc = migrate(s->wdb, err, errlen);
+	if (rc != 0)
+		goto fail;
+	for (int i = 0; i < W_NSTMT; i++) {
+		rc = sqlite3_prepare_v3(s->wdb, writer_sql[i], -1,
+		                        SQLITE_PREPARE_PERSISTENT, &s->w[i], NULL);
+		if (rc != SQLITE_OK) {
+			rc = fail(s->wdb, rc, err, errlen, writer_sql[i]);
+			goto fail;
+		}
+	}
+	*impl = s;
+	return 0;
+fail:
+	sq_close(s);
+	return rc;
+}
+
+static void
+reader_free(struct reader *r)
+{
+	if (r == NULL)
+		return;
+	sqlite3_finalize(r->get);
+	for (int i = 0; i < LIST_VARIANTS; i++)
+		sqlite3_finalize(r->list[i]);
+	sqlite3_finalize(r->counts);
+	sqlite3_finalize(r->ping);
+	sqlite3_close(r->db);
+	free(r);
+}
+
+static void
+sq_close(void *impl)
+{
+	struct sq *s = impl;
+
+	if (s == NULL)
+		return;
+	while (s->readers != NULL) {
+		struct reader *r = s->readers;
+		s->readers = r->next;
+		reader_free(r);
+	}
+	for (int i = 0; i < W_NSTMT; i++)
+		sqlite3_finalize(s->w[i]);
+	if (s->wdb != NULL && sqlite3_close(s->wdb) != SQLITE_OK)
+		log_err("store", "close: %s", sqlite3_errmsg(s->wdb));
+	pthread_mutex_destroy(&s->pool_mu);
+	free(s->path);
+	free(s);
+}
+
+/* ---- rows ---- */
+
+static char *
+col_strdup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return t ? strdup((const char *)t) : NULL;
+}
+
+static int64_t
+col_time(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL
+	           ? -1 : sqlite3_column_int64(st, i);
+}
+
+static int
+row_to_job(sqlite3_stmt *st, struct job *job)
+{
+	const char *s;
+
+	job_init(job);
+	s = (const char *)sqlite3_column_text(st, 0);
+	snprintf(job->id, sizeof(job->id), "%s", s ? s : "");
+	s = (const char *)sqlite3_column_text(st, 1);
+	snprintf(job->type, sizeof(job->type), "%s", s ? s : "");
+	s = (const char *)sqlite3_column_text(st, 2);
+	job->status = s ? job_status_parse(s) : -1;
+	job->priority = sqlite3_column_int(st, 3);
+	job->attempt = sqlite3_column_int(st, 4);
+	job->max_attempts = sqlite3_column_int(st, 5);
+	job->timeout_ms = sqlite3_column_int64(st, 6);
+	job->created_at_ms = col_time(st, 7);
+	job->run_at_ms = col_time(st, 8);
+	job->started_at_ms = col_time(st, 9);
+	job->finished_at_ms = col_time(st, 10);
+	job->payload = col_strdup(st, 11);
+	job->result = col_strdup(st, 12);
+	job->error = col_strdup(st, 13);
+	job->has_exit_code = sqlite3_column_type(st, 14) != SQLITE_NULL;
+	job->exit_code = sqlite3_column_int(st, 14);
+	job->cancel_on_disconnect = sqlite3_column_int(st, 15) != 0;
+	s = (const char *)sqlite3_column_text(st, 16);
+	snprintf(job->claim, sizeof(job->claim), "%s", s ? s : "");
+	job->idem_key = col_strdup(st, 17);
+	job->idem_fp = col_strdup(st, 18);
+	if (job->payload == NULL ||
+	    (sqlite3_column_type(st, 12) != SQLITE_NULL && !job->result) ||
+	    (sqlite3_column_type(st, 13) != SQLITE_NULL && !job->error)) {
+		job_clear(job);
+		return JOBD_ENOMEM;
+	}
+	return 0;
+}
+
+static void
+bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s != NULL)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static void
+bind_time_or_null(sqlite3_stmt *st, int i, int64_t ms)
+{
+	if (ms >= 0)
+		sqlite3_bind_int64(st, i, ms);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* Runs a statement that returns no rows; resets it.  Returns sqlite rc. */
+static int
+step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/* ---- writer ---- */
+
+static int
+sq_begin(void *impl, char *err, size_t errlen)
+{
+	struct sq *s = impl;
+	int rc = step_done(s->w[W_BEGIN]);
+
+	return rc ? fail(s->wdb, rc, err, errlen, "begin") : 0;
+}
+
+static int
+sq_commit(void *impl, char *err, size_t errlen)
+{
+	struct sq *s = impl;
+	int rc = step_done(s->w[W_COMMIT]);
+
+	if (rc != SQLITE_OK) {
+		int code = fail(s->wdb, rc, err, errlen, "commit");
+		/* A failed COMMIT may leave the transaction open (SQLITE_BUSY)
+		 * or already rolled back (I/O error, full disk). */
+		if (!sqlite3_get_autocommit(s->wdb))
+			step_done(s->w[W_ROLLBACK]);
+		return code;
+	}
+	return 0;
+}
+
+static void
+sq_rollback(void *impl)
+{
+	struct sq *s = impl;
+
+	if (!sqlite3_get_autocommit(s->wdb))
+		step_done(s->w[W_ROLLBACK]);
+}
+
+static int
+sq_insert(void *impl, const struct job *job, char *err, size_t errlen)
+{
+	struct sq *s = impl;
+	sqlite3_stmt *st = s->w[W_INSERT];
+	int rc;
+
+	sqlite3_bind_text(st, 1, job->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, job->type, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, job->priority);
+	sqlite3_bind_int(st, 4, job->max_attempts);
+	sqlite3_bind_int64(st, 5, job->timeout_ms);
+	sqlite3_bind_int64(st, 6, job->created_at_ms);
+	sqlite3_bind_int64(st, 7, job->run_at_ms);
+	sqlite3_bind_text(st, 8, job->payload ? job->payload : "null", -1,
+	                  SQLITE_STATIC);
+	sqlite3_bind_int(st, 9, job->cancel_on_disconnect);
+	bind_text_or_null(st, 10, job->idem_key);
+	bind_text_or_null(st, 11, job->idem_fp);
+	rc = step_done(st);
+	return rc ? fail(s->wdb, rc, err, errlen, "insert") : 0;
+}
+
+static int
+sq_find_idem(void *impl, const char *key, struct job *out, char *err,
+             size_t errlen)
+{
+	struct sq *s = impl;
+	sqlite3_stmt *st = s->w[W_FIND_IDEM];
+	int rc;
+
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = row_to_job(st, out);
+	else if (rc == SQLITE_DONE)
+		rc = JOBD_ENOTFOUND;
+	else
+		rc = fail(s->wdb, rc, err, errlen, "find idempotency key");
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+static int
+cmp_claim_order(const void *a, const void *b)
+{
+	const struct job *x = a, *y = b;
+
+	if (x->priority != y->priority)
+		return y->priority - x->priority;
+	return strcmp(x->id, y->id);
+}
+
+static int
+sq_claim(void *impl, const struct store_claim_req *req, struct job **out,
+         size_t *nout, char *err, size_t errlen)
+{
+	struct sq *s = impl;
+	sqlite3_stmt *st = s->w[W_CLAIM];
+	struct job *jobs = NULL;
+	size_t n = 0;
+	char excluded[4096];
+	size_t used = 0;
+	int rc;
+
+	*out = NULL;
+	*nout = 0;
+	if (req->limit == 0)
+		return 0;
+	/* A JSON array of the types at their cap (type names need no
+	 * escaping: [A-Za-z0-9_.-]). */
+	used += (size_t)snprintf(excluded, sizeof(excluded), "[");
+	for (size_t i = 0; i < req->nexcluded &&
+	     used + strlen(req->excluded[i]) + 4 < sizeof(excluded); i++)
+		used += (size_t)snprintf(excluded + used, sizeof(excluded) - used,
+		                         "%s\"%s\"", i ? "," : "",
+		                         req->excluded[i]);
+	snprintf(excluded + used, sizeof(excluded) - used, "]");
+
+	jobs = calloc(req->limit, sizeof(*jobs));
+	if (jobs == NULL)
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	sqlite3_bind_int64(st, 1, req->now_ms);
+	sqlite3_bind_text(st, 2, req->claim, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, excluded, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)req->limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < req->limit) {
+		if (row_to_job(st, &jobs[n]) != 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = fail(s->wdb, rc, err, errlen, "claim");
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		for (size_t i = 0; i < n; i++)
+			job_clear(&jobs[i]);
+		free(jobs);
+		return rc;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (n == 0) {
+		free(jobs);
+		return 0;
+	}
+	/* RETURNING gives rows in no particular order. */
+	qsort(jobs, n, sizeof(*jobs), cmp_claim_order);
+	*out = jobs;
+	*nout = n;
+	return 0;
+}
+
+static int
+sq_complete(void *impl, const struct store_completion *c, char *err,
+            size_t errlen)
+{
+	struct sq *s = impl;
+	sqlite3_stmt *st = s->w[W_COMPLETE];
+	int rc;
+
+	sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, c->claim, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, job_status_name(c->status), -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, c->attempt_delta);
+	bind_time_or_null(st, 5, c->status == JOB_QUEUED ? c->run_at_ms : -1);
+	bind_time_or_null(st, 6, job_status_is_final(c->status)
+	                             ? c->finished_at_ms : -1);
+	bind_text_or_null(st, 7, c->result);
+	bind_text_or_null(st, 8, c->error);
+	if (c->has_exit_code)
+		sqlite3_bind_int(st, 9, c->exit_code);
+	else
+		sqlite3_bind_null(st, 9);
+	rc = step_done(st);
+	if (rc != SQLITE_OK)
+		return fail(s->wdb, rc, err, errlen, "complete");
+	if (sqlite3_changes(s->wdb) == 0)
+		return jobd_seterr(err, errlen, JOBD_ESTALE,
+		                   "job %s: claim %s is no longer current", c->id,
+		                   c->claim);
+	return 0;
+}
+
+/* Current status of a job via the writer connection, or JOBD_ENOTFOUND. */
+static int
+writer_status_of(struct sq *s, const char *id, int *status, char *err,
+                 size_t errlen)
+{
+	sqlite3_stmt *st = s->w[W_STATUS_OF];
+	int rc;
+
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*status = job_status_parse((const char *)sqlite3_column_text(st, 0));
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = jobd_seterr(err, errlen, JOBD_ENOTFOUND, "no job %s", id);
+	} else {
+		rc = fail(s->wdb, rc, err, errlen, "status");
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+static int
+sq_cancel(void *impl, const char *id, int64_t now_ms, int *status, char *err,
+          size_t errlen)
+{
+	struct sq *s = impl;
+	sqlite3_stmt *st = s->w[W_CANCEL];
+	int rc;
+
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_ms);
+	rc = step_done(st);
+	if (rc != SQLITE_OK)
+		return fail(s->wdb, rc, err, errlen, "cancel");
+	if (sqlite3_changes(s->wdb) > 0) {
+		*status = JOB_CANCELLED;
+		return 0;
+	}
+	rc = writer_status_of(s, id, status, err, errlen);
+	if (rc != 0)
+		return rc;
+	if (*status == JOB_RUNNING) {
+		st = s->w[W_MARK_CANCEL];
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		rc = step_done(st);
+		if (rc != SQLITE_OK)
+			return fail(s->wdb, rc, err, errlen, "mark cancel");
+	}
+	return jobd_seterr(err, errlen, JOBD_ECONFLICT, "job %s is %s", id,
+	                   job_status_name(*status));
+}
+
+static int
+sq_retry(void *impl, const char *id, int64_t now_ms, int *status, char *err,
+         size_t errlen)
+{
+	struct sq *s = impl;
+	sqlite3_stmt *st = s->w[W_RETRY];
+	int rc;
+
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_ms);
+	rc = step_done(st);
+	if (rc != SQLITE_OK)
+		return fail(s->wdb, rc, err, errlen, "retry");
+	if (sqlite3_changes(s->wdb) > 0) {
+		*status = JOB_QUEUED;
+		return 0;
+	}
+	rc = writer_status_of(s, id, status, err, errlen);
+	if (rc != 0)
+		return rc;
+	return jobd_seterr(err, errlen, JOBD_ECONFLICT, "job %s is %s", id,
+	                   job_status_name(*status));
+}
+
+static int
+sq_recover(void *impl, int64_t now_ms, int *requeued, int *failed,
+           char *err, size_t errlen)
+{
+	struct sq *s = impl;
+	int rc;
+	const int steps[] = {W_RECOVER_CANCEL, W_RECOVER_FAIL,
+	                     W_RECOVER_REQUEUE};
+
+	*requeued = *failed = 0;
+	for (size_t i = 0; i < 3; i++) {
+		sqlite3_stmt *st = s->w[steps[i]];
+		sqlite3_bind_int64(st, 1, now_ms);
+		rc = step_done(st);
+		if (rc != SQLITE_OK)
+			return fail(s->wdb, rc, err, errlen, "recover");
+		if (steps[i] == W_RECOVER_REQUEUE)
+			*requeued += sqlite3_changes(s->wdb);
+		else
+			*failed += sqlite3_changes(s->wdb);
+	}
+	return 0;
+}
+
+static int
+sq_purge(void *impl, int64_t cutoff_ms, int limit, int *deleted, char *err,
+         size_t errlen)
+{
+	struct sq *s = impl;
+	sqlite3_stmt *st = s->w[W_PURGE];
+	int rc;
+
+	sqlite3_bind_int64(st, 1, cutoff_ms);
+	sqlite3_bind_int(st, 2, limit);
+	rc = step_done(st);
+	if (rc != SQLITE_OK)
+		return fail(s->wdb, rc, err, errlen, "purge");
+	*deleted = sqlite3_changes(s->wdb);
+	return 0;
+}
+
+static int
+sq_next_run_at(void *impl, int64_t *out_ms, char *err, size_t errlen)
+{
+	struct sq *s = impl;
+	sqlite3_stmt *st = s->w[W_NEXT_RUN_AT];
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW) {
+		*out_ms = col_time(st, 0);
+		rc = 0;
+	} else {
+		rc = fail(s->wdb, rc, err, errlen, "next run_at");
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int
+sq_count_writer(void *impl, int status, int64_t *out, char *err,
+                size_t errlen)
+{
+	struct sq *s = impl;
+	sqlite3_stmt *st = s->w[W_COUNT];
+	int rc;
+
+	sqlite3_bind_text(st, 1, job_status_name(status), -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else {
+		rc = fail(s->wdb, rc, err, errlen, "count");
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+/* ---- readers ---- */
+
+static int
+prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err,
+        size_t errlen)
+{
+	int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st,
+	                            NULL);
+
+	return rc == SQLITE_OK ? 0 : fail(db, rc, err, errlen, sql);
+}
+
+static struct reader *
+reader_get(struct sq *s, char *err, size_t errlen)
+{
+	struct reader *r;
+	int rc;
+
+	pthread_mutex_lock(&s->pool_mu);
+	r = s->readers;
+	if (r != NULL)
+		s->readers = r->next;
+	pthread_mutex_unlock(&s->pool_mu);
+	if (r != NULL)
+		return r;
+
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+		return NULL;
+	}
+	rc = open_db(s->path, s->durability_full, &r->db, err, errlen);
+	if (rc == 0)
+		rc = prepare(r->db, "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
+		             &r->get, err, errlen);
+	for (int v = 0; rc == 0 && v < LIST_VARIANTS; v++) {
+		char sql[512];
+		snprintf(sql, sizeof(sql),
+		         "SELECT " JOB_COLS " FROM jobs WHERE 1%s%s%s"
+		         " ORDER BY id DESC LIMIT :limit",
+		         v & 1 ? " AND status = :status" : "",
+		         v & 2 ? " AND type = :type" : "",
+		         v & 4 ? " AND id < :after" : "");
+		rc = prepare(r->db, sql, &r->list[v], err, errlen);
+	}
+	if (rc == 0)
+		rc = prepare(r->db, "SELECT status, count(*) FROM jobs"
+		             " GROUP BY status", &r->counts, err, errlen);
+	if (rc == 0)
+		rc = prepare(r->db, "SELECT 1 FROM jobs LIMIT 1", &r->ping, err,
+		             errlen);
+	if (rc != 0) {
+		reader_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+static void
+reader_put(struct sq *s, struct reader *r)
+{
+	pthread_mutex_lock(&s->pool_mu);
+	r->next = s->readers;
+	s->readers = r;
+	pthread_mutex_unlock(&s->pool_mu);
+}
+
+static int
+sq_get(void *impl, const char *id, struct job *out, char *err, size_t errlen)
+{
+	struct sq *s = impl;
+	struct reader *r = reader_get(s, err, errlen);
+	int rc;
+
+	if (r == NULL)
+		return JOBD_EIO;
+	sqlite3_bind_text(r->get, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(r->get);
+	if (rc == SQLITE_ROW)
+		rc = row_to_job(r->get, out);
+	else if (rc == SQLITE_DONE)
+		rc = jobd_seterr(err, errlen, JOBD_ENOTFOUND, "no job %s", id);
+	else
+		rc = fail(r->db, rc, err, errlen, "get");
+	sqlite3_reset(r->get);
+	sqlite3_clear_bindings(r->get);
+	reader_put(s, r);
+	return rc;
+}
+
+static void
+bind_named(sqlite3_stmt *st, const char *name, const char *text)
+{
+	int i = sqlite3_bind_parameter_index(st, name);
+
+	if (i > 0)
+		sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
+}
+
+static int
+sq_list(void *impl, const struct store_filter *f, struct job **out,
+        size_t *nout, char *err, size_t errlen)
+{
+	struct sq *s = impl;
+	struct reader *r;
+	struct job *jobs;
+	sqlite3_stmt *st;
+	size_t n = 0;
+	int rc, v;
+
+	*out = NULL;
+	*nout = 0;
+	jobs = calloc(f->limit ? f->limit : 1, sizeof(*jobs));
+	if (jobs == NULL)
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	r = reader_get(s, err, errlen);
+	if (r == NULL) {
+		free(jobs);
+		return JOBD_EIO;
+	}
+	v = (f->status >= 0 ? 1 : 0) | (f->type ? 2 : 0) | (f->after ? 4 : 0);
+	st = r->list[v];
+	if (f->status >= 0)
+		bind_named(st, ":status", job_status_name(f->status));
+	if (f->type)
+		bind_named(st, ":type", f->type);
+	if (f->after)
+		bind_named(st, ":after", f->after);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":limit"),
+	                   (sqlite3_int64)f->limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < f->limit) {
+		if (row_to_job(st, &jobs[n]) != 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		n++;
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		rc = fail(r->db, rc, err, errlen, "list");
+		for (size_t i = 0; i < n; i++)
+			job_clear(&jobs[i]);
+		free(jobs);
+		jobs = NULL;
+		n = 0;
+	} else {
+		rc = 0;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	reader_put(s, r);
+	*out = jobs;
+	*nout = n;
+	return rc;
+}
+
+static int
+sq_counts(void *impl, int64_t counts[JOB_NSTATUS], char *err, size_t errlen)
+{
+	struct sq *s = impl;
+	struct reader *r = reader_get(s, err, errlen);
+	int rc;
+
+	if (r == NULL)
+		return JOBD_EIO;
+	for (int i = 0; i < JOB_NSTATUS; i++)
+		counts[i] = 0;
+	while ((rc = sqlite3_step(r->counts)) == SQLITE_ROW) {
+		int status = job_status_parse(
+			(const char *)sqlite3_column_text(r->counts, 0));
+		if (status >= 0)
+			counts[status] = sqlite3_column_int64(r->counts, 1);
+	}
+	rc = rc == SQLITE_DONE ? 0 : fail(r->db, rc, err, errlen, "counts");
+	sqlite3_reset(r->counts);
+	reader_put(s, r);
+	return rc;
+}
+
+static bool
+sq_ping(void *impl)
+{
+	struct sq *s = impl;
+	struct reader *r = reader_get(s, NULL, 0);
+	int rc;
+
+	if (r == NULL)
+		return false;
+	rc = sqlite3_step(r->ping);
+	sqlite3_reset(r->ping);
+	reader_put(s, r);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE;
+}
+
+const struct store_ops store_sqlite_ops = {
+	.name = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.insert = sq_insert,
+	.find_idem = sq_find_idem,
+	.claim = sq_claim,
+	.complete = sq_complete,
+	.cancel = sq_cancel,
+	.retry = sq_retry,
+	.recover = sq_recover,
+	.purge = sq_purge,
+	.next_run_at = sq_next_run_at,
+	.count_writer = sq_count_writer,
+	.get = sq_get,
+	.list = sq_list,
+	.counts = sq_counts,
+	.ping = sq_ping,
+};

@@ -1,0 +1,698 @@
+/*
+ * writer.c - the one store writer (group commit, claims, completions).
+ *
+ * The loop: wait until there is an op, or a claim may find work (an idle
+ * worker and a job due), or the purge is due; take every waiting op; apply
+ * them all plus one claim in one BEGIN IMMEDIATE transaction; commit; then
+ * report outcomes (done callbacks), publish state changes and hand claimed
+ * jobs to the workers.  Counters change only once a commit has succeeded.
+ *
+ * LOCKING: w->mu guards the op queue (head, tail), stopping, draining,
+ * running, and the wake condition w->cond.  Everything else (counters,
+ * per-type running counts, next_run_at) belongs to the writer thread,
+ * except queued and inflight, which are atomics so other threads may read
+ * them.  Lock order: w->mu is a leaf lock; callbacks run without it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "writer.h"
+
+#define PURGE_INTERVAL_MS (10 * 60 * 1000)
+#define PURGE_CHUNK 1000
+#define RETRY_AFTER_FAILURE_MS 200
+
+struct writer {
+	store *st;
+	const struct config *cfg;
+	writer_dispatch_fn dispatch;
+	writer_cancel_fn cancel;
+	writer_event_fn event;
+	void *hook_arg;
+
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct writer_op *head, *tail; /* mu */
+	bool stopping;                 /* mu: flush and exit */
+	bool draining;                 /* mu: no more claims */
+	bool started;
+
+	atomic_bool healthy;
+	atomic_llong queued;           /* jobs in status queued */
+	atomic_llong inflight;         /* claimed, completion not received */
+
+	/* writer thread only */
+	int64_t *running_by_type;      /* per cfg->handlers index */
+	bool maybe_due;                /* a claim may find a due job */
+	int64_t next_run_at_ms;        /* earliest future run_at, -1 none */
+	int64_t next_purge_mono_ms;
+	int64_t retry_at_mono_ms;      /* after a failed commit, -1 none */
+	struct writer_op *pending;     /* completions to re-apply after a
+	                                  failed commit */
+	char boot_id[17];
+	uint64_t claim_seq;
+};
+
+void
+writer_op_init(struct writer_op *op, int kind)
+{
+	memset(op, 0, sizeof(*op));
+	job_init(&op->job);
+	op->kind = kind;
+	op->finished_at_ms = -1;
+	op->run_at_ms = -1;
+}
+
+void
+writer_op_clear(struct writer_op *op)
+{
+	job_clear(&op->job);
+	free(op->result);
+	free(op->error);
+	op->result = NULL;
+	op->error = NULL;
+}
+
+writer *
+writer_new(store *st, const struct config *cfg)
+{
+	writer *w = calloc(1, sizeof(*w));
+	uint8_t rnd[8];
+
+	if (w == NULL)
+		return NULL;
+	w->running_by_type = calloc(cfg->nhandlers + 1, sizeof(int64_t));
+	if (w->running_by_type == NULL) {
+		free(w);
+		return NULL;
+	}
+	w->st = st;
+	w->cfg = cfg;
+	pthread_mutex_init(&w->mu, NULL);
+	clock_cond_init(&w->cond);
+	atomic_init(&w->healthy, true);
+	w->maybe_due = true;
+	w->next_run_at_ms = -1;
+	w->retry_at_mono_ms = -1;
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		memset(rnd, 0x5a, sizeof(rnd));
+	for (int i = 0; i < 8; i++)
+		snprintf(w->boot_id + 2 * i, 3, "%02x", rnd[i]);
+	return w;
+}
+
+void
+writer_free(writer *w)
+{
+	if (w == NULL)
+		return;
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->mu);
+	free(w->running_by_type);
+	free(w);
+}
+
+void
+writer_set_hooks(writer *w, writer_dispatch_fn dispatch,
+                 writer_cancel_fn cancel, writer_event_fn event, void *arg)
+{
+	w->dispatch = dispatch;
+	w->cancel = cancel;
+	w->event = event;
+	w->hook_arg = arg;
+}
+
+static int
+handler_index(const writer *w, const char *type)
+{
+	for (size_t i = 0; i < w->cfg->nhandlers; i++)
+		if (strcmp(w->cfg->handlers[i].name, type) == 0)
+			return (int)i;
+	return (int)w->cfg->nhandlers; /* types no longer configured */
+}
+
+int
+writer_recover(writer *w, char *err, size_t errlen)
+{
+	int requeued = 0, failed = 0, rc;
+	int64_t queued = 0;
+
+	rc = store_begin(w->st, err, errlen);
+	if (rc != 0)
+		return rc;
+	rc = store_recover(w->st, clock_now_ms(), &requeued, &failed, err,
+	                   errlen);
+	if (rc == 0)
+		rc = store_count_writer(w->st, JOB_QUEUED, &queued, err, errlen);
+	if (rc == 0)
+		rc = store_next_run_at(w->st, &w->next_run_at_ms, err, errlen);
+	if (rc != 0) {
+		store_rollback(w->st);
+		return rc;
+	}
+	rc = store_commit(w->st, err, errlen);
+	if (rc != 0)
+		return rc;
+	if (requeued || failed)
+		log_notice("writer", "recovered %d interrupted job(s): %d "
+		           "requeued, %d failed or cancelled", requeued + failed,
+		           requeued, failed);
+	atomic_store(&w->queued, queued);
+	w->maybe_due = true;
+	w->next_purge_mono_ms = clock_mono_ms(); /* purge soon after start */
+	return 0;
+}
+
+int
+writer_submit(writer *w, struct writer_op *op)
+{
+	pthread_mutex_lock(&w->mu);
+	if (w->stopping || !w->started) {
+		pthread_mutex_unlock(&w->mu);
+		return JOBD_EBUSY;
+	}
+	op->next = NULL;
+	if (w->tail)
+		w->tail->next = op;
+	else
+		w->head = op;
+	w->tail = op;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->mu);
+	return 0;
+}
+
+void
+writer_drain(writer *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->draining = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->mu);
+}
+
+bool
+writer_healthy(writer *w)
+{
+	return atomic_load(&w->healthy);
+}
+
+int64_t
+writer_queued(writer *w)
+{
+	return atomic_load(&w->queued);
+}
+
+int64_t
+writer_inflight(writer *w)
+{
+	return atomic_load(&w->inflight);
+}
+
+/* Per-batch changes, applied to the counters only after the commit. */
+struct batch {
+	int64_t queued_delta;
+	bool due;                 /* something became due now */
+	int64_t earliest_future;  /* earliest future run_at made, -1 none */
+	struct job **claimed;
+	size_t nclaimed;
+	bool claim_full;          /* the claim got all it asked for */
+};
+
+static void
+note_run_at(struct batch *b, int64_t run_at, int64_t now)
+{
+	if (run_at <= now)
+		b->due = true;
+	else if (b->earliest_future < 0 || run_at < b->earliest_future)
+		b->earliest_future = run_at;
+}
+
+/* Applies one op inside the transaction.  Returns a fatal store error
+ * (EIO, EFULL, ENOMEM, EBUSY) that aborts the batch, else 0. */
+static int
+apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
+{
+	int rc;
+
+	op->rc = 0;
+	op->err[0] = '\0';
+	switch (op->kind) {
+	case WOP_SUBMIT:
+		if (op->job.idem_key != NULL) {
+			struct job prev;
+			job_init(&prev);
+			rc = store_find_idem(w->st, op->job.idem_key, &prev,
+			                     op->err, sizeof(op->err));
+			if (rc == 0) {
+				bool same = prev.idem_fp && op->job.idem_fp &&
+				            strcmp(prev.idem_fp, op->job.idem_fp) == 0;
+				if (same) {
+					memcpy(op->job.id, prev.id, sizeof(prev.id));
+					op->status = prev.status;
+					op->replayed = true;
+				} else {
+					op->rc = jobd_seterr(op->err, sizeof(op->err),
+					    JOBD_ECONFLICT, "Idempotency-Key was "
+					    "used for a different submission (job "
+					    "%s)", prev.id);
+				}
+				job_clear(&prev);
+				return 0;
+			}
+			if (rc != JOBD_ENOTFOUND)
+				return rc;
+		}
+		if (atomic_load(&w->queued) + b->queued_delta >=
+		    w->cfg->store.max_queued) {
+			op->rc = jobd_seterr(op->err, sizeof(op->err), JOBD_EFULL,
+			                     "the queue holds store.max_queued = "
+			                     "%lld jobs",
+			                     (long long)w->cfg->store.max_queued);
+			return 0;
+		}
+		rc = store_insert(w->st, &op->job, op->err, sizeof(op->err));
+		if (rc == JOBD_ECONFLICT) {
+			op->rc = rc;
+			return 0;
+		}
+		if (rc != 0)
+			return rc;
+		op->status = JOB_QUEUED;
+		b->queued_delta++;
+		note_run_at(b, op->job.run_at_ms, now);
+		return 0;
+	case WOP_CANCEL:
+		rc = store_cancel(w->st, op->id, now, &op->status, op->err,
+		                  sizeof(op->err));
+		if (rc == 0) {
+			b->queued_delta--;
+			return 0;
+		}
+		if (rc == JOBD_ECONFLICT || rc == JOBD_ENOTFOUND) {
+			op->rc = rc;
+			return 0;
+		}
+		return rc;
+	case WOP_RETRY:
+		rc = store_retry(w->st, op->id, now, &op->status, op->err,
+		                 sizeof(op->err));
+		if (rc == 0) {
+			b->queued_delta++;
+			b->due = true;
+			return 0;
+		}
+		if (rc == JOBD_ECONFLICT || rc == JOBD_ENOTFOUND) {
+			op->rc = rc;
+			return 0;
+		}
+		return rc;
+	case WOP_COMPLETE: {
+		struct store_completion c = {
+			.id = op->id, .claim = op->claim,
+			.status = op->new_status,
+			.attempt_delta = op->attempt_delta,
+			.run_at_ms = op->run_at_ms,
+			.finished_at_ms = op->finished_at_ms,
+			.result = op->result, .error = op->error,
+			.has_exit_code = op->has_exit_code,
+			.exit_code = op->exit_code,
+		};
+		rc = store_complete(w->st, &c, op->err, sizeof(op->err));
+		if (rc == JOBD_ESTALE) {
+			log_warn("writer", "discarding a stale attempt result: %s",
+			         op->err);
+			op->rc = rc;
+			return 0;
+		}
+		if (rc != 0)
+			return rc;
+		op->status = op->new_status;
+		if (op->new_status == JOB_QUEUED) {
+			b->queued_delta++;
+			note_run_at(b, op->run_at_ms, now);
+		}
+		return 0;
+	}
+	}
+	return 0;
+}
+
+/* Claims due jobs for idle workers, within per-type caps. */
+static int
+claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
+{
+	const char *excluded[256];
+	size_t nexcluded = 0;
+	int64_t free_slots = w->cfg->workers.threads - atomic_load(&w->inflight);
+	char token[CLAIM_TOKEN_MAX];
+	struct job *jobs = NULL;
+	int64_t *extra = NULL;
+	size_t n = 0, kept = 0;
+	int rc;
+
+	if (free_slots <= 0)
+		return 0;
+	for (size_t i = 0; i < w->cfg->nhandlers && nexcluded < 256; i++) {
+		const struct handler_conf *h = &w->cfg->handlers[i];
+		if (h->concurrency > 0 && w->running_by_type[i] >= h->concurrency)
+			excluded[nexcluded++] = h->name;
+	}
+	snprintf(token, sizeof(token), "%s:%llu", w->boot_id,
+	         (unsigned long long)++w->claim_seq);
+	struct store_claim_req req = {
+		.now_ms = now, .limit = (size_t)free_slots,
+		.excluded = excluded, .nexcluded = nexcluded, .claim = token,
+	};
+	rc = store_claim(w->st, &req, &jobs, &n, err, errlen);
+	if (rc != 0)
+		return rc;
+	b->claim_full = n == (size_t)free_slots;
+	if (n == 0)
+		return 0;
+	b->claimed = calloc(n, sizeof(*b->claimed));
+	extra = calloc(w->cfg->nhandlers + 1, sizeof(int64_t));
+	if (b->claimed == NULL || extra == NULL) {
+		rc = jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int hi = handler_index(w, jobs[i].type);
+		int64_t cap = hi < (int)w->cfg->nhandlers
+		                  ? w->cfg->handlers[hi].concurrency : 0;
+		if (cap > 0 && w->running_by_type[hi] + extra[hi] >= cap) {
+			/* One claim may pass a type's cap: put the extra
+			 * rows back as they were, and claim again soon. */
+			struct store_completion c = {
+				.id = jobs[i].id, .claim = token,
+				.status = JOB_QUEUED, .attempt_delta = -1,
+				.run_at_ms = jobs[i].run_at_ms,
+				.result = jobs[i].result, .error = jobs[i].error,
+				.has_exit_code = jobs[i].has_exit_code,
+				.exit_code = jobs[i].exit_code,
+			};
+			rc = store_complete(w->st, &c, err, errlen);
+			if (rc != 0)
+				goto out;
+			b->due = true;
+			continue;
+		}
+		struct job *j = malloc(sizeof(*j));
+		if (j == NULL) {
+			rc = jobd_seterr(err, errlen, JOBD_ENOMEM,
+			                 "out of memory");
+			goto out;
+		}
+		extra[hi]++;
+		job_move(j, &jobs[i]);
+		b->claimed[kept++] = j;
+	}
+	rc = 0;
+out:
+	b->nclaimed = kept;
+	for (size_t i = 0; i < n; i++)
+		job_clear(&jobs[i]);
+	free(jobs);
+	free(extra);
+	return rc;
+}
+
+static void
+free_claimed(struct batch *b)
+{
+	for (size_t i = 0; i < b->nclaimed; i++)
+		job_free(b->claimed[i]);
+	free(b->claimed);
+	b->claimed = NULL;
+	b->nclaimed = 0;
+}
+
+static void
+finish_op(struct writer_op *op)
+{
+	if (op->kind == WOP_COMPLETE) {
+		writer_op_clear(op);
+		free(op);
+		return;
+	}
+	op->done(op, op->arg);
+}
+
+/* One transaction: ops, then a claim.  Takes ownership of the op list. */
+static void
+run_batch(writer *w, struct writer_op *ops, bool draining)
+{
+	struct batch b = {.earliest_future = -1};
+	char err[256] = "";
+	int64_t now = clock_now_ms();
+	int rc, nops = 0, purged = 0;
+	bool purge = false;
+
+	/* A completion frees its worker as soon as it arrives, whatever
+	 * becomes of the commit. */
+	for (struct writer_op *op = ops; op; op = op->next) {
+		nops++;
+		if (op->kind == WOP_COMPLETE && !op->counted) {
+			op->counted = true;
+			w->running_by_type[handler_index(w, op->type)]--;
+			atomic_fetch_sub(&w->inflight, 1);
+			b.due = true;
+		}
+	}
+
+	rc = store_begin(w->st, err, sizeof(err));
+	if (rc != 0)
+		goto failed;
+	for (struct writer_op *op = ops; op; op = op->next) {
+		rc = apply_op(w, op, &b, now);
+		if (rc != 0) {
+			snprintf(err, sizeof(err), "%s", op->err);
+			goto failed;
+		}
+	}
+	if (!draining && (w->maybe_due || b.due ||
+	                  (w->next_run_at_ms >= 0 && w->next_run_at_ms <= now))) {
+		rc = claim(w, &b, now, err, sizeof(err));
+		if (rc != 0)
+			goto failed;
+	}
+	if (clock_mono_ms() >= w->next_purge_mono_ms) {
+		rc = store_purge(w->st, now - w->cfg->store.retention_ms,
+		                 PURGE_CHUNK, &purged, err, sizeof(err));
+		if (rc != 0)
+			goto failed;
+		purge = true;
+	}
+	rc = store_commit(w->st, err, sizeof(err));
+	if (rc != 0)
+		goto failed;
+
+	/* Committed: now the counters, the answers and the work. */
+	atomic_store(&w->healthy, true);
+	w->retry_at_mono_ms = -1;
+	atomic_fetch_add(&w->queued, b.queued_delta - (int64_t)b.nclaimed);
+	if (purge) {
+		if (purged > 0)
+			log_info("writer", "purged %d finished job(s) older than "
+			         "the retention", purged);
+		w->next_purge_mono_ms = clock_mono_ms() +
+		    (purged == PURGE_CHUNK ? 0 : PURGE_INTERVAL_MS);
+	}
+	if (b.earliest_future >= 0 &&
+	    (w->next_run_at_ms < 0 || b.earliest_future < w->next_run_at_ms))
+		w->next_run_at_ms = b.earliest_future;
+	for (size_t i = 0; i < b.nclaimed; i++)
+		w->running_by_type[handler_index(w, b.claimed[i]->type)]++;
+	atomic_fetch_add(&w->inflight, (int64_t)b.nclaimed);
+	if (b.claim_full || b.due) {
+		w->maybe_due = true;
+	} else if (!draining) {
+		/* The claim found less than it could take: nothing else is
+		 * due now.  Sleep until the earliest future run_at. */
+		int64_t next = -1;
+		w->maybe_due = false;
+		if (store_next_run_at(w->st, &next, err, sizeof(err)) == 0)
+			w->next_run_at_ms = next > now ? next : -1;
+	}
+	for (struct writer_op *op = ops, *next; op; op = next) {
+		next = op->next;
+		if (w->event && op->rc == 0 && !op->replayed &&
+		    op->kind != WOP_SUBMIT)
+			w->event(op->id, op->status, w->hook_arg);
+		if (op->kind == WOP_CANCEL && op->rc == JOBD_ECONFLICT &&
+		    op->status == JOB_RUNNING && w->cancel)
+			w->cancel(op->id, w->hook_arg);
+		finish_op(op);
+	}
+	if (b.nclaimed > 0 && w->event)
+		for (size_t i = 0; i < b.nclaimed; i++)
+			w->event(b.claimed[i]->id, JOB_RUNNING, w->hook_arg);
+	if (b.nclaimed > 0 && w->dispatch) {
+		w->dispatch(b.claimed, b.nclaimed, w->hook_arg);
+		free(b.claimed);
+	} else {
+		free_claimed(&b);
+	}
+	return;
+
+failed:
+	store_rollback(w->st);
+	free_claimed(&b);
+	atomic_store(&w->healthy, false);
+	log_err("writer", "transaction of %d operation(s) failed: %s (%s)",
+	        nops, err, jobd_strerror(rc));
+	/* Nothing of the batch is durable.  Requests get the error (503);
+	 * attempt completions are kept and re-applied later: claim fencing
+	 * makes them safe to apply once. */
+	for (struct writer_op *op = ops, *next; op; op = next) {
+		next = op->next;
+		if (op->kind == WOP_COMPLETE) {
+			op->next = w->pending;
+			w->pending = op;
+			continue;
+		}
+		op->rc = rc;
+		op->replayed = false;
+		snprintf(op->err, sizeof(op->err), "%s", err);
+		finish_op(op);
+	}
+	w->retry_at_mono_ms = clock_mono_ms() + RETRY_AFTER_FAILURE_MS;
+}
+
+static void *
+writer_main(void *arg)
+{
+	writer *w = arg;
+	sigset_t set;
+
+	sigfillset(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	pthread_setname_np(pthread_self(), "jobd-writer");
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		int64_t now_mono = clock_mono_ms();
+		int64_t now = clock_now_ms();
+		/* After a failed transaction, wait a little before retrying
+		 * anything but new requests (a full disk must not spin). */
+		bool backoff = w->retry_at_mono_ms >= 0 &&
+		    now_mono < w->retry_at_mono_ms;
+		bool can_claim = !w->draining && !backoff &&
+		    atomic_load(&w->inflight) < w->cfg->workers.threads;
+		bool claim_due = can_claim &&
+		    (w->maybe_due ||
+		     (w->next_run_at_ms >= 0 && w->next_run_at_ms <= now));
+		bool retry_due = w->pending != NULL && !backoff;
+		bool purge_due = !backoff && now_mono >= w->next_purge_mono_ms;
+
+		if (w->head == NULL && !retry_due && !claim_due && !purge_due) {
+			if (w->stopping && w->pending == NULL)
+				break;
+			if (w->stopping && w->pending != NULL &&
+			    now_mono >= w->retry_at_mono_ms + 5000) {
+				log_err("writer", "giving up on unwritten attempt "
+				        "results at shutdown; recovery will requeue "
+				        "those jobs");
+				break;
+			}
+			/* Sleep until an op arrives or the next deadline. */
+			int64_t deadline = w->next_purge_mono_ms;
+			if (backoff && w->retry_at_mono_ms < deadline)
+				deadline = w->retry_at_mono_ms;
+			if (!w->draining && w->next_run_at_ms >= 0 &&
+			    atomic_load(&w->inflight) < w->cfg->workers.threads) {
+				int64_t d = now_mono + (w->next_run_at_ms - now);
+				if (d < deadline)
+					deadline = d;
+			}
+			clock_cond_wait_until(&w->cond, &w->mu, deadline);
+			continue;
+		}
+		struct writer_op *ops = w->head;
+		w->head = w->tail = NULL;
+		bool draining = w->draining;
+		pthread_mutex_unlock(&w->mu);
+
+		if (retry_due) {
+			/* Re-apply kept completions first, in their order. */
+			struct writer_op *rev = NULL, *last;
+			while (w->pending) {
+				struct writer_op *op = w->pending;
+				w->pending = op->next;
+				op->next = rev;
+				rev = op;
+			}
+			for (last = rev; last->next; last = last->next)
+				;
+			last->next = ops;
+			ops = rev;
+		}
+		run_batch(w, ops, draining);
+		pthread_mutex_lock(&w->mu);
+	}
+	/* Requests that came while stopping get an answer all the same. */
+	struct writer_op *ops = w->head;
+	w->head = w->tail = NULL;
+	pthread_mutex_unlock(&w->mu);
+	for (struct writer_op *op = ops, *next; op; op = next) {
+		next = op->next;
+		op->rc = JOBD_EBUSY;
+		snprintf(op->err, sizeof(op->err), "jobd is shutting down");
+		finish_op(op);
+	}
+	while (w->pending) {
+		struct writer_op *op = w->pending;
+		w->pending = op->next;
+		if (op->kind == WOP_COMPLETE) {
+			writer_op_clear(op);
+			free(op);
+		} else {
+			op->rc = JOBD_EBUSY;
+			finish_op(op);
+		}
+	}
+	return NULL;
+}
+
+int
+writer_start(writer *w)
+{
+	int rc;
+
+	pthread_mutex_lock(&w->mu);
+	w->started = true;
+	pthread_mutex_unlock(&w->mu);
+	rc = pthread_create(&w->thread, NULL, writer_main, w);
+	if (rc != 0) {
+		pthread_mutex_lock(&w->mu);
+		w->started = false;
+		pthread_mutex_unlock(&w->mu);
+		return JOBD_ESYS;
+	}
+	return 0;
+}
+
+void
+writer_stop(writer *w)
+{
+	bool started;
+
+	pthread_mutex_lock(&w->mu);
+	started = w->started;
+	w->stopping = true;
+	w->draining = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->mu);
+	if (started)
+		pthread_join(w->thread, NULL);
+}
