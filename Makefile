@@ -37,6 +37,7 @@ SRCS := \
 	src/http.c \
 	src/job.c \
 	src/log.c \
+	src/shellwords.c \
 	src/store.c \
 	src/store_sqlite.c \
 	src/submit.c \

@@ -32,6 +32,12 @@ void handler_ctx_request_stop(jobd_ctx *ctx, int reason);
 /* Records the process group of the running exec child (0 = none). */
 void handler_ctx_set_pgid(jobd_ctx *ctx, pid_t pgid);
 
+/*
+ * An eventfd (owned by ctx) that becomes readable when a stop is requested,
+ * for poll loops; created on first use.  -1 when it cannot be created.
+ */
+int handler_ctx_wake_fd(jobd_ctx *ctx);
+
 /* Kill grace of the attempt in ms. */
 int64_t handler_ctx_kill_grace_ms(jobd_ctx *ctx);
 

@@ -41,6 +41,7 @@ struct job {
 	char *error;              /* plain text or NULL */
 	bool has_exit_code;
 	int exit_code;            /* exit status, or 128 + signal */
+	bool output_truncated;    /* stdout was cut at max_output */
 	bool cancel_on_disconnect;
 	char *idem_key;           /* Idempotency-Key or NULL */
 	char *idem_fp;            /* fingerprint of the submission or NULL */

@@ -48,6 +48,7 @@ struct store_completion {
 	const char *error;     /* text or NULL */
 	bool has_exit_code;
 	int exit_code;
+	bool output_truncated;
 };
 
 /* Filters of GET /jobs. */

@@ -49,6 +49,7 @@ struct writer_op {
 	char *error;
 	bool has_exit_code;
 	int exit_code;
+	bool output_truncated;
 
 	/* Outcome, valid in done(): rc is 0 or JOBD_E*; status is the job's
 	 * status after the operation (or its current one on ECONFLICT). */

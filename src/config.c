@@ -22,6 +22,7 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "shellwords.h"
 
 enum conf_type { T_STR, T_SIZE, T_DUR, T_INT, T_ENUM, T_LISTEN };
 
@@ -111,7 +112,7 @@ static const struct conf_key conf_keys[] = {
 	{"handler", "env", T_STR, H(env), NULL, 0, 0, NULL,
 	 "extra environment, KEY=VALUE words (exec)"},
 	{"handler", "workdir", T_STR, H(workdir), NULL, 0, 0, NULL,
-	 "working directory of the command (exec; default /)"},
+	 "working directory of the command (exec; default: jobd's own)"},
 };
 
 #define NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -599,6 +600,40 @@ validate(struct loader *ld)
 		else if (h->builtin != BUILTIN_NONE && h->command != NULL)
 			loader_error(ld, h->line, sec, "command",
 			             "\"builtin\" and \"command\" exclude each other");
+		if (h->command != NULL) {
+			char **argv = NULL, why[128];
+			int argc = 0;
+			if (shellwords_split(h->command, &argv, &argc, why,
+			                     sizeof(why)) != 0)
+				loader_error(ld, h->line, sec, "command", "%s", why);
+			else if (argc == 0)
+				loader_error(ld, h->line, sec, "command",
+				             "must name a program");
+			shellwords_free(argv);
+		}
+		if (h->env != NULL) {
+			char **words = NULL, why[128];
+			int n = 0;
+			if (shellwords_split(h->env, &words, &n, why,
+			                     sizeof(why)) != 0) {
+				loader_error(ld, h->line, sec, "env", "%s", why);
+			} else {
+				for (int k = 0; k < n; k++) {
+					size_t kl = strcspn(words[k], "=");
+					bool ok = words[k][kl] == '=' && kl > 0 &&
+					    !isdigit((unsigned char)words[k][0]);
+					for (size_t c = 0; ok && c < kl; c++)
+						ok = isalnum((unsigned char)words[k][c]) ||
+						     words[k][c] == '_';
+					if (!ok) {
+						loader_error(ld, h->line, sec, "env",
+						    "\"%s\" is not KEY=VALUE", words[k]);
+						break;
+					}
+				}
+			}
+			shellwords_free(words);
+		}
 		if (h->backoff_max_ms < h->backoff_base_ms)
 			loader_error(ld, h->line, sec, "backoff_max",
 			             "smaller than backoff_base");

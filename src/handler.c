@@ -11,6 +11,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "err.h"
@@ -23,6 +25,7 @@ struct jobd_ctx {
 	int64_t deadline_mono_ms;   /* the attempt's timeout */
 	int64_t kill_grace_ms;
 	pid_t pgid;                 /* exec child's group, 0 = none; mu */
+	int wake_fd;                /* eventfd written on stop, -1 = none; mu */
 };
 
 int
@@ -40,6 +43,7 @@ handler_ctx_init(jobd_ctx **out, int64_t deadline_mono_ms,
 		return JOBD_ESYS;
 	}
 	atomic_init(&ctx->stop_reason, JOBD_STOP_NONE);
+	ctx->wake_fd = -1;
 	ctx->deadline_mono_ms = deadline_mono_ms;
 	ctx->kill_grace_ms = kill_grace_ms;
 	*out = ctx;
@@ -51,9 +55,29 @@ handler_ctx_free(jobd_ctx *ctx)
 {
 	if (ctx == NULL)
 		return;
+	if (ctx->wake_fd >= 0)
+		close(ctx->wake_fd);
 	pthread_cond_destroy(&ctx->cond);
 	pthread_mutex_destroy(&ctx->mu);
 	free(ctx);
+}
+
+int
+handler_ctx_wake_fd(jobd_ctx *ctx)
+{
+	int fd;
+
+	pthread_mutex_lock(&ctx->mu);
+	if (ctx->wake_fd < 0) {
+		ctx->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		/* A stop that came before the fd existed must still wake. */
+		if (ctx->wake_fd >= 0 &&
+		    atomic_load(&ctx->stop_reason) != JOBD_STOP_NONE)
+			eventfd_write(ctx->wake_fd, 1);
+	}
+	fd = ctx->wake_fd;
+	pthread_mutex_unlock(&ctx->mu);
+	return fd;
 }
 
 void
@@ -64,6 +88,8 @@ handler_ctx_request_stop(jobd_ctx *ctx, int reason)
 	pthread_mutex_lock(&ctx->mu);
 	if (atomic_compare_exchange_strong(&ctx->stop_reason, &none, reason)) {
 		pthread_cond_broadcast(&ctx->cond);
+		if (ctx->wake_fd >= 0)
+			eventfd_write(ctx->wake_fd, 1);
 		/* The exec handler's own loop escalates to SIGKILL after
 		 * kill_grace; this SIGTERM makes the group start stopping now. */
 		if (ctx->pgid > 0)

@@ -124,6 +124,8 @@ job_to_cjson(const struct job *job)
 	                                 job->has_exit_code
 	                                     ? cJSON_CreateNumber(job->exit_code)
 	                                     : cJSON_CreateNull());
+	ok = ok && cJSON_AddBoolToObject(o, "output_truncated",
+	                                 job->output_truncated);
 	ok = ok && cJSON_AddNumberToObject(o, "timeout",
 	                                   (double)job->timeout_ms / 1000.0);
 	if (!ok) {

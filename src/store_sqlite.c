@@ -30,7 +30,8 @@
 #define JOB_COLS \
 	"id, type, status, priority, attempt, max_attempts, timeout_ms, " \
 	"created_at, run_at, started_at, finished_at, payload, result, error, " \
-	"exit_code, cancel_on_disconnect, claim, idem_key, idem_fp"
+	"exit_code, cancel_on_disconnect, claim, idem_key, idem_fp, " \
+	"output_truncated"
 
 static const char *const migrations[] = {
 	/* 1: the jobs table and the indexes of the claim, the timer, listing
@@ -56,7 +57,8 @@ static const char *const migrations[] = {
 	"  cancel_requested INTEGER NOT NULL DEFAULT 0,"
 	"  claim TEXT,"
 	"  idem_key TEXT,"
-	"  idem_fp TEXT"
+	"  idem_fp TEXT,"
+	"  output_truncated INTEGER NOT NULL DEFAULT 0"
 	");"
 	/* Claim order: highest priority, then oldest; only queued rows. */
 	"CREATE INDEX jobs_queue ON jobs(priority DESC, id, run_at, type)"
@@ -98,7 +100,7 @@ static const char *const writer_sql[W_NSTMT] = {
 		" RETURNING " JOB_COLS,
 	[W_COMPLETE] = "UPDATE jobs SET status = ?3, attempt = attempt + ?4,"
 		" run_at = coalesce(?5, run_at), finished_at = ?6, result = ?7,"
-		" error = ?8, exit_code = ?9, claim = NULL"
+		" error = ?8, exit_code = ?9, output_truncated = ?10, claim = NULL"
 		" WHERE id = ?1 AND claim = ?2 AND status = 'running'",
 	[W_CANCEL] = "UPDATE jobs SET status = 'cancelled', finished_at = ?2,"
 		" claim = NULL WHERE id = ?1 AND status = 'queued'",
@@ -385,6 +387,7 @@ row_to_job(sqlite3_stmt *st, struct job *job)
 	snprintf(job->claim, sizeof(job->claim), "%s", s ? s : "");
 	job->idem_key = col_strdup(st, 17);
 	job->idem_fp = col_strdup(st, 18);
+	job->output_truncated = sqlite3_column_int(st, 19) != 0;
 	if (job->payload == NULL ||
 	    (sqlite3_column_type(st, 12) != SQLITE_NULL && !job->result) ||
 	    (sqlite3_column_type(st, 13) != SQLITE_NULL && !job->error)) {
@@ -597,6 +600,7 @@ sq_complete(void *impl, const struct store_completion *c, char *err,
 		sqlite3_bind_int(st, 9, c->exit_code);
 	else
 		sqlite3_bind_null(st, 9);
+	sqlite3_bind_int(st, 10, c->output_truncated);
 	rc = step_done(st);
 	if (rc != SQLITE_OK)
 		return fail(s->wdb, rc, err, errlen, "complete");

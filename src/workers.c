@@ -120,6 +120,7 @@ report(worker_pool *p, const struct job *job, const struct handler_conf *h,
 	op->error = res->error;
 	op->has_exit_code = res->has_exit_code != 0;
 	op->exit_code = res->exit_code;
+	op->output_truncated = res->output_truncated != 0;
 	op->finished_at_ms = now;
 
 	if (res->outcome == JOBD_SUCCEEDED) {

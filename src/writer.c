@@ -327,6 +327,7 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 			.result = op->result, .error = op->error,
 			.has_exit_code = op->has_exit_code,
 			.exit_code = op->exit_code,
+			.output_truncated = op->output_truncated,
 		};
 		rc = store_complete(w->st, &c, op->err, sizeof(op->err));
 		if (rc == JOBD_ESTALE) {
@@ -400,6 +401,7 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 				.result = jobs[i].result, .error = jobs[i].error,
 				.has_exit_code = jobs[i].has_exit_code,
 				.exit_code = jobs[i].exit_code,
+				.output_truncated = jobs[i].output_truncated,
 			};
 			rc = store_complete(w->st, &c, err, errlen);
 			if (rc != 0)
