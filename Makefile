@@ -31,6 +31,7 @@ SRCS := \
 	src/clock.c \
 	src/config.c \
 	src/err.c \
+	src/events.c \
 	src/handler.c \
 	src/handler_builtin.c \
 	src/handler_exec.c \

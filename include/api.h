@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "events.h"
 #include "store.h"
 #include "writer.h"
 
@@ -59,6 +60,7 @@ struct api_call {
 	const char *body;
 	size_t body_len;
 	void (*resume)(void *h); /* any thread: the pending call is done */
+	int fd;                 /* the client's socket, watched while waiting */
 
 	/* Response, owned by the call until api_call_clear(). */
 	int status;
@@ -69,10 +71,16 @@ struct api_call {
 	int nheaders;
 
 	/* Private to api.c. */
+	api *api;
 	int route;
 	char id[37];
+	int pending;            /* what a pending call waits for */
 	struct writer_op op;
-	bool op_started;
+	struct waiter waiter;
+	int64_t wait_ms;        /* honoured wait, -1 none */
+	bool respond_async;     /* Prefer: respond-async */
+	bool waited;            /* a waiter was registered */
+	int wake_reason;
 };
 
 /* Parses a path into a route; fills id for job routes.  Pure. */
@@ -81,8 +89,8 @@ int api_route(const char *path, char id[37]);
 /* Methods a route allows, as an Allow header value. */
 const char *api_route_allow(int route);
 
-/* Creates the API over the (borrowed) config, store and writer. */
-api *api_new(const struct config *cfg, store *st, writer *w);
+/* Creates the API over the (borrowed) config, store, writer and events. */
+api *api_new(const struct config *cfg, store *st, writer *w, events *ev);
 void api_free(api *a);
 
 /* From now on POST /jobs answers 503 (shutdown).  Any thread. */

@@ -38,4 +38,13 @@ int submit_json_depth(const char *buf, size_t len, int limit);
 int submit_parse(const char *body, size_t len, const struct config *cfg,
                  int64_t now_ms, struct job *job, char *err, size_t errlen);
 
+/*
+ * Fingerprint of a submission for Idempotency-Key: FNV-1a 64 of the body's
+ * canonical JSON (members sorted by key, no whitespace), as 16 hex digits.
+ * The body holds the type, so type + body are covered.  It detects a key
+ * reused for another submission; it is not a cryptographic hash.
+ * Returns 0, JOBD_EINVAL or JOBD_ENOMEM.
+ */
+int submit_fingerprint(const char *body, size_t len, char out[17]);
+
 #endif

@@ -61,7 +61,7 @@ struct writer_op {
 
 	/*
 	 * Called on the writer thread once the outcome is known (after the
-	 * commit).  NULL for WOP_COMPLETE: the writer frees those ops.  The
+	 * commit).  NULL: the op was malloc'ed and the writer frees it.  The
 	 * callback must not block; it typically resumes an HTTP connection.
 	 */
 	void (*done)(struct writer_op *op, void *arg);

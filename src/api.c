@@ -24,8 +24,11 @@ struct api {
 	const struct config *cfg;
 	store *st;
 	writer *w;
+	events *ev;
 	atomic_bool draining;
 };
+
+enum { PENDING_NONE, PENDING_WRITER, PENDING_WAIT };
 
 /* ---- routes ---- */
 
@@ -101,7 +104,7 @@ method_allowed(int route, int method)
 /* ---- life ---- */
 
 api *
-api_new(const struct config *cfg, store *st, writer *w)
+api_new(const struct config *cfg, store *st, writer *w, events *ev)
 {
 	api *a = calloc(1, sizeof(*a));
 
@@ -110,6 +113,7 @@ api_new(const struct config *cfg, store *st, writer *w)
 	a->cfg = cfg;
 	a->st = st;
 	a->w = w;
+	a->ev = ev;
 	return a;
 }
 
@@ -130,6 +134,8 @@ api_call_init(struct api_call *call)
 {
 	memset(call, 0, sizeof(*call));
 	writer_op_init(&call->op, WOP_SUBMIT);
+	call->fd = -1;
+	call->wait_ms = -1;
 }
 
 void
@@ -331,28 +337,33 @@ api_precheck(api *a, struct api_call *call, int64_t content_length)
 
 /* ---- handlers ---- */
 
-static void
+static void add_preference_applied(struct api_call *call);
+
+/* Answers with the job as stored now; returns its status, or -1. */
+static int
 answer_job(api *a, struct api_call *call, int status, const char *id)
 {
 	struct job job;
 	char err[256];
 	char *text;
-	int rc;
+	int rc, job_status;
 
 	job_init(&job);
 	rc = store_get(a->st, id, &job, err, sizeof(err));
 	if (rc != 0) {
 		problem_for(call, rc, rc == JOBD_ENOTFOUND ? "no job with this id"
 		                                            : err);
-		return;
+		return -1;
 	}
 	text = job_to_json(&job);
+	job_status = job.status;
 	job_clear(&job);
 	if (text == NULL) {
 		problem_for(call, JOBD_ENOMEM, "out of memory");
-		return;
+		return -1;
 	}
 	set_body(call, status, "application/json", text);
+	return job_status;
 }
 
 static void
@@ -459,12 +470,93 @@ handle_ready(api *a, struct api_call *call)
 	set_json(call, 200, o);
 }
 
+/* Parses "Prefer" (RFC 7240): wait=N and respond-async; others ignored. */
+static void
+parse_prefer(api *a, struct api_call *call)
+{
+	const char *p = call->header(call->h, "Prefer");
+
+	while (p != NULL && *p) {
+		size_t n;
+		while (*p == ' ' || *p == '\t' || *p == ',' || *p == ';')
+			p++;
+		n = strcspn(p, ",;");
+		if (n == 13 && strncasecmp(p, "respond-async", 13) == 0) {
+			call->respond_async = true;
+		} else if (n > 5 && strncasecmp(p, "wait=", 5) == 0) {
+			char *end;
+			long v = strtol(p + 5, &end, 10);
+			while (*end == ' ' || *end == '\t')
+				end++;
+			if (end > p + 5 && (size_t)(end - p) == n && v >= 0) {
+				int64_t ms = (int64_t)v * 1000;
+				if (ms > a->cfg->server.max_wait_ms)
+					ms = a->cfg->server.max_wait_ms;
+				call->wait_ms = ms;
+			}
+		}
+		p += n;
+	}
+}
+
+static void
+wait_fired(void *arg, int reason)
+{
+	struct api_call *call = arg;
+
+	call->wake_reason = reason;
+	/* The client who waited for its job has gone: stop the work for
+	 * nobody (unless the job said otherwise).  A long-poll GET that goes
+	 * away cancels nothing. */
+	if (reason == WAKE_DISCONNECT && call->op.kind == WOP_SUBMIT &&
+	    call->method == API_POST && !call->op.replayed &&
+	    call->op.job.cancel_on_disconnect) {
+		struct writer_op *op = malloc(sizeof(*op));
+		if (op != NULL) {
+			writer_op_init(op, WOP_CANCEL);
+			memcpy(op->id, call->op.job.id, sizeof(op->id));
+			if (writer_submit(call->api->w, op) != 0) {
+				writer_op_clear(op);
+				free(op);
+			} else {
+				log_info("api", "job %s: its client disconnected "
+				         "while waiting; cancelling it",
+				         call->op.job.id);
+			}
+		}
+	}
+	call->resume(call->h);
+}
+
+/* Registers the call's waiter on job id; false when it cannot wait. */
+static bool
+start_wait(api *a, struct api_call *call, const char *id)
+{
+	struct waiter *w = &call->waiter;
+
+	memset(w, 0, sizeof(*w));
+	memcpy(w->id, id, sizeof(w->id));
+	w->deadline_mono_ms = clock_mono_ms() + call->wait_ms;
+	w->watch_fd = call->fd;
+	w->fn = wait_fired;
+	w->arg = call;
+	if (events_wait(a->ev, w) != 0)
+		return false;
+	call->waited = true;
+	return true;
+}
+
 static void
 op_done(struct writer_op *op, void *arg)
 {
 	struct api_call *call = arg;
 
-	(void)op;
+	/* Runs on the writer thread, before any worker can have the job:
+	 * the waiter cannot miss the job's end. */
+	if (op->kind == WOP_SUBMIT && op->rc == 0 && call->wait_ms > 0 &&
+	    !job_status_is_final(op->status) &&
+	    start_wait(call->api, call, op->job.id))
+		return;
 	call->resume(call->h);
 }
 
@@ -472,6 +564,7 @@ static int
 handle_submit(api *a, struct api_call *call)
 {
 	char err[256];
+	const char *key;
 	int rc;
 
 	if (atomic_load(&a->draining)) {
@@ -486,10 +579,66 @@ handle_submit(api *a, struct api_call *call)
 		problem_for(call, rc, err);
 		return API_DONE;
 	}
+	key = call->header(call->h, "Idempotency-Key");
+	if (key != NULL) {
+		size_t n = strlen(key);
+		bool ok = n >= 1 && n <= 255;
+		for (size_t i = 0; ok && i < n; i++)
+			ok = key[i] >= 0x20 && key[i] <= 0x7e;
+		if (!ok) {
+			api_problem(call, 400, "bad-request", NULL,
+			            "Idempotency-Key must be 1 to 255 printable "
+			            "ASCII characters");
+			return API_DONE;
+		}
+		char fp[17];
+		call->op.job.idem_key = strdup(key);
+		if (call->op.job.idem_key == NULL ||
+		    submit_fingerprint(call->body, call->body_len, fp) != 0 ||
+		    (call->op.job.idem_fp = strdup(fp)) == NULL) {
+			problem_for(call, JOBD_ENOMEM, "out of memory");
+			return API_DONE;
+		}
+	}
 	if (uuid_v7_new(call->op.job.id) != 0) {
 		problem_for(call, JOBD_EBUSY, "cannot read random bytes");
 		return API_DONE;
 	}
+	parse_prefer(a, call);
+	call->pending = PENDING_WRITER;
+	return API_PENDING;
+}
+
+/* GET /jobs/<id>, long-polling with ?wait=N or Prefer: wait=N. */
+static int
+handle_get(api *a, struct api_call *call)
+{
+	const char *s = call->arg(call->h, "wait");
+
+	if (s != NULL) {
+		char *end;
+		double v = strtod(s, &end);
+		if (*s == '\0' || *end != '\0' || !(v >= 0) || v > 1e9) {
+			api_problem(call, 400, "bad-request", NULL,
+			            "wait must be a number of seconds >= 0");
+			return API_DONE;
+		}
+		int64_t ms = (int64_t)(v * 1000.0);
+		call->wait_ms = ms > a->cfg->server.max_wait_ms
+		                    ? a->cfg->server.max_wait_ms : ms;
+	} else {
+		parse_prefer(a, call);
+	}
+	int status = answer_job(a, call, 200, call->id);
+	if (status < 0 || call->wait_ms <= 0 || job_status_is_final(status)) {
+		if (status >= 0)
+			add_preference_applied(call);
+		return API_DONE;
+	}
+	/* Not final yet: wait for its end. */
+	free(call->body_out);
+	call->body_out = NULL;
+	call->pending = PENDING_WAIT;
 	return API_PENDING;
 }
 
@@ -498,6 +647,7 @@ api_handle(api *a, struct api_call *call)
 {
 	cJSON *o;
 
+	call->api = a;
 	switch (call->route) {
 	case ROUTE_HEALTHZ:
 		o = cJSON_CreateObject();
@@ -527,13 +677,14 @@ api_handle(api *a, struct api_call *call)
 		if (call->method == API_DELETE) {
 			writer_op_init(&call->op, WOP_CANCEL);
 			memcpy(call->op.id, call->id, sizeof(call->op.id));
+			call->pending = PENDING_WRITER;
 			return API_PENDING;
 		}
-		answer_job(a, call, 200, call->id);
-		return API_DONE;
+		return handle_get(a, call);
 	case ROUTE_JOB_RETRY:
 		writer_op_init(&call->op, WOP_RETRY);
 		memcpy(call->op.id, call->id, sizeof(call->op.id));
+		call->pending = PENDING_WRITER;
 		return API_PENDING;
 	default:
 		api_problem(call, 404, "not-found", NULL, "no such resource");
@@ -544,15 +695,43 @@ api_handle(api *a, struct api_call *call)
 void
 api_start(api *a, struct api_call *call)
 {
+	if (call->pending == PENDING_WAIT) {
+		struct job job;
+		bool final;
+		if (!start_wait(a, call, call->id)) {
+			call->resume(call->h); /* too many waiters: answer now */
+			return;
+		}
+		/* The job may have ended between the first read and the
+		 * registration: look again. */
+		job_init(&job);
+		final = store_get(a->st, call->id, &job, NULL, 0) == 0 &&
+		        job_status_is_final(job.status);
+		job_clear(&job);
+		if (final && events_cancel(a->ev, &call->waiter)) {
+			call->wake_reason = WAKE_FINAL;
+			call->resume(call->h);
+		}
+		return;
+	}
 	call->op.done = op_done;
 	call->op.arg = call;
-	call->op_started = true;
 	if (writer_submit(a->w, &call->op) != 0) {
 		call->op.rc = JOBD_EBUSY;
 		snprintf(call->op.err, sizeof(call->op.err),
 		         "jobd is shutting down");
 		call->resume(call->h);
 	}
+}
+
+static void
+add_preference_applied(struct api_call *call)
+{
+	if (call->wait_ms >= 0)
+		add_header(call, "Preference-Applied", "wait=%lld",
+		           (long long)(call->wait_ms / 1000));
+	else if (call->respond_async)
+		add_header(call, "Preference-Applied", "respond-async");
 }
 
 void
@@ -562,6 +741,12 @@ api_finish(api *a, struct api_call *call)
 	cJSON *o;
 	char href[64];
 
+	if (call->pending == PENDING_WAIT) {
+		/* Long-poll over: the job as it is now. */
+		if (answer_job(a, call, 200, call->id) >= 0)
+			add_preference_applied(call);
+		return;
+	}
 	switch (op->kind) {
 	case WOP_SUBMIT:
 		if (op->rc != 0) {
@@ -569,6 +754,21 @@ api_finish(api *a, struct api_call *call)
 			return;
 		}
 		snprintf(href, sizeof(href), "/jobs/%s", op->job.id);
+		if (call->wait_ms > 0 && (call->waited ||
+		                          job_status_is_final(op->status))) {
+			/* Synchronous submit: the finished job, if it is. */
+			int status = answer_job(a, call, 200, op->job.id);
+			if (status >= 0 && job_status_is_final(status)) {
+				add_header(call, "Location", "%s", href);
+				if (op->replayed)
+					add_header(call, "Idempotent-Replayed",
+					           "true");
+				add_preference_applied(call);
+				return;
+			}
+			if (status >= 0)
+				op->status = status;
+		}
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "id", op->job.id);
 		cJSON_AddStringToObject(o, "status", job_status_name(op->status));
@@ -580,6 +780,7 @@ api_finish(api *a, struct api_call *call)
 		add_header(call, "Retry-After", "1");
 		if (op->replayed)
 			add_header(call, "Idempotent-Replayed", "true");
+		add_preference_applied(call);
 		return;
 	case WOP_CANCEL:
 		if (op->rc == 0) {

@@ -213,6 +213,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		r->call.header = req_header;
 		r->call.h = r;
 		r->call.resume = req_resume;
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+			conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		r->call.fd = ci != NULL ? ci->connect_fd : -1;
 		*con_cls = r;
 		return on_headers(r);
 	}

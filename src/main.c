@@ -21,6 +21,7 @@
 #include "api.h"
 #include "config.h"
 #include "err.h"
+#include "events.h"
 #include "http.h"
 #include "log.h"
 #include "store.h"
@@ -46,16 +47,34 @@ usage(FILE *f)
 	        "(Markdown)\n", DEFAULT_CONFIG);
 }
 
+/* What the writer's hooks reach: the workers and the waiters. */
+struct hooks {
+	worker_pool *pool;
+	events *ev;
+};
+
 static void
 on_dispatch(struct job **jobs, size_t n, void *arg)
 {
-	worker_pool_dispatch(arg, jobs, n);
+	struct hooks *h = arg;
+
+	worker_pool_dispatch(h->pool, jobs, n);
 }
 
 static bool
 on_cancel(const char *id, void *arg)
 {
-	return worker_pool_cancel(arg, id);
+	struct hooks *h = arg;
+
+	return worker_pool_cancel(h->pool, id);
+}
+
+static void
+on_event(const char *id, int status, void *arg)
+{
+	struct hooks *h = arg;
+
+	events_publish(h->ev, id, status);
 }
 
 int
@@ -75,6 +94,7 @@ main(int argc, char **argv)
 	store *st = NULL;
 	writer *w = NULL;
 	worker_pool *pool = NULL;
+	events *ev = NULL;
 	api *a = NULL;
 	http_server *srv = NULL;
 	char err[8192];
@@ -136,20 +156,23 @@ main(int argc, char **argv)
 	}
 	w = writer_new(st, cfg);
 	pool = w ? worker_pool_new(cfg, w) : NULL;
-	a = pool ? api_new(cfg, st, w) : NULL;
+	ev = pool ? events_new((size_t)cfg->server.max_waiters) : NULL;
+	a = ev ? api_new(cfg, st, w, ev) : NULL;
 	if (a == NULL) {
 		log_err("main", "out of memory");
 		status = EX_OSERR;
 		goto out;
 	}
-	writer_set_hooks(w, on_dispatch, on_cancel, NULL, pool);
+	struct hooks hooks = {.pool = pool, .ev = ev};
+	writer_set_hooks(w, on_dispatch, on_cancel, on_event, &hooks);
 	rc = writer_recover(w, err, sizeof(err));
 	if (rc != 0) {
 		log_err("main", "recovery failed: %s", err);
 		status = EX_IOERR;
 		goto out;
 	}
-	if (writer_start(w) != 0 || worker_pool_start(pool) != 0) {
+	if (events_start(ev) != 0 || writer_start(w) != 0 ||
+	    worker_pool_start(pool) != 0) {
 		log_err("main", "cannot start threads");
 		status = EX_OSERR;
 		goto out;
@@ -197,6 +220,7 @@ main(int argc, char **argv)
 	sd_notify(0, "STOPPING=1\nSTATUS=shutting down");
 	api_set_draining(a);
 	http_quiesce(srv);
+	events_stop(ev); /* every waiter gets its answer now */
 	writer_drain(w);
 	worker_pool_stop(pool, cfg->workers.shutdown_grace_ms);
 	writer_stop(w);
@@ -210,7 +234,10 @@ out:
 	}
 	if (w != NULL)
 		writer_stop(w);
+	if (ev != NULL)
+		events_stop(ev);
 	worker_pool_free(pool);
+	events_free(ev);
 	writer_free(w);
 	api_free(a);
 	store_close(st);

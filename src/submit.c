@@ -5,6 +5,7 @@
 #include <cJSON.h>
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -312,4 +313,64 @@ out:
 	if (rc != 0)
 		job_clear(job);
 	return rc;
+}
+
+/* Sorts an object's members by key, recursively (for canonical JSON). */
+static void
+sort_members(cJSON *item)
+{
+	cJSON *c;
+
+	if (item == NULL)
+		return;
+	for (c = item->child; c != NULL; c = c->next)
+		sort_members(c);
+	if (!cJSON_IsObject(item) || item->child == NULL)
+		return;
+	/* Insertion sort of the linked list: objects here are small. */
+	cJSON *sorted = NULL, *next;
+	for (c = item->child; c != NULL; c = next) {
+		next = c->next;
+		c->next = c->prev = NULL;
+		if (sorted == NULL || strcmp(c->string, sorted->string) < 0) {
+			c->next = sorted;
+			sorted = c;
+			continue;
+		}
+		cJSON *at = sorted;
+		while (at->next != NULL && strcmp(at->next->string, c->string) <= 0)
+			at = at->next;
+		c->next = at->next;
+		at->next = c;
+	}
+	/* cJSON links: prev of the head points at the tail. */
+	cJSON *prev = NULL, *tail = NULL;
+	for (c = sorted; c != NULL; c = c->next) {
+		c->prev = prev;
+		prev = c;
+		tail = c;
+	}
+	sorted->prev = tail;
+	item->child = sorted;
+}
+
+int
+submit_fingerprint(const char *body, size_t len, char out[17])
+{
+	cJSON *root = cJSON_ParseWithLength(body, len);
+	char *text;
+	uint64_t h = 14695981039346656037ULL;
+
+	if (root == NULL)
+		return JOBD_EINVAL;
+	sort_members(root);
+	text = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	if (text == NULL)
+		return JOBD_ENOMEM;
+	for (const char *p = text; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+	free(text);
+	snprintf(out, 17, "%016llx", (unsigned long long)h);
+	return 0;
 }

@@ -442,7 +442,7 @@ free_claimed(struct batch *b)
 static void
 finish_op(struct writer_op *op)
 {
-	if (op->kind == WOP_COMPLETE) {
+	if (op->done == NULL) {
 		writer_op_clear(op);
 		free(op);
 		return;
@@ -655,7 +655,7 @@ writer_main(void *arg)
 	while (w->pending) {
 		struct writer_op *op = w->pending;
 		w->pending = op->next;
-		if (op->kind == WOP_COMPLETE) {
+		if (op->done == NULL) {
 			writer_op_clear(op);
 			free(op);
 		} else {
