@@ -27,6 +27,7 @@ comma := ,
 
 SRCS := \
 	src/api.c \
+	src/auth.c \
 	src/backoff.c \
 	src/clock.c \
 	src/config.c \
@@ -38,6 +39,7 @@ SRCS := \
 	src/http.c \
 	src/job.c \
 	src/log.c \
+	src/metrics.c \
 	src/shellwords.c \
 	src/store.c \
 	src/store_sqlite.c \

@@ -18,8 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "config.h"
 #include "events.h"
+#include "metrics.h"
 #include "store.h"
 #include "writer.h"
 
@@ -61,6 +63,7 @@ struct api_call {
 	size_t body_len;
 	void (*resume)(void *h); /* any thread: the pending call is done */
 	int fd;                 /* the client's socket, watched while waiting */
+	int64_t start_us;       /* when the request arrived (monotonic) */
 
 	/* Response, owned by the call until api_call_clear(). */
 	int status;
@@ -81,6 +84,7 @@ struct api_call {
 	bool respond_async;     /* Prefer: respond-async */
 	bool waited;            /* a waiter was registered */
 	int wake_reason;
+	const char *token_name; /* who authenticated (borrowed), or NULL */
 };
 
 /* Parses a path into a route; fills id for job routes.  Pure. */
@@ -89,9 +93,17 @@ int api_route(const char *path, char id[37]);
 /* Methods a route allows, as an Allow header value. */
 const char *api_route_allow(int route);
 
-/* Creates the API over the (borrowed) config, store, writer and events. */
-api *api_new(const struct config *cfg, store *st, writer *w, events *ev);
+/*
+ * Creates the API over the (borrowed) config, store, writer, events and
+ * auth (NULL: no authentication).
+ */
+api *api_new(const struct config *cfg, store *st, writer *w, events *ev,
+             const auth *au);
 void api_free(api *a);
+
+/* Where GET /metrics reads its gauges (set once by main). */
+typedef void (*api_gauges_fn)(struct metrics_gauges *g, void *arg);
+void api_set_gauges(api *a, api_gauges_fn fn, void *arg);
 
 /* From now on POST /jobs answers 503 (shutdown).  Any thread. */
 void api_set_draining(api *a);

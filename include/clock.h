@@ -17,6 +17,9 @@ int64_t clock_now_ms(void);
 /* Monotonic time in milliseconds (CLOCK_MONOTONIC). */
 int64_t clock_mono_ms(void);
 
+/* Monotonic time in microseconds. */
+int64_t clock_mono_us(void);
+
 /*
  * Test hook: when set, clock_now_ms() returns now_ms() + offset.  Only for
  * unit tests; never set in the daemon.

@@ -116,7 +116,9 @@ int store_cancel(store *st, const char *id, int64_t now_ms, int *status,
 
 /*
  * Puts a failed or cancelled job back to queued with a fresh attempt
- * budget.  JOBD_ECONFLICT (status in *status) or JOBD_ENOTFOUND.
+ * budget.  Returns 0 with the status it had before (failed or cancelled)
+ * in *status; JOBD_ECONFLICT (its current status in *status) or
+ * JOBD_ENOTFOUND.
  */
 int store_retry(store *st, const char *id, int64_t now_ms, int *status,
                 char *err, size_t errlen);
@@ -129,9 +131,12 @@ int store_retry(store *st, const char *id, int64_t now_ms, int *status,
 int store_recover(store *st, int64_t now_ms, int *requeued, int *failed,
                   char *err, size_t errlen);
 
-/* Deletes up to limit finished jobs finished before cutoff_ms. */
-int store_purge(store *st, int64_t cutoff_ms, int limit, int *deleted,
-                char *err, size_t errlen);
+/*
+ * Deletes up to limit finished jobs finished before cutoff_ms; adds the
+ * number deleted per status to deleted[] (which the caller zeroes).
+ */
+int store_purge(store *st, int64_t cutoff_ms, int limit,
+                int64_t deleted[JOB_NSTATUS], char *err, size_t errlen);
 
 /* Earliest run_at of a queued job in *out_ms, or -1 when none. */
 int store_next_run_at(store *st, int64_t *out_ms, char *err, size_t errlen);

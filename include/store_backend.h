@@ -30,8 +30,8 @@ struct store_ops {
 	             char *err, size_t errlen);
 	int (*recover)(void *impl, int64_t now_ms, int *requeued, int *failed,
 	               char *err, size_t errlen);
-	int (*purge)(void *impl, int64_t cutoff_ms, int limit, int *deleted,
-	             char *err, size_t errlen);
+	int (*purge)(void *impl, int64_t cutoff_ms, int limit,
+	             int64_t deleted[JOB_NSTATUS], char *err, size_t errlen);
 	int (*next_run_at)(void *impl, int64_t *out_ms, char *err,
 	                   size_t errlen);
 	int (*count_writer)(void *impl, int status, int64_t *out, char *err,

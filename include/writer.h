@@ -120,6 +120,12 @@ bool writer_healthy(writer *w);
 /* Jobs queued (exact, for max_queued and status lines). */
 int64_t writer_queued(writer *w);
 
+/* Jobs per status in the store, kept exact by the writer.  Any thread. */
+void writer_counts(writer *w, int64_t counts[JOB_NSTATUS]);
+
+/* True when a transaction has been running for more than limit_ms. */
+bool writer_stuck(writer *w, int64_t limit_ms);
+
 /* Attempts claimed and not yet completed. */
 int64_t writer_inflight(writer *w);
 

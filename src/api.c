@@ -25,7 +25,10 @@ struct api {
 	store *st;
 	writer *w;
 	events *ev;
+	const auth *au;
 	atomic_bool draining;
+	api_gauges_fn gauges;
+	void *gauges_arg;
 };
 
 enum { PENDING_NONE, PENDING_WRITER, PENDING_WAIT };
@@ -104,7 +107,8 @@ method_allowed(int route, int method)
 /* ---- life ---- */
 
 api *
-api_new(const struct config *cfg, store *st, writer *w, events *ev)
+api_new(const struct config *cfg, store *st, writer *w, events *ev,
+        const auth *au)
 {
 	api *a = calloc(1, sizeof(*a));
 
@@ -114,6 +118,7 @@ api_new(const struct config *cfg, store *st, writer *w, events *ev)
 	a->st = st;
 	a->w = w;
 	a->ev = ev;
+	a->au = au;
 	return a;
 }
 
@@ -121,6 +126,13 @@ void
 api_free(api *a)
 {
 	free(a);
+}
+
+void
+api_set_gauges(api *a, api_gauges_fn fn, void *arg)
+{
+	a->gauges = fn;
+	a->gauges_arg = arg;
 }
 
 void
@@ -307,6 +319,24 @@ api_precheck(api *a, struct api_call *call, int64_t content_length)
 	char detail[160];
 
 	call->route = api_route(call->path, call->id);
+	if (a->au != NULL && call->route != ROUTE_HEALTHZ &&
+	    call->route != ROUTE_READYZ) {
+		const char *hdr = call->header(call->h, "Authorization");
+		call->token_name = auth_check(a->au, hdr);
+		if (call->token_name == NULL) {
+			api_problem(call, 401, "unauthorized", NULL, hdr == NULL
+			            ? "send Authorization: Bearer <token>"
+			            : "the token is not valid");
+			if (hdr == NULL)
+				add_header(call, "WWW-Authenticate",
+				           "Bearer realm=\"jobd\"");
+			else
+				add_header(call, "WWW-Authenticate",
+				           "Bearer realm=\"jobd\", "
+				           "error=\"invalid_token\"");
+			return API_DONE;
+		}
+	}
 	if (call->route == ROUTE_NONE) {
 		api_problem(call, 404, "not-found", NULL,
 		            "no such resource");
@@ -664,10 +694,19 @@ api_handle(api *a, struct api_call *call)
 		                "</a>, <a href=\"/healthz\">/healthz</a>, "
 		                "<a href=\"/readyz\">/readyz</a></p>\n"));
 		return API_DONE;
-	case ROUTE_METRICS:
-		api_problem(call, 404, "not-found", NULL,
-		            "metrics are not built yet");
+	case ROUTE_METRICS: {
+		struct metrics_gauges g = {0};
+		if (a->gauges != NULL)
+			a->gauges(&g, a->gauges_arg);
+		char *text = metrics_render(&g);
+		if (text == NULL) {
+			problem_for(call, JOBD_ENOMEM, "out of memory");
+			return API_DONE;
+		}
+		set_body(call, 200, "text/plain; version=0.0.4; charset=utf-8",
+		         text);
 		return API_DONE;
+	}
 	case ROUTE_JOBS:
 		if (call->method == API_POST)
 			return handle_submit(a, call);
@@ -754,6 +793,9 @@ api_finish(api *a, struct api_call *call)
 			return;
 		}
 		snprintf(href, sizeof(href), "/jobs/%s", op->job.id);
+		if (!op->replayed && call->start_us > 0)
+			metrics_intake_seconds(
+				(double)(clock_mono_us() - call->start_us) / 1e6);
 		if (call->wait_ms > 0 && (call->waited ||
 		                          job_status_is_final(op->status))) {
 			/* Synchronous submit: the finished job, if it is. */

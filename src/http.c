@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "clock.h"
 #include "err.h"
 #include "http.h"
 #include "log.h"
@@ -42,6 +43,8 @@ struct http_server {
 	api *a;
 	int listen_fd;
 	int owns_fd;
+	char *tls_cert;   /* PEM text; libmicrohttpd keeps pointers to them */
+	char *tls_key;
 };
 
 enum req_state { REQ_HEADERS, REQ_BODY, REQ_PENDING, REQ_SENT };
@@ -56,6 +59,10 @@ struct req {
 	size_t discarded;
 	bool too_large;
 	bool early;      /* the answer was decided from the headers */
+	int status_sent; /* for the access log; 0 = none */
+	size_t bytes_sent;
+	char method[12];
+	char path[256];
 };
 
 static const char *
@@ -150,6 +157,8 @@ send_answer(struct req *r)
 	ret = MHD_queue_response(r->conn, (unsigned int)c->status, resp);
 	MHD_destroy_response(resp);
 	r->state = REQ_SENT;
+	r->status_sent = c->status;
+	r->bytes_sent = len;
 	return ret;
 }
 
@@ -209,6 +218,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		r->srv = srv;
 		r->call.method = method_of(method);
 		r->call.path = url;
+		snprintf(r->method, sizeof(r->method), "%s", method);
+		snprintf(r->path, sizeof(r->path), "%s", url);
 		r->call.arg = req_arg;
 		r->call.header = req_header;
 		r->call.h = r;
@@ -216,6 +227,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
 			conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 		r->call.fd = ci != NULL ? ci->connect_fd : -1;
+		r->call.start_us = clock_mono_us();
 		*con_cls = r;
 		return on_headers(r);
 	}
@@ -281,6 +293,32 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 }
 
+/* One access log line per request, at info level. */
+static void
+access_log(struct req *r, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci;
+	char addr[INET6_ADDRSTRLEN] = "-";
+	const char *job = r->call.op.job.id[0] ? r->call.op.job.id
+	                : r->call.id[0] ? r->call.id : "-";
+
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci != NULL && ci->client_addr != NULL) {
+		const struct sockaddr *sa = ci->client_addr;
+		if (sa->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+			          addr, sizeof(addr));
+		else if (sa->sa_family == AF_INET6)
+			inet_ntop(AF_INET6,
+			          &((const struct sockaddr_in6 *)sa)->sin6_addr,
+			          addr, sizeof(addr));
+	}
+	log_info("access", "%s \"%s %s\" %d %zu %.3fms job=%s token=%s", addr,
+	         r->method, r->path, r->status_sent, r->bytes_sent,
+	         (double)(clock_mono_us() - r->call.start_us) / 1000.0, job,
+	         r->call.token_name ? r->call.token_name : "-");
+}
+
 static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
              enum MHD_RequestTerminationCode toe)
@@ -288,10 +326,11 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct req *r = *con_cls;
 
 	(void)cls;
-	(void)conn;
 	(void)toe;
 	if (r == NULL)
 		return;
+	if (log_get_level() >= LOG_INFO_)
+		access_log(r, conn);
 	api_call_clear(&r->call);
 	free(r->body);
 	free(r);
@@ -306,6 +345,40 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	(void)cls;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	log_info("http", "libmicrohttpd: %s", msg);
+}
+
+/* Reads a whole (PEM) file into a new NUL-terminated string. */
+static int
+read_file(const char *path, char **out, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+
+	if (f == NULL)
+		return jobd_seterr(err, errlen, JOBD_ESYS, "%s: %s", path,
+		                   strerror(errno));
+	do {
+		if (len + 4096 + 1 > cap) {
+			cap = cap ? cap * 2 : 8192;
+			char *b = realloc(buf, cap);
+			if (b == NULL) {
+				free(buf);
+				fclose(f);
+				return jobd_seterr(err, errlen, JOBD_ENOMEM,
+				                   "out of memory");
+			}
+			buf = b;
+		}
+		n = fread(buf + len, 1, 4096, f);
+		len += n;
+	} while (n > 0 && len < (1 << 20));
+	fclose(f);
+	if (buf == NULL)
+		return jobd_seterr(err, errlen, JOBD_EINVAL, "%s: empty", path);
+	buf[len] = '\0';
+	*out = buf;
+	return 0;
 }
 
 /* Binds and listens on "host:port" or "[v6]:port". */
@@ -404,6 +477,20 @@ http_start(const struct config *cfg, api *a, http_server **out, char *err,
 		}
 		s->owns_fd = 1;
 	}
+	if (cfg->server.tls_cert != NULL) {
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			rc = jobd_seterr(err, errlen, JOBD_EINVAL, "this "
+			                 "libmicrohttpd has no TLS support");
+			goto fail;
+		}
+		rc = read_file(cfg->server.tls_cert, &s->tls_cert, err, errlen);
+		if (rc == 0)
+			rc = read_file(cfg->server.tls_key, &s->tls_key, err,
+			               errlen);
+		if (rc != 0)
+			goto fail;
+		flags |= MHD_USE_TLS;
+	}
 	threads = cfg->server.threads > 0 ? (unsigned int)cfg->server.threads
 	                                  : (unsigned int)(ncpu > 0 ? ncpu : 1);
 	struct MHD_OptionItem opts[] = {
@@ -417,24 +504,39 @@ http_start(const struct config *cfg, api *a, http_server **out, char *err,
 		{MHD_OPTION_CONNECTION_TIMEOUT,
 		 (intptr_t)((cfg->server.connection_timeout_ms + 999) / 1000),
 		 NULL},
+		{MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert},
+		{MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key},
 		{threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
 		 threads, NULL},
 		{MHD_OPTION_END, 0, NULL},
 	};
+	if (s->tls_cert == NULL) {
+		/* No TLS: drop the two certificate options. */
+		opts[6] = opts[8];
+		opts[7] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	}
 	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 	                        MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (s->d == NULL) {
-		if (s->owns_fd)
-			close(s->listen_fd);
-		free(s);
-		return jobd_seterr(err, errlen, JOBD_ESYS,
-		                   "libmicrohttpd failed to start on %s",
-		                   cfg->server.listen);
+		rc = jobd_seterr(err, errlen, JOBD_ESYS,
+		                 "libmicrohttpd failed to start on %s%s",
+		                 cfg->server.listen,
+		                 s->tls_cert ? " (check the TLS certificate and "
+		                 "key)" : "");
+		goto fail;
 	}
-	log_notice("http", "listening on %s with %u thread(s)",
-	           nfds > 0 ? "the systemd socket" : cfg->server.listen, threads);
+	log_notice("http", "listening on %s%s with %u thread(s)",
+	           nfds > 0 ? "the systemd socket" : cfg->server.listen,
+	           s->tls_cert ? " (HTTPS)" : "", threads);
 	*out = s;
 	return 0;
+fail:
+	if (s->owns_fd && s->listen_fd >= 0)
+		close(s->listen_fd);
+	free(s->tls_cert);
+	free(s->tls_key);
+	free(s);
+	return rc;
 }
 
 void
@@ -454,5 +556,10 @@ http_stop(http_server *s)
 		MHD_stop_daemon(s->d);
 	if (s->owns_fd && s->listen_fd >= 0)
 		close(s->listen_fd);
+	free(s->tls_cert);
+	if (s->tls_key != NULL) {
+		explicit_bzero(s->tls_key, strlen(s->tls_key));
+		free(s->tls_key);
+	}
 	free(s);
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "auth.h"
 #include "config.h"
 #include "err.h"
 #include "events.h"
@@ -30,6 +31,14 @@
 
 #define JOBD_VERSION "0.1.0"
 #define DEFAULT_CONFIG "/etc/jobd/jobd.conf"
+
+static bool
+listen_is_loopback(const char *listen)
+{
+	return strncmp(listen, "127.", 4) == 0 ||
+	       strncmp(listen, "[::1]:", 6) == 0 ||
+	       strncmp(listen, "localhost:", 10) == 0;
+}
 
 static void
 usage(FILE *f)
@@ -51,6 +60,7 @@ usage(FILE *f)
 struct hooks {
 	worker_pool *pool;
 	events *ev;
+	writer *w;
 };
 
 static void
@@ -67,6 +77,16 @@ on_cancel(const char *id, void *arg)
 	struct hooks *h = arg;
 
 	return worker_pool_cancel(h->pool, id);
+}
+
+static void
+read_gauges(struct metrics_gauges *g, void *arg)
+{
+	struct hooks *h = arg;
+
+	writer_counts(h->w, g->jobs);
+	g->workers_busy = worker_pool_busy(h->pool);
+	g->waiters = (int64_t)events_count(h->ev);
 }
 
 static void
@@ -95,6 +115,7 @@ main(int argc, char **argv)
 	writer *w = NULL;
 	worker_pool *pool = NULL;
 	events *ev = NULL;
+	auth *au = NULL;
 	api *a = NULL;
 	http_server *srv = NULL;
 	char err[8192];
@@ -135,6 +156,19 @@ main(int argc, char **argv)
 		return EX_OK;
 	}
 	log_set_level((int)cfg->server.log_level);
+	if (cfg->auth.tokens_file != NULL) {
+		rc = auth_load(cfg->auth.tokens_file, &au, err, sizeof(err));
+		if (rc != 0) {
+			log_err("auth", "%s", err);
+			config_free(cfg);
+			return EX_CONFIG;
+		}
+	} else if (!listen_is_loopback(cfg->server.listen) &&
+	           sd_listen_fds(0) <= 0) {
+		log_warn("auth", "WARNING: no [auth] tokens_file and listening "
+		         "on %s, which is not loopback: ANYONE who can reach it "
+		         "can submit and cancel jobs", cfg->server.listen);
+	}
 
 	/* Signals are handled here, by sigwait; every thread blocks them. */
 	sigemptyset(&sigs);
@@ -157,14 +191,15 @@ main(int argc, char **argv)
 	w = writer_new(st, cfg);
 	pool = w ? worker_pool_new(cfg, w) : NULL;
 	ev = pool ? events_new((size_t)cfg->server.max_waiters) : NULL;
-	a = ev ? api_new(cfg, st, w, ev) : NULL;
+	a = ev ? api_new(cfg, st, w, ev, au) : NULL;
 	if (a == NULL) {
 		log_err("main", "out of memory");
 		status = EX_OSERR;
 		goto out;
 	}
-	struct hooks hooks = {.pool = pool, .ev = ev};
+	struct hooks hooks = {.pool = pool, .ev = ev, .w = w};
 	writer_set_hooks(w, on_dispatch, on_cancel, on_event, &hooks);
+	api_set_gauges(a, read_gauges, &hooks);
 	rc = writer_recover(w, err, sizeof(err));
 	if (rc != 0) {
 		log_err("main", "recovery failed: %s", err);
@@ -240,6 +275,7 @@ out:
 	events_free(ev);
 	writer_free(w);
 	api_free(a);
+	auth_free(au);
 	store_close(st);
 	config_free(cfg);
 	return status;

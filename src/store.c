@@ -85,8 +85,8 @@ int store_recover(store *st, int64_t now_ms, int *requeued, int *failed,
                   char *err, size_t errlen)
 { return st->ops->recover(st->impl, now_ms, requeued, failed, err, errlen); }
 
-int store_purge(store *st, int64_t cutoff_ms, int limit, int *deleted,
-                char *err, size_t errlen)
+int store_purge(store *st, int64_t cutoff_ms, int limit,
+                int64_t deleted[JOB_NSTATUS], char *err, size_t errlen)
 { return st->ops->purge(st->impl, cutoff_ms, limit, deleted, err, errlen); }
 
 int store_next_run_at(store *st, int64_t *out_ms, char *err, size_t errlen)

@@ -123,7 +123,7 @@ static const char *const writer_sql[W_NSTMT] = {
 		" claim = NULL WHERE status = 'running'",
 	[W_PURGE] = "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs"
 		" WHERE finished_at < ?1 AND status IN ('succeeded', 'failed',"
-		" 'cancelled') LIMIT ?2)",
+		" 'cancelled') LIMIT ?2) RETURNING status",
 	[W_NEXT_RUN_AT] = "SELECT min(run_at) FROM jobs WHERE status = 'queued'",
 	[W_COUNT] = "SELECT count(*) FROM jobs WHERE status = ?1",
 };
@@ -671,20 +671,22 @@ sq_retry(void *impl, const char *id, int64_t now_ms, int *status, char *err,
 {
 	struct sq *s = impl;
 	sqlite3_stmt *st = s->w[W_RETRY];
-	int rc;
+	int rc, before;
 
+	/* The status it had, for the callers' per-status counts. */
+	rc = writer_status_of(s, id, &before, err, errlen);
+	if (rc != 0)
+		return rc;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now_ms);
 	rc = step_done(st);
 	if (rc != SQLITE_OK)
 		return fail(s->wdb, rc, err, errlen, "retry");
 	if (sqlite3_changes(s->wdb) > 0) {
-		*status = JOB_QUEUED;
+		*status = before;
 		return 0;
 	}
-	rc = writer_status_of(s, id, status, err, errlen);
-	if (rc != 0)
-		return rc;
+	*status = before;
 	return jobd_seterr(err, errlen, JOBD_ECONFLICT, "job %s is %s", id,
 	                   job_status_name(*status));
 }
@@ -714,8 +716,8 @@ sq_recover(void *impl, int64_t now_ms, int *requeued, int *failed,
 }
 
 static int
-sq_purge(void *impl, int64_t cutoff_ms, int limit, int *deleted, char *err,
-         size_t errlen)
+sq_purge(void *impl, int64_t cutoff_ms, int limit,
+         int64_t deleted[JOB_NSTATUS], char *err, size_t errlen)
 {
 	struct sq *s = impl;
 	sqlite3_stmt *st = s->w[W_PURGE];
@@ -723,10 +725,16 @@ sq_purge(void *impl, int64_t cutoff_ms, int limit, int *deleted, char *err,
 
 	sqlite3_bind_int64(st, 1, cutoff_ms);
 	sqlite3_bind_int(st, 2, limit);
-	rc = step_done(st);
-	if (rc != SQLITE_OK)
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int status = job_status_parse(
+			(const char *)sqlite3_column_text(st, 0));
+		if (status >= 0)
+			deleted[status]++;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
 		return fail(s->wdb, rc, err, errlen, "purge");
-	*deleted = sqlite3_changes(s->wdb);
 	return 0;
 }
 

@@ -27,6 +27,7 @@
 #include "err.h"
 #include "handler.h"
 #include "log.h"
+#include "metrics.h"
 #include "workers.h"
 
 struct slot {
@@ -178,7 +179,7 @@ run_one(worker_pool *p, size_t index, struct job *job)
 	const struct handler_conf *h = config_handler(p->cfg, job->type);
 	struct jobd_result res = {0};
 	jobd_ctx *ctx = NULL;
-	int64_t start = clock_mono_ms();
+	int64_t start = clock_mono_ms(), start_us = clock_mono_us();
 	int stop = JOBD_STOP_NONE;
 
 	if (h == NULL) {
@@ -219,6 +220,8 @@ run_one(worker_pool *p, size_t index, struct job *job)
 	pthread_cond_broadcast(&p->idle_cond);
 	pthread_mutex_unlock(&p->mu);
 	handler_ctx_free(ctx);
+	metrics_run_seconds(job->type,
+	                    (double)(clock_mono_us() - start_us) / 1e6);
 
 	report(p, job, h, &res, stop, clock_mono_ms() - start);
 }

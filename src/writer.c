@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 #include "writer.h"
 
 #define PURGE_INTERVAL_MS (10 * 60 * 1000)
@@ -48,8 +49,10 @@ struct writer {
 	bool started;
 
 	atomic_bool healthy;
-	atomic_llong queued;           /* jobs in status queued */
+	atomic_llong counts[JOB_NSTATUS]; /* jobs per status in the store */
 	atomic_llong inflight;         /* claimed, completion not received */
+	atomic_llong last_batch_mono_ms; /* start of the batch in progress,
+	                                    0 when idle (watchdog) */
 
 	/* writer thread only */
 	int64_t *running_by_type;      /* per cfg->handlers index */
@@ -145,7 +148,7 @@ int
 writer_recover(writer *w, char *err, size_t errlen)
 {
 	int requeued = 0, failed = 0, rc;
-	int64_t queued = 0;
+	int64_t counts[JOB_NSTATUS];
 
 	rc = store_begin(w->st, err, errlen);
 	if (rc != 0)
@@ -153,21 +156,22 @@ writer_recover(writer *w, char *err, size_t errlen)
 	rc = store_recover(w->st, clock_now_ms(), &requeued, &failed, err,
 	                   errlen);
 	if (rc == 0)
-		rc = store_count_writer(w->st, JOB_QUEUED, &queued, err, errlen);
-	if (rc == 0)
 		rc = store_next_run_at(w->st, &w->next_run_at_ms, err, errlen);
 	if (rc != 0) {
 		store_rollback(w->st);
 		return rc;
 	}
 	rc = store_commit(w->st, err, errlen);
+	if (rc == 0)
+		rc = store_counts(w->st, counts, err, errlen);
 	if (rc != 0)
 		return rc;
+	for (int i = 0; i < JOB_NSTATUS; i++)
+		atomic_store(&w->counts[i], counts[i]);
 	if (requeued || failed)
 		log_notice("writer", "recovered %d interrupted job(s): %d "
 		           "requeued, %d failed or cancelled", requeued + failed,
 		           requeued, failed);
-	atomic_store(&w->queued, queued);
 	w->maybe_due = true;
 	w->next_purge_mono_ms = clock_mono_ms(); /* purge soon after start */
 	return 0;
@@ -210,7 +214,22 @@ writer_healthy(writer *w)
 int64_t
 writer_queued(writer *w)
 {
-	return atomic_load(&w->queued);
+	return atomic_load(&w->counts[JOB_QUEUED]);
+}
+
+void
+writer_counts(writer *w, int64_t counts[JOB_NSTATUS])
+{
+	for (int i = 0; i < JOB_NSTATUS; i++)
+		counts[i] = atomic_load(&w->counts[i]);
+}
+
+bool
+writer_stuck(writer *w, int64_t limit_ms)
+{
+	int64_t start = atomic_load(&w->last_batch_mono_ms);
+
+	return start != 0 && clock_mono_ms() - start > limit_ms;
 }
 
 int64_t
@@ -221,7 +240,7 @@ writer_inflight(writer *w)
 
 /* Per-batch changes, applied to the counters only after the commit. */
 struct batch {
-	int64_t queued_delta;
+	int64_t delta[JOB_NSTATUS];   /* per-status count changes */
 	bool due;                 /* something became due now */
 	int64_t earliest_future;  /* earliest future run_at made, -1 none */
 	struct job **claimed;
@@ -273,7 +292,7 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 			if (rc != JOBD_ENOTFOUND)
 				return rc;
 		}
-		if (atomic_load(&w->queued) + b->queued_delta >=
+		if (atomic_load(&w->counts[JOB_QUEUED]) + b->delta[JOB_QUEUED] >=
 		    w->cfg->store.max_queued) {
 			op->rc = jobd_seterr(op->err, sizeof(op->err), JOBD_EFULL,
 			                     "the queue holds store.max_queued = "
@@ -289,14 +308,15 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 		if (rc != 0)
 			return rc;
 		op->status = JOB_QUEUED;
-		b->queued_delta++;
+		b->delta[JOB_QUEUED]++;
 		note_run_at(b, op->job.run_at_ms, now);
 		return 0;
 	case WOP_CANCEL:
 		rc = store_cancel(w->st, op->id, now, &op->status, op->err,
 		                  sizeof(op->err));
 		if (rc == 0) {
-			b->queued_delta--;
+			b->delta[JOB_QUEUED]--;
+			b->delta[JOB_CANCELLED]++;
 			return 0;
 		}
 		if (rc == JOBD_ECONFLICT || rc == JOBD_ENOTFOUND) {
@@ -308,7 +328,9 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 		rc = store_retry(w->st, op->id, now, &op->status, op->err,
 		                 sizeof(op->err));
 		if (rc == 0) {
-			b->queued_delta++;
+			b->delta[op->status]--; /* it was failed or cancelled */
+			b->delta[JOB_QUEUED]++;
+			op->status = JOB_QUEUED;
 			b->due = true;
 			return 0;
 		}
@@ -339,10 +361,10 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 		if (rc != 0)
 			return rc;
 		op->status = op->new_status;
-		if (op->new_status == JOB_QUEUED) {
-			b->queued_delta++;
+		b->delta[JOB_RUNNING]--;
+		b->delta[op->new_status]++;
+		if (op->new_status == JOB_QUEUED)
 			note_run_at(b, op->run_at_ms, now);
-		}
 		return 0;
 	}
 	}
@@ -450,6 +472,35 @@ finish_op(struct writer_op *op)
 	op->done(op, op->arg);
 }
 
+/* Metrics of a committed op. */
+static void
+count_op(writer *w, struct writer_op *op)
+{
+	struct job job;
+
+	switch (op->kind) {
+	case WOP_SUBMIT:
+		if (!op->replayed)
+			metrics_submitted(op->job.type);
+		return;
+	case WOP_COMPLETE:
+		if (job_status_is_final(op->new_status))
+			metrics_finished(op->type, op->new_status);
+		else if (op->attempt_delta == 0)
+			metrics_retried(op->type);
+		return;
+	case WOP_CANCEL:
+		/* Rare: look the type up (committed, so readers see it). */
+		job_init(&job);
+		if (store_get(w->st, op->id, &job, NULL, 0) == 0)
+			metrics_finished(job.type, JOB_CANCELLED);
+		job_clear(&job);
+		return;
+	default:
+		return;
+	}
+}
+
 /* One transaction: ops, then a claim.  Takes ownership of the op list. */
 static void
 run_batch(writer *w, struct writer_op *ops, bool draining)
@@ -457,7 +508,8 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 	struct batch b = {.earliest_future = -1};
 	char err[256] = "";
 	int64_t now = clock_now_ms();
-	int rc, nops = 0, purged = 0;
+	int rc, nops = 0;
+	int64_t purged[JOB_NSTATUS] = {0}, npurged = 0;
 	bool purge = false;
 
 	/* A completion frees its worker as soon as it arrives, whatever
@@ -490,9 +542,13 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 	}
 	if (clock_mono_ms() >= w->next_purge_mono_ms) {
 		rc = store_purge(w->st, now - w->cfg->store.retention_ms,
-		                 PURGE_CHUNK, &purged, err, sizeof(err));
+		                 PURGE_CHUNK, purged, err, sizeof(err));
 		if (rc != 0)
 			goto failed;
+		for (int i = 0; i < JOB_NSTATUS; i++) {
+			b.delta[i] -= purged[i];
+			npurged += purged[i];
+		}
 		purge = true;
 	}
 	rc = store_commit(w->st, err, sizeof(err));
@@ -502,13 +558,18 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 	/* Committed: now the counters, the answers and the work. */
 	atomic_store(&w->healthy, true);
 	w->retry_at_mono_ms = -1;
-	atomic_fetch_add(&w->queued, b.queued_delta - (int64_t)b.nclaimed);
+	b.delta[JOB_QUEUED] -= (int64_t)b.nclaimed;
+	b.delta[JOB_RUNNING] += (int64_t)b.nclaimed;
+	for (int i = 0; i < JOB_NSTATUS; i++)
+		if (b.delta[i] != 0)
+			atomic_fetch_add(&w->counts[i], b.delta[i]);
+	metrics_commit_batch((size_t)nops + b.nclaimed);
 	if (purge) {
-		if (purged > 0)
-			log_info("writer", "purged %d finished job(s) older than "
-			         "the retention", purged);
+		if (npurged > 0)
+			log_info("writer", "purged %lld finished job(s) older "
+			         "than the retention", (long long)npurged);
 		w->next_purge_mono_ms = clock_mono_ms() +
-		    (purged == PURGE_CHUNK ? 0 : PURGE_INTERVAL_MS);
+		    (npurged == PURGE_CHUNK ? 0 : PURGE_INTERVAL_MS);
 	}
 	if (b.earliest_future >= 0 &&
 	    (w->next_run_at_ms < 0 || b.earliest_future < w->next_run_at_ms))
@@ -528,6 +589,8 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 	}
 	for (struct writer_op *op = ops, *next; op; op = next) {
 		next = op->next;
+		if (op->rc == 0)
+			count_op(w, op);
 		if (w->event && op->rc == 0 && !op->replayed &&
 		    op->kind != WOP_SUBMIT)
 			w->event(op->id, op->status, w->hook_arg);
@@ -536,9 +599,14 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 			w->cancel(op->id, w->hook_arg);
 		finish_op(op);
 	}
-	if (b.nclaimed > 0 && w->event)
-		for (size_t i = 0; i < b.nclaimed; i++)
-			w->event(b.claimed[i]->id, JOB_RUNNING, w->hook_arg);
+	for (size_t i = 0; i < b.nclaimed; i++) {
+		struct job *j = b.claimed[i];
+		metrics_started(j->type);
+		metrics_queue_wait_seconds(j->run_at_ms < j->started_at_ms
+		    ? (double)(j->started_at_ms - j->run_at_ms) / 1000.0 : 0);
+		if (w->event)
+			w->event(j->id, JOB_RUNNING, w->hook_arg);
+	}
 	if (b.nclaimed > 0 && w->dispatch) {
 		w->dispatch(b.claimed, b.nclaimed, w->hook_arg);
 		free(b.claimed);
@@ -639,7 +707,9 @@ writer_main(void *arg)
 			last->next = ops;
 			ops = rev;
 		}
+		atomic_store(&w->last_batch_mono_ms, clock_mono_ms());
 		run_batch(w, ops, draining);
+		atomic_store(&w->last_batch_mono_ms, 0);
 		pthread_mutex_lock(&w->mu);
 	}
 	/* Requests that came while stopping get an answer all the same. */

@@ -1,0 +1,32 @@
+/*
+ * auth.h - bearer tokens from [auth] tokens_file.
+ *
+ * The file holds one "name:token" per line; blank lines and lines starting
+ * with '#' are ignored.  It must not be readable by others (the daemon
+ * refuses to start otherwise).  Tokens are compared in constant time and
+ * never logged; the token's name is.  Read-only after loading: any thread.
+ */
+#ifndef JOBD_AUTH_H
+#define JOBD_AUTH_H
+
+#include <stddef.h>
+
+typedef struct auth auth;
+
+/*
+ * Loads path.  Returns 0 and a new auth (caller frees with auth_free), or
+ * JOBD_EINVAL / JOBD_ESYS with "path:line: reason" in err.
+ */
+int auth_load(const char *path, auth **out, char *err, size_t errlen);
+void auth_free(auth *a);
+
+/*
+ * Checks an Authorization header value ("Bearer <token>").  Returns the
+ * borrowed name of the matching token, or NULL.
+ */
+const char *auth_check(const auth *a, const char *header);
+
+/* Constant-time comparison of two byte strings (length leaks only). */
+int auth_equal(const char *a, size_t alen, const char *b, size_t blen);
+
+#endif

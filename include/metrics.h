@@ -1,0 +1,44 @@
+/*
+ * metrics.h - counters, gauges and histograms for GET /metrics (Prometheus
+ * text exposition format 0.0.4).
+ *
+ * Counting is a relaxed atomic add on the hot path: no lock, no store
+ * query.  Per-type series live in a fixed table of types (looked up by
+ * name; new types, e.g. after a reload, take free rows).  Any thread may
+ * call any function here after metrics_init().
+ */
+#ifndef JOBD_METRICS_H
+#define JOBD_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Sets up the registry (idempotent).  Call once at start-up. */
+void metrics_init(void);
+
+void metrics_submitted(const char *type);
+void metrics_started(const char *type);
+void metrics_finished(const char *type, int status);
+void metrics_retried(const char *type);
+
+/* Seconds histograms. */
+void metrics_intake_seconds(double s);
+void metrics_queue_wait_seconds(double s);
+void metrics_run_seconds(const char *type, double s);
+/* Operations committed in one store transaction. */
+void metrics_commit_batch(size_t n);
+
+/* Gauges read at scrape time through callbacks set by main. */
+struct metrics_gauges {
+	int64_t jobs[5];         /* per enum job_status */
+	int64_t workers_busy;
+	int64_t waiters;
+};
+
+/*
+ * Renders the exposition text.  Returns a new string (caller frees) or
+ * NULL when out of memory.
+ */
+char *metrics_render(const struct metrics_gauges *g);
+
+#endif

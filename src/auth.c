@@ -1,0 +1,188 @@
+/*
+ * auth.c - bearer token file loading and constant-time checks.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "auth.h"
+#include "err.h"
+#include "log.h"
+
+struct token {
+	char *name;
+	char *secret;
+	size_t len;
+};
+
+struct auth {
+	struct token *tokens;
+	size_t n;
+};
+
+void
+auth_free(auth *a)
+{
+	if (a == NULL)
+		return;
+	for (size_t i = 0; i < a->n; i++) {
+		free(a->tokens[i].name);
+		if (a->tokens[i].secret != NULL) {
+			explicit_bzero(a->tokens[i].secret, a->tokens[i].len);
+			free(a->tokens[i].secret);
+		}
+	}
+	free(a->tokens);
+	free(a);
+}
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+int
+auth_load(const char *path, auth **out, char *err, size_t errlen)
+{
+	FILE *f = NULL;
+	auth *a = NULL;
+	char *line = NULL;
+	size_t cap = 0;
+	int lineno = 0, rc = 0;
+	struct stat sb;
+
+	f = fopen(path, "re");
+	if (f == NULL)
+		return jobd_seterr(err, errlen, JOBD_ESYS, "%s: cannot open: %s",
+		                   path, strerror(errno));
+	if (fstat(fileno(f), &sb) != 0) {
+		rc = jobd_seterr(err, errlen, JOBD_ESYS, "%s: stat: %s", path,
+		                 strerror(errno));
+		goto out;
+	}
+	if (sb.st_mode & (S_IROTH | S_IWOTH)) {
+		rc = jobd_seterr(err, errlen, JOBD_EINVAL,
+		                 "%s: readable or writable by others (mode %03o); "
+		                 "chmod o-rw it", path,
+		                 (unsigned)(sb.st_mode & 0777));
+		goto out;
+	}
+	a = calloc(1, sizeof(*a));
+	if (a == NULL) {
+		rc = jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+		goto out;
+	}
+	while (getline(&line, &cap, f) >= 0) {
+		char *s = trim(line), *colon, *name, *secret;
+		lineno++;
+		if (*s == '\0' || *s == '#')
+			continue;
+		colon = strchr(s, ':');
+		if (colon == NULL) {
+			rc = jobd_seterr(err, errlen, JOBD_EINVAL,
+			                 "%s:%d: expected name:token", path, lineno);
+			goto out;
+		}
+		*colon = '\0';
+		name = trim(s);
+		secret = trim(colon + 1);
+		if (*name == '\0' || *secret == '\0') {
+			rc = jobd_seterr(err, errlen, JOBD_EINVAL,
+			                 "%s:%d: needs a name and a token", path,
+			                 lineno);
+			goto out;
+		}
+		if (strlen(secret) < 16)
+			log_warn("auth", "%s:%d: token \"%s\" is shorter than 16 "
+			         "characters; use a long random one", path, lineno,
+			         name);
+		for (char *p = secret; *p; p++)
+			if (!isgraph((unsigned char)*p)) {
+				rc = jobd_seterr(err, errlen, JOBD_EINVAL,
+				                 "%s:%d: the token must be printable "
+				                 "without spaces", path, lineno);
+				goto out;
+			}
+		struct token *t = realloc(a->tokens, (a->n + 1) * sizeof(*t));
+		if (t == NULL) {
+			rc = jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+			goto out;
+		}
+		a->tokens = t;
+		t = &a->tokens[a->n];
+		t->name = strdup(name);
+		t->secret = strdup(secret);
+		t->len = strlen(secret);
+		a->n++;
+		if (t->name == NULL || t->secret == NULL) {
+			rc = jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	if (a->n == 0) {
+		rc = jobd_seterr(err, errlen, JOBD_EINVAL,
+		                 "%s: no tokens (lines of name:token)", path);
+		goto out;
+	}
+out:
+	if (line != NULL) {
+		explicit_bzero(line, cap);
+		free(line);
+	}
+	if (f != NULL)
+		fclose(f);
+	if (rc != 0) {
+		auth_free(a);
+		return rc;
+	}
+	*out = a;
+	return 0;
+}
+
+int
+auth_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+	unsigned char diff = alen != blen;
+	size_t n = alen < blen ? alen : blen;
+
+	for (size_t i = 0; i < n; i++)
+		diff |= (unsigned char)(a[i] ^ b[i]);
+	return diff == 0;
+}
+
+const char *
+auth_check(const auth *a, const char *header)
+{
+	const char *token, *found = NULL;
+	size_t len;
+
+	if (a == NULL || header == NULL)
+		return NULL;
+	while (*header == ' ')
+		header++;
+	if (strncasecmp(header, "Bearer ", 7) != 0)
+		return NULL;
+	token = header + 7;
+	while (*token == ' ')
+		token++;
+	len = strlen(token);
+	while (len > 0 && token[len - 1] == ' ')
+		len--;
+	/* Look at every token, match or not, so timing tells nothing. */
+	for (size_t i = 0; i < a->n; i++)
+		if (auth_equal(token, len, a->tokens[i].secret, a->tokens[i].len))
+			found = a->tokens[i].name;
+	return found;
+}
