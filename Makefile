@@ -129,13 +129,26 @@ integration: $(BUILD)/jobd $(INTEGRATION_TESTS:%=$(BUILD)/itests/%)
 bench: all
 	@sh tests/bench/run.sh
 
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+
 install: all
 	install -D -m 0755 $(BUILD)/jobd $(DESTDIR)$(PREFIX)/bin/jobd
 	@if [ -e $(DESTDIR)/etc/jobd/jobd.conf ]; then \
-		echo "keeping existing $(DESTDIR)/etc/jobd/jobd.conf"; \
+		echo "keeping the existing $(DESTDIR)/etc/jobd/jobd.conf"; \
 	else \
-		install -D -m 0644 conf/jobd.conf $(DESTDIR)/etc/jobd/jobd.conf; \
+		mkdir -p $(DESTDIR)/etc/jobd && \
+		sed 's#^path = ./var/jobs.db#path = /var/lib/jobd/jobs.db#' \
+			conf/jobd.conf > $(DESTDIR)/etc/jobd/jobd.conf && \
+		chmod 0644 $(DESTDIR)/etc/jobd/jobd.conf; \
 	fi
+	mkdir -p $(DESTDIR)$(UNITDIR)
+	sed 's#/usr/local/bin/jobd#$(PREFIX)/bin/jobd#' systemd/jobd.service \
+		> $(DESTDIR)$(UNITDIR)/jobd.service
+	install -m 0644 systemd/jobd.socket $(DESTDIR)$(UNITDIR)/jobd.socket
+	install -D -m 0644 systemd/jobd.sysusers \
+		$(DESTDIR)$(PREFIX)/lib/sysusers.d/jobd.conf
+	install -D -m 0644 systemd/jobd.tmpfiles \
+		$(DESTDIR)$(PREFIX)/lib/tmpfiles.d/jobd.conf
 
 clean:
 	rm -rf build

@@ -41,6 +41,7 @@ struct handler_conf {
 
 struct config {
 	char *file; /* path the config came from */
+	int refs;   /* config_acquire/config_release; guarded by their lock */
 	struct {
 		char *listen;            /* "host:port" or "[v6]:port" */
 		int64_t max_body_bytes;
@@ -85,6 +86,18 @@ int config_load_string(const char *name, const char *text,
                        struct config **out, char *err, size_t errlen);
 
 void config_free(struct config *cfg);
+
+/*
+ * The current configuration, for what SIGHUP may reload (the handler
+ * sections).  config_set_current() takes ownership of cfg (NULL clears);
+ * the previous current config is released.  config_acquire() returns the
+ * current config with a reference that the caller gives back with
+ * config_release(); a config is freed when its last reference goes.  Any
+ * thread.
+ */
+void config_set_current(struct config *cfg);
+struct config *config_acquire(void);
+void config_release(struct config *cfg);
 
 /* Borrowed pointer to the handler for type, or NULL. */
 const struct handler_conf *config_handler(const struct config *cfg,

@@ -603,8 +603,10 @@ handle_submit(api *a, struct api_call *call)
 		return API_DONE;
 	}
 	writer_op_init(&call->op, WOP_SUBMIT);
-	rc = submit_parse(call->body, call->body_len, a->cfg, clock_now_ms(),
-	                  &call->op.job, err, sizeof(err));
+	struct config *cfg = config_acquire(); /* handlers as reloaded */
+	rc = submit_parse(call->body, call->body_len, cfg ? cfg : a->cfg,
+	                  clock_now_ms(), &call->op.job, err, sizeof(err));
+	config_release(cfg);
 	if (rc != 0) {
 		problem_for(call, rc, err);
 		return API_DONE;

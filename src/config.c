@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -738,6 +739,52 @@ config_free(struct config *cfg)
 	free(cfg->handlers);
 	free(cfg->file);
 	free(cfg);
+}
+
+/* LOCKING: current_mu guards current and every config's refs. */
+static pthread_mutex_t current_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct config *current;
+
+void
+config_set_current(struct config *cfg)
+{
+	struct config *old;
+
+	pthread_mutex_lock(&current_mu);
+	old = current;
+	current = cfg;
+	if (cfg != NULL)
+		cfg->refs++;
+	pthread_mutex_unlock(&current_mu);
+	if (old != NULL)
+		config_release(old);
+}
+
+struct config *
+config_acquire(void)
+{
+	struct config *cfg;
+
+	pthread_mutex_lock(&current_mu);
+	cfg = current;
+	if (cfg != NULL)
+		cfg->refs++;
+	pthread_mutex_unlock(&current_mu);
+	return cfg;
+}
+
+void
+config_release(struct config *cfg)
+{
+	bool last;
+
+	if (cfg == NULL)
+		return;
+	pthread_mutex_lock(&current_mu);
+	last = --cfg->refs == 0;
+	pthread_mutex_unlock(&current_mu);
+	if (last)
+		config_free(cfg);
 }
 
 const struct handler_conf *

@@ -40,6 +40,41 @@ listen_is_loopback(const char *listen)
 	       strncmp(listen, "localhost:", 10) == 0;
 }
 
+/*
+ * SIGHUP: reloads the handler sections from the same file.  A bad file is
+ * rejected whole and the running config kept.  Other sections are read at
+ * start-up only; changes there are reported as needing a restart.  Logs
+ * go to stderr (journald), so there is no log file to reopen.
+ */
+static void
+reload(const char *path, const struct config *base)
+{
+	struct config *next = NULL;
+	char err[8192];
+
+	if (config_load(path, &next, err, sizeof(err)) != 0) {
+		for (char *line = strtok(err, "\n"); line;
+		     line = strtok(NULL, "\n"))
+			log_err("config", "%s", line);
+		log_err("main", "SIGHUP: %s rejected; the running "
+		        "configuration is kept", path);
+		return;
+	}
+	if (strcmp(next->server.listen, base->server.listen) != 0 ||
+	    strcmp(next->store.path, base->store.path) != 0 ||
+	    next->store.durability != base->store.durability ||
+	    next->workers.threads != base->workers.threads ||
+	    next->server.max_body_bytes != base->server.max_body_bytes ||
+	    next->store.max_queued != base->store.max_queued ||
+	    (next->auth.tokens_file == NULL) != (base->auth.tokens_file == NULL))
+		log_warn("main", "SIGHUP: [server], [store], [workers] and "
+		         "[auth] changes take effect at the next restart");
+	log_notice("main", "SIGHUP: reloaded %zu handler(s) from %s; they "
+	           "apply to attempts started from now on", next->nhandlers,
+	           path);
+	config_set_current(next);
+}
+
 static void
 usage(FILE *f)
 {
@@ -155,13 +190,17 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return EX_OK;
 	}
+	/* cfg stays the base config (main's reference); handler sections
+	 * are read through config_acquire() so that SIGHUP can swap them. */
+	cfg->refs = 1;
+	config_set_current(cfg);
 	log_set_level((int)cfg->server.log_level);
 	if (cfg->auth.tokens_file != NULL) {
 		rc = auth_load(cfg->auth.tokens_file, &au, err, sizeof(err));
 		if (rc != 0) {
 			log_err("auth", "%s", err);
-			config_free(cfg);
-			return EX_CONFIG;
+			status = EX_CONFIG;
+			goto out;
 		}
 	} else if (!listen_is_loopback(cfg->server.listen) &&
 	           sd_listen_fds(0) <= 0) {
@@ -227,24 +266,41 @@ main(int argc, char **argv)
 	sd_notifyf(0, "READY=1\nSTATUS=ready: %lld queued\nMAINPID=%lu",
 	           (long long)writer_queued(w), (unsigned long)getpid());
 
+	/* Under systemd, wake every few seconds for STATUS= and the
+	 * watchdog; otherwise sleep in sigwait until a signal comes. */
 	uint64_t wd_usec = 0;
 	bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0;
+	bool notify = getenv("NOTIFY_SOCKET") != NULL;
+	int64_t tick_ms = 5000;
+	if (watchdog && (int64_t)(wd_usec / 2000) < tick_ms)
+		tick_ms = (int64_t)(wd_usec / 2000);
 	for (;;) {
 		siginfo_t si;
-		struct timespec ts = {.tv_sec = 1};
-		if (watchdog) {
-			ts.tv_sec = (time_t)(wd_usec / 2 / 1000000);
-			ts.tv_nsec = (long)(wd_usec / 2 % 1000000) * 1000;
-		}
-		int sig = watchdog ? sigtimedwait(&sigs, &si, &ts)
-		                   : sigwaitinfo(&sigs, &si);
+		struct timespec ts = {.tv_sec = tick_ms / 1000,
+		                      .tv_nsec = (tick_ms % 1000) * 1000000L};
+		int sig = notify ? sigtimedwait(&sigs, &si, &ts)
+		                 : sigwaitinfo(&sigs, &si);
 		if (sig < 0) {
-			if (watchdog && worker_pool_alive(pool))
-				sd_notify(0, "WATCHDOG=1");
+			int64_t counts[JOB_NSTATUS];
+			writer_counts(w, counts);
+			/* WATCHDOG=1 only while the workers live and the writer
+			 * is not stuck in one transaction: a hung store gets the
+			 * daemon restarted. */
+			bool alive = worker_pool_alive(pool) &&
+			             !writer_stuck(w, 20000);
+			sd_notifyf(0, "STATUS=%lld queued, %d running, %zu "
+			           "waiting%s%s", (long long)counts[JOB_QUEUED],
+			           worker_pool_busy(pool), events_count(ev),
+			           writer_healthy(w) ? "" : "; the last store write "
+			           "failed", watchdog && alive ? "\nWATCHDOG=1" : "");
+			if (watchdog && !alive)
+				log_err("main", "not pinging the watchdog: %s",
+				        worker_pool_alive(pool) ? "the writer is stuck"
+				                                : "a worker died");
 			continue;
 		}
 		if (sig == SIGHUP) {
-			log_notice("main", "SIGHUP: nothing to reload yet");
+			reload(config_path, cfg);
 			continue;
 		}
 		log_notice("main", "%s: shutting down",
@@ -277,6 +333,7 @@ out:
 	api_free(a);
 	auth_free(au);
 	store_close(st);
-	config_free(cfg);
+	config_set_current(NULL);
+	config_release(cfg);
 	return status;
 }

@@ -176,7 +176,11 @@ report(worker_pool *p, const struct job *job, const struct handler_conf *h,
 static void
 run_one(worker_pool *p, size_t index, struct job *job)
 {
-	const struct handler_conf *h = config_handler(p->cfg, job->type);
+	/* The handler as configured now (SIGHUP may have reloaded it); the
+	 * reference keeps it valid for the whole attempt. */
+	struct config *cfg = config_acquire();
+	const struct handler_conf *h = config_handler(cfg ? cfg : p->cfg,
+	                                              job->type);
 	struct jobd_result res = {0};
 	jobd_ctx *ctx = NULL;
 	int64_t start = clock_mono_ms(), start_us = clock_mono_us();
@@ -186,12 +190,14 @@ run_one(worker_pool *p, size_t index, struct job *job)
 		res.outcome = JOBD_FAILED_FOR_GOOD;
 		res.error = strdup("no handler is configured for this type");
 		report(p, job, NULL, &res, JOBD_STOP_NONE, 0);
+		config_release(cfg);
 		return;
 	}
 	if (handler_ctx_init(&ctx, start + job->timeout_ms, h->kill_grace_ms)) {
 		res.outcome = JOBD_RETRY;
 		res.error = strdup("out of memory starting the attempt");
 		report(p, job, h, &res, JOBD_STOP_NONE, 0);
+		config_release(cfg);
 		return;
 	}
 	pthread_mutex_lock(&p->mu);
@@ -224,6 +230,7 @@ run_one(worker_pool *p, size_t index, struct job *job)
 	                    (double)(clock_mono_us() - start_us) / 1e6);
 
 	report(p, job, h, &res, stop, clock_mono_ms() - start);
+	config_release(cfg);
 }
 
 static void *
@@ -342,8 +349,7 @@ worker_pool_stop(worker_pool *p, int64_t grace_ms)
 		p->qhead = (p->qhead + 1) % p->qcap;
 		p->qlen--;
 		pthread_mutex_unlock(&p->mu);
-		report(p, job, config_handler(p->cfg, job->type), &res,
-		       JOBD_STOP_SHUTDOWN, 0);
+		report(p, job, NULL, &res, JOBD_STOP_SHUTDOWN, 0);
 		job_free(job);
 		pthread_mutex_lock(&p->mu);
 	}

@@ -32,6 +32,11 @@
 #define PURGE_CHUNK 1000
 #define RETRY_AFTER_FAILURE_MS 200
 
+struct type_running {
+	char name[JOB_TYPE_MAX + 1];
+	int64_t running;
+};
+
 struct writer {
 	store *st;
 	const struct config *cfg;
@@ -55,7 +60,8 @@ struct writer {
 	                                    0 when idle (watchdog) */
 
 	/* writer thread only */
-	int64_t *running_by_type;      /* per cfg->handlers index */
+	struct type_running *types;    /* attempts running per type */
+	size_t ntypes, captypes;
 	bool maybe_due;                /* a claim may find a due job */
 	int64_t next_run_at_ms;        /* earliest future run_at, -1 none */
 	int64_t next_purge_mono_ms;
@@ -94,11 +100,6 @@ writer_new(store *st, const struct config *cfg)
 
 	if (w == NULL)
 		return NULL;
-	w->running_by_type = calloc(cfg->nhandlers + 1, sizeof(int64_t));
-	if (w->running_by_type == NULL) {
-		free(w);
-		return NULL;
-	}
 	w->st = st;
 	w->cfg = cfg;
 	pthread_mutex_init(&w->mu, NULL);
@@ -121,7 +122,7 @@ writer_free(writer *w)
 		return;
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->mu);
-	free(w->running_by_type);
+	free(w->types);
 	free(w);
 }
 
@@ -135,13 +136,27 @@ writer_set_hooks(writer *w, writer_dispatch_fn dispatch,
 	w->hook_arg = arg;
 }
 
-static int
-handler_index(const writer *w, const char *type)
+/* The running count of a type (writer thread); a dummy when out of memory. */
+static int64_t *
+running_of(writer *w, const char *type)
 {
-	for (size_t i = 0; i < w->cfg->nhandlers; i++)
-		if (strcmp(w->cfg->handlers[i].name, type) == 0)
-			return (int)i;
-	return (int)w->cfg->nhandlers; /* types no longer configured */
+	static int64_t dummy;
+
+	for (size_t i = 0; i < w->ntypes; i++)
+		if (strcmp(w->types[i].name, type) == 0)
+			return &w->types[i].running;
+	if (w->ntypes == w->captypes) {
+		size_t cap = w->captypes ? w->captypes * 2 : 16;
+		struct type_running *t = realloc(w->types, cap * sizeof(*t));
+		if (t == NULL)
+			return &dummy;
+		w->types = t;
+		w->captypes = cap;
+	}
+	snprintf(w->types[w->ntypes].name, sizeof(w->types[0].name), "%s",
+	         type);
+	w->types[w->ntypes].running = 0;
+	return &w->types[w->ntypes++].running;
 }
 
 int
@@ -380,15 +395,20 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 	int64_t free_slots = w->cfg->workers.threads - atomic_load(&w->inflight);
 	char token[CLAIM_TOKEN_MAX];
 	struct job *jobs = NULL;
-	int64_t *extra = NULL;
 	size_t n = 0, kept = 0;
+	/* Caps as configured now (SIGHUP may reload handler sections). */
+	struct config *current = config_acquire();
+	const struct config *cfg = current ? current : w->cfg;
 	int rc;
 
-	if (free_slots <= 0)
-		return 0;
-	for (size_t i = 0; i < w->cfg->nhandlers && nexcluded < 256; i++) {
-		const struct handler_conf *h = &w->cfg->handlers[i];
-		if (h->concurrency > 0 && w->running_by_type[i] >= h->concurrency)
+	if (free_slots <= 0) {
+		rc = 0;
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->nhandlers && nexcluded < 256; i++) {
+		const struct handler_conf *h = &cfg->handlers[i];
+		if (h->concurrency > 0 &&
+		    *running_of(w, h->name) >= h->concurrency)
 			excluded[nexcluded++] = h->name;
 	}
 	snprintf(token, sizeof(token), "%s:%llu", w->boot_id,
@@ -398,22 +418,22 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 		.excluded = excluded, .nexcluded = nexcluded, .claim = token,
 	};
 	rc = store_claim(w->st, &req, &jobs, &n, err, errlen);
-	if (rc != 0)
-		return rc;
-	b->claim_full = n == (size_t)free_slots;
-	if (n == 0)
-		return 0;
+	b->claim_full = rc == 0 && n == (size_t)free_slots;
+	if (rc != 0 || n == 0)
+		goto out;
 	b->claimed = calloc(n, sizeof(*b->claimed));
-	extra = calloc(w->cfg->nhandlers + 1, sizeof(int64_t));
-	if (b->claimed == NULL || extra == NULL) {
+	if (b->claimed == NULL) {
 		rc = jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		int hi = handler_index(w, jobs[i].type);
-		int64_t cap = hi < (int)w->cfg->nhandlers
-		                  ? w->cfg->handlers[hi].concurrency : 0;
-		if (cap > 0 && w->running_by_type[hi] + extra[hi] >= cap) {
+		const struct handler_conf *h = config_handler(cfg, jobs[i].type);
+		int64_t cap = h ? h->concurrency : 0;
+		int64_t same = 0; /* of this type, claimed earlier in this loop */
+		for (size_t k = 0; k < kept; k++)
+			if (strcmp(b->claimed[k]->type, jobs[i].type) == 0)
+				same++;
+		if (cap > 0 && *running_of(w, jobs[i].type) + same >= cap) {
 			/* One claim may pass a type's cap: put the extra
 			 * rows back as they were, and claim again soon. */
 			struct store_completion c = {
@@ -437,7 +457,6 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 			                 "out of memory");
 			goto out;
 		}
-		extra[hi]++;
 		job_move(j, &jobs[i]);
 		b->claimed[kept++] = j;
 	}
@@ -447,7 +466,7 @@ out:
 	for (size_t i = 0; i < n; i++)
 		job_clear(&jobs[i]);
 	free(jobs);
-	free(extra);
+	config_release(current);
 	return rc;
 }
 
@@ -518,7 +537,7 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 		nops++;
 		if (op->kind == WOP_COMPLETE && !op->counted) {
 			op->counted = true;
-			w->running_by_type[handler_index(w, op->type)]--;
+			(*running_of(w, op->type))--;
 			atomic_fetch_sub(&w->inflight, 1);
 			b.due = true;
 		}
@@ -575,7 +594,7 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 	    (w->next_run_at_ms < 0 || b.earliest_future < w->next_run_at_ms))
 		w->next_run_at_ms = b.earliest_future;
 	for (size_t i = 0; i < b.nclaimed; i++)
-		w->running_by_type[handler_index(w, b.claimed[i]->type)]++;
+		(*running_of(w, b.claimed[i]->type))++;
 	atomic_fetch_add(&w->inflight, (int64_t)b.nclaimed);
 	if (b.claim_full || b.due) {
 		w->maybe_due = true;
