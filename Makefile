@@ -18,12 +18,12 @@ SANITIZE ?=
 PKGS := libmicrohttpd sqlite3 libcjson inih libsystemd
 TEST_PKGS := check libcurl
 
+comma := ,
 ifeq ($(SANITIZE),)
 BUILD := build
 else
 BUILD := build/$(subst $(comma),-,$(SANITIZE))
 endif
-comma := ,
 
 SRCS := \
 	src/api.c \

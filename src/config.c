@@ -250,9 +250,15 @@ struct loader {
 	char *errs;            /* all error lines */
 	size_t errlen, errused;
 	int nerrs;
-	/* keys seen, to reject duplicates: "section\nkey" */
-	char **seen;
+	/* keys seen, to reject duplicates: "section\nkey" and its line */
+	struct seen { char *tag; int line; } *seen;
 	size_t nseen, capseen;
+	char cur_section[256];  /* the whole name of the current section */
+	char **bad;             /* sections that already have an error */
+	size_t nbad;
+	char *linebuf;          /* the line the reader read last */
+	size_t linecap, linelen;
+	size_t linepos;         /* bytes of it already handed to libinih */
 	/* reader state */
 	FILE *file;
 	const char *text;
@@ -276,6 +282,12 @@ loader_error(struct loader *ld, int line, const char *section,
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
 	ld->nerrs++;
+	char **bad = realloc(ld->bad, (ld->nbad + 1) * sizeof(*bad));
+	if (bad != NULL) {
+		ld->bad = bad;
+		if ((bad[ld->nbad] = strdup(section)) != NULL)
+			ld->nbad++;
+	}
 	if (ld->errs == NULL || ld->errused >= ld->errlen)
 		return;
 	n = snprintf(ld->errs + ld->errused, ld->errlen - ld->errused,
@@ -448,13 +460,13 @@ seen_before(struct loader *ld, const char *section, const char *key)
 		return false;
 	snprintf(tag, n, "%s\n%s", section, key);
 	for (size_t i = 0; i < ld->nseen; i++)
-		if (strcmp(ld->seen[i], tag) == 0) {
+		if (strcmp(ld->seen[i].tag, tag) == 0) {
 			free(tag);
 			return true;
 		}
 	if (ld->nseen == ld->capseen) {
 		size_t cap = ld->capseen ? ld->capseen * 2 : 32;
-		char **s = realloc(ld->seen, cap * sizeof(*s));
+		struct seen *s = realloc(ld->seen, cap * sizeof(*s));
 		if (s == NULL) {
 			free(tag);
 			return false;
@@ -462,8 +474,23 @@ seen_before(struct loader *ld, const char *section, const char *key)
 		ld->seen = s;
 		ld->capseen = cap;
 	}
-	ld->seen[ld->nseen++] = tag;
+	ld->seen[ld->nseen].tag = tag;
+	ld->seen[ld->nseen++].line = ld->line;
 	return false;
+}
+
+/* Line where section/key was set, or 0. */
+static int
+key_line(const struct loader *ld, const char *section, const char *key)
+{
+	size_t sl = strlen(section);
+
+	for (size_t i = 0; i < ld->nseen; i++)
+		if (strncmp(ld->seen[i].tag, section, sl) == 0 &&
+		    ld->seen[i].tag[sl] == '\n' &&
+		    strcmp(ld->seen[i].tag + sl + 1, key) == 0)
+			return ld->seen[i].line;
+	return 0;
 }
 
 static int
@@ -473,6 +500,11 @@ ini_cb(void *user, const char *section, const char *name, const char *value)
 	const struct conf_key *k;
 	void *base = ld->cfg;
 	char why[384];
+
+	/* Debian's libinih cuts section names at 49 characters; the reader
+	 * saw the whole header line. */
+	if (strncmp(ld->cur_section, section, strlen(section)) == 0)
+		section = ld->cur_section;
 
 	if (seen_before(ld, section, name)) {
 		loader_error(ld, ld->line, section, name,
@@ -531,6 +563,7 @@ note_section_line(struct loader *ld, const char *line)
 		return;
 	memcpy(name, p, (size_t)(end - p));
 	name[end - p] = '\0';
+	snprintf(ld->cur_section, sizeof(ld->cur_section), "%s", name);
 	if (strncmp(name, "handler.", 8) == 0) {
 		if (!valid_type_name(name + 8)) {
 			loader_error(ld, ld->line, name, "NAME",
@@ -551,38 +584,64 @@ note_section_line(struct loader *ld, const char *line)
 	}
 }
 
-static char *
-reader_file(char *str, int num, void *stream)
+/* Reads the next whole line into ld->linebuf; false at the end. */
+static bool
+next_line(struct loader *ld)
 {
-	struct loader *ld = stream;
-	char *r = fgets(str, num, ld->file);
-
-	if (r != NULL) {
-		ld->line++;
-		note_section_line(ld, str);
+	if (ld->file != NULL) {
+		ssize_t n = getline(&ld->linebuf, &ld->linecap, ld->file);
+		if (n < 0)
+			return false;
+		ld->linelen = (size_t)n;
+		return true;
 	}
-	return r;
+	const char *p = ld->text + ld->text_pos;
+	size_t n = strcspn(p, "\n");
+	if (*p == '\0')
+		return false;
+	if (p[n] == '\n')
+		n++;
+	if (n + 1 > ld->linecap) {
+		char *b = realloc(ld->linebuf, n + 1);
+		if (b == NULL)
+			return false;
+		ld->linebuf = b;
+		ld->linecap = n + 1;
+	}
+	memcpy(ld->linebuf, p, n);
+	ld->linebuf[n] = '\0';
+	ld->linelen = n;
+	ld->text_pos += n;
+	return true;
 }
 
+/*
+ * libinih's reader, fgets-like: it hands out the current line in pieces of
+ * at most num - 1 bytes (libinih asks again, with a grown buffer, for the
+ * rest of a long line) and counts lines as they start, so that errors can
+ * name their line.
+ */
 static char *
-reader_string(char *str, int num, void *stream)
+reader(char *str, int num, void *stream)
 {
 	struct loader *ld = stream;
-	const char *p = ld->text + ld->text_pos;
-	int n = 0;
+	size_t n;
 
-	if (*p == '\0' || num < 2)
+	if (num < 2)
 		return NULL;
-	while (n < num - 1 && p[n] != '\0') {
-		str[n] = p[n];
-		n++;
-		if (p[n - 1] == '\n')
-			break;
+	if (ld->linepos >= ld->linelen) {
+		if (!next_line(ld))
+			return NULL;
+		ld->linepos = 0;
+		ld->line++;
+		note_section_line(ld, ld->linebuf);
 	}
+	n = ld->linelen - ld->linepos;
+	if (n > (size_t)num - 1)
+		n = (size_t)num - 1;
+	memcpy(str, ld->linebuf + ld->linepos, n);
 	str[n] = '\0';
-	ld->text_pos += (size_t)n;
-	ld->line++;
-	note_section_line(ld, str);
+	ld->linepos += n;
 	return str;
 }
 
@@ -594,7 +653,14 @@ validate(struct loader *ld)
 	for (size_t i = 0; i < cfg->nhandlers; i++) {
 		struct handler_conf *h = &cfg->handlers[i];
 		char sec[80];
+		bool bad = false;
 		snprintf(sec, sizeof(sec), "handler.%s", h->name);
+		/* A section with an error of its own: its keys may be missing
+		 * only because they failed; do not pile on. */
+		for (size_t k = 0; k < ld->nbad && !bad; k++)
+			bad = strcmp(ld->bad[k], sec) == 0;
+		if (bad)
+			continue;
 		if (h->builtin == BUILTIN_NONE && h->command == NULL)
 			loader_error(ld, h->line, sec, "command",
 			             "a handler needs \"builtin\" or \"command\"");
@@ -639,9 +705,11 @@ validate(struct loader *ld)
 			loader_error(ld, h->line, sec, "backoff_max",
 			             "smaller than backoff_base");
 	}
-	if ((cfg->server.tls_cert == NULL) != (cfg->server.tls_key == NULL))
-		loader_error(ld, 0, "server", "tls_cert",
+	if ((cfg->server.tls_cert == NULL) != (cfg->server.tls_key == NULL)) {
+		const char *set = cfg->server.tls_cert ? "tls_cert" : "tls_key";
+		loader_error(ld, key_line(ld, "server", set), "server", set,
 		             "tls_cert and tls_key must be set together");
+	}
 }
 
 static int
@@ -671,18 +739,21 @@ load(struct loader *ld, struct config **out, char *err, size_t errlen)
 	ini_allow_realloc = true;
 	ini_max_line = 64 * 1024;
 
-	rc = ini_parse_stream(ld->file ? reader_file : reader_string, ld,
-	                      ini_cb, ld);
-	if (rc > 0 && ld->nerrs == 0)
+	rc = ini_parse_stream(reader, ld, ini_cb, ld);
+	/* ini_cb never fails, so a positive rc is a syntax error's line. */
+	if (rc > 0)
 		loader_error(ld, rc, "?", "?", "syntax error (expected "
 		             "[section] or key = value)");
 	else if (rc == -2)
 		loader_error(ld, 0, "?", "?", "out of memory");
-	if (ld->nerrs == 0)
-		validate(ld);
+	validate(ld);
 	for (size_t i = 0; i < ld->nseen; i++)
-		free(ld->seen[i]);
+		free(ld->seen[i].tag);
 	free(ld->seen);
+	free(ld->linebuf);
+	for (size_t i = 0; i < ld->nbad; i++)
+		free(ld->bad[i]);
+	free(ld->bad);
 	if (ld->nerrs > 0) {
 		config_free(cfg);
 		return JOBD_EINVAL;

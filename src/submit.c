@@ -103,6 +103,125 @@ valid_type(const char *s)
 	return true;
 }
 
+/*
+ * The raw text of the body's top-level members.  cJSON has validated the
+ * syntax already; this only finds where each member's key and value lie,
+ * so that the payload reaches the handler verbatim (cJSON would turn
+ * 9007199254740993 into 9.00719925474099e+15) and so that keys and the
+ * type are checked as sent (cJSON cuts strings at an escaped NUL).
+ */
+struct member {
+	const char *key;   /* inside the quotes, raw (escapes not decoded) */
+	size_t key_len;
+	const char *val;   /* the value's text */
+	size_t val_len;
+};
+
+#define MAX_MEMBERS 16
+
+static const char *
+skip_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* p at a '"': returns the char after the closing quote. */
+static const char *
+skip_string(const char *p, const char *end)
+{
+	for (p++; p < end; p++) {
+		if (*p == '\\')
+			p++;
+		else if (*p == '"')
+			return p + 1;
+	}
+	return end;
+}
+
+static const char *
+skip_value(const char *p, const char *end)
+{
+	int depth = 0;
+
+	if (p < end && *p == '"')
+		return skip_string(p, end);
+	if (p < end && *p != '{' && *p != '[') {
+		while (p < end && *p != ',' && *p != '}' && *p != ']' &&
+		       *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+			p++;
+		return p;
+	}
+	while (p < end) {
+		if (*p == '"') {
+			p = skip_string(p, end);
+			continue;
+		}
+		if (*p == '{' || *p == '[')
+			depth++;
+		else if ((*p == '}' || *p == ']') && --depth == 0)
+			return p + 1;
+		p++;
+	}
+	return end;
+}
+
+/* Fills m[] with the members of a syntactically valid JSON object. */
+static size_t
+scan_members(const char *body, size_t len, struct member *m, size_t max)
+{
+	const char *p = body, *end = body + len;
+	size_t n = 0;
+
+	p = skip_ws(p, end);
+	if (p >= end || *p != '{')
+		return 0;
+	p = skip_ws(p + 1, end);
+	while (p < end && *p == '"' && n < max) {
+		const char *k = p + 1;
+		p = skip_string(p, end);
+		m[n].key = k;
+		m[n].key_len = (size_t)(p - 1 - k);
+		p = skip_ws(p, end);
+		if (p < end && *p == ':')
+			p = skip_ws(p + 1, end);
+		m[n].val = p;
+		p = skip_value(p, end);
+		m[n].val_len = (size_t)(p - m[n].val);
+		n++;
+		p = skip_ws(p, end);
+		if (p < end && *p == ',')
+			p = skip_ws(p + 1, end);
+	}
+	return n;
+}
+
+/* A copy of JSON text without the whitespace outside strings. */
+static char *
+compact_json(const char *s, size_t len)
+{
+	char *out = malloc(len + 1), *o = out;
+	const char *end = s + len;
+
+	if (out == NULL)
+		return NULL;
+	while (s < end) {
+		if (*s == '"') {
+			const char *e = skip_string(s, end);
+			memcpy(o, s, (size_t)(e - s));
+			o += e - s;
+			s = e;
+		} else if (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') {
+			s++;
+		} else {
+			*o++ = *s++;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
 /* An integral JSON number within [min, max]: 0, JOBD_EINVAL or JOBD_ERANGE. */
 static int
 get_int(const cJSON *item, const char *name, long min, long max, long *out,
@@ -165,28 +284,48 @@ submit_parse(const char *body, size_t len, const struct config *cfg,
 		                 "the body must be a JSON object");
 		goto out;
 	}
-	/* Unknown or repeated fields are mistakes the client wants to hear of. */
-	for (item = root->child; item != NULL; item = item->next) {
+	/* Unknown or repeated fields are mistakes the client wants to hear
+	 * of.  Keys are checked as sent: an escaped key never matches. */
+	struct member members[MAX_MEMBERS];
+	size_t nmembers = 0, nitems = 0;
+	for (item = root->child; item != NULL; item = item->next)
+		nitems++;
+	if (nitems > MAX_MEMBERS) {
+		rc = jobd_seterr(err, errlen, JOBD_ERANGE,
+		                 "too many fields (%zu)", nitems);
+		goto out;
+	}
+	nmembers = scan_members(body, len, members, MAX_MEMBERS);
+	const struct member *payload_m = NULL, *type_m = NULL;
+	for (size_t i = 0; i < nmembers; i++) {
 		static const char *const known[] = {
 			"type", "payload", "priority", "delay", "run_at",
 			"max_attempts", "timeout", "cancel_on_disconnect", NULL,
 		};
+		const struct member *mi = &members[i];
 		int k;
 		for (k = 0; known[k] != NULL; k++)
-			if (strcmp(item->string, known[k]) == 0)
+			if (strlen(known[k]) == mi->key_len &&
+			    memcmp(mi->key, known[k], mi->key_len) == 0)
 				break;
 		if (known[k] == NULL) {
 			rc = jobd_seterr(err, errlen, JOBD_ERANGE,
-			                 "unknown field \"%.64s\"", item->string);
+			                 "unknown field \"%.*s\"",
+			                 (int)(mi->key_len > 64 ? 64 : mi->key_len),
+			                 mi->key);
 			goto out;
 		}
-		for (const cJSON *o = root->child; o != item; o = o->next)
-			if (strcmp(o->string, item->string) == 0) {
+		for (size_t j = 0; j < i; j++)
+			if (members[j].key_len == mi->key_len &&
+			    memcmp(members[j].key, mi->key, mi->key_len) == 0) {
 				rc = jobd_seterr(err, errlen, JOBD_EINVAL,
-				                 "field \"%s\" appears twice",
-				                 item->string);
+				                 "field \"%s\" appears twice", known[k]);
 				goto out;
 			}
+		if (k == 0)
+			type_m = mi;
+		else if (k == 1)
+			payload_m = mi;
 	}
 
 	item = cJSON_GetObjectItemCaseSensitive(root, "type");
@@ -200,7 +339,8 @@ submit_parse(const char *body, size_t len, const struct config *cfg,
 		                 "\"type\" must be a string");
 		goto out;
 	}
-	if (!valid_type(item->valuestring)) {
+	if (!valid_type(item->valuestring) ||
+	    (type_m != NULL && memchr(type_m->val, '\\', type_m->val_len))) {
 		rc = jobd_seterr(err, errlen, JOBD_ERANGE,
 		                 "\"type\" must match [A-Za-z0-9_.-]{1,64}");
 		goto out;
@@ -300,9 +440,10 @@ submit_parse(const char *body, size_t len, const struct config *cfg,
 		}
 		job->cancel_on_disconnect = cJSON_IsTrue(item);
 	}
-	item = cJSON_GetObjectItemCaseSensitive(root, "payload");
-	job->payload = item != NULL ? cJSON_PrintUnformatted(item)
-	                            : strdup("null");
+	/* The payload as sent, less insignificant whitespace. */
+	job->payload = payload_m != NULL
+	                   ? compact_json(payload_m->val, payload_m->val_len)
+	                   : strdup("null");
 	if (job->payload == NULL) {
 		rc = jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
 		goto out;
