@@ -61,7 +61,7 @@ INTEGRATION_TESTS := \
 	test_lifecycle \
 	test_crash
 
-OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/dashboard.o
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
 # Recursive (=) on purpose: pkg-config runs when a recipe runs, after
@@ -81,7 +81,7 @@ override CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
 override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
-.PHONY: all run check unit integration bench install clean deps
+.PHONY: all run check unit integration bench install clean deps check-browser
 
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/jobd
@@ -91,6 +91,20 @@ deps:
 
 $(BUILD)/jobd: $(OBJS) $(BUILD)/obj/main.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+# The dashboard page, embedded as a byte array (no xxd needed).
+$(BUILD)/gen/dashboard.c: src/dashboard.html
+	@mkdir -p $(dir $@)
+	{ echo '#include "dashboard.h"'; \
+	  echo 'const char dashboard_html[] = {'; \
+	  od -An -v -tx1 $< | awk '{ for (i = 1; i <= NF; i++) printf "0x%s,", $$i; print "" }'; \
+	  echo '0x00};'; \
+	  echo 'const size_t dashboard_html_len = sizeof(dashboard_html) - 1;'; \
+	} > $@
+
+$(BUILD)/obj/dashboard.o: $(BUILD)/gen/dashboard.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes -c -o $@ $<
 
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -125,6 +139,10 @@ integration: $(BUILD)/jobd $(INTEGRATION_TESTS:%=$(BUILD)/itests/%)
 	@set -e; for t in $(INTEGRATION_TESTS); do \
 		echo "== integration: $$t"; \
 		JOBD_BIN=$(BUILD)/jobd CK_FORK=yes $(BUILD)/itests/$$t; done
+
+# The dashboard in a real browser (Debian's chromium, installed as needed).
+check-browser: all
+	JOBD_BIN=$(BUILD)/jobd sh tests/browser/dashboard_test.sh
 
 bench: all
 	@sh tests/bench/run.sh

@@ -15,6 +15,7 @@
 
 #include "api.h"
 #include "clock.h"
+#include "dashboard.h"
 #include "err.h"
 #include "log.h"
 #include "submit.h"
@@ -288,6 +289,26 @@ problem_for(struct api_call *call, int code, const char *detail)
 	api_problem(call, status, slug, NULL, detail);
 }
 
+/* The 401 answer to a browser opening / without a token. */
+static const char login_page[] =
+	"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+	"<title>jobd: sign in</title><style>body{font:16px system-ui,sans-serif;"
+	"max-width:28em;margin:4em auto;padding:0 1em}input,button{font:inherit;"
+	"padding:.4em}</style></head><body><h1>jobd</h1>"
+	"<form id=\"f\"><label for=\"t\">API token</label><br>"
+	"<input id=\"t\" type=\"password\" autocomplete=\"off\" required> "
+	"<button>Open the dashboard</button></form><p id=\"m\" role=\"alert\">"
+	"</p><script>"
+	"function go(t){fetch('/',{headers:{Authorization:'Bearer '+t}})"
+	".then(function(r){if(!r.ok)throw new Error('the token was refused');"
+	"return r.text()}).then(function(h){sessionStorage.setItem('jobd-token',t);"
+	"document.open();document.write(h);document.close()})"
+	".catch(function(e){document.getElementById('m').textContent=e.message})}"
+	"var s=sessionStorage.getItem('jobd-token');if(s)go(s);"
+	"document.getElementById('f').onsubmit=function(e){e.preventDefault();"
+	"go(document.getElementById('t').value)};"
+	"</script></body></html>\n";
+
 /* ---- prechecks ---- */
 
 static bool
@@ -324,9 +345,17 @@ api_precheck(api *a, struct api_call *call, int64_t content_length)
 		const char *hdr = call->header(call->h, "Authorization");
 		call->token_name = auth_check(a->au, hdr);
 		if (call->token_name == NULL) {
-			api_problem(call, 401, "unauthorized", NULL, hdr == NULL
-			            ? "send Authorization: Bearer <token>"
-			            : "the token is not valid");
+			if (call->route == ROUTE_ROOT)
+				/* A browser cannot send the header when it opens
+				 * the page: answer 401 with a page that asks for
+				 * the token and loads the dashboard with it. */
+				set_body(call, 401, "text/html; charset=utf-8",
+				         strdup(login_page));
+			else
+				api_problem(call, 401, "unauthorized", NULL,
+				            hdr == NULL
+				            ? "send Authorization: Bearer <token>"
+				            : "the token is not valid");
 			if (hdr == NULL)
 				add_header(call, "WWW-Authenticate",
 				           "Bearer realm=\"jobd\"");
@@ -689,13 +718,20 @@ api_handle(api *a, struct api_call *call)
 	case ROUTE_READYZ:
 		handle_ready(a, call);
 		return API_DONE;
-	case ROUTE_ROOT:
-		set_body(call, 200, "text/html; charset=utf-8",
-		         strdup("<!doctype html><title>jobd</title>"
-		                "<h1>jobd</h1><p>API: <a href=\"/jobs\">/jobs"
-		                "</a>, <a href=\"/healthz\">/healthz</a>, "
-		                "<a href=\"/readyz\">/readyz</a></p>\n"));
+	case ROUTE_ROOT: {
+		char *page = malloc(dashboard_html_len + 1);
+		if (page == NULL) {
+			problem_for(call, JOBD_ENOMEM, "out of memory");
+			return API_DONE;
+		}
+		memcpy(page, dashboard_html, dashboard_html_len + 1);
+		set_body(call, 200, "text/html; charset=utf-8", page);
+		add_header(call, "Cache-Control", "no-store");
+		add_header(call, "Content-Security-Policy",
+		           "default-src 'self'; script-src 'unsafe-inline'; "
+		           "style-src 'unsafe-inline'; img-src 'self' data:");
 		return API_DONE;
+	}
 	case ROUTE_METRICS: {
 		struct metrics_gauges g = {0};
 		if (a->gauges != NULL)
