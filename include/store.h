@@ -49,6 +49,7 @@ struct store_completion {
 	bool has_exit_code;
 	int exit_code;
 	bool output_truncated;
+	int64_t started_at_ms; /* when the attempt began (-1: keep) */
 };
 
 /* Filters of GET /jobs. */

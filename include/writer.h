@@ -50,6 +50,8 @@ struct writer_op {
 	bool has_exit_code;
 	int exit_code;
 	bool output_truncated;
+	int64_t started_at_ms;          /* when the attempt really began */
+	int64_t run_us;                 /* how long it ran */
 
 	/* Outcome, valid in done(): rc is 0 or JOBD_E*; status is the job's
 	 * status after the operation (or its current one on ECONFLICT). */

@@ -101,7 +101,8 @@ static const char *const writer_sql[W_NSTMT] = {
 		" RETURNING " JOB_COLS,
 	[W_COMPLETE] = "UPDATE jobs SET status = ?3, attempt = attempt + ?4,"
 		" run_at = coalesce(?5, run_at), finished_at = ?6, result = ?7,"
-		" error = ?8, exit_code = ?9, output_truncated = ?10, claim = NULL"
+		" error = ?8, exit_code = ?9, output_truncated = ?10, claim = NULL,"
+		" started_at = coalesce(?11, started_at)"
 		" WHERE id = ?1 AND claim = ?2 AND status = 'running'",
 	[W_CANCEL] = "UPDATE jobs SET status = 'cancelled', finished_at = ?2,"
 		" claim = NULL WHERE id = ?1 AND status = 'queued'",
@@ -607,6 +608,7 @@ sq_complete(void *impl, const struct store_completion *c, char *err,
 	else
 		sqlite3_bind_null(st, 9);
 	sqlite3_bind_int(st, 10, c->output_truncated);
+	bind_time_or_null(st, 11, c->started_at_ms > 0 ? c->started_at_ms : -1);
 	rc = step_done(st);
 	if (rc != SQLITE_OK)
 		return fail(s->wdb, rc, err, errlen, "complete");

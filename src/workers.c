@@ -101,7 +101,8 @@ worker_pool_free(worker_pool *p)
 /* Builds the completion of an attempt and hands it to the writer. */
 static void
 report(worker_pool *p, const struct job *job, const struct handler_conf *h,
-       struct jobd_result *res, int stop, int64_t elapsed_ms)
+       struct jobd_result *res, int stop, int64_t elapsed_ms,
+       int64_t started_at_ms, int64_t run_us)
 {
 	struct writer_op *op = malloc(sizeof(*op));
 	int64_t now = clock_now_ms();
@@ -123,6 +124,8 @@ report(worker_pool *p, const struct job *job, const struct handler_conf *h,
 	op->exit_code = res->exit_code;
 	op->output_truncated = res->output_truncated != 0;
 	op->finished_at_ms = now;
+	op->started_at_ms = started_at_ms;
+	op->run_us = run_us;
 
 	if (res->outcome == JOBD_SUCCEEDED) {
 		op->new_status = JOB_SUCCEEDED;
@@ -184,19 +187,20 @@ run_one(worker_pool *p, size_t index, struct job *job)
 	struct jobd_result res = {0};
 	jobd_ctx *ctx = NULL;
 	int64_t start = clock_mono_ms(), start_us = clock_mono_us();
+	int64_t started_at = clock_now_ms();
 	int stop = JOBD_STOP_NONE;
 
 	if (h == NULL) {
 		res.outcome = JOBD_FAILED_FOR_GOOD;
 		res.error = strdup("no handler is configured for this type");
-		report(p, job, NULL, &res, JOBD_STOP_NONE, 0);
+		report(p, job, NULL, &res, JOBD_STOP_NONE, 0, -1, 0);
 		config_release(cfg);
 		return;
 	}
 	if (handler_ctx_init(&ctx, start + job->timeout_ms, h->kill_grace_ms)) {
 		res.outcome = JOBD_RETRY;
 		res.error = strdup("out of memory starting the attempt");
-		report(p, job, h, &res, JOBD_STOP_NONE, 0);
+		report(p, job, h, &res, JOBD_STOP_NONE, 0, -1, 0);
 		config_release(cfg);
 		return;
 	}
@@ -226,10 +230,11 @@ run_one(worker_pool *p, size_t index, struct job *job)
 	pthread_cond_broadcast(&p->idle_cond);
 	pthread_mutex_unlock(&p->mu);
 	handler_ctx_free(ctx);
-	metrics_run_seconds(job->type,
-	                    (double)(clock_mono_us() - start_us) / 1e6);
+	int64_t run_us = clock_mono_us() - start_us;
+	metrics_run_seconds(job->type, (double)run_us / 1e6);
 
-	report(p, job, h, &res, stop, clock_mono_ms() - start);
+	report(p, job, h, &res, stop, clock_mono_ms() - start, started_at,
+	       run_us);
 	config_release(cfg);
 }
 
@@ -293,8 +298,8 @@ worker_pool_dispatch(worker_pool *p, struct job **jobs, size_t n)
 	pthread_mutex_lock(&p->mu);
 	for (size_t i = 0; i < n; i++) {
 		if (p->qlen == p->qcap) {
-			/* Cannot happen: the writer claims only for free
-			 * workers.  Grow rather than drop a claimed job. */
+			/* The writer claims ahead for fast job types; grow
+			 * rather than drop a claimed job. */
 			size_t cap = p->qcap * 2;
 			struct job **q = calloc(cap, sizeof(*q));
 			if (q == NULL) {
@@ -322,8 +327,20 @@ bool
 worker_pool_cancel(worker_pool *p, const char *id)
 {
 	bool found = false;
+	struct job *unstarted = NULL;
 
 	pthread_mutex_lock(&p->mu);
+	/* Claimed ahead but not started yet: it ends here, never run. */
+	for (size_t i = 0; i < p->qlen && unstarted == NULL; i++) {
+		size_t at = (p->qhead + i) % p->qcap;
+		if (strcmp(p->queue[at]->id, id) != 0)
+			continue;
+		unstarted = p->queue[at];
+		for (size_t k = i; k + 1 < p->qlen; k++)
+			p->queue[(p->qhead + k) % p->qcap] =
+				p->queue[(p->qhead + k + 1) % p->qcap];
+		p->qlen--;
+	}
 	for (size_t i = 0; i < p->nthreads; i++) {
 		if (p->slots[i].ctx != NULL && strcmp(p->slots[i].id, id) == 0) {
 			handler_ctx_request_stop(p->slots[i].ctx,
@@ -332,6 +349,12 @@ worker_pool_cancel(worker_pool *p, const char *id)
 		}
 	}
 	pthread_mutex_unlock(&p->mu);
+	if (unstarted != NULL) {
+		struct jobd_result res = {.outcome = JOBD_STOPPED};
+		report(p, unstarted, NULL, &res, JOBD_STOP_CANCEL, 0, -1, 0);
+		job_free(unstarted);
+		found = true;
+	}
 	return found;
 }
 
@@ -349,7 +372,7 @@ worker_pool_stop(worker_pool *p, int64_t grace_ms)
 		p->qhead = (p->qhead + 1) % p->qcap;
 		p->qlen--;
 		pthread_mutex_unlock(&p->mu);
-		report(p, job, NULL, &res, JOBD_STOP_SHUTDOWN, 0);
+		report(p, job, NULL, &res, JOBD_STOP_SHUTDOWN, 0, -1, 0);
 		job_free(job);
 		pthread_mutex_lock(&p->mu);
 	}

@@ -34,8 +34,19 @@
 
 struct type_running {
 	char name[JOB_TYPE_MAX + 1];
-	int64_t running;
+	int64_t running;         /* claimed, completion not received */
+	double avg_run_ms;       /* moving average of attempts; < 0 unknown */
 };
+
+/*
+ * Claiming ahead: besides a job for every idle worker, the writer may
+ * claim more for types whose attempts are short, so that one transaction
+ * carries many claims and completions (drain throughput) while no job
+ * waits in memory for more than about PREFETCH_WINDOW_MS of work, and a
+ * slow type is never claimed ahead (priority order holds for it).
+ */
+#define PREFETCH_WINDOW_MS 5.0
+#define PREFETCH_MAX 512
 
 struct writer {
 	store *st;
@@ -63,6 +74,7 @@ struct writer {
 	struct type_running *types;    /* attempts running per type */
 	size_t ntypes, captypes;
 	bool maybe_due;                /* a claim may find a due job */
+	double avg_run_ms;             /* moving average over all types */
 	int64_t next_run_at_ms;        /* earliest future run_at, -1 none */
 	int64_t next_purge_mono_ms;
 	int64_t retry_at_mono_ms;      /* after a failed commit, -1 none */
@@ -106,6 +118,7 @@ writer_new(store *st, const struct config *cfg)
 	clock_cond_init(&w->cond);
 	atomic_init(&w->healthy, true);
 	w->maybe_due = true;
+	w->avg_run_ms = -1;
 	w->next_run_at_ms = -1;
 	w->retry_at_mono_ms = -1;
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
@@ -156,7 +169,34 @@ running_of(writer *w, const char *type)
 	snprintf(w->types[w->ntypes].name, sizeof(w->types[0].name), "%s",
 	         type);
 	w->types[w->ntypes].running = 0;
+	w->types[w->ntypes].avg_run_ms = -1;
 	return &w->types[w->ntypes++].running;
+}
+
+static struct type_running *
+type_of(writer *w, const char *type)
+{
+	int64_t *r = running_of(w, type);
+
+	for (size_t i = 0; i < w->ntypes; i++)
+		if (&w->types[i].running == r)
+			return &w->types[i];
+	return NULL;
+}
+
+/* How many more jobs the writer may claim now (idle workers + ahead). */
+static int64_t
+claim_capacity(writer *w)
+{
+	int64_t threads = w->cfg->workers.threads;
+	int64_t extra = 0;
+
+	if (w->avg_run_ms >= 0) {
+		double per = w->avg_run_ms > 0.001 ? w->avg_run_ms : 0.001;
+		double e = (double)threads * PREFETCH_WINDOW_MS / per;
+		extra = e > PREFETCH_MAX ? PREFETCH_MAX : (int64_t)e;
+	}
+	return threads + extra - atomic_load(&w->inflight);
 }
 
 int
@@ -365,6 +405,7 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 			.has_exit_code = op->has_exit_code,
 			.exit_code = op->exit_code,
 			.output_truncated = op->output_truncated,
+			.started_at_ms = op->started_at_ms,
 		};
 		rc = store_complete(w->st, &c, op->err, sizeof(op->err));
 		if (rc == JOBD_ESTALE) {
@@ -392,7 +433,8 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 {
 	const char *excluded[256];
 	size_t nexcluded = 0;
-	int64_t free_slots = w->cfg->workers.threads - atomic_load(&w->inflight);
+	int64_t idle = w->cfg->workers.threads - atomic_load(&w->inflight);
+	int64_t free_slots = claim_capacity(w);
 	char token[CLAIM_TOKEN_MAX];
 	struct job *jobs = NULL;
 	size_t n = 0, kept = 0;
@@ -433,9 +475,17 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 		for (size_t k = 0; k < kept; k++)
 			if (strcmp(b->claimed[k]->type, jobs[i].type) == 0)
 				same++;
-		if (cap > 0 && *running_of(w, jobs[i].type) + same >= cap) {
-			/* One claim may pass a type's cap: put the extra
-			 * rows back as they were, and claim again soon. */
+		/* Beyond the idle workers, only short attempts are claimed
+		 * ahead: the wait in memory stays within the window. */
+		struct type_running *tr = type_of(w, jobs[i].type);
+		int64_t ahead = (int64_t)kept - (idle > 0 ? idle : 0);
+		bool too_slow = ahead >= 0 && (tr == NULL || tr->avg_run_ms < 0 ||
+		    tr->avg_run_ms * (double)(ahead + 1) /
+		    (double)w->cfg->workers.threads > PREFETCH_WINDOW_MS);
+		if (too_slow ||
+		    (cap > 0 && *running_of(w, jobs[i].type) + same >= cap)) {
+			/* Over the type's cap, or too slow to claim ahead:
+			 * put the row back as it was. */
 			struct store_completion c = {
 				.id = jobs[i].id, .claim = token,
 				.status = JOB_QUEUED, .attempt_delta = -1,
@@ -444,11 +494,13 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 				.has_exit_code = jobs[i].has_exit_code,
 				.exit_code = jobs[i].exit_code,
 				.output_truncated = jobs[i].output_truncated,
+				.started_at_ms = -1,
 			};
 			rc = store_complete(w->st, &c, err, errlen);
 			if (rc != 0)
 				goto out;
-			b->due = true;
+			/* No need to look again before a worker frees up or a
+			 * type falls below its cap: both come as completions. */
 			continue;
 		}
 		struct job *j = malloc(sizeof(*j));
@@ -536,8 +588,18 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 	for (struct writer_op *op = ops; op; op = op->next) {
 		nops++;
 		if (op->kind == WOP_COMPLETE && !op->counted) {
+			struct type_running *tr = type_of(w, op->type);
+			double ms = (double)op->run_us / 1000.0;
 			op->counted = true;
-			(*running_of(w, op->type))--;
+			if (tr != NULL) {
+				tr->running--;
+				if (op->run_us > 0)
+					tr->avg_run_ms = tr->avg_run_ms < 0 ? ms
+					    : 0.8 * tr->avg_run_ms + 0.2 * ms;
+			}
+			if (op->run_us > 0)
+				w->avg_run_ms = w->avg_run_ms < 0 ? ms
+				    : 0.8 * w->avg_run_ms + 0.2 * ms;
 			atomic_fetch_sub(&w->inflight, 1);
 			b.due = true;
 		}
@@ -677,7 +739,7 @@ writer_main(void *arg)
 		bool backoff = w->retry_at_mono_ms >= 0 &&
 		    now_mono < w->retry_at_mono_ms;
 		bool can_claim = !w->draining && !backoff &&
-		    atomic_load(&w->inflight) < w->cfg->workers.threads;
+		    claim_capacity(w) > 0;
 		bool claim_due = can_claim &&
 		    (w->maybe_due ||
 		     (w->next_run_at_ms >= 0 && w->next_run_at_ms <= now));
@@ -699,7 +761,7 @@ writer_main(void *arg)
 			if (backoff && w->retry_at_mono_ms < deadline)
 				deadline = w->retry_at_mono_ms;
 			if (!w->draining && w->next_run_at_ms >= 0 &&
-			    atomic_load(&w->inflight) < w->cfg->workers.threads) {
+			    claim_capacity(w) > 0) {
 				int64_t d = now_mono + (w->next_run_at_ms - now);
 				if (d < deadline)
 					deadline = d;
