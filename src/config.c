@@ -888,7 +888,10 @@ config_write_reference(FILE *f)
 			        strcmp(k->section, "handler") == 0 ? ".NAME" : "");
 			last = k->section;
 		}
-		fprintf(f, "| `%s` | %s%s%s | %s |\n", k->key, k->def ? "`" : "",
-		        k->def ? k->def : "(unset)", k->def ? "`" : "", k->doc);
+		fprintf(f, "| `%s` | %s%s%s | ", k->key, k->def ? "`" : "",
+		        k->def ? k->def : "(unset)", k->def ? "`" : "");
+		for (const char *c = k->doc; *c; c++) /* '|' ends a cell */
+			fputs(*c == '|' ? "\\|" : (char[]){*c, 0}, f);
+		fputs(" |\n", f);
 	}
 }
