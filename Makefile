@@ -42,6 +42,7 @@ SRCS := \
 	src/metrics.c \
 	src/shellwords.c \
 	src/store.c \
+	src/store_faults.c \
 	src/store_sqlite.c \
 	src/submit.c \
 	src/uuid.c \

@@ -214,6 +214,7 @@ main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR2); /* the writer: the store failed with EIO */
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -303,6 +304,19 @@ main(int argc, char **argv)
 			reload(config_path, cfg);
 			continue;
 		}
+		if (sig == SIGUSR2 && si.si_pid == getpid()) {
+			/* Fail-stop: nothing the writer had not committed was
+			 * acknowledged; exit without touching the store again
+			 * and let systemd restart jobd (SQLite recovers its WAL
+			 * when the file is reopened). */
+			log_err("main", "the store failed with an I/O error; "
+			        "exiting with status %d so that jobd restarts on "
+			        "a cleanly reopened store", EX_IOERR);
+			sd_notify(0, "STOPPING=1\nSTATUS=store I/O error");
+			_exit(EX_IOERR);
+		}
+		if (sig == SIGUSR2)
+			continue;
 		log_notice("main", "%s: shutting down",
 		           sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		break;

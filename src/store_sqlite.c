@@ -26,6 +26,7 @@
 #include "log.h"
 #include "store.h"
 #include "store_backend.h"
+#include "store_faults.h"
 
 #define JOB_COLS \
 	"id, type, status, priority, attempt, max_attempts, timeout_ms, " \
@@ -270,6 +271,11 @@ sq_open(const char *path, const struct store_options *opt, void **impl,
 
 	if (s == NULL)
 		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	rc = store_faults_init(err, errlen);
+	if (rc != 0) {
+		free(s);
+		return rc;
+	}
 	pthread_mutex_init(&s->pool_mu, NULL);
 	s->durability_full = opt->durability_full;
 	s->path = strdup(path);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "err.h"
@@ -74,6 +75,7 @@ struct writer {
 	struct type_running *types;    /* attempts running per type */
 	size_t ntypes, captypes;
 	bool maybe_due;                /* a claim may find a due job */
+	bool fatal;                    /* an I/O error was reported to main */
 	double avg_run_ms;             /* moving average over all types */
 	int64_t next_run_at_ms;        /* earliest future run_at, -1 none */
 	int64_t next_purge_mono_ms;
@@ -702,6 +704,15 @@ failed:
 	atomic_store(&w->healthy, false);
 	log_err("writer", "transaction of %d operation(s) failed: %s (%s)",
 	        nops, err, jobd_strerror(rc));
+	if (rc == JOBD_EIO && !w->fatal) {
+		/* Policy: a full disk is survivable (503 until space is
+		 * freed); an I/O error is not.  After a failed write or fsync
+		 * the file's state is unknown, and retrying would pretend the
+		 * data were safe ("fsyncgate").  Ask main to exit non-zero so
+		 * that systemd restarts jobd on a cleanly reopened store. */
+		w->fatal = true;
+		kill(getpid(), SIGUSR2);
+	}
 	/* Nothing of the batch is durable.  Requests get the error (503);
 	 * attempt completions are kept and re-applied later: claim fencing
 	 * makes them safe to apply once. */

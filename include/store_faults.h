@@ -1,0 +1,22 @@
+/*
+ * store_faults.h - I/O fault injection for the SQLite store (STYLE.md §15,
+ * after SQLite's own test VFS): a VFS shim over the default one that can
+ * fail the N-th write or the N-th fsync with an I/O error, so tests can
+ * prove that a failed commit never yields a 202.
+ *
+ * Off unless the environment variable JOBD_FAULT_INJECT is set when the
+ * store opens: "write:N" or "fsync:N" (N >= 1; counted over the database
+ * and WAL files of the process), optionally ",sticky" to fail every
+ * operation from the N-th on.  Not for production use.
+ */
+#ifndef JOBD_STORE_FAULTS_H
+#define JOBD_STORE_FAULTS_H
+
+/*
+ * Registers the shim (as the default VFS) when JOBD_FAULT_INJECT asks for
+ * it.  Returns 0 (also when off) or a JOBD_E* code on a malformed value.
+ * Call before opening any connection; not thread-safe.
+ */
+int store_faults_init(char *err, size_t errlen);
+
+#endif
