@@ -82,7 +82,8 @@ override CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
 override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
-.PHONY: all run check unit integration bench install clean deps check-browser
+.PHONY: all run check unit integration smoke bench install clean deps \
+	check-browser
 
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/jobd
@@ -130,7 +131,13 @@ run: all
 	exec $(BUILD)/jobd --config conf/jobd.conf
 
 check: deps
-	@$(MAKE) --no-print-directory unit integration
+	@$(MAKE) --no-print-directory unit integration smoke
+
+# A short benchmark that fails only on a gross regression (intake below
+# 10 % of the same daemon's /healthz rate).
+smoke: $(BUILD)/jobd
+	@echo "== smoke benchmark"
+	@JOBD_BIN=$(BUILD)/jobd sh tests/bench/smoke.sh
 
 unit: $(BUILD)/jobd $(UNIT_TESTS:%=$(BUILD)/tests/%)
 	@set -e; for t in $(UNIT_TESTS); do \

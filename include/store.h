@@ -139,7 +139,10 @@ int store_recover(store *st, int64_t now_ms, int *requeued, int *failed,
 int store_purge(store *st, int64_t cutoff_ms, int limit,
                 int64_t deleted[JOB_NSTATUS], char *err, size_t errlen);
 
-/* Earliest run_at of a queued job in *out_ms, or -1 when none. */
+/*
+ * Earliest run_at of a queued job that is not due yet (jobs become due,
+ * and claimable, at the first claim after their run_at), or -1 when none.
+ */
 int store_next_run_at(store *st, int64_t *out_ms, char *err, size_t errlen);
 
 /* Number of jobs in status (writer connection; exact). */

@@ -59,13 +59,19 @@ static const char *const migrations[] = {
 	"  claim TEXT,"
 	"  idem_key TEXT,"
 	"  idem_fp TEXT,"
-	"  output_truncated INTEGER NOT NULL DEFAULT 0"
+	"  output_truncated INTEGER NOT NULL DEFAULT 0,"
+	/* 1 once run_at has come: queued jobs are split into due ones (the
+	 * claim's index) and waiting ones (the timer's index), so that
+	 * neither query steps over rows of the other kind. */
+	"  due INTEGER NOT NULL DEFAULT 1"
 	");"
-	/* Claim order: highest priority, then oldest; only queued rows. */
-	"CREATE INDEX jobs_queue ON jobs(priority DESC, id, run_at, type)"
-	"  WHERE status = 'queued';"
-	/* The earliest run_at, for the workers' wake-up timer. */
-	"CREATE INDEX jobs_due ON jobs(run_at) WHERE status = 'queued';"
+	/* Claim order: highest priority, then oldest; due queued rows only. */
+	"CREATE INDEX jobs_queue ON jobs(priority DESC, id, type)"
+	"  WHERE status = 'queued' AND due = 1;"
+	/* Queued rows whose run_at is still to come, by run_at: the
+	 * workers' wake-up timer and their promotion to due. */
+	"CREATE INDEX jobs_waiting ON jobs(run_at)"
+	"  WHERE status = 'queued' AND due = 0;"
 	"CREATE INDEX jobs_status ON jobs(status, id);"
 	"CREATE INDEX jobs_type ON jobs(type, id);"
 	"CREATE INDEX jobs_finished ON jobs(finished_at)"
@@ -79,7 +85,7 @@ enum {
 	W_BEGIN, W_COMMIT, W_ROLLBACK, W_INSERT, W_FIND_IDEM, W_CLAIM,
 	W_COMPLETE, W_CANCEL, W_STATUS_OF, W_MARK_CANCEL, W_RETRY,
 	W_RECOVER_CANCEL, W_RECOVER_FAIL, W_RECOVER_REQUEUE, W_PURGE,
-	W_NEXT_RUN_AT, W_COUNT, W_NSTMT
+	W_NEXT_RUN_AT, W_COUNT, W_PROMOTE, W_NSTMT
 };
 
 static const char *const writer_sql[W_NSTMT] = {
@@ -88,22 +94,21 @@ static const char *const writer_sql[W_NSTMT] = {
 	[W_ROLLBACK] = "ROLLBACK",
 	[W_INSERT] = "INSERT INTO jobs (id, type, status, priority, attempt,"
 		" max_attempts, timeout_ms, created_at, run_at, payload,"
-		" cancel_on_disconnect, idem_key, idem_fp)"
+		" cancel_on_disconnect, idem_key, idem_fp, due)"
 		" VALUES (?1, ?2, 'queued', ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-		" ?11)",
+		" ?11, ?7 <= ?6)",
 	[W_FIND_IDEM] = "SELECT " JOB_COLS " FROM jobs WHERE idem_key = ?1",
 	[W_CLAIM] = "UPDATE jobs SET status = 'running', attempt = attempt + 1,"
 		" started_at = ?1, finished_at = NULL, claim = ?2"
 		" WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_queue"
-		"   WHERE status = 'queued'"
-		"   AND run_at <= ?1"
+		"   WHERE status = 'queued' AND due = 1"
 		"   AND type NOT IN (SELECT value FROM json_each(?3))"
 		"   ORDER BY priority DESC, id LIMIT ?4)"
 		" RETURNING " JOB_COLS,
 	[W_COMPLETE] = "UPDATE jobs SET status = ?3, attempt = attempt + ?4,"
 		" run_at = coalesce(?5, run_at), finished_at = ?6, result = ?7,"
 		" error = ?8, exit_code = ?9, output_truncated = ?10, claim = NULL,"
-		" started_at = coalesce(?11, started_at)"
+		" started_at = coalesce(?11, started_at), due = 0"
 		" WHERE id = ?1 AND claim = ?2 AND status = 'running'",
 	[W_CANCEL] = "UPDATE jobs SET status = 'cancelled', finished_at = ?2,"
 		" claim = NULL WHERE id = ?1 AND status = 'queued'",
@@ -113,7 +118,7 @@ static const char *const writer_sql[W_NSTMT] = {
 	[W_RETRY] = "UPDATE jobs SET status = 'queued', attempt = 0,"
 		" run_at = ?2, started_at = NULL, finished_at = NULL,"
 		" result = NULL, error = NULL, exit_code = NULL,"
-		" cancel_requested = 0, claim = NULL"
+		" cancel_requested = 0, claim = NULL, due = 1"
 		" WHERE id = ?1 AND status IN ('failed', 'cancelled')",
 	[W_RECOVER_CANCEL] = "UPDATE jobs SET status = 'cancelled',"
 		" finished_at = ?1, claim = NULL"
@@ -123,13 +128,16 @@ static const char *const writer_sql[W_NSTMT] = {
 		" attempt (no attempts left)'"
 		" WHERE status = 'running' AND attempt >= max_attempts",
 	[W_RECOVER_REQUEUE] = "UPDATE jobs SET status = 'queued', run_at = ?1,"
-		" claim = NULL WHERE status = 'running'",
+		" claim = NULL, due = 1 WHERE status = 'running'",
 	[W_PURGE] = "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs"
 		" WHERE finished_at < ?1 AND status IN ('succeeded', 'failed',"
 		" 'cancelled') LIMIT ?2) RETURNING status",
-	[W_NEXT_RUN_AT] = "SELECT min(run_at) FROM jobs INDEXED BY jobs_due"
-		" WHERE status = 'queued'",
+	[W_NEXT_RUN_AT] = "SELECT min(run_at) FROM jobs INDEXED BY jobs_waiting"
+		" WHERE status = 'queued' AND due = 0",
 	[W_COUNT] = "SELECT count(*) FROM jobs WHERE status = ?1",
+	[W_PROMOTE] = "UPDATE jobs SET due = 1 WHERE rowid IN (SELECT rowid FROM"
+		" jobs INDEXED BY jobs_waiting WHERE status = 'queued' AND due = 0"
+		" AND run_at <= ?1)",
 };
 
 #define LIST_VARIANTS 8 /* bit 0: status, bit 1: type, bit 2: after */
@@ -556,6 +564,11 @@ sq_claim(void *impl, const struct store_claim_req *req, struct job **out,
 		                         req->excluded[i]);
 	snprintf(excluded + used, sizeof(excluded) - used, "]");
 
+	/* Jobs whose run_at has come join the due ones. */
+	sqlite3_bind_int64(s->w[W_PROMOTE], 1, req->now_ms);
+	rc = step_done(s->w[W_PROMOTE]);
+	if (rc != SQLITE_OK)
+		return fail(s->wdb, rc, err, errlen, "promote");
 	jobs = calloc(req->limit, sizeof(*jobs));
 	if (jobs == NULL)
 		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");

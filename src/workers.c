@@ -207,7 +207,6 @@ run_one(worker_pool *p, size_t index, struct job *job)
 	pthread_mutex_lock(&p->mu);
 	memcpy(p->slots[index].id, job->id, sizeof(job->id));
 	p->slots[index].ctx = ctx;
-	p->busy++;
 	if (p->stop_reason != JOBD_STOP_NONE)
 		handler_ctx_request_stop(ctx, p->stop_reason);
 	pthread_mutex_unlock(&p->mu);
@@ -226,8 +225,6 @@ run_one(worker_pool *p, size_t index, struct job *job)
 	pthread_mutex_lock(&p->mu);
 	p->slots[index].id[0] = '\0';
 	p->slots[index].ctx = NULL;
-	p->busy--;
-	pthread_cond_broadcast(&p->idle_cond);
 	pthread_mutex_unlock(&p->mu);
 	handler_ctx_free(ctx);
 	int64_t run_us = clock_mono_us() - start_us;
@@ -257,15 +254,20 @@ worker_main(void *arg)
 	for (;;) {
 		while (p->qlen == 0 && !p->stopping)
 			pthread_cond_wait(&p->cond, &p->mu);
-		if (p->qlen == 0 && p->stopping)
-			break;
+		if (p->stopping)
+			break; /* worker_pool_stop hands queued jobs back */
 		struct job *job = p->queue[p->qhead];
 		p->qhead = (p->qhead + 1) % p->qcap;
 		p->qlen--;
+		/* Busy from the moment it is taken, so that shutdown waits
+		 * for it (and stops it) even before its context exists. */
+		p->busy++;
 		pthread_mutex_unlock(&p->mu);
 		run_one(p, index, job);
 		job_free(job);
 		pthread_mutex_lock(&p->mu);
+		p->busy--;
+		pthread_cond_broadcast(&p->idle_cond);
 	}
 	pthread_mutex_unlock(&p->mu);
 	atomic_fetch_sub(&p->alive, 1);
@@ -296,6 +298,18 @@ void
 worker_pool_dispatch(worker_pool *p, struct job **jobs, size_t n)
 {
 	pthread_mutex_lock(&p->mu);
+	if (p->stopping) {
+		/* Claimed while shutdown began: back to the queue, unrun and
+		 * with the attempt not counted. */
+		pthread_mutex_unlock(&p->mu);
+		for (size_t i = 0; i < n; i++) {
+			struct jobd_result res = {.outcome = JOBD_STOPPED};
+			report(p, jobs[i], NULL, &res, JOBD_STOP_SHUTDOWN, 0, -1,
+			       0);
+			job_free(jobs[i]);
+		}
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (p->qlen == p->qcap) {
 			/* The writer claims ahead for fast job types; grow

@@ -449,6 +449,17 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 		rc = 0;
 		goto out;
 	}
+	/* Estimated work claimed and not done (ms), -1 when unknown. */
+	double work = 0;
+	for (size_t i = 0; i < w->ntypes && work >= 0; i++) {
+		if (w->types[i].running <= 0)
+			continue;
+		if (w->types[i].avg_run_ms < 0)
+			work = -1;
+		else
+			work += (double)w->types[i].running *
+			        w->types[i].avg_run_ms;
+	}
 	for (size_t i = 0; i < cfg->nhandlers && nexcluded < 256; i++) {
 		const struct handler_conf *h = &cfg->handlers[i];
 		if (h->concurrency > 0 &&
@@ -477,13 +488,23 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 		for (size_t k = 0; k < kept; k++)
 			if (strcmp(b->claimed[k]->type, jobs[i].type) == 0)
 				same++;
-		/* Beyond the idle workers, only short attempts are claimed
-		 * ahead: the wait in memory stays within the window. */
+		/* Beyond the idle workers, a job is claimed ahead only when
+		 * the work already claimed, plus its own, adds up to less
+		 * than the window per worker: short attempts only, and never
+		 * behind a long one. */
 		struct type_running *tr = type_of(w, jobs[i].type);
-		int64_t ahead = (int64_t)kept - (idle > 0 ? idle : 0);
-		bool too_slow = ahead >= 0 && (tr == NULL || tr->avg_run_ms < 0 ||
-		    tr->avg_run_ms * (double)(ahead + 1) /
-		    (double)w->cfg->workers.threads > PREFETCH_WINDOW_MS);
+		bool too_slow = false;
+		if ((int64_t)kept >= (idle > 0 ? idle : 0)) {
+			double mine = tr != NULL ? tr->avg_run_ms : -1;
+			too_slow = mine < 0 || work < 0 ||
+			    (work + mine) / (double)w->cfg->workers.threads >
+			    PREFETCH_WINDOW_MS;
+			if (!too_slow)
+				work += mine;
+		} else if (work >= 0) {
+			double mine = tr != NULL ? tr->avg_run_ms : -1;
+			work = mine < 0 ? -1 : work + mine;
+		}
 		if (too_slow ||
 		    (cap > 0 && *running_of(w, jobs[i].type) + same >= cap)) {
 			/* Over the type's cap, or too slow to claim ahead:
@@ -667,8 +688,11 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 		 * due now.  Sleep until the earliest future run_at. */
 		int64_t next = -1;
 		w->maybe_due = false;
-		if (store_next_run_at(w->st, &next, err, sizeof(err)) == 0)
-			w->next_run_at_ms = next > now ? next : -1;
+		if (store_next_run_at(w->st, &next, err, sizeof(err)) == 0) {
+			w->next_run_at_ms = next;
+			if (next >= 0 && next <= now)
+				w->maybe_due = true; /* promoted at the next claim */
+		}
 	}
 	for (struct writer_op *op = ops, *next; op; op = next) {
 		next = op->next;

@@ -1,0 +1,195 @@
+# tests/bench/lib.sh - helpers shared by run.sh and smoke.sh (sourced, POSIX
+# sh).  The caller sets ROOT (the source tree), JOBD (the daemon binary) and
+# TMP (a private temp dir it removes on exit), and traps EXIT to call
+# bench_cleanup.
+#
+# One daemon at a time: start_daemon sets DPID, DDIR, PORT and URL;
+# stop_daemon stops it (SIGTERM, then SIGKILL after 15 s).  Every loop here
+# is bounded in count and time.  Only 127.0.0.1 is ever contacted.
+
+DPID=""
+WPID=""
+DAEMON_DIED=""
+
+now_ms() { date +%s%3N; }
+
+die() {
+	echo "bench: $*" >&2
+	exit 1
+}
+
+# A TCP port in 20000..59999 that no local socket uses now (from
+# /proc/net/tcp and tcp6; mawk has no strtonum, hence the hex loop).
+free_port() {
+	cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+	awk -v seed="$$$(date +%N)" '
+	function hex(s,   i, n) {
+		n = 0
+		for (i = 1; i <= length(s); i++)
+			n = n * 16 + index("0123456789ABCDEF", toupper(substr(s, i, 1))) - 1
+		return n
+	}
+	NR > 1 && $2 ~ /:/ { split($2, a, ":"); used[hex(a[2])] = 1 }
+	END {
+		srand(seed)
+		for (i = 0; i < 1000; i++) {
+			p = 20000 + int(rand() * 40000)
+			if (!(p in used)) { print p; exit }
+		}
+		print 0
+	}'
+}
+
+# write_conf DIR PORT DURABILITY WORKERS MAX_QUEUED
+# Handlers: noop (builtin), block (builtin sleep: holds a worker until it is
+# cancelled, so a queue can be preloaded without being drained) and true
+# (exec /bin/true).
+write_conf() {
+	cat >"$1/jobd.conf" <<EOF
+; written by tests/bench (make bench)
+[server]
+listen = 127.0.0.1:$2
+log_level = warning
+max_wait = 60s
+
+[store]
+path = $1/jobs.db
+durability = $3
+max_queued = $5
+
+[workers]
+threads = $4
+shutdown_grace = 2s
+
+[handler.noop]
+builtin = noop
+
+[handler.block]
+builtin = sleep
+timeout = 10m
+max_attempts = 1
+
+[handler.true]
+command = /bin/true
+EOF
+}
+
+# start_daemon NAME DURABILITY WORKERS [MAX_QUEUED]
+start_daemon() {
+	DDIR="$TMP/$1"
+	rm -rf "$DDIR"
+	mkdir -p "$DDIR" || die "cannot create $DDIR"
+	DAEMON_DIED=""
+	tries=0
+	while [ "$tries" -lt 5 ]; do
+		tries=$((tries + 1))
+		PORT=$(free_port)
+		[ "$PORT" -gt 0 ] 2>/dev/null || continue
+		URL="http://127.0.0.1:$PORT"
+		rm -f "$DDIR"/jobs.db*
+		write_conf "$DDIR" "$PORT" "$2" "$3" "${4:-1000000}"
+		"$JOBD" --config "$DDIR/jobd.conf" >"$DDIR/jobd.log" 2>&1 &
+		DPID=$!
+		i=0
+		while [ "$i" -lt 200 ]; do    # 200 x 50 ms = 10 s
+			if ! kill -0 "$DPID" 2>/dev/null; then
+				wait "$DPID" 2>/dev/null
+				DPID=""
+				break
+			fi
+			if curl -sf -m 1 -o /dev/null "$URL/healthz"; then
+				return 0
+			fi
+			sleep 0.05
+			i=$((i + 1))
+		done
+		if [ -n "$DPID" ]; then
+			echo "bench: jobd ($1) did not answer /healthz in 10 s" >&2
+			tail -n 20 "$DDIR/jobd.log" >&2
+			stop_daemon
+			exit 1
+		fi
+		# it exited: a port race is worth another try, anything else not
+		if ! grep -qi "in use" "$DDIR/jobd.log"; then
+			echo "bench: jobd ($1) exited at start-up:" >&2
+			tail -n 20 "$DDIR/jobd.log" >&2
+			exit 1
+		fi
+	done
+	die "no free port for jobd ($1) after 5 tries"
+}
+
+# stop_daemon: SIGTERM, wait up to 15 s, then SIGKILL.  Sets DAEMON_DIED
+# when the daemon was already gone (crashed during the measurement).
+stop_daemon() {
+	[ -n "$DPID" ] || return 0
+	if ! kill -0 "$DPID" 2>/dev/null; then
+		wait "$DPID" 2>/dev/null
+		DAEMON_DIED="exited with status $? during the run"
+		echo "bench: jobd (pid $DPID) $DAEMON_DIED; log tail:" >&2
+		tail -n 20 "$DDIR/jobd.log" >&2
+		DPID=""
+		return 0
+	fi
+	kill -TERM "$DPID" 2>/dev/null
+	i=0
+	while [ "$i" -lt 150 ] && kill -0 "$DPID" 2>/dev/null; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 "$DPID" 2>/dev/null; then
+		echo "bench: jobd (pid $DPID) ignored SIGTERM for 15 s; SIGKILL" >&2
+		kill -KILL "$DPID" 2>/dev/null
+	fi
+	wait "$DPID" 2>/dev/null
+	DPID=""
+}
+
+bench_cleanup() {
+	if [ -n "$WPID" ]; then
+		kill -TERM "$WPID" 2>/dev/null
+		wait "$WPID" 2>/dev/null
+		WPID=""
+	fi
+	stop_daemon
+	[ -n "${TMP:-}" ] && rm -rf "$TMP"
+}
+
+# bench_val FILE KEY: a value from the "BENCH k=v ..." line a wrk script
+# printed (empty when wrk printed none).
+bench_val() {
+	awk -v k="$2" '/^BENCH /{ for (i = 2; i <= NF; i++) {
+		n = index($i, "="); if (substr($i, 1, n - 1) == k) print substr($i, n + 1) } }' "$1"
+}
+
+# readyz FIELD: queued or running, from GET /readyz (empty on failure).
+readyz() {
+	json_int "$(curl -s -m 2 "$URL/readyz")" "$1"
+}
+
+# json_int JSON KEY: the integer value of "KEY": in a flat JSON object.
+json_int() {
+	printf '%s\n' "$1" | sed -n "s/.*\"$2\": *\([0-9]*\).*/\1/p"
+}
+
+# run_wrk OUT ARGS...: run wrk against the current daemon, output to OUT.
+run_wrk() {
+	out=$1
+	shift
+	wrk "$@" >"$out" 2>&1
+	if [ -z "$(bench_val "$out" requests)" ]; then
+		echo "bench: wrk $* printed no summary:" >&2
+		cat "$out" >&2
+	fi
+}
+
+# post_job BODY [HEADER]: POST /jobs, print the new job's id.
+post_job() {
+	if [ $# -gt 1 ]; then
+		curl -s -m 10 -H 'Content-Type: application/json' -H "$2" \
+			-d "$1" "$URL/jobs"
+	else
+		curl -s -m 10 -H 'Content-Type: application/json' -d "$1" \
+			"$URL/jobs"
+	fi | sed -n 's/.*"id":"\([^"]*\)".*/\1/p'
+}

@@ -1,0 +1,421 @@
+#!/bin/sh
+# tests/bench/run.sh - `make bench`: jobd's throughput and latency (issue 5).
+#
+# Every scenario starts build/jobd on a free 127.0.0.1 port with its own temp
+# directory, configuration and SQLite store, measures, and stops it:
+#
+#   1+2 ceiling and intake, once per durability (full, normal), on one daemon
+#       each (workers.threads = 2, draining as configured while it accepts):
+#       wrk GET /healthz -t2 -c64 (the ceiling), then POST /jobs (noop,
+#       200-byte payload) at 1, 16 and 64 connections;
+#   3   drain: 100,000 queued noop jobs, workers.threads = 2 and 8
+#       (durability full), time until /readyz shows queued 0 and running 0;
+#       no job may have run twice (attempt != 1);
+#   4   exec drain: 20,000 jobs of an exec handler running /bin/true, beside
+#       spawn_ceiling.c (posix_spawn + waitpid of /bin/true, one thread per
+#       CPU) in the same run;
+#   5   pickup latency: 1,000 jobs one at a time (Prefer: wait=5),
+#       started_at - created_at from the store (integer ms columns);
+#   6   memory: VmRSS of the daemon with 1,000,000 queued jobs.
+#
+# To preload a queue that no worker drains yet, every worker is first held
+# by a "block" job (builtin sleep, priority 100); the jobs are submitted
+# through the API with wrk (quota.lua), and the drain starts when the
+# blocking jobs are cancelled (DELETE /jobs/<id>).  A scenario that cannot
+# finish within its time cap reports what it got and says so.
+#
+# Prints one Markdown table and writes it, with the machine, to
+# tests/bench/results/YYYY-MM-DD.md.  Sized to finish in under 5 minutes on
+# 2 cores.  Knobs (environment): JOBD_BIN, BENCH_TMPDIR, and the sizes
+# below (DRAIN_JOBS, EXEC_JOBS, SPAWN_N, PICKUP_JOBS, MEM_JOBS).
+set -u
+
+cd "$(dirname "$0")/../.." || exit 1
+ROOT=$(pwd)
+JOBD=${JOBD_BIN:-$ROOT/build/jobd}
+BENCH=$ROOT/tests/bench
+NCPU=$(nproc)
+
+CEIL_SECS=${CEIL_SECS:-5}          # wrk -d of the ceiling
+INTAKE_SECS=${INTAKE_SECS:-4}      # wrk -d of each intake run
+DRAIN_JOBS=${DRAIN_JOBS:-100000}
+EXEC_JOBS=${EXEC_JOBS:-20000}
+SPAWN_N=${SPAWN_N:-10000}          # spawns of the spawn ceiling
+PICKUP_JOBS=${PICKUP_JOBS:-1000}
+MEM_JOBS=${MEM_JOBS:-1000000}
+PRELOAD_CAP=${PRELOAD_CAP:-15}     # s, preload of a drain scenario
+DRAIN_CAP=${DRAIN_CAP:-20}         # s, wait for a drain
+EXEC_CAP=${EXEC_CAP:-30}           # s, wait for the exec drain
+PICKUP_CAP=${PICKUP_CAP:-30}       # s, the pickup run
+MEM_CAP=${MEM_CAP:-75}             # s, preload of the memory scenario
+
+for tool in wrk curl sqlite3 awk cc; do
+	command -v "$tool" >/dev/null 2>&1 ||
+		{ echo "bench: $tool not found (run scripts/deps.sh)" >&2; exit 1; }
+done
+[ -x "$JOBD" ] || { echo "bench: $JOBD missing: make all" >&2; exit 1; }
+
+TMP=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/jobd-bench.XXXXXX") ||
+	exit 1
+. "$BENCH/lib.sh"
+trap bench_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+T_START=$(now_ms)
+ROWS=$TMP/rows.md
+NOTES=$TMP/notes.md
+: >"$ROWS"
+: >"$NOTES"
+INTEGRITY_BAD=0
+
+row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4" >>"$ROWS"; }
+note() { printf -- '- %s\n' "$*" >>"$NOTES"; echo "   note: $*"; }
+say() { echo "== $*"; }
+
+# awk helpers for the table
+commas() { awk -v n="$1" 'BEGIN { n = sprintf("%.0f", n); s = ""
+	while (length(n) > 3) { s = "," substr(n, length(n) - 2) s; n = substr(n, 1, length(n) - 3) }
+	print n s }'; }
+ms() { awk -v us="$1" 'BEGIN { printf "%.2f", us / 1000 }'; }
+# per_sec COUNT ELAPSED UNITS_PER_SECOND: COUNT / ELAPSED, per second.
+per_sec() { awk -v n="$1" -v t="$2" -v u="$3" 'BEGIN { r = 0; if (t > 0) r = n * u / t; printf "%.0f", r }'; }
+# pct PART WHOLE: 100 * PART / WHOLE, one decimal.
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { r = 0; if (b > 0) r = 100 * a / b; printf "%.1f", r }'; }
+
+# sq SQL: one query on the current daemon's store (after it stopped).
+sq() { sqlite3 -batch -noheader "$DDIR/jobs.db" "$1"; }
+
+# integrity NAME: after stop_daemon, no job may have run more than once.
+integrity() {
+	twice=$(sq "SELECT count(*) FROM jobs WHERE attempt > 1")
+	if [ "${twice:-x}" != 0 ]; then
+		INTEGRITY_BAD=1
+		note "$1: $twice job(s) with attempt > 1 (ran more than once)"
+	fi
+	[ -z "$DAEMON_DIED" ] || { INTEGRITY_BAD=1; note "$1: jobd $DAEMON_DIED"; }
+}
+
+# preload TYPE TOTAL PRIORITY CAP_S [WAIT_S]: submit exactly TOTAL jobs with
+# wrk + quota.lua (2 threads, 64 connections; 1 and 1 with WAIT_S), stop
+# wrk when every POST is answered or after CAP_S.  Sets PRE_OUT, PRE_MS.
+preload() {
+	if [ $# -gt 4 ]; then pt=1; pconn=1; else pt=2; pconn=64; fi
+	mark=$TMP/mark.$$.$(now_ms)
+	PRE_OUT=$TMP/preload.$(now_ms).out
+	: >"$mark"
+	t0=$(now_ms)
+	wrk -t$pt -c$pconn -d$(($4 + 5))s --timeout 10s -s "$BENCH/quota.lua" \
+		"$URL" -- $(($2 / pt)) "$1" "$3" "$mark" ${5:+"$5"} \
+		>"$PRE_OUT" 2>&1 &
+	WPID=$!
+	deadline=$((t0 + $4 * 1000))
+	while kill -0 "$WPID" 2>/dev/null; do
+		[ "$(wc -l <"$mark")" -ge "$pt" ] && break
+		[ "$(now_ms)" -ge "$deadline" ] && break
+		sleep 0.05
+	done
+	PRE_MS=$(($(now_ms) - t0))
+	kill -INT "$WPID" 2>/dev/null
+	wait "$WPID" 2>/dev/null
+	WPID=""
+	[ -n "$(bench_val "$PRE_OUT" requests)" ] ||
+		{ echo "bench: preload wrk failed:" >&2; cat "$PRE_OUT" >&2; }
+}
+
+# block N: hold every one of the N workers with a "block" job; sets
+# BLOCKERS (ids).  Fails the run when the workers do not take them in 5 s.
+block() {
+	BLOCKERS=""
+	i=0
+	while [ "$i" -lt "$1" ]; do
+		id=$(post_job '{"type":"block","priority":100,"payload":{"seconds":600}}')
+		[ -n "$id" ] || die "could not submit a block job"
+		BLOCKERS="$BLOCKERS $id"
+		i=$((i + 1))
+	done
+	i=0
+	while [ "$i" -lt 100 ]; do
+		[ "$(readyz running)" = "$1" ] && return 0
+		sleep 0.05
+		i=$((i + 1))
+	done
+	die "workers did not claim the $1 block jobs in 5 s (running=$(readyz running))"
+}
+
+unblock() {
+	for id in $BLOCKERS; do
+		curl -s -m 5 -o /dev/null -X DELETE "$URL/jobs/$id"
+	done
+}
+
+# drain_wait N CAP_S T0: poll /readyz until queued 0 and running 0, at most
+# CAP_S seconds after T0 (ms).  Sets DR_MS (elapsed) and DR_LEFT (jobs still
+# queued or running when it stopped waiting; 0 when the drain completed).
+drain_wait() {
+	deadline=$(($3 + $2 * 1000))
+	DR_LEFT=$1
+	while :; do
+		st=$(curl -s -m 2 "$URL/readyz")
+		q=$(json_int "$st" queued)
+		r=$(json_int "$st" running)
+		DR_MS=$(($(now_ms) - $3))
+		if [ -n "$q" ] && [ -n "$r" ]; then
+			DR_LEFT=$((q + r))
+			[ "$DR_LEFT" -eq 0 ] && return 0
+		fi
+		[ "$(now_ms)" -ge "$deadline" ] && return 1
+		sleep 0.02
+	done
+}
+
+# ---------------------------------------------------------------- 1 + 2 --
+intake_scenario() {     # DURABILITY
+	dur=$1
+	say "ceiling and intake, durability=$dur (workers.threads=2)"
+	start_daemon "intake-$dur" "$dur" 2
+	out=$TMP/ceiling-$dur.out
+	run_wrk "$out" -t2 -c64 -d"${CEIL_SECS}s" --latency -s "$BENCH/get.lua" \
+		"$URL/healthz"
+	ceil=$(per_sec "$(bench_val "$out" requests)" "$(bench_val "$out" duration_us)" 1e6)
+	echo "   ceiling GET /healthz c64: $ceil req/s"
+	row "ceiling: GET /healthz, 64 conn, keep-alive (daemon of durability=$dur)" \
+		"$(commas "$ceil") req/s" "reference" ""
+	posted=0
+	for c in 1 16 64; do
+		t=2
+		[ "$c" -lt 2 ] && t=1
+		out=$TMP/intake-$dur-$c.out
+		run_wrk "$out" -t$t -c$c -d"${INTAKE_SECS}s" --latency \
+			-s "$BENCH/post.lua" "$URL/jobs"
+		req=$(bench_val "$out" requests)
+		bad=$(bench_val "$out" non2xx)
+		err=$(bench_val "$out" errors)
+		okn=$((${req:-0} - ${bad:-0}))
+		posted=$((posted + okn))
+		rate=$(per_sec "$okn" "$(bench_val "$out" duration_us)" 1e6)
+		pc=$(pct "$rate" "$ceil")
+		frac=$(awk -v a="$rate" -v b="$ceil" 'BEGIN { r = 0; if (b > 0) r = a / b; printf "%.3f", r }')
+		p50=$(ms "$(bench_val "$out" p50_us)")
+		p99=$(ms "$(bench_val "$out" p99_us)")
+		echo "   intake c$c: $rate jobs/s p50 $p50 ms p99 $p99 ms ($pc % of ceiling) non-2xx ${bad:-?} socket errors ${err:-?}"
+		target="—" met=""
+		if [ "$dur" = full ] && [ "$c" = 64 ]; then
+			target="≥ 50 % of ceiling, p99 < 10 ms"
+			met=$(awk -v f="$frac" -v p="$p99" 'BEGIN { print ((f >= 0.5 && p < 10) ? "yes" : "no") }')
+		fi
+		extra=""
+		[ "${bad:-0}" != 0 ] && extra=" · **${bad} non-2xx**"
+		[ "${err:-0}" != 0 ] && extra="$extra · ${err} socket errors"
+		row "intake: POST /jobs noop 200 B, durability=$dur, $c conn" \
+			"$(commas "$rate") jobs/s · p50 $p50 ms · p99 $p99 ms · $pc % of ceiling$extra" \
+			"$target" "$met"
+		[ "${bad:-0}" = 0 ] || note "intake $dur c$c: $bad answers were not 2xx"
+	done
+	stop_daemon
+	stored=$(sq "SELECT count(*) FROM jobs")
+	if [ "${stored:-0}" -lt "$posted" ]; then
+		INTEGRITY_BAD=1
+		note "intake $dur: $posted POSTs answered 2xx but only $stored jobs in the store"
+	fi
+	integrity "intake $dur"
+	rm -rf "$DDIR"
+}
+
+# -------------------------------------------------------------------- 3 --
+drain_scenario() {      # WORKERS
+	w=$1
+	say "drain $DRAIN_JOBS noop jobs, workers.threads=$w, durability=full"
+	start_daemon "drain-$w" full "$w"
+	block "$w"
+	preload noop "$DRAIN_JOBS" 0 "$PRELOAD_CAP"
+	queued=$(readyz queued)
+	echo "   preloaded ${queued:-?} jobs in $PRE_MS ms (wrk: $(bench_val "$PRE_OUT" s202) x 202, $(bench_val "$PRE_OUT" sother) other)"
+	t0=$(now_ms)
+	unblock
+	if drain_wait "${queued:-0}" "$DRAIN_CAP" "$t0"; then complete=1; else complete=0; fi
+	stop_daemon
+	ok=$(sq "SELECT count(*) FROM jobs WHERE type = 'noop' AND status = 'succeeded'")
+	notok=$(sq "SELECT count(*) FROM jobs WHERE type = 'noop' AND status NOT IN ('succeeded', 'queued')")
+	twice=$(sq "SELECT count(*) FROM jobs WHERE type = 'noop' AND status = 'succeeded' AND attempt != 1")
+	span=$(sq "SELECT (max(finished_at) - min(started_at)) / 1000.0 FROM jobs WHERE type = 'noop' AND status = 'succeeded'")
+	integrity "drain w=$w"
+	if [ "$complete" = 1 ]; then
+		rate=$(per_sec "$queued" "$DR_MS" 1000)
+		res="$(commas "$queued") jobs in $(ms "$DR_MS") s = $(commas "$rate") jobs/s"
+	else
+		done_n=$((queued - DR_LEFT))
+		rate=$(per_sec "$done_n" "$DR_MS" 1000)
+		res="**incomplete**: $(commas "$done_n") of $(commas "$queued") done after $(ms "$DR_MS") s = $(commas "$rate") jobs/s"
+		note "drain w=$w: stopped waiting after ${DRAIN_CAP} s with $DR_LEFT jobs left"
+	fi
+	[ "${queued:-0}" = "$DRAIN_JOBS" ] ||
+		note "drain w=$w: preload queued ${queued:-?} jobs, not $DRAIN_JOBS (cap ${PRELOAD_CAP} s)"
+	[ "${notok:-0}" = 0 ] || note "drain w=$w: $notok noop jobs ended other than succeeded"
+	res="$res; store span ${span:-?} s; succeeded $(commas "${ok:-0}"); attempt ≠ 1: ${twice:-?}"
+	met=$(awk -v r="$rate" -v c="$complete" -v t="${twice:-1}" -v q="${queued:-0}" -v n="$DRAIN_JOBS" -v s="${ok:-0}" \
+		'BEGIN { print ((c == 1 && q == n && s == n && r >= 30000 && t == 0) ? "yes" : "no") }')
+	echo "   $res"
+	row "drain: $(commas "$DRAIN_JOBS") queued noop, workers.threads=$w, durability=full" \
+		"$res" "≥ 30,000 jobs/s, no job run twice" "$met"
+	rm -rf "$DDIR"
+}
+
+# -------------------------------------------------------------------- 4 --
+exec_scenario() {
+	say "exec drain $EXEC_JOBS x /bin/true, workers.threads=$NCPU; spawn ceiling"
+	start_daemon exec full "$NCPU"
+	block "$NCPU"
+	preload true "$EXEC_JOBS" 0 "$PRELOAD_CAP"
+	queued=$(readyz queued)
+	echo "   preloaded ${queued:-?} exec jobs in $PRE_MS ms"
+	t0=$(now_ms)
+	unblock
+	if drain_wait "${queued:-0}" "$EXEC_CAP" "$t0"; then complete=1; else complete=0; fi
+	stop_daemon
+	ok=$(sq "SELECT count(*) FROM jobs WHERE type = 'true' AND status = 'succeeded'")
+	bad=$(sq "SELECT count(*) FROM jobs WHERE type = 'true' AND (status = 'failed' OR attempt > 1)")
+	integrity "exec drain"
+	if [ "${bad:-0}" != 0 ]; then
+		note "exec drain: $bad jobs failed or were retried; first error: $(sq "SELECT coalesce(error, '') || ' exit=' || coalesce(exit_code, '') FROM jobs WHERE type = 'true' AND (status = 'failed' OR attempt > 1) LIMIT 1")"
+	fi
+	rm -rf "$DDIR"
+	done_n=$((queued - DR_LEFT))
+	rate=$(per_sec "$done_n" "$DR_MS" 1000)
+
+	cc -O2 -pthread -o "$TMP/spawn_ceiling" "$BENCH/spawn_ceiling.c" ||
+		die "cannot build spawn_ceiling"
+	sout=$("$TMP/spawn_ceiling" "$SPAWN_N" "$NCPU")
+	echo "   spawn ceiling: $sout"
+	srate=$(echo "$sout" | sed -n 's/.*rate=\([0-9]*\).*/\1/p')
+	pc=$(pct "$rate" "${srate:-0}")
+	row "spawn ceiling: posix_spawn + waitpid of /bin/true, $NCPU threads, $(commas "$SPAWN_N") spawns" \
+		"$(commas "${srate:-0}") spawns/s" "reference" ""
+	if [ "$complete" = 1 ]; then
+		res="$(commas "$queued") jobs in $(ms "$DR_MS") s = $(commas "$rate") jobs/s = $pc % of spawn ceiling"
+	else
+		res="**incomplete**: $(commas "$done_n") of $(commas "$queued") after $(ms "$DR_MS") s = $(commas "$rate") jobs/s = $pc % of spawn ceiling"
+		note "exec drain: stopped waiting after ${EXEC_CAP} s with $DR_LEFT jobs left"
+	fi
+	res="$res; succeeded $(commas "${ok:-0}"), failed or retried ${bad:-?}"
+	echo "   $res"
+	met=$(awk -v p="$pc" -v c="$complete" -v b="${bad:-1}" 'BEGIN { print ((c == 1 && b == 0 && p >= 70) ? "yes" : "no") }')
+	row "exec drain: $(commas "$EXEC_JOBS") jobs of \`command = /bin/true\`, workers.threads=$NCPU" \
+		"$res" "≥ 70 % of spawn ceiling" "$met"
+}
+
+# -------------------------------------------------------------------- 5 --
+pickup_scenario() {
+	say "pickup latency: $PICKUP_JOBS jobs one at a time (workers.threads=2, durability=full)"
+	start_daemon pickup full 2
+	preload noop "$PICKUP_JOBS" 0 "$PICKUP_CAP" 5
+	out=$PRE_OUT
+	stop_daemon
+	integrity "pickup"
+	sq "SELECT started_at - created_at FROM jobs WHERE type = 'noop' AND started_at IS NOT NULL ORDER BY 1" >"$TMP/pickup.txt"
+	rm -rf "$DDIR"
+	# shellcheck disable=SC2046 # four numbers, split on purpose
+	set -- $(awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print "0 - - -"; exit }
+		i50 = int((NR * 50 + 99) / 100); i99 = int((NR * 99 + 99) / 100)
+		print NR, v[i50], v[i99], v[NR] }' "$TMP/pickup.txt")
+	n=$1 p50=$2 p99=$3 max=$4
+	rt50=$(ms "$(bench_val "$out" p50_us)")
+	rt99=$(ms "$(bench_val "$out" p99_us)")
+	s200=$(bench_val "$out" s200)
+	res="p50 $p50 ms · p99 $p99 ms · max $max ms over $(commas "$n") jobs (the store keeps whole ms: 0 means < 1 ms, 2 or more > 1 ms); submit→finished round trip p50 $rt50 ms · p99 $rt99 ms; ${s200:-?} answered 200 (finished within the wait)"
+	echo "   $res"
+	[ "$n" = "$PICKUP_JOBS" ] || note "pickup: only $n of $PICKUP_JOBS jobs ran within ${PICKUP_CAP} s"
+	# Stored times are whole ms: a difference of 0 means < 1 ms, 2 or more
+	# means > 1 ms, and 1 can be either.
+	met=$(awk -v p="$p99" -v n="$n" -v w="$PICKUP_JOBS" 'BEGIN {
+		if (n != w || p == "-") print "no"
+		else if (p + 0 < 1) print "yes"
+		else if (p + 0 < 2) print "cannot tell (1 ms resolution)"
+		else print "no" }')
+	row "pickup latency: started_at − created_at, $(commas "$PICKUP_JOBS") jobs one at a time" \
+		"$res" "p99 < 1 ms" "$met"
+}
+
+# -------------------------------------------------------------------- 6 --
+memory_scenario() {
+	say "memory: RSS with $MEM_JOBS queued jobs (workers.threads=2, durability=full)"
+	start_daemon memory full 2 $((MEM_JOBS + MEM_JOBS / 10))
+	idle=$(awk '/^VmRSS/ { print $2 }' "/proc/$DPID/status")
+	block 2
+	preload noop "$MEM_JOBS" 0 "$MEM_CAP"
+	queued=$(readyz queued)
+	sleep 1
+	rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$DPID/status")
+	hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$DPID/status")
+	dbsize=$(du -sk "$DDIR" | awk '{ print $1 }')
+	echo "   queued ${queued:-?} in $PRE_MS ms; VmRSS $rss kB, VmHWM $hwm kB (idle $idle kB); store $dbsize kB"
+	stop_daemon
+	integrity "memory"
+	rm -rf "$DDIR"
+	mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+	res="$(mib "${rss:-0}") MiB VmRSS with $(commas "${queued:-0}") queued (peak VmHWM $(mib "${hwm:-0}") MiB; idle $(mib "${idle:-0}") MiB; store $(mib "$dbsize") MiB on disk; preload $(commas "$(per_sec "${queued:-0}" "$PRE_MS" 1000)") jobs/s)"
+	if [ "${queued:-0}" != "$MEM_JOBS" ]; then
+		res="**only $(commas "${queued:-0}") of $(commas "$MEM_JOBS") queued within ${MEM_CAP} s**: $res"
+		note "memory: the preload reached ${queued:-0} of $MEM_JOBS jobs in ${MEM_CAP} s"
+	fi
+	met=$(awk -v r="${rss:-0}" -v q="${queued:-0}" -v n="$MEM_JOBS" 'BEGIN { print ((q == n && r > 0 && r < 65536) ? "yes" : "no") }')
+	row "memory: daemon RSS with $(commas "$MEM_JOBS") queued jobs" "$res" "< 64 MiB" "$met"
+}
+
+intake_scenario full
+intake_scenario normal
+drain_scenario 2
+drain_scenario 8
+exec_scenario
+pickup_scenario
+memory_scenario
+
+T_TOTAL=$(($(now_ms) - T_START))
+if [ "$INTEGRITY_BAD" = 0 ]; then
+	row "integrity: every 2xx POST stored; no job ran twice; no daemon died (all scenarios)" "yes" "required" "yes"
+else
+	row "integrity: every 2xx POST stored; no job ran twice; no daemon died (all scenarios)" "**no** (see notes)" "required" "no"
+fi
+
+# ------------------------------------------------------------- report --
+commit=$(git -C "$ROOT" describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+fs=$(df -PT "$TMP" 2>/dev/null | awk 'NR == 2 { print $2 " (" $1 ")" }')
+mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+libs="SQLite $(sqlite3 -version | awk '{ print $1 }'), libmicrohttpd $(pkg-config --modversion libmicrohttpd 2>/dev/null || echo '?'), $(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }')"
+day=$(date +%F)
+mkdir -p "$BENCH/results"
+report=$BENCH/results/$day.md
+{
+	echo "# jobd benchmark, $day"
+	echo
+	echo "- machine: $NCPU CPUs ($model), $mem RAM, kernel $(uname -r)"
+	echo "- jobd commit: $commit"
+	echo "- store: temp dir on $fs; $libs"
+	echo "- load generator (wrk, curl) on the same machine, over 127.0.0.1"
+	echo "- run time: $(ms "$T_TOTAL") s (\`make bench\`, tests/bench/run.sh)"
+	echo
+	echo "| measurement | result | target (issue 5) | met |"
+	echo "|---|---|---|---|"
+	cat "$ROWS"
+	if [ -s "$NOTES" ]; then
+		echo
+		echo "Notes:"
+		echo
+		cat "$NOTES"
+	fi
+	echo
+	echo "Method: each scenario runs its own daemon (fresh store, log_level = warning)."
+	echo "Intake runs with workers.threads = 2 draining as configured; ratios divide by"
+	echo "the ceiling measured on the same daemon just before.  Drain and memory"
+	echo "preloads hold every worker with a \`block\` job (builtin sleep) while the jobs"
+	echo "are POSTed, and the drain clock starts when those are cancelled; it stops"
+	echo "when GET /readyz shows queued 0 and running 0 (the store span is"
+	echo "max(finished_at) − min(started_at)).  Latencies are wrk's (coordinated"
+	echo "omission not corrected)."
+} >"$report"
+echo
+cat "$report"
+echo
+echo "written to ${report#"$ROOT"/}"
