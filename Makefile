@@ -57,10 +57,9 @@ UNIT_TESTS := \
 	test_submit \
 	test_uuid
 
-INTEGRATION_TESTS := \
-	test_api \
-	test_lifecycle \
-	test_crash
+# Every tests/integration/test_*.c is a suite run by `make check`.
+INTEGRATION_TESTS := $(sort $(patsubst tests/integration/%.c,%,\
+	$(wildcard tests/integration/test_*.c)))
 
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/dashboard.o
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
@@ -83,7 +82,7 @@ override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 .PHONY: all run check unit integration smoke bench install clean deps \
-	check-browser
+	check-browser reliability check-crash soak
 
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/jobd
@@ -131,7 +130,23 @@ run: all
 	exec $(BUILD)/jobd --config conf/jobd.conf
 
 check: deps
-	@$(MAKE) --no-print-directory unit integration smoke
+	@$(MAKE) --no-print-directory unit integration reliability smoke
+
+# Crash, disk-full and I/O-error tests (tests/crash, tests/reliability).
+reliability: $(BUILD)/jobd
+	@echo "== crash (short)"
+	@JOBD_BIN=$(BUILD)/jobd CRASH_ROUNDS=$${CRASH_ROUNDS:-20} sh tests/crash/run.sh
+	@for t in tests/reliability/*.sh; do \
+		echo "== $$t"; JOBD_BIN=$(BUILD)/jobd sh $$t || exit 1; done
+
+check-crash: $(BUILD)/jobd
+	JOBD_BIN=$(BUILD)/jobd CRASH_ROUNDS=$${CRASH_ROUNDS:-200} sh tests/crash/run.sh
+
+soak: $(BUILD)/jobd
+	JOBD_BIN=$(BUILD)/jobd SOAK_SECONDS=$${SOAK_SECONDS:-300} sh tests/soak/run.sh
+
+# libFuzzer harnesses (clang): make fuzz FUZZ_SECONDS=N
+-include tests/fuzz/fuzz.mk
 
 # A short benchmark that fails only on a gross regression (intake below
 # 10 % of the same daemon's /healthz rate).
