@@ -449,6 +449,7 @@ http_start(const struct config *cfg, api *a, http_server **out, char *err,
 {
 	http_server *s = calloc(1, sizeof(*s));
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	                     (getenv("JOBD_MHD_TURBO") ? MHD_USE_TURBO : 0) |
 	                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned int threads;

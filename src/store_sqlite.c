@@ -569,7 +569,8 @@ sq_claim(void *impl, const struct store_claim_req *req, struct job **out,
 	rc = step_done(s->w[W_PROMOTE]);
 	if (rc != SQLITE_OK)
 		return fail(s->wdb, rc, err, errlen, "promote");
-	jobs = calloc(req->limit, sizeof(*jobs));
+	size_t cap = req->limit < 16 ? req->limit : 16;
+	jobs = malloc(cap * sizeof(*jobs));
 	if (jobs == NULL)
 		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
 	sqlite3_bind_int64(st, 1, req->now_ms);
@@ -577,6 +578,16 @@ sq_claim(void *impl, const struct store_claim_req *req, struct job **out,
 	sqlite3_bind_text(st, 3, excluded, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)req->limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < req->limit) {
+		if (n == cap) {
+			/* Grow as rows come: most claims take a few. */
+			struct job *more = realloc(jobs, 2 * cap * sizeof(*jobs));
+			if (more == NULL) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			jobs = more;
+			cap *= 2;
+		}
 		if (row_to_job(st, &jobs[n]) != 0) {
 			rc = SQLITE_NOMEM;
 			break;
