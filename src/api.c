@@ -613,9 +613,11 @@ op_done(struct writer_op *op, void *arg)
 	/* Runs on the writer thread, before any worker can have the job:
 	 * the waiter cannot miss the job's end. */
 	if (op->kind == WOP_SUBMIT && op->rc == 0 && call->wait_ms > 0 &&
-	    !job_status_is_final(op->status) &&
-	    start_wait(call->api, call, op->job.id))
-		return;
+	    !job_status_is_final(op->status)) {
+		if (start_wait(call->api, call, op->job.id))
+			return;
+		call->wait_ms = -1; /* too many waiters: not honoured */
+	}
 	call->resume(call->h);
 }
 
@@ -776,7 +778,10 @@ api_start(api *a, struct api_call *call)
 		struct job job;
 		bool final;
 		if (!start_wait(a, call, call->id)) {
-			call->resume(call->h); /* too many waiters: answer now */
+			/* Too many waiters: answer now, without claiming the
+			 * wait was honoured. */
+			call->wait_ms = -1;
+			call->resume(call->h);
 			return;
 		}
 		/* The job may have ended between the first read and the
