@@ -314,7 +314,10 @@ handler_exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
 	if (h->workdir != NULL)
 		posix_spawn_file_actions_addchdir_np(&fa, h->workdir);
 	sigemptyset(&none);
-	sigfillset(&all);
+	/* Every signal back to its default, glibc's internal ones (32, 33)
+	 * included: sigfillset() leaves those out, and posix_spawn would then
+	 * start the child with them ignored. */
+	memset(&all, 0xff, sizeof(all));
 	posix_spawnattr_setsigmask(&attr, &none);
 	posix_spawnattr_setsigdefault(&attr, &all);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID |

@@ -145,7 +145,7 @@ report(worker_pool *p, const struct job *job, const struct handler_conf *h,
 		if (stop == JOBD_STOP_TIMEOUT) {
 			char msg[128];
 			snprintf(msg, sizeof(msg), "timed out after %.3gs",
-			         (double)elapsed_ms / 1000.0);
+			         (double)job->timeout_ms / 1000.0);
 			if (op->error != NULL) {
 				size_t n = strlen(msg) + strlen(op->error) + 3;
 				char *both = malloc(n);

@@ -1,0 +1,3 @@
+#!/bin/sh
+# print.sh TEXT - prints TEXT and a newline.
+printf '%s\n' "$1"
