@@ -81,7 +81,7 @@ override CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
 override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
-.PHONY: all run check unit integration smoke bench install clean deps \
+.PHONY: all run check unit integration ops smoke bench install clean deps \
 	check-browser reliability check-crash soak
 
 all: deps
@@ -130,7 +130,14 @@ run: all
 	exec $(BUILD)/jobd --config conf/jobd.conf
 
 check: deps
-	@$(MAKE) --no-print-directory unit integration reliability smoke
+	@$(MAKE) --no-print-directory unit integration ops reliability smoke
+
+# Shell tests of what ships beside the binary (systemd units); 77 = skip.
+ops: $(BUILD)/jobd
+	@for t in tests/ops/*.sh; do \
+		echo "== $$t"; JOBD_BIN=$(BUILD)/jobd sh $$t; rc=$$?; \
+		if [ $$rc -eq 77 ]; then echo "(skipped)"; \
+		elif [ $$rc -ne 0 ]; then exit $$rc; fi; done
 
 # Crash, disk-full and I/O-error tests (tests/crash, tests/reliability).
 reliability: $(BUILD)/jobd

@@ -12,11 +12,16 @@
 typedef struct http_server http_server;
 
 /*
- * Starts serving: on the socket systemd passed (LISTEN_FDS) if any, else
- * on cfg->server.listen.  Returns 0 and a new server, or JOBD_E* with err.
+ * Opens the listening socket - the one systemd passed (LISTEN_FDS) if any,
+ * else cfg->server.listen - and loads the TLS files.  From here the kernel
+ * queues connections, but none is answered before http_serve().  Returns
+ * 0 and a new server (free it with http_stop), or JOBD_E* with err.
  */
-int http_start(const struct config *cfg, api *a, http_server **out,
-               char *err, size_t errlen);
+int http_open(const struct config *cfg, api *a, http_server **out,
+              char *err, size_t errlen);
+
+/* Starts answering (libmicrohttpd's threads).  0 or JOBD_E* with err. */
+int http_serve(http_server *s, char *err, size_t errlen);
 
 /* Stops accepting new connections (shutdown begins). */
 void http_quiesce(http_server *s);

@@ -47,6 +47,7 @@ struct http_server {
 	int owns_fd;
 	char *tls_cert;   /* PEM text; libmicrohttpd keeps pointers to them */
 	char *tls_key;
+	bool systemd_socket; /* the socket came from LISTEN_FDS */
 };
 
 enum req_state { REQ_HEADERS, REQ_BODY, REQ_PENDING, REQ_SENT };
@@ -446,15 +447,10 @@ bind_listen(const char *listen_addr, int *out_fd, char *err, size_t errlen)
 }
 
 int
-http_start(const struct config *cfg, api *a, http_server **out, char *err,
-           size_t errlen)
+http_open(const struct config *cfg, api *a, http_server **out, char *err,
+          size_t errlen)
 {
 	http_server *s = calloc(1, sizeof(*s));
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	                     (getenv("JOBD_MHD_TURBO") ? MHD_USE_TURBO : 0) |
-	                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned int threads;
 	int rc, nfds;
 
 	if (s == NULL)
@@ -492,8 +488,31 @@ http_start(const struct config *cfg, api *a, http_server **out, char *err,
 			               errlen);
 		if (rc != 0)
 			goto fail;
-		flags |= MHD_USE_TLS;
 	}
+	s->systemd_socket = nfds > 0;
+	*out = s;
+	return 0;
+fail:
+	if (s->owns_fd && s->listen_fd >= 0)
+		close(s->listen_fd);
+	free(s->tls_cert);
+	free(s->tls_key);
+	free(s);
+	return rc;
+}
+
+int
+http_serve(http_server *s, char *err, size_t errlen)
+{
+	const struct config *cfg = s->cfg;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	                     (getenv("JOBD_MHD_TURBO") ? MHD_USE_TURBO : 0) |
+	                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned int threads;
+
+	if (s->tls_cert != NULL)
+		flags |= MHD_USE_TLS;
 	threads = cfg->server.threads > 0 ? (unsigned int)cfg->server.threads
 	                                  : (unsigned int)(ncpu > 0 ? ncpu : 1);
 	struct MHD_OptionItem opts[16];
@@ -521,26 +540,16 @@ http_start(const struct config *cfg, api *a, http_server **out, char *err,
 #undef OPT
 	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 	                        MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
-	if (s->d == NULL) {
-		rc = jobd_seterr(err, errlen, JOBD_ESYS,
-		                 "libmicrohttpd failed to start on %s%s",
-		                 cfg->server.listen,
-		                 s->tls_cert ? " (check the TLS certificate and "
-		                 "key)" : "");
-		goto fail;
-	}
-	log_notice("http", "listening on %s%s with %u thread(s)",
-	           nfds > 0 ? "the systemd socket" : cfg->server.listen,
+	if (s->d == NULL)
+		return jobd_seterr(err, errlen, JOBD_ESYS,
+		                   "libmicrohttpd failed to start on %s%s",
+		                   cfg->server.listen,
+		                   s->tls_cert ? " (check the TLS certificate and "
+		                   "key)" : "");
+	log_notice("http", "serving %s%s with %u thread(s)",
+	           s->systemd_socket ? "the systemd socket" : cfg->server.listen,
 	           s->tls_cert ? " (HTTPS)" : "", threads);
-	*out = s;
 	return 0;
-fail:
-	if (s->owns_fd && s->listen_fd >= 0)
-		close(s->listen_fd);
-	free(s->tls_cert);
-	free(s->tls_key);
-	free(s);
-	return rc;
 }
 
 void

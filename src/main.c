@@ -252,9 +252,21 @@ main(int argc, char **argv)
 		status = EX_OSERR;
 		goto out;
 	}
-	rc = http_start(cfg, a, &srv, err, sizeof(err));
+	rc = http_open(cfg, a, &srv, err, sizeof(err));
 	if (rc != 0) {
 		log_err("main", "%s", err);
+		status = EX_UNAVAILABLE;
+		goto out;
+	}
+	/* READY=1 before the first answer: the store is open, recovery has
+	 * run, the socket listens (the kernel queues connections); requests
+	 * are answered from http_serve() on. */
+	sd_notifyf(0, "READY=1\nSTATUS=ready: %lld queued\nMAINPID=%lu",
+	           (long long)writer_queued(w), (unsigned long)getpid());
+	rc = http_serve(srv, err, sizeof(err));
+	if (rc != 0) {
+		log_err("main", "%s", err);
+		sd_notify(0, "STOPPING=1");
 		status = EX_UNAVAILABLE;
 		goto out;
 	}
@@ -264,8 +276,6 @@ main(int argc, char **argv)
 	           cfg->store.durability == DURABILITY_FULL ? "full" : "normal",
 	           (long long)cfg->workers.threads, cfg->nhandlers,
 	           (long long)writer_queued(w));
-	sd_notifyf(0, "READY=1\nSTATUS=ready: %lld queued\nMAINPID=%lu",
-	           (long long)writer_queued(w), (unsigned long)getpid());
 
 	/* Under systemd, wake every few seconds for STATUS= and the
 	 * watchdog; otherwise sleep in sigwait until a signal comes. */
