@@ -2,19 +2,32 @@
 # deps.sh - installs what jobd needs to build and test, from Debian's
 # packages, when something is missing.  Run by `make` before building.
 # As root it runs one apt-get line; otherwise it prints that line and fails.
+#
+#   scripts/deps.sh        build and `make check`
+#   scripts/deps.sh ci     also what .ci/run adds (valgrind, clang for the
+#                          fuzzers)
 set -eu
 
 PACKAGES="build-essential pkg-config libmicrohttpd-dev libsqlite3-dev \
 libcjson-dev libinih-dev libsystemd-dev check libcurl4-openssl-dev \
-curl sqlite3 wrk procps"
+curl sqlite3 wrk procps openssl systemd"
+COMMANDS="cc pkg-config curl sqlite3 wrk pgrep openssl systemd-analyze"
+if [ "${1:-}" = ci ]; then
+	PACKAGES="$PACKAGES valgrind clang libclang-rt-14-dev"
+	COMMANDS="$COMMANDS valgrind clang"
+fi
 
 missing=""
 for m in libmicrohttpd sqlite3 libcjson inih libsystemd check libcurl; do
 	pkg-config --exists "$m" 2>/dev/null || missing="$missing $m"
 done
-for c in cc pkg-config curl sqlite3 wrk pgrep; do
+for c in $COMMANDS; do
 	command -v "$c" >/dev/null 2>&1 || missing="$missing $c"
 done
+if [ "${1:-}" = ci ] && ! clang -fsanitize=fuzzer -x c /dev/null -o /dev/null \
+	-Wl,--unresolved-symbols=ignore-all >/dev/null 2>&1; then
+	missing="$missing libFuzzer"
+fi
 [ -z "$missing" ] && exit 0
 
 line="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $PACKAGES"
@@ -25,6 +38,5 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 echo "jobd: installing build dependencies (missing:$missing)" >&2
-command -v pkg-config >/dev/null 2>&1 || true
 apt-get update -q
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q $PACKAGES
