@@ -28,6 +28,13 @@ bool submit_utf8_valid(const char *buf, size_t len);
 int submit_json_depth(const char *buf, size_t len, int limit);
 
 /*
+ * Checks that buf[0..len) is one strict RFC 8259 JSON text nested at most
+ * max_depth deep.  Returns 0, or JOBD_EINVAL with the reason in err.
+ */
+int submit_json_strict(const char *buf, size_t len, int max_depth, char *err,
+                       size_t errlen);
+
+/*
  * Parses and validates a submission.  On success returns 0 and fills job
  * (which must be job_init'ed; its strings then belong to it) with type,
  * payload, priority, run_at, max_attempts, timeout and created_at = now_ms;

@@ -528,6 +528,10 @@ ini_cb(void *user, const char *section, const char *name, const char *value)
 			return 1;
 		}
 	} else {
+		/* Sections note_section_line() reported (unknown, or a bare
+		 * [handler]): their keys are not ours to set. */
+		if (section[0] != '\0' && !is_known_section(section))
+			return 1;
 		k = find_key(section, name);
 		if (k == NULL) {
 			if (section[0] == '\0')
@@ -559,8 +563,14 @@ note_section_line(struct loader *ld, const char *line)
 		return;
 	p++;
 	end = strchr(p, ']');
-	if (end == NULL || (size_t)(end - p) >= sizeof(name))
+	if (end == NULL)
+		return; /* libinih reports the syntax error */
+	if ((size_t)(end - p) >= sizeof(name)) {
+		loader_error(ld, ld->line, "...", "*", "section name longer "
+		             "than %zu characters", sizeof(name) - 1);
+		snprintf(ld->cur_section, sizeof(ld->cur_section), "?");
 		return;
+	}
 	memcpy(name, p, (size_t)(end - p));
 	name[end - p] = '\0';
 	snprintf(ld->cur_section, sizeof(ld->cur_section), "%s", name);

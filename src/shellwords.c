@@ -71,6 +71,10 @@ shellwords_split(const char *s, char ***out, int *outc, char *err,
 			p++;
 			continue;
 		}
+		if (c == '\\' && p[1] == '\n') {
+			p += 2; /* a line continuation is no character at all */
+			continue;
+		}
 		in_word = true;
 		if (c == '\'') {
 			const char *end = strchr(p + 1, '\'');

@@ -88,6 +88,178 @@ submit_json_depth(const char *buf, size_t len, int limit)
 	return max;
 }
 
+/*
+ * A strict RFC 8259 grammar check (no tree is built: cJSON parses after).
+ * cJSON is lax - any byte <= 0x20 counts as whitespace, raw control
+ * characters pass inside strings, "01" and "1." pass as numbers - and the
+ * payload is kept as the client's own text, so it must be real JSON.
+ */
+struct jcheck {
+	const char *p, *end;
+	int max_depth;
+	bool too_deep;
+};
+
+static void
+j_ws(struct jcheck *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' ||
+	                         *j->p == '\n' || *j->p == '\r'))
+		j->p++;
+}
+
+static bool j_value(struct jcheck *j, int depth);
+
+static bool
+j_string(struct jcheck *j)
+{
+	j->p++; /* the opening quote */
+	while (j->p < j->end) {
+		unsigned char c = (unsigned char)*j->p++;
+		if (c == '"')
+			return true;
+		if (c < 0x20)
+			return false;
+		if (c != '\\')
+			continue;
+		if (j->p >= j->end)
+			return false;
+		c = (unsigned char)*j->p++;
+		if (c == 'u') {
+			for (int i = 0; i < 4; i++, j->p++)
+				if (j->p >= j->end || !isxdigit((unsigned char)*j->p))
+					return false;
+		} else if (!strchr("\"\\/bfnrt", c) || c == '\0') {
+			return false;
+		}
+	}
+	return false;
+}
+
+static bool
+j_digits(struct jcheck *j)
+{
+	const char *start = j->p;
+
+	while (j->p < j->end && isdigit((unsigned char)*j->p))
+		j->p++;
+	return j->p > start;
+}
+
+static bool
+j_number(struct jcheck *j)
+{
+	if (*j->p == '-')
+		j->p++;
+	if (j->p >= j->end)
+		return false;
+	if (*j->p == '0')
+		j->p++;
+	else if (!j_digits(j))
+		return false;
+	if (j->p < j->end && *j->p == '.') {
+		j->p++;
+		if (!j_digits(j))
+			return false;
+	}
+	if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+		j->p++;
+		if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
+			j->p++;
+		if (!j_digits(j))
+			return false;
+	}
+	return true;
+}
+
+static bool
+j_literal(struct jcheck *j, const char *word)
+{
+	size_t n = strlen(word);
+
+	if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0)
+		return false;
+	j->p += n;
+	return true;
+}
+
+static bool
+j_value(struct jcheck *j, int depth)
+{
+	j_ws(j);
+	if (j->p >= j->end)
+		return false;
+	switch (*j->p) {
+	case '{':
+	case '[': {
+		char close = *j->p == '{' ? '}' : ']';
+		bool object = close == '}';
+		if (depth + 1 > j->max_depth) {
+			j->too_deep = true;
+			return false;
+		}
+		j->p++;
+		j_ws(j);
+		if (j->p < j->end && *j->p == close) {
+			j->p++;
+			return true;
+		}
+		for (;;) {
+			if (object) {
+				j_ws(j);
+				if (j->p >= j->end || *j->p != '"' || !j_string(j))
+					return false;
+				j_ws(j);
+				if (j->p >= j->end || *j->p++ != ':')
+					return false;
+			}
+			if (!j_value(j, depth + 1))
+				return false;
+			j_ws(j);
+			if (j->p >= j->end)
+				return false;
+			if (*j->p == ',') {
+				j->p++;
+				continue;
+			}
+			if (*j->p++ != close)
+				return false;
+			return true;
+		}
+	}
+	case '"':
+		return j_string(j);
+	case 't':
+		return j_literal(j, "true");
+	case 'f':
+		return j_literal(j, "false");
+	case 'n':
+		return j_literal(j, "null");
+	default:
+		if (*j->p == '-' || isdigit((unsigned char)*j->p))
+			return j_number(j);
+		return false;
+	}
+}
+
+int
+submit_json_strict(const char *buf, size_t len, int max_depth, char *err,
+                   size_t errlen)
+{
+	struct jcheck j = {.p = buf, .end = buf + len, .max_depth = max_depth};
+
+	if (j_value(&j, 0)) {
+		j_ws(&j);
+		if (j.p == j.end)
+			return 0;
+	}
+	if (j.too_deep)
+		return jobd_seterr(err, errlen, JOBD_EINVAL,
+		                   "JSON nested deeper than %d levels", max_depth);
+	return jobd_seterr(err, errlen, JOBD_EINVAL,
+	                   "malformed JSON at byte %zu", (size_t)(j.p - buf));
+}
+
 static bool
 valid_type(const char *s)
 {
@@ -260,10 +432,9 @@ submit_parse(const char *body, size_t len, const struct config *cfg,
 	if (!submit_utf8_valid(body, len))
 		return jobd_seterr(err, errlen, JOBD_EINVAL,
 		                   "the body is not valid UTF-8");
-	if (submit_json_depth(body, len, SUBMIT_MAX_DEPTH) > SUBMIT_MAX_DEPTH)
-		return jobd_seterr(err, errlen, JOBD_EINVAL,
-		                   "JSON nested deeper than %d levels",
-		                   SUBMIT_MAX_DEPTH);
+	rc = submit_json_strict(body, len, SUBMIT_MAX_DEPTH, err, errlen);
+	if (rc != 0)
+		return rc;
 	const char *end = NULL;
 	root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
 	if (root == NULL)
