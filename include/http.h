@@ -8,6 +8,7 @@
 
 #include "api.h"
 #include "config.h"
+#include <stdint.h>
 
 typedef struct http_server http_server;
 
@@ -22,6 +23,13 @@ int http_open(const struct config *cfg, api *a, http_server **out,
 
 /* Starts answering (libmicrohttpd's threads).  0 or JOBD_E* with err. */
 int http_serve(http_server *s, char *err, size_t errlen);
+
+/*
+ * Waits (at most timeout_ms) until every suspended request has been
+ * answered and the clients have closed their connections: for the fast
+ * exit after a store I/O error, so that nobody is left without its 503.
+ */
+void http_wait_answered(http_server *s, int64_t timeout_ms);
 
 /* Stops accepting new connections (shutdown begins). */
 void http_quiesce(http_server *s);

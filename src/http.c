@@ -20,6 +20,8 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +50,7 @@ struct http_server {
 	char *tls_cert;   /* PEM text; libmicrohttpd keeps pointers to them */
 	char *tls_key;
 	bool systemd_socket; /* the socket came from LISTEN_FDS */
+	atomic_int suspended; /* requests waiting for the writer or a job */
 };
 
 enum req_state { REQ_HEADERS, REQ_BODY, REQ_PENDING, REQ_SENT };
@@ -280,6 +283,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		r->call.body_len = r->len;
 		if (api_handle(srv->a, &r->call) == API_PENDING) {
 			r->state = REQ_PENDING;
+			atomic_fetch_add(&srv->suspended, 1);
 			MHD_suspend_connection(conn);
 			api_start(srv->a, &r->call);
 			return MHD_YES;
@@ -287,7 +291,11 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		return send_answer(r);
 	case REQ_PENDING:
 		api_finish(srv->a, &r->call);
-		return send_answer(r);
+		{
+			enum MHD_Result ret = send_answer(r);
+			atomic_fetch_sub(&srv->suspended, 1);
+			return ret;
+		}
 	case REQ_SENT:
 	default:
 		/* The answer went out before the body was read: drop it. */
@@ -553,6 +561,27 @@ http_serve(http_server *s, char *err, size_t errlen)
 }
 
 void
+http_wait_answered(http_server *s, int64_t timeout_ms)
+{
+	int64_t deadline = clock_mono_ms() + timeout_ms;
+	struct timespec tick = {.tv_nsec = 5 * 1000000L};
+
+	if (s == NULL || s->d == NULL)
+		return;
+	/* Bounded waits on libmicrohttpd's own threads, on the rare paths
+	 * that end the process right after (it offers no event for this). */
+	while (atomic_load(&s->suspended) > 0 && clock_mono_ms() < deadline)
+		nanosleep(&tick, NULL);
+	while (clock_mono_ms() < deadline) {
+		const union MHD_DaemonInfo *di = MHD_get_daemon_info(
+			s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+		if (di == NULL || di->num_connections == 0)
+			break;
+		nanosleep(&tick, NULL);
+	}
+}
+
+void
 http_quiesce(http_server *s)
 {
 	if (s == NULL || s->d == NULL)
@@ -565,6 +594,13 @@ http_stop(http_server *s)
 {
 	if (s == NULL)
 		return;
+	if (s->d != NULL && atomic_load(&s->suspended) > 0) {
+		/* libmicrohttpd aborts the process if stopped with a suspended
+		 * connection; the process is about to exit anyway. */
+		log_warn("http", "%d request(s) still suspended at exit",
+		         atomic_load(&s->suspended));
+		s->d = NULL;
+	}
 	if (s->d != NULL)
 		MHD_stop_daemon(s->d);
 	if (s->owns_fd && s->listen_fd >= 0)

@@ -323,6 +323,18 @@ main(int argc, char **argv)
 			        "exiting with status %d so that jobd restarts on "
 			        "a cleanly reopened store", EX_IOERR);
 			sd_notify(0, "STOPPING=1\nSTATUS=store I/O error");
+			/* The writer answers 503 without writing from now on;
+			 * stop taking work, answer everybody, then leave
+			 * without closing the store (closing could checkpoint
+			 * the WAL into a file whose state is unknown). */
+			api_set_draining(a);
+			http_quiesce(srv);
+			events_stop(ev);
+			writer_drain(w);
+			worker_pool_stop(pool, 0);
+			writer_stop(w);
+			/* Let the 503s go out; the exit closes the sockets. */
+			http_wait_answered(srv, 1000);
 			_exit(EX_IOERR);
 		}
 		if (sig == SIGUSR2)
@@ -342,6 +354,9 @@ main(int argc, char **argv)
 	log_notice("main", "stopped: %lld job(s) queued",
 	           (long long)writer_queued(w));
 out:
+	/* Every waiting request has been answered (events_stop, writer_stop);
+	 * give libmicrohttpd the moment it needs to send those answers. */
+	http_wait_answered(srv, 2000);
 	http_stop(srv);
 	if (pool != NULL && status != EX_OK) {
 		writer_drain(w);

@@ -311,6 +311,21 @@ sq_open(const char *path, const struct store_options *opt, void **impl,
 	rc = migrate(s->wdb, err, errlen);
 	if (rc != 0)
 		goto fail;
+	/* The switch to WAL can fail quietly (an I/O error while it is made
+	 * leaves the file in rollback-journal mode): check that it held. */
+	st = NULL;
+	rc = sqlite3_prepare_v2(s->wdb, "PRAGMA journal_mode", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW ||
+	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
+		sqlite3_finalize(st);
+		rc = jobd_seterr(err, errlen, JOBD_EIO,
+		                 "sqlite: %s: not in WAL mode after opening",
+		                 path);
+		goto fail;
+	}
+	sqlite3_finalize(st);
 	for (int i = 0; i < W_NSTMT; i++) {
 		rc = sqlite3_prepare_v3(s->wdb, writer_sql[i], -1,
 		                        SQLITE_PREPARE_PERSISTENT, &s->w[i], NULL);

@@ -755,6 +755,30 @@ failed:
 	w->retry_at_mono_ms = clock_mono_ms() + RETRY_AFTER_FAILURE_MS;
 }
 
+static void
+fail_without_store(writer *w, struct writer_op *ops)
+{
+	while (w->pending != NULL) {
+		struct writer_op *op = w->pending;
+		w->pending = op->next;
+		op->next = ops;
+		ops = op;
+	}
+	for (struct writer_op *op = ops, *next; op; op = next) {
+		next = op->next;
+		if (op->kind == WOP_COMPLETE && !op->counted) {
+			op->counted = true;
+			(*running_of(w, op->type))--;
+			atomic_fetch_sub(&w->inflight, 1);
+		}
+		op->rc = JOBD_EIO;
+		op->replayed = false;
+		snprintf(op->err, sizeof(op->err), "the store failed with an "
+		         "I/O error; jobd is restarting");
+		finish_op(op);
+	}
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -773,13 +797,19 @@ writer_main(void *arg)
 		 * anything but new requests (a full disk must not spin). */
 		bool backoff = w->retry_at_mono_ms >= 0 &&
 		    now_mono < w->retry_at_mono_ms;
-		bool can_claim = !w->draining && !backoff &&
+		bool can_claim = !w->draining && !backoff && !w->fatal &&
 		    claim_capacity(w) > 0;
 		bool claim_due = can_claim &&
 		    (w->maybe_due ||
 		     (w->next_run_at_ms >= 0 && w->next_run_at_ms <= now));
 		bool retry_due = w->pending != NULL && !backoff;
-		bool purge_due = !backoff && now_mono >= w->next_purge_mono_ms;
+		bool purge_due = !backoff && !w->fatal &&
+		    now_mono >= w->next_purge_mono_ms;
+		if (w->fatal) {
+			retry_due = w->pending != NULL;
+			if (w->stopping && w->head == NULL && !retry_due)
+				break;
+		}
 
 		if (w->head == NULL && !retry_due && !claim_due && !purge_due) {
 			if (w->stopping && w->pending == NULL)
@@ -808,6 +838,15 @@ writer_main(void *arg)
 		w->head = w->tail = NULL;
 		bool draining = w->draining;
 		pthread_mutex_unlock(&w->mu);
+
+		if (w->fatal) {
+			/* After an I/O error the store is not touched again:
+			 * every request is answered 503, results are dropped
+			 * (recovery requeues those jobs at the next start). */
+			fail_without_store(w, ops);
+			pthread_mutex_lock(&w->mu);
+			continue;
+		}
 
 		if (retry_due) {
 			/* Re-apply kept completions first, in their order. */
