@@ -15,6 +15,7 @@
  * and the resume callback.  MHD_resume_connection is thread-safe.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
@@ -348,6 +349,33 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
+/*
+ * URL unescaping as libmicrohttpd does it (%XX), except that %00 stays as
+ * written: a decoded NUL would end the C string early, and
+ * "DELETE /jobs/<id>%00x" would then act on job <id>.
+ */
+static size_t
+unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+	char *in = s, *out = s;
+
+	(void)cls;
+	(void)conn;
+	while (*in) {
+		if (in[0] == '%' && isxdigit((unsigned char)in[1]) &&
+		    isxdigit((unsigned char)in[2]) &&
+		    !(in[1] == '0' && in[2] == '0')) {
+			char hex[3] = {in[1], in[2], 0};
+			*out++ = (char)strtol(hex, NULL, 16);
+			in += 3;
+		} else {
+			*out++ = *in++;
+		}
+	}
+	*out = '\0';
+	return (size_t)(out - s);
+}
+
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -529,6 +557,7 @@ http_serve(http_server *s, char *err, size_t errlen)
 	OPT(MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL); /* first: see MHD */
 	OPT(MHD_OPTION_LISTEN_SOCKET, s->listen_fd, NULL);
 	OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL);
+	OPT(MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL);
 	/* Per-connection memory: the request line and headers must fit
 	 * (bigger ones get 431/414 from libmicrohttpd).  The default 32 KiB
 	 * made 1,000 waiting clients cost 35 MB. */
