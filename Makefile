@@ -185,10 +185,13 @@ install: all
 		echo "keeping the existing $(DESTDIR)/etc/jobd/jobd.conf"; \
 	else \
 		mkdir -p $(DESTDIR)/etc/jobd && \
-		sed 's#^path = ./var/jobs.db#path = /var/lib/jobd/jobs.db#' \
+		sed -e 's#^path = ./var/jobs.db#path = /var/lib/jobd/jobs.db#' \
+			-e 's#^command = examples/#command = $(PREFIX)/share/jobd/examples/#' \
 			conf/jobd.conf > $(DESTDIR)/etc/jobd/jobd.conf && \
 		chmod 0644 $(DESTDIR)/etc/jobd/jobd.conf; \
 	fi
+	install -D -m 0755 examples/handlers/greet.sh \
+		$(DESTDIR)$(PREFIX)/share/jobd/examples/handlers/greet.sh
 	mkdir -p $(DESTDIR)$(UNITDIR)
 	sed 's#/usr/local/bin/jobd#$(PREFIX)/bin/jobd#' systemd/jobd.service \
 		> $(DESTDIR)$(UNITDIR)/jobd.service

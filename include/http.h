@@ -25,9 +25,9 @@ int http_open(const struct config *cfg, api *a, http_server **out,
 int http_serve(http_server *s, char *err, size_t errlen);
 
 /*
- * Waits (at most timeout_ms) until every suspended request has been
- * answered and the clients have closed their connections: for the fast
- * exit after a store I/O error, so that nobody is left without its 503.
+ * Waits (at most timeout_ms) until every request under way - suspended
+ * ones included - has been answered and its answer sent: before stopping,
+ * so that nobody who was promised an answer is left without it.
  */
 void http_wait_answered(http_server *s, int64_t timeout_ms);
 

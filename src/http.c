@@ -52,6 +52,7 @@ struct http_server {
 	char *tls_key;
 	bool systemd_socket; /* the socket came from LISTEN_FDS */
 	atomic_int suspended; /* requests waiting for the writer or a job */
+	atomic_int active;    /* requests begun and not yet completed */
 };
 
 enum req_state { REQ_HEADERS, REQ_BODY, REQ_PENDING, REQ_SENT };
@@ -223,6 +224,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		api_call_init(&r->call);
 		r->conn = conn;
 		r->srv = srv;
+		atomic_fetch_add(&srv->active, 1);
 		r->call.method = method_of(method);
 		r->call.path = url;
 		snprintf(r->method, sizeof(r->method), "%s", method);
@@ -343,6 +345,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	if (log_get_level() >= LOG_INFO_)
 		access_log(r, conn);
+	atomic_fetch_sub(&r->srv->active, 1);
 	api_call_clear(&r->call);
 	free(r->body);
 	free(r);
@@ -599,15 +602,11 @@ http_wait_answered(http_server *s, int64_t timeout_ms)
 		return;
 	/* Bounded waits on libmicrohttpd's own threads, on the rare paths
 	 * that end the process right after (it offers no event for this). */
-	while (atomic_load(&s->suspended) > 0 && clock_mono_ms() < deadline)
+	/* A request is complete (on_completed) once its answer has been
+	 * sent; idle keep-alive connections hold no request. */
+	while ((atomic_load(&s->suspended) > 0 || atomic_load(&s->active) > 0) &&
+	       clock_mono_ms() < deadline)
 		nanosleep(&tick, NULL);
-	while (clock_mono_ms() < deadline) {
-		const union MHD_DaemonInfo *di = MHD_get_daemon_info(
-			s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-		if (di == NULL || di->num_connections == 0)
-			break;
-		nanosleep(&tick, NULL);
-	}
 }
 
 void
