@@ -31,8 +31,6 @@ int http_serve(http_server *s, char *err, size_t errlen);
  */
 void http_wait_answered(http_server *s, int64_t timeout_ms);
 
-/* Stops accepting new connections (shutdown begins). */
-void http_quiesce(http_server *s);
 
 /* Stops the server and closes every connection; frees s. */
 void http_stop(http_server *s);

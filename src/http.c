@@ -610,14 +610,6 @@ http_wait_answered(http_server *s, int64_t timeout_ms)
 }
 
 void
-http_quiesce(http_server *s)
-{
-	if (s == NULL || s->d == NULL)
-		return;
-	MHD_quiesce_daemon(s->d);
-}
-
-void
 http_stop(http_server *s)
 {
 	if (s == NULL)
@@ -630,7 +622,7 @@ http_stop(http_server *s)
 		s->d = NULL;
 	}
 	if (s->d != NULL)
-		MHD_stop_daemon(s->d);
+		MHD_stop_daemon(s->d); /* leaves a socket it was given open */
 	if (s->owns_fd && s->listen_fd >= 0)
 		close(s->listen_fd);
 	free(s->tls_cert);

@@ -328,7 +328,6 @@ main(int argc, char **argv)
 			 * without closing the store (closing could checkpoint
 			 * the WAL into a file whose state is unknown). */
 			api_set_draining(a);
-			http_quiesce(srv);
 			events_stop(ev);
 			writer_drain(w);
 			worker_pool_stop(pool, 0);
@@ -345,8 +344,12 @@ main(int argc, char **argv)
 	}
 
 	sd_notify(0, "STOPPING=1\nSTATUS=shutting down");
+	/* Connections are still answered until the exit, but no job is
+	 * taken any more (POST answers 503).  libmicrohttpd 0.9.75's
+	 * MHD_quiesce_daemon() can abort the process with a thread pool on
+	 * epoll ("Failed to remove listen FD from epoll set"), so it is not
+	 * used. */
 	api_set_draining(a);
-	http_quiesce(srv);
 	events_stop(ev); /* every waiter gets its answer now */
 	writer_drain(w);
 	worker_pool_stop(pool, cfg->workers.shutdown_grace_ms);
