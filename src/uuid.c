@@ -18,8 +18,32 @@ static pthread_mutex_t uuid_mu = PTHREAD_MUTEX_INITIALIZER;
 static int64_t last_ms = -1; /* guarded by uuid_mu */
 static uint32_t counter;     /* 12 bits; guarded by uuid_mu */
 
+static int getrandom_all(void *buf, size_t len);
+
+/* Random bytes from a per-thread pool refilled by getrandom(): one system
+ * call per 400 ids instead of one per id. */
 static int
 fill_random(void *buf, size_t len)
+{
+	static _Thread_local uint8_t pool[4096];
+	static _Thread_local size_t left;
+
+	if (len > sizeof(pool))
+		return getrandom_all(buf, len);
+	if (left < len) {
+		if (getrandom_all(pool, sizeof(pool)) != 0)
+			return JOBD_ESYS;
+		left = sizeof(pool);
+	}
+	memcpy(buf, pool + sizeof(pool) - left, len);
+	/* Used bytes are not kept around. */
+	memset(pool + sizeof(pool) - left, 0, len);
+	left -= len;
+	return 0;
+}
+
+static int
+getrandom_all(void *buf, size_t len)
 {
 	uint8_t *p = buf;
 

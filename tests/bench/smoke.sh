@@ -2,7 +2,7 @@
 # tests/bench/smoke.sh - the smoke benchmark of `make check` (issue 5): a
 # guard against gross regressions, not a measurement.  One daemon
 # (durability = full, workers.threads = 2), 3 s of wrk GET /healthz and 3 s
-# of wrk POST /jobs (noop, 200-byte payload), both at 16 connections.
+# of wrk POST /jobs (noop, 200-byte payload), both at 64 connections.
 #
 # Fails (exit 1) only when intake jobs/s is below 10 % of the /healthz
 # requests/s, or when any answer is not 2xx; prints both figures and the
@@ -29,8 +29,8 @@ trap 'exit 143' TERM
 
 start_daemon smoke full 2
 
-run_wrk "$TMP/get.out" -t2 -c16 -d"${SECS}s" -s "$BENCH/get.lua" "$URL/healthz"
-run_wrk "$TMP/post.out" -t2 -c16 -d"${SECS}s" -s "$BENCH/post.lua" "$URL/jobs"
+run_wrk "$TMP/get.out" -t2 -c64 -d"${SECS}s" -s "$BENCH/get.lua" "$URL/healthz"
+run_wrk "$TMP/post.out" -t2 -c64 -d"${SECS}s" -s "$BENCH/post.lua" "$URL/jobs"
 stop_daemon
 
 fail=0
@@ -46,8 +46,8 @@ intake=$(awk -v n="$post_n" -v b="$post_bad" -v d="$(bench_val "$TMP/post.out" d
 	'BEGIN { r = 0; if (d > 0) r = (n - b) * 1e6 / d; printf "%.0f", r }')
 ratio=$(awk -v a="$intake" -v c="$ceil" 'BEGIN { r = 0; if (c > 0) r = 100 * a / c; printf "%.1f", r }')
 
-echo "smoke: GET /healthz  16 conn: $ceil req/s (non-2xx $get_bad, socket errors $(bench_val "$TMP/get.out" errors))"
-echo "smoke: POST /jobs    16 conn: $intake jobs/s (non-2xx $post_bad, socket errors $(bench_val "$TMP/post.out" errors))"
+echo "smoke: GET /healthz  64 conn: $ceil req/s (non-2xx $get_bad, socket errors $(bench_val "$TMP/get.out" errors))"
+echo "smoke: POST /jobs    64 conn: $intake jobs/s (non-2xx $post_bad, socket errors $(bench_val "$TMP/post.out" errors))"
 echo "smoke: intake / ceiling: $ratio % (fails below 10 %)"
 
 if [ "$get_bad" != 0 ] || [ "$post_bad" != 0 ]; then
