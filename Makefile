@@ -170,7 +170,8 @@ unit: $(BUILD)/jobd $(UNIT_TESTS:%=$(BUILD)/tests/%)
 integration: $(BUILD)/jobd $(INTEGRATION_TESTS:%=$(BUILD)/itests/%)
 	@set -e; for t in $(INTEGRATION_TESTS); do \
 		echo "== integration: $$t"; \
-		JOBD_BIN=$(BUILD)/jobd CK_FORK=yes $(BUILD)/itests/$$t; done
+		JOBD_BIN=$(BUILD)/jobd JOBD_SANITIZE=$(SANITIZE) CK_FORK=yes \
+			$(BUILD)/itests/$$t; done
 
 # The dashboard in a real browser (Debian's chromium, installed as needed).
 check-browser: all

@@ -738,10 +738,14 @@ START_TEST(test_thousand_waiters)
 	ck_assert_msg(threads_max <= threads0 + 2, "threads grew from %ld to "
 	              "%ld with %d waiters", threads0, threads_max,
 	              STORM_WAITERS);
-	ck_assert_msg(rss_max - rss0 < 20 * 1024, "RSS grew by %ld kB with "
-	              "%d waiters (limit 20 MB; +%ld kB while they all "
-	              "waited)", rss_max - rss0, STORM_WAITERS,
-	              rss_wait - rss0);
+	/* Under sanitizers memory is not the daemon's own (shadow memory,
+	 * quarantine): the figure is printed above, not judged. */
+	const char *san = getenv("JOBD_SANITIZE");
+	if (san == NULL || *san == '\0')
+		ck_assert_msg(rss_max - rss0 < 20 * 1024, "RSS grew by %ld kB "
+		              "with %d waiters (limit 20 MB; +%ld kB while they "
+		              "all waited)", rss_max - rss0, STORM_WAITERS,
+		              rss_wait - rss0);
 	ck_assert(wait_waiters(d1, 0, 5000));
 	for (int i = 0; i < STORM_JOBS; i++)
 		free(ids[i]);
