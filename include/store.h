@@ -71,6 +71,16 @@ void store_close(store *st);
 
 /* ---- writer calls (one thread) ---- */
 
+/*
+ * With durability full: whether the next commits must be fsynced (true) or
+ * may rely on a later fsynced commit (false: WAL frames are ordered, so an
+ * fsync also makes every earlier commit durable).  The writer relaxes it
+ * for transactions that acknowledge nothing to a client - attempt results
+ * and claims - which a power cut may only make run again (at-least-once).
+ * No effect with durability normal.  Call between transactions.
+ */
+int store_set_durable(store *st, bool durable, char *err, size_t errlen);
+
 /* Starts a write transaction (BEGIN IMMEDIATE). */
 int store_begin(store *st, char *err, size_t errlen);
 /*

@@ -187,18 +187,44 @@ type_of(writer *w, const char *type)
 }
 
 /* How many more jobs the writer may claim now (idle workers + ahead). */
+/* Estimated work claimed and not done yet (ms), -1 when unknown. */
+static double
+work_ahead(const writer *w)
+{
+	double work = 0;
+
+	for (size_t i = 0; i < w->ntypes; i++) {
+		if (w->types[i].running <= 0)
+			continue;
+		if (w->types[i].avg_run_ms < 0)
+			return -1;
+		work += (double)w->types[i].running * w->types[i].avg_run_ms;
+	}
+	return work;
+}
+
+/*
+ * How many jobs the writer may claim now: one per idle worker, plus as
+ * many short ones ahead as fit in the window given the work already
+ * claimed (so that a claim rarely takes rows it must put back).
+ */
 static int64_t
 claim_capacity(writer *w)
 {
 	int64_t threads = w->cfg->workers.threads;
+	int64_t idle = threads - atomic_load(&w->inflight);
 	int64_t extra = 0;
+	double work;
 
-	if (w->avg_run_ms >= 0) {
+	if (idle < 0)
+		idle = 0;
+	if (w->avg_run_ms >= 0 && (work = work_ahead(w)) >= 0) {
 		double per = w->avg_run_ms > 0.001 ? w->avg_run_ms : 0.001;
-		double e = (double)threads * PREFETCH_WINDOW_MS / per;
+		double budget = (double)threads * PREFETCH_WINDOW_MS - work;
+		double e = budget > 0 ? budget / per : 0;
 		extra = e > PREFETCH_MAX ? PREFETCH_MAX : (int64_t)e;
 	}
-	return threads + extra - atomic_load(&w->inflight);
+	return idle + extra;
 }
 
 int
@@ -437,6 +463,7 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 	size_t nexcluded = 0;
 	int64_t idle = w->cfg->workers.threads - atomic_load(&w->inflight);
 	int64_t free_slots = claim_capacity(w);
+	/* With fewer than an idle worker's worth, claim one at a time. */
 	char token[CLAIM_TOKEN_MAX];
 	struct job *jobs = NULL;
 	size_t n = 0, kept = 0;
@@ -449,17 +476,7 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 		rc = 0;
 		goto out;
 	}
-	/* Estimated work claimed and not done (ms), -1 when unknown. */
-	double work = 0;
-	for (size_t i = 0; i < w->ntypes && work >= 0; i++) {
-		if (w->types[i].running <= 0)
-			continue;
-		if (w->types[i].avg_run_ms < 0)
-			work = -1;
-		else
-			work += (double)w->types[i].running *
-			        w->types[i].avg_run_ms;
-	}
+	double work = work_ahead(w);
 	for (size_t i = 0; i < cfg->nhandlers && nexcluded < 256; i++) {
 		const struct handler_conf *h = &cfg->handlers[i];
 		if (h->concurrency > 0 &&
@@ -628,7 +645,14 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 		}
 	}
 
-	rc = store_begin(w->st, err, sizeof(err));
+	/* fsync only what a client is told about (submit, cancel, retry);
+	 * a later fsync makes the rest durable too. */
+	bool acks = false;
+	for (struct writer_op *op = ops; op; op = op->next)
+		acks = acks || op->kind != WOP_COMPLETE;
+	rc = store_set_durable(w->st, acks, err, sizeof(err));
+	if (rc == 0)
+		rc = store_begin(w->st, err, sizeof(err));
 	if (rc != 0)
 		goto failed;
 	for (struct writer_op *op = ops; op; op = op->next) {
