@@ -599,9 +599,13 @@ start_wait(api *a, struct api_call *call, const char *id)
 	w->watch_fd = call->fd;
 	w->fn = wait_fired;
 	w->arg = call;
-	if (events_wait(a->ev, w) != 0)
-		return false;
+	/* Set before registering: once registered, the waiter may fire and
+	 * the HTTP thread read the call at any moment. */
 	call->waited = true;
+	if (events_wait(a->ev, w) != 0) {
+		call->waited = false;
+		return false;
+	}
 	return true;
 }
 
