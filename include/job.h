@@ -57,6 +57,9 @@ int job_status_parse(const char *name);
 /* True for succeeded, failed and cancelled. */
 bool job_status_is_final(int status);
 
+/* True when s is a valid job type / handler name: [A-Za-z0-9_.-]{1,64}. */
+bool job_type_valid(const char *s);
+
 /* Initialises a job to empty values (all times -1, no strings). */
 void job_init(struct job *job);
 

@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "job.h"
 #include "log.h"
 #include "shellwords.h"
 
@@ -411,21 +412,6 @@ is_known_section(const char *section)
 	       strcmp(section, "workers") == 0 || strcmp(section, "auth") == 0;
 }
 
-static bool
-valid_type_name(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n < 1 || n > 64)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (!isalnum(c) && c != '_' && c != '.' && c != '-')
-			return false;
-	}
-	return true;
-}
-
 static struct handler_conf *
 get_handler(struct loader *ld, const char *name, int line)
 {
@@ -513,7 +499,7 @@ ini_cb(void *user, const char *section, const char *name, const char *value)
 	}
 	if (strncmp(section, "handler.", 8) == 0) {
 		const char *hname = section + 8;
-		if (!valid_type_name(hname))
+		if (!job_type_valid(hname))
 			return 1; /* reported once, from the section header */
 		k = find_key("handler", name);
 		if (k == NULL) {
@@ -575,7 +561,7 @@ note_section_line(struct loader *ld, const char *line)
 	name[end - p] = '\0';
 	snprintf(ld->cur_section, sizeof(ld->cur_section), "%s", name);
 	if (strncmp(name, "handler.", 8) == 0) {
-		if (!valid_type_name(name + 8)) {
+		if (!job_type_valid(name + 8)) {
 			loader_error(ld, ld->line, name, "NAME",
 			             "handler name must match [A-Za-z0-9_.-]{1,64}");
 			return;

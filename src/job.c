@@ -5,6 +5,7 @@
  * the rendered object (cJSON_CreateRaw), never re-parsed.
  */
 #include <cJSON.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,21 @@ job_status_is_final(int status)
 {
 	return status == JOB_SUCCEEDED || status == JOB_FAILED ||
 	       status == JOB_CANCELLED;
+}
+
+bool
+job_type_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > JOB_TYPE_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!isalnum(c) && c != '_' && c != '.' && c != '-')
+			return false;
+	}
+	return true;
 }
 
 void

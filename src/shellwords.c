@@ -34,6 +34,21 @@ push(char ***argv, int *argc, size_t *cap, char *word)
 	return 0;
 }
 
+/* Ends the word in progress (word[0..w)) and appends a copy of it. */
+static int
+push_word(char ***argv, int *argc, size_t *cap, char *word, size_t w)
+{
+	char *dup;
+
+	word[w] = '\0';
+	dup = strdup(word);
+	if (dup == NULL || push(argv, argc, cap, dup) != 0) {
+		free(dup);
+		return JOBD_ENOMEM;
+	}
+	return 0;
+}
+
 int
 shellwords_split(const char *s, char ***out, int *outc, char *err,
                  size_t errlen)
@@ -58,13 +73,9 @@ shellwords_split(const char *s, char ***out, int *outc, char *err,
 		char c = *p;
 		if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
 			if (in_word) {
-				word[w] = '\0';
-				char *dup = strdup(word);
-				if (dup == NULL || push(&argv, &argc, &cap, dup)) {
-					free(dup);
-					rc = JOBD_ENOMEM;
+				rc = push_word(&argv, &argc, &cap, word, w);
+				if (rc != 0)
 					goto fail;
-				}
 				w = 0;
 				in_word = false;
 			}
@@ -125,13 +136,9 @@ shellwords_split(const char *s, char ***out, int *outc, char *err,
 		}
 	}
 	if (in_word) {
-		word[w] = '\0';
-		char *dup = strdup(word);
-		if (dup == NULL || push(&argv, &argc, &cap, dup)) {
-			free(dup);
-			rc = JOBD_ENOMEM;
+		rc = push_word(&argv, &argc, &cap, word, w);
+		if (rc != 0)
 			goto fail;
-		}
 	}
 	free(word);
 	*out = argv;

@@ -260,21 +260,6 @@ submit_json_strict(const char *buf, size_t len, int max_depth, char *err,
 	                   "malformed JSON at byte %zu", (size_t)(j.p - buf));
 }
 
-static bool
-valid_type(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n < 1 || n > JOB_TYPE_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (!isalnum(c) && c != '_' && c != '.' && c != '-')
-			return false;
-	}
-	return true;
-}
-
 /*
  * The raw text of the body's top-level members.  cJSON has validated the
  * syntax already; this only finds where each member's key and value lie,
@@ -510,7 +495,7 @@ submit_parse(const char *body, size_t len, const struct config *cfg,
 		                 "\"type\" must be a string");
 		goto out;
 	}
-	if (!valid_type(item->valuestring) ||
+	if (!job_type_valid(item->valuestring) ||
 	    (type_m != NULL && memchr(type_m->val, '\\', type_m->val_len))) {
 		rc = jobd_seterr(err, errlen, JOBD_ERANGE,
 		                 "\"type\" must match [A-Za-z0-9_.-]{1,64}");
