@@ -386,7 +386,7 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 
 	(void)cls;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	log_info("http", "libmicrohttpd: %s", msg);
+	log_warn("http", "libmicrohttpd: %s", msg);
 }
 
 /* Reads a whole (PEM) file into a new NUL-terminated string. */
