@@ -545,7 +545,6 @@ http_serve(http_server *s, char *err, size_t errlen)
 {
 	const struct config *cfg = s->cfg;
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	                     (getenv("JOBD_MHD_TURBO") ? MHD_USE_TURBO : 0) |
 	                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned int threads;

@@ -101,8 +101,8 @@ worker_pool_free(worker_pool *p)
 /* Builds the completion of an attempt and hands it to the writer. */
 static void
 report(worker_pool *p, const struct job *job, const struct handler_conf *h,
-       struct jobd_result *res, int stop, int64_t elapsed_ms,
-       int64_t started_at_ms, int64_t run_us)
+       struct jobd_result *res, int stop, int64_t started_at_ms,
+       int64_t run_us)
 {
 	struct writer_op *op = malloc(sizeof(*op));
 	int64_t now = clock_now_ms();
@@ -193,14 +193,14 @@ run_one(worker_pool *p, size_t index, struct job *job)
 	if (h == NULL) {
 		res.outcome = JOBD_FAILED_FOR_GOOD;
 		res.error = strdup("no handler is configured for this type");
-		report(p, job, NULL, &res, JOBD_STOP_NONE, 0, -1, 0);
+		report(p, job, NULL, &res, JOBD_STOP_NONE, -1, 0);
 		config_release(cfg);
 		return;
 	}
 	if (handler_ctx_init(&ctx, start + job->timeout_ms, h->kill_grace_ms)) {
 		res.outcome = JOBD_RETRY;
 		res.error = strdup("out of memory starting the attempt");
-		report(p, job, h, &res, JOBD_STOP_NONE, 0, -1, 0);
+		report(p, job, h, &res, JOBD_STOP_NONE, -1, 0);
 		config_release(cfg);
 		return;
 	}
@@ -230,8 +230,7 @@ run_one(worker_pool *p, size_t index, struct job *job)
 	int64_t run_us = clock_mono_us() - start_us;
 	metrics_run_seconds(job->type, (double)run_us / 1e6);
 
-	report(p, job, h, &res, stop, clock_mono_ms() - start, started_at,
-	       run_us);
+	report(p, job, h, &res, stop, started_at, run_us);
 	config_release(cfg);
 }
 
@@ -304,8 +303,7 @@ worker_pool_dispatch(worker_pool *p, struct job **jobs, size_t n)
 		pthread_mutex_unlock(&p->mu);
 		for (size_t i = 0; i < n; i++) {
 			struct jobd_result res = {.outcome = JOBD_STOPPED};
-			report(p, jobs[i], NULL, &res, JOBD_STOP_SHUTDOWN, 0, -1,
-			       0);
+			report(p, jobs[i], NULL, &res, JOBD_STOP_SHUTDOWN, -1, 0);
 			job_free(jobs[i]);
 		}
 		return;
@@ -365,7 +363,7 @@ worker_pool_cancel(worker_pool *p, const char *id)
 	pthread_mutex_unlock(&p->mu);
 	if (unstarted != NULL) {
 		struct jobd_result res = {.outcome = JOBD_STOPPED};
-		report(p, unstarted, NULL, &res, JOBD_STOP_CANCEL, 0, -1, 0);
+		report(p, unstarted, NULL, &res, JOBD_STOP_CANCEL, -1, 0);
 		job_free(unstarted);
 		found = true;
 	}
@@ -386,7 +384,7 @@ worker_pool_stop(worker_pool *p, int64_t grace_ms)
 		p->qhead = (p->qhead + 1) % p->qcap;
 		p->qlen--;
 		pthread_mutex_unlock(&p->mu);
-		report(p, job, NULL, &res, JOBD_STOP_SHUTDOWN, 0, -1, 0);
+		report(p, job, NULL, &res, JOBD_STOP_SHUTDOWN, -1, 0);
 		job_free(job);
 		pthread_mutex_lock(&p->mu);
 	}
