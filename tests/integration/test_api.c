@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checks.h"
 #include "harness.h"
 
 static jd *d;
@@ -88,9 +89,6 @@ problem_error(struct jd_resp *r, long status)
 	ck_assert_msg(why_ == NULL, "%s", why_); \
 } while (0)
 
-#define assert_status(r, st) \
-	ck_assert_msg((r)->status == (st), "status %ld, expected %d: %s%s", \
-	              (r)->status, (st), (r)->body, (r)->error)
 
 /* POSTs body and expects a problem with this status. */
 #define assert_post_problem(dd, body, st) do { \
@@ -106,15 +104,6 @@ problem_error(struct jd_resp *r, long status)
 	ck_assert_msg(why_ == NULL, "GET %s: %s", (path), why_); \
 	jd_resp_free(r_); \
 } while (0)
-
-static char *
-submit_ok(jd *dd, const char *body)
-{
-	char *id = jd_submit(dd, body);
-
-	ck_assert_msg(id != NULL, "POST %s was not accepted", body);
-	return id;
-}
 
 static bool
 is_time_or_null(const cJSON *o, const char *field, bool null_ok)

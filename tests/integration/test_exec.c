@@ -39,11 +39,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "checks.h"
 #include "harness.h"
 
-#define assert_status(r, st) \
-	ck_assert_msg((r)->status == (st), "status %ld, expected %d: %s%s", \
-	              (r)->status, (st), (r)->body, (r)->error)
 
 #define EXEC_PATH "PATH=/usr/local/bin:/usr/bin:/bin"
 
@@ -69,35 +67,6 @@ setup(void)
 }
 
 /* ---- helpers ---- */
-
-static jd *
-launch(int threads, const char *extra)
-{
-	struct jd_opts o = {.threads = threads, .extra = extra};
-	jd *d = jd_launch(&o);
-
-	ck_assert_msg(d != NULL, "the daemon did not start");
-	return d;
-}
-
-static char *
-submit_ok(jd *d, const char *body)
-{
-	char *id = jd_submit(d, body);
-
-	ck_assert_msg(id != NULL, "POST %.200s was not accepted", body);
-	return id;
-}
-
-static struct jd_resp *
-wait_status(jd *d, const char *id, const char *status, int timeout_ms)
-{
-	struct jd_resp *r = jd_wait_for_status(d, id, status, timeout_ms);
-
-	ck_assert_msg(r != NULL, "job %s did not become %s within %d ms", id,
-	              status, timeout_ms);
-	return r;
-}
 
 static struct jd_resp *
 get_job(jd *d, const char *id)

@@ -12,40 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "checks.h"
 #include "harness.h"
 
-#define assert_status(r, st) \
-	ck_assert_msg((r)->status == (st), "status %ld, expected %d: %s%s", \
-	              (r)->status, (st), (r)->body, (r)->error)
-
-static jd *
-launch(int threads, const char *extra)
-{
-	struct jd_opts o = {.threads = threads, .extra = extra};
-	jd *d = jd_launch(&o);
-
-	ck_assert_msg(d != NULL, "the daemon did not start");
-	return d;
-}
-
-static char *
-submit_ok(jd *d, const char *body)
-{
-	char *id = jd_submit(d, body);
-
-	ck_assert_msg(id != NULL, "POST %s was not accepted", body);
-	return id;
-}
-
-static struct jd_resp *
-wait_status(jd *d, const char *id, const char *status, int timeout_ms)
-{
-	struct jd_resp *r = jd_wait_for_status(d, id, status, timeout_ms);
-
-	ck_assert_msg(r != NULL, "job %s did not become %s within %d ms", id,
-	              status, timeout_ms);
-	return r;
-}
 
 static int64_t
 time_field(struct jd_resp *r, const char *field)

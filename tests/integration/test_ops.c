@@ -34,22 +34,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checks.h"
 #include "harness.h"
 
 static const char *const json_ct[] = {"Content-Type: application/json",
                                       NULL};
 
-#define assert_status(r, st) \
-	ck_assert_msg((r) != NULL && (r)->status == (st), \
-	              "status %ld, expected %d: %s%s", (r) ? (r)->status : 0L, \
-	              (st), (r) ? (r)->body : "", (r) ? (r)->error : "")
 
 /* ================================================================
  * Small helpers
  * ================================================================ */
 
 static jd *
-launch(const struct jd_opts *o)
+launch_opts(const struct jd_opts *o)
 {
 	jd *d = jd_launch(o);
 
@@ -1240,7 +1237,7 @@ START_TEST(test_metrics)
 		{"jobd_store_commit_batch_size", "histogram"},
 	};
 	struct jd_opts o = {.threads = 2};
-	jd *d = launch(&o);
+	jd *d = launch_opts(&o);
 	char *ids[5];
 	struct prom p;
 	int64_t deadline;
@@ -2093,7 +2090,7 @@ START_TEST(test_idle_connections)
 	jd *d;
 
 	raise_nofile(4096); /* the daemon inherits it */
-	d = launch(&o);
+	d = launch_opts(&o);
 	for (int i = 0; i < IDLE_CONNECTIONS; i++) {
 		fds[i] = tcp_connect(d->port);
 		ck_assert_msg(fds[i] >= 0, "idle connection %d: %s", i,
@@ -2138,7 +2135,7 @@ START_TEST(test_per_ip_limit)
 	                    .extra = "[server]\nper_ip_connections = 10\n"};
 	int fds[10], extra, backlog, established, st = -1;
 	int64_t deadline;
-	jd *d = launch(&o);
+	jd *d = launch_opts(&o);
 
 	for (int i = 0; i < 10; i++) {
 		fds[i] = tcp_connect(d->port);
@@ -2203,7 +2200,7 @@ post_status(jd *d, const char *body, char **id)
 START_TEST(test_reload)
 {
 	struct jd_opts o = {.threads = 2};
-	jd *d = launch(&o);
+	jd *d = launch_opts(&o);
 	char *id = NULL, *log, *line, needle[400];
 	struct jd_resp *r;
 	int64_t deadline;
@@ -2338,7 +2335,7 @@ START_TEST(test_access_log)
 	const int nreq = 6;
 	struct access_line got[16];
 	struct jd_opts o = {.threads = 2};
-	jd *d = launch(&o);
+	jd *d = launch_opts(&o);
 	char job_path[128], *raw = NULL;
 	int64_t deadline;
 	int n;

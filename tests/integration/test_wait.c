@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "checks.h"
 #include "harness.h"
 
 static jd *d;
@@ -52,28 +53,6 @@ teardown(void)
 
 /* ---- helpers ---- */
 
-#define assert_status(r, st) \
-	ck_assert_msg((r)->status == (st), "status %ld, expected %d: %s%s", \
-	              (r)->status, (st), (r)->body, (r)->error)
-
-static jd *
-launch(int threads, const char *extra)
-{
-	struct jd_opts o = {.threads = threads, .extra = extra};
-	jd *dd = jd_launch(&o);
-
-	ck_assert_msg(dd != NULL, "the daemon did not start");
-	return dd;
-}
-
-static char *
-submit_ok(jd *dd, const char *body)
-{
-	char *id = jd_submit(dd, body);
-
-	ck_assert_msg(id != NULL, "POST %s was not accepted", body);
-	return id;
-}
 
 static struct jd_resp *
 request(jd *dd, const char *method, const char *path,
@@ -108,16 +87,6 @@ job_status(jd *dd, const char *id)
 	out = strdup(s);
 	jd_resp_free(r);
 	return out;
-}
-
-static struct jd_resp *
-wait_status(jd *dd, const char *id, const char *status, int timeout_ms)
-{
-	struct jd_resp *r = jd_wait_for_status(dd, id, status, timeout_ms);
-
-	ck_assert_msg(r != NULL, "job %s did not become %s within %d ms", id,
-	              status, timeout_ms);
-	return r;
 }
 
 static int64_t

@@ -1,0 +1,50 @@
+/*
+ * checks.h - Check assertions over the harness, shared by the integration
+ * suites: start a daemon, submit, wait for a status, or fail the test with
+ * a message that says what happened.
+ */
+#ifndef JOBD_TEST_CHECKS_H
+#define JOBD_TEST_CHECKS_H
+
+#include <check.h>
+
+#include "harness.h"
+
+#define assert_status(r, st) \
+	ck_assert_msg((r) != NULL && (r)->status == (st), \
+	              "status %ld, expected %d: %s%s", (r) ? (r)->status : 0L, \
+	              (st), (r) ? (r)->body : "", (r) ? (r)->error : "")
+
+/* A daemon with threads workers and extra INI text, started and ready. */
+static inline jd *
+launch(int threads, const char *extra)
+{
+	struct jd_opts o = {.threads = threads, .extra = extra};
+	jd *d = jd_launch(&o);
+
+	ck_assert_msg(d != NULL, "the daemon did not start");
+	return d;
+}
+
+/* POSTs body as a job; returns its id (the caller frees) or fails. */
+static inline char *
+submit_ok(jd *d, const char *body)
+{
+	char *id = jd_submit(d, body);
+
+	ck_assert_msg(id != NULL, "POST %s was not accepted", body);
+	return id;
+}
+
+/* Polls the job until it has status, or fails after timeout_ms. */
+static inline struct jd_resp *
+wait_status(jd *d, const char *id, const char *status, int timeout_ms)
+{
+	struct jd_resp *r = jd_wait_for_status(d, id, status, timeout_ms);
+
+	ck_assert_msg(r != NULL, "job %s did not become %s within %d ms", id,
+	              status, timeout_ms);
+	return r;
+}
+
+#endif
