@@ -5,16 +5,13 @@
  * Counting is a relaxed atomic add on the hot path: no lock, no store
  * query.  Per-type series live in a fixed table of types (looked up by
  * name; new types, e.g. after a reload, take free rows).  Any thread may
- * call any function here after metrics_init().
+ * call any function here; the registry needs no set-up.
  */
 #ifndef JOBD_METRICS_H
 #define JOBD_METRICS_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-/* Sets up the registry (idempotent).  Call once at start-up. */
-void metrics_init(void);
 
 void metrics_submitted(const char *type);
 void metrics_started(const char *type);

@@ -46,11 +46,6 @@ static struct type_row types[MAX_TYPES];
 static atomic_size_t ntypes;
 static struct histogram intake, queue_wait, commit_batch;
 
-void
-metrics_init(void)
-{
-}
-
 static struct type_row *
 row_for(const char *type)
 {

@@ -151,39 +151,55 @@ writer_set_hooks(writer *w, writer_dispatch_fn dispatch,
 	w->hook_arg = arg;
 }
 
-/* The running count of a type (writer thread); a dummy when out of memory. */
-static int64_t *
-running_of(writer *w, const char *type)
+/*
+ * The row of a type (writer thread), added on first sight; a shared dummy
+ * row when out of memory, so that callers never see NULL.
+ */
+static struct type_running *
+type_of(writer *w, const char *type)
 {
-	static int64_t dummy;
+	static struct type_running dummy = {.avg_run_ms = -1};
+	struct type_running *t;
 
 	for (size_t i = 0; i < w->ntypes; i++)
 		if (strcmp(w->types[i].name, type) == 0)
-			return &w->types[i].running;
+			return &w->types[i];
 	if (w->ntypes == w->captypes) {
 		size_t cap = w->captypes ? w->captypes * 2 : 16;
-		struct type_running *t = realloc(w->types, cap * sizeof(*t));
+		t = realloc(w->types, cap * sizeof(*t));
 		if (t == NULL)
 			return &dummy;
 		w->types = t;
 		w->captypes = cap;
 	}
-	snprintf(w->types[w->ntypes].name, sizeof(w->types[0].name), "%s",
-	         type);
-	w->types[w->ntypes].running = 0;
-	w->types[w->ntypes].avg_run_ms = -1;
-	return &w->types[w->ntypes++].running;
+	t = &w->types[w->ntypes++];
+	snprintf(t->name, sizeof(t->name), "%s", type);
+	t->running = 0;
+	t->avg_run_ms = -1;
+	return t;
 }
 
-static struct type_running *
-type_of(writer *w, const char *type)
+/*
+ * A completion frees its worker as soon as it arrives, whatever becomes of
+ * its commit: counted once, with the attempt's duration in the averages.
+ */
+static void
+count_completion(writer *w, struct writer_op *op)
 {
-	int64_t *r = running_of(w, type);
+	struct type_running *tr = type_of(w, op->type);
+	double ms = (double)op->run_us / 1000.0;
 
-	for (size_t i = 0; i < w->ntypes; i++)
-		if (&w->types[i].running == r)
-			return &w->types[i];
-	return NULL;
+	if (op->counted)
+		return;
+	op->counted = true;
+	tr->running--;
+	if (op->run_us > 0) {
+		tr->avg_run_ms = tr->avg_run_ms < 0 ? ms
+		                                    : 0.8 * tr->avg_run_ms + 0.2 * ms;
+		w->avg_run_ms = w->avg_run_ms < 0 ? ms
+		                                  : 0.8 * w->avg_run_ms + 0.2 * ms;
+	}
+	atomic_fetch_sub(&w->inflight, 1);
 }
 
 /* How many more jobs the writer may claim now (idle workers + ahead). */
@@ -480,7 +496,7 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 	for (size_t i = 0; i < cfg->nhandlers && nexcluded < 256; i++) {
 		const struct handler_conf *h = &cfg->handlers[i];
 		if (h->concurrency > 0 &&
-		    *running_of(w, h->name) >= h->concurrency)
+		    type_of(w, h->name)->running >= h->concurrency)
 			excluded[nexcluded++] = h->name;
 	}
 	snprintf(token, sizeof(token), "%s:%llu", w->boot_id,
@@ -512,18 +528,18 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 		struct type_running *tr = type_of(w, jobs[i].type);
 		bool too_slow = false;
 		if ((int64_t)kept >= (idle > 0 ? idle : 0)) {
-			double mine = tr != NULL ? tr->avg_run_ms : -1;
+			double mine = tr->avg_run_ms;
 			too_slow = mine < 0 || work < 0 ||
 			    (work + mine) / (double)w->cfg->workers.threads >
 			    PREFETCH_WINDOW_MS;
 			if (!too_slow)
 				work += mine;
 		} else if (work >= 0) {
-			double mine = tr != NULL ? tr->avg_run_ms : -1;
+			double mine = tr->avg_run_ms;
 			work = mine < 0 ? -1 : work + mine;
 		}
 		if (too_slow ||
-		    (cap > 0 && *running_of(w, jobs[i].type) + same >= cap)) {
+		    (cap > 0 && type_of(w, jobs[i].type)->running + same >= cap)) {
 			/* Over the type's cap, or too slow to claim ahead:
 			 * put the row back as it was. */
 			struct store_completion c = {
@@ -628,19 +644,7 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 	for (struct writer_op *op = ops; op; op = op->next) {
 		nops++;
 		if (op->kind == WOP_COMPLETE && !op->counted) {
-			struct type_running *tr = type_of(w, op->type);
-			double ms = (double)op->run_us / 1000.0;
-			op->counted = true;
-			if (tr != NULL) {
-				tr->running--;
-				if (op->run_us > 0)
-					tr->avg_run_ms = tr->avg_run_ms < 0 ? ms
-					    : 0.8 * tr->avg_run_ms + 0.2 * ms;
-			}
-			if (op->run_us > 0)
-				w->avg_run_ms = w->avg_run_ms < 0 ? ms
-				    : 0.8 * w->avg_run_ms + 0.2 * ms;
-			atomic_fetch_sub(&w->inflight, 1);
+			count_completion(w, op);
 			b.due = true;
 		}
 	}
@@ -703,7 +707,7 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 	    (w->next_run_at_ms < 0 || b.earliest_future < w->next_run_at_ms))
 		w->next_run_at_ms = b.earliest_future;
 	for (size_t i = 0; i < b.nclaimed; i++)
-		(*running_of(w, b.claimed[i]->type))++;
+		type_of(w, b.claimed[i]->type)->running++;
 	atomic_fetch_add(&w->inflight, (int64_t)b.nclaimed);
 	if (b.claim_full || b.due) {
 		w->maybe_due = true;
@@ -790,11 +794,8 @@ fail_without_store(writer *w, struct writer_op *ops)
 	}
 	for (struct writer_op *op = ops, *next; op; op = next) {
 		next = op->next;
-		if (op->kind == WOP_COMPLETE && !op->counted) {
-			op->counted = true;
-			(*running_of(w, op->type))--;
-			atomic_fetch_sub(&w->inflight, 1);
-		}
+		if (op->kind == WOP_COMPLETE)
+			count_completion(w, op);
 		op->rc = JOBD_EIO;
 		op->replayed = false;
 		snprintf(op->err, sizeof(op->err), "the store failed with an "

@@ -7,6 +7,8 @@
 #define JOBD_TEST_CHECKS_H
 
 #include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "harness.h"
 
@@ -45,6 +47,23 @@ wait_status(jd *d, const char *id, const char *status, int timeout_ms)
 	ck_assert_msg(r != NULL, "job %s did not become %s within %d ms", id,
 	              status, timeout_ms);
 	return r;
+}
+
+/* A suite's main(): one temp root for every daemon, then the run. */
+static inline int
+run_suite(Suite *s)
+{
+	SRunner *sr;
+	int failed;
+
+	if (jd_global_init() != 0)
+		return EXIT_FAILURE;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
 #endif

@@ -945,14 +945,5 @@ api_suite(void)
 int
 main(void)
 {
-	SRunner *sr;
-	int failed;
-
-	if (jd_global_init() != 0)
-		return EXIT_FAILURE;
-	sr = srunner_create(api_suite());
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(api_suite());
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "checks.h"
 #include "harness.h"
 
 #define NTHREADS 16
@@ -214,14 +215,5 @@ crash_suite(void)
 int
 main(void)
 {
-	SRunner *sr;
-	int failed;
-
-	if (jd_global_init() != 0)
-		return EXIT_FAILURE;
-	sr = srunner_create(crash_suite());
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(crash_suite());
 }

@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checks.h"
 #include "harness.h"
 
 static jd *d;
@@ -1688,14 +1689,5 @@ hostile_suite(void)
 int
 main(void)
 {
-	SRunner *sr;
-	int failed;
-
-	if (jd_global_init() != 0)
-		return EXIT_FAILURE;
-	sr = srunner_create(hostile_suite());
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(hostile_suite());
 }

@@ -1311,15 +1311,5 @@ wait_suite(void)
 int
 main(void)
 {
-	SRunner *sr;
-	int failed;
-
-	if (jd_global_init() != 0)
-		return EXIT_FAILURE;
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	sr = srunner_create(wait_suite());
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(wait_suite());
 }
