@@ -90,7 +90,11 @@ int store_begin(store *st, char *err, size_t errlen);
 int store_commit(store *st, char *err, size_t errlen);
 void store_rollback(store *st);
 
-/* Inserts a new queued job.  JOBD_ECONFLICT if the id or key exists. */
+/*
+ * Inserts a new job: queued, or - when job->status is JOB_RUNNING - already
+ * claimed with job->claim, its first attempt started at job->started_at_ms.
+ * JOBD_ECONFLICT if the id or key exists.
+ */
 int store_insert(store *st, const struct job *job, char *err, size_t errlen);
 
 /*

@@ -36,6 +36,7 @@
 struct type_running {
 	char name[JOB_TYPE_MAX + 1];
 	int64_t running;         /* claimed, completion not received */
+	int64_t batch;           /* claimed in the batch being written */
 	double avg_run_ms;       /* moving average of attempts; < 0 unknown */
 };
 
@@ -74,7 +75,9 @@ struct writer {
 	/* writer thread only */
 	struct type_running *types;    /* attempts running per type */
 	size_t ntypes, captypes;
-	bool maybe_due;                /* a claim may find a due job */
+	bool maybe_due;                /* due queued rows may exist */
+	bool held_back;                /* the last claim left due rows of
+	                                  capped or slow types queued */
 	bool fatal;                    /* an I/O error was reported to main */
 	double avg_run_ms;             /* moving average over all types */
 	int64_t next_run_at_ms;        /* earliest future run_at, -1 none */
@@ -175,6 +178,7 @@ type_of(writer *w, const char *type)
 	t = &w->types[w->ntypes++];
 	snprintf(t->name, sizeof(t->name), "%s", type);
 	t->running = 0;
+	t->batch = 0;
 	t->avg_run_ms = -1;
 	return t;
 }
@@ -340,11 +344,21 @@ writer_inflight(writer *w)
 /* Per-batch changes, applied to the counters only after the commit. */
 struct batch {
 	int64_t delta[JOB_NSTATUS];   /* per-status count changes */
-	bool due;                 /* something became due now */
+	bool due;                 /* due rows may have been queued */
 	int64_t earliest_future;  /* earliest future run_at made, -1 none */
-	struct job **claimed;
-	size_t nclaimed;
+	struct job **claimed;     /* for the workers once committed */
+	size_t nclaimed, capclaimed;
 	bool claim_full;          /* the claim got all it asked for */
+	bool held_back;           /* the claim left due rows queued */
+	/* What may still be claimed (see plan_init and may_take). */
+	bool planned;
+	int64_t idle;             /* idle workers at the batch's start */
+	int64_t slots;            /* jobs that may still be claimed */
+	double work;              /* ms of claimed work not done, -1 unknown */
+	char token[CLAIM_TOKEN_MAX]; /* the batch's claim token, "" none yet */
+	/* Caps as configured now (SIGHUP may reload handler sections). */
+	const struct config *cfg;
+	bool draining;            /* no claims at all */
 };
 
 static void
@@ -356,11 +370,146 @@ note_run_at(struct batch *b, int64_t run_at, int64_t now)
 		b->earliest_future = run_at;
 }
 
+/*
+ * What the batch may claim: one job per idle worker, plus short ones ahead
+ * (claim_capacity).  Worked out once per batch, on first need.
+ */
+static void
+plan_init(writer *w, struct batch *b)
+{
+	if (b->planned)
+		return;
+	b->planned = true;
+	b->idle = w->cfg->workers.threads - atomic_load(&w->inflight);
+	if (b->idle < 0)
+		b->idle = 0;
+	b->slots = claim_capacity(w);
+	b->work = work_ahead(w);
+}
+
+/*
+ * Whether a job of this type may be claimed now, within the type's cap and
+ * the claim-ahead window.  *work gets the estimated work once it is taken.
+ * Beyond the idle workers, a job is claimed ahead only when the work
+ * already claimed, plus its own, adds up to less than the window per
+ * worker: short attempts only, and never behind a long one.
+ */
+static bool
+may_take(writer *w, struct batch *b, const struct config *cfg,
+         const char *type, double *work)
+{
+	const struct handler_conf *h = config_handler(cfg, type);
+	struct type_running *tr = type_of(w, type);
+	double mine = tr->avg_run_ms;
+
+	plan_init(w, b);
+	*work = b->work;
+	if (b->slots <= 0)
+		return false;
+	if (h != NULL && h->concurrency > 0 &&
+	    tr->running + tr->batch >= h->concurrency)
+		return false;
+	if ((int64_t)b->nclaimed >= b->idle) {
+		if (mine < 0 || b->work < 0 ||
+		    (b->work + mine) / (double)w->cfg->workers.threads >
+		    PREFETCH_WINDOW_MS)
+			return false;
+		*work = b->work + mine;
+	} else if (b->work >= 0) {
+		*work = mine < 0 ? -1 : b->work + mine;
+	}
+	return true;
+}
+
+/* The batch's claim token ("boot id:counter"), made on first use. */
+static const char *
+batch_token(writer *w, struct batch *b)
+{
+	if (b->token[0] == '\0')
+		snprintf(b->token, sizeof(b->token), "%s:%llu", w->boot_id,
+		         (unsigned long long)++w->claim_seq);
+	return b->token;
+}
+
+/* Hands a job (moved in, heap) to the batch's claimed list. */
+static int
+take(writer *w, struct batch *b, struct job *j, double work)
+{
+	if (b->nclaimed == b->capclaimed) {
+		size_t cap = b->capclaimed ? b->capclaimed * 2 : 16;
+		struct job **c = realloc(b->claimed, cap * sizeof(*c));
+		if (c == NULL)
+			return JOBD_ENOMEM;
+		b->claimed = c;
+		b->capclaimed = cap;
+	}
+	b->claimed[b->nclaimed++] = j;
+	type_of(w, j->type)->batch++;
+	b->slots--;
+	b->work = work;
+	return 0;
+}
+
+/* Forgets what the batch counted as claimed per type (after it ended). */
+static void
+end_batch_counts(writer *w)
+{
+	for (size_t i = 0; i < w->ntypes; i++)
+		w->types[i].batch = 0;
+}
+
+/*
+ * A new due job claimed as it is inserted, when the queue holds nothing
+ * due before it and a worker may take it: it skips the queue's index and
+ * a claim.  *taken tells whether the job was inserted running (op->job
+ * keeps what it was; the worker gets a copy).
+ */
+static int
+insert_claimed(writer *w, struct writer_op *op, struct batch *b,
+               int64_t now, bool *taken)
+{
+	struct job *j;
+	double work;
+	int rc;
+
+	*taken = false;
+	if (b->draining || w->maybe_due || w->held_back || b->due ||
+	    op->job.run_at_ms > now ||
+	    !may_take(w, b, b->cfg, op->job.type, &work))
+		return 0;
+	j = malloc(sizeof(*j));
+	if (j == NULL)
+		return JOBD_ENOMEM;
+	*j = op->job;
+	j->payload = strdup(op->job.payload ? op->job.payload : "null");
+	j->result = j->error = NULL;
+	j->idem_key = op->job.idem_key ? strdup(op->job.idem_key) : NULL;
+	j->idem_fp = op->job.idem_fp ? strdup(op->job.idem_fp) : NULL;
+	if (j->payload == NULL || (op->job.idem_key && j->idem_key == NULL) ||
+	    (op->job.idem_fp && j->idem_fp == NULL)) {
+		job_free(j);
+		return JOBD_ENOMEM;
+	}
+	j->status = JOB_RUNNING;
+	j->attempt = 1;
+	j->started_at_ms = now;
+	snprintf(j->claim, sizeof(j->claim), "%s", batch_token(w, b));
+	rc = store_insert(w->st, j, op->err, sizeof(op->err));
+	if (rc == 0)
+		rc = take(w, b, j, work);
+	else
+		job_free(j);
+	if (rc == 0)
+		*taken = true;
+	return rc;
+}
+
 /* Applies one op inside the transaction.  Returns a fatal store error
  * (EIO, EFULL, ENOMEM, EBUSY) that aborts the batch, else 0. */
 static int
 apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 {
+	bool taken;
 	int rc;
 
 	op->rc = 0;
@@ -399,16 +548,21 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 			                     (long long)w->cfg->store.max_queued);
 			return 0;
 		}
-		rc = store_insert(w->st, &op->job, op->err, sizeof(op->err));
+		/* The answer says "queued" either way: accepted, not run. */
+		op->status = JOB_QUEUED;
+		rc = insert_claimed(w, op, b, now, &taken);
+		if (rc == 0 && !taken)
+			rc = store_insert(w->st, &op->job, op->err,
+			                  sizeof(op->err));
 		if (rc == JOBD_ECONFLICT) {
 			op->rc = rc;
 			return 0;
 		}
 		if (rc != 0)
 			return rc;
-		op->status = JOB_QUEUED;
 		b->delta[JOB_QUEUED]++;
-		note_run_at(b, op->job.run_at_ms, now);
+		if (!taken)
+			note_run_at(b, op->job.run_at_ms, now);
 		return 0;
 	case WOP_CANCEL:
 		rc = store_cancel(w->st, op->id, now, &op->status, op->err,
@@ -477,73 +631,40 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 {
 	const char *excluded[256];
 	size_t nexcluded = 0;
-	int64_t idle = w->cfg->workers.threads - atomic_load(&w->inflight);
-	int64_t free_slots = claim_capacity(w);
-	/* With fewer than an idle worker's worth, claim one at a time. */
-	char token[CLAIM_TOKEN_MAX];
 	struct job *jobs = NULL;
-	size_t n = 0, kept = 0;
-	/* Caps as configured now (SIGHUP may reload handler sections). */
-	struct config *current = config_acquire();
-	const struct config *cfg = current ? current : w->cfg;
-	int rc;
+	size_t n = 0;
+	const struct config *cfg = b->cfg;
+	int rc = 0;
 
-	if (free_slots <= 0) {
-		rc = 0;
+	plan_init(w, b);
+	if (b->slots <= 0) {
+		b->claim_full = true; /* took all it could: look again */
 		goto out;
 	}
-	double work = work_ahead(w);
 	for (size_t i = 0; i < cfg->nhandlers && nexcluded < 256; i++) {
 		const struct handler_conf *h = &cfg->handlers[i];
+		struct type_running *tr = type_of(w, h->name);
 		if (h->concurrency > 0 &&
-		    type_of(w, h->name)->running >= h->concurrency)
+		    tr->running + tr->batch >= h->concurrency)
 			excluded[nexcluded++] = h->name;
 	}
-	snprintf(token, sizeof(token), "%s:%llu", w->boot_id,
-	         (unsigned long long)++w->claim_seq);
 	struct store_claim_req req = {
-		.now_ms = now, .limit = (size_t)free_slots,
-		.excluded = excluded, .nexcluded = nexcluded, .claim = token,
+		.now_ms = now, .limit = (size_t)b->slots,
+		.excluded = excluded, .nexcluded = nexcluded,
+		.claim = batch_token(w, b),
 	};
 	rc = store_claim(w->st, &req, &jobs, &n, err, errlen);
-	b->claim_full = rc == 0 && n == (size_t)free_slots;
+	b->claim_full = rc == 0 && n == (size_t)b->slots;
+	b->held_back = nexcluded > 0;
 	if (rc != 0 || n == 0)
 		goto out;
-	b->claimed = calloc(n, sizeof(*b->claimed));
-	if (b->claimed == NULL) {
-		rc = jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
-		goto out;
-	}
 	for (size_t i = 0; i < n; i++) {
-		const struct handler_conf *h = config_handler(cfg, jobs[i].type);
-		int64_t cap = h ? h->concurrency : 0;
-		int64_t same = 0; /* of this type, claimed earlier in this loop */
-		for (size_t k = 0; k < kept; k++)
-			if (strcmp(b->claimed[k]->type, jobs[i].type) == 0)
-				same++;
-		/* Beyond the idle workers, a job is claimed ahead only when
-		 * the work already claimed, plus its own, adds up to less
-		 * than the window per worker: short attempts only, and never
-		 * behind a long one. */
-		struct type_running *tr = type_of(w, jobs[i].type);
-		bool too_slow = false;
-		if ((int64_t)kept >= (idle > 0 ? idle : 0)) {
-			double mine = tr->avg_run_ms;
-			too_slow = mine < 0 || work < 0 ||
-			    (work + mine) / (double)w->cfg->workers.threads >
-			    PREFETCH_WINDOW_MS;
-			if (!too_slow)
-				work += mine;
-		} else if (work >= 0) {
-			double mine = tr->avg_run_ms;
-			work = mine < 0 ? -1 : work + mine;
-		}
-		if (too_slow ||
-		    (cap > 0 && type_of(w, jobs[i].type)->running + same >= cap)) {
+		double work;
+		if (!may_take(w, b, cfg, jobs[i].type, &work)) {
 			/* Over the type's cap, or too slow to claim ahead:
 			 * put the row back as it was. */
 			struct store_completion c = {
-				.id = jobs[i].id, .claim = token,
+				.id = jobs[i].id, .claim = req.claim,
 				.status = JOB_QUEUED, .attempt_delta = -1,
 				.run_at_ms = jobs[i].run_at_ms,
 				.result = jobs[i].result, .error = jobs[i].error,
@@ -555,8 +676,9 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 			rc = store_complete(w->st, &c, err, errlen);
 			if (rc != 0)
 				goto out;
-			/* No need to look again before a worker frees up or a
-			 * type falls below its cap: both come as completions. */
+			/* Look again when a worker frees up or a type falls
+			 * below its cap: both come as completions. */
+			b->held_back = true;
 			continue;
 		}
 		struct job *j = malloc(sizeof(*j));
@@ -566,15 +688,17 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 			goto out;
 		}
 		job_move(j, &jobs[i]);
-		b->claimed[kept++] = j;
+		rc = take(w, b, j, work);
+		if (rc != 0) {
+			job_free(j);
+			jobd_seterr(err, errlen, rc, "out of memory");
+			goto out;
+		}
 	}
-	rc = 0;
 out:
-	b->nclaimed = kept;
 	for (size_t i = 0; i < n; i++)
 		job_clear(&jobs[i]);
 	free(jobs);
-	config_release(current);
 	return rc;
 }
 
@@ -585,7 +709,7 @@ free_claimed(struct batch *b)
 		job_free(b->claimed[i]);
 	free(b->claimed);
 	b->claimed = NULL;
-	b->nclaimed = 0;
+	b->nclaimed = b->capclaimed = 0;
 }
 
 static void
@@ -633,6 +757,7 @@ static void
 run_batch(writer *w, struct writer_op *ops, bool draining)
 {
 	struct batch b = {.earliest_future = -1};
+	struct config *current = config_acquire();
 	char err[256] = "";
 	int64_t now = clock_now_ms();
 	int rc, nops = 0;
@@ -641,13 +766,19 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 
 	/* A completion frees its worker as soon as it arrives, whatever
 	 * becomes of the commit. */
+	b.cfg = current ? current : w->cfg;
+	b.draining = draining;
 	for (struct writer_op *op = ops; op; op = op->next) {
 		nops++;
 		if (op->kind == WOP_COMPLETE && !op->counted) {
 			count_completion(w, op);
-			b.due = true;
+			/* A freed worker, or a type below its cap, may take
+			 * what the last claim left queued. */
+			b.due = b.due || w->held_back;
 		}
 	}
+	if (w->next_run_at_ms >= 0 && w->next_run_at_ms <= now)
+		w->maybe_due = true; /* waiting rows to promote */
 
 	/* fsync only what a client is told about (submit, cancel, retry);
 	 * a later fsync makes the rest durable too. */
@@ -666,8 +797,8 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 			goto failed;
 		}
 	}
-	if (!draining && (w->maybe_due || b.due ||
-	                  (w->next_run_at_ms >= 0 && w->next_run_at_ms <= now))) {
+	bool claimed = !draining && (w->maybe_due || b.due);
+	if (claimed) {
 		rc = claim(w, &b, now, err, sizeof(err));
 		if (rc != 0)
 			goto failed;
@@ -708,10 +839,16 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 		w->next_run_at_ms = b.earliest_future;
 	for (size_t i = 0; i < b.nclaimed; i++)
 		type_of(w, b.claimed[i]->type)->running++;
+	end_batch_counts(w);
 	atomic_fetch_add(&w->inflight, (int64_t)b.nclaimed);
-	if (b.claim_full || b.due) {
+	if (claimed)
+		w->held_back = b.held_back;
+	if (!claimed) {
+		/* Unchanged, or due rows were queued without a claim. */
+		w->maybe_due = w->maybe_due || b.due;
+	} else if (b.claim_full || b.held_back) {
 		w->maybe_due = true;
-	} else if (!draining) {
+	} else {
 		/* The claim found less than it could take: nothing else is
 		 * due now.  Sleep until the earliest future run_at. */
 		int64_t next = -1;
@@ -748,11 +885,14 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 	} else {
 		free_claimed(&b);
 	}
+	config_release(current);
 	return;
 
 failed:
 	store_rollback(w->st);
 	free_claimed(&b);
+	end_batch_counts(w);
+	w->maybe_due = true; /* whatever the claim saw is undone */
 	atomic_store(&w->healthy, false);
 	log_err("writer", "transaction of %d operation(s) failed: %s (%s)",
 	        nops, err, jobd_strerror(rc));
@@ -781,6 +921,7 @@ failed:
 		finish_op(op);
 	}
 	w->retry_at_mono_ms = clock_mono_ms() + RETRY_AFTER_FAILURE_MS;
+	config_release(current);
 }
 
 static void

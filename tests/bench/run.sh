@@ -363,13 +363,18 @@ memory_scenario() {
 	row "memory: daemon RSS with $(commas "$MEM_JOBS") queued jobs" "$res" "< 64 MiB" "$met"
 }
 
-intake_scenario full
-intake_scenario normal
-drain_scenario 2
-drain_scenario 8
-exec_scenario
-pickup_scenario
-memory_scenario
+# BENCH_ONLY="exec pickup" runs some scenarios only (for a quick look; the
+# table then has only their rows).
+only() {
+	[ -z "${BENCH_ONLY:-}" ] && return 0
+	case " $BENCH_ONLY " in *" $1 "*) return 0 ;; esac
+	return 1
+}
+if only intake; then intake_scenario full; intake_scenario normal; fi
+if only drain; then drain_scenario 2; drain_scenario 8; fi
+if only exec; then exec_scenario; fi
+if only pickup; then pickup_scenario; fi
+if only memory; then memory_scenario; fi
 
 T_TOTAL=$(($(now_ms) - T_START))
 if [ "$INTEGRITY_BAD" = 0 ]; then
@@ -387,6 +392,8 @@ libs="SQLite $(sqlite3 -version | awk '{ print $1 }'), libmicrohttpd $(pkg-confi
 day=$(date +%F)
 mkdir -p "$BENCH/results"
 report=$BENCH/results/$day.md
+# A partial run (BENCH_ONLY) does not replace the day's full table.
+[ -z "${BENCH_ONLY:-}" ] || report=$TMP/partial.md
 {
 	echo "# jobd benchmark, $day"
 	echo
@@ -418,4 +425,4 @@ report=$BENCH/results/$day.md
 echo
 cat "$report"
 echo
-echo "written to ${report#"$ROOT"/}"
+[ -n "${BENCH_ONLY:-}" ] || echo "written to ${report#"$ROOT"/}"

@@ -137,6 +137,98 @@ START_TEST(test_priority_order)
 }
 END_TEST
 
+/* Submits a sleep job of `seconds` with `priority`; returns its id. */
+static char *
+submit_sleep(jd *d, int priority, const char *seconds)
+{
+	char body[128];
+
+	snprintf(body, sizeof(body), "{\"type\":\"sleep\",\"priority\":%d,"
+	         "\"payload\":{\"seconds\":%s}}", priority, seconds);
+	return submit_ok(d, body);
+}
+
+/*
+ * Claim order over one worker: highest priority first, then the oldest
+ * among equal priorities (FIFO); and a job submitted later with a higher
+ * priority still goes before one that was already waiting.
+ */
+START_TEST(test_claim_order_priority_then_fifo)
+{
+	/* phase 1: submitted in this order behind a 0.5 s blocker */
+	static const int prio[5] = {0, 5, -3, 5, 10};
+	/* expected start order (indexes into prio): 10, first 5, second 5,
+	 * 0, -3 */
+	static const int order[5] = {4, 1, 3, 0, 2};
+	jd *d = launch(1, NULL);
+	char *blocker, *ids[5], *busy, *a, *b;
+	int64_t started[5], blocker_end, busy_end, a_start, b_start;
+	struct jd_resp *r;
+
+	blocker = submit_sleep(d, 0, "0.5");
+	jd_resp_free(wait_status(d, blocker, "running", 10000));
+	for (int i = 0; i < 5; i++)
+		/* each sleeps 50 ms, so started_at values differ */
+		ids[i] = submit_sleep(d, prio[i], "0.05");
+	r = wait_status(d, blocker, "succeeded", 10000);
+	blocker_end = time_field(r, "finished_at");
+	jd_resp_free(r);
+	for (int i = 0; i < 5; i++) {
+		r = wait_status(d, ids[i], "succeeded", 10000);
+		started[i] = time_field(r, "started_at");
+		ck_assert_int_eq(int_field(r, "priority"), prio[i]);
+		/* otherwise the test proves nothing */
+		ck_assert_msg(time_field(r, "created_at") <= blocker_end,
+		              "job %d was submitted after the worker became "
+		              "free: %s", i, r->body);
+		ck_assert_msg(started[i] >= blocker_end, "job %d started "
+		              "before the only worker was free: %s", i, r->body);
+		jd_resp_free(r);
+	}
+	for (int k = 1; k < 5; k++)
+		ck_assert_msg(started[order[k - 1]] < started[order[k]],
+		              "start order wrong: job %d (prio %d) started at "
+		              "%lld, job %d (prio %d) at %lld (expected 10, 5, 5, "
+		              "0, -3, FIFO among equals)",
+		              order[k - 1], prio[order[k - 1]],
+		              (long long)started[order[k - 1]], order[k],
+		              prio[order[k]], (long long)started[order[k]]);
+
+	/* phase 2: the worker is idle, so this one starts at once */
+	busy = submit_sleep(d, 0, "0.3");
+	jd_resp_free(wait_status(d, busy, "running", 10000));
+	a = submit_sleep(d, 0, "0.05");
+	b = submit_sleep(d, 1, "0.05");
+	r = wait_status(d, busy, "succeeded", 10000);
+	busy_end = time_field(r, "finished_at");
+	jd_resp_free(r);
+	r = wait_status(d, a, "succeeded", 10000);
+	a_start = time_field(r, "started_at");
+	ck_assert_msg(time_field(r, "created_at") <= busy_end,
+	              "A was submitted after the worker became free: %s",
+	              r->body);
+	jd_resp_free(r);
+	r = wait_status(d, b, "succeeded", 10000);
+	b_start = time_field(r, "started_at");
+	ck_assert_msg(time_field(r, "created_at") <= busy_end,
+	              "B was submitted after the worker became free: %s",
+	              r->body);
+	jd_resp_free(r);
+	ck_assert_msg(b_start < a_start, "B (prio 1, submitted second) "
+	              "started at %lld, not before A (prio 0, waiting "
+	              "first) at %lld", (long long)b_start,
+	              (long long)a_start);
+
+	for (int i = 0; i < 5; i++)
+		free(ids[i]);
+	free(blocker);
+	free(busy);
+	free(a);
+	free(b);
+	jd_free(d);
+}
+END_TEST
+
 START_TEST(test_delay)
 {
 	jd *d = launch(2, NULL);
@@ -264,6 +356,7 @@ lifecycle_suite(void)
 	tcase_add_test(tc, test_echo_succeeds);
 	tcase_add_test(tc, test_fail_retries_then_fails);
 	tcase_add_test(tc, test_priority_order);
+	tcase_add_test(tc, test_claim_order_priority_then_fifo);
 	tcase_add_test(tc, test_delay);
 	tcase_add_test(tc, test_run_at_past);
 	tcase_add_test(tc, test_graceful_shutdown);
