@@ -14,6 +14,9 @@
 /* Wall-clock time, milliseconds since the Unix epoch. */
 int64_t clock_now_ms(void);
 
+/* Wall-clock time, microseconds since the Unix epoch (the store's unit). */
+int64_t clock_now_us(void);
+
 /* Monotonic time in milliseconds (CLOCK_MONOTONIC). */
 int64_t clock_mono_ms(void);
 
@@ -21,8 +24,8 @@ int64_t clock_mono_ms(void);
 int64_t clock_mono_us(void);
 
 /*
- * Test hook: when set, clock_now_ms() returns now_ms() + offset.  Only for
- * unit tests; never set in the daemon.
+ * Test hook: when set, clock_now_ms() and clock_now_us() are that far
+ * ahead.  Only for unit tests; never set in the daemon.
  */
 void clock_set_offset_ms(int64_t offset_ms);
 

@@ -32,10 +32,12 @@ struct job {
 	int attempt;              /* attempts started so far */
 	int max_attempts;
 	int64_t timeout_ms;
-	int64_t created_at_ms;
-	int64_t run_at_ms;
-	int64_t started_at_ms;    /* -1: never started */
-	int64_t finished_at_ms;   /* -1: not finished */
+	/* Times in µs since the epoch (the API shows them in ms): pickup
+	 * latency well under a millisecond can be measured from the store. */
+	int64_t created_at_us;
+	int64_t run_at_us;
+	int64_t started_at_us;    /* -1: never started */
+	int64_t finished_at_us;   /* -1: not finished */
 	char *payload;            /* compact JSON text, never NULL once made */
 	char *result;             /* JSON text or NULL */
 	char *error;              /* plain text or NULL */

@@ -29,7 +29,7 @@ struct store_options {
 
 /* What a claim asks for. */
 struct store_claim_req {
-	int64_t now_ms;
+	int64_t now_us;
 	size_t limit;                  /* most jobs to claim */
 	const char *const *excluded;   /* types at their concurrency cap */
 	size_t nexcluded;
@@ -42,14 +42,14 @@ struct store_completion {
 	const char *claim;     /* the attempt's claim token (fencing) */
 	int status;            /* new status: queued (retry), succeeded, ... */
 	int attempt_delta;     /* -1 to not count the attempt (shutdown) */
-	int64_t run_at_ms;     /* for status queued */
-	int64_t finished_at_ms;/* for final statuses */
+	int64_t run_at_us;     /* for status queued */
+	int64_t finished_at_us;/* for final statuses */
 	const char *result;    /* JSON text or NULL */
 	const char *error;     /* text or NULL */
 	bool has_exit_code;
 	int exit_code;
 	bool output_truncated;
-	int64_t started_at_ms; /* when the attempt began (-1: keep) */
+	int64_t started_at_us; /* when the attempt began (-1: keep) */
 };
 
 /* Filters of GET /jobs. */
@@ -92,7 +92,7 @@ void store_rollback(store *st);
 
 /*
  * Inserts a new job: queued, or - when job->status is JOB_RUNNING - already
- * claimed with job->claim, its first attempt started at job->started_at_ms.
+ * claimed with job->claim, its first attempt started at job->started_at_us.
  * JOBD_ECONFLICT if the id or key exists.
  */
 int store_insert(store *st, const struct job *job, char *err, size_t errlen);
@@ -126,7 +126,7 @@ int store_complete(store *st, const struct store_completion *c, char *err,
  * (for running jobs, cancel_requested is set so that recovery honours it);
  * JOBD_ENOTFOUND.
  */
-int store_cancel(store *st, const char *id, int64_t now_ms, int *status,
+int store_cancel(store *st, const char *id, int64_t now_us, int *status,
                  char *err, size_t errlen);
 
 /*
@@ -135,7 +135,7 @@ int store_cancel(store *st, const char *id, int64_t now_ms, int *status,
  * in *status; JOBD_ECONFLICT (its current status in *status) or
  * JOBD_ENOTFOUND.
  */
-int store_retry(store *st, const char *id, int64_t now_ms, int *status,
+int store_retry(store *st, const char *id, int64_t now_us, int *status,
                 char *err, size_t errlen);
 
 /*
@@ -143,21 +143,21 @@ int store_retry(store *st, const char *id, int64_t now_ms, int *status,
  * with the attempt counted, or to failed when no attempt is left, or to
  * cancelled when a cancel was requested.
  */
-int store_recover(store *st, int64_t now_ms, int *requeued, int *failed,
+int store_recover(store *st, int64_t now_us, int *requeued, int *failed,
                   char *err, size_t errlen);
 
 /*
- * Deletes up to limit finished jobs finished before cutoff_ms; adds the
+ * Deletes up to limit finished jobs finished before cutoff_us; adds the
  * number deleted per status to deleted[] (which the caller zeroes).
  */
-int store_purge(store *st, int64_t cutoff_ms, int limit,
+int store_purge(store *st, int64_t cutoff_us, int limit,
                 int64_t deleted[JOB_NSTATUS], char *err, size_t errlen);
 
 /*
  * Earliest run_at of a queued job that is not due yet (jobs become due,
  * and claimable, at the first claim after their run_at), or -1 when none.
  */
-int store_next_run_at(store *st, int64_t *out_ms, char *err, size_t errlen);
+int store_next_run_at(store *st, int64_t *out_us, char *err, size_t errlen);
 
 /* Number of jobs in status (writer connection; exact). */
 int store_count_writer(store *st, int status, int64_t *out, char *err,

@@ -37,13 +37,13 @@ int submit_json_strict(const char *buf, size_t len, int max_depth, char *err,
 /*
  * Parses and validates a submission.  On success returns 0 and fills job
  * (which must be job_init'ed; its strings then belong to it) with type,
- * payload, priority, run_at, max_attempts, timeout and created_at = now_ms;
+ * payload, priority, run_at, max_attempts, timeout and created_at = now_us;
  * the id is not set.  On failure returns JOBD_EINVAL (malformed: answer 400)
  * or JOBD_ERANGE (well-formed but unacceptable: answer 422), with the reason
  * in err, and leaves job clear.
  */
 int submit_parse(const char *body, size_t len, const struct config *cfg,
-                 int64_t now_ms, struct job *job, char *err, size_t errlen);
+                 int64_t now_us, struct job *job, char *err, size_t errlen);
 
 /*
  * Fingerprint of a submission for Idempotency-Key: FNV-1a 64 of the body's

@@ -43,14 +43,14 @@ struct writer_op {
 	char claim[CLAIM_TOKEN_MAX];
 	int new_status;
 	int attempt_delta;
-	int64_t run_at_ms;
-	int64_t finished_at_ms;
+	int64_t run_at_us;
+	int64_t finished_at_us;
 	char *result;
 	char *error;
 	bool has_exit_code;
 	int exit_code;
 	bool output_truncated;
-	int64_t started_at_ms;          /* when the attempt really began */
+	int64_t started_at_us;          /* when the attempt really began */
 	int64_t run_us;                 /* how long it ran */
 
 	/* Outcome, valid in done(): rc is 0 or JOBD_E*; status is the job's

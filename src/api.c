@@ -640,7 +640,7 @@ handle_submit(api *a, struct api_call *call)
 	writer_op_init(&call->op, WOP_SUBMIT);
 	struct config *cfg = config_acquire(); /* handlers as reloaded */
 	rc = submit_parse(call->body, call->body_len, cfg ? cfg : a->cfg,
-	                  clock_now_ms(), &call->op.job, err, sizeof(err));
+	                  clock_now_us(), &call->op.job, err, sizeof(err));
 	config_release(cfg);
 	if (rc != 0) {
 		problem_for(call, rc, err);

@@ -60,10 +60,10 @@ void
 job_init(struct job *job)
 {
 	memset(job, 0, sizeof(*job));
-	job->created_at_ms = -1;
-	job->run_at_ms = -1;
-	job->started_at_ms = -1;
-	job->finished_at_ms = -1;
+	job->created_at_us = -1;
+	job->run_at_us = -1;
+	job->started_at_us = -1;
+	job->finished_at_us = -1;
 	job->cancel_on_disconnect = true;
 }
 
@@ -94,14 +94,15 @@ job_move(struct job *dst, struct job *src)
 	job_init(src);
 }
 
+/* A stored time (µs since the epoch) as the API shows it: RFC 3339 in ms. */
 static cJSON *
-time_or_null(int64_t ms)
+time_or_null(int64_t us)
 {
 	char buf[40];
 
-	if (ms < 0)
+	if (us < 0)
 		return cJSON_CreateNull();
-	clock_format_rfc3339(ms, buf, sizeof(buf));
+	clock_format_rfc3339(us / 1000, buf, sizeof(buf));
 	return cJSON_CreateString(buf);
 }
 
@@ -121,12 +122,12 @@ job_to_cjson(const struct job *job)
 	ok = ok && cJSON_AddNumberToObject(o, "attempt", job->attempt);
 	ok = ok && cJSON_AddNumberToObject(o, "max_attempts", job->max_attempts);
 	ok = ok && cJSON_AddItemToObject(o, "created_at",
-	                                 time_or_null(job->created_at_ms));
-	ok = ok && cJSON_AddItemToObject(o, "run_at", time_or_null(job->run_at_ms));
+	                                 time_or_null(job->created_at_us));
+	ok = ok && cJSON_AddItemToObject(o, "run_at", time_or_null(job->run_at_us));
 	ok = ok && cJSON_AddItemToObject(o, "started_at",
-	                                 time_or_null(job->started_at_ms));
+	                                 time_or_null(job->started_at_us));
 	ok = ok && cJSON_AddItemToObject(o, "finished_at",
-	                                 time_or_null(job->finished_at_ms));
+	                                 time_or_null(job->finished_at_us));
 	ok = ok && cJSON_AddItemToObject(o, "payload",
 	                                 job->payload ? cJSON_CreateRaw(job->payload)
 	                                              : cJSON_CreateNull());

@@ -76,24 +76,24 @@ int store_complete(store *st, const struct store_completion *c, char *err,
                    size_t errlen)
 { return st->ops->complete(st->impl, c, err, errlen); }
 
-int store_cancel(store *st, const char *id, int64_t now_ms, int *status,
+int store_cancel(store *st, const char *id, int64_t now_us, int *status,
                  char *err, size_t errlen)
-{ return st->ops->cancel(st->impl, id, now_ms, status, err, errlen); }
+{ return st->ops->cancel(st->impl, id, now_us, status, err, errlen); }
 
-int store_retry(store *st, const char *id, int64_t now_ms, int *status,
+int store_retry(store *st, const char *id, int64_t now_us, int *status,
                 char *err, size_t errlen)
-{ return st->ops->retry(st->impl, id, now_ms, status, err, errlen); }
+{ return st->ops->retry(st->impl, id, now_us, status, err, errlen); }
 
-int store_recover(store *st, int64_t now_ms, int *requeued, int *failed,
+int store_recover(store *st, int64_t now_us, int *requeued, int *failed,
                   char *err, size_t errlen)
-{ return st->ops->recover(st->impl, now_ms, requeued, failed, err, errlen); }
+{ return st->ops->recover(st->impl, now_us, requeued, failed, err, errlen); }
 
-int store_purge(store *st, int64_t cutoff_ms, int limit,
+int store_purge(store *st, int64_t cutoff_us, int limit,
                 int64_t deleted[JOB_NSTATUS], char *err, size_t errlen)
-{ return st->ops->purge(st->impl, cutoff_ms, limit, deleted, err, errlen); }
+{ return st->ops->purge(st->impl, cutoff_us, limit, deleted, err, errlen); }
 
-int store_next_run_at(store *st, int64_t *out_ms, char *err, size_t errlen)
-{ return st->ops->next_run_at(st->impl, out_ms, err, errlen); }
+int store_next_run_at(store *st, int64_t *out_us, char *err, size_t errlen)
+{ return st->ops->next_run_at(st->impl, out_us, err, errlen); }
 
 int store_count_writer(store *st, int status, int64_t *out, char *err,
                        size_t errlen)

@@ -46,7 +46,7 @@ static const char *const migrations[] = {
 	"  attempt INTEGER NOT NULL DEFAULT 0,"
 	"  max_attempts INTEGER NOT NULL,"
 	"  timeout_ms INTEGER NOT NULL,"
-	"  created_at INTEGER NOT NULL,"   /* ms since the epoch */
+	"  created_at INTEGER NOT NULL,"   /* ms since the epoch (µs from v2) */
 	"  run_at INTEGER NOT NULL,"
 	"  started_at INTEGER,"
 	"  finished_at INTEGER,"
@@ -78,6 +78,11 @@ static const char *const migrations[] = {
 	"  WHERE finished_at IS NOT NULL;"
 	"CREATE UNIQUE INDEX jobs_idem ON jobs(idem_key)"
 	"  WHERE idem_key IS NOT NULL;",
+	/* 2: times in microseconds since the epoch, so that pickup latency
+	 * under a millisecond can be told apart (the API still shows ms). */
+	"UPDATE jobs SET created_at = created_at * 1000,"
+	"  run_at = run_at * 1000, started_at = started_at * 1000,"
+	"  finished_at = finished_at * 1000;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -413,10 +418,10 @@ row_to_job(sqlite3_stmt *st, struct job *job)
 	job->attempt = sqlite3_column_int(st, 4);
 	job->max_attempts = sqlite3_column_int(st, 5);
 	job->timeout_ms = sqlite3_column_int64(st, 6);
-	job->created_at_ms = col_time(st, 7);
-	job->run_at_ms = col_time(st, 8);
-	job->started_at_ms = col_time(st, 9);
-	job->finished_at_ms = col_time(st, 10);
+	job->created_at_us = col_time(st, 7);
+	job->run_at_us = col_time(st, 8);
+	job->started_at_us = col_time(st, 9);
+	job->finished_at_us = col_time(st, 10);
 	job->payload = col_strdup(st, 11);
 	job->result = col_strdup(st, 12);
 	job->error = col_strdup(st, 13);
@@ -531,8 +536,8 @@ sq_insert(void *impl, const struct job *job, char *err, size_t errlen)
 	sqlite3_bind_int(st, 3, job->priority);
 	sqlite3_bind_int(st, 4, job->max_attempts);
 	sqlite3_bind_int64(st, 5, job->timeout_ms);
-	sqlite3_bind_int64(st, 6, job->created_at_ms);
-	sqlite3_bind_int64(st, 7, job->run_at_ms);
+	sqlite3_bind_int64(st, 6, job->created_at_us);
+	sqlite3_bind_int64(st, 7, job->run_at_us);
 	sqlite3_bind_text(st, 8, job->payload ? job->payload : "null", -1,
 	                  SQLITE_STATIC);
 	sqlite3_bind_int(st, 9, job->cancel_on_disconnect);
@@ -541,7 +546,7 @@ sq_insert(void *impl, const struct job *job, char *err, size_t errlen)
 	if (job->status == JOB_RUNNING) {
 		/* Claimed as it is inserted: its first attempt starts now. */
 		sqlite3_bind_text(st, 12, job->claim, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 13, job->started_at_ms);
+		sqlite3_bind_int64(st, 13, job->started_at_us);
 	}
 	rc = step_done(st);
 	return rc ? fail(s->wdb, rc, err, errlen, "insert") : 0;
@@ -605,7 +610,7 @@ sq_claim(void *impl, const struct store_claim_req *req, struct job **out,
 	snprintf(excluded + used, sizeof(excluded) - used, "]");
 
 	/* Jobs whose run_at has come join the due ones. */
-	sqlite3_bind_int64(s->w[W_PROMOTE], 1, req->now_ms);
+	sqlite3_bind_int64(s->w[W_PROMOTE], 1, req->now_us);
 	rc = step_done(s->w[W_PROMOTE]);
 	if (rc != SQLITE_OK)
 		return fail(s->wdb, rc, err, errlen, "promote");
@@ -613,7 +618,7 @@ sq_claim(void *impl, const struct store_claim_req *req, struct job **out,
 	jobs = malloc(cap * sizeof(*jobs));
 	if (jobs == NULL)
 		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
-	sqlite3_bind_int64(st, 1, req->now_ms);
+	sqlite3_bind_int64(st, 1, req->now_us);
 	sqlite3_bind_text(st, 2, req->claim, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, excluded, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)req->limit);
@@ -668,9 +673,9 @@ sq_complete(void *impl, const struct store_completion *c, char *err,
 	sqlite3_bind_text(st, 2, c->claim, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, job_status_name(c->status), -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 4, c->attempt_delta);
-	bind_time_or_null(st, 5, c->status == JOB_QUEUED ? c->run_at_ms : -1);
+	bind_time_or_null(st, 5, c->status == JOB_QUEUED ? c->run_at_us : -1);
 	bind_time_or_null(st, 6, job_status_is_final(c->status)
-	                             ? c->finished_at_ms : -1);
+	                             ? c->finished_at_us : -1);
 	bind_text_or_null(st, 7, c->result);
 	bind_text_or_null(st, 8, c->error);
 	if (c->has_exit_code)
@@ -678,7 +683,7 @@ sq_complete(void *impl, const struct store_completion *c, char *err,
 	else
 		sqlite3_bind_null(st, 9);
 	sqlite3_bind_int(st, 10, c->output_truncated);
-	bind_time_or_null(st, 11, c->started_at_ms > 0 ? c->started_at_ms : -1);
+	bind_time_or_null(st, 11, c->started_at_us > 0 ? c->started_at_us : -1);
 	rc = step_done(st);
 	if (rc != SQLITE_OK)
 		return fail(s->wdb, rc, err, errlen, "complete");
@@ -713,7 +718,7 @@ writer_status_of(struct sq *s, const char *id, int *status, char *err,
 }
 
 static int
-sq_cancel(void *impl, const char *id, int64_t now_ms, int *status, char *err,
+sq_cancel(void *impl, const char *id, int64_t now_us, int *status, char *err,
           size_t errlen)
 {
 	struct sq *s = impl;
@@ -721,7 +726,7 @@ sq_cancel(void *impl, const char *id, int64_t now_ms, int *status, char *err,
 	int rc;
 
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_int64(st, 2, now_us);
 	rc = step_done(st);
 	if (rc != SQLITE_OK)
 		return fail(s->wdb, rc, err, errlen, "cancel");
@@ -744,7 +749,7 @@ sq_cancel(void *impl, const char *id, int64_t now_ms, int *status, char *err,
 }
 
 static int
-sq_retry(void *impl, const char *id, int64_t now_ms, int *status, char *err,
+sq_retry(void *impl, const char *id, int64_t now_us, int *status, char *err,
          size_t errlen)
 {
 	struct sq *s = impl;
@@ -756,7 +761,7 @@ sq_retry(void *impl, const char *id, int64_t now_ms, int *status, char *err,
 	if (rc != 0)
 		return rc;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_int64(st, 2, now_us);
 	rc = step_done(st);
 	if (rc != SQLITE_OK)
 		return fail(s->wdb, rc, err, errlen, "retry");
@@ -770,7 +775,7 @@ sq_retry(void *impl, const char *id, int64_t now_ms, int *status, char *err,
 }
 
 static int
-sq_recover(void *impl, int64_t now_ms, int *requeued, int *failed,
+sq_recover(void *impl, int64_t now_us, int *requeued, int *failed,
            char *err, size_t errlen)
 {
 	struct sq *s = impl;
@@ -781,7 +786,7 @@ sq_recover(void *impl, int64_t now_ms, int *requeued, int *failed,
 	*requeued = *failed = 0;
 	for (size_t i = 0; i < 3; i++) {
 		sqlite3_stmt *st = s->w[steps[i]];
-		sqlite3_bind_int64(st, 1, now_ms);
+		sqlite3_bind_int64(st, 1, now_us);
 		rc = step_done(st);
 		if (rc != SQLITE_OK)
 			return fail(s->wdb, rc, err, errlen, "recover");
@@ -794,14 +799,14 @@ sq_recover(void *impl, int64_t now_ms, int *requeued, int *failed,
 }
 
 static int
-sq_purge(void *impl, int64_t cutoff_ms, int limit,
+sq_purge(void *impl, int64_t cutoff_us, int limit,
          int64_t deleted[JOB_NSTATUS], char *err, size_t errlen)
 {
 	struct sq *s = impl;
 	sqlite3_stmt *st = s->w[W_PURGE];
 	int rc;
 
-	sqlite3_bind_int64(st, 1, cutoff_ms);
+	sqlite3_bind_int64(st, 1, cutoff_us);
 	sqlite3_bind_int(st, 2, limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int status = job_status_parse(
@@ -817,14 +822,14 @@ sq_purge(void *impl, int64_t cutoff_ms, int limit,
 }
 
 static int
-sq_next_run_at(void *impl, int64_t *out_ms, char *err, size_t errlen)
+sq_next_run_at(void *impl, int64_t *out_us, char *err, size_t errlen)
 {
 	struct sq *s = impl;
 	sqlite3_stmt *st = s->w[W_NEXT_RUN_AT];
 	int rc = sqlite3_step(st);
 
 	if (rc == SQLITE_ROW) {
-		*out_ms = col_time(st, 0);
+		*out_us = col_time(st, 0);
 		rc = 0;
 	} else {
 		rc = fail(s->wdb, rc, err, errlen, "next run_at");

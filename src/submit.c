@@ -403,7 +403,7 @@ get_int(const cJSON *item, const char *name, long min, long max, long *out,
 
 int
 submit_parse(const char *body, size_t len, const struct config *cfg,
-             int64_t now_ms, struct job *job, char *err, size_t errlen)
+             int64_t now_us, struct job *job, char *err, size_t errlen)
 {
 	cJSON *root = NULL;
 	const cJSON *item, *delay = NULL, *run_at = NULL;
@@ -511,8 +511,8 @@ submit_parse(const char *body, size_t len, const struct config *cfg,
 	strcpy(job->type, item->valuestring);
 	job->max_attempts = (int)h->max_attempts;
 	job->timeout_ms = h->timeout_ms;
-	job->created_at_ms = now_ms;
-	job->run_at_ms = now_ms;
+	job->created_at_us = now_us;
+	job->run_at_us = now_us;
 
 	item = cJSON_GetObjectItemCaseSensitive(root, "priority");
 	if (item != NULL) {
@@ -563,7 +563,7 @@ submit_parse(const char *body, size_t len, const struct config *cfg,
 			                 "seconds", (long long)(MAX_DELAY_MS / 1000));
 			goto out;
 		}
-		job->run_at_ms = now_ms + (int64_t)llround(ms);
+		job->run_at_us = now_us + (int64_t)llround(ms) * 1000;
 	}
 	if (run_at != NULL) {
 		int64_t at;
@@ -578,13 +578,14 @@ submit_parse(const char *body, size_t len, const struct config *cfg,
 			                 "(e.g. 2026-01-02T03:04:05Z)");
 			goto out;
 		}
-		if (at > now_ms + MAX_DELAY_MS) {
+		at *= 1000; /* ms to the store's µs */
+		if (at > now_us + MAX_DELAY_MS * 1000) {
 			rc = jobd_seterr(err, errlen, JOBD_ERANGE,
 			                 "\"run_at\" is more than a year ahead");
 			goto out;
 		}
 		/* A time in the past means "now": the job is due. */
-		job->run_at_ms = at > now_ms ? at : now_ms;
+		job->run_at_us = at > now_us ? at : now_us;
 	}
 	item = cJSON_GetObjectItemCaseSensitive(root, "cancel_on_disconnect");
 	if (item != NULL) {

@@ -101,11 +101,11 @@ worker_pool_free(worker_pool *p)
 /* Builds the completion of an attempt and hands it to the writer. */
 static void
 report(worker_pool *p, const struct job *job, const struct handler_conf *h,
-       struct jobd_result *res, int stop, int64_t started_at_ms,
+       struct jobd_result *res, int stop, int64_t started_at_us,
        int64_t run_us)
 {
 	struct writer_op *op = malloc(sizeof(*op));
-	int64_t now = clock_now_ms();
+	int64_t now = clock_now_us();
 
 	if (op == NULL) {
 		log_err("workers", "job %s: out of memory reporting its end; "
@@ -123,8 +123,8 @@ report(worker_pool *p, const struct job *job, const struct handler_conf *h,
 	op->has_exit_code = res->has_exit_code != 0;
 	op->exit_code = res->exit_code;
 	op->output_truncated = res->output_truncated != 0;
-	op->finished_at_ms = now;
-	op->started_at_ms = started_at_ms;
+	op->finished_at_us = now;
+	op->started_at_us = started_at_us;
 	op->run_us = run_us;
 
 	if (res->outcome == JOBD_SUCCEEDED) {
@@ -137,8 +137,8 @@ report(worker_pool *p, const struct job *job, const struct handler_conf *h,
 		/* Not the job's fault: back to the queue, attempt not counted. */
 		op->new_status = JOB_QUEUED;
 		op->attempt_delta = -1;
-		op->run_at_ms = now;
-		op->finished_at_ms = -1;
+		op->run_at_us = now;
+		op->finished_at_us = -1;
 	} else if (res->outcome == JOBD_FAILED_FOR_GOOD) {
 		op->new_status = JOB_FAILED;
 	} else {
@@ -160,10 +160,10 @@ report(worker_pool *p, const struct job *job, const struct handler_conf *h,
 		}
 		if (job->attempt < job->max_attempts) {
 			op->new_status = JOB_QUEUED;
-			op->run_at_ms = now + backoff_jitter_ms(job->attempt,
-			    h ? h->backoff_base_ms : 1000,
+			op->run_at_us = now + 1000 * backoff_jitter_ms(
+			    job->attempt, h ? h->backoff_base_ms : 1000,
 			    h ? h->backoff_max_ms : 3600000);
-			op->finished_at_ms = -1;
+			op->finished_at_us = -1;
 		} else {
 			op->new_status = JOB_FAILED;
 		}
@@ -187,7 +187,7 @@ run_one(worker_pool *p, size_t index, struct job *job)
 	struct jobd_result res = {0};
 	jobd_ctx *ctx = NULL;
 	int64_t start = clock_mono_ms(), start_us = clock_mono_us();
-	int64_t started_at = clock_now_ms();
+	int64_t started_at = clock_now_us();
 	int stop = JOBD_STOP_NONE;
 
 	if (h == NULL) {

@@ -80,7 +80,7 @@ struct writer {
 	                                  capped or slow types queued */
 	bool fatal;                    /* an I/O error was reported to main */
 	double avg_run_ms;             /* moving average over all types */
-	int64_t next_run_at_ms;        /* earliest future run_at, -1 none */
+	int64_t next_run_at_us;        /* earliest future run_at, -1 none */
 	int64_t next_purge_mono_ms;
 	int64_t retry_at_mono_ms;      /* after a failed commit, -1 none */
 	struct writer_op *pending;     /* completions to re-apply after a
@@ -95,8 +95,8 @@ writer_op_init(struct writer_op *op, int kind)
 	memset(op, 0, sizeof(*op));
 	job_init(&op->job);
 	op->kind = kind;
-	op->finished_at_ms = -1;
-	op->run_at_ms = -1;
+	op->finished_at_us = -1;
+	op->run_at_us = -1;
 }
 
 void
@@ -124,7 +124,7 @@ writer_new(store *st, const struct config *cfg)
 	atomic_init(&w->healthy, true);
 	w->maybe_due = true;
 	w->avg_run_ms = -1;
-	w->next_run_at_ms = -1;
+	w->next_run_at_us = -1;
 	w->retry_at_mono_ms = -1;
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		memset(rnd, 0x5a, sizeof(rnd));
@@ -256,10 +256,10 @@ writer_recover(writer *w, char *err, size_t errlen)
 	rc = store_begin(w->st, err, errlen);
 	if (rc != 0)
 		return rc;
-	rc = store_recover(w->st, clock_now_ms(), &requeued, &failed, err,
+	rc = store_recover(w->st, clock_now_us(), &requeued, &failed, err,
 	                   errlen);
 	if (rc == 0)
-		rc = store_next_run_at(w->st, &w->next_run_at_ms, err, errlen);
+		rc = store_next_run_at(w->st, &w->next_run_at_us, err, errlen);
 	if (rc != 0) {
 		store_rollback(w->st);
 		return rc;
@@ -474,7 +474,7 @@ insert_claimed(writer *w, struct writer_op *op, struct batch *b,
 
 	*taken = false;
 	if (b->draining || w->maybe_due || w->held_back || b->due ||
-	    op->job.run_at_ms > now ||
+	    op->job.run_at_us > now ||
 	    !may_take(w, b, b->cfg, op->job.type, &work))
 		return 0;
 	j = malloc(sizeof(*j));
@@ -492,7 +492,7 @@ insert_claimed(writer *w, struct writer_op *op, struct batch *b,
 	}
 	j->status = JOB_RUNNING;
 	j->attempt = 1;
-	j->started_at_ms = now;
+	j->started_at_us = now;
 	snprintf(j->claim, sizeof(j->claim), "%s", batch_token(w, b));
 	rc = store_insert(w->st, j, op->err, sizeof(op->err));
 	if (rc == 0)
@@ -562,7 +562,7 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 			return rc;
 		b->delta[JOB_QUEUED]++;
 		if (!taken)
-			note_run_at(b, op->job.run_at_ms, now);
+			note_run_at(b, op->job.run_at_us, now);
 		return 0;
 	case WOP_CANCEL:
 		rc = store_cancel(w->st, op->id, now, &op->status, op->err,
@@ -597,13 +597,13 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 			.id = op->id, .claim = op->claim,
 			.status = op->new_status,
 			.attempt_delta = op->attempt_delta,
-			.run_at_ms = op->run_at_ms,
-			.finished_at_ms = op->finished_at_ms,
+			.run_at_us = op->run_at_us,
+			.finished_at_us = op->finished_at_us,
 			.result = op->result, .error = op->error,
 			.has_exit_code = op->has_exit_code,
 			.exit_code = op->exit_code,
 			.output_truncated = op->output_truncated,
-			.started_at_ms = op->started_at_ms,
+			.started_at_us = op->started_at_us,
 		};
 		rc = store_complete(w->st, &c, op->err, sizeof(op->err));
 		if (rc == JOBD_ESTALE) {
@@ -618,7 +618,7 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 		b->delta[JOB_RUNNING]--;
 		b->delta[op->new_status]++;
 		if (op->new_status == JOB_QUEUED)
-			note_run_at(b, op->run_at_ms, now);
+			note_run_at(b, op->run_at_us, now);
 		return 0;
 	}
 	}
@@ -649,7 +649,7 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 			excluded[nexcluded++] = h->name;
 	}
 	struct store_claim_req req = {
-		.now_ms = now, .limit = (size_t)b->slots,
+		.now_us = now, .limit = (size_t)b->slots,
 		.excluded = excluded, .nexcluded = nexcluded,
 		.claim = batch_token(w, b),
 	};
@@ -666,12 +666,12 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 			struct store_completion c = {
 				.id = jobs[i].id, .claim = req.claim,
 				.status = JOB_QUEUED, .attempt_delta = -1,
-				.run_at_ms = jobs[i].run_at_ms,
+				.run_at_us = jobs[i].run_at_us,
 				.result = jobs[i].result, .error = jobs[i].error,
 				.has_exit_code = jobs[i].has_exit_code,
 				.exit_code = jobs[i].exit_code,
 				.output_truncated = jobs[i].output_truncated,
-				.started_at_ms = -1,
+				.started_at_us = -1,
 			};
 			rc = store_complete(w->st, &c, err, errlen);
 			if (rc != 0)
@@ -759,7 +759,7 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 	struct batch b = {.earliest_future = -1};
 	struct config *current = config_acquire();
 	char err[256] = "";
-	int64_t now = clock_now_ms();
+	int64_t now = clock_now_us();
 	int rc, nops = 0;
 	int64_t purged[JOB_NSTATUS] = {0}, npurged = 0;
 	bool purge = false;
@@ -777,7 +777,7 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 			b.due = b.due || w->held_back;
 		}
 	}
-	if (w->next_run_at_ms >= 0 && w->next_run_at_ms <= now)
+	if (w->next_run_at_us >= 0 && w->next_run_at_us <= now)
 		w->maybe_due = true; /* waiting rows to promote */
 
 	/* fsync only what a client is told about (submit, cancel, retry);
@@ -804,7 +804,7 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 			goto failed;
 	}
 	if (clock_mono_ms() >= w->next_purge_mono_ms) {
-		rc = store_purge(w->st, now - w->cfg->store.retention_ms,
+		rc = store_purge(w->st, now - w->cfg->store.retention_ms * 1000,
 		                 PURGE_CHUNK, purged, err, sizeof(err));
 		if (rc != 0)
 			goto failed;
@@ -835,8 +835,8 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 		    (npurged == PURGE_CHUNK ? 0 : PURGE_INTERVAL_MS);
 	}
 	if (b.earliest_future >= 0 &&
-	    (w->next_run_at_ms < 0 || b.earliest_future < w->next_run_at_ms))
-		w->next_run_at_ms = b.earliest_future;
+	    (w->next_run_at_us < 0 || b.earliest_future < w->next_run_at_us))
+		w->next_run_at_us = b.earliest_future;
 	for (size_t i = 0; i < b.nclaimed; i++)
 		type_of(w, b.claimed[i]->type)->running++;
 	end_batch_counts(w);
@@ -854,7 +854,7 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 		int64_t next = -1;
 		w->maybe_due = false;
 		if (store_next_run_at(w->st, &next, err, sizeof(err)) == 0) {
-			w->next_run_at_ms = next;
+			w->next_run_at_us = next;
 			if (next >= 0 && next <= now)
 				w->maybe_due = true; /* promoted at the next claim */
 		}
@@ -874,8 +874,8 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 	for (size_t i = 0; i < b.nclaimed; i++) {
 		struct job *j = b.claimed[i];
 		metrics_started(j->type);
-		metrics_queue_wait_seconds(j->run_at_ms < j->started_at_ms
-		    ? (double)(j->started_at_ms - j->run_at_ms) / 1000.0 : 0);
+		metrics_queue_wait_seconds(j->run_at_us < j->started_at_us
+		    ? (double)(j->started_at_us - j->run_at_us) / 1e6 : 0);
 		if (w->event)
 			w->event(j->id, JOB_RUNNING, w->hook_arg);
 	}
@@ -958,7 +958,7 @@ writer_main(void *arg)
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		int64_t now_mono = clock_mono_ms();
-		int64_t now = clock_now_ms();
+		int64_t now = clock_now_us();
 		/* After a failed transaction, wait a little before retrying
 		 * anything but new requests (a full disk must not spin). */
 		bool backoff = w->retry_at_mono_ms >= 0 &&
@@ -967,7 +967,7 @@ writer_main(void *arg)
 		    claim_capacity(w) > 0;
 		bool claim_due = can_claim &&
 		    (w->maybe_due ||
-		     (w->next_run_at_ms >= 0 && w->next_run_at_ms <= now));
+		     (w->next_run_at_us >= 0 && w->next_run_at_us <= now));
 		bool retry_due = w->pending != NULL && !backoff;
 		bool purge_due = !backoff && !w->fatal &&
 		    now_mono >= w->next_purge_mono_ms;
@@ -991,9 +991,11 @@ writer_main(void *arg)
 			int64_t deadline = w->next_purge_mono_ms;
 			if (backoff && w->retry_at_mono_ms < deadline)
 				deadline = w->retry_at_mono_ms;
-			if (!w->draining && w->next_run_at_ms >= 0 &&
+			if (!w->draining && w->next_run_at_us >= 0 &&
 			    claim_capacity(w) > 0) {
-				int64_t d = now_mono + (w->next_run_at_ms - now);
+				/* µs to ms, rounded up: never wake early. */
+				int64_t d = now_mono +
+				    (w->next_run_at_us - now + 999) / 1000;
 				if (d < deadline)
 					deadline = d;
 			}

@@ -26,7 +26,7 @@
 #include "submit.h"
 
 /* A fixed clock keeps runs reproducible: 2026-01-01T00:00:00Z. */
-#define NOW_MS 1767225600000LL
+#define NOW_US 1767225600000000LL /* the store keeps µs */
 #define MAX_DELAY_MS (366LL * 86400 * 1000)
 
 static struct config *cfg;
@@ -276,7 +276,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	job_init(&job);
 	err[0] = '\0';
-	rc = submit_parse(body, size, cfg, NOW_MS, &job, err, sizeof(err));
+	rc = submit_parse(body, size, cfg, NOW_US, &job, err, sizeof(err));
 	CHECK(rc == 0 || rc == JOBD_EINVAL || rc == JOBD_ERANGE,
 	      "unexpected code %d", rc);
 	if (rc != 0) {
@@ -295,9 +295,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	      "max_attempts %d", job.max_attempts);
 	CHECK(job.timeout_ms >= 1 && job.timeout_ms <= 7LL * 86400 * 1000,
 	      "timeout_ms %lld", (long long)job.timeout_ms);
-	CHECK(job.created_at_ms == NOW_MS, "created_at_ms");
-	CHECK(job.run_at_ms >= NOW_MS && job.run_at_ms <= NOW_MS + MAX_DELAY_MS,
-	      "run_at_ms %lld", (long long)job.run_at_ms);
+	CHECK(job.created_at_us == NOW_US, "created_at_us");
+	CHECK(job.run_at_us >= NOW_US &&
+	      job.run_at_us <= NOW_US + MAX_DELAY_MS * 1000,
+	      "run_at_us %lld", (long long)job.run_at_us);
 	CHECK(job.payload != NULL, "no payload");
 	/* job.c embeds the payload raw into every answer about the job. */
 	CHECK(is_json(job.payload), "payload is not JSON: %s", job.payload);

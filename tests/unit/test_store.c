@@ -112,8 +112,8 @@ make_job(struct job *j, int n, const char *type, int priority,
 	j->priority = priority;
 	j->max_attempts = 3;
 	j->timeout_ms = 60000;
-	j->created_at_ms = NOW - 1000 + n;
-	j->run_at_ms = run_at;
+	j->created_at_us = NOW - 1000 + n;
+	j->run_at_us = run_at;
 	j->payload = strdup("{\"n\":1}");
 	ck_assert_ptr_nonnull(j->payload);
 }
@@ -162,7 +162,7 @@ claim(int64_t now, size_t limit, const char *const *excluded,
       size_t nexcluded, const char *token, struct job **out)
 {
 	struct store_claim_req req = {
-		.now_ms = now,
+		.now_us = now,
 		.limit = limit,
 		.excluded = excluded,
 		.nexcluded = nexcluded,
@@ -235,8 +235,8 @@ complete(int n, const char *token, int status, int64_t when,
 		.claim = token,
 		.status = status,
 		.attempt_delta = 0,
-		.run_at_ms = when,
-		.finished_at_ms = when,
+		.run_at_us = when,
+		.finished_at_us = when,
 		.result = result,
 		.error = error,
 		.has_exit_code = exit_code >= 0,
@@ -315,7 +315,7 @@ START_TEST(test_open_creates_and_migrates)
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s,
 	                                    NULL), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
-	ck_assert_int_eq(sqlite3_column_int(s, 0), 1);
+	ck_assert_int_eq(sqlite3_column_int(s, 0), 2);
 	sqlite3_finalize(s);
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s,
 	                                    NULL), SQLITE_OK);
@@ -333,7 +333,7 @@ START_TEST(test_open_creates_and_migrates)
 
 	/* Opening again does not migrate twice. */
 	open_store();
-	ck_assert_int_eq(sql_int("PRAGMA user_version"), 1);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), 2);
 }
 END_TEST
 
@@ -358,13 +358,46 @@ START_TEST(test_reopen_keeps_data)
 	ck_assert_int_eq(got.priority, 7);
 	ck_assert_int_eq(got.max_attempts, 9);
 	ck_assert_int_eq(got.timeout_ms, 1234);
-	ck_assert_int_eq(got.run_at_ms, NOW + 5000);
-	ck_assert_int_eq(got.created_at_ms, j.created_at_ms);
+	ck_assert_int_eq(got.run_at_us, NOW + 5000);
+	ck_assert_int_eq(got.created_at_us, j.created_at_us);
 	ck_assert_str_eq(got.payload, "{\"n\":1}");
 	ck_assert(!got.cancel_on_disconnect);
 	ck_assert_str_eq(got.idem_key, "key-1");
 	ck_assert_str_eq(got.idem_fp, "fp-1");
-	ck_assert_int_eq(sql_int("PRAGMA user_version"), 1);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), 2);
+	job_clear(&got);
+	job_clear(&j);
+}
+END_TEST
+
+/* Version 2 turned the times from ms into µs: a version-1 store's rows
+ * keep their times across the upgrade. */
+START_TEST(test_migrate_v1_times_to_us)
+{
+	struct job j, got;
+	sqlite3 *db = NULL;
+	char *msg = NULL;
+
+	make_job(&j, 1, "noop", 0, NOW + 5000);
+	insert_job(&j);
+	store_close(st);
+	st = NULL;
+	/* Make it a version-1 store: whole ms, as that version kept them. */
+	ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+	ck_assert_msg(sqlite3_exec(db, "UPDATE jobs SET created_at = 1767323044001,"
+	                           " run_at = 1767323050000, started_at = 1767323050002,"
+	                           " finished_at = 1767323050003;"
+	                           " PRAGMA user_version = 1;", NULL, NULL,
+	                           &msg) == SQLITE_OK, "%s", msg ? msg : "");
+	sqlite3_close(db);
+	open_store();
+
+	got = get(1);
+	ck_assert_int_eq(got.created_at_us, 1767323044001000LL);
+	ck_assert_int_eq(got.run_at_us, 1767323050000000LL);
+	ck_assert_int_eq(got.started_at_us, 1767323050002000LL);
+	ck_assert_int_eq(got.finished_at_us, 1767323050003000LL);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), 2);
 	job_clear(&got);
 	job_clear(&j);
 }
@@ -436,10 +469,10 @@ START_TEST(test_insert_and_get)
 	ck_assert_int_eq(got.attempt, 0);
 	ck_assert_int_eq(got.max_attempts, 3);
 	ck_assert_int_eq(got.timeout_ms, 60000);
-	ck_assert_int_eq(got.created_at_ms, NOW - 999);
-	ck_assert_int_eq(got.run_at_ms, NOW);
-	ck_assert_int_eq(got.started_at_ms, -1);
-	ck_assert_int_eq(got.finished_at_ms, -1);
+	ck_assert_int_eq(got.created_at_us, NOW - 999);
+	ck_assert_int_eq(got.run_at_us, NOW);
+	ck_assert_int_eq(got.started_at_us, -1);
+	ck_assert_int_eq(got.finished_at_us, -1);
 	ck_assert_str_eq(got.payload, "[1,\"two\",{\"3\":null}]");
 	ck_assert_ptr_null(got.result);
 	ck_assert_ptr_null(got.error);
@@ -502,7 +535,7 @@ START_TEST(test_duplicate_id)
 	got = get(1);
 	ck_assert_str_eq(got.type, "noop");
 	ck_assert_int_eq(got.priority, 1);
-	ck_assert_int_eq(got.run_at_ms, NOW);
+	ck_assert_int_eq(got.run_at_us, NOW);
 	job_clear(&got);
 	ck_assert_int_eq(sql_int("SELECT count(*) FROM jobs"), 1);
 }
@@ -640,14 +673,14 @@ START_TEST(test_claim_not_before_run_at)
 	n = claim(NOW, 10, NULL, 0, "a", &jobs);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_str_eq(jobs[0].type, "noop");
-	ck_assert_int_eq(jobs[0].run_at_ms, NOW);
+	ck_assert_int_eq(jobs[0].run_at_us, NOW);
 	free_jobs(jobs, n);
 	ck_assert_int_eq(status_of(1), JOB_QUEUED);
 	ck_assert_int_eq(status_of(3), JOB_QUEUED);
 
 	n = claim(NOW + 999, 10, NULL, 0, "b", &jobs);
 	ck_assert_uint_eq(n, 1);
-	ck_assert_int_eq(jobs[0].run_at_ms, NOW + 1);
+	ck_assert_int_eq(jobs[0].run_at_us, NOW + 1);
 	free_jobs(jobs, n);
 	n = claim(NOW + 1000, 10, NULL, 0, "c", &jobs);
 	ck_assert_uint_eq(n, 1);
@@ -716,8 +749,8 @@ START_TEST(test_claim_marks_running)
 	ck_assert_uint_eq(n, 1);
 	ck_assert_int_eq(jobs[0].status, JOB_RUNNING);
 	ck_assert_int_eq(jobs[0].attempt, 1);
-	ck_assert_int_eq(jobs[0].started_at_ms, NOW);
-	ck_assert_int_eq(jobs[0].finished_at_ms, -1);
+	ck_assert_int_eq(jobs[0].started_at_us, NOW);
+	ck_assert_int_eq(jobs[0].finished_at_us, -1);
 	ck_assert_str_eq(jobs[0].claim, "boot1:lease7");
 	ck_assert_str_eq(jobs[0].payload, "{\"n\":1}");
 	ck_assert_int_eq(jobs[0].max_attempts, 3);
@@ -726,7 +759,7 @@ START_TEST(test_claim_marks_running)
 	got = get(1);
 	ck_assert_int_eq(got.status, JOB_RUNNING);
 	ck_assert_int_eq(got.attempt, 1);
-	ck_assert_int_eq(got.started_at_ms, NOW);
+	ck_assert_int_eq(got.started_at_us, NOW);
 	ck_assert_str_eq(got.claim, "boot1:lease7");
 	job_clear(&got);
 
@@ -748,8 +781,8 @@ START_TEST(test_complete_with_right_claim)
 	got = get(1);
 	ck_assert_int_eq(got.status, JOB_SUCCEEDED);
 	ck_assert_int_eq(got.attempt, 1);
-	ck_assert_int_eq(got.finished_at_ms, NOW + 20);
-	ck_assert_int_eq(got.started_at_ms, NOW);
+	ck_assert_int_eq(got.finished_at_us, NOW + 20);
+	ck_assert_int_eq(got.started_at_us, NOW);
 	ck_assert_str_eq(got.result, "{\"ok\":true}");
 	ck_assert_ptr_null(got.error);
 	ck_assert(got.has_exit_code);
@@ -777,7 +810,7 @@ START_TEST(test_complete_failed_with_error)
 	ck_assert_str_eq(got.error, "boom: exit 3");
 	ck_assert_ptr_null(got.result);
 	ck_assert_int_eq(got.exit_code, 3);
-	ck_assert_int_eq(got.finished_at_ms, NOW + 5);
+	ck_assert_int_eq(got.finished_at_us, NOW + 5);
 	job_clear(&got);
 }
 END_TEST
@@ -797,7 +830,7 @@ START_TEST(test_complete_with_wrong_claim)
 	ck_assert_int_eq(got.attempt, 1);
 	ck_assert_str_eq(got.claim, "tok-A");
 	ck_assert_ptr_null(got.result);
-	ck_assert_int_eq(got.finished_at_ms, -1);
+	ck_assert_int_eq(got.finished_at_us, -1);
 	ck_assert(!got.has_exit_code);
 	job_clear(&got);
 
@@ -818,8 +851,8 @@ START_TEST(test_complete_with_old_claim)
 	                          1), 0);
 	got = get(1);
 	ck_assert_int_eq(got.status, JOB_QUEUED);
-	ck_assert_int_eq(got.run_at_ms, NOW);
-	ck_assert_int_eq(got.finished_at_ms, -1);
+	ck_assert_int_eq(got.run_at_us, NOW);
+	ck_assert_int_eq(got.finished_at_us, -1);
 	ck_assert_str_eq(got.claim, "");
 	job_clear(&got);
 	/* ... and claimed again. */
@@ -852,7 +885,7 @@ START_TEST(test_complete_requeue_with_backoff)
 	ck_assert_int_eq(complete(1, "t1", JOB_QUEUED, NOW + 4000, NULL, "err",
 	                          1), 0);
 	got = get(1);
-	ck_assert_int_eq(got.run_at_ms, NOW + 4000);
+	ck_assert_int_eq(got.run_at_us, NOW + 4000);
 	ck_assert_int_eq(got.attempt, 1);
 	job_clear(&got);
 	/* Not due before its backoff. */
@@ -868,7 +901,7 @@ START_TEST(test_complete_shutdown_uncounts_attempt)
 	char id[UUID_STR_LEN];
 	struct store_completion c = {
 		.id = id, .claim = "t", .status = JOB_QUEUED,
-		.attempt_delta = -1, .run_at_ms = NOW,
+		.attempt_delta = -1, .run_at_us = NOW,
 	};
 	struct job got;
 
@@ -897,7 +930,7 @@ START_TEST(test_cancel_queued)
 	ck_assert_int_eq(status, JOB_CANCELLED);
 	got = get(1);
 	ck_assert_int_eq(got.status, JOB_CANCELLED);
-	ck_assert_int_eq(got.finished_at_ms, NOW + 7);
+	ck_assert_int_eq(got.finished_at_us, NOW + 7);
 	job_clear(&got);
 	/* A cancelled job is never claimed. */
 	struct job *jobs = NULL;
@@ -974,9 +1007,9 @@ START_TEST(test_retry_failed_and_cancelled)
 	ck_assert_int_eq(got.status, JOB_QUEUED);
 	ck_assert_int_eq(got.attempt, 0); /* a fresh attempt budget */
 	ck_assert_int_eq(got.max_attempts, 1);
-	ck_assert_int_eq(got.run_at_ms, NOW + 100);
-	ck_assert_int_eq(got.started_at_ms, -1);
-	ck_assert_int_eq(got.finished_at_ms, -1);
+	ck_assert_int_eq(got.run_at_us, NOW + 100);
+	ck_assert_int_eq(got.started_at_us, -1);
+	ck_assert_int_eq(got.finished_at_us, -1);
 	ck_assert_ptr_null(got.result);
 	ck_assert_ptr_null(got.error);
 	ck_assert(!got.has_exit_code);
@@ -994,8 +1027,8 @@ START_TEST(test_retry_failed_and_cancelled)
 	ck_assert_int_eq(status, JOB_CANCELLED);
 	got = get(2);
 	ck_assert_int_eq(got.status, JOB_QUEUED);
-	ck_assert_int_eq(got.run_at_ms, NOW + 200);
-	ck_assert_int_eq(got.finished_at_ms, -1);
+	ck_assert_int_eq(got.run_at_us, NOW + 200);
+	ck_assert_int_eq(got.finished_at_us, -1);
 	job_clear(&got);
 }
 END_TEST
@@ -1078,21 +1111,21 @@ START_TEST(test_recover)
 	got = get(1);
 	ck_assert_int_eq(got.status, JOB_QUEUED);
 	ck_assert_int_eq(got.attempt, 1); /* the attempt is counted */
-	ck_assert_int_eq(got.run_at_ms, NOW + 1000);
+	ck_assert_int_eq(got.run_at_us, NOW + 1000);
 	ck_assert_str_eq(got.claim, "");
 	job_clear(&got);
 
 	got = get(2);
 	ck_assert_int_eq(got.status, JOB_FAILED);
 	ck_assert_int_eq(got.attempt, 1);
-	ck_assert_int_eq(got.finished_at_ms, NOW + 1000);
+	ck_assert_int_eq(got.finished_at_us, NOW + 1000);
 	ck_assert_ptr_nonnull(got.error);
 	ck_assert_str_eq(got.claim, "");
 	job_clear(&got);
 
 	got = get(3);
 	ck_assert_int_eq(got.status, JOB_CANCELLED);
-	ck_assert_int_eq(got.finished_at_ms, NOW + 1000);
+	ck_assert_int_eq(got.finished_at_us, NOW + 1000);
 	ck_assert_str_eq(got.claim, "");
 	job_clear(&got);
 
@@ -1100,7 +1133,7 @@ START_TEST(test_recover)
 
 	got = get(5);
 	ck_assert_int_eq(got.status, JOB_QUEUED);
-	ck_assert_int_eq(got.run_at_ms, NOW + 50000);
+	ck_assert_int_eq(got.run_at_us, NOW + 50000);
 	job_clear(&got);
 
 	/* The old claim can no longer complete anything. */
@@ -1440,6 +1473,7 @@ store_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_open_creates_and_migrates);
 	tcase_add_test(tc, test_reopen_keeps_data);
+	tcase_add_test(tc, test_migrate_v1_times_to_us);
 	tcase_add_test(tc, test_open_newer_schema_refused);
 	tcase_add_test(tc, test_open_failures);
 	tcase_add_test(tc, test_durability_full_opens);

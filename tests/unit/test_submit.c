@@ -15,7 +15,7 @@
 #include "submit.h"
 
 /* 2026-01-02T03:04:05.000Z */
-#define NOW_MS 1767323045000LL
+#define NOW_US 1767323045000000LL /* the store keeps µs */
 #define YEAR_MS (366LL * 86400 * 1000)
 
 static struct config *cfg;
@@ -54,7 +54,7 @@ parse(const char *body)
 {
 	job_clear(&job);
 	err[0] = '\0';
-	return submit_parse(body, strlen(body), cfg, NOW_MS, &job, err,
+	return submit_parse(body, strlen(body), cfg, NOW_US, &job, err,
 	                    sizeof(err));
 }
 
@@ -70,8 +70,8 @@ assert_job_clear(void)
 	ck_assert_int_eq(job.priority, 0);
 	ck_assert_int_eq(job.max_attempts, 0);
 	ck_assert_int_eq(job.timeout_ms, 0);
-	ck_assert_int_eq(job.created_at_ms, -1);
-	ck_assert_int_eq(job.run_at_ms, -1);
+	ck_assert_int_eq(job.created_at_us, -1);
+	ck_assert_int_eq(job.run_at_us, -1);
 }
 
 static void
@@ -109,10 +109,10 @@ START_TEST(test_minimal_defaults)
 	ck_assert_str_eq(job.payload, "null");
 	ck_assert_int_eq(job.max_attempts, 5);      /* the handler's */
 	ck_assert_int_eq(job.timeout_ms, 30000);    /* the handler's */
-	ck_assert_int_eq(job.created_at_ms, NOW_MS);
-	ck_assert_int_eq(job.run_at_ms, NOW_MS);
-	ck_assert_int_eq(job.started_at_ms, -1);
-	ck_assert_int_eq(job.finished_at_ms, -1);
+	ck_assert_int_eq(job.created_at_us, NOW_US);
+	ck_assert_int_eq(job.run_at_us, NOW_US);
+	ck_assert_int_eq(job.started_at_us, -1);
+	ck_assert_int_eq(job.finished_at_us, -1);
 	ck_assert(job.cancel_on_disconnect);
 	ck_assert_ptr_null(job.result);
 	ck_assert_ptr_null(job.error);
@@ -142,8 +142,8 @@ START_TEST(test_all_fields_valid)
 	ck_assert_int_eq(job.priority, -100);
 	ck_assert_int_eq(job.max_attempts, 100);
 	ck_assert_int_eq(job.timeout_ms, 1500);
-	ck_assert_int_eq(job.run_at_ms, NOW_MS + 2500);
-	ck_assert_int_eq(job.created_at_ms, NOW_MS);
+	ck_assert_int_eq(job.run_at_us, NOW_US + (2500) * 1000LL);
+	ck_assert_int_eq(job.created_at_us, NOW_US);
 	ck_assert(!job.cancel_on_disconnect);
 }
 END_TEST
@@ -282,14 +282,14 @@ END_TEST
 START_TEST(test_delay)
 {
 	expect_ok("{\"type\":\"noop\",\"delay\":0}");
-	ck_assert_int_eq(job.run_at_ms, NOW_MS);
+	ck_assert_int_eq(job.run_at_us, NOW_US);
 	expect_ok("{\"type\":\"noop\",\"delay\":60}");
-	ck_assert_int_eq(job.run_at_ms, NOW_MS + 60000);
+	ck_assert_int_eq(job.run_at_us, NOW_US + (60000) * 1000LL);
 	expect_ok("{\"type\":\"noop\",\"delay\":0.25}");
-	ck_assert_int_eq(job.run_at_ms, NOW_MS + 250);
-	ck_assert_int_eq(job.created_at_ms, NOW_MS);
+	ck_assert_int_eq(job.run_at_us, NOW_US + (250) * 1000LL);
+	ck_assert_int_eq(job.created_at_us, NOW_US);
 	expect_ok("{\"type\":\"noop\",\"delay\":31622400}"); /* 366 days */
-	ck_assert_int_eq(job.run_at_ms, NOW_MS + YEAR_MS);
+	ck_assert_int_eq(job.run_at_us, NOW_US + (YEAR_MS) * 1000LL);
 
 	expect_422("{\"type\":\"noop\",\"delay\":-1}");
 	expect_422("{\"type\":\"noop\",\"delay\":31622401}");
@@ -312,20 +312,20 @@ END_TEST
 START_TEST(test_run_at)
 {
 	expect_ok("{\"type\":\"noop\",\"run_at\":\"2026-01-02T03:04:15Z\"}");
-	ck_assert_int_eq(job.run_at_ms, NOW_MS + 10000);
-	ck_assert_int_eq(job.created_at_ms, NOW_MS);
+	ck_assert_int_eq(job.run_at_us, NOW_US + (10000) * 1000LL);
+	ck_assert_int_eq(job.created_at_us, NOW_US);
 	expect_ok("{\"type\":\"noop\",\"run_at\":\"2026-01-02T03:04:05.5Z\"}");
-	ck_assert_int_eq(job.run_at_ms, NOW_MS + 500);
+	ck_assert_int_eq(job.run_at_us, NOW_US + (500) * 1000LL);
 	expect_ok("{\"type\":\"noop\",\"run_at\":\"2026-01-02T04:05:05+01:00\"}");
-	ck_assert_int_eq(job.run_at_ms, NOW_MS + 60000);
+	ck_assert_int_eq(job.run_at_us, NOW_US + (60000) * 1000LL);
 	expect_ok("{\"type\":\"noop\",\"run_at\":\"2026-01-01T22:04:05-05:00\"}");
-	ck_assert_int_eq(job.run_at_ms, NOW_MS);
+	ck_assert_int_eq(job.run_at_us, NOW_US);
 	/* In the past means now. */
 	expect_ok("{\"type\":\"noop\",\"run_at\":\"2020-01-01T00:00:00Z\"}");
-	ck_assert_int_eq(job.run_at_ms, NOW_MS);
+	ck_assert_int_eq(job.run_at_us, NOW_US);
 	/* A year ahead (366 days) is the limit. */
 	expect_ok("{\"type\":\"noop\",\"run_at\":\"2027-01-03T03:04:05Z\"}");
-	ck_assert_int_eq(job.run_at_ms, NOW_MS + YEAR_MS);
+	ck_assert_int_eq(job.run_at_us, NOW_US + (YEAR_MS) * 1000LL);
 
 	expect_422("{\"type\":\"noop\",\"run_at\":\"2027-01-03T03:04:05.001Z\"}");
 	expect_422("{\"type\":\"noop\",\"run_at\":\"2100-01-01T00:00:00Z\"}");
@@ -388,12 +388,12 @@ START_TEST(test_empty_body)
 	int rc;
 
 	err[0] = '\0';
-	rc = submit_parse("", 0, cfg, NOW_MS, &job, err, sizeof(err));
+	rc = submit_parse("", 0, cfg, NOW_US, &job, err, sizeof(err));
 	ck_assert_int_eq(rc, JOBD_EINVAL);
 	ck_assert_str_ne(err, "");
 	assert_job_clear();
 	/* Length 0 wins even if the pointer has bytes behind it. */
-	rc = submit_parse("{\"type\":\"noop\"}", 0, cfg, NOW_MS, &job, err,
+	rc = submit_parse("{\"type\":\"noop\"}", 0, cfg, NOW_US, &job, err,
 	                  sizeof(err));
 	ck_assert_int_eq(rc, JOBD_EINVAL);
 	assert_job_clear();
@@ -418,7 +418,7 @@ START_TEST(test_length_is_honoured)
 {
 	/* Only len bytes are the body; bytes after it do not count. */
 	const char *buf = "{\"type\":\"noop\"}GARBAGE";
-	int rc = submit_parse(buf, 15, cfg, NOW_MS, &job, err, sizeof(err));
+	int rc = submit_parse(buf, 15, cfg, NOW_US, &job, err, sizeof(err));
 
 	ck_assert_msg(rc == 0, "%d %s", rc, err);
 	ck_assert_str_eq(job.type, "noop");
@@ -426,7 +426,7 @@ START_TEST(test_length_is_honoured)
 
 	/* A NUL byte inside the body is garbage, not the end. */
 	static const char nul[] = "{\"type\":\"noop\"}\0{}";
-	rc = submit_parse(nul, sizeof(nul) - 1, cfg, NOW_MS, &job, err,
+	rc = submit_parse(nul, sizeof(nul) - 1, cfg, NOW_US, &job, err,
 	                  sizeof(err));
 	ck_assert_int_eq(rc, JOBD_EINVAL);
 	assert_job_clear();
