@@ -345,6 +345,10 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	if (log_get_level() >= LOG_INFO_)
 		access_log(r, conn);
+	/* Resumed, but its client had gone: libmicrohttpd closed the
+	 * connection without calling the handler again. */
+	if (r->state == REQ_PENDING)
+		atomic_fetch_sub(&r->srv->suspended, 1);
 	atomic_fetch_sub(&r->srv->active, 1);
 	api_call_clear(&r->call);
 	free(r->body);

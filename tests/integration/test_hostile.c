@@ -1654,6 +1654,88 @@ START_TEST(test_mixed_clients)
 }
 END_TEST
 
+/* Sends a whole request on a new connection and closes it at once, without
+ * reading the answer.  0, or -1 when the connection failed. */
+static int
+send_and_close(int port, const char *req)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_port = htons((uint16_t)port),
+	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	size_t len = strlen(req), off = 0;
+
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(fd);
+		return -1;
+	}
+	while (off < len) {
+		ssize_t n = send(fd, req + off, len - off, MSG_NOSIGNAL);
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	close(fd);
+	return off == len ? 0 : -1;
+}
+
+/*
+ * Clients that leave while their POST waits for the store (or for the
+ * job, with Prefer: wait) must not be counted as waiting forever: jobd
+ * then stops at once, without "still suspended" requests.
+ */
+START_TEST(test_gone_clients_do_not_hold_shutdown)
+{
+	static const char noop[] = "{\"type\":\"noop\"}";
+	static const char sleep_job[] =
+		"{\"type\":\"sleep\",\"payload\":{\"seconds\":0.3}}";
+	char req[512];
+	sqlite3 *db;
+	long long ended = 0;
+	int64_t deadline, t0, took;
+
+	for (int i = 0; i < 40; i++) {
+		const char *body = i % 2 ? sleep_job : noop;
+		snprintf(req, sizeof(req),
+		         "POST /jobs HTTP/1.1\r\nHost: x\r\n"
+		         "Content-Type: application/json\r\n%s"
+		         "Content-Length: %zu\r\n\r\n%s",
+		         i % 2 ? "Prefer: wait=10\r\n" : "", strlen(body), body);
+		ck_assert_int_eq(send_and_close(d->port, req), 0);
+	}
+	/* Every one is stored and ends (the sleeps are cancelled by their
+	 * client's leaving, or finish). */
+	db = jd_db_open(d);
+	ck_assert_ptr_nonnull(db);
+	deadline = jd_mono_ms() + 10000;
+	while (jd_mono_ms() < deadline) {
+		ended = jd_db_int(db, "SELECT count(*) FROM jobs WHERE status"
+		                  " IN ('succeeded', 'cancelled')");
+		if (ended == 40)
+			break;
+		jd_pause_ms(20);
+	}
+	sqlite3_close(db);
+	ck_assert_msg(ended == 40, "%lld of 40 jobs ended", ended);
+
+	t0 = jd_mono_ms();
+	ck_assert_int_eq(jd_stop(d, 10000), 0);
+	took = jd_mono_ms() - t0;
+	FILE *f = fopen(d->log_path, "r");
+	ck_assert_ptr_nonnull(f);
+	char line[1024];
+	while (fgets(line, sizeof(line), f) != NULL)
+		ck_assert_msg(strstr(line, "still suspended") == NULL,
+		              "log: %s", line);
+	fclose(f);
+	/* Without waiting for requests nobody is left to answer: http waits
+	 * up to 1 s and then 2 s for those. */
+	ck_assert_msg(took < 900, "stopping took %lld ms", (long long)took);
+}
+END_TEST
+
 static Suite *
 hostile_suite(void)
 {
@@ -1673,6 +1755,7 @@ hostile_suite(void)
 	tcase_add_test(tc, test_json_strict_rfc8259);
 	tcase_add_test(tc, test_deep_nesting);
 	tcase_add_test(tc, test_max_body_edge);
+	tcase_add_test(tc, test_gone_clients_do_not_hold_shutdown);
 	suite_add_tcase(s, tc);
 
 	tcase_set_timeout(slow, 300);
