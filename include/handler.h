@@ -34,7 +34,8 @@ void handler_ctx_set_pgid(jobd_ctx *ctx, pid_t pgid);
 
 /*
  * An eventfd (owned by ctx) that becomes readable when a stop is requested,
- * for poll loops; created on first use.  -1 when it cannot be created.
+ * for poll loops; made on first use, or taken over from a context freed
+ * earlier on the same thread.  -1 when it cannot be created.
  */
 int handler_ctx_wake_fd(jobd_ctx *ctx);
 

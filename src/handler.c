@@ -3,12 +3,15 @@
  *
  * LOCKING: ctx->mu guards stop_reason's transitions, pgid and the condition
  * variable builtins sleep on.  stop_reason is also atomic so that handlers
- * can poll it without the lock.
+ * can poll it without the lock.  The spare wake eventfd is thread-specific
+ * data, so it needs no lock.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -27,6 +30,53 @@ struct jobd_ctx {
 	pid_t pgid;                 /* exec child's group, 0 = none; mu */
 	int wake_fd;                /* eventfd written on stop, -1 = none; mu */
 };
+
+/*
+ * Every exec attempt polls a wake eventfd, and a context lives for one
+ * attempt.  So that an attempt does not cost an eventfd() and a close(),
+ * a context freed on a thread leaves its eventfd, read back to zero, as
+ * that thread's spare, and the thread's next context takes it.  The spare
+ * is thread-specific data (fd + 1, 0 = none), closed when the thread
+ * exits.
+ */
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+static pthread_key_t spare_key;
+static bool spare_ok; /* spare_key was created */
+
+static void
+spare_close(void *v)
+{
+	close((int)((intptr_t)v - 1));
+}
+
+static void
+spare_init(void)
+{
+	spare_ok = pthread_key_create(&spare_key, spare_close) == 0;
+}
+
+/* This thread's spare eventfd, now the caller's; -1 when none. */
+static int
+spare_take(void)
+{
+	intptr_t v;
+
+	pthread_once(&spare_once, spare_init);
+	if (!spare_ok || (v = (intptr_t)pthread_getspecific(spare_key)) == 0)
+		return -1;
+	pthread_setspecific(spare_key, NULL);
+	return (int)(v - 1);
+}
+
+/* Keeps fd, whose count is zero, as this thread's spare, or closes it. */
+static void
+spare_give(int fd)
+{
+	pthread_once(&spare_once, spare_init);
+	if (!spare_ok || pthread_getspecific(spare_key) != NULL ||
+	    pthread_setspecific(spare_key, (void *)((intptr_t)fd + 1)) != 0)
+		close(fd);
+}
 
 int
 handler_ctx_init(jobd_ctx **out, int64_t deadline_mono_ms,
@@ -55,8 +105,15 @@ handler_ctx_free(jobd_ctx *ctx)
 {
 	if (ctx == NULL)
 		return;
-	if (ctx->wake_fd >= 0)
-		close(ctx->wake_fd);
+	if (ctx->wake_fd >= 0) {
+		/* No other thread can reach ctx now; a stop request has
+		 * written the eventfd, else nothing has. */
+		if (atomic_load(&ctx->stop_reason) != JOBD_STOP_NONE) {
+			eventfd_t v;
+			eventfd_read(ctx->wake_fd, &v);
+		}
+		spare_give(ctx->wake_fd);
+	}
 	pthread_cond_destroy(&ctx->cond);
 	pthread_mutex_destroy(&ctx->mu);
 	free(ctx);
@@ -69,7 +126,9 @@ handler_ctx_wake_fd(jobd_ctx *ctx)
 
 	pthread_mutex_lock(&ctx->mu);
 	if (ctx->wake_fd < 0) {
-		ctx->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		ctx->wake_fd = spare_take();
+		if (ctx->wake_fd < 0)
+			ctx->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		/* A stop that came before the fd existed must still wake. */
 		if (ctx->wake_fd >= 0 &&
 		    atomic_load(&ctx->stop_reason) != JOBD_STOP_NONE)

@@ -15,11 +15,25 @@
  * after kill_grace.  When the child exits, the rest of its group is killed
  * before it is reaped (the zombie keeps the group id reserved), so no
  * process of a finished attempt outlives it.
+ *
+ * An attempt of a quick command costs little beside the spawn itself:
+ * each worker thread keeps its last few command lines split into words
+ * (and their env words) with the program's path; a payload that fits in
+ * the pipe is written before the spawn; and jobd keeps its own copies of
+ * the stdout and stderr write ends until the child is reaped, so that a
+ * quiet child's exit is one wake-up (the pidfd), not one for the pipes'
+ * EOF and another for the pidfd.
+ *
+ * LOCKING: none.  Every worker thread may run attempts at once; the
+ * command cache is thread-specific data, and spawn_attr is written once
+ * (pthread_once) and only read after.
  */
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
@@ -41,6 +55,9 @@
 #define EXEC_PATH "/usr/local/bin:/usr/bin:/bin"
 #define STDERR_TAIL 4096
 #define DRAIN_AFTER_EXIT_MS 1000
+#define PROG_CACHE 4        /* command lines a worker thread keeps */
+#define PATH_TTL_MS 1000    /* a PATH lookup is trusted this long */
+#define ENV_OWN 5           /* environment strings made per attempt */
 
 /* A growable byte buffer with a cap; bytes past the cap are counted only. */
 struct capbuf {
@@ -200,6 +217,164 @@ resolve(const char *name, char *out, size_t outlen)
 	return JOBD_ENOTFOUND;
 }
 
+/*
+ * A handler's command line split into words, its env words, and where its
+ * program was found.  Each worker thread keeps the last PROG_CACHE it ran
+ * in thread-specific data (so no lock; freed when the thread exits).
+ * Splitting depends on the text alone, so an entry is keyed by the
+ * command and env text: a SIGHUP reload that changes either misses it.
+ * The PATH lookup is redone once it is PATH_TTL_MS old, and at once after
+ * a spawn fails, so a program installed or removed later is seen within
+ * that time.
+ */
+struct prog {
+	char *command;       /* key: the handler's command text */
+	char *env;           /* key: its env text, NULL when none */
+	char **argv;         /* the command's words, at least one */
+	char **envw;         /* the env words, NULL when none */
+	int nenv;
+	char path[PATH_MAX]; /* argv[0] as found on EXEC_PATH */
+	int64_t found_ms;    /* when path was found, -1 = look it up */
+};
+
+struct prog_cache {
+	struct prog *e[PROG_CACHE];
+	unsigned next;       /* the entry replaced next */
+};
+
+static pthread_once_t exec_once = PTHREAD_ONCE_INIT;
+static pthread_key_t cache_key;
+static bool cache_ok;                /* cache_key was created */
+static posix_spawnattr_t spawn_attr; /* read-only after exec_init */
+
+static void
+prog_free(struct prog *pg)
+{
+	if (pg == NULL)
+		return;
+	free(pg->command);
+	free(pg->env);
+	shellwords_free(pg->argv);
+	shellwords_free(pg->envw);
+	free(pg);
+}
+
+static void
+cache_free(void *v)
+{
+	struct prog_cache *c = v;
+
+	for (int i = 0; i < PROG_CACHE; i++)
+		prog_free(c->e[i]);
+	free(c);
+}
+
+static void
+exec_init(void)
+{
+	sigset_t none, all;
+
+	cache_ok = pthread_key_create(&cache_key, cache_free) == 0;
+	/* The child starts with an empty mask and every signal at its
+	 * default, glibc's internal 32 and 33 included (sigaddset() refuses
+	 * those, hence the memset); else what jobd ignores (SIGPIPE, and
+	 * SIGINT and SIGQUIT when started in the background by a shell)
+	 * would stay ignored across exec.  It is also the cheapest set:
+	 * glibc's child makes one sigaction call for each signal in it, and
+	 * for any other one to look and, unless it is ignored, one to set
+	 * (glibc 2.36: 64 calls in all, against 119 with SIGPIPE alone). */
+	sigemptyset(&none);
+	memset(&all, 0xff, sizeof(all));
+	posix_spawnattr_init(&spawn_attr);
+	posix_spawnattr_setsigmask(&spawn_attr, &none);
+	posix_spawnattr_setsigdefault(&spawn_attr, &all);
+	posix_spawnattr_setflags(&spawn_attr, POSIX_SPAWN_SETSID |
+	                         POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+}
+
+static bool
+same_text(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/*
+ * A new entry for h.  Returns 0, JOBD_EINVAL (a bad command or env, the
+ * reason in why) or JOBD_ENOMEM.
+ */
+static int
+prog_new(const struct handler_conf *h, struct prog **out, char *why,
+         size_t whylen)
+{
+	struct prog *pg = calloc(1, sizeof(*pg));
+	int argc = 0, rc = JOBD_ENOMEM;
+
+	if (pg == NULL)
+		return JOBD_ENOMEM;
+	pg->found_ms = -1;
+	pg->command = strdup(h->command);
+	if (pg->command == NULL)
+		goto fail;
+	if (h->env != NULL && (pg->env = strdup(h->env)) == NULL)
+		goto fail;
+	rc = shellwords_split(h->command, &pg->argv, &argc, why, whylen);
+	if (rc == 0 && argc == 0) {
+		snprintf(why, whylen, "empty");
+		rc = JOBD_EINVAL;
+	}
+	if (rc == 0 && h->env != NULL)
+		rc = shellwords_split(h->env, &pg->envw, &pg->nenv, why,
+		                      whylen);
+	if (rc != 0)
+		goto fail;
+	*out = pg;
+	return 0;
+fail:
+	prog_free(pg);
+	return rc;
+}
+
+/*
+ * h's entry in this thread's cache, made (and cached) when missing.  When
+ * the cache cannot be had, *own gets an entry the caller frees.  Returns
+ * what prog_new() returns.
+ */
+static int
+prog_get(const struct handler_conf *h, struct prog **out, struct prog **own,
+         char *why, size_t whylen)
+{
+	struct prog_cache *c = cache_ok ? pthread_getspecific(cache_key) : NULL;
+	struct prog *pg;
+	int rc;
+
+	if (c != NULL) {
+		for (int i = 0; i < PROG_CACHE; i++) {
+			pg = c->e[i];
+			if (pg != NULL && same_text(pg->command, h->command) &&
+			    same_text(pg->env, h->env)) {
+				*out = pg;
+				return 0;
+			}
+		}
+	} else if (cache_ok && (c = calloc(1, sizeof(*c))) != NULL &&
+	           pthread_setspecific(cache_key, c) != 0) {
+		free(c);
+		c = NULL;
+	}
+	rc = prog_new(h, &pg, why, whylen);
+	if (rc != 0)
+		return rc;
+	if (c == NULL) {
+		*own = pg;
+	} else {
+		prog_free(c->e[c->next]);
+		c->e[c->next] = pg;
+		c->next = (c->next + 1) % PROG_CACHE;
+	}
+	*out = pg;
+	return 0;
+}
+
 static void
 set_error(struct jobd_result *res, int outcome, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -219,37 +394,41 @@ set_error(struct jobd_result *res, int outcome, const char *fmt, ...)
 	res->error = strdup(msg);
 }
 
-/* Builds the child's environment; NULL when out of memory. */
-static char **
-make_env(const struct handler_conf *h, const struct jobd_job_view *job)
+static void
+env_free(char **env)
 {
-	char **words = NULL, **env;
-	int nwords = 0, n = 0;
-
-	if (h->env != NULL &&
-	    shellwords_split(h->env, &words, &nwords, NULL, 0) != 0)
-		return NULL;
-	env = calloc((size_t)nwords + 6, sizeof(*env));
 	if (env == NULL)
-		goto fail;
+		return;
+	for (int i = 0; i < ENV_OWN && env[i] != NULL; i++)
+		free(env[i]);
+	free(env);
+}
+
+/*
+ * Builds the child's environment: ENV_OWN strings of its own, then the
+ * handler's env words (borrowed from pg).  NULL when out of memory; the
+ * caller frees it with env_free().
+ */
+static char **
+make_env(const struct prog *pg, const struct jobd_job_view *job)
+{
+	char **env = calloc((size_t)pg->nenv + ENV_OWN + 1, sizeof(*env));
+	int n = 0;
+
+	if (env == NULL)
+		return NULL;
 	if (asprintf(&env[n++], "PATH=%s", EXEC_PATH) < 0 ||
 	    asprintf(&env[n++], "JOBD_JOB_ID=%s", job->id) < 0 ||
 	    asprintf(&env[n++], "JOBD_JOB_TYPE=%s", job->type) < 0 ||
 	    asprintf(&env[n++], "JOBD_ATTEMPT=%d", job->attempt) < 0 ||
 	    asprintf(&env[n++], "JOBD_MAX_ATTEMPTS=%d", job->max_attempts) < 0) {
 		env[n - 1] = NULL;
-		goto fail;
+		env_free(env);
+		return NULL;
 	}
-	for (int i = 0; i < nwords; i++) {
-		env[n++] = words[i];
-		words[i] = NULL;
-	}
-	shellwords_free(words);
+	for (int i = 0; i < pg->nenv; i++)
+		env[n++] = pg->envw[i];
 	return env;
-fail:
-	shellwords_free(words);
-	shellwords_free(env);
-	return NULL;
 }
 
 static void
@@ -265,34 +444,40 @@ void
 handler_exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
                  jobd_ctx *ctx, struct jobd_result *res)
 {
-	char **argv = NULL, **envp = NULL;
-	int argc = 0, status = 0, rc;
-	char path[4096], why[256];
+	struct prog *pg = NULL, *own = NULL;
+	char **envp = NULL;
+	int status = 0, rc;
+	char why[256];
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, errp[2] = {-1, -1};
 	int pidfd = -1, wake;
 	pid_t pid = -1;
 	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, all;
 	struct capbuf sout = {.limit = (size_t)h->max_output_bytes};
 	struct tail serr = {0};
 	size_t written = 0;
-	bool exited = false, fa_init = false, attr_init = false;
+	bool exited = false, fa_init = false;
 	int64_t kill_at = -1, drain_until = -1;
 	int stop = JOBD_STOP_NONE;
 
-	if (shellwords_split(h->command, &argv, &argc, why, sizeof(why)) != 0 ||
-	    argc == 0) {
-		set_error(res, JOBD_FAILED_FOR_GOOD, "bad command: %s",
-		          argc == 0 ? "empty" : why);
+	pthread_once(&exec_once, exec_init);
+	rc = prog_get(h, &pg, &own, why, sizeof(why));
+	if (rc == JOBD_EINVAL) {
+		set_error(res, JOBD_FAILED_FOR_GOOD, "bad command: %s", why);
+		goto out;
+	} else if (rc != 0) {
+		set_error(res, JOBD_RETRY, "out of memory starting the command");
 		goto out;
 	}
-	if (resolve(argv[0], path, sizeof(path)) != 0) {
-		set_error(res, JOBD_RETRY, "cannot run %s: not found on %s",
-		          argv[0], EXEC_PATH);
-		goto out;
+	if (pg->found_ms < 0 || clock_mono_ms() - pg->found_ms >= PATH_TTL_MS) {
+		if (resolve(pg->argv[0], pg->path, sizeof(pg->path)) != 0) {
+			pg->found_ms = -1;
+			set_error(res, JOBD_RETRY, "cannot run %s: not found "
+			          "on %s", pg->argv[0], EXEC_PATH);
+			goto out;
+		}
+		pg->found_ms = clock_mono_ms();
 	}
-	envp = make_env(h, job);
+	envp = make_env(pg, job);
 	if (envp == NULL) {
 		set_error(res, JOBD_RETRY, "out of memory building the "
 		          "environment");
@@ -303,51 +488,55 @@ handler_exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
 		set_error(res, JOBD_RETRY, "pipe: %s", strerror(errno));
 		goto out;
 	}
+	/* The payload goes into the empty pipe now: up to PIPE_BUF bytes
+	 * always fit, so that write cannot block; a longer payload is
+	 * written without blocking, as far as it fits, and the poll loop
+	 * writes the rest as the child reads. */
+	if (job->payload_len > PIPE_BUF)
+		fcntl(in[1], F_SETFL, O_NONBLOCK);
+	if (job->payload_len > 0) {
+		ssize_t w = write(in[1], job->payload, job->payload_len);
+		if (w > 0)
+			written = (size_t)w;
+	}
+	if (written == job->payload_len)
+		close_fd(&in[1]);
+	else if (job->payload_len <= PIPE_BUF)
+		fcntl(in[1], F_SETFL, O_NONBLOCK);
+
 	posix_spawn_file_actions_init(&fa);
 	fa_init = true;
-	posix_spawnattr_init(&attr);
-	attr_init = true;
 	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
 	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
 	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 	if (h->workdir != NULL)
 		posix_spawn_file_actions_addchdir_np(&fa, h->workdir);
-	sigemptyset(&none);
-	/* Back to default: what jobd ignores (SIGPIPE) and glibc's internal
-	 * signals 32 and 33, which posix_spawn would otherwise start the
-	 * child with ignored (sigaddset() refuses them, so start full and
-	 * take out every other signal).  Caught signals reset themselves at
-	 * exec; resetting only these saves the child ~60 sigaction calls. */
-	memset(&all, 0xff, sizeof(all));
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGPIPE)
-			sigdelset(&all, sig);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID |
-	                         POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	rc = posix_spawn(&pid, path, &fa, &attr, argv, envp);
+	rc = posix_spawn(&pid, pg->path, &fa, &spawn_attr, pg->argv, envp);
 	if (rc != 0) {
 		pid = -1;
-		set_error(res, JOBD_RETRY, "cannot run %s: %s", path,
+		pg->found_ms = -1; /* look again next time */
+		set_error(res, JOBD_RETRY, "cannot run %s: %s", pg->path,
 		          strerror(rc));
 		goto out;
 	}
 	handler_ctx_set_pgid(ctx, pid);
+	/* out[1] and errp[1] stay open here until the child is reaped: the
+	 * pipes cannot reach EOF before the exit, so the pidfd alone wakes
+	 * the loop when the child exits.  The read ends stay blocking: they
+	 * are read only after poll says POLLIN, and jobd is their only
+	 * reader, so a read never waits. */
 	close_fd(&in[0]);
-	close_fd(&out[1]);
-	close_fd(&errp[1]);
-	fcntl(in[1], F_SETFL, O_NONBLOCK);
-	fcntl(out[0], F_SETFL, O_NONBLOCK);
-	fcntl(errp[0], F_SETFL, O_NONBLOCK);
-	if (job->payload_len == 0)
-		close_fd(&in[1]);
 	pidfd = pidfd_open(pid, 0);
 	if (pidfd < 0) {
+		/* Nothing would tell the loop of the exit: end it now. */
 		log_err("exec", "pidfd_open: %s; killing the attempt",
 		        strerror(errno));
 		kill(-pid, SIGKILL);
+		handler_ctx_set_pgid(ctx, 0);
+		waitpid(pid, &status, 0);
+		exited = true;
+		drain_until = clock_mono_ms();
 	}
 	wake = handler_ctx_wake_fd(ctx);
 
@@ -409,6 +598,9 @@ handler_exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
 				continue;
 			log_err("exec", "poll: %s", strerror(errno));
 			kill(-pid, SIGKILL);
+			handler_ctx_set_pgid(ctx, 0);
+			waitpid(pid, &status, 0); /* not a success */
+			exited = true;
 			break;
 		}
 		if (i_in >= 0 && fds[i_in].revents) {
@@ -420,22 +612,25 @@ handler_exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
 			    written == job->payload_len)
 				close_fd(&in[1]); /* EPIPE: the child did not read */
 		}
+		/* POLLHUP without POLLIN: empty, and no writer is left. */
 		if (i_out >= 0 && fds[i_out].revents) {
 			char buf[65536];
-			ssize_t r = read(out[0], buf, sizeof(buf));
+			ssize_t r = fds[i_out].revents & POLLIN
+			                ? read(out[0], buf, sizeof(buf)) : 0;
 			if (r > 0) {
 				if (capbuf_add(&sout, buf, (size_t)r) != 0)
 					sout.dropped += (size_t)r;
-			} else if (r == 0 || errno != EAGAIN) {
+			} else if (r == 0 || errno != EINTR) {
 				close_fd(&out[0]);
 			}
 		}
 		if (i_err >= 0 && fds[i_err].revents) {
 			char buf[16384];
-			ssize_t r = read(errp[0], buf, sizeof(buf));
+			ssize_t r = fds[i_err].revents & POLLIN
+			                ? read(errp[0], buf, sizeof(buf)) : 0;
 			if (r > 0)
 				tail_add(&serr, buf, (size_t)r);
-			else if (r == 0 || errno != EAGAIN)
+			else if (r == 0 || errno != EINTR)
 				close_fd(&errp[0]);
 		}
 		if (i_wake >= 0 && fds[i_wake].revents) {
@@ -451,14 +646,9 @@ handler_exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
 			waitpid(pid, &status, 0);
 			exited = true;
 			close_fd(&in[1]);
+			close_fd(&out[1]); /* now EOF comes when the output */
+			close_fd(&errp[1]); /* has all been read */
 			drain_until = clock_mono_ms() + DRAIN_AFTER_EXIT_MS;
-		}
-		if (pidfd < 0 && !exited) {
-			/* No pidfd: the group was killed; reap it. */
-			handler_ctx_set_pgid(ctx, 0);
-			waitpid(pid, &status, 0);
-			exited = true;
-			drain_until = clock_mono_ms();
 		}
 	}
 
@@ -514,8 +704,6 @@ out:
 	}
 	if (fa_init)
 		posix_spawn_file_actions_destroy(&fa);
-	if (attr_init)
-		posix_spawnattr_destroy(&attr);
 	close_fd(&in[0]);
 	close_fd(&in[1]);
 	close_fd(&out[0]);
@@ -524,6 +712,6 @@ out:
 	close_fd(&errp[1]);
 	close_fd(&pidfd);
 	free(sout.data);
-	shellwords_free(argv);
-	shellwords_free(envp);
+	env_free(envp);
+	prog_free(own);
 }

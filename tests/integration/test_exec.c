@@ -543,15 +543,23 @@ END_TEST
  * A command with no shell in between (sleep, found on PATH), inspected
  * through /proc while it runs: exact argv (argv[0] as configured, not the
  * resolved path), exact environment, fds 0-2 only, default signals, its
- * own session.  Then DELETE stops it.
+ * own session.  Then DELETE stops it.  jobd itself starts with SIGQUIT
+ * and SIGUSR1 ignored, as a shell starts a background job (SIGINT too,
+ * but the harness resets that one): the command must not inherit that.
  */
 START_TEST(test_exec_bare_child)
 {
-	jd *d = launch(2, "[handler.bare]\ncommand = sleep 300\n"
-	                  "env = GREETING=hello \"NAME=with spaces\"\n"
-	                  "max_attempts = 2\nkill_grace = 500ms\n");
-	char *id = submit_ok(d, "{\"type\":\"bare\",\"payload\":{\"x\":1}}");
-	struct jd_resp *r = wait_status(d, id, "running", 10000);
+	jd *d;
+	char *id;
+	struct jd_resp *r;
+
+	signal(SIGQUIT, SIG_IGN); /* this test's own process (fork mode) */
+	signal(SIGUSR1, SIG_IGN);
+	d = launch(2, "[handler.bare]\ncommand = sleep 300\n"
+	              "env = GREETING=hello \"NAME=with spaces\"\n"
+	              "max_attempts = 2\nkill_grace = 500ms\n");
+	id = submit_ok(d, "{\"type\":\"bare\",\"payload\":{\"x\":1}}");
+	r = wait_status(d, id, "running", 10000);
 	int64_t deadline = jd_mono_ms() + 5000;
 	char **words, *want[8], fdpath[64], *v, *ignored;
 	pid_t pid;
@@ -987,6 +995,136 @@ START_TEST(test_big_stdin_and_stdout_no_deadlock)
 }
 END_TEST
 
+/* Payload sizes around what jobd writes before the spawn (PIPE_BUF, 4096
+ * on Linux, in one write) and around a pipe's default capacity (64 KiB,
+ * the rest written by the poll loop): stdin is the payload each time. */
+static const int stdin_sizes[] = {4095, 4096, 4097, 65536, 65537, 200000};
+
+START_TEST(test_stdin_sizes)
+{
+	int n = stdin_sizes[_i];
+	char *out = make_outdir(), *extra = NULL, *payload, *body, *id, *got;
+	size_t len = 0;
+	jd *d;
+
+	ck_assert(asprintf(&extra,
+	    "[handler.cat]\ncommand = '%s/spew_then_read.sh' '%s' 0\n"
+	    "max_attempts = 1\n", scripts, out) > 0);
+	payload = malloc((size_t)n + 1); /* a JSON string of n bytes */
+	ck_assert_ptr_nonnull(payload);
+	payload[0] = '"';
+	for (int i = 1; i < n - 1; i++)
+		payload[i] = (char)('a' + i % 26);
+	payload[n - 1] = '"';
+	payload[n] = '\0';
+	ck_assert(asprintf(&body, "{\"type\":\"cat\",\"payload\":%s}",
+	                   payload) > 0);
+	d = launch(1, extra);
+	id = submit_ok(d, body);
+	jd_resp_free(wait_status(d, id, "succeeded", 10000));
+	got = slurp_in(out, "stdin", &len);
+	ck_assert_msg(got != NULL && len == (size_t)n &&
+	              memcmp(got, payload, len) == 0,
+	              "stdin differs from the %d-byte payload (%zu bytes)", n,
+	              len);
+	free(got);
+	free(id);
+	free(body);
+	free(payload);
+	free(extra);
+	free(out);
+	jd_free(d);
+}
+END_TEST
+
+/* Runs one job of type and returns its result text (caller frees). */
+static char *
+run_for_result(jd *d, const char *type)
+{
+	char body[128], *id, *text;
+	struct jd_resp *r;
+	const cJSON *res;
+
+	snprintf(body, sizeof(body), "{\"type\":\"%s\"}", type);
+	id = submit_ok(d, body);
+	r = wait_status(d, id, "succeeded", 10000);
+	res = field(r, "result");
+	ck_assert_msg(cJSON_IsString(res), "result: %s", r->body);
+	text = strdup(res->valuestring);
+	ck_assert_ptr_nonnull(text);
+	jd_resp_free(r);
+	free(id);
+	return text;
+}
+
+/* Replaces the first from in file with to. */
+static void
+edit_file(const char *path, const char *from, const char *to)
+{
+	char *text = slurp(path, NULL), *at;
+	FILE *f;
+
+	ck_assert_ptr_nonnull(text);
+	at = strstr(text, from);
+	ck_assert_msg(at != NULL, "%s has no \"%s\"", path, from);
+	*at = '\0';
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "%s%s%s", text, to, at + strlen(from));
+	ck_assert_int_eq(fclose(f), 0);
+	free(text);
+}
+
+/*
+ * A worker keeps what it made of a command line (its words, its env
+ * words, its path) between attempts: two handlers with the same command
+ * and different env each get their own env on the same worker thread,
+ * and a command changed by a reload (SIGHUP) is what runs next.
+ */
+START_TEST(test_command_follows_config)
+{
+	char *extra = NULL, *got;
+	int64_t deadline;
+	jd *d;
+
+	ck_assert(asprintf(&extra,
+	    "[handler.a]\ncommand = /bin/sh -c 'printf %%s \"$V\"'\n"
+	    "env = V=from-a\n"
+	    "[handler.b]\ncommand = /bin/sh -c 'printf %%s \"$V\"'\n"
+	    "env = V=from-b\n"
+	    "[handler.p]\ncommand = '%s/print.sh' first\n", scripts) > 0);
+	d = launch(1, extra);
+	for (int i = 0; i < 2; i++) {
+		got = run_for_result(d, "a");
+		ck_assert_str_eq(got, "from-a");
+		free(got);
+		got = run_for_result(d, "b");
+		ck_assert_str_eq(got, "from-b");
+		free(got);
+	}
+	got = run_for_result(d, "p");
+	ck_assert_str_eq(got, "first");
+	free(got);
+
+	edit_file(d->conf_path, "print.sh' first", "print.sh' second");
+	ck_assert_int_eq(kill(d->pid, SIGHUP), 0);
+	deadline = jd_mono_ms() + 10000;
+	for (;;) {
+		got = run_for_result(d, "p");
+		if (strcmp(got, "second") == 0)
+			break;
+		ck_assert_msg(strcmp(got, "first") == 0, "result: %s", got);
+		ck_assert_msg(jd_mono_ms() < deadline, "the old command still "
+		              "ran 10 s after SIGHUP");
+		free(got);
+		jd_pause_ms(20);
+	}
+	free(got);
+	free(extra);
+	jd_free(d);
+}
+END_TEST
+
 START_TEST(test_result_json_or_string)
 {
 	char *extra = NULL, *id_obj, *id_str;
@@ -1227,6 +1365,9 @@ exec_suite(void)
 	tcase_add_test(tc, test_exit_1_1_0_succeeds);
 	tcase_add_test(tc, test_output_capped);
 	tcase_add_test(tc, test_big_stdin_and_stdout_no_deadlock);
+	tcase_add_loop_test(tc, test_stdin_sizes, 0,
+	                    sizeof(stdin_sizes) / sizeof(stdin_sizes[0]));
+	tcase_add_test(tc, test_command_follows_config);
 	tcase_add_test(tc, test_result_json_or_string);
 	tcase_add_test(tc, test_concurrency_cap);
 	tcase_add_test(tc, test_cancel_states);
