@@ -20,6 +20,7 @@
 
 #include "api.h"
 #include "auth.h"
+#include "clock.h"
 #include "config.h"
 #include "err.h"
 #include "events.h"
@@ -285,13 +286,22 @@ main(int argc, char **argv)
 	int64_t tick_ms = 5000;
 	if (watchdog && (int64_t)(wd_usec / 2000) < tick_ms)
 		tick_ms = (int64_t)(wd_usec / 2000);
+	int64_t next_tick = clock_mono_ms() + tick_ms;
 	for (;;) {
 		siginfo_t si;
-		struct timespec ts = {.tv_sec = tick_ms / 1000,
-		                      .tv_nsec = (tick_ms % 1000) * 1000000L};
+		int64_t left = next_tick - clock_mono_ms();
+		if (left < 0)
+			left = 0;
+		struct timespec ts = {.tv_sec = left / 1000,
+		                      .tv_nsec = (left % 1000) * 1000000L};
 		int sig = notify ? sigtimedwait(&sigs, &si, &ts)
 		                 : sigwaitinfo(&sigs, &si);
+		if (sig < 0 && clock_mono_ms() < next_tick)
+			continue; /* interrupted early: not yet time to notify */
 		if (sig < 0) {
+			/* Once per tick: the notify socket is a datagram
+			 * socket that blocks when its reader lags. */
+			next_tick = clock_mono_ms() + tick_ms;
 			int64_t counts[JOB_NSTATUS];
 			writer_counts(w, counts);
 			/* WATCHDOG=1 only while the workers live and the writer

@@ -50,6 +50,16 @@ struct type_running {
 #define PREFETCH_WINDOW_MS 5.0
 #define PREFETCH_MAX 512
 
+/*
+ * Under a backlog, attempt results that come alone (exec jobs end one at a
+ * time) wait up to DEFER_MS for others, so that one transaction carries
+ * several: each commit writes whole pages, whatever it carries.  Only
+ * while every worker has claimed work left, so no worker waits for it;
+ * never when idle, so latency at low load is unchanged.
+ */
+#define DEFER_MS 2
+#define DEFER_MAX 64
+
 struct writer {
 	store *st;
 	const struct config *cfg;
@@ -85,6 +95,9 @@ struct writer {
 	int64_t retry_at_mono_ms;      /* after a failed commit, -1 none */
 	struct writer_op *pending;     /* completions to re-apply after a
 	                                  failed commit */
+	struct writer_op *deferred;    /* completions waiting for company */
+	size_t ndeferred;
+	int64_t deferred_mono_ms;      /* when the first of them came */
 	char boot_id[17];
 	uint64_t claim_seq;
 };
@@ -126,6 +139,7 @@ writer_new(store *st, const struct config *cfg)
 	w->avg_run_ms = -1;
 	w->next_run_at_us = -1;
 	w->retry_at_mono_ms = -1;
+	w->deferred_mono_ms = -1;
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		memset(rnd, 0x5a, sizeof(rnd));
 	for (int i = 0; i < 8; i++)
@@ -945,6 +959,33 @@ fail_without_store(writer *w, struct writer_op *ops)
 	}
 }
 
+/*
+ * Whether ops (just taken from the queue) may wait with the deferred ones:
+ * only completions, a backlog to claim from, and every worker with at
+ * least two claimed jobs left beside them.  Writer thread, w->mu held.
+ */
+static bool
+may_defer(writer *w, const struct writer_op *ops, bool retry_due)
+{
+	size_t n = w->ndeferred;
+
+	if (ops == NULL || retry_due || w->stopping || w->draining ||
+	    w->fatal || !w->maybe_due)
+		return false;
+	for (const struct writer_op *op = ops; op; op = op->next) {
+		if (op->kind != WOP_COMPLETE || op->counted)
+			return false;
+		n++;
+	}
+	if (n >= DEFER_MAX)
+		return false;
+	if (w->deferred != NULL &&
+	    clock_mono_ms() >= w->deferred_mono_ms + DEFER_MS)
+		return false;
+	return atomic_load(&w->inflight) - (int64_t)n >=
+	       2 * w->cfg->workers.threads;
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -971,13 +1012,18 @@ writer_main(void *arg)
 		bool retry_due = w->pending != NULL && !backoff;
 		bool purge_due = !backoff && !w->fatal &&
 		    now_mono >= w->next_purge_mono_ms;
+		bool deferred_due = w->deferred != NULL &&
+		    (now_mono >= w->deferred_mono_ms + DEFER_MS ||
+		     w->stopping || w->draining || w->fatal);
 		if (w->fatal) {
 			retry_due = w->pending != NULL;
-			if (w->stopping && w->head == NULL && !retry_due)
+			if (w->stopping && w->head == NULL && !retry_due &&
+			    w->deferred == NULL)
 				break;
 		}
 
-		if (w->head == NULL && !retry_due && !claim_due && !purge_due) {
+		if (w->head == NULL && !retry_due && !claim_due && !purge_due &&
+		    !deferred_due) {
 			if (w->stopping && w->pending == NULL)
 				break;
 			if (w->stopping && w->pending != NULL &&
@@ -989,6 +1035,9 @@ writer_main(void *arg)
 			}
 			/* Sleep until an op arrives or the next deadline. */
 			int64_t deadline = w->next_purge_mono_ms;
+			if (w->deferred != NULL &&
+			    w->deferred_mono_ms + DEFER_MS < deadline)
+				deadline = w->deferred_mono_ms + DEFER_MS;
 			if (backoff && w->retry_at_mono_ms < deadline)
 				deadline = w->retry_at_mono_ms;
 			if (!w->draining && w->next_run_at_us >= 0 &&
@@ -1005,6 +1054,29 @@ writer_main(void *arg)
 		struct writer_op *ops = w->head;
 		w->head = w->tail = NULL;
 		bool draining = w->draining;
+		if (may_defer(w, ops, retry_due)) {
+			/* Appended in their order: a job's results must not
+			 * pass each other. */
+			struct writer_op **end = &w->deferred;
+			if (w->deferred == NULL)
+				w->deferred_mono_ms = now_mono;
+			while (*end != NULL)
+				end = &(*end)->next;
+			*end = ops;
+			for (; ops != NULL; ops = ops->next)
+				w->ndeferred++;
+			continue;
+		}
+		if (w->deferred != NULL) {
+			struct writer_op *last = w->deferred;
+			while (last->next != NULL)
+				last = last->next;
+			last->next = ops;
+			ops = w->deferred;
+			w->deferred = NULL;
+			w->ndeferred = 0;
+			w->deferred_mono_ms = -1;
+		}
 		pthread_mutex_unlock(&w->mu);
 
 		if (w->fatal) {
