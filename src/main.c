@@ -218,6 +218,14 @@ main(int argc, char **argv)
 	sigaddset(&sigs, SIGUSR2); /* the writer: the store failed with EIO */
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* Exec attempts are reaped through pidfds: nobody needs SIGCHLD.
+	 * Blocked everywhere, else each child's exit interrupts main's
+	 * sigtimedwait (the worker that spawned it blocks every signal, so
+	 * the kernel queues it for another thread instead of dropping it). */
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &chld, NULL);
 
 	struct store_options so = {
 		.durability_full = cfg->store.durability == DURABILITY_FULL,

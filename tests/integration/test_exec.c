@@ -1347,6 +1347,26 @@ START_TEST(test_shutdown_stops_exec_child)
 }
 END_TEST
 
+/* Voluntary context switches of a process's main thread so far. */
+static long
+main_wakeups(pid_t pid)
+{
+	char path[64], line[256];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid,
+	         (int)pid);
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
+			break;
+	fclose(f);
+	ck_assert_msg(v >= 0, "no voluntary_ctxt_switches in %s", path);
+	return v;
+}
+
 /* The value of an unlabelled metric line "name value" in GET /metrics. */
 static double
 metric_value(jd *dd, const char *name)
@@ -1391,6 +1411,7 @@ START_TEST(test_backlog_results_share_commits)
 	for (int i = 0; i < N; i++)
 		ids[i] = submit_ok(dd, "{\"type\":\"true\"}");
 	before = metric_value(dd, "jobd_store_commit_batch_size_count");
+	long wakes = main_wakeups(dd->pid);
 	for (int i = 0; i < 2; i++) {
 		char path[64];
 		snprintf(path, sizeof(path), "/jobs/%s", block[i]);
@@ -1404,6 +1425,11 @@ START_TEST(test_backlog_results_share_commits)
 	 * rest have too - checked in the store below. */
 	jd_resp_free(wait_status(dd, ids[N - 1], "succeeded", 60000));
 	txns = metric_value(dd, "jobd_store_commit_batch_size_count") - before;
+	wakes = main_wakeups(dd->pid) - wakes;
+	/* The main thread waits for signals and ticks every 5 s; the exit of
+	 * each child (SIGCHLD) must not wake it. */
+	ck_assert_msg(wakes < N / 10, "the main thread woke %ld times during "
+	              "%d exec jobs", wakes, N);
 	db = jd_db_open(dd);
 	ck_assert_ptr_nonnull(db);
 	ck_assert_int_eq(jd_db_int(db, "SELECT count(*) FROM jobs WHERE type"
