@@ -71,6 +71,10 @@ void job_clear(struct job *job);
 /* Frees a heap-allocated job and its strings; NULL is fine. */
 void job_free(struct job *job);
 
+/* Copies src into dst (whose old strings are not freed), strings too.
+ * 0, or JOBD_ENOMEM with dst left clear. */
+int job_copy(struct job *dst, const struct job *src);
+
 /* Moves src's contents into dst (dst must be clear); src becomes clear. */
 void job_move(struct job *dst, struct job *src);
 

@@ -87,6 +87,30 @@ job_free(struct job *job)
 	free(job);
 }
 
+static int
+dup_or_null(const char *s, char **out)
+{
+	*out = s != NULL ? strdup(s) : NULL;
+	return s != NULL && *out == NULL ? -1 : 0;
+}
+
+int
+job_copy(struct job *dst, const struct job *src)
+{
+	*dst = *src;
+	dst->payload = dst->result = dst->error = NULL;
+	dst->idem_key = dst->idem_fp = NULL;
+	if (dup_or_null(src->payload, &dst->payload) ||
+	    dup_or_null(src->result, &dst->result) ||
+	    dup_or_null(src->error, &dst->error) ||
+	    dup_or_null(src->idem_key, &dst->idem_key) ||
+	    dup_or_null(src->idem_fp, &dst->idem_fp)) {
+		job_clear(dst);
+		return JOBD_ENOMEM;
+	}
+	return 0;
+}
+
 void
 job_move(struct job *dst, struct job *src)
 {

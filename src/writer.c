@@ -95,9 +95,8 @@ struct writer {
 	int64_t retry_at_mono_ms;      /* after a failed commit, -1 none */
 	struct writer_op *pending;     /* completions to re-apply after a
 	                                  failed commit */
-	struct writer_op *deferred;    /* completions waiting for company */
-	size_t ndeferred;
-	int64_t deferred_mono_ms;      /* when the first of them came */
+	int64_t deferred_mono_ms;      /* since when queued results wait for
+	                                  company (may_defer), -1 none */
 	char boot_id[17];
 	uint64_t claim_seq;
 };
@@ -492,16 +491,8 @@ insert_claimed(writer *w, struct writer_op *op, struct batch *b,
 	    !may_take(w, b, b->cfg, op->job.type, &work))
 		return 0;
 	j = malloc(sizeof(*j));
-	if (j == NULL)
-		return JOBD_ENOMEM;
-	*j = op->job;
-	j->payload = strdup(op->job.payload ? op->job.payload : "null");
-	j->result = j->error = NULL;
-	j->idem_key = op->job.idem_key ? strdup(op->job.idem_key) : NULL;
-	j->idem_fp = op->job.idem_fp ? strdup(op->job.idem_fp) : NULL;
-	if (j->payload == NULL || (op->job.idem_key && j->idem_key == NULL) ||
-	    (op->job.idem_fp && j->idem_fp == NULL)) {
-		job_free(j);
+	if (j == NULL || job_copy(j, &op->job) != 0) {
+		free(j);
 		return JOBD_ENOMEM;
 	}
 	j->status = JOB_RUNNING;
@@ -511,9 +502,9 @@ insert_claimed(writer *w, struct writer_op *op, struct batch *b,
 	rc = store_insert(w->st, j, op->err, sizeof(op->err));
 	if (rc == 0)
 		rc = take(w, b, j, work);
+	if (rc != 0)
+		job_free(j); /* not inserted, or the batch fails: rolled back */
 	else
-		job_free(j);
-	if (rc == 0)
 		*taken = true;
 	return rc;
 }
@@ -960,30 +951,26 @@ fail_without_store(writer *w, struct writer_op *ops)
 }
 
 /*
- * Whether ops (just taken from the queue) may wait with the deferred ones:
- * only completions, a backlog to claim from, and every worker with at
- * least two claimed jobs left beside them.  Writer thread, w->mu held.
+ * Whether the queued ops may wait for company (DEFER_MS): attempt results
+ * only, a backlog to claim from, every worker with at least two claimed
+ * jobs left beside them, and not waiting too long already.  They wait in
+ * the queue itself, in their order.  Writer thread, w->mu held.
  */
 static bool
-may_defer(writer *w, const struct writer_op *ops, bool retry_due)
+may_defer(writer *w, int64_t now_mono)
 {
-	size_t n = w->ndeferred;
+	int64_t n = 0;
 
-	if (ops == NULL || retry_due || w->stopping || w->draining ||
-	    w->fatal || !w->maybe_due)
+	if (w->head == NULL || w->stopping || w->draining || w->fatal ||
+	    !w->maybe_due)
 		return false;
-	for (const struct writer_op *op = ops; op; op = op->next) {
-		if (op->kind != WOP_COMPLETE || op->counted)
+	if (w->deferred_mono_ms >= 0 &&
+	    now_mono >= w->deferred_mono_ms + DEFER_MS)
+		return false;
+	for (const struct writer_op *op = w->head; op; op = op->next)
+		if (op->kind != WOP_COMPLETE || op->counted || ++n >= DEFER_MAX)
 			return false;
-		n++;
-	}
-	if (n >= DEFER_MAX)
-		return false;
-	if (w->deferred != NULL &&
-	    clock_mono_ms() >= w->deferred_mono_ms + DEFER_MS)
-		return false;
-	return atomic_load(&w->inflight) - (int64_t)n >=
-	       2 * w->cfg->workers.threads;
+	return atomic_load(&w->inflight) - n >= 2 * w->cfg->workers.threads;
 }
 
 static void *
@@ -1012,18 +999,14 @@ writer_main(void *arg)
 		bool retry_due = w->pending != NULL && !backoff;
 		bool purge_due = !backoff && !w->fatal &&
 		    now_mono >= w->next_purge_mono_ms;
-		bool deferred_due = w->deferred != NULL &&
-		    (now_mono >= w->deferred_mono_ms + DEFER_MS ||
-		     w->stopping || w->draining || w->fatal);
 		if (w->fatal) {
 			retry_due = w->pending != NULL;
-			if (w->stopping && w->head == NULL && !retry_due &&
-			    w->deferred == NULL)
+			if (w->stopping && w->head == NULL && !retry_due)
 				break;
 		}
 
-		if (w->head == NULL && !retry_due && !claim_due && !purge_due &&
-		    !deferred_due) {
+		if ((w->head == NULL || may_defer(w, now_mono)) && !retry_due &&
+		    !claim_due && !purge_due) {
 			if (w->stopping && w->pending == NULL)
 				break;
 			if (w->stopping && w->pending != NULL &&
@@ -1035,9 +1018,12 @@ writer_main(void *arg)
 			}
 			/* Sleep until an op arrives or the next deadline. */
 			int64_t deadline = w->next_purge_mono_ms;
-			if (w->deferred != NULL &&
-			    w->deferred_mono_ms + DEFER_MS < deadline)
-				deadline = w->deferred_mono_ms + DEFER_MS;
+			if (w->head != NULL) {
+				if (w->deferred_mono_ms < 0)
+					w->deferred_mono_ms = now_mono;
+				if (w->deferred_mono_ms + DEFER_MS < deadline)
+					deadline = w->deferred_mono_ms + DEFER_MS;
+			}
 			if (backoff && w->retry_at_mono_ms < deadline)
 				deadline = w->retry_at_mono_ms;
 			if (!w->draining && w->next_run_at_us >= 0 &&
@@ -1054,29 +1040,7 @@ writer_main(void *arg)
 		struct writer_op *ops = w->head;
 		w->head = w->tail = NULL;
 		bool draining = w->draining;
-		if (may_defer(w, ops, retry_due)) {
-			/* Appended in their order: a job's results must not
-			 * pass each other. */
-			struct writer_op **end = &w->deferred;
-			if (w->deferred == NULL)
-				w->deferred_mono_ms = now_mono;
-			while (*end != NULL)
-				end = &(*end)->next;
-			*end = ops;
-			for (; ops != NULL; ops = ops->next)
-				w->ndeferred++;
-			continue;
-		}
-		if (w->deferred != NULL) {
-			struct writer_op *last = w->deferred;
-			while (last->next != NULL)
-				last = last->next;
-			last->next = ops;
-			ops = w->deferred;
-			w->deferred = NULL;
-			w->ndeferred = 0;
-			w->deferred_mono_ms = -1;
-		}
+		w->deferred_mono_ms = -1;
 		pthread_mutex_unlock(&w->mu);
 
 		if (w->fatal) {
