@@ -31,8 +31,10 @@ struct store_options {
 struct store_claim_req {
 	int64_t now_us;
 	size_t limit;                  /* most jobs to claim */
-	const char *const *excluded;   /* types at their concurrency cap */
-	size_t nexcluded;
+	/* The types that may be claimed: configured, not paused, below
+	 * their concurrency cap.  Jobs of other types stay queued. */
+	const char *const *included;
+	size_t nincluded;
 	const char *claim;             /* token written to every claimed row */
 };
 
@@ -50,6 +52,7 @@ struct store_completion {
 	int exit_code;
 	bool output_truncated;
 	int64_t started_at_us; /* when the attempt began (-1: keep) */
+	int64_t now_us;        /* finished_at when a cancel overrides status */
 };
 
 /* Filters of GET /jobs. */
@@ -105,8 +108,9 @@ int store_find_idem(store *st, const char *key, struct job *out, char *err,
                     size_t errlen);
 
 /*
- * Claims up to req->limit due queued jobs, highest priority first, then
- * oldest; marks them running (attempt + 1, started_at, claim token).
+ * Claims up to req->limit due queued jobs of the included types, highest
+ * priority first, then oldest; marks them running (attempt + 1, started_at,
+ * claim token; the attempt counts once store_start() records it).
  * Returns 0 and a new array of jobs in *out (caller frees each with
  * job_clear() and the array with free()), count in *nout.
  */
@@ -114,11 +118,23 @@ int store_claim(store *st, const struct store_claim_req *req,
                 struct job **out, size_t *nout, char *err, size_t errlen);
 
 /*
- * Records the end of an attempt.  JOBD_ESTALE when the claim is no longer
+ * Records the end of an attempt, or puts a claimed job back (status
+ * queued, attempt_delta -1).  The store decides a race with a cancel: when
+ * a cancel was requested and the attempt did not succeed, the job ends
+ * cancelled whatever c->status says.  Returns 0 with the job's status
+ * now in *status (may be NULL); JOBD_ESTALE when the claim is no longer
  * current (the row is left alone).
  */
-int store_complete(store *st, const struct store_completion *c, char *err,
-                   size_t errlen);
+int store_complete(store *st, const struct store_completion *c, int *status,
+                   char *err, size_t errlen);
+
+/*
+ * Records that a worker started the claimed attempt (it counts from now:
+ * recovery gives back the attempt of a claim that never started).
+ * JOBD_ESTALE when the claim is no longer current.
+ */
+int store_start(store *st, const char *id, const char *claim,
+                int64_t started_at_us, char *err, size_t errlen);
 
 /*
  * Cancels a queued job.  Returns 0 when it was queued and is now cancelled;
@@ -140,8 +156,8 @@ int store_retry(store *st, const char *id, int64_t now_us, int *status,
 
 /*
  * Start-up recovery: jobs left running by a dead daemon go back to queued
- * with the attempt counted, or to failed when no attempt is left, or to
- * cancelled when a cancel was requested.
+ * with the attempt counted (when it had started), or to failed when no
+ * attempt is left, or to cancelled when a cancel was requested.
  */
 int store_recover(store *st, int64_t now_us, int *requeued, int *failed,
                   char *err, size_t errlen);

@@ -24,7 +24,9 @@ struct store_ops {
 	int (*claim)(void *impl, const struct store_claim_req *req,
 	             struct job **out, size_t *nout, char *err, size_t errlen);
 	int (*complete)(void *impl, const struct store_completion *c,
-	                char *err, size_t errlen);
+	                int *status, char *err, size_t errlen);
+	int (*start)(void *impl, const char *id, const char *claim,
+	             int64_t started_at_us, char *err, size_t errlen);
 	int (*cancel)(void *impl, const char *id, int64_t now_ms, int *status,
 	              char *err, size_t errlen);
 	int (*retry)(void *impl, const char *id, int64_t now_ms, int *status,

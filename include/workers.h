@@ -25,8 +25,12 @@ void worker_pool_free(worker_pool *p);
 /* Starts the threads.  Returns 0 or JOBD_ESYS. */
 int worker_pool_start(worker_pool *p);
 
-/* Queues claimed jobs; takes ownership of each jobs[i].  Any thread. */
-void worker_pool_dispatch(worker_pool *p, struct job **jobs, size_t n);
+/*
+ * Queues claimed jobs (each in its completion op, see writer.h); takes
+ * ownership of each ops[i], which goes back to the writer when its attempt
+ * ends.  Any thread.
+ */
+void worker_pool_dispatch(worker_pool *p, struct writer_op **ops, size_t n);
 
 /*
  * Asks the running attempt of job id to stop as cancelled.  Returns true

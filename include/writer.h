@@ -10,6 +10,12 @@
  * done() callback and hands the claimed jobs to the workers.  So a 202 is
  * only ever sent for a committed job.
  *
+ * Claimed jobs travel as ops: each is handed to the workers inside the
+ * WOP_COMPLETE op that will carry its attempt's end back (op->job), so
+ * that reporting an attempt's end never needs memory it might not get.
+ * A worker tells the writer when it starts the attempt (writer_started);
+ * the writer records the start unless the attempt's end is already there.
+ *
  * When idle the writer sleeps on a condition variable with a deadline at
  * the earliest future run_at: no polling.
  */
@@ -29,7 +35,8 @@ enum writer_op_kind {
 	WOP_SUBMIT,   /* insert op->job */
 	WOP_CANCEL,   /* cancel op->id */
 	WOP_RETRY,    /* retry op->id */
-	WOP_COMPLETE, /* end of an attempt (workers) */
+	WOP_COMPLETE, /* end of an attempt (workers); op->job: the claimed
+	                 job, handed to a worker by dispatch */
 };
 
 struct writer_op {
@@ -60,6 +67,12 @@ struct writer_op {
 	bool replayed;                  /* idempotent replay of an earlier job */
 	char err[256];
 	bool counted;                   /* writer's: worker slot freed */
+	/* writer_started(): the start waits in the writer's start list
+	 * (start_queued) until written, or until the end of the attempt
+	 * makes it moot (start_skip).  Guarded by the writer's mutex. */
+	bool start_queued, start_skip;
+	bool prestarted;                /* start written with the claim */
+	struct writer_op *start_next;
 
 	/*
 	 * Called on the writer thread once the outcome is known (after the
@@ -77,8 +90,13 @@ void writer_op_init(struct writer_op *op, int kind);
 /* Frees what an op owns (not the op). */
 void writer_op_clear(struct writer_op *op);
 
-/* Where claimed jobs go: takes ownership of each jobs[i] (heap). */
-typedef void (*writer_dispatch_fn)(struct job **jobs, size_t n, void *arg);
+/*
+ * Where claimed jobs go: takes ownership of each ops[i] (heap, kind
+ * WOP_COMPLETE, op->job the claimed job), which the taker fills in with
+ * the attempt's end and hands back with writer_submit().
+ */
+typedef void (*writer_dispatch_fn)(struct writer_op **ops, size_t n,
+                                   void *arg);
 /* Asks the running attempt of id to stop (cancel); true if one was found. */
 typedef bool (*writer_cancel_fn)(const char *id, void *arg);
 /* A job changed state (after commit): for waiters and metrics. */
@@ -105,10 +123,25 @@ int writer_recover(writer *w, char *err, size_t errlen);
 int writer_start(writer *w);
 
 /*
- * Hands an op to the writer (any thread).  Returns 0, or JOBD_EBUSY when
- * the writer has stopped (done() is then not called).
+ * Hands an op to the writer (any thread).  Accepted until the writer
+ * thread has exited (also while it stops: a claim committed as shutdown
+ * began is handed back and written).  Returns 0, or JOBD_EBUSY when the
+ * writer is not running (done() is then not called).
  */
 int writer_submit(writer *w, struct writer_op *op);
+
+/*
+ * A worker started the attempt of a dispatched op at started_at_us: from
+ * now on it counts.  The op stays the worker's; the writer only reads its
+ * id, claim and start time until the op comes back with writer_submit().
+ */
+void writer_started(writer *w, struct writer_op *op, int64_t started_at_us);
+
+/*
+ * Makes the writer look for due jobs again (after a reload changed which
+ * types have handlers, or their caps).  Any thread.
+ */
+void writer_poke(writer *w);
 
 /* Stops claiming new jobs (shutdown begins).  Any thread. */
 void writer_drain(writer *w);

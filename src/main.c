@@ -100,11 +100,11 @@ struct hooks {
 };
 
 static void
-on_dispatch(struct job **jobs, size_t n, void *arg)
+on_dispatch(struct writer_op **ops, size_t n, void *arg)
 {
 	struct hooks *h = arg;
 
-	worker_pool_dispatch(h->pool, jobs, n);
+	worker_pool_dispatch(h->pool, ops, n);
 }
 
 static bool
@@ -330,6 +330,7 @@ main(int argc, char **argv)
 		}
 		if (sig == SIGHUP) {
 			reload(config_path, cfg);
+			writer_poke(w); /* handlers or caps may have changed */
 			continue;
 		}
 		if (sig == SIGUSR2 && si.si_pid == getpid()) {

@@ -72,9 +72,13 @@ int store_claim(store *st, const struct store_claim_req *req,
                 struct job **out, size_t *nout, char *err, size_t errlen)
 { return st->ops->claim(st->impl, req, out, nout, err, errlen); }
 
-int store_complete(store *st, const struct store_completion *c, char *err,
-                   size_t errlen)
-{ return st->ops->complete(st->impl, c, err, errlen); }
+int store_complete(store *st, const struct store_completion *c, int *status,
+                   char *err, size_t errlen)
+{ return st->ops->complete(st->impl, c, status, err, errlen); }
+
+int store_start(store *st, const char *id, const char *claim,
+                int64_t started_at_us, char *err, size_t errlen)
+{ return st->ops->start(st->impl, id, claim, started_at_us, err, errlen); }
 
 int store_cancel(store *st, const char *id, int64_t now_us, int *status,
                  char *err, size_t errlen)

@@ -83,6 +83,13 @@ static const char *const migrations[] = {
 	"UPDATE jobs SET created_at = created_at * 1000,"
 	"  run_at = run_at * 1000, started_at = started_at * 1000,"
 	"  finished_at = finished_at * 1000;",
+	/* 3: an attempt counts from when a worker starts it, not from its
+	 * claim: attempt_started is 0 from the claim until the worker's start
+	 * is written, so that recovery does not count an attempt that never
+	 * began.  Rows running under an older jobd were counted at claim. */
+	"ALTER TABLE jobs ADD COLUMN attempt_started INTEGER NOT NULL"
+	"  DEFAULT 0;"
+	"UPDATE jobs SET attempt_started = 1 WHERE status = 'running';",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -90,7 +97,7 @@ enum {
 	W_BEGIN, W_COMMIT, W_ROLLBACK, W_INSERT, W_FIND_IDEM, W_CLAIM,
 	W_COMPLETE, W_CANCEL, W_STATUS_OF, W_MARK_CANCEL, W_RETRY,
 	W_RECOVER_CANCEL, W_RECOVER_FAIL, W_RECOVER_REQUEUE, W_PURGE,
-	W_NEXT_RUN_AT, W_COUNT, W_PROMOTE, W_NSTMT
+	W_NEXT_RUN_AT, W_COUNT, W_PROMOTE, W_START, W_NSTMT
 };
 
 static const char *const writer_sql[W_NSTMT] = {
@@ -106,17 +113,32 @@ static const char *const writer_sql[W_NSTMT] = {
 		" ?13, ?12)",
 	[W_FIND_IDEM] = "SELECT " JOB_COLS " FROM jobs WHERE idem_key = ?1",
 	[W_CLAIM] = "UPDATE jobs SET status = 'running', attempt = attempt + 1,"
-		" started_at = ?1, finished_at = NULL, claim = ?2"
+		" started_at = ?1, finished_at = NULL, claim = ?2,"
+		" attempt_started = 0, cancel_requested = 0"
 		" WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_queue"
 		"   WHERE status = 'queued' AND due = 1"
-		"   AND type NOT IN (SELECT value FROM json_each(?3))"
+		"   AND type IN (SELECT value FROM json_each(?3))"
 		"   ORDER BY priority DESC, id LIMIT ?4)"
 		" RETURNING " JOB_COLS,
-	[W_COMPLETE] = "UPDATE jobs SET status = ?3, attempt = attempt + ?4,"
-		" run_at = coalesce(?5, run_at), finished_at = ?6, result = ?7,"
-		" error = ?8, exit_code = ?9, output_truncated = ?10, claim = NULL,"
-		" started_at = coalesce(?11, started_at), due = 0"
-		" WHERE id = ?1 AND claim = ?2 AND status = 'running'",
+	/* The store decides a race between a cancel and the attempt's end:
+	 * an attempt that did not succeed while a cancel was requested ends
+	 * cancelled, whatever the worker asked for (?12: finished_at then). */
+	[W_COMPLETE] = "UPDATE jobs SET"
+		" status = iif(cancel_requested AND ?3 <> 'succeeded',"
+		"   'cancelled', ?3),"
+		" attempt = attempt + ?4,"
+		" run_at = iif(cancel_requested AND ?3 <> 'succeeded', run_at,"
+		"   coalesce(?5, run_at)),"
+		" finished_at = iif(cancel_requested AND ?3 <> 'succeeded', ?12,"
+		"   ?6),"
+		" result = ?7,"
+		" error = iif(cancel_requested AND ?3 <> 'succeeded',"
+		"   coalesce(?8, 'cancelled'), ?8),"
+		" exit_code = ?9, output_truncated = ?10, claim = NULL,"
+		" started_at = coalesce(?11, started_at), due = 0,"
+		" cancel_requested = 0"
+		" WHERE id = ?1 AND claim = ?2 AND status = 'running'"
+		" RETURNING status",
 	[W_CANCEL] = "UPDATE jobs SET status = 'cancelled', finished_at = ?2,"
 		" claim = NULL WHERE id = ?1 AND status = 'queued'",
 	[W_STATUS_OF] = "SELECT status FROM jobs WHERE id = ?1",
@@ -127,15 +149,20 @@ static const char *const writer_sql[W_NSTMT] = {
 		" result = NULL, error = NULL, exit_code = NULL,"
 		" cancel_requested = 0, claim = NULL, due = 1"
 		" WHERE id = ?1 AND status IN ('failed', 'cancelled')",
+	/* A claim whose attempt never started (attempt_started = 0) gives
+	 * its attempt back. */
 	[W_RECOVER_CANCEL] = "UPDATE jobs SET status = 'cancelled',"
-		" finished_at = ?1, claim = NULL"
+		" finished_at = ?1, claim = NULL,"
+		" attempt = attempt - 1 + attempt_started"
 		" WHERE status = 'running' AND cancel_requested = 1",
 	[W_RECOVER_FAIL] = "UPDATE jobs SET status = 'failed', finished_at = ?1,"
 		" claim = NULL, error = 'the daemon stopped during the last"
 		" attempt (no attempts left)'"
-		" WHERE status = 'running' AND attempt >= max_attempts",
+		" WHERE status = 'running' AND attempt_started = 1"
+		" AND attempt >= max_attempts",
 	[W_RECOVER_REQUEUE] = "UPDATE jobs SET status = 'queued', run_at = ?1,"
-		" claim = NULL, due = 1 WHERE status = 'running'",
+		" claim = NULL, due = 1, attempt = attempt - 1 + attempt_started"
+		" WHERE status = 'running'",
 	[W_PURGE] = "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs"
 		" WHERE finished_at < ?1 AND status IN ('succeeded', 'failed',"
 		" 'cancelled') LIMIT ?2) RETURNING status",
@@ -145,6 +172,8 @@ static const char *const writer_sql[W_NSTMT] = {
 	[W_PROMOTE] = "UPDATE jobs SET due = 1 WHERE rowid IN (SELECT rowid FROM"
 		" jobs INDEXED BY jobs_waiting WHERE status = 'queued' AND due = 0"
 		" AND run_at <= ?1)",
+	[W_START] = "UPDATE jobs SET attempt_started = 1, started_at = ?3"
+		" WHERE id = ?1 AND claim = ?2 AND status = 'running'",
 };
 
 #define LIST_VARIANTS 8 /* bit 0: status, bit 1: type, bit 2: after */
@@ -590,37 +619,39 @@ sq_claim(void *impl, const struct store_claim_req *req, struct job **out,
 	struct sq *s = impl;
 	sqlite3_stmt *st = s->w[W_CLAIM];
 	struct job *jobs = NULL;
-	size_t n = 0;
-	char excluded[4096];
-	size_t used = 0;
+	size_t n = 0, cap, used = 0, len = 3;
+	char *included = NULL;
 	int rc;
 
 	*out = NULL;
 	*nout = 0;
-	if (req->limit == 0)
+	if (req->limit == 0 || req->nincluded == 0)
 		return 0;
-	/* A JSON array of the types at their cap (type names need no
-	 * escaping: [A-Za-z0-9_.-]). */
-	used += (size_t)snprintf(excluded, sizeof(excluded), "[");
-	for (size_t i = 0; i < req->nexcluded &&
-	     used + strlen(req->excluded[i]) + 4 < sizeof(excluded); i++)
-		used += (size_t)snprintf(excluded + used, sizeof(excluded) - used,
-		                         "%s\"%s\"", i ? "," : "",
-		                         req->excluded[i]);
-	snprintf(excluded + used, sizeof(excluded) - used, "]");
-
 	/* Jobs whose run_at has come join the due ones. */
 	sqlite3_bind_int64(s->w[W_PROMOTE], 1, req->now_us);
 	rc = step_done(s->w[W_PROMOTE]);
 	if (rc != SQLITE_OK)
 		return fail(s->wdb, rc, err, errlen, "promote");
-	size_t cap = req->limit < 16 ? req->limit : 16;
+	/* A JSON array of the types that may be claimed (type names need
+	 * no escaping: [A-Za-z0-9_.-]). */
+	for (size_t i = 0; i < req->nincluded; i++)
+		len += strlen(req->included[i]) + 3;
+	cap = req->limit < 16 ? req->limit : 16;
+	included = malloc(len);
 	jobs = malloc(cap * sizeof(*jobs));
-	if (jobs == NULL)
-		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	if (included == NULL || jobs == NULL) {
+		rc = jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+		goto out;
+	}
+	used += (size_t)snprintf(included, len, "[");
+	for (size_t i = 0; i < req->nincluded; i++)
+		used += (size_t)snprintf(included + used, len - used, "%s\"%s\"",
+		                         i ? "," : "", req->included[i]);
+	snprintf(included + used, len - used, "]");
+
 	sqlite3_bind_int64(st, 1, req->now_us);
 	sqlite3_bind_text(st, 2, req->claim, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, excluded, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, included, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)req->limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < req->limit) {
 		if (n == cap) {
@@ -639,31 +670,28 @@ sq_claim(void *impl, const struct store_claim_req *req, struct job **out,
 		}
 		n++;
 	}
-	if (rc != SQLITE_DONE) {
-		rc = fail(s->wdb, rc, err, errlen, "claim");
-		sqlite3_reset(st);
-		sqlite3_clear_bindings(st);
-		for (size_t i = 0; i < n; i++)
-			job_clear(&jobs[i]);
-		free(jobs);
-		return rc;
-	}
+	rc = rc == SQLITE_DONE ? 0 : fail(s->wdb, rc, err, errlen, "claim");
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	if (n == 0) {
-		free(jobs);
-		return 0;
+	if (rc == 0 && n > 0) {
+		/* RETURNING gives rows in no particular order. */
+		qsort(jobs, n, sizeof(*jobs), cmp_claim_order);
+		*out = jobs;
+		*nout = n;
+		jobs = NULL;
+		n = 0;
 	}
-	/* RETURNING gives rows in no particular order. */
-	qsort(jobs, n, sizeof(*jobs), cmp_claim_order);
-	*out = jobs;
-	*nout = n;
-	return 0;
+out:
+	for (size_t i = 0; i < n; i++)
+		job_clear(&jobs[i]);
+	free(jobs);
+	free(included);
+	return rc;
 }
 
 static int
-sq_complete(void *impl, const struct store_completion *c, char *err,
-            size_t errlen)
+sq_complete(void *impl, const struct store_completion *c, int *status,
+            char *err, size_t errlen)
 {
 	struct sq *s = impl;
 	sqlite3_stmt *st = s->w[W_COMPLETE];
@@ -684,13 +712,43 @@ sq_complete(void *impl, const struct store_completion *c, char *err,
 		sqlite3_bind_null(st, 9);
 	sqlite3_bind_int(st, 10, c->output_truncated);
 	bind_time_or_null(st, 11, c->started_at_us > 0 ? c->started_at_us : -1);
+	sqlite3_bind_int64(st, 12, c->now_us);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (status != NULL)
+			*status = job_status_parse(
+				(const char *)sqlite3_column_text(st, 0));
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = jobd_seterr(err, errlen, JOBD_ESTALE,
+		                 "job %s: claim %s is no longer current", c->id,
+		                 c->claim);
+	} else {
+		rc = fail(s->wdb, rc, err, errlen, "complete");
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+static int
+sq_start(void *impl, const char *id, const char *claim, int64_t started_at_us,
+         char *err, size_t errlen)
+{
+	struct sq *s = impl;
+	sqlite3_stmt *st = s->w[W_START];
+	int rc;
+
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, claim, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, started_at_us);
 	rc = step_done(st);
 	if (rc != SQLITE_OK)
-		return fail(s->wdb, rc, err, errlen, "complete");
+		return fail(s->wdb, rc, err, errlen, "start");
 	if (sqlite3_changes(s->wdb) == 0)
 		return jobd_seterr(err, errlen, JOBD_ESTALE,
-		                   "job %s: claim %s is no longer current", c->id,
-		                   c->claim);
+		                   "job %s: claim %s is no longer current", id,
+		                   claim);
 	return 0;
 }
 
@@ -1064,6 +1122,7 @@ const struct store_ops store_sqlite_ops = {
 	.find_idem = sq_find_idem,
 	.claim = sq_claim,
 	.complete = sq_complete,
+	.start = sq_start,
 	.cancel = sq_cancel,
 	.retry = sq_retry,
 	.recover = sq_recover,

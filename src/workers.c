@@ -1,11 +1,13 @@
 /*
  * workers.c - the worker pool.
  *
- * The writer hands claimed jobs to the pool's run queue; a worker takes
- * one, runs the handler its type names with a fresh attempt context,
- * decides the job's next state (succeeded, retry with backoff, failed,
- * cancelled, or back to queued on shutdown) and hands that to the writer
- * as a completion.  The worker does not wait for that commit: a crash
+ * The writer hands claimed jobs to the pool's run queue, each inside the
+ * completion op that will carry its end back; a worker takes one, tells
+ * the writer the attempt starts, runs the handler its type names with a
+ * fresh attempt context, decides the job's next state (succeeded, retry
+ * with backoff, failed, cancelled, or back to queued on shutdown) and
+ * hands the op back to the writer.  Reporting needs no memory, so an
+ * attempt's end is never lost to an allocation failure.  The worker does not wait for that commit: a crash
  * before it only means the job is found running at start-up and requeued
  * (at-least-once).
  *
@@ -45,7 +47,7 @@ struct worker_pool {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;      /* jobs queued, or stopping */
 	pthread_cond_t idle_cond; /* an attempt ended */
-	struct job **queue;       /* ring buffer of claimed jobs */
+	struct writer_op **queue; /* ring buffer of claimed jobs */
 	size_t qcap, qhead, qlen;
 	bool stopping;            /* take no more jobs */
 	int stop_reason;          /* given to new attempts (shutdown) */
@@ -87,8 +89,10 @@ worker_pool_free(worker_pool *p)
 {
 	if (p == NULL)
 		return;
-	for (size_t i = 0; i < p->qlen; i++)
-		job_free(p->queue[(p->qhead + i) % p->qcap]);
+	for (size_t i = 0; i < p->qlen; i++) {
+		writer_op_clear(p->queue[(p->qhead + i) % p->qcap]);
+		free(p->queue[(p->qhead + i) % p->qcap]);
+	}
 	free(p->queue);
 	free(p->threads);
 	free(p->slots);
@@ -98,34 +102,42 @@ worker_pool_free(worker_pool *p)
 	free(p);
 }
 
-/* Builds the completion of an attempt and hands it to the writer. */
+/* Text for a log line: at most 200 bytes, control bytes as '?'. */
 static void
-report(worker_pool *p, const struct job *job, const struct handler_conf *h,
+log_text(char *out, size_t outlen, const char *in)
+{
+	size_t n = 0;
+
+	for (; in != NULL && *in != '\0' && n + 4 < outlen && n < 200; in++)
+		out[n++] = (unsigned char)*in < 0x20 || *in == 0x7f ? '?' : *in;
+	if (in != NULL && *in != '\0')
+		out[n++] = '.', out[n++] = '.', out[n++] = '.';
+	out[n] = '\0';
+}
+
+/*
+ * Fills in op (the claimed job's completion op) with the attempt's end
+ * and hands it to the writer.  started_at_us < 0: the attempt never
+ * started, so it does not count.
+ */
+static void
+report(worker_pool *p, struct writer_op *op, const struct handler_conf *h,
        struct jobd_result *res, int stop, int64_t started_at_us,
        int64_t run_us)
 {
-	struct writer_op *op = malloc(sizeof(*op));
-	int64_t now = clock_now_us();
+	const struct job *job = &op->job;
+	int64_t now = clock_now_us(), backoff_us = 0;
+	char why[256] = "";
 
-	if (op == NULL) {
-		log_err("workers", "job %s: out of memory reporting its end; "
-		        "it will be requeued at the next start", job->id);
-		free(res->result);
-		free(res->error);
-		return;
-	}
-	writer_op_init(op, WOP_COMPLETE);
-	memcpy(op->id, job->id, sizeof(op->id));
-	memcpy(op->type, job->type, sizeof(op->type));
-	memcpy(op->claim, job->claim, sizeof(op->claim));
 	op->result = res->result;
 	op->error = res->error;
 	op->has_exit_code = res->has_exit_code != 0;
 	op->exit_code = res->exit_code;
 	op->output_truncated = res->output_truncated != 0;
 	op->finished_at_us = now;
-	op->started_at_us = started_at_us;
 	op->run_us = run_us;
+	if (started_at_us < 0)
+		op->attempt_delta = -1; /* claimed, never started */
 
 	if (res->outcome == JOBD_SUCCEEDED) {
 		op->new_status = JOB_SUCCEEDED;
@@ -133,8 +145,9 @@ report(worker_pool *p, const struct job *job, const struct handler_conf *h,
 		op->new_status = JOB_CANCELLED;
 		if (op->error == NULL)
 			op->error = strdup("cancelled");
-	} else if (stop == JOBD_STOP_SHUTDOWN) {
-		/* Not the job's fault: back to the queue, attempt not counted. */
+	} else if (stop == JOBD_STOP_SHUTDOWN || h == NULL) {
+		/* Not the job's fault (shutdown, or its handler was removed
+		 * by a reload): back to the queue, attempt not counted. */
 		op->new_status = JOB_QUEUED;
 		op->attempt_delta = -1;
 		op->run_at_us = now;
@@ -160,30 +173,53 @@ report(worker_pool *p, const struct job *job, const struct handler_conf *h,
 		}
 		if (job->attempt < job->max_attempts) {
 			op->new_status = JOB_QUEUED;
-			op->run_at_us = now + 1000 * backoff_jitter_ms(
-			    job->attempt, h ? h->backoff_base_ms : 1000,
-			    h ? h->backoff_max_ms : 3600000);
+			backoff_us = 1000 * backoff_jitter_ms(job->attempt,
+			    h->backoff_base_ms, h->backoff_max_ms);
+			op->run_at_us = now + backoff_us;
 			op->finished_at_us = -1;
 		} else {
 			op->new_status = JOB_FAILED;
 		}
 	}
+
+	/* One line for every attempt that did not succeed. */
+	if (op->new_status != JOB_SUCCEEDED && op->attempt_delta == 0)
+		log_text(why, sizeof(why), op->error ? op->error
+		                                     : "no error text");
+	if (op->new_status == JOB_QUEUED && op->attempt_delta == 0)
+		log_notice("workers", "job %s (%s): attempt %d/%d failed: %s; "
+		           "retrying in %.3gs", job->id, job->type,
+		           job->attempt, job->max_attempts, why,
+		           (double)backoff_us / 1e6);
+	else if (op->new_status == JOB_FAILED)
+		log_warn("workers", "job %s (%s): attempt %d/%d failed: %s; "
+		         "no attempt left", job->id, job->type, job->attempt,
+		         job->max_attempts, why);
+	else if (op->new_status == JOB_CANCELLED && op->attempt_delta == 0)
+		log_info("workers", "job %s (%s): attempt %d/%d cancelled",
+		         job->id, job->type, job->attempt, job->max_attempts);
+
+	/* The payload is not needed any more: do not hold it until the
+	 * commit. */
+	free(op->job.payload);
+	op->job.payload = NULL;
 	if (writer_submit(p->w, op) != 0) {
 		log_warn("workers", "job %s: the writer has stopped; the job "
-		         "will be requeued at the next start", job->id);
+		         "will be requeued at the next start", op->id);
 		writer_op_clear(op);
 		free(op);
 	}
 }
 
 static void
-run_one(worker_pool *p, size_t index, struct job *job)
+run_one(worker_pool *p, size_t index, struct writer_op *op)
 {
 	/* The handler as configured now (SIGHUP may have reloaded it); the
 	 * reference keeps it valid for the whole attempt. */
 	struct config *cfg = config_acquire();
 	const struct handler_conf *h = config_handler(cfg ? cfg : p->cfg,
-	                                              job->type);
+	                                              op->job.type);
+	const struct job *job = &op->job;
 	struct jobd_result res = {0};
 	jobd_ctx *ctx = NULL;
 	int64_t start = clock_mono_ms(), start_us = clock_mono_us();
@@ -191,16 +227,19 @@ run_one(worker_pool *p, size_t index, struct job *job)
 	int stop = JOBD_STOP_NONE;
 
 	if (h == NULL) {
-		res.outcome = JOBD_FAILED_FOR_GOOD;
-		res.error = strdup("no handler is configured for this type");
-		report(p, job, NULL, &res, JOBD_STOP_NONE, -1, 0);
+		log_warn("workers", "job %s: no handler is configured for type "
+		         "%s (removed by a reload?): it stays queued until one "
+		         "is", job->id, job->type);
+		res.outcome = JOBD_STOPPED;
+		report(p, op, NULL, &res, JOBD_STOP_NONE, -1, 0);
 		config_release(cfg);
 		return;
 	}
 	if (handler_ctx_init(&ctx, start + job->timeout_ms, h->kill_grace_ms)) {
-		res.outcome = JOBD_RETRY;
-		res.error = strdup("out of memory starting the attempt");
-		report(p, job, h, &res, JOBD_STOP_NONE, -1, 0);
+		res.outcome = JOBD_STOPPED;
+		log_err("workers", "job %s: out of memory starting its attempt; "
+		        "back to the queue", job->id);
+		report(p, op, h, &res, JOBD_STOP_SHUTDOWN, -1, 0);
 		config_release(cfg);
 		return;
 	}
@@ -211,6 +250,10 @@ run_one(worker_pool *p, size_t index, struct job *job)
 		handler_ctx_request_stop(ctx, p->stop_reason);
 	pthread_mutex_unlock(&p->mu);
 
+	/* From here on the attempt counts (already, when the writer gave
+	 * the job to an idle worker). */
+	if (!op->prestarted)
+		writer_started(p->w, op, started_at);
 	struct jobd_job_view view = {
 		.id = job->id, .type = job->type, .attempt = job->attempt,
 		.max_attempts = job->max_attempts, .payload = job->payload,
@@ -230,7 +273,7 @@ run_one(worker_pool *p, size_t index, struct job *job)
 	int64_t run_us = clock_mono_us() - start_us;
 	metrics_run_seconds(job->type, (double)run_us / 1e6);
 
-	report(p, job, h, &res, stop, started_at, run_us);
+	report(p, op, h, &res, stop, started_at, run_us);
 	config_release(cfg);
 }
 
@@ -255,15 +298,14 @@ worker_main(void *arg)
 			pthread_cond_wait(&p->cond, &p->mu);
 		if (p->stopping)
 			break; /* worker_pool_stop hands queued jobs back */
-		struct job *job = p->queue[p->qhead];
+		struct writer_op *op = p->queue[p->qhead];
 		p->qhead = (p->qhead + 1) % p->qcap;
 		p->qlen--;
 		/* Busy from the moment it is taken, so that shutdown waits
 		 * for it (and stops it) even before its context exists. */
 		p->busy++;
 		pthread_mutex_unlock(&p->mu);
-		run_one(p, index, job);
-		job_free(job);
+		run_one(p, index, op); /* hands op back to the writer */
 		pthread_mutex_lock(&p->mu);
 		p->busy--;
 		pthread_cond_broadcast(&p->idle_cond);
@@ -293,34 +335,29 @@ worker_pool_start(worker_pool *p)
 	return 0;
 }
 
-void
-worker_pool_dispatch(worker_pool *p, struct job **jobs, size_t n)
+/* Hands back a claimed job that will not run now (attempt not counted). */
+static void
+put_back(worker_pool *p, struct writer_op *op, int stop)
 {
+	struct jobd_result res = {.outcome = JOBD_STOPPED};
+
+	report(p, op, NULL, &res, stop, -1, 0);
+}
+
+void
+worker_pool_dispatch(worker_pool *p, struct writer_op **ops, size_t n)
+{
+	size_t queued = 0;
+
 	pthread_mutex_lock(&p->mu);
-	if (p->stopping) {
-		/* Claimed while shutdown began: back to the queue, unrun and
-		 * with the attempt not counted. */
-		pthread_mutex_unlock(&p->mu);
-		for (size_t i = 0; i < n; i++) {
-			struct jobd_result res = {.outcome = JOBD_STOPPED};
-			report(p, jobs[i], NULL, &res, JOBD_STOP_SHUTDOWN, -1, 0);
-			job_free(jobs[i]);
-		}
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
+	for (; queued < n && !p->stopping; queued++) {
 		if (p->qlen == p->qcap) {
 			/* The writer claims ahead for fast job types; grow
 			 * rather than drop a claimed job. */
 			size_t cap = p->qcap * 2;
-			struct job **q = calloc(cap, sizeof(*q));
-			if (q == NULL) {
-				log_err("workers", "job %s: out of memory queueing "
-				        "it; it will be requeued at the next start",
-				        jobs[i]->id);
-				job_free(jobs[i]);
-				continue;
-			}
+			struct writer_op **q = calloc(cap, sizeof(*q));
+			if (q == NULL)
+				break;
 			for (size_t k = 0; k < p->qlen; k++)
 				q[k] = p->queue[(p->qhead + k) % p->qcap];
 			free(p->queue);
@@ -328,18 +365,26 @@ worker_pool_dispatch(worker_pool *p, struct job **jobs, size_t n)
 			p->qcap = cap;
 			p->qhead = 0;
 		}
-		p->queue[(p->qhead + p->qlen) % p->qcap] = jobs[i];
+		p->queue[(p->qhead + p->qlen) % p->qcap] = ops[queued];
 		p->qlen++;
 		pthread_cond_signal(&p->cond);
 	}
+	bool stopping = p->stopping;
 	pthread_mutex_unlock(&p->mu);
+	if (queued < n && !stopping)
+		log_err("workers", "out of memory queueing %zu claimed job(s); "
+		        "back to the queue", n - queued);
+	/* Claimed while shutdown began, or no memory to queue them: back to
+	 * the queue, unrun and with the attempt not counted. */
+	for (size_t i = queued; i < n; i++)
+		put_back(p, ops[i], JOBD_STOP_SHUTDOWN);
 }
 
 bool
 worker_pool_cancel(worker_pool *p, const char *id)
 {
 	bool found = false;
-	struct job *unstarted = NULL;
+	struct writer_op *unstarted = NULL;
 
 	pthread_mutex_lock(&p->mu);
 	/* Claimed ahead but not started yet: it ends here, never run. */
@@ -362,9 +407,7 @@ worker_pool_cancel(worker_pool *p, const char *id)
 	}
 	pthread_mutex_unlock(&p->mu);
 	if (unstarted != NULL) {
-		struct jobd_result res = {.outcome = JOBD_STOPPED};
-		report(p, unstarted, NULL, &res, JOBD_STOP_CANCEL, -1, 0);
-		job_free(unstarted);
+		put_back(p, unstarted, JOBD_STOP_CANCEL);
 		found = true;
 	}
 	return found;
@@ -379,13 +422,11 @@ worker_pool_stop(worker_pool *p, int64_t grace_ms)
 	p->stopping = true;
 	/* Jobs claimed but not started: give them back to the queue now. */
 	while (p->qlen > 0) {
-		struct job *job = p->queue[p->qhead];
-		struct jobd_result res = {.outcome = JOBD_STOPPED};
+		struct writer_op *op = p->queue[p->qhead];
 		p->qhead = (p->qhead + 1) % p->qcap;
 		p->qlen--;
 		pthread_mutex_unlock(&p->mu);
-		report(p, job, NULL, &res, JOBD_STOP_SHUTDOWN, -1, 0);
-		job_free(job);
+		put_back(p, op, JOBD_STOP_SHUTDOWN);
 		pthread_mutex_lock(&p->mu);
 	}
 	pthread_cond_broadcast(&p->cond);

@@ -7,8 +7,9 @@
  * report outcomes (done callbacks), publish state changes and hand claimed
  * jobs to the workers.  Counters change only once a commit has succeeded.
  *
- * LOCKING: w->mu guards the op queue (head, tail), stopping, draining,
- * running, and the wake condition w->cond.  Everything else (counters,
+ * LOCKING: w->mu guards the op queue (head, tail), the start list (starts,
+ * and every op's start_queued, start_skip, start_next), stopping, exited,
+ * draining, stop_mono_ms and the wake condition w->cond.  Everything else (counters,
  * per-type running counts, next_run_at) belongs to the writer thread,
  * except queued and inflight, which are atomics so other threads may read
  * them.  Lock order: w->mu is a leaf lock; callbacks run without it.
@@ -32,6 +33,15 @@
 #define PURGE_INTERVAL_MS (10 * 60 * 1000)
 #define PURGE_CHUNK 1000
 #define RETRY_AFTER_FAILURE_MS 200
+/* At shutdown, attempt results the store cannot take (a full disk) are
+ * given up this long after writer_stop(): recovery requeues those jobs. */
+#define STOP_GIVE_UP_MS 5000
+/*
+ * Starts of attempts claimed ahead wait up to this long for a batch to
+ * ride with (most attempts end before, and their end says they started):
+ * a daemon killed meanwhile gives those attempts back (not counted).
+ */
+#define START_DEFER_MS 10
 
 struct type_running {
 	char name[JOB_TYPE_MAX + 1];
@@ -72,7 +82,12 @@ struct writer {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
 	struct writer_op *head, *tail; /* mu */
+	struct writer_op *starts;      /* mu: attempts started, to record */
+	int64_t starts_mono_ms;        /* mu: when the oldest of them came */
 	bool stopping;                 /* mu: flush and exit */
+	bool exited;                   /* mu: the thread left its loop */
+	bool poked;                    /* mu: look at the queue again */
+	int64_t stop_mono_ms;          /* mu: when writer_stop() was called */
 	bool draining;                 /* mu: no more claims */
 	bool started;
 
@@ -168,13 +183,12 @@ writer_set_hooks(writer *w, writer_dispatch_fn dispatch,
 }
 
 /*
- * The row of a type (writer thread), added on first sight; a shared dummy
- * row when out of memory, so that callers never see NULL.
+ * The row of a type (writer thread), added on first sight; NULL when out
+ * of memory (a job of that type is then not claimed).
  */
 static struct type_running *
 type_of(writer *w, const char *type)
 {
-	static struct type_running dummy = {.avg_run_ms = -1};
 	struct type_running *t;
 
 	for (size_t i = 0; i < w->ntypes; i++)
@@ -184,7 +198,7 @@ type_of(writer *w, const char *type)
 		size_t cap = w->captypes ? w->captypes * 2 : 16;
 		t = realloc(w->types, cap * sizeof(*t));
 		if (t == NULL)
-			return &dummy;
+			return NULL;
 		w->types = t;
 		w->captypes = cap;
 	}
@@ -209,6 +223,9 @@ count_completion(writer *w, struct writer_op *op)
 	if (op->counted)
 		return;
 	op->counted = true;
+	atomic_fetch_sub(&w->inflight, 1);
+	if (tr == NULL) /* claimed with its row, so never; but never crash */
+		return;
 	tr->running--;
 	if (op->run_us > 0) {
 		tr->avg_run_ms = tr->avg_run_ms < 0 ? ms
@@ -216,7 +233,6 @@ count_completion(writer *w, struct writer_op *op)
 		w->avg_run_ms = w->avg_run_ms < 0 ? ms
 		                                  : 0.8 * w->avg_run_ms + 0.2 * ms;
 	}
-	atomic_fetch_sub(&w->inflight, 1);
 }
 
 /* How many more jobs the writer may claim now (idle workers + ahead). */
@@ -297,10 +313,12 @@ int
 writer_submit(writer *w, struct writer_op *op)
 {
 	pthread_mutex_lock(&w->mu);
-	if (w->stopping || !w->started) {
+	if (w->exited || !w->started) {
 		pthread_mutex_unlock(&w->mu);
 		return JOBD_EBUSY;
 	}
+	if (op->start_queued)
+		op->start_skip = true; /* its end says it all */
 	op->next = NULL;
 	if (w->tail)
 		w->tail->next = op;
@@ -310,6 +328,34 @@ writer_submit(writer *w, struct writer_op *op)
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->mu);
 	return 0;
+}
+
+void
+writer_started(writer *w, struct writer_op *op, int64_t started_at_us)
+{
+	op->started_at_us = started_at_us;
+	pthread_mutex_lock(&w->mu);
+	if (!w->exited && w->started) {
+		op->start_queued = true;
+		op->start_skip = false;
+		op->start_next = w->starts;
+		if (w->starts == NULL) {
+			/* The writer's next deadline changes. */
+			w->starts_mono_ms = clock_mono_ms();
+			pthread_cond_signal(&w->cond);
+		}
+		w->starts = op;
+	}
+	pthread_mutex_unlock(&w->mu);
+}
+
+void
+writer_poke(writer *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->poked = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->mu);
 }
 
 void
@@ -359,7 +405,7 @@ struct batch {
 	int64_t delta[JOB_NSTATUS];   /* per-status count changes */
 	bool due;                 /* due rows may have been queued */
 	int64_t earliest_future;  /* earliest future run_at made, -1 none */
-	struct job **claimed;     /* for the workers once committed */
+	struct writer_op **claimed; /* for the workers once committed */
 	size_t nclaimed, capclaimed;
 	bool claim_full;          /* the claim got all it asked for */
 	bool held_back;           /* the claim left due rows queued */
@@ -413,12 +459,13 @@ may_take(writer *w, struct batch *b, const struct config *cfg,
 {
 	const struct handler_conf *h = config_handler(cfg, type);
 	struct type_running *tr = type_of(w, type);
-	double mine = tr->avg_run_ms;
+	double mine;
 
 	plan_init(w, b);
 	*work = b->work;
-	if (b->slots <= 0)
+	if (b->slots <= 0 || h == NULL || tr == NULL)
 		return false;
+	mine = tr->avg_run_ms;
 	if (h != NULL && h->concurrency > 0 &&
 	    tr->running + tr->batch >= h->concurrency)
 		return false;
@@ -444,20 +491,62 @@ batch_token(writer *w, struct batch *b)
 	return b->token;
 }
 
-/* Hands a job (moved in, heap) to the batch's claimed list. */
+/*
+ * A claimed job (moved out of j) in a new WOP_COMPLETE op for the workers:
+ * *out, or JOBD_ENOMEM (j is left as it was).
+ */
 static int
-take(writer *w, struct batch *b, struct job *j, double work)
+claimed_op(struct job *j, struct writer_op **out)
+{
+	struct writer_op *op = malloc(sizeof(*op));
+
+	if (op == NULL)
+		return JOBD_ENOMEM;
+	writer_op_init(op, WOP_COMPLETE);
+	job_move(&op->job, j);
+	memcpy(op->id, op->job.id, sizeof(op->id));
+	memcpy(op->type, op->job.type, sizeof(op->type));
+	memcpy(op->claim, op->job.claim, sizeof(op->claim));
+	op->started_at_us = -1;
+	*out = op;
+	return 0;
+}
+
+static void
+claimed_op_free(struct writer_op *op)
+{
+	writer_op_clear(op);
+	free(op);
+}
+
+/*
+ * Hands a claimed op to the batch's claimed list (its type's row was made
+ * by may_take).  A job that goes to an idle worker starts at once: its
+ * start is written with the claim (attempt counted); one claimed ahead
+ * counts from when a worker takes it (writer_started).
+ */
+static int
+take(writer *w, struct batch *b, struct writer_op *op, double work,
+     int64_t now, char *err, size_t errlen)
 {
 	if (b->nclaimed == b->capclaimed) {
 		size_t cap = b->capclaimed ? b->capclaimed * 2 : 16;
-		struct job **c = realloc(b->claimed, cap * sizeof(*c));
+		struct writer_op **c = realloc(b->claimed, cap * sizeof(*c));
 		if (c == NULL)
-			return JOBD_ENOMEM;
+			return jobd_seterr(err, errlen, JOBD_ENOMEM,
+			                   "out of memory");
 		b->claimed = c;
 		b->capclaimed = cap;
 	}
-	b->claimed[b->nclaimed++] = j;
-	type_of(w, j->type)->batch++;
+	if ((int64_t)b->nclaimed < b->idle) {
+		int rc = store_start(w->st, op->id, op->claim, now, err,
+		                     errlen);
+		if (rc != 0)
+			return rc;
+		op->prestarted = true;
+	}
+	b->claimed[b->nclaimed++] = op;
+	type_of(w, op->type)->batch++;
 	b->slots--;
 	b->work = work;
 	return 0;
@@ -481,7 +570,8 @@ static int
 insert_claimed(writer *w, struct writer_op *op, struct batch *b,
                int64_t now, bool *taken)
 {
-	struct job *j;
+	struct job j;
+	struct writer_op *c = NULL;
 	double work;
 	int rc;
 
@@ -490,20 +580,21 @@ insert_claimed(writer *w, struct writer_op *op, struct batch *b,
 	    op->job.run_at_us > now ||
 	    !may_take(w, b, b->cfg, op->job.type, &work))
 		return 0;
-	j = malloc(sizeof(*j));
-	if (j == NULL || job_copy(j, &op->job) != 0) {
-		free(j);
+	if (job_copy(&j, &op->job) != 0)
 		return JOBD_ENOMEM;
-	}
-	j->status = JOB_RUNNING;
-	j->attempt = 1;
-	j->started_at_us = now;
-	snprintf(j->claim, sizeof(j->claim), "%s", batch_token(w, b));
-	rc = store_insert(w->st, j, op->err, sizeof(op->err));
-	if (rc == 0)
-		rc = take(w, b, j, work);
+	j.status = JOB_RUNNING;
+	j.attempt = 1;
+	j.started_at_us = now;
+	snprintf(j.claim, sizeof(j.claim), "%s", batch_token(w, b));
+	rc = claimed_op(&j, &c);
+	job_clear(&j);
 	if (rc != 0)
-		job_free(j); /* not inserted, or the batch fails: rolled back */
+		return rc;
+	rc = store_insert(w->st, &c->job, op->err, sizeof(op->err));
+	if (rc == 0)
+		rc = take(w, b, c, work, now, op->err, sizeof(op->err));
+	if (rc != 0)
+		claimed_op_free(c); /* not inserted, or the batch fails */
 	else
 		*taken = true;
 	return rc;
@@ -609,8 +700,11 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 			.exit_code = op->exit_code,
 			.output_truncated = op->output_truncated,
 			.started_at_us = op->started_at_us,
+			.now_us = now,
 		};
-		rc = store_complete(w->st, &c, op->err, sizeof(op->err));
+		int status = op->new_status;
+		rc = store_complete(w->st, &c, &status, op->err,
+		                    sizeof(op->err));
 		if (rc == JOBD_ESTALE) {
 			log_warn("writer", "discarding a stale attempt result: %s",
 			         op->err);
@@ -619,10 +713,11 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 		}
 		if (rc != 0)
 			return rc;
-		op->status = op->new_status;
+		/* What the store decided (a cancel may override a failure). */
+		op->status = status;
 		b->delta[JOB_RUNNING]--;
-		b->delta[op->new_status]++;
-		if (op->new_status == JOB_QUEUED)
+		b->delta[status]++;
+		if (status == JOB_QUEUED)
 			note_run_at(b, op->run_at_us, now);
 		return 0;
 	}
@@ -630,12 +725,15 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 	return 0;
 }
 
-/* Claims due jobs for idle workers, within per-type caps. */
+/*
+ * Claims due jobs for idle workers, of the configured types below their
+ * cap (a type whose handler a reload removed stays queued).
+ */
 static int
 claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 {
-	const char *excluded[256];
-	size_t nexcluded = 0;
+	const char **included = NULL;
+	size_t nincluded = 0;
 	struct job *jobs = NULL;
 	size_t n = 0;
 	const struct config *cfg = b->cfg;
@@ -646,24 +744,32 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 		b->claim_full = true; /* took all it could: look again */
 		goto out;
 	}
-	for (size_t i = 0; i < cfg->nhandlers && nexcluded < 256; i++) {
+	included = malloc((cfg->nhandlers ? cfg->nhandlers : 1) *
+	                  sizeof(*included));
+	if (included == NULL) {
+		rc = jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->nhandlers; i++) {
 		const struct handler_conf *h = &cfg->handlers[i];
 		struct type_running *tr = type_of(w, h->name);
-		if (h->concurrency > 0 &&
-		    tr->running + tr->batch >= h->concurrency)
-			excluded[nexcluded++] = h->name;
+		if (tr != NULL && (h->concurrency <= 0 ||
+		    tr->running + tr->batch < h->concurrency))
+			included[nincluded++] = h->name;
+		else
+			b->held_back = true;
 	}
 	struct store_claim_req req = {
 		.now_us = now, .limit = (size_t)b->slots,
-		.excluded = excluded, .nexcluded = nexcluded,
+		.included = included, .nincluded = nincluded,
 		.claim = batch_token(w, b),
 	};
 	rc = store_claim(w->st, &req, &jobs, &n, err, errlen);
 	b->claim_full = rc == 0 && n == (size_t)b->slots;
-	b->held_back = nexcluded > 0;
 	if (rc != 0 || n == 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
+		struct writer_op *op;
 		double work;
 		if (!may_take(w, b, cfg, jobs[i].type, &work)) {
 			/* Over the type's cap, or too slow to claim ahead:
@@ -676,9 +782,9 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 				.has_exit_code = jobs[i].has_exit_code,
 				.exit_code = jobs[i].exit_code,
 				.output_truncated = jobs[i].output_truncated,
-				.started_at_us = -1,
+				.started_at_us = -1, .now_us = now,
 			};
-			rc = store_complete(w->st, &c, err, errlen);
+			rc = store_complete(w->st, &c, NULL, err, errlen);
 			if (rc != 0)
 				goto out;
 			/* Look again when a worker frees up or a type falls
@@ -686,17 +792,14 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 			b->held_back = true;
 			continue;
 		}
-		struct job *j = malloc(sizeof(*j));
-		if (j == NULL) {
-			rc = jobd_seterr(err, errlen, JOBD_ENOMEM,
-			                 "out of memory");
+		rc = claimed_op(&jobs[i], &op);
+		if (rc != 0) {
+			jobd_seterr(err, errlen, rc, "out of memory");
 			goto out;
 		}
-		job_move(j, &jobs[i]);
-		rc = take(w, b, j, work);
+		rc = take(w, b, op, work, now, err, errlen);
 		if (rc != 0) {
-			job_free(j);
-			jobd_seterr(err, errlen, rc, "out of memory");
+			claimed_op_free(op);
 			goto out;
 		}
 	}
@@ -704,6 +807,7 @@ out:
 	for (size_t i = 0; i < n; i++)
 		job_clear(&jobs[i]);
 	free(jobs);
+	free(included);
 	return rc;
 }
 
@@ -711,7 +815,7 @@ static void
 free_claimed(struct batch *b)
 {
 	for (size_t i = 0; i < b->nclaimed; i++)
-		job_free(b->claimed[i]);
+		claimed_op_free(b->claimed[i]);
 	free(b->claimed);
 	b->claimed = NULL;
 	b->nclaimed = b->capclaimed = 0;
@@ -740,8 +844,8 @@ count_op(writer *w, struct writer_op *op)
 			metrics_submitted(op->job.type);
 		return;
 	case WOP_COMPLETE:
-		if (job_status_is_final(op->new_status))
-			metrics_finished(op->type, op->new_status);
+		if (job_status_is_final(op->status))
+			metrics_finished(op->type, op->status);
 		else if (op->attempt_delta == 0)
 			metrics_retried(op->type);
 		return;
@@ -757,9 +861,32 @@ count_op(writer *w, struct writer_op *op)
 	}
 }
 
-/* One transaction: ops, then a claim.  Takes ownership of the op list. */
+/*
+ * Records the starts of attempts (a start list taken from w->starts): those
+ * whose end came in the same take are skipped.  A start that is no longer
+ * current (the attempt's end was written first) changes nothing.
+ */
+static int
+apply_starts(writer *w, struct writer_op *starts, char *err, size_t errlen)
+{
+	for (struct writer_op *op = starts; op; op = op->start_next) {
+		if (op->start_skip)
+			continue;
+		int rc = store_start(w->st, op->id, op->claim,
+		                     op->started_at_us, err, errlen);
+		if (rc != 0 && rc != JOBD_ESTALE)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * One transaction: starts, ops, then a claim.  Takes ownership of the op
+ * list; the start list's ops stay their workers'.
+ */
 static void
-run_batch(writer *w, struct writer_op *ops, bool draining)
+run_batch(writer *w, struct writer_op *ops, struct writer_op *starts,
+          bool draining)
 {
 	struct batch b = {.earliest_future = -1};
 	struct config *current = config_acquire();
@@ -793,6 +920,8 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 	rc = store_set_durable(w->st, acks, err, sizeof(err));
 	if (rc == 0)
 		rc = store_begin(w->st, err, sizeof(err));
+	if (rc == 0)
+		rc = apply_starts(w, starts, err, sizeof(err));
 	if (rc != 0)
 		goto failed;
 	for (struct writer_op *op = ops; op; op = op->next) {
@@ -843,7 +972,7 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 	    (w->next_run_at_us < 0 || b.earliest_future < w->next_run_at_us))
 		w->next_run_at_us = b.earliest_future;
 	for (size_t i = 0; i < b.nclaimed; i++)
-		type_of(w, b.claimed[i]->type)->running++;
+		type_of(w, b.claimed[i]->type)->running++; /* made by take */
 	end_batch_counts(w);
 	atomic_fetch_add(&w->inflight, (int64_t)b.nclaimed);
 	if (claimed)
@@ -851,11 +980,14 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 	if (!claimed) {
 		/* Unchanged, or due rows were queued without a claim. */
 		w->maybe_due = w->maybe_due || b.due;
-	} else if (b.claim_full || b.held_back) {
+	} else if (b.claim_full) {
 		w->maybe_due = true;
 	} else {
 		/* The claim found less than it could take: nothing else is
-		 * due now.  Sleep until the earliest future run_at. */
+		 * claimable now.  Rows held back (a type at its cap, or too
+		 * slow to claim ahead) wait for a completion, which sets
+		 * b.due while w->held_back: no claim before that (a loop of
+		 * empty transactions otherwise). */
 		int64_t next = -1;
 		w->maybe_due = false;
 		if (store_next_run_at(w->st, &next, err, sizeof(err)) == 0) {
@@ -877,7 +1009,7 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 		finish_op(op);
 	}
 	for (size_t i = 0; i < b.nclaimed; i++) {
-		struct job *j = b.claimed[i];
+		struct job *j = &b.claimed[i]->job;
 		metrics_started(j->type);
 		metrics_queue_wait_seconds(j->run_at_us < j->started_at_us
 		    ? (double)(j->started_at_us - j->run_at_us) / 1e6 : 0);
@@ -987,6 +1119,10 @@ writer_main(void *arg)
 	for (;;) {
 		int64_t now_mono = clock_mono_ms();
 		int64_t now = clock_now_us();
+		if (w->poked) {
+			w->poked = false;
+			w->maybe_due = true;
+		}
 		/* After a failed transaction, wait a little before retrying
 		 * anything but new requests (a full disk must not spin). */
 		bool backoff = w->retry_at_mono_ms >= 0 &&
@@ -1005,12 +1141,14 @@ writer_main(void *arg)
 				break;
 		}
 
-		if ((w->head == NULL || may_defer(w, now_mono)) && !retry_due &&
-		    !claim_due && !purge_due) {
+		bool starts_due = w->starts != NULL &&
+		    (w->stopping || now_mono >= w->starts_mono_ms + START_DEFER_MS);
+		if ((w->head == NULL || may_defer(w, now_mono)) &&
+		    !starts_due && !retry_due && !claim_due && !purge_due) {
 			if (w->stopping && w->pending == NULL)
 				break;
 			if (w->stopping && w->pending != NULL &&
-			    now_mono >= w->retry_at_mono_ms + 5000) {
+			    now_mono >= w->stop_mono_ms + STOP_GIVE_UP_MS) {
 				log_err("writer", "giving up on unwritten attempt "
 				        "results at shutdown; recovery will requeue "
 				        "those jobs");
@@ -1026,6 +1164,12 @@ writer_main(void *arg)
 			}
 			if (backoff && w->retry_at_mono_ms < deadline)
 				deadline = w->retry_at_mono_ms;
+			if (w->starts != NULL &&
+			    w->starts_mono_ms + START_DEFER_MS < deadline)
+				deadline = w->starts_mono_ms + START_DEFER_MS;
+			if (w->stopping && w->pending != NULL &&
+			    w->stop_mono_ms + STOP_GIVE_UP_MS < deadline)
+				deadline = w->stop_mono_ms + STOP_GIVE_UP_MS;
 			if (!w->draining && w->next_run_at_us >= 0 &&
 			    claim_capacity(w) > 0) {
 				/* µs to ms, rounded up: never wake early. */
@@ -1038,7 +1182,11 @@ writer_main(void *arg)
 			continue;
 		}
 		struct writer_op *ops = w->head;
+		struct writer_op *starts = w->starts;
 		w->head = w->tail = NULL;
+		w->starts = NULL;
+		for (struct writer_op *op = starts; op; op = op->start_next)
+			op->start_queued = false;
 		bool draining = w->draining;
 		w->deferred_mono_ms = -1;
 		pthread_mutex_unlock(&w->mu);
@@ -1067,11 +1215,16 @@ writer_main(void *arg)
 			ops = rev;
 		}
 		atomic_store(&w->last_batch_mono_ms, clock_mono_ms());
-		run_batch(w, ops, draining);
+		run_batch(w, ops, starts, draining);
 		atomic_store(&w->last_batch_mono_ms, 0);
 		pthread_mutex_lock(&w->mu);
 	}
-	/* Requests that came while stopping get an answer all the same. */
+	/* From here on writer_submit() refuses; what came before gets an
+	 * answer all the same. */
+	w->exited = true;
+	for (struct writer_op *op = w->starts; op; op = op->start_next)
+		op->start_queued = false;
+	w->starts = NULL;
 	struct writer_op *ops = w->head;
 	w->head = w->tail = NULL;
 	pthread_mutex_unlock(&w->mu);
@@ -1120,6 +1273,8 @@ writer_stop(writer *w)
 
 	pthread_mutex_lock(&w->mu);
 	started = w->started;
+	if (!w->stopping)
+		w->stop_mono_ms = clock_mono_ms();
 	w->stopping = true;
 	w->draining = true;
 	pthread_cond_signal(&w->cond);

@@ -158,14 +158,16 @@ add(int n, const char *type, int priority, int64_t run_at, int max_attempts)
 }
 
 static size_t
-claim(int64_t now, size_t limit, const char *const *excluded,
-      size_t nexcluded, const char *token, struct job **out)
+claim(int64_t now, size_t limit, const char *const *included,
+      size_t nincluded, const char *token, struct job **out)
 {
+	/* NULL: every type these tests use. */
+	static const char *const all[] = {"noop", "a", "b", "c", "thumb"};
 	struct store_claim_req req = {
 		.now_us = now,
 		.limit = limit,
-		.excluded = excluded,
-		.nexcluded = nexcluded,
+		.included = included ? included : all,
+		.nincluded = included ? nincluded : 5,
 		.claim = token,
 	};
 	size_t n = 12345;
@@ -246,7 +248,41 @@ complete(int n, const char *token, int status, int64_t when,
 
 	make_id(id, n);
 	begin();
-	rc = store_complete(st, &c, err, sizeof(err));
+	rc = store_complete(st, &c, NULL, err, sizeof(err));
+	commit();
+	return rc;
+}
+
+/* The status a completion left (the store may decide otherwise). */
+static int
+complete_status(int n, const char *token, int status, int64_t when,
+                int *out)
+{
+	char id[UUID_STR_LEN];
+	struct store_completion c = {
+		.id = id, .claim = token, .status = status,
+		.run_at_us = when, .finished_at_us = when, .now_us = when + 7,
+		.error = status == JOB_SUCCEEDED ? NULL : "exit status 1",
+	};
+	int rc;
+
+	make_id(id, n);
+	begin();
+	rc = store_complete(st, &c, out, err, sizeof(err));
+	commit();
+	return rc;
+}
+
+/* A worker started the attempt of job n under token. */
+static int
+start(int n, const char *token, int64_t when)
+{
+	char id[UUID_STR_LEN];
+	int rc;
+
+	make_id(id, n);
+	begin();
+	rc = store_start(st, id, token, when, err, sizeof(err));
 	commit();
 	return rc;
 }
@@ -315,7 +351,7 @@ START_TEST(test_open_creates_and_migrates)
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s,
 	                                    NULL), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
-	ck_assert_int_eq(sqlite3_column_int(s, 0), 2);
+	ck_assert_int_eq(sqlite3_column_int(s, 0), 3);
 	sqlite3_finalize(s);
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s,
 	                                    NULL), SQLITE_OK);
@@ -333,7 +369,7 @@ START_TEST(test_open_creates_and_migrates)
 
 	/* Opening again does not migrate twice. */
 	open_store();
-	ck_assert_int_eq(sql_int("PRAGMA user_version"), 2);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), 3);
 }
 END_TEST
 
@@ -364,7 +400,7 @@ START_TEST(test_reopen_keeps_data)
 	ck_assert(!got.cancel_on_disconnect);
 	ck_assert_str_eq(got.idem_key, "key-1");
 	ck_assert_str_eq(got.idem_fp, "fp-1");
-	ck_assert_int_eq(sql_int("PRAGMA user_version"), 2);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), 3);
 	job_clear(&got);
 	job_clear(&j);
 }
@@ -387,6 +423,7 @@ START_TEST(test_migrate_v1_times_to_us)
 	ck_assert_msg(sqlite3_exec(db, "UPDATE jobs SET created_at = 1767323044001,"
 	                           " run_at = 1767323050000, started_at = 1767323050002,"
 	                           " finished_at = 1767323050003;"
+	                           " ALTER TABLE jobs DROP COLUMN attempt_started;"
 	                           " PRAGMA user_version = 1;", NULL, NULL,
 	                           &msg) == SQLITE_OK, "%s", msg ? msg : "");
 	sqlite3_close(db);
@@ -397,7 +434,7 @@ START_TEST(test_migrate_v1_times_to_us)
 	ck_assert_int_eq(got.run_at_us, 1767323050000000LL);
 	ck_assert_int_eq(got.started_at_us, 1767323050002000LL);
 	ck_assert_int_eq(got.finished_at_us, 1767323050003000LL);
-	ck_assert_int_eq(sql_int("PRAGMA user_version"), 2);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), 3);
 	job_clear(&got);
 	job_clear(&j);
 }
@@ -689,11 +726,13 @@ START_TEST(test_claim_not_before_run_at)
 }
 END_TEST
 
-START_TEST(test_claim_excluded_types)
+START_TEST(test_claim_included_types)
 {
-	static const char *const ex_a[] = {"a"};
-	static const char *const ex_ab[] = {"a", "b"};
-	static const char *const ex_other[] = {"zzz", "a.b"};
+	/* Only the listed types are claimed (the others are at their cap,
+	 * or have no handler any more). */
+	static const char *const only_c[] = {"c"};
+	static const char *const b_c[] = {"b", "c"};
+	static const char *const a_alike[] = {"a", "zzz", "a.b"};
 	struct job *jobs = NULL;
 	size_t n;
 
@@ -702,17 +741,17 @@ START_TEST(test_claim_excluded_types)
 	add(3, "a", 10, NOW, 3);
 	add(4, "c", -5, NOW, 3);
 
-	n = claim(NOW, 10, ex_ab, 2, "x", &jobs);
+	n = claim(NOW, 10, only_c, 1, "x", &jobs);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_str_eq(jobs[0].type, "c");
 	free_jobs(jobs, n);
-	n = claim(NOW, 10, ex_a, 1, "y", &jobs);
+	n = claim(NOW, 10, b_c, 2, "y", &jobs);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_str_eq(jobs[0].type, "b");
 	free_jobs(jobs, n);
-	ck_assert_uint_eq(claim(NOW, 10, ex_a, 1, "y2", &jobs), 0);
-	/* Types that only look alike are not excluded. */
-	n = claim(NOW, 10, ex_other, 2, "z", &jobs);
+	ck_assert_uint_eq(claim(NOW, 10, b_c, 2, "y2", &jobs), 0);
+	/* Types that only look alike are not included. */
+	n = claim(NOW, 10, a_alike, 3, "z", &jobs);
 	ck_assert_uint_eq(n, 2);
 	ck_assert_str_eq(jobs[0].type, "a");
 	ck_assert_int_eq(jobs[0].priority, 50);
@@ -909,7 +948,7 @@ START_TEST(test_complete_shutdown_uncounts_attempt)
 	add(1, "noop", 0, NOW, 3);
 	claim_one(1, "t");
 	begin();
-	ck_assert_int_eq(store_complete(st, &c, err, sizeof(err)), 0);
+	ck_assert_int_eq(store_complete(st, &c, NULL, err, sizeof(err)), 0);
 	commit();
 	got = get(1);
 	ck_assert_int_eq(got.status, JOB_QUEUED);
@@ -1091,9 +1130,12 @@ START_TEST(test_recover)
 	add(2, "noop", 0, NOW, 1);  /* running, none left -> failed */
 	add(3, "noop", 0, NOW, 3);  /* running, cancel requested -> cancelled */
 	add(4, "noop", 0, NOW, 1);  /* none left and cancel -> cancelled */
+	add(6, "noop", 0, NOW, 1);  /* claimed, never started -> queued */
 	n = claim(NOW, 10, NULL, 0, "dead-daemon", &jobs);
-	ck_assert_uint_eq(n, 4);
+	ck_assert_uint_eq(n, 5);
 	free_jobs(jobs, n);
+	for (int i = 1; i <= 4; i++)
+		ck_assert_int_eq(start(i, "dead-daemon", NOW + 1), 0);
 	add(5, "noop", 0, NOW + 50000, 3); /* queued, untouched */
 	ck_assert_int_eq(cancel(3, NOW, &status), JOBD_ECONFLICT);
 	ck_assert_int_eq(cancel(4, NOW, &status), JOBD_ECONFLICT);
@@ -1106,7 +1148,14 @@ START_TEST(test_recover)
 	ck_assert_int_eq(store_recover(st, NOW + 1000, &requeued, &failed, err,
 	                               sizeof(err)), 0);
 	commit();
-	ck_assert_int_eq(requeued, 1);
+	ck_assert_int_eq(requeued, 2);
+
+	/* An attempt that never started does not count: with one attempt
+	 * allowed, the job is queued again, not failed. */
+	got = get(6);
+	ck_assert_int_eq(got.status, JOB_QUEUED);
+	ck_assert_int_eq(got.attempt, 0);
+	job_clear(&got);
 
 	got = get(1);
 	ck_assert_int_eq(got.status, JOB_QUEUED);
@@ -1146,11 +1195,82 @@ START_TEST(test_recover)
 	commit();
 	ck_assert_int_eq(requeued, 0);
 	ck_assert_int_eq(failed, 0);
-	/* The requeued job runs again as attempt 2. */
+	/* The requeued jobs run again: attempt 2, and 1 for the one that
+	 * never started. */
 	n = claim(NOW + 1000, 10, NULL, 0, "new-daemon", &jobs);
-	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(n, 2);
 	ck_assert_int_eq(jobs[0].attempt, 2);
+	ck_assert_int_eq(jobs[1].attempt, 1);
 	free_jobs(jobs, n);
+}
+END_TEST
+
+/* A cancel requested while the attempt runs: the store decides at the
+ * attempt's end (issue 11, item 1). */
+START_TEST(test_cancel_decided_at_completion)
+{
+	struct job *jobs = NULL, got;
+	int status = -1;
+	size_t n;
+
+	add(1, "noop", 0, NOW, 5); /* fails with attempts left */
+	add(2, "noop", 0, NOW, 1); /* fails with none left */
+	add(3, "noop", 0, NOW, 5); /* succeeds */
+	add(4, "noop", 0, NOW, 5); /* put back at shutdown */
+	n = claim(NOW, 10, NULL, 0, "t", &jobs);
+	ck_assert_uint_eq(n, 4);
+	free_jobs(jobs, n);
+	for (int i = 1; i <= 4; i++)
+		ck_assert_int_eq(cancel(i, NOW + 1, &status), JOBD_ECONFLICT);
+
+	ck_assert_int_eq(complete_status(1, "t", JOB_QUEUED, NOW + 10, &status),
+	                 0);
+	ck_assert_int_eq(status, JOB_CANCELLED);
+	got = get(1);
+	ck_assert_int_eq(got.status, JOB_CANCELLED);
+	ck_assert_int_eq(got.finished_at_us, NOW + 17);
+	ck_assert_str_eq(got.error, "exit status 1");
+	job_clear(&got);
+	ck_assert_int_eq(complete_status(2, "t", JOB_FAILED, NOW + 10, &status),
+	                 0);
+	ck_assert_int_eq(status, JOB_CANCELLED);
+	ck_assert_int_eq(complete_status(3, "t", JOB_SUCCEEDED, NOW + 10,
+	                                 &status), 0);
+	ck_assert_int_eq(status, JOB_SUCCEEDED);
+	ck_assert_int_eq(complete_status(4, "t", JOB_QUEUED, NOW + 10, &status),
+	                 0);
+	ck_assert_int_eq(status, JOB_CANCELLED);
+
+	/* The flag is cleared by a retry and by a claim: a later failure is
+	 * a plain failure. */
+	ck_assert_int_eq(retry(2, NOW + 20, &status), 0);
+	n = claim(NOW + 20, 10, NULL, 0, "t2", &jobs);
+	ck_assert_uint_eq(n, 1);
+	free_jobs(jobs, n);
+	ck_assert_int_eq(complete_status(2, "t2", JOB_FAILED, NOW + 30, &status),
+	                 0);
+	ck_assert_int_eq(status, JOB_FAILED);
+}
+END_TEST
+
+/* A start is fenced like a completion. */
+START_TEST(test_start_fenced)
+{
+	struct job *jobs = NULL, got;
+	size_t n;
+
+	add(1, "noop", 0, NOW, 3);
+	n = claim(NOW, 10, NULL, 0, "t", &jobs);
+	ck_assert_uint_eq(n, 1);
+	free_jobs(jobs, n);
+	ck_assert_int_eq(start(1, "other", NOW + 5), JOBD_ESTALE);
+	ck_assert_int_eq(start(1, "t", NOW + 5), 0);
+	got = get(1);
+	ck_assert_int_eq(got.started_at_us, NOW + 5);
+	job_clear(&got);
+	ck_assert_int_eq(complete(1, "t", JOB_SUCCEEDED, NOW + 9, "1", NULL, 0),
+	                 0);
+	ck_assert_int_eq(start(1, "t", NOW + 5), JOBD_ESTALE);
 }
 END_TEST
 
@@ -1487,7 +1607,9 @@ store_suite(void)
 	tcase_add_test(tc, test_claim_limit_takes_best_first);
 	tcase_add_test(tc, test_claim_limit_zero);
 	tcase_add_test(tc, test_claim_not_before_run_at);
-	tcase_add_test(tc, test_claim_excluded_types);
+	tcase_add_test(tc, test_claim_included_types);
+	tcase_add_test(tc, test_cancel_decided_at_completion);
+	tcase_add_test(tc, test_start_fenced);
 	tcase_add_test(tc, test_claim_token_longest);
 	tcase_add_test(tc, test_claim_marks_running);
 	tcase_add_test(tc, test_complete_with_right_claim);
