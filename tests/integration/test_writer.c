@@ -325,6 +325,56 @@ START_TEST(test_sigterm_strands_nothing)
 }
 END_TEST
 
+/* The daemon's log as one string (caller frees). */
+static char *
+read_log(jd *d)
+{
+	FILE *f = fopen(d->log_path, "r");
+	char *text = NULL;
+	size_t cap = 0;
+
+	ck_assert_ptr_nonnull(f);
+	if (getdelim(&text, &cap, '\0', f) < 0) {
+		free(text);
+		text = strdup("");
+	}
+	fclose(f);
+	return text;
+}
+
+/* Every attempt that does not succeed says so in the log (issue 11,
+ * item 21), the last one at warning level. */
+START_TEST(test_failed_attempts_logged)
+{
+	jd *d = launch(1, "[handler.twice]\nbuiltin = fail\nmax_attempts = 2\n"
+	               "backoff_base = 1ms\nbackoff_max = 1ms\n"
+	               "[handler.missing]\ncommand = /nonexistent/jobd-test\n"
+	               "max_attempts = 1\n");
+	char *a = submit_ok(d, "{\"type\":\"twice\"}");
+	char *b = submit_ok(d, "{\"type\":\"missing\"}");
+	char want[256], *log;
+
+	jd_resp_free(wait_status(d, a, "failed", 10000));
+	jd_resp_free(wait_status(d, b, "failed", 10000));
+	log = read_log(d);
+	snprintf(want, sizeof(want), "<5>workers: job %s (twice): attempt 1/2 "
+	         "failed: ", a);
+	ck_assert_msg(strstr(log, want) != NULL, "no line %s in:\n%s", want,
+	              log);
+	snprintf(want, sizeof(want), "<4>workers: job %s (twice): attempt 2/2 "
+	         "failed: ", a);
+	ck_assert_msg(strstr(log, want) != NULL, "no line %s", want);
+	snprintf(want, sizeof(want), "<4>workers: job %s (missing): attempt "
+	         "1/1 failed: ", b);
+	ck_assert_msg(strstr(log, want) != NULL, "no line %s in:\n%s", want,
+	              log);
+	free(log);
+	free(a);
+	free(b);
+	jd_free(d);
+}
+END_TEST
+
 static Suite *
 writer_suite(void)
 {
@@ -337,6 +387,7 @@ writer_suite(void)
 	tcase_add_test(tc, test_unstarted_attempts_not_counted);
 	tcase_add_test(tc, test_removed_handler_keeps_jobs);
 	tcase_add_test(tc, test_sigterm_strands_nothing);
+	tcase_add_test(tc, test_failed_attempts_logged);
 	suite_add_tcase(s, tc);
 	return s;
 }
