@@ -47,12 +47,14 @@ SRCS := \
 	src/submit.c \
 	src/uuid.c \
 	src/workers.c \
+	src/sched.c \
 	src/writer.c
 
 UNIT_TESTS := \
 	test_backoff \
 	test_clock \
 	test_config \
+	test_sched \
 	test_store \
 	test_submit \
 	test_uuid
@@ -73,7 +75,7 @@ TEST_LIBS = $(shell pkg-config --libs $(TEST_PKGS))
 
 override CFLAGS += -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror \
 	-Wmissing-prototypes -Wshadow -Wno-unused-parameter -pthread \
-	-MMD -MP -Iinclude
+	-MMD -MP -iquote include
 override LDFLAGS += -pthread
 ifneq ($(SANITIZE),)
 override CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \

@@ -28,6 +28,7 @@
 #include "err.h"
 #include "log.h"
 #include "metrics.h"
+#include "sched.h"
 #include "writer.h"
 
 #define PURGE_INTERVAL_MS (10 * 60 * 1000)
@@ -42,23 +43,6 @@
  * a daemon killed meanwhile gives those attempts back (not counted).
  */
 #define START_DEFER_MS 10
-
-struct type_running {
-	char name[JOB_TYPE_MAX + 1];
-	int64_t running;         /* claimed, completion not received */
-	int64_t batch;           /* claimed in the batch being written */
-	double avg_run_ms;       /* moving average of attempts; < 0 unknown */
-};
-
-/*
- * Claiming ahead: besides a job for every idle worker, the writer may
- * claim more for types whose attempts are short, so that one transaction
- * carries many claims and completions (drain throughput) while no job
- * waits in memory for more than about PREFETCH_WINDOW_MS of work, and a
- * slow type is never claimed ahead (priority order holds for it).
- */
-#define PREFETCH_WINDOW_MS 5.0
-#define PREFETCH_MAX 512
 
 /*
  * Under a backlog, attempt results that come alone (exec jobs end one at a
@@ -98,13 +82,8 @@ struct writer {
 	                                    0 when idle (watchdog) */
 
 	/* writer thread only */
-	struct type_running *types;    /* attempts running per type */
-	size_t ntypes, captypes;
-	bool maybe_due;                /* due queued rows may exist */
-	bool held_back;                /* the last claim left due rows of
-	                                  capped or slow types queued */
+	struct sched sched;            /* the claim state and per-type counts */
 	bool fatal;                    /* an I/O error was reported to main */
-	double avg_run_ms;             /* moving average over all types */
 	int64_t next_run_at_us;        /* earliest future run_at, -1 none */
 	int64_t next_purge_mono_ms;
 	int64_t retry_at_mono_ms;      /* after a failed commit, -1 none */
@@ -149,8 +128,7 @@ writer_new(store *st, const struct config *cfg)
 	pthread_mutex_init(&w->mu, NULL);
 	clock_cond_init(&w->cond);
 	atomic_init(&w->healthy, true);
-	w->maybe_due = true;
-	w->avg_run_ms = -1;
+	sched_init(&w->sched, cfg->workers.threads);
 	w->next_run_at_us = -1;
 	w->retry_at_mono_ms = -1;
 	w->deferred_mono_ms = -1;
@@ -168,7 +146,7 @@ writer_free(writer *w)
 		return;
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->mu);
-	free(w->types);
+	sched_fini(&w->sched);
 	free(w);
 }
 
@@ -183,97 +161,19 @@ writer_set_hooks(writer *w, writer_dispatch_fn dispatch,
 }
 
 /*
- * The row of a type (writer thread), added on first sight; NULL when out
- * of memory (a job of that type is then not claimed).
- */
-static struct type_running *
-type_of(writer *w, const char *type)
-{
-	struct type_running *t;
-
-	for (size_t i = 0; i < w->ntypes; i++)
-		if (strcmp(w->types[i].name, type) == 0)
-			return &w->types[i];
-	if (w->ntypes == w->captypes) {
-		size_t cap = w->captypes ? w->captypes * 2 : 16;
-		t = realloc(w->types, cap * sizeof(*t));
-		if (t == NULL)
-			return NULL;
-		w->types = t;
-		w->captypes = cap;
-	}
-	t = &w->types[w->ntypes++];
-	snprintf(t->name, sizeof(t->name), "%s", type);
-	t->running = 0;
-	t->batch = 0;
-	t->avg_run_ms = -1;
-	return t;
-}
-
-/*
  * A completion frees its worker as soon as it arrives, whatever becomes of
  * its commit: counted once, with the attempt's duration in the averages.
  */
 static void
 count_completion(writer *w, struct writer_op *op)
 {
-	struct type_running *tr = type_of(w, op->type);
-	double ms = (double)op->run_us / 1000.0;
-
 	if (op->counted)
 		return;
 	op->counted = true;
-	atomic_fetch_sub(&w->inflight, 1);
-	if (tr == NULL) /* claimed with its row, so never; but never crash */
-		return;
-	tr->running--;
-	if (op->run_us > 0) {
-		tr->avg_run_ms = tr->avg_run_ms < 0 ? ms
-		                                    : 0.8 * tr->avg_run_ms + 0.2 * ms;
-		w->avg_run_ms = w->avg_run_ms < 0 ? ms
-		                                  : 0.8 * w->avg_run_ms + 0.2 * ms;
-	}
-}
-
-/* How many more jobs the writer may claim now (idle workers + ahead). */
-/* Estimated work claimed and not done yet (ms), -1 when unknown. */
-static double
-work_ahead(const writer *w)
-{
-	double work = 0;
-
-	for (size_t i = 0; i < w->ntypes; i++) {
-		if (w->types[i].running <= 0)
-			continue;
-		if (w->types[i].avg_run_ms < 0)
-			return -1;
-		work += (double)w->types[i].running * w->types[i].avg_run_ms;
-	}
-	return work;
-}
-
-/*
- * How many jobs the writer may claim now: one per idle worker, plus as
- * many short ones ahead as fit in the window given the work already
- * claimed (so that a claim rarely takes rows it must put back).
- */
-static int64_t
-claim_capacity(writer *w)
-{
-	int64_t threads = w->cfg->workers.threads;
-	int64_t idle = threads - atomic_load(&w->inflight);
-	int64_t extra = 0;
-	double work;
-
-	if (idle < 0)
-		idle = 0;
-	if (w->avg_run_ms >= 0 && (work = work_ahead(w)) >= 0) {
-		double per = w->avg_run_ms > 0.001 ? w->avg_run_ms : 0.001;
-		double budget = (double)threads * PREFETCH_WINDOW_MS - work;
-		double e = budget > 0 ? budget / per : 0;
-		extra = e > PREFETCH_MAX ? PREFETCH_MAX : (int64_t)e;
-	}
-	return idle + extra;
+	/* The type's row was made when the job was claimed. */
+	sched_completed(&w->sched, sched_type(&w->sched, op->type), op->run_us);
+	atomic_store(&w->inflight, w->sched.inflight);
+	sched_attempt_ended(&w->sched);
 }
 
 int
@@ -304,7 +204,7 @@ writer_recover(writer *w, char *err, size_t errlen)
 		log_notice("writer", "recovered %d interrupted job(s): %d "
 		           "requeued, %d failed or cancelled", requeued + failed,
 		           requeued, failed);
-	w->maybe_due = true;
+	sched_due(&w->sched);
 	w->next_purge_mono_ms = clock_mono_ms(); /* purge soon after start */
 	return 0;
 }
@@ -407,13 +307,11 @@ struct batch {
 	int64_t earliest_future;  /* earliest future run_at made, -1 none */
 	struct writer_op **claimed; /* for the workers once committed */
 	size_t nclaimed, capclaimed;
-	bool claim_full;          /* the claim got all it asked for */
-	bool held_back;           /* the claim left due rows queued */
-	/* What may still be claimed (see plan_init and may_take). */
-	bool planned;
-	int64_t idle;             /* idle workers at the batch's start */
-	int64_t slots;            /* jobs that may still be claimed */
-	double work;              /* ms of claimed work not done, -1 unknown */
+	bool claimed_any;         /* a claim was made (sched_claimed) */
+	int64_t asked, got;       /* what the claim asked for and got */
+	bool held_back;           /* due rows were left queued (caps, window) */
+	bool planned;             /* plan made (on first need) */
+	struct sched_plan plan;   /* what may still be claimed */
 	char token[CLAIM_TOKEN_MAX]; /* the batch's claim token, "" none yet */
 	/* Caps as configured now (SIGHUP may reload handler sections). */
 	const struct config *cfg;
@@ -429,56 +327,30 @@ note_run_at(struct batch *b, int64_t run_at, int64_t now)
 		b->earliest_future = run_at;
 }
 
-/*
- * What the batch may claim: one job per idle worker, plus short ones ahead
- * (claim_capacity).  Worked out once per batch, on first need.
- */
-static void
-plan_init(writer *w, struct batch *b)
+/* The batch's claim budget, worked out once, on first need. */
+static struct sched_plan *
+plan(writer *w, struct batch *b)
 {
-	if (b->planned)
-		return;
-	b->planned = true;
-	b->idle = w->cfg->workers.threads - atomic_load(&w->inflight);
-	if (b->idle < 0)
-		b->idle = 0;
-	b->slots = claim_capacity(w);
-	b->work = work_ahead(w);
+	if (!b->planned) {
+		b->planned = true;
+		sched_plan(&w->sched, &b->plan);
+	}
+	return &b->plan;
 }
 
 /*
- * Whether a job of this type may be claimed now, within the type's cap and
- * the claim-ahead window.  *work gets the estimated work once it is taken.
- * Beyond the idle workers, a job is claimed ahead only when the work
- * already claimed, plus its own, adds up to less than the window per
- * worker: short attempts only, and never behind a long one.
+ * Whether a job of this type may be claimed now (a configured handler,
+ * within its cap and the claim-ahead window); when it may, it is counted
+ * in the batch.
  */
 static bool
-may_take(writer *w, struct batch *b, const struct config *cfg,
-         const char *type, double *work)
+may_take(writer *w, struct batch *b, const char *type)
 {
-	const struct handler_conf *h = config_handler(cfg, type);
-	struct type_running *tr = type_of(w, type);
-	double mine;
+	const struct handler_conf *h = config_handler(b->cfg, type);
+	struct sched_type *t = sched_type(&w->sched, type);
 
-	plan_init(w, b);
-	*work = b->work;
-	if (b->slots <= 0 || h == NULL || tr == NULL)
-		return false;
-	mine = tr->avg_run_ms;
-	if (h != NULL && h->concurrency > 0 &&
-	    tr->running + tr->batch >= h->concurrency)
-		return false;
-	if ((int64_t)b->nclaimed >= b->idle) {
-		if (mine < 0 || b->work < 0 ||
-		    (b->work + mine) / (double)w->cfg->workers.threads >
-		    PREFETCH_WINDOW_MS)
-			return false;
-		*work = b->work + mine;
-	} else if (b->work >= 0) {
-		*work = mine < 0 ? -1 : b->work + mine;
-	}
-	return true;
+	return h != NULL && t != NULL &&
+	       sched_may_take(&w->sched, plan(w, b), t, h->concurrency);
 }
 
 /* The batch's claim token ("boot id:counter"), made on first use. */
@@ -520,13 +392,14 @@ claimed_op_free(struct writer_op *op)
 }
 
 /*
- * Hands a claimed op to the batch's claimed list (its type's row was made
- * by may_take).  A job that goes to an idle worker starts at once: its
- * start is written with the claim (attempt counted); one claimed ahead
- * counts from when a worker takes it (writer_started).
+ * Hands a claimed op, counted by may_take, to the batch's claimed list.  A
+ * job that goes to an idle worker starts at once: its start is written
+ * with the claim (attempt counted); one claimed ahead counts from when a
+ * worker takes it (writer_started).  idle: whether it went to one (asked
+ * before may_take counted it).
  */
 static int
-take(writer *w, struct batch *b, struct writer_op *op, double work,
+take(writer *w, struct batch *b, struct writer_op *op, bool idle,
      int64_t now, char *err, size_t errlen)
 {
 	if (b->nclaimed == b->capclaimed) {
@@ -538,7 +411,7 @@ take(writer *w, struct batch *b, struct writer_op *op, double work,
 		b->claimed = c;
 		b->capclaimed = cap;
 	}
-	if ((int64_t)b->nclaimed < b->idle) {
+	if (idle) {
 		int rc = store_start(w->st, op->id, op->claim, now, err,
 		                     errlen);
 		if (rc != 0)
@@ -546,18 +419,7 @@ take(writer *w, struct batch *b, struct writer_op *op, double work,
 		op->prestarted = true;
 	}
 	b->claimed[b->nclaimed++] = op;
-	type_of(w, op->type)->batch++;
-	b->slots--;
-	b->work = work;
 	return 0;
-}
-
-/* Forgets what the batch counted as claimed per type (after it ended). */
-static void
-end_batch_counts(writer *w)
-{
-	for (size_t i = 0; i < w->ntypes; i++)
-		w->types[i].batch = 0;
 }
 
 /*
@@ -572,13 +434,15 @@ insert_claimed(writer *w, struct writer_op *op, struct batch *b,
 {
 	struct job j;
 	struct writer_op *c = NULL;
-	double work;
+	bool idle;
 	int rc;
 
 	*taken = false;
-	if (b->draining || w->maybe_due || w->held_back || b->due ||
-	    op->job.run_at_us > now ||
-	    !may_take(w, b, b->cfg, op->job.type, &work))
+	if (b->draining || w->sched.state != SCHED_QUIET || b->due ||
+	    op->job.run_at_us > now)
+		return 0;
+	idle = sched_next_is_idle(plan(w, b));
+	if (!may_take(w, b, op->job.type))
 		return 0;
 	if (job_copy(&j, &op->job) != 0)
 		return JOBD_ENOMEM;
@@ -592,7 +456,7 @@ insert_claimed(writer *w, struct writer_op *op, struct batch *b,
 		return rc;
 	rc = store_insert(w->st, &c->job, op->err, sizeof(op->err));
 	if (rc == 0)
-		rc = take(w, b, c, work, now, op->err, sizeof(op->err));
+		rc = take(w, b, c, idle, now, op->err, sizeof(op->err));
 	if (rc != 0)
 		claimed_op_free(c); /* not inserted, or the batch fails */
 	else
@@ -739,11 +603,10 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 	const struct config *cfg = b->cfg;
 	int rc = 0;
 
-	plan_init(w, b);
-	if (b->slots <= 0) {
-		b->claim_full = true; /* took all it could: look again */
-		goto out;
-	}
+	b->claimed_any = true;
+	b->asked = plan(w, b)->slots;
+	if (b->asked <= 0)
+		goto out; /* got all it asked for: look again when there is room */
 	included = malloc((cfg->nhandlers ? cfg->nhandlers : 1) *
 	                  sizeof(*included));
 	if (included == NULL) {
@@ -752,26 +615,24 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 	}
 	for (size_t i = 0; i < cfg->nhandlers; i++) {
 		const struct handler_conf *h = &cfg->handlers[i];
-		struct type_running *tr = type_of(w, h->name);
-		if (tr != NULL && (h->concurrency <= 0 ||
-		    tr->running + tr->batch < h->concurrency))
+		struct sched_type *t = sched_type(&w->sched, h->name);
+		if (t != NULL && sched_below_cap(t, h->concurrency))
 			included[nincluded++] = h->name;
 		else
 			b->held_back = true;
 	}
 	struct store_claim_req req = {
-		.now_us = now, .limit = (size_t)b->slots,
+		.now_us = now, .limit = (size_t)b->asked,
 		.included = included, .nincluded = nincluded,
 		.claim = batch_token(w, b),
 	};
 	rc = store_claim(w->st, &req, &jobs, &n, err, errlen);
-	b->claim_full = rc == 0 && n == (size_t)b->slots;
 	if (rc != 0 || n == 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		struct writer_op *op;
-		double work;
-		if (!may_take(w, b, cfg, jobs[i].type, &work)) {
+		bool idle = sched_next_is_idle(plan(w, b));
+		if (!may_take(w, b, jobs[i].type)) {
 			/* Over the type's cap, or too slow to claim ahead:
 			 * put the row back as it was. */
 			struct store_completion c = {
@@ -797,11 +658,12 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 			jobd_seterr(err, errlen, rc, "out of memory");
 			goto out;
 		}
-		rc = take(w, b, op, work, now, err, errlen);
+		rc = take(w, b, op, idle, now, err, errlen);
 		if (rc != 0) {
 			claimed_op_free(op);
 			goto out;
 		}
+		b->got++;
 	}
 out:
 	for (size_t i = 0; i < n; i++)
@@ -902,15 +764,11 @@ run_batch(writer *w, struct writer_op *ops, struct writer_op *starts,
 	b.draining = draining;
 	for (struct writer_op *op = ops; op; op = op->next) {
 		nops++;
-		if (op->kind == WOP_COMPLETE && !op->counted) {
+		if (op->kind == WOP_COMPLETE)
 			count_completion(w, op);
-			/* A freed worker, or a type below its cap, may take
-			 * what the last claim left queued. */
-			b.due = b.due || w->held_back;
-		}
 	}
 	if (w->next_run_at_us >= 0 && w->next_run_at_us <= now)
-		w->maybe_due = true; /* waiting rows to promote */
+		sched_due(&w->sched); /* waiting rows to promote */
 
 	/* fsync only what a client is told about (submit, cancel, retry);
 	 * a later fsync makes the rest durable too. */
@@ -931,7 +789,7 @@ run_batch(writer *w, struct writer_op *ops, struct writer_op *starts,
 			goto failed;
 		}
 	}
-	bool claimed = !draining && (w->maybe_due || b.due);
+	bool claimed = !draining && (sched_wants_claim(&w->sched) || b.due);
 	if (claimed) {
 		rc = claim(w, &b, now, err, sizeof(err));
 		if (rc != 0)
@@ -971,29 +829,22 @@ run_batch(writer *w, struct writer_op *ops, struct writer_op *starts,
 	if (b.earliest_future >= 0 &&
 	    (w->next_run_at_us < 0 || b.earliest_future < w->next_run_at_us))
 		w->next_run_at_us = b.earliest_future;
-	for (size_t i = 0; i < b.nclaimed; i++)
-		type_of(w, b.claimed[i]->type)->running++; /* made by take */
-	end_batch_counts(w);
-	atomic_fetch_add(&w->inflight, (int64_t)b.nclaimed);
-	if (claimed)
-		w->held_back = b.held_back;
+	sched_batch_end(&w->sched, true);
+	atomic_store(&w->inflight, w->sched.inflight);
 	if (!claimed) {
-		/* Unchanged, or due rows were queued without a claim. */
-		w->maybe_due = w->maybe_due || b.due;
-	} else if (b.claim_full) {
-		w->maybe_due = true;
+		if (b.due) /* due rows were queued without a claim */
+			sched_due(&w->sched);
 	} else {
-		/* The claim found less than it could take: nothing else is
-		 * claimable now.  Rows held back (a type at its cap, or too
-		 * slow to claim ahead) wait for a completion, which sets
-		 * b.due while w->held_back: no claim before that (a loop of
-		 * empty transactions otherwise). */
+		sched_claimed(&w->sched, b.asked, b.got, b.held_back);
+	}
+	if (claimed && w->sched.state == SCHED_QUIET) {
+		/* Nothing else is claimable now: sleep until the earliest
+		 * future run_at. */
 		int64_t next = -1;
-		w->maybe_due = false;
 		if (store_next_run_at(w->st, &next, err, sizeof(err)) == 0) {
 			w->next_run_at_us = next;
 			if (next >= 0 && next <= now)
-				w->maybe_due = true; /* promoted at the next claim */
+				sched_due(&w->sched); /* promoted at the next claim */
 		}
 	}
 	for (struct writer_op *op = ops, *next; op; op = next) {
@@ -1028,8 +879,8 @@ run_batch(writer *w, struct writer_op *ops, struct writer_op *starts,
 failed:
 	store_rollback(w->st);
 	free_claimed(&b);
-	end_batch_counts(w);
-	w->maybe_due = true; /* whatever the claim saw is undone */
+	sched_batch_end(&w->sched, false);
+	sched_due(&w->sched); /* whatever the claim saw is undone */
 	atomic_store(&w->healthy, false);
 	log_err("writer", "transaction of %d operation(s) failed: %s (%s)",
 	        nops, err, jobd_strerror(rc));
@@ -1094,7 +945,7 @@ may_defer(writer *w, int64_t now_mono)
 	int64_t n = 0;
 
 	if (w->head == NULL || w->stopping || w->draining || w->fatal ||
-	    !w->maybe_due)
+	    !sched_wants_claim(&w->sched))
 		return false;
 	if (w->deferred_mono_ms >= 0 &&
 	    now_mono >= w->deferred_mono_ms + DEFER_MS)
@@ -1102,7 +953,7 @@ may_defer(writer *w, int64_t now_mono)
 	for (const struct writer_op *op = w->head; op; op = op->next)
 		if (op->kind != WOP_COMPLETE || op->counted || ++n >= DEFER_MAX)
 			return false;
-	return atomic_load(&w->inflight) - n >= 2 * w->cfg->workers.threads;
+	return sched_may_defer(&w->sched, n);
 }
 
 static void *
@@ -1121,16 +972,16 @@ writer_main(void *arg)
 		int64_t now = clock_now_us();
 		if (w->poked) {
 			w->poked = false;
-			w->maybe_due = true;
+			sched_due(&w->sched);
 		}
 		/* After a failed transaction, wait a little before retrying
 		 * anything but new requests (a full disk must not spin). */
 		bool backoff = w->retry_at_mono_ms >= 0 &&
 		    now_mono < w->retry_at_mono_ms;
 		bool can_claim = !w->draining && !backoff && !w->fatal &&
-		    claim_capacity(w) > 0;
+		    sched_capacity(&w->sched) > 0;
 		bool claim_due = can_claim &&
-		    (w->maybe_due ||
+		    (sched_wants_claim(&w->sched) ||
 		     (w->next_run_at_us >= 0 && w->next_run_at_us <= now));
 		bool retry_due = w->pending != NULL && !backoff;
 		bool purge_due = !backoff && !w->fatal &&
@@ -1171,7 +1022,7 @@ writer_main(void *arg)
 			    w->stop_mono_ms + STOP_GIVE_UP_MS < deadline)
 				deadline = w->stop_mono_ms + STOP_GIVE_UP_MS;
 			if (!w->draining && w->next_run_at_us >= 0 &&
-			    claim_capacity(w) > 0) {
+			    sched_capacity(&w->sched) > 0) {
 				/* µs to ms, rounded up: never wake early. */
 				int64_t d = now_mono +
 				    (w->next_run_at_us - now + 999) / 1000;

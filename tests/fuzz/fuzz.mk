@@ -35,7 +35,7 @@ FUZZ_SRC_DIR := tests/fuzz
 FUZZ_PKGS := libmicrohttpd sqlite3 libcjson inih libsystemd
 FUZZ_SANITIZE := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS := $(FUZZ_SANITIZE) -g -O1 -fno-omit-frame-pointer -std=c11 \
-	-D_GNU_SOURCE -pthread -Wall -Wno-unused-parameter -Iinclude -MMD -MP
+	-D_GNU_SOURCE -pthread -Wall -Wno-unused-parameter -iquote include -MMD -MP
 # Recursive (=): pkg-config runs when a recipe runs, as in the Makefile.
 FUZZ_PKG_CFLAGS = $(shell pkg-config --cflags $(FUZZ_PKGS))
 FUZZ_PKG_LIBS = $(shell pkg-config --libs $(FUZZ_PKGS))
