@@ -19,6 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "err.h"
@@ -890,4 +894,180 @@ config_write_reference(FILE *f)
 			fputs(*c == '|' ? "\\|" : (char[]){*c, 0}, f);
 		fputs(" |\n", f);
 	}
+}
+
+/* ---- checks beyond the file's syntax (start-up and --check-config) ---- */
+
+/* Where exec handlers look for a program named without a '/' (the PATH
+ * handler_exec.c gives the commands it runs). */
+#define EXEC_PATH "/usr/local/bin:/usr/bin:/bin"
+
+/* Appends one formatted line to out (bounded; "\n" between lines). */
+static void
+add_line(char *out, size_t outlen, size_t *used, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void
+add_line(char *out, size_t outlen, size_t *used, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (out == NULL || *used + 1 >= outlen)
+		return;
+	if (*used > 0)
+		out[(*used)++] = '\n';
+	out[*used] = '\0';
+	va_start(ap, fmt);
+	n = vsnprintf(out + *used, outlen - *used, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*used += (size_t)n;
+	if (*used >= outlen)
+		*used = outlen - 1;
+}
+
+int
+config_check_listen(const char *listen, char *err, size_t errlen)
+{
+	char host[256];
+	const char *port, *sep, *orig = listen;
+	struct addrinfo hints = {0}, *res = NULL;
+	size_t n;
+	int rc;
+
+	if (parse_listen(listen) != 0)
+		return jobd_seterr(err, errlen, JOBD_EINVAL, "\"%s\" is not "
+		                   "host:port", listen);
+	if (listen[0] == '[') {
+		sep = strchr(listen, ']');
+		n = (size_t)(sep - listen - 1);
+		port = sep + 2;
+		listen++;
+		/* A bracketed host is an IPv6 literal: never a resolver's. */
+		hints.ai_flags = AI_NUMERICHOST;
+	} else {
+		sep = strrchr(listen, ':');
+		n = (size_t)(sep - listen);
+		port = sep + 1;
+	}
+	if (n >= sizeof(host))
+		return jobd_seterr(err, errlen, JOBD_EINVAL, "the host is "
+		                   "longer than %zu characters", sizeof(host) - 1);
+	memcpy(host, listen, n);
+	host[n] = '\0';
+	/* As http.c's bind_listen() asks, so that both agree. */
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags |= AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	if (rc != 0)
+		return jobd_seterr(err, errlen, JOBD_EINVAL, "cannot listen on "
+		                   "%s: %s", orig, gai_strerror(rc));
+	freeaddrinfo(res);
+	return 0;
+}
+
+int
+config_check_runtime(const struct config *cfg, char *err, size_t errlen)
+{
+	const char *tls[2] = {cfg->server.tls_cert, cfg->server.tls_key};
+	const char *tls_key[2] = {"tls_cert", "tls_key"};
+	char why[384];
+	size_t used = 0;
+	int bad = 0;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (config_check_listen(cfg->server.listen, why, sizeof(why)) != 0) {
+		add_line(err, errlen, &used, "%s: [server] listen: %s", cfg->file,
+		         why);
+		bad++;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (tls[i] == NULL)
+			continue;
+		FILE *f = fopen(tls[i], "re");
+		if (f == NULL) {
+			add_line(err, errlen, &used, "%s: [server] %s: %s: %s",
+			         cfg->file, tls_key[i], tls[i], strerror(errno));
+			bad++;
+		} else {
+			fclose(f);
+		}
+	}
+	return bad ? JOBD_EINVAL : 0;
+}
+
+/* Whether a handler's program can be run: 0, or errno's reason. */
+static int
+program_runs(const struct handler_conf *h, const char *prog)
+{
+	char path[4096];
+	const char *p = EXEC_PATH;
+	struct stat sb;
+	int e = ENOENT;
+
+	if (strchr(prog, '/') != NULL) {
+		if (prog[0] != '/' && h->workdir != NULL)
+			snprintf(path, sizeof(path), "%s/%s", h->workdir, prog);
+		else
+			snprintf(path, sizeof(path), "%s", prog);
+		if (stat(path, &sb) != 0)
+			return errno;
+		if (!S_ISREG(sb.st_mode))
+			return EISDIR;
+		return access(path, X_OK) == 0 ? 0 : errno;
+	}
+	while (*p) {
+		size_t n = strcspn(p, ":");
+		snprintf(path, sizeof(path), "%.*s/%s", (int)n, p, prog);
+		if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+			if (access(path, X_OK) == 0)
+				return 0;
+			e = EACCES;
+		}
+		p += n;
+		if (*p == ':')
+			p++;
+	}
+	return e;
+}
+
+size_t
+config_warnings(const struct config *cfg, char *out, size_t outlen)
+{
+	size_t used = 0, count = 0;
+
+	if (out != NULL && outlen > 0)
+		out[0] = '\0';
+	if (cfg->nhandlers == 0) {
+		add_line(out, outlen, &used, "%s: no handler is configured "
+		         "([handler.NAME] sections): every POST /jobs will be "
+		         "refused (422)", cfg->file);
+		count++;
+	}
+	for (size_t i = 0; i < cfg->nhandlers; i++) {
+		const struct handler_conf *h = &cfg->handlers[i];
+		char **argv = NULL, why[128];
+		int argc = 0, e;
+
+		if (h->command == NULL ||
+		    shellwords_split(h->command, &argv, &argc, why,
+		                     sizeof(why)) != 0 || argc == 0) {
+			shellwords_free(argv);
+			continue;
+		}
+		e = program_runs(h, argv[0]);
+		if (e != 0) {
+			add_line(out, outlen, &used, "%s:%d: [handler.%s] command: "
+			         "%s is not an executable file%s (%s): its jobs "
+			         "will fail", cfg->file, h->line, h->name, argv[0],
+			         strchr(argv[0], '/') ? "" : " on " EXEC_PATH,
+			         strerror(e));
+			count++;
+		}
+		shellwords_free(argv);
+	}
+	return count;
 }
