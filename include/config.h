@@ -26,6 +26,7 @@ enum builtin_kind {
 struct handler_conf {
 	char *name;              /* the job type this handler serves */
 	int line;                /* line of the [handler.NAME] header */
+	int command_line;        /* line of its command key (else line) */
 	int64_t builtin;         /* enum builtin_kind, BUILTIN_NONE for exec */
 	char *command;           /* exec command line (NULL for builtins) */
 	int64_t timeout_ms;      /* default per-attempt timeout */
