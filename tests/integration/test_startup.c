@@ -336,6 +336,50 @@ START_TEST(test_lock_file_names_holder)
 }
 END_TEST
 
+START_TEST(test_lock_not_inherited_by_handlers)
+{
+	char handler[1400], pidfile[320], *text, *id;
+	jd *d = jd_new(NULL);
+	long child;
+
+	ck_assert_ptr_nonnull(d);
+	snprintf(pidfile, sizeof(pidfile), "%s/child.pid", d->dir);
+	snprintf(handler, sizeof(handler), "[handler.linger]\ncommand = "
+	         "/bin/sh -c 'echo $$ > %s.tmp && mv %s.tmp %s; exec sleep "
+	         "600'\n", pidfile, pidfile, pidfile);
+	append_file(d->conf_path, handler);
+	ck_assert_int_eq(jd_start(d), 0);
+	id = submit_ok(d, "{\"type\": \"linger\"}");
+	ck_assert_msg(wait_lines(pidfile, 1, 10000), "the handler did not "
+	              "start");
+	text = read_all(pidfile);
+	ck_assert_ptr_nonnull(text);
+	child = atol(text);
+	free(text);
+	ck_assert_int_gt(child, 1);
+	/* The daemon dies; its handler lives on, and must not hold the
+	 * store's lock: the restart gets it. */
+	jd_kill9(d);
+	ck_assert_int_eq(kill((pid_t)child, 0), 0);
+	int rc = jd_start(d);
+	kill((pid_t)child, SIGKILL);
+	ck_assert_msg(rc == 0, "jobd could not restart beside the handler "
+	              "its predecessor left");
+	/* Recovery requeued the job; cancel its new attempt. */
+	char path[128];
+	struct jd_resp *r;
+	snprintf(path, sizeof(path), "/jobs/%s", id);
+	jd_resp_free(wait_status(d, id, "running", 10000));
+	r = jd_request(d, "DELETE", path, NULL, NULL);
+	ck_assert(r != NULL && (r->status == 202 || r->status == 200));
+	jd_resp_free(r);
+	jd_resp_free(wait_status(d, id, "cancelled", 20000));
+	ck_assert_int_eq(jd_stop(d, 20000), 0);
+	free(id);
+	jd_free(d);
+}
+END_TEST
+
 START_TEST(test_bind_failure_recovers_nothing)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
@@ -757,6 +801,7 @@ startup_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_second_daemon_refused);
 	tcase_add_test(tc, test_lock_file_names_holder);
+	tcase_add_test(tc, test_lock_not_inherited_by_handlers);
 	tcase_add_test(tc, test_bind_failure_recovers_nothing);
 	tcase_add_test(tc, test_store_deleted);
 	tcase_add_test(tc, test_store_deleted_readyz_first);
