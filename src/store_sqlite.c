@@ -365,12 +365,12 @@ lock_store(struct sq *s, const char *path, char *err, size_t errlen)
 			                 lock_path);
 		goto out;
 	}
+	/* The pid is for messages only: a full disk must not keep jobd
+	 * from starting (it answers 503 until there is room). */
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
-		rc = jobd_seterr(err, errlen, JOBD_ESYS, "%s: %s", lock_path,
-		                 strerror(errno));
-		goto out;
-	}
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+		log_warn("store", "%s: cannot write the pid: %s", lock_path,
+		         strerror(errno));
 	s->lock_fd = fd;
 	fd = -1;
 out:
