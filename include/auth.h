@@ -2,8 +2,9 @@
  * auth.h - bearer tokens from [auth] tokens_file.
  *
  * The file holds one "name:token" per line; blank lines and lines starting
- * with '#' are ignored.  It must not be readable by others (the daemon
- * refuses to start otherwise).  Tokens are compared in constant time and
+ * with '#' are ignored.  It must be a regular file (not a symlink) owned
+ * by root or by jobd's user, writable by nobody else and not readable by
+ * others (the daemon refuses to start otherwise).  Tokens are compared in constant time and
  * never logged; the token's name is.  Read-only after loading: any thread.
  */
 #ifndef JOBD_AUTH_H

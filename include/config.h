@@ -26,6 +26,7 @@ enum builtin_kind {
 struct handler_conf {
 	char *name;              /* the job type this handler serves */
 	int line;                /* line of the [handler.NAME] header */
+	int command_line;        /* line of its command key (else line) */
 	int64_t builtin;         /* enum builtin_kind, BUILTIN_NONE for exec */
 	char *command;           /* exec command line (NULL for builtins) */
 	int64_t timeout_ms;      /* default per-attempt timeout */
@@ -117,6 +118,29 @@ int config_parse_duration(const char *s, int64_t *out_ms);
 
 /* Name of a builtin kind ("noop", ...). */
 const char *config_builtin_name(int64_t kind);
+
+/*
+ * Whether "host:port" can be listened on as far as can be known without
+ * binding: it parses and the host resolves (a bracketed host must be a
+ * numeric IPv6 address).  0 or JOBD_EINVAL with the reason in err.
+ */
+int config_check_listen(const char *listen, char *err, size_t errlen);
+
+/*
+ * The start-up's checks of what a valid file names, short of binding and
+ * opening the store: the listen address (config_check_listen) and the TLS
+ * files' readability.  Returns 0, or JOBD_EINVAL with every problem, one
+ * per line ("FILE: [section] key: reason"), in err.
+ */
+int config_check_runtime(const struct config *cfg, char *err, size_t errlen);
+
+/*
+ * What will not work although the file is valid: a handler command that
+ * is not an executable file (programs named without a '/' are looked up
+ * where exec handlers look), no handler at all.  Writes one line per
+ * warning into out (may be NULL) and returns how many there are.
+ */
+size_t config_warnings(const struct config *cfg, char *out, size_t outlen);
 
 /* Writes the Markdown reference of every key (from the table) to f. */
 void config_write_reference(FILE *f);

@@ -72,6 +72,22 @@ int store_open(const char *path, const struct store_options *opt,
                store **out, char *err, size_t errlen);
 void store_close(store *st);
 
+/*
+ * What store_open() checks of a path before it opens anything (for
+ * --check-config): a backend this jobd has, and, for a file, a directory
+ * that exists.  0 or JOBD_EINVAL / JOBD_ESYS with the reason in err.
+ */
+int store_check_path(const char *path, char *err, size_t errlen);
+
+/*
+ * Whether the store can still keep what it is given: with SQLite, that
+ * the path still names the file opened at start-up (not deleted, not
+ * replaced).  0, or JOBD_EBUSY with the reason in err (logged once).
+ * store_commit() refuses with the same answer, and store_ping() fails.
+ * Any thread; a few microseconds.
+ */
+int store_check(store *st, char *err, size_t errlen);
+
 /* ---- writer calls (one thread) ---- */
 
 /*

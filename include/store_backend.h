@@ -46,6 +46,7 @@ struct store_ops {
 	int (*counts)(void *impl, int64_t counts[JOB_NSTATUS], char *err,
 	              size_t errlen);
 	bool (*ping)(void *impl);
+	int (*check)(void *impl, char *err, size_t errlen);
 };
 
 extern const struct store_ops store_sqlite_ops;

@@ -3,11 +3,13 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "err.h"
@@ -63,20 +65,46 @@ auth_load(const char *path, auth **out, char *err, size_t errlen)
 	int lineno = 0, rc = 0;
 	struct stat sb;
 
-	f = fopen(path, "re");
-	if (f == NULL)
+	/* Whoever may change the file may let anybody in: refuse a symlink
+	 * (its target's checks would be the wrong ones), a file others may
+	 * write or read, and one owned by another user than root or us. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	if (fd < 0 && errno == ELOOP)
+		return jobd_seterr(err, errlen, JOBD_EINVAL, "%s: is a symlink; "
+		                   "name the file itself", path);
+	if (fd < 0)
 		return jobd_seterr(err, errlen, JOBD_ESYS, "%s: cannot open: %s",
 		                   path, strerror(errno));
+	f = fdopen(fd, "r");
+	if (f == NULL) {
+		close(fd);
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	}
 	if (fstat(fileno(f), &sb) != 0) {
 		rc = jobd_seterr(err, errlen, JOBD_ESYS, "%s: stat: %s", path,
 		                 strerror(errno));
 		goto out;
 	}
-	if (sb.st_mode & (S_IROTH | S_IWOTH)) {
+	if (!S_ISREG(sb.st_mode)) {
+		rc = jobd_seterr(err, errlen, JOBD_EINVAL, "%s: not a regular "
+		                 "file", path);
+		goto out;
+	}
+	if (sb.st_mode & (S_IROTH | S_IWOTH | S_IWGRP)) {
 		rc = jobd_seterr(err, errlen, JOBD_EINVAL,
-		                 "%s: readable or writable by others (mode %03o); "
-		                 "chmod o-rw it", path,
+		                 "%s: %s (mode %03o); chmod 600 (or "
+		                 "640) it", path,
+		                 sb.st_mode & (S_IWOTH | S_IWGRP)
+		                     ? "writable by others than its owner"
+		                     : "readable by others",
 		                 (unsigned)(sb.st_mode & 0777));
+		goto out;
+	}
+	if (sb.st_uid != 0 && sb.st_uid != geteuid()) {
+		rc = jobd_seterr(err, errlen, JOBD_EINVAL,
+		                 "%s: owned by uid %ld, neither root nor the user "
+		                 "jobd runs as (uid %ld); chown it", path,
+		                 (long)sb.st_uid, (long)geteuid());
 		goto out;
 	}
 	a = calloc(1, sizeof(*a));

@@ -19,6 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "err.h"
@@ -242,6 +246,63 @@ parse_listen(const char *s)
 	return 0;
 }
 
+/* Durations' units, largest first: suffix and length in ms. */
+static const struct { const char *suffix; int64_t ms; } dur_units[] = {
+	{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}, {"ms", 1},
+};
+#define NDUR_UNITS (sizeof(dur_units) / sizeof(dur_units[0]))
+
+/* The unit a duration was written in (index in dur_units; a bare number
+ * is seconds). */
+static size_t
+dur_unit_of(const char *value)
+{
+	const char *p = value;
+	size_t n;
+
+	while (isspace((unsigned char)*p) || isdigit((unsigned char)*p) ||
+	       *p == '.')
+		p++;
+	n = strcspn(p, " \t");
+	for (size_t i = 0; i < NDUR_UNITS; i++)
+		if (n > 0 && strlen(dur_units[i].suffix) == n &&
+		    strncmp(p, dur_units[i].suffix, n) == 0)
+			return i;
+	return 3; /* "s" */
+}
+
+/*
+ * Writes ms in dur_units[unit] ("1d", "0.001s"); when that would take more
+ * than three decimals, in the largest unit that divides it ("1ms").
+ */
+static void
+format_duration(char *buf, size_t len, int64_t ms, size_t unit)
+{
+	int64_t u = dur_units[unit].ms;
+
+	if (ms == 0) {
+		snprintf(buf, len, "0");
+	} else if (ms % u == 0) {
+		snprintf(buf, len, "%lld%s", (long long)(ms / u),
+		         dur_units[unit].suffix);
+	} else if ((ms * 1000) % u == 0) {
+		int64_t milli = ms * 1000 / u; /* thousandths of the unit */
+		char frac[8];
+		int fl = snprintf(frac, sizeof(frac), "%03lld",
+		                  (long long)(milli % 1000));
+		while (fl > 1 && frac[fl - 1] == '0')
+			frac[--fl] = '\0';
+		snprintf(buf, len, "%lld.%s%s", (long long)(milli / 1000), frac,
+		         dur_units[unit].suffix);
+	} else {
+		size_t i = 0;
+		while (ms % dur_units[i].ms != 0)
+			i++;
+		snprintf(buf, len, "%lld%s", (long long)(ms / dur_units[i].ms),
+		         dur_units[i].suffix);
+	}
+}
+
 /* ---- loading ---- */
 
 struct loader {
@@ -257,6 +318,8 @@ struct loader {
 	char cur_section[256];  /* the whole name of the current section */
 	char **bad;             /* sections that already have an error */
 	size_t nbad;
+	int broken_line;        /* first "[section" header without ']' */
+	char broken_name[64];   /* its section name, for the message */
 	char *linebuf;          /* the line the reader read last */
 	size_t linecap, linelen;
 	size_t linepos;         /* bytes of it already handed to libinih */
@@ -379,6 +442,15 @@ set_value(const struct conf_key *k, void *base, const char *value, char *why,
 		*(int64_t *)field = found;
 		return 0;
 	}
+	}
+	if ((v < k->min || v > k->max) && k->type == T_DUR) {
+		char lo[32], hi[32];
+		size_t unit = dur_unit_of(value);
+		format_duration(lo, sizeof(lo), k->min, unit);
+		format_duration(hi, sizeof(hi), k->max, unit);
+		return jobd_seterr(why, whylen, JOBD_ERANGE,
+		                   "\"%s\" is out of range (%s..%s)", value, lo,
+		                   hi);
 	}
 	if (v < k->min || v > k->max)
 		return jobd_seterr(why, whylen, JOBD_ERANGE,
@@ -549,8 +621,21 @@ note_section_line(struct loader *ld, const char *line)
 		return;
 	p++;
 	end = strchr(p, ']');
-	if (end == NULL)
-		return; /* libinih reports the syntax error */
+	if (end == NULL) {
+		/* Reported alone (see load()): every key after it would be
+		 * blamed on the section before. */
+		if (ld->broken_line == 0) {
+			size_t n = strcspn(p, ";#\r\n");
+			while (n > 0 && isspace((unsigned char)p[n - 1]))
+				n--;
+			if (n >= sizeof(ld->broken_name))
+				n = sizeof(ld->broken_name) - 1;
+			memcpy(ld->broken_name, p, n);
+			ld->broken_name[n] = '\0';
+			ld->broken_line = ld->line;
+		}
+		return;
+	}
 	if ((size_t)(end - p) >= sizeof(name)) {
 		loader_error(ld, ld->line, "...", "*", "section name longer "
 		             "than %zu characters", sizeof(name) - 1);
@@ -657,29 +742,41 @@ validate(struct loader *ld)
 			bad = strcmp(ld->bad[k], sec) == 0;
 		if (bad)
 			continue;
+		/* Errors point at the key's line; the header's when the key
+		 * is missing. */
+		int cmd_line = key_line(ld, sec, "command");
+		int builtin_line = key_line(ld, sec, "builtin");
+		int env_line = key_line(ld, sec, "env");
+		h->command_line = cmd_line ? cmd_line : h->line;
 		if (h->builtin == BUILTIN_NONE && h->command == NULL)
 			loader_error(ld, h->line, sec, "command",
 			             "a handler needs \"builtin\" or \"command\"");
 		else if (h->builtin != BUILTIN_NONE && h->command != NULL)
-			loader_error(ld, h->line, sec, "command",
+			loader_error(ld, cmd_line > builtin_line ? cmd_line
+			                                         : builtin_line,
+			             sec, cmd_line > builtin_line ? "command"
+			                                          : "builtin",
 			             "\"builtin\" and \"command\" exclude each other");
 		if (h->command != NULL) {
 			char **argv = NULL, why[128];
 			int argc = 0;
 			if (shellwords_split(h->command, &argv, &argc, why,
 			                     sizeof(why)) != 0)
-				loader_error(ld, h->line, sec, "command", "%s", why);
+				loader_error(ld, h->command_line, sec, "command",
+				             "%s", why);
 			else if (argc == 0)
-				loader_error(ld, h->line, sec, "command",
+				loader_error(ld, h->command_line, sec, "command",
 				             "must name a program");
 			shellwords_free(argv);
 		}
+		if (env_line == 0)
+			env_line = h->line;
 		if (h->env != NULL) {
 			char **words = NULL, why[128];
 			int n = 0;
 			if (shellwords_split(h->env, &words, &n, why,
 			                     sizeof(why)) != 0) {
-				loader_error(ld, h->line, sec, "env", "%s", why);
+				loader_error(ld, env_line, sec, "env", "%s", why);
 			} else {
 				for (int k = 0; k < n; k++) {
 					size_t kl = strcspn(words[k], "=");
@@ -689,7 +786,7 @@ validate(struct loader *ld)
 						ok = isalnum((unsigned char)words[k][c]) ||
 						     words[k][c] == '_';
 					if (!ok) {
-						loader_error(ld, h->line, sec, "env",
+						loader_error(ld, env_line, sec, "env",
 						    "\"%s\" is not KEY=VALUE", words[k]);
 						break;
 					}
@@ -697,9 +794,22 @@ validate(struct loader *ld)
 			}
 			shellwords_free(words);
 		}
-		if (h->backoff_max_ms < h->backoff_base_ms)
-			loader_error(ld, h->line, sec, "backoff_max",
-			             "smaller than backoff_base");
+		if (h->backoff_max_ms < h->backoff_base_ms) {
+			int max_line = key_line(ld, sec, "backoff_max");
+			int base_line = key_line(ld, sec, "backoff_base");
+			char max[32];
+			size_t u = 0; /* the largest unit that divides it */
+			while (h->backoff_max_ms % dur_units[u].ms != 0)
+				u++;
+			format_duration(max, sizeof(max), h->backoff_max_ms, u);
+			if (max_line > 0 || base_line == 0)
+				loader_error(ld, max_line ? max_line : h->line, sec,
+				             "backoff_max", "smaller than "
+				             "backoff_base");
+			else
+				loader_error(ld, base_line, sec, "backoff_base",
+				             "larger than backoff_max (%s)", max);
+		}
 	}
 	if ((cfg->server.tls_cert == NULL) != (cfg->server.tls_key == NULL)) {
 		const char *set = cfg->server.tls_cert ? "tls_cert" : "tls_key";
@@ -736,13 +846,25 @@ load(struct loader *ld, struct config **out, char *err, size_t errlen)
 	ini_max_line = 64 * 1024;
 
 	rc = ini_parse_stream(reader, ld, ini_cb, ld);
-	/* ini_cb never fails, so a positive rc is a syntax error's line. */
-	if (rc > 0)
-		loader_error(ld, rc, "?", "?", "syntax error (expected "
-		             "[section] or key = value)");
-	else if (rc == -2)
-		loader_error(ld, 0, "?", "?", "out of memory");
-	validate(ld);
+	if (ld->broken_line > 0) {
+		/* The one error worth reading: forget the others. */
+		ld->nerrs = 0;
+		ld->errused = 0;
+		if (ld->errs != NULL && ld->errlen > 0)
+			ld->errs[0] = '\0';
+		loader_error(ld, ld->broken_line, ld->broken_name[0] ?
+		             ld->broken_name : "?", "*", "the section header "
+		             "lacks its closing ']'");
+	} else {
+		/* ini_cb never fails: a positive rc is a syntax error's
+		 * line. */
+		if (rc > 0)
+			loader_error(ld, rc, "?", "?", "syntax error (expected "
+			             "[section] or key = value)");
+		else if (rc == -2)
+			loader_error(ld, 0, "?", "?", "out of memory");
+		validate(ld);
+	}
 	for (size_t i = 0; i < ld->nseen; i++)
 		free(ld->seen[i].tag);
 	free(ld->seen);
@@ -890,4 +1012,182 @@ config_write_reference(FILE *f)
 			fputs(*c == '|' ? "\\|" : (char[]){*c, 0}, f);
 		fputs(" |\n", f);
 	}
+}
+
+/* ---- checks beyond the file's syntax (start-up and --check-config) ---- */
+
+/* Where exec handlers look for a program named without a '/' (the PATH
+ * handler_exec.c gives the commands it runs). */
+#define EXEC_PATH "/usr/local/bin:/usr/bin:/bin"
+
+/* Appends one formatted line to out (bounded; "\n" between lines). */
+static void
+add_line(char *out, size_t outlen, size_t *used, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void
+add_line(char *out, size_t outlen, size_t *used, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (out == NULL || *used + 1 >= outlen)
+		return;
+	if (*used > 0)
+		out[(*used)++] = '\n';
+	out[*used] = '\0';
+	va_start(ap, fmt);
+	n = vsnprintf(out + *used, outlen - *used, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*used += (size_t)n;
+	if (*used >= outlen)
+		*used = outlen - 1;
+}
+
+int
+config_check_listen(const char *listen, char *err, size_t errlen)
+{
+	char host[256];
+	const char *port, *sep, *orig = listen;
+	struct addrinfo hints = {0}, *res = NULL;
+	size_t n;
+	int rc;
+
+	if (parse_listen(listen) != 0)
+		return jobd_seterr(err, errlen, JOBD_EINVAL, "\"%s\" is not "
+		                   "host:port", listen);
+	if (listen[0] == '[') {
+		sep = strchr(listen, ']');
+		n = (size_t)(sep - listen - 1);
+		port = sep + 2;
+		listen++;
+		/* A bracketed host is an IPv6 literal: never a resolver's. */
+		hints.ai_flags = AI_NUMERICHOST;
+	} else {
+		sep = strrchr(listen, ':');
+		n = (size_t)(sep - listen);
+		port = sep + 1;
+	}
+	if (n >= sizeof(host))
+		return jobd_seterr(err, errlen, JOBD_EINVAL, "the host is "
+		                   "longer than %zu characters", sizeof(host) - 1);
+	memcpy(host, listen, n);
+	host[n] = '\0';
+	/* As http.c's bind_listen() asks, so that both agree. */
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags |= AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	if (rc != 0)
+		return jobd_seterr(err, errlen, JOBD_EINVAL, "cannot listen on "
+		                   "%s: %s", orig, gai_strerror(rc));
+	freeaddrinfo(res);
+	return 0;
+}
+
+int
+config_check_runtime(const struct config *cfg, char *err, size_t errlen)
+{
+	const char *tls[2] = {cfg->server.tls_cert, cfg->server.tls_key};
+	const char *tls_key[2] = {"tls_cert", "tls_key"};
+	char why[384];
+	size_t used = 0;
+	int bad = 0;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (config_check_listen(cfg->server.listen, why, sizeof(why)) != 0) {
+		add_line(err, errlen, &used, "%s: [server] listen: %s", cfg->file,
+		         why);
+		bad++;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (tls[i] == NULL)
+			continue;
+		FILE *f = fopen(tls[i], "re");
+		if (f == NULL) {
+			add_line(err, errlen, &used, "%s: [server] %s: %s: %s",
+			         cfg->file, tls_key[i], tls[i], strerror(errno));
+			bad++;
+		} else {
+			fclose(f);
+		}
+	}
+	return bad ? JOBD_EINVAL : 0;
+}
+
+/* Whether a handler's program can be run: 0, or errno's reason. */
+static int
+program_runs(const struct handler_conf *h, const char *prog)
+{
+	char path[4096];
+	const char *p = EXEC_PATH;
+	struct stat sb;
+	int e = ENOENT;
+
+	if (strchr(prog, '/') != NULL) {
+		if (prog[0] != '/' && h->workdir != NULL)
+			snprintf(path, sizeof(path), "%s/%s", h->workdir, prog);
+		else
+			snprintf(path, sizeof(path), "%s", prog);
+		if (stat(path, &sb) != 0)
+			return errno;
+		if (!S_ISREG(sb.st_mode))
+			return EISDIR;
+		return access(path, X_OK) == 0 ? 0 : errno;
+	}
+	while (*p) {
+		size_t n = strcspn(p, ":");
+		snprintf(path, sizeof(path), "%.*s/%s", (int)n, p, prog);
+		if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+			if (access(path, X_OK) == 0)
+				return 0;
+			e = EACCES;
+		}
+		p += n;
+		if (*p == ':')
+			p++;
+	}
+	return e;
+}
+
+size_t
+config_warnings(const struct config *cfg, char *out, size_t outlen)
+{
+	size_t used = 0, count = 0;
+
+	if (out != NULL && outlen > 0)
+		out[0] = '\0';
+	if (cfg->nhandlers == 0) {
+		add_line(out, outlen, &used, "%s: no handler is configured "
+		         "([handler.NAME] sections): every POST /jobs will be "
+		         "refused (422)", cfg->file);
+		count++;
+	}
+	for (size_t i = 0; i < cfg->nhandlers; i++) {
+		const struct handler_conf *h = &cfg->handlers[i];
+		char **argv = NULL, why[128];
+		int argc = 0, e;
+
+		if (h->command == NULL ||
+		    shellwords_split(h->command, &argv, &argc, why,
+		                     sizeof(why)) != 0 || argc == 0) {
+			shellwords_free(argv);
+			continue;
+		}
+		e = program_runs(h, argv[0]);
+		if (e != 0) {
+			add_line(out, outlen, &used, "%s:%d: [handler.%s] command: "
+			         "%s is not an executable file%s (%s): its jobs "
+			         "will fail", cfg->file,
+			         h->command_line ? h->command_line : h->line,
+			         h->name, argv[0],
+			         strchr(argv[0], '/') ? "" : " on " EXEC_PATH,
+			         strerror(e));
+			count++;
+		}
+		shellwords_free(argv);
+	}
+	return count;
 }

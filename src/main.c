@@ -3,8 +3,11 @@
  * signals, systemd notifications and orderly shutdown.  The only file that
  * exits the process (with sysexits codes).
  *
- * Start-up: config -> store (migrate) -> writer recovery -> writer thread
- * -> workers -> HTTP listener -> READY=1.  Shutdown (SIGTERM/SIGINT): stop
+ * Start-up: config -> open-files limit -> tokens -> store (locked, so
+ * that one daemon owns it; migrated) -> HTTP listener bound -> writer
+ * recovery -> workers -> writer thread -> READY=1 -> answering.  Recovery
+ * waits for the listener: a daemon that cannot serve must not requeue the
+ * jobs of the store.  Shutdown (SIGTERM/SIGINT): stop
  * accepting, POST answers 503, workers finish or are stopped and requeued
  * within shutdown_grace, the writer flushes, then everything closes.
  */
@@ -13,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sysexits.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -90,6 +94,108 @@ usage(FILE *f)
 	        "  -h, --help            print this help and exit\n"
 	        "      --config-reference  print every configuration key "
 	        "(Markdown)\n", DEFAULT_CONFIG);
+}
+
+/* Open files an exec attempt may hold (pipes, pidfd) while it runs, and
+ * the daemon's own (store, sockets, epoll, eventfds, logs). */
+#define FDS_PER_WORKER 8
+#define FDS_BASE 64
+
+/*
+ * Raises the soft open-files limit to the hard one (systemd's default soft
+ * limit is 1024, far below server.max_connections), and warns when even
+ * that is below what the configured connections and workers may need:
+ * past it, accept() and exec attempts fail with EMFILE.
+ */
+static void
+raise_nofile(const struct config *cfg)
+{
+	struct rlimit rl;
+	rlim_t need = (rlim_t)cfg->server.max_connections +
+	              (rlim_t)cfg->workers.threads * FDS_PER_WORKER + FDS_BASE;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		log_warn("main", "getrlimit(RLIMIT_NOFILE): %m");
+		return;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit up = {.rlim_cur = rl.rlim_max,
+		                    .rlim_max = rl.rlim_max};
+		FILE *f;
+		unsigned long long nr_open;
+		/* An infinite hard limit cannot be the soft one: the
+		 * kernel's ceiling is fs.nr_open. */
+		if (up.rlim_cur == RLIM_INFINITY &&
+		    (f = fopen("/proc/sys/fs/nr_open", "re")) != NULL) {
+			if (fscanf(f, "%llu", &nr_open) == 1)
+				up.rlim_cur = (rlim_t)nr_open;
+			fclose(f);
+		}
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0) {
+			log_info("main", "open files limit raised from %llu to "
+			         "%llu", (unsigned long long)rl.rlim_cur,
+			         (unsigned long long)up.rlim_cur);
+			rl.rlim_cur = up.rlim_cur;
+		} else {
+			log_warn("main", "cannot raise the open files limit "
+			         "from %llu to %llu: %m",
+			         (unsigned long long)rl.rlim_cur,
+			         (unsigned long long)up.rlim_cur);
+		}
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+		log_warn("main", "the open files limit is %llu, below the %llu "
+		         "that server.max_connections = %lld and workers.threads "
+		         "= %lld may need: past it, connections are refused and "
+		         "exec attempts fail (EMFILE); raise LimitNOFILE= (or "
+		         "ulimit -n) or lower max_connections",
+		         (unsigned long long)rl.rlim_cur, (unsigned long long)need,
+		         (long long)cfg->server.max_connections,
+		         (long long)cfg->workers.threads);
+}
+
+/*
+ * --check-config: every check the start-up makes except opening the store
+ * and binding - the file, the tokens file, the store's path, the listen
+ * address, the TLS files - then the warnings.  Errors and warnings go to
+ * stderr, "config OK" to stdout.  Frees cfg; returns the exit status.
+ */
+static int
+check_config(struct config *cfg)
+{
+	char err[8192], warn[8192];
+	int status = EX_OK;
+	auth *au = NULL;
+
+	if (cfg->auth.tokens_file != NULL) {
+		if (auth_load(cfg->auth.tokens_file, &au, err,
+		              sizeof(err)) != 0) {
+			fprintf(stderr, "%s: [auth] tokens_file: %s\n", cfg->file,
+			        err);
+			status = EX_CONFIG;
+		}
+		auth_free(au);
+	} else if (!listen_is_loopback(cfg->server.listen)) {
+		fprintf(stderr, "warning: %s: no [auth] tokens_file and listen "
+		        "= %s is not loopback: anyone who can reach it can "
+		        "submit and cancel jobs\n", cfg->file, cfg->server.listen);
+	}
+	if (store_check_path(cfg->store.path, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: [store] path: %s\n", cfg->file, err);
+		status = EX_CONFIG;
+	}
+	if (config_check_runtime(cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		status = EX_CONFIG;
+	}
+	if (config_warnings(cfg, warn, sizeof(warn)) > 0)
+		for (char *line = strtok(warn, "\n"); line;
+		     line = strtok(NULL, "\n"))
+			fprintf(stderr, "warning: %s\n", line);
+	if (status == EX_OK)
+		printf("config OK\n");
+	config_free(cfg);
+	return status;
 }
 
 /* What the writer's hooks reach: the workers and the waiters. */
@@ -186,16 +292,18 @@ main(int argc, char **argv)
 		}
 		return rc == JOBD_ESYS ? EX_NOINPUT : EX_CONFIG;
 	}
-	if (check_only) {
-		printf("config OK\n");
-		config_free(cfg);
-		return EX_OK;
-	}
+	if (check_only)
+		return check_config(cfg);
 	/* cfg stays the base config (main's reference); handler sections
 	 * are read through config_acquire() so that SIGHUP can swap them. */
 	cfg->refs = 1;
 	config_set_current(cfg);
 	log_set_level((int)cfg->server.log_level);
+	if (config_warnings(cfg, err, sizeof(err)) > 0)
+		for (char *line = strtok(err, "\n"); line;
+		     line = strtok(NULL, "\n"))
+			log_warn("config", "%s", line);
+	raise_nofile(cfg);
 	if (cfg->auth.tokens_file != NULL) {
 		rc = auth_load(cfg->auth.tokens_file, &au, err, sizeof(err));
 		if (rc != 0) {
@@ -249,22 +357,25 @@ main(int argc, char **argv)
 	struct hooks hooks = {.pool = pool, .ev = ev, .w = w};
 	writer_set_hooks(w, on_dispatch, on_cancel, on_event, &hooks);
 	api_set_gauges(a, read_gauges, &hooks);
+	/* Bind before recovery: a daemon that cannot serve leaves the
+	 * store's running jobs alone. */
+	rc = http_open(cfg, a, &srv, err, sizeof(err));
+	if (rc != 0) {
+		log_err("main", "%s", err);
+		status = EX_UNAVAILABLE;
+		goto out;
+	}
 	rc = writer_recover(w, err, sizeof(err));
 	if (rc != 0) {
 		log_err("main", "recovery failed: %s", err);
 		status = EX_IOERR;
 		goto out;
 	}
-	if (events_start(ev) != 0 || writer_start(w) != 0 ||
-	    worker_pool_start(pool) != 0) {
+	/* The writer last: it claims work as soon as it runs. */
+	if (events_start(ev) != 0 || worker_pool_start(pool) != 0 ||
+	    writer_start(w) != 0) {
 		log_err("main", "cannot start threads");
 		status = EX_OSERR;
-		goto out;
-	}
-	rc = http_open(cfg, a, &srv, err, sizeof(err));
-	if (rc != 0) {
-		log_err("main", "%s", err);
-		status = EX_UNAVAILABLE;
 		goto out;
 	}
 	/* READY=1 before the first answer: the store is open, recovery has

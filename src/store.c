@@ -2,8 +2,11 @@
  * store.c - picks the store backend for a path and forwards every call to
  * its operations table.
  */
+#include <errno.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "err.h"
 #include "store.h"
@@ -15,6 +18,39 @@ struct store {
 };
 
 int
+store_check_path(const char *path, char *err, size_t errlen)
+{
+	char *copy;
+	const char *dir;
+	struct stat sb;
+	int rc = 0;
+
+	if (strncmp(path, "postgresql://", 13) == 0 ||
+	    strncmp(path, "postgres://", 11) == 0)
+		return jobd_seterr(err, errlen, JOBD_EINVAL,
+		                   "the PostgreSQL store is not built yet; "
+		                   "use a file path for SQLite");
+	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+		return jobd_seterr(err, errlen, JOBD_EINVAL, "%s is a directory; "
+		                   "name a file in it (e.g. %s/jobs.db)", path,
+		                   path);
+	copy = strdup(path);
+	if (copy == NULL)
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	dir = dirname(copy);
+	if (stat(dir, &sb) != 0)
+		rc = jobd_seterr(err, errlen, JOBD_ESYS, "the store's directory "
+		                 "%s does not exist: create it (mkdir -p %s, "
+		                 "writable only by the user jobd runs as) or set "
+		                 "[store] path: %s", dir, dir, strerror(errno));
+	else if (!S_ISDIR(sb.st_mode))
+		rc = jobd_seterr(err, errlen, JOBD_EINVAL, "%s is not a "
+		                 "directory", dir);
+	free(copy);
+	return rc;
+}
+
+int
 store_open(const char *path, const struct store_options *opt, store **out,
            char *err, size_t errlen)
 {
@@ -22,11 +58,9 @@ store_open(const char *path, const struct store_options *opt, store **out,
 	store *st;
 	int rc;
 
-	if (strncmp(path, "postgresql://", 13) == 0 ||
-	    strncmp(path, "postgres://", 11) == 0)
-		return jobd_seterr(err, errlen, JOBD_EINVAL,
-		                   "the PostgreSQL store is not built yet; "
-		                   "use a file path for SQLite");
+	rc = store_check_path(path, err, errlen);
+	if (rc != 0)
+		return rc;
 	st = calloc(1, sizeof(*st));
 	if (st == NULL)
 		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
@@ -117,3 +151,6 @@ int store_counts(store *st, int64_t counts[JOB_NSTATUS], char *err,
 
 bool store_ping(store *st)
 { return st->ops->ping(st->impl); }
+
+int store_check(store *st, char *err, size_t errlen)
+{ return st->ops->check(st->impl, err, errlen); }

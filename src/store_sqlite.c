@@ -11,16 +11,35 @@
  * The schema is versioned with PRAGMA user_version; migrations[] below
  * brings any older file up to date inside one transaction.
  *
+ * One daemon per file: sq_open() takes an exclusive flock() on
+ * "<path>.lock" (which holds the holder's pid) before it touches the
+ * database, and keeps it until sq_close(), so that a second jobd can never
+ * recover - and run again - the jobs a live one is running.  The database
+ * file is created 0600 (SQLite gives its -wal and -shm files the same
+ * mode), and its inode is remembered: a file deleted or replaced under a
+ * running daemon is noticed before every commit and by every readiness
+ * check (store_file_check), so that no job is acknowledged into a file
+ * that is gone.
+ *
  * LOCKING: pool_mu guards the free list of reader connections (readers).
  * A reader connection is used by one thread at a time, between
  * reader_get() and reader_put().  The writer connection and its statements
- * belong to the writer thread; they take no lock.
+ * belong to the writer thread; they take no lock.  The file's identity
+ * (db_fd, dev, ino) is set at open and read-only after; file_gone is
+ * atomic (any thread checks it).
  */
 #include <sqlite3.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "log.h"
@@ -195,6 +214,11 @@ struct sq {
 	sqlite3_stmt *w[W_NSTMT];
 	pthread_mutex_t pool_mu;
 	struct reader *readers; /* free list; guarded by pool_mu */
+	int lock_fd;            /* "<path>.lock", flock()ed; -1 when none */
+	int db_fd;              /* the database file as opened; -1 when none */
+	dev_t dev;              /* its identity, to notice a deleted or */
+	ino_t ino;              /* replaced file */
+	atomic_bool file_gone;  /* last check found it gone (logged once) */
 };
 
 static int
@@ -306,6 +330,147 @@ rollback:
 
 static void sq_close(void *impl);
 
+/* The reason an open() of a file in the store's directory failed. */
+static int
+open_error(const char *path, const char *file, char *err, size_t errlen)
+{
+	int e = errno;
+	char *copy = strdup(path);
+	const char *dir = copy ? dirname(copy) : ".";
+	struct stat sb;
+	int rc;
+
+	if (e == ENOENT && stat(dir, &sb) != 0)
+		rc = jobd_seterr(err, errlen, JOBD_ESYS, "the store's directory "
+		                 "%s does not exist: create it (mkdir -p %s, "
+		                 "writable only by the user jobd runs as) or set "
+		                 "[store] path", dir, dir);
+	else
+		rc = jobd_seterr(err, errlen, JOBD_ESYS, "%s: %s", file,
+		                 strerror(e));
+	free(copy);
+	return rc;
+}
+
+/*
+ * Takes "<path>.lock" for this process: an exclusive flock() that the
+ * kernel drops when the process ends, however it ends.  The file holds
+ * the holder's pid, for the message a second daemon prints.  JOBD_EBUSY
+ * when another process holds it.
+ */
+static int
+lock_store(struct sq *s, const char *path, char *err, size_t errlen)
+{
+	char *lock_path = NULL, pid[32];
+	int fd = -1, rc = 0, n;
+
+	if (asprintf(&lock_path, "%s.lock", path) < 0)
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		rc = open_error(path, lock_path, err, errlen);
+		goto out;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		if (errno != EWOULDBLOCK) {
+			rc = jobd_seterr(err, errlen, JOBD_ESYS, "%s: flock: %s",
+			                 lock_path, strerror(errno));
+			goto out;
+		}
+		ssize_t got = pread(fd, pid, sizeof(pid) - 1, 0);
+		long holder = 0;
+		pid[got > 0 ? got : 0] = '\0';
+		if (sscanf(pid, "%ld", &holder) != 1 || holder <= 0)
+			holder = 0;
+		if (holder > 0)
+			rc = jobd_seterr(err, errlen, JOBD_EBUSY, "%s is in use by "
+			                 "another jobd (pid %ld, holding %s): one "
+			                 "store, one daemon; stop that one first",
+			                 path, holder, lock_path);
+		else
+			rc = jobd_seterr(err, errlen, JOBD_EBUSY, "%s is in use by "
+			                 "another process (pid unknown, holding "
+			                 "%s): one store, one daemon", path,
+			                 lock_path);
+		goto out;
+	}
+	/* The pid is for messages only: a full disk must not keep jobd
+	 * from starting (it answers 503 until there is room). */
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+		log_warn("store", "%s: cannot write the pid: %s", lock_path,
+		         strerror(errno));
+	s->lock_fd = fd;
+	fd = -1;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(lock_path);
+	return rc;
+}
+
+/*
+ * Opens (creating it 0600 if needed) the database file itself, before
+ * SQLite does, and remembers which file it is.  The descriptor stays open
+ * until every SQLite connection is closed: closing another descriptor of
+ * the file would drop SQLite's POSIX locks on it.
+ */
+static int
+open_file(struct sq *s, const char *path, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	s->db_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (s->db_fd < 0)
+		return open_error(path, path, err, errlen);
+	if (fstat(s->db_fd, &sb) != 0)
+		return jobd_seterr(err, errlen, JOBD_ESYS, "%s: fstat: %s", path,
+		                   strerror(errno));
+	if (!S_ISREG(sb.st_mode))
+		return jobd_seterr(err, errlen, JOBD_EINVAL, "%s: not a regular "
+		                   "file", path);
+	s->dev = sb.st_dev;
+	s->ino = sb.st_ino;
+	return 0;
+}
+
+/*
+ * Whether the store's path still names the file opened at start-up (a
+ * fstat and a stat: a few microseconds).  JOBD_EBUSY (a 503 that does
+ * not stop the daemon) when it was deleted or replaced: whatever would be
+ * committed now would vanish with the daemon.  Logs the change once each
+ * way.  Any thread.
+ */
+static int
+file_check(struct sq *s, char *err, size_t errlen)
+{
+	struct stat fd_sb, path_sb;
+	const char *what = NULL;
+
+	if (stat(s->path, &path_sb) != 0)
+		what = errno == ENOENT ? "deleted" : "unreachable (stat failed)";
+	else if (path_sb.st_dev != s->dev || path_sb.st_ino != s->ino)
+		what = "replaced by another file";
+	else if (fstat(s->db_fd, &fd_sb) != 0 || fd_sb.st_nlink == 0)
+		what = "deleted";
+	if (what == NULL) {
+		if (atomic_exchange(&s->file_gone, false))
+			log_notice("store", "%s names the store's file again; "
+			           "writes resume", s->path);
+		return 0;
+	}
+	if (!atomic_exchange(&s->file_gone, true))
+		log_err("store", "%s was %s while jobd runs: every write is "
+		        "refused (503) and /readyz fails until jobd restarts.  "
+		        "The file jobd had open stays readable at /proc/%ld/fd/%d "
+		        "while jobd runs: copy it back to %s (keep %s-wal) "
+		        "before restarting jobd, or its jobs are lost", s->path,
+		        what, (long)getpid(), s->db_fd, s->path, s->path);
+	return jobd_seterr(err, errlen, JOBD_EBUSY, "the store file %s was %s "
+	                   "while jobd runs; nothing is accepted until jobd "
+	                   "restarts", s->path, what);
+}
+
 static int
 sq_open(const char *path, const struct store_options *opt, void **impl,
         char *err, size_t errlen)
@@ -316,6 +481,7 @@ sq_open(const char *path, const struct store_options *opt, void **impl,
 
 	if (s == NULL)
 		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	s->lock_fd = s->db_fd = -1;
 	rc = store_faults_init(err, errlen);
 	if (rc != 0) {
 		free(s);
@@ -328,6 +494,13 @@ sq_open(const char *path, const struct store_options *opt, void **impl,
 		rc = jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
 		goto fail;
 	}
+	/* The lock first: nothing of the file is read, migrated or
+	 * recovered unless this daemon is the only one on it. */
+	rc = lock_store(s, path, err, errlen);
+	if (rc == 0)
+		rc = open_file(s, path, err, errlen);
+	if (rc != 0)
+		goto fail;
 	rc = open_db(path, s->durability_full, 16384, &s->wdb, err, errlen);
 	s->synced = s->durability_full;
 	if (rc != 0)
@@ -409,6 +582,11 @@ sq_close(void *impl)
 		sqlite3_finalize(s->w[i]);
 	if (s->wdb != NULL && sqlite3_close(s->wdb) != SQLITE_OK)
 		log_err("store", "close: %s", sqlite3_errmsg(s->wdb));
+	/* After SQLite's last connection (see open_file), the lock last. */
+	if (s->db_fd >= 0)
+		close(s->db_fd);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
 	pthread_mutex_destroy(&s->pool_mu);
 	free(s->path);
 	free(s);
@@ -531,8 +709,13 @@ static int
 sq_commit(void *impl, char *err, size_t errlen)
 {
 	struct sq *s = impl;
-	int rc = step_done(s->w[W_COMMIT]);
+	int rc = file_check(s, err, errlen);
 
+	if (rc != 0) {
+		step_done(s->w[W_ROLLBACK]);
+		return rc;
+	}
+	rc = step_done(s->w[W_COMMIT]);
 	if (rc != SQLITE_OK) {
 		int code = fail(s->wdb, rc, err, errlen, "commit");
 		/* A failed COMMIT may leave the transaction open (SQLITE_BUSY)
@@ -1099,15 +1282,24 @@ static bool
 sq_ping(void *impl)
 {
 	struct sq *s = impl;
-	struct reader *r = reader_get(s, NULL, 0);
+	struct reader *r;
 	int rc;
 
+	if (file_check(s, NULL, 0) != 0)
+		return false;
+	r = reader_get(s, NULL, 0);
 	if (r == NULL)
 		return false;
 	rc = sqlite3_step(r->ping);
 	sqlite3_reset(r->ping);
 	reader_put(s, r);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE;
+}
+
+static int
+sq_check(void *impl, char *err, size_t errlen)
+{
+	return file_check(impl, err, errlen);
 }
 
 const struct store_ops store_sqlite_ops = {
@@ -1133,4 +1325,5 @@ const struct store_ops store_sqlite_ops = {
 	.list = sq_list,
 	.counts = sq_counts,
 	.ping = sq_ping,
+	.check = sq_check,
 };

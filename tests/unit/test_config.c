@@ -441,9 +441,33 @@ START_TEST(test_duration_in_file)
 	assert_error("[server]\nmax_wait = soon\n",
 	             NAME ":2: [server] max_wait: \"soon\" is not a duration "
 	             "(e.g. 250ms, 30s, 5m, 1h, 7d)");
+	/* The bounds are shown in the unit the value was written in. */
 	assert_error("[server]\nmax_wait = 2d\n",
 	             NAME ":2: [server] max_wait: \"2d\" is out of range "
-	             "(0..86400000 ms)");
+	             "(0..1d)");
+	assert_error("[server]\nmax_wait = 100000000ms\n",
+	             NAME ":2: [server] max_wait: \"100000000ms\" is out of "
+	             "range (0..86400000ms)");
+	assert_error("[handler.a]\nbuiltin = noop\nkill_grace = 2h\n",
+	             NAME ":3: [handler.a] kill_grace: \"2h\" is out of range "
+	             "(0..1h)");
+	assert_error("[handler.a]\nbuiltin = noop\nkill_grace = 61m\n",
+	             NAME ":3: [handler.a] kill_grace: \"61m\" is out of range "
+	             "(0..60m)");
+	assert_error("[store]\nretention = 59s\n",
+	             NAME ":2: [store] retention: \"59s\" is out of range "
+	             "(60s..315360000s)");
+	/* A bare number is seconds; a bound that is not whole shows its
+	 * decimals. */
+	assert_error("[handler.a]\nbuiltin = noop\ntimeout = 0\n",
+	             NAME ":3: [handler.a] timeout: \"0\" is out of range "
+	             "(0.001s..86400s)");
+	assert_error("[handler.a]\nbuiltin = noop\ntimeout = 2d\n"
+	             "[server]\nmax_wait = 1.5d\n",
+	             NAME ":3: [handler.a] timeout: \"2d\" is out of range "
+	             "(1ms..1d)\n"
+	             NAME ":5: [server] max_wait: \"1.5d\" is out of range "
+	             "(0..1d)");
 	/* retention must be at least a minute. */
 	assert_error_prefix("[store]\nretention = 59s\n",
 	                    NAME ":2: [store] retention: \"59s\" is out of "
@@ -592,10 +616,45 @@ END_TEST
 
 START_TEST(test_handler_builtin_and_command)
 {
-	/* Reported on the line of the [handler.NAME] header. */
+	/* Reported on the line of the key that came second. */
 	assert_error("\n[handler.a]\nbuiltin = noop\ncommand = /bin/true\n",
-	             NAME ":2: [handler.a] command: \"builtin\" and \"command\" "
+	             NAME ":4: [handler.a] command: \"builtin\" and \"command\" "
 	             "exclude each other");
+	assert_error("\n[handler.a]\ncommand = /bin/true\n\nbuiltin = noop\n",
+	             NAME ":5: [handler.a] builtin: \"builtin\" and \"command\" "
+	             "exclude each other");
+}
+END_TEST
+
+START_TEST(test_handler_errors_on_key_lines)
+{
+	assert_error("[handler.a]\ntimeout = 5s\n\ncommand = 'open quote\n",
+	             NAME ":4: [handler.a] command: unterminated single quote");
+	assert_error("[handler.a]\ncommand = /bin/true\ntimeout = 5s\n"
+	             "env = 1X=2\n",
+	             NAME ":4: [handler.a] env: \"1X=2\" is not KEY=VALUE");
+	assert_error("[handler.a]\nbuiltin = noop\nbackoff_base = 1m\n"
+	             "timeout = 1s\nbackoff_max = 1s\n",
+	             NAME ":5: [handler.a] backoff_max: smaller than "
+	             "backoff_base");
+	/* Without a backoff_max line, the backoff_base line. */
+	assert_error("[handler.a]\nbuiltin = noop\nbackoff_base = 2h\n",
+	             NAME ":3: [handler.a] backoff_base: larger than "
+	             "backoff_max (1h)");
+}
+END_TEST
+
+START_TEST(test_missing_bracket_first_and_alone)
+{
+	/* Every key after a broken header would be blamed on the section
+	 * before it: the broken header is the one error reported. */
+	assert_error("[server]\nthreads = 1\n[store\npath = /x\n"
+	             "durability = fast\n[workers]\nthreads = 0\n",
+	             NAME ":3: [store] *: the section header lacks its "
+	             "closing ']'");
+	assert_error("[workers]\nthreads = 0\n  [handler.a  \nbuiltin = noop\n",
+	             NAME ":3: [handler.a] *: the section header lacks its "
+	             "closing ']'");
 }
 END_TEST
 
@@ -668,7 +727,7 @@ START_TEST(test_backoff_max_below_base)
 {
 	assert_error_prefix("[handler.a]\nbuiltin = noop\nbackoff_base = 10s\n"
 	                    "backoff_max = 1s\n",
-	                    NAME ":1: [handler.a] backoff_max: ");
+	                    NAME ":4: [handler.a] backoff_max: ");
 }
 END_TEST
 
@@ -1024,6 +1083,8 @@ config_suite(void)
 	tcase_add_test(tc, test_handler_section_twice);
 	tcase_add_test(tc, test_handler_without_builtin_or_command);
 	tcase_add_test(tc, test_handler_builtin_and_command);
+	tcase_add_test(tc, test_handler_errors_on_key_lines);
+	tcase_add_test(tc, test_missing_bracket_first_and_alone);
 	tcase_add_test(tc, test_handler_bad_builtin);
 	tcase_add_test(tc, test_handler_empty_command);
 	tcase_add_test(tc, test_handler_bad_name);

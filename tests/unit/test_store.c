@@ -475,6 +475,82 @@ START_TEST(test_open_failures)
 }
 END_TEST
 
+START_TEST(test_open_twice_refused)
+{
+	struct store_options opt = {.durability_full = true};
+	store *other = NULL;
+	char pid[32];
+
+	/* The lock is per open, not per process: a second open of the same
+	 * file is refused too, naming the holder. */
+	ck_assert_int_eq(store_open(db_path, &opt, &other, err, sizeof(err)),
+	                 JOBD_EBUSY);
+	ck_assert_ptr_null(other);
+	snprintf(pid, sizeof(pid), "pid %ld", (long)getpid());
+	ck_assert_msg(strstr(err, pid) != NULL, "%s", err);
+	/* Closed, it is free again. */
+	store_close(st);
+	st = NULL;
+	ck_assert_int_eq(store_open(db_path, &opt, &other, err, sizeof(err)),
+	                 0);
+	store_close(other);
+}
+END_TEST
+
+START_TEST(test_file_deleted_refuses_commit)
+{
+	struct job j;
+	int rc;
+
+	ck_assert_int_eq(store_check(st, err, sizeof(err)), 0);
+	ck_assert(store_ping(st));
+	ck_assert_int_eq(unlink(db_path), 0);
+	ck_assert_int_eq(store_check(st, err, sizeof(err)), JOBD_EBUSY);
+	ck_assert_msg(strstr(err, db_path) && strstr(err, "deleted"), "%s",
+	              err);
+	ck_assert(!store_ping(st));
+	begin();
+	make_job(&j, 1, "noop", 0, NOW);
+	ck_assert_int_eq(store_insert(st, &j, err, sizeof(err)), 0);
+	rc = store_commit(st, err, sizeof(err));
+	ck_assert_int_eq(rc, JOBD_EBUSY);
+	job_clear(&j);
+	/* Rolled back: the next transaction can begin. */
+	begin();
+	store_rollback(st);
+}
+END_TEST
+
+START_TEST(test_file_replaced_refuses_commit)
+{
+	char other[200];
+	FILE *f;
+
+	snprintf(other, sizeof(other), "%s/other.db", dir);
+	f = fopen(other, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	ck_assert_int_eq(rename(other, db_path), 0);
+	ck_assert_int_eq(store_check(st, err, sizeof(err)), JOBD_EBUSY);
+	ck_assert_msg(strstr(err, "replaced") != NULL, "%s", err);
+	begin();
+	ck_assert_int_eq(store_commit(st, err, sizeof(err)), JOBD_EBUSY);
+}
+END_TEST
+
+START_TEST(test_file_created_private)
+{
+	struct stat sb;
+	char path[200];
+
+	ck_assert_int_eq(stat(db_path, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0600);
+	snprintf(path, sizeof(path), "%s.lock", db_path);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0600);
+}
+END_TEST
+
 START_TEST(test_durability_full_opens)
 {
 	struct store_options opt = {.durability_full = true};
@@ -1596,6 +1672,10 @@ store_suite(void)
 	tcase_add_test(tc, test_migrate_v1_times_to_us);
 	tcase_add_test(tc, test_open_newer_schema_refused);
 	tcase_add_test(tc, test_open_failures);
+	tcase_add_test(tc, test_open_twice_refused);
+	tcase_add_test(tc, test_file_deleted_refuses_commit);
+	tcase_add_test(tc, test_file_replaced_refuses_commit);
+	tcase_add_test(tc, test_file_created_private);
 	tcase_add_test(tc, test_durability_full_opens);
 	tcase_add_test(tc, test_insert_and_get);
 	tcase_add_test(tc, test_get_missing);
