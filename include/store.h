@@ -38,12 +38,11 @@ struct store_claim_req {
 	const char *claim;             /* token written to every claimed row */
 };
 
-/* The end of an attempt, or a requeue. */
+/* The end of an attempt: its result, or a retry. */
 struct store_completion {
 	const char *id;
 	const char *claim;     /* the attempt's claim token (fencing) */
 	int status;            /* new status: queued (retry), succeeded, ... */
-	int attempt_delta;     /* -1 to not count the attempt (shutdown) */
 	int64_t run_at_us;     /* for status queued */
 	int64_t finished_at_us;/* for final statuses */
 	const char *result;    /* JSON text or NULL */
@@ -134,8 +133,8 @@ int store_claim(store *st, const struct store_claim_req *req,
                 struct job **out, size_t *nout, char *err, size_t errlen);
 
 /*
- * Records the end of an attempt, or puts a claimed job back (status
- * queued, attempt_delta -1).  The store decides a race with a cancel: when
+ * Records the end of an attempt (its attempt counted).  The store decides
+ * a race with a cancel: when
  * a cancel was requested and the attempt did not succeed, the job ends
  * cancelled whatever c->status says.  Returns 0 with the job's status
  * now in *status (may be NULL); JOBD_ESTALE when the claim is no longer
@@ -143,6 +142,16 @@ int store_claim(store *st, const struct store_claim_req *req,
  */
 int store_complete(store *st, const struct store_completion *c, int *status,
                    char *err, size_t errlen);
+
+/*
+ * Gives a claim back without using its attempt (a job claimed that will
+ * not run now: over a cap, too slow to claim ahead, shutdown, no handler):
+ * queued again as it was, or cancelled when a cancel was requested.
+ * Returns 0 with the job's status now in *status (may be NULL), or
+ * JOBD_ESTALE when the claim is no longer current.
+ */
+int store_put_back(store *st, const char *id, const char *claim,
+                   int64_t now_us, int *status, char *err, size_t errlen);
 
 /*
  * Records that a worker started the claimed attempt (it counts from now:
@@ -191,9 +200,6 @@ int store_purge(store *st, int64_t cutoff_us, int limit,
  */
 int store_next_run_at(store *st, int64_t *out_us, char *err, size_t errlen);
 
-/* Number of jobs in status (writer connection; exact). */
-int store_count_writer(store *st, int status, int64_t *out, char *err,
-                       size_t errlen);
 
 /* ---- reader calls (any thread) ---- */
 

@@ -27,18 +27,18 @@ struct store_ops {
 	                int *status, char *err, size_t errlen);
 	int (*start)(void *impl, const char *id, const char *claim,
 	             int64_t started_at_us, char *err, size_t errlen);
-	int (*cancel)(void *impl, const char *id, int64_t now_ms, int *status,
+	int (*put_back)(void *impl, const char *id, const char *claim,
+	                int64_t now_us, int *status, char *err, size_t errlen);
+	int (*cancel)(void *impl, const char *id, int64_t now_us, int *status,
 	              char *err, size_t errlen);
-	int (*retry)(void *impl, const char *id, int64_t now_ms, int *status,
+	int (*retry)(void *impl, const char *id, int64_t now_us, int *status,
 	             char *err, size_t errlen);
-	int (*recover)(void *impl, int64_t now_ms, int *requeued, int *failed,
+	int (*recover)(void *impl, int64_t now_us, int *requeued, int *failed,
 	               char *err, size_t errlen);
-	int (*purge)(void *impl, int64_t cutoff_ms, int limit,
+	int (*purge)(void *impl, int64_t cutoff_us, int limit,
 	             int64_t deleted[JOB_NSTATUS], char *err, size_t errlen);
-	int (*next_run_at)(void *impl, int64_t *out_ms, char *err,
+	int (*next_run_at)(void *impl, int64_t *out_us, char *err,
 	                   size_t errlen);
-	int (*count_writer)(void *impl, int status, int64_t *out, char *err,
-	                    size_t errlen);
 	int (*get)(void *impl, const char *id, struct job *out, char *err,
 	           size_t errlen);
 	int (*list)(void *impl, const struct store_filter *f, struct job **out,

@@ -133,9 +133,9 @@ int store_purge(store *st, int64_t cutoff_us, int limit,
 int store_next_run_at(store *st, int64_t *out_us, char *err, size_t errlen)
 { return st->ops->next_run_at(st->impl, out_us, err, errlen); }
 
-int store_count_writer(store *st, int status, int64_t *out, char *err,
-                       size_t errlen)
-{ return st->ops->count_writer(st->impl, status, out, err, errlen); }
+int store_put_back(store *st, const char *id, const char *claim,
+                   int64_t now_us, int *status, char *err, size_t errlen)
+{ return st->ops->put_back(st->impl, id, claim, now_us, status, err, errlen); }
 
 int store_get(store *st, const char *id, struct job *out, char *err,
               size_t errlen)

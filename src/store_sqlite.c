@@ -116,7 +116,7 @@ enum {
 	W_BEGIN, W_COMMIT, W_ROLLBACK, W_INSERT, W_FIND_IDEM, W_CLAIM,
 	W_COMPLETE, W_CANCEL, W_STATUS_OF, W_MARK_CANCEL, W_RETRY,
 	W_RECOVER_CANCEL, W_RECOVER_FAIL, W_RECOVER_REQUEUE, W_PURGE,
-	W_NEXT_RUN_AT, W_COUNT, W_PROMOTE, W_START, W_NSTMT
+	W_NEXT_RUN_AT, W_PUT_BACK, W_PROMOTE, W_START, W_NSTMT
 };
 
 static const char *const writer_sql[W_NSTMT] = {
@@ -145,16 +145,15 @@ static const char *const writer_sql[W_NSTMT] = {
 	[W_COMPLETE] = "UPDATE jobs SET"
 		" status = iif(cancel_requested AND ?3 <> 'succeeded',"
 		"   'cancelled', ?3),"
-		" attempt = attempt + ?4,"
 		" run_at = iif(cancel_requested AND ?3 <> 'succeeded', run_at,"
-		"   coalesce(?5, run_at)),"
-		" finished_at = iif(cancel_requested AND ?3 <> 'succeeded', ?12,"
-		"   ?6),"
-		" result = ?7,"
+		"   coalesce(?4, run_at)),"
+		" finished_at = iif(cancel_requested AND ?3 <> 'succeeded', ?11,"
+		"   ?5),"
+		" result = ?6,"
 		" error = iif(cancel_requested AND ?3 <> 'succeeded',"
-		"   coalesce(?8, 'cancelled'), ?8),"
-		" exit_code = ?9, output_truncated = ?10, claim = NULL,"
-		" started_at = coalesce(?11, started_at), due = 0,"
+		"   coalesce(?7, 'cancelled'), ?7),"
+		" exit_code = ?8, output_truncated = ?9, claim = NULL,"
+		" started_at = coalesce(?10, started_at), due = 0,"
 		" cancel_requested = 0"
 		" WHERE id = ?1 AND claim = ?2 AND status = 'running'"
 		" RETURNING status",
@@ -187,7 +186,14 @@ static const char *const writer_sql[W_NSTMT] = {
 		" 'cancelled') LIMIT ?2) RETURNING status",
 	[W_NEXT_RUN_AT] = "SELECT min(run_at) FROM jobs INDEXED BY jobs_waiting"
 		" WHERE status = 'queued' AND due = 0",
-	[W_COUNT] = "SELECT count(*) FROM jobs WHERE status = ?1",
+	[W_PUT_BACK] = "UPDATE jobs SET"
+		" status = iif(cancel_requested, 'cancelled', 'queued'),"
+		" finished_at = iif(cancel_requested, ?3, NULL),"
+		" error = iif(cancel_requested, 'cancelled', error),"
+		" attempt = attempt - 1, attempt_started = 0, claim = NULL,"
+		" due = 0, cancel_requested = 0"
+		" WHERE id = ?1 AND claim = ?2 AND status = 'running'"
+		" RETURNING status",
 	[W_PROMOTE] = "UPDATE jobs SET due = 1 WHERE rowid IN (SELECT rowid FROM"
 		" jobs INDEXED BY jobs_waiting WHERE status = 'queued' AND due = 0"
 		" AND run_at <= ?1)",
@@ -883,19 +889,18 @@ sq_complete(void *impl, const struct store_completion *c, int *status,
 	sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, c->claim, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, job_status_name(c->status), -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 4, c->attempt_delta);
-	bind_time_or_null(st, 5, c->status == JOB_QUEUED ? c->run_at_us : -1);
-	bind_time_or_null(st, 6, job_status_is_final(c->status)
+	bind_time_or_null(st, 4, c->status == JOB_QUEUED ? c->run_at_us : -1);
+	bind_time_or_null(st, 5, job_status_is_final(c->status)
 	                             ? c->finished_at_us : -1);
-	bind_text_or_null(st, 7, c->result);
-	bind_text_or_null(st, 8, c->error);
+	bind_text_or_null(st, 6, c->result);
+	bind_text_or_null(st, 7, c->error);
 	if (c->has_exit_code)
-		sqlite3_bind_int(st, 9, c->exit_code);
+		sqlite3_bind_int(st, 8, c->exit_code);
 	else
-		sqlite3_bind_null(st, 9);
-	sqlite3_bind_int(st, 10, c->output_truncated);
-	bind_time_or_null(st, 11, c->started_at_us > 0 ? c->started_at_us : -1);
-	sqlite3_bind_int64(st, 12, c->now_us);
+		sqlite3_bind_null(st, 8);
+	sqlite3_bind_int(st, 9, c->output_truncated);
+	bind_time_or_null(st, 10, c->started_at_us > 0 ? c->started_at_us : -1);
+	sqlite3_bind_int64(st, 11, c->now_us);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		if (status != NULL)
@@ -908,6 +913,35 @@ sq_complete(void *impl, const struct store_completion *c, int *status,
 		                 c->claim);
 	} else {
 		rc = fail(s->wdb, rc, err, errlen, "complete");
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+static int
+sq_put_back(void *impl, const char *id, const char *claim, int64_t now_us,
+            int *status, char *err, size_t errlen)
+{
+	struct sq *s = impl;
+	sqlite3_stmt *st = s->w[W_PUT_BACK];
+	int rc;
+
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, claim, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_us);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (status != NULL)
+			*status = job_status_parse(
+				(const char *)sqlite3_column_text(st, 0));
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = jobd_seterr(err, errlen, JOBD_ESTALE,
+		                 "job %s: claim %s is no longer current", id,
+		                 claim);
+	} else {
+		rc = fail(s->wdb, rc, err, errlen, "put back");
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -1076,27 +1110,6 @@ sq_next_run_at(void *impl, int64_t *out_us, char *err, size_t errlen)
 		rc = fail(s->wdb, rc, err, errlen, "next run_at");
 	}
 	sqlite3_reset(st);
-	return rc;
-}
-
-static int
-sq_count_writer(void *impl, int status, int64_t *out, char *err,
-                size_t errlen)
-{
-	struct sq *s = impl;
-	sqlite3_stmt *st = s->w[W_COUNT];
-	int rc;
-
-	sqlite3_bind_text(st, 1, job_status_name(status), -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*out = sqlite3_column_int64(st, 0);
-		rc = 0;
-	} else {
-		rc = fail(s->wdb, rc, err, errlen, "count");
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
 	return rc;
 }
 
@@ -1315,12 +1328,12 @@ const struct store_ops store_sqlite_ops = {
 	.claim = sq_claim,
 	.complete = sq_complete,
 	.start = sq_start,
+	.put_back = sq_put_back,
 	.cancel = sq_cancel,
 	.retry = sq_retry,
 	.recover = sq_recover,
 	.purge = sq_purge,
 	.next_run_at = sq_next_run_at,
-	.count_writer = sq_count_writer,
 	.get = sq_get,
 	.list = sq_list,
 	.counts = sq_counts,

@@ -556,7 +556,6 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 		struct store_completion c = {
 			.id = op->id, .claim = op->claim,
 			.status = op->new_status,
-			.attempt_delta = op->attempt_delta,
 			.run_at_us = op->run_at_us,
 			.finished_at_us = op->finished_at_us,
 			.result = op->result, .error = op->error,
@@ -567,8 +566,12 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 			.now_us = now,
 		};
 		int status = op->new_status;
-		rc = store_complete(w->st, &c, &status, op->err,
-		                    sizeof(op->err));
+		if (op->attempt_delta < 0) /* never started, or shutdown */
+			rc = store_put_back(w->st, op->id, op->claim, now,
+			                    &status, op->err, sizeof(op->err));
+		else
+			rc = store_complete(w->st, &c, &status, op->err,
+			                    sizeof(op->err));
 		if (rc == JOBD_ESTALE) {
 			log_warn("writer", "discarding a stale attempt result: %s",
 			         op->err);
@@ -582,7 +585,8 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 		b->delta[JOB_RUNNING]--;
 		b->delta[status]++;
 		if (status == JOB_QUEUED)
-			note_run_at(b, op->run_at_us, now);
+			note_run_at(b, op->attempt_delta < 0 ? now
+			                                     : op->run_at_us, now);
 		return 0;
 	}
 	}
@@ -635,17 +639,8 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 		if (!may_take(w, b, jobs[i].type)) {
 			/* Over the type's cap, or too slow to claim ahead:
 			 * put the row back as it was. */
-			struct store_completion c = {
-				.id = jobs[i].id, .claim = req.claim,
-				.status = JOB_QUEUED, .attempt_delta = -1,
-				.run_at_us = jobs[i].run_at_us,
-				.result = jobs[i].result, .error = jobs[i].error,
-				.has_exit_code = jobs[i].has_exit_code,
-				.exit_code = jobs[i].exit_code,
-				.output_truncated = jobs[i].output_truncated,
-				.started_at_us = -1, .now_us = now,
-			};
-			rc = store_complete(w->st, &c, NULL, err, errlen);
+			rc = store_put_back(w->st, jobs[i].id, req.claim, now,
+			                    NULL, err, errlen);
 			if (rc != 0)
 				goto out;
 			/* Look again when a worker frees up or a type falls

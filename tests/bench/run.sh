@@ -11,6 +11,8 @@
 #   3   drain: 100,000 queued noop jobs, workers.threads = 2 and 8
 #       (durability full), time until /readyz shows queued 0 and running 0;
 #       no job may have run twice (attempt != 1);
+#   3b  mixed: 50,000 queued noop jobs drained by 2 of 4 workers while the
+#       other 2 run long sleeps (short work beside long work);
 #   4   exec drain: 20,000 jobs of an exec handler running /bin/true, beside
 #       spawn_ceiling.c (posix_spawn + waitpid of /bin/true, one thread per
 #       CPU) in the same run;
@@ -39,6 +41,7 @@ NCPU=$(nproc)
 CEIL_SECS=${CEIL_SECS:-5}          # wrk -d of the ceiling
 INTAKE_SECS=${INTAKE_SECS:-4}      # wrk -d of each intake run
 DRAIN_JOBS=${DRAIN_JOBS:-100000}
+MIXED_JOBS=${MIXED_JOBS:-50000}
 EXEC_JOBS=${EXEC_JOBS:-20000}
 SPAWN_N=${SPAWN_N:-10000}          # spawns of the spawn ceiling
 PICKUP_JOBS=${PICKUP_JOBS:-1000}
@@ -263,6 +266,47 @@ drain_scenario() {      # WORKERS
 	rm -rf "$DDIR"
 }
 
+# ------------------------------------------------------------------- 3b --
+# Short work beside long work (issue 12): 4 workers, 2 of them kept on long
+# sleeps, MIXED_JOBS noop jobs drained by the other 2.
+mixed_scenario() {
+	say "drain $MIXED_JOBS noop jobs beside 2 long jobs, workers.threads=4"
+	start_daemon mixed full 4
+	block 4
+	preload noop "$MIXED_JOBS" 0 "$PRELOAD_CAP"
+	queued=$(readyz queued)
+	echo "   preloaded ${queued:-?} jobs in $PRE_MS ms"
+	set -- $BLOCKERS
+	t0=$(now_ms)
+	for id in $1 $2; do
+		curl -s -m 5 -o /dev/null -X DELETE "$URL/jobs/$id"
+	done
+	# The other two keep their workers: the drain ends at running = 2.
+	deadline=$((t0 + DRAIN_CAP * 1000))
+	complete=0
+	while [ "$(now_ms)" -lt "$deadline" ]; do
+		st=$(curl -s -m 2 "$URL/readyz")
+		if [ "$(json_int "$st" queued)" = 0 ]; then complete=1; break; fi
+		sleep 0.25
+	done
+	DR_MS=$(($(now_ms) - t0))
+	stop_daemon
+	ok=$(sq "SELECT count(*) FROM jobs WHERE type = 'noop' AND status = 'succeeded'")
+	span=$(sq "SELECT max(finished_at) - min(started_at) FROM jobs WHERE type = 'noop' AND status = 'succeeded'")
+	integrity "mixed"
+	rate=$(per_sec "${ok:-0}" "${span:-0}" 1e6)
+	if [ "$complete" = 1 ]; then
+		res="$(commas "${ok:-0}") jobs in $(ms "$((span / 1000))") s = $(commas "$rate") jobs/s on the 2 free workers"
+	else
+		res="**incomplete** after $(ms "$DR_MS") s: $(commas "${ok:-0}") of $(commas "${queued:-0}") = $(commas "$rate") jobs/s"
+	fi
+	met=$(awk -v r="$rate" -v c="$complete" 'BEGIN { print ((c == 1 && r >= 30000) ? "yes" : "no") }')
+	echo "   $res"
+	row "drain beside long jobs: $(commas "$MIXED_JOBS") queued noop, 4 workers, 2 on 600 s sleeps" \
+		"$res" "≥ 30,000 jobs/s (issue 18)" "$met"
+	rm -rf "$DDIR"
+}
+
 # -------------------------------------------------------------------- 4 --
 exec_scenario() {
 	say "exec drain $EXEC_JOBS x /bin/true, workers.threads=$NCPU; spawn ceiling"
@@ -375,6 +419,7 @@ only() {
 }
 if only intake; then intake_scenario full; intake_scenario normal; fi
 if only drain; then drain_scenario 2; drain_scenario 8; fi
+if only mixed; then mixed_scenario; fi
 if only exec; then exec_scenario; fi
 if only pickup; then pickup_scenario; fi
 if only memory; then memory_scenario; fi
