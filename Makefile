@@ -190,10 +190,8 @@ install: all
 		echo "keeping the existing $(DESTDIR)/etc/jobd/jobd.conf"; \
 	else \
 		mkdir -p $(DESTDIR)/etc/jobd && \
-		sed -e 's#^path = ./var/jobs.db#path = /var/lib/jobd/jobs.db#' \
-			-e 's#^command = examples/#command = $(PREFIX)/share/jobd/examples/#' \
-			conf/jobd.conf > $(DESTDIR)/etc/jobd/jobd.conf && \
-		chmod 0644 $(DESTDIR)/etc/jobd/jobd.conf; \
+		sh scripts/install-conf.sh conf/jobd.conf \
+			$(DESTDIR)/etc/jobd/jobd.conf $(PREFIX); \
 	fi
 	install -D -m 0755 examples/handlers/greet.sh \
 		$(DESTDIR)$(PREFIX)/share/jobd/examples/handlers/greet.sh

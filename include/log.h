@@ -3,11 +3,15 @@
  *
  * Lines go to stderr as "<prio>module: message", written with a single
  * write(2) so that lines from different threads never interleave; journald
- * reads the <N> prefix as the priority.  errno is preserved.  Any thread may
- * call these functions.
+ * reads the <N> prefix as the priority.  On a terminal outside journald
+ * (stderr is a tty and JOURNAL_STREAM is unset) a line starts with the UTC
+ * time and a level word instead.  errno is preserved.  Any thread may call
+ * these functions.
  */
 #ifndef JOBD_LOG_H
 #define JOBD_LOG_H
+
+#include <stdbool.h>
 
 enum {
 	LOG_ERR_ = 3,
@@ -20,9 +24,6 @@ enum {
 /* Messages with a priority above this number are dropped (default: 6). */
 void log_set_level(int level);
 int log_get_level(void);
-
-/* Parses "err|warning|notice|info|debug"; returns the level or -1. */
-int log_level_parse(const char *name);
 
 void log_msg(int prio, const char *module, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
