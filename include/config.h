@@ -145,4 +145,14 @@ size_t config_warnings(const struct config *cfg, char *out, size_t outlen);
 /* Writes the Markdown reference of every key (from the table) to f. */
 void config_write_reference(FILE *f);
 
+/*
+ * The keys whose change a reload cannot apply (everything but the handler
+ * sections, [server] log_level and the contents of [auth] tokens_file):
+ * returns how many differ between running and next, and names them in out
+ * ("[server] listen, [store] path").
+ */
+size_t config_restart_changes(const struct config *running,
+                              const struct config *next, char *out,
+                              size_t outlen);
+
 #endif

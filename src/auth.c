@@ -1,8 +1,15 @@
 /*
  * auth.c - bearer token file loading and constant-time checks.
+ *
+ * LOCKING: the current token table is an atomic pointer, so that checks
+ * (any HTTP thread) take no lock; a reload (main thread) swaps in a new
+ * table under mu and keeps the old one on the retired list until
+ * auth_free(), so that a token name a check returned stays valid.
  */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,13 +28,20 @@ struct token {
 	size_t len;
 };
 
-struct auth {
+struct table {
 	struct token *tokens;
 	size_t n;
+	struct table *retired;   /* next on the retired list */
 };
 
-void
-auth_free(auth *a)
+struct auth {
+	_Atomic(struct table *) current;
+	pthread_mutex_t mu;      /* reloads; the retired list */
+	struct table *retired;   /* mu */
+};
+
+static void
+table_free(struct table *a)
 {
 	if (a == NULL)
 		return;
@@ -39,6 +53,21 @@ auth_free(auth *a)
 		}
 	}
 	free(a->tokens);
+	free(a);
+}
+
+void
+auth_free(auth *a)
+{
+	if (a == NULL)
+		return;
+	table_free(atomic_load(&a->current));
+	while (a->retired != NULL) {
+		struct table *t = a->retired;
+		a->retired = t->retired;
+		table_free(t);
+	}
+	pthread_mutex_destroy(&a->mu);
 	free(a);
 }
 
@@ -55,11 +84,11 @@ trim(char *s)
 	return s;
 }
 
-int
-auth_load(const char *path, auth **out, char *err, size_t errlen)
+static int
+table_load(const char *path, struct table **out, char *err, size_t errlen)
 {
 	FILE *f = NULL;
-	auth *a = NULL;
+	struct table *a = NULL;
 	char *line = NULL;
 	size_t cap = 0;
 	int lineno = 0, rc = 0;
@@ -172,10 +201,48 @@ out:
 	if (f != NULL)
 		fclose(f);
 	if (rc != 0) {
-		auth_free(a);
+		table_free(a);
 		return rc;
 	}
 	*out = a;
+	return 0;
+}
+
+int
+auth_load(const char *path, auth **out, char *err, size_t errlen)
+{
+	struct table *t = NULL;
+	auth *a;
+	int rc = table_load(path, &t, err, errlen);
+
+	if (rc != 0)
+		return rc;
+	a = calloc(1, sizeof(*a));
+	if (a == NULL) {
+		table_free(t);
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	}
+	pthread_mutex_init(&a->mu, NULL);
+	atomic_init(&a->current, t);
+	*out = a;
+	return 0;
+}
+
+int
+auth_reload(auth *a, const char *path, size_t *ntokens, char *err,
+            size_t errlen)
+{
+	struct table *t = NULL, *old;
+	int rc = table_load(path, &t, err, errlen);
+
+	if (rc != 0)
+		return rc;
+	*ntokens = t->n;
+	pthread_mutex_lock(&a->mu);
+	old = atomic_exchange(&a->current, t);
+	old->retired = a->retired;
+	a->retired = old;
+	pthread_mutex_unlock(&a->mu);
 	return 0;
 }
 
@@ -194,10 +261,12 @@ const char *
 auth_check(const auth *a, const char *header)
 {
 	const char *token, *found = NULL;
+	const struct table *t;
 	size_t len;
 
 	if (a == NULL || header == NULL)
 		return NULL;
+	t = atomic_load(&((auth *)a)->current);
 	while (*header == ' ')
 		header++;
 	if (strncasecmp(header, "Bearer ", 7) != 0)
@@ -209,8 +278,8 @@ auth_check(const auth *a, const char *header)
 	while (len > 0 && token[len - 1] == ' ')
 		len--;
 	/* Look at every token, match or not, so timing tells nothing. */
-	for (size_t i = 0; i < a->n; i++)
-		if (auth_equal(token, len, a->tokens[i].secret, a->tokens[i].len))
-			found = a->tokens[i].name;
+	for (size_t i = 0; i < t->n; i++)
+		if (auth_equal(token, len, t->tokens[i].secret, t->tokens[i].len))
+			found = t->tokens[i].name;
 	return found;
 }

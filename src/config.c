@@ -1191,3 +1191,56 @@ config_warnings(const struct config *cfg, char *out, size_t outlen)
 	}
 	return count;
 }
+
+/* Whether key k (not a handler key) holds the same value in a and b. */
+static bool
+same_value(const struct conf_key *k, const struct config *a,
+           const struct config *b)
+{
+	const char *pa = (const char *)a + k->offset;
+	const char *pb = (const char *)b + k->offset;
+
+	if (k->type == T_STR || k->type == T_LISTEN) {
+		const char *sa = *(char *const *)(const void *)pa;
+		const char *sb = *(char *const *)(const void *)pb;
+		return (sa == NULL && sb == NULL) ||
+		       (sa != NULL && sb != NULL && strcmp(sa, sb) == 0);
+	}
+	return *(const int64_t *)(const void *)pa ==
+	       *(const int64_t *)(const void *)pb;
+}
+
+size_t
+config_restart_changes(const struct config *running,
+                       const struct config *next, char *out, size_t outlen)
+{
+	size_t n = 0, used = 0;
+
+	if (outlen > 0)
+		out[0] = '\0';
+	for (size_t i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++) {
+		const struct conf_key *k = &conf_keys[i];
+		bool reloadable = strcmp(k->section, "handler") == 0 ||
+		    (strcmp(k->section, "server") == 0 &&
+		     strcmp(k->key, "log_level") == 0);
+		if (reloadable)
+			continue;
+		/* A tokens file is re-read on reload; switching auth on or
+		 * off needs a restart. */
+		if (strcmp(k->section, "auth") == 0 &&
+		    strcmp(k->key, "tokens_file") == 0 &&
+		    (running->auth.tokens_file == NULL) ==
+		    (next->auth.tokens_file == NULL))
+			continue;
+		if (same_value(k, running, next))
+			continue;
+		n++;
+		if (used < outlen) {
+			int w = snprintf(out + used, outlen - used, "%s[%s] %s",
+			                 used ? ", " : "", k->section, k->key);
+			if (w > 0)
+				used += (size_t)w;
+		}
+	}
+	return n;
+}

@@ -52,10 +52,11 @@ listen_is_loopback(const char *listen)
  * go to stderr (journald), so there is no log file to reopen.
  */
 static void
-reload(const char *path, const struct config *base)
+reload(const char *path, const struct config *base, auth *au)
 {
 	struct config *next = NULL;
-	char err[8192];
+	char err[8192], keys[1024];
+	size_t ntokens = 0;
 
 	if (config_load(path, &next, err, sizeof(err)) != 0) {
 		for (char *line = strtok(err, "\n"); line;
@@ -65,15 +66,21 @@ reload(const char *path, const struct config *base)
 		        "configuration is kept", path);
 		return;
 	}
-	if (strcmp(next->server.listen, base->server.listen) != 0 ||
-	    strcmp(next->store.path, base->store.path) != 0 ||
-	    next->store.durability != base->store.durability ||
-	    next->workers.threads != base->workers.threads ||
-	    next->server.max_body_bytes != base->server.max_body_bytes ||
-	    next->store.max_queued != base->store.max_queued ||
-	    (next->auth.tokens_file == NULL) != (base->auth.tokens_file == NULL))
-		log_warn("main", "SIGHUP: [server], [store], [workers] and "
-		         "[auth] changes take effect at the next restart");
+	/* The tokens first: a bad file keeps the old ones and the rest of
+	 * the reload goes on (revoking a token must not need a restart). */
+	if (au != NULL && next->auth.tokens_file != NULL) {
+		if (auth_reload(au, next->auth.tokens_file, &ntokens, err,
+		                sizeof(err)) == 0)
+			log_notice("main", "SIGHUP: %zu token(s) from %s",
+			           ntokens, next->auth.tokens_file);
+		else
+			log_err("auth", "SIGHUP: %s; the tokens in use are kept",
+			        err);
+	}
+	log_set_level((int)next->server.log_level);
+	if (config_restart_changes(base, next, keys, sizeof(keys)) > 0)
+		log_warn("main", "SIGHUP: these changes take effect at the next "
+		         "restart: %s", keys);
 	log_notice("main", "SIGHUP: reloaded %zu handler(s) from %s; they "
 	           "apply to attempts started from now on", next->nhandlers,
 	           path);
@@ -440,7 +447,7 @@ main(int argc, char **argv)
 			continue;
 		}
 		if (sig == SIGHUP) {
-			reload(config_path, cfg);
+			reload(config_path, cfg, au);
 			writer_poke(w); /* handlers or caps may have changed */
 			continue;
 		}
