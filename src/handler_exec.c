@@ -440,6 +440,35 @@ close_fd(int *fd)
 	}
 }
 
+/*
+ * Kills what is left of the command's group, then reaps its leader (a
+ * zombie leader keeps the group id reserved until then, so the kill
+ * cannot reach a reused number).
+ */
+static void
+end_group(pid_t pid, jobd_ctx *ctx, int *status)
+{
+	kill(-pid, SIGKILL);
+	handler_ctx_set_pgid(ctx, 0);
+	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * The stop request in force when the command was reaped, given the one
+ * the poll loop acted on.  A timeout the loop did not act on (it passed
+ * between the exit and the reap) ended nothing: the command exited by
+ * itself, and its status decides.
+ */
+static int
+stop_at_exit(jobd_ctx *ctx, int acted)
+{
+	int r = jobd_ctx_stop_reason(ctx);
+
+	return r == JOBD_STOP_TIMEOUT && acted != JOBD_STOP_TIMEOUT
+	           ? JOBD_STOP_NONE : r;
+}
+
 void
 handler_exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
                  jobd_ctx *ctx, struct jobd_result *res)
@@ -532,10 +561,9 @@ handler_exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
 		/* Nothing would tell the loop of the exit: end it now. */
 		log_err("exec", "pidfd_open: %s; killing the attempt",
 		        strerror(errno));
-		kill(-pid, SIGKILL);
-		handler_ctx_set_pgid(ctx, 0);
-		waitpid(pid, &status, 0);
+		end_group(pid, ctx, &status);
 		exited = true;
+		stop = stop_at_exit(ctx, stop);
 		drain_until = clock_mono_ms();
 	}
 	wake = handler_ctx_wake_fd(ctx);
@@ -549,26 +577,31 @@ handler_exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
 		if (exited && ((out[0] < 0 && errp[0] < 0) ||
 		               now >= drain_until))
 			break;
-		/* Deadlines: the attempt's timeout, then the kill grace. */
-		if (stop == JOBD_STOP_NONE) {
-			stop = jobd_ctx_stop_reason(ctx); /* checks the deadline */
-			if (stop != JOBD_STOP_NONE && !exited) {
-				kill(-pid, SIGTERM);
-				kill_at = now + handler_ctx_kill_grace_ms(ctx);
-			}
-		}
-		if (kill_at >= 0 && now >= kill_at && !exited) {
-			kill(-pid, SIGKILL);
-			kill_at = -1;
-		}
-		if (stop == JOBD_STOP_NONE)
-			timeout = jobd_ctx_deadline_ms(ctx) - now;
-		if (kill_at >= 0 && (timeout < 0 || kill_at - now < timeout))
-			timeout = kill_at - now;
-		if (exited && (timeout < 0 || drain_until - now < timeout))
+		if (exited) {
+			/* Only the output is left: no deadline applies. */
 			timeout = drain_until - now;
-		if (timeout < 0 && stop == JOBD_STOP_NONE)
-			timeout = 0;
+		} else {
+			/* The attempt's timeout, then the kill grace. */
+			if (stop == JOBD_STOP_NONE) {
+				stop = jobd_ctx_stop_reason(ctx);
+				if (stop != JOBD_STOP_NONE) {
+					kill(-pid, SIGTERM);
+					kill_at = now +
+					    handler_ctx_kill_grace_ms(ctx);
+				}
+			}
+			if (kill_at >= 0 && now >= kill_at) {
+				kill(-pid, SIGKILL);
+				kill_at = -1;
+			}
+			if (stop == JOBD_STOP_NONE)
+				timeout = jobd_ctx_deadline_ms(ctx) - now;
+			if (kill_at >= 0 &&
+			    (timeout < 0 || kill_at - now < timeout))
+				timeout = kill_at - now;
+			if (timeout < 0 && stop == JOBD_STOP_NONE)
+				timeout = 0;
+		}
 
 		if (in[1] >= 0) {
 			i_in = nfds;
@@ -586,7 +619,7 @@ handler_exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
 			i_pid = nfds;
 			fds[nfds++] = (struct pollfd){pidfd, POLLIN, 0};
 		}
-		if (wake >= 0 && stop == JOBD_STOP_NONE) {
+		if (wake >= 0 && stop == JOBD_STOP_NONE && !exited) {
 			i_wake = nfds;
 			fds[nfds++] = (struct pollfd){wake, POLLIN, 0};
 		}
@@ -597,10 +630,9 @@ handler_exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
 			if (errno == EINTR)
 				continue;
 			log_err("exec", "poll: %s", strerror(errno));
-			kill(-pid, SIGKILL);
-			handler_ctx_set_pgid(ctx, 0);
-			waitpid(pid, &status, 0); /* not a success */
+			end_group(pid, ctx, &status); /* not a success */
 			exited = true;
+			stop = stop_at_exit(ctx, stop);
 			break;
 		}
 		if (i_in >= 0 && fds[i_in].revents) {
@@ -638,13 +670,9 @@ handler_exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
 			eventfd_read(wake, &v);
 		}
 		if (i_pid >= 0 && fds[i_pid].revents) {
-			/* The child is a zombie: its pid, and so its group id,
-			 * are still reserved.  Kill what is left of the group,
-			 * then reap. */
-			kill(-pid, SIGKILL);
-			handler_ctx_set_pgid(ctx, 0);
-			waitpid(pid, &status, 0);
+			end_group(pid, ctx, &status);
 			exited = true;
+			stop = stop_at_exit(ctx, stop);
 			close_fd(&in[1]);
 			close_fd(&out[1]); /* now EOF comes when the output */
 			close_fd(&errp[1]); /* has all been read */
@@ -652,7 +680,6 @@ handler_exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
 		}
 	}
 
-	stop = jobd_ctx_stop_reason(ctx);
 	res->output_truncated = sout.dropped > 0;
 	if (WIFEXITED(status)) {
 		res->has_exit_code = 1;
@@ -697,11 +724,8 @@ handler_exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
 	if (res->outcome == JOBD_SUCCEEDED || sout.len > 0)
 		res->result = make_result(sout.data ? sout.data : "", sout.len);
 out:
-	if (pid > 0 && !exited) {
-		kill(-pid, SIGKILL);
-		handler_ctx_set_pgid(ctx, 0);
-		waitpid(pid, NULL, 0);
-	}
+	if (pid > 0 && !exited)
+		end_group(pid, ctx, &status);
 	if (fa_init)
 		posix_spawn_file_actions_destroy(&fa);
 	close_fd(&in[0]);
