@@ -50,6 +50,7 @@
 #include "err.h"
 #include "handler.h"
 #include "log.h"
+#include "pgroups.h"
 #include "shellwords.h"
 
 #define EXEC_PATH "/usr/local/bin:/usr/bin:/bin"
@@ -443,7 +444,7 @@ close_fd(int *fd)
 /*
  * Kills what is left of the command's group, then reaps its leader (a
  * zombie leader keeps the group id reserved until then, so the kill
- * cannot reach a reused number).
+ * cannot reach a reused number), and forgets the group.
  */
 static void
 end_group(pid_t pid, jobd_ctx *ctx, int *status)
@@ -452,6 +453,7 @@ end_group(pid_t pid, jobd_ctx *ctx, int *status)
 	handler_ctx_set_pgid(ctx, 0);
 	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
 		;
+	pgroups_clear();
 }
 
 /*
@@ -550,6 +552,7 @@ handler_exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
 		goto out;
 	}
 	handler_ctx_set_pgid(ctx, pid);
+	pgroups_record(pid);
 	/* out[1] and errp[1] stay open here until the child is reaped: the
 	 * pipes cannot reach EOF before the exit, so the pidfd alone wakes
 	 * the loop when the child exits.  The read ends stay blocking: they

@@ -26,6 +26,7 @@
 #include "events.h"
 #include "http.h"
 #include "log.h"
+#include "pgroups.h"
 #include "store.h"
 #include "workers.h"
 #include "writer.h"
@@ -249,6 +250,9 @@ main(int argc, char **argv)
 	struct hooks hooks = {.pool = pool, .ev = ev, .w = w};
 	writer_set_hooks(w, on_dispatch, on_cancel, on_event, &hooks);
 	api_set_gauges(a, read_gauges, &hooks);
+	if (pgroups_reap(cfg->store.path, (int)cfg->workers.threads, err,
+	                 sizeof(err)) != 0)
+		log_warn("main", "%s; exec attempts are not recorded", err);
 	rc = writer_recover(w, err, sizeof(err));
 	if (rc != 0) {
 		log_err("main", "recovery failed: %s", err);

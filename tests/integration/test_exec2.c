@@ -171,6 +171,84 @@ kill_group(pid_t pgid, const pid_t *members, int n)
 	}
 }
 
+/* Field 22 of /proc/<pid>/stat (start time, clock ticks after boot); -1
+ * when unreadable. */
+static long long
+proc_start_ticks(pid_t pid)
+{
+	char path[64], *s, *p;
+	long long start = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	s = slurp(path, NULL);
+	p = s ? strrchr(s, ')') : NULL;
+	/* After ") ": field 3 (state) .. field 22. */
+	for (int field = 2; p != NULL && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (p != NULL)
+		start = strtoll(p + 1, NULL, 10);
+	free(s);
+	return start;
+}
+
+/* One slot of <store>.pgroups, as jobd writes it. */
+struct pgroup_rec {
+	int64_t pgid;
+	int64_t start_ticks;
+};
+
+static char *
+pgroups_path(jd *d)
+{
+	char *path = NULL;
+
+	ck_assert(asprintf(&path, "%s.pgroups", d->db_path) > 0);
+	return path;
+}
+
+/* Waits until the pgroups file has a record for pgid; returns its
+ * index. */
+static int
+wait_record(jd *d, pid_t pgid, int timeout_ms)
+{
+	char *path = pgroups_path(d);
+	int64_t deadline = jd_mono_ms() + timeout_ms;
+
+	for (;;) {
+		size_t len = 0;
+		char *s = slurp(path, &len);
+		for (size_t i = 0; s != NULL &&
+		     (i + 1) * sizeof(struct pgroup_rec) <= len; i++) {
+			struct pgroup_rec r;
+			memcpy(&r, s + i * sizeof(r), sizeof(r));
+			if (r.pgid == pgid) {
+				free(s);
+				free(path);
+				return (int)i;
+			}
+		}
+		free(s);
+		ck_assert_msg(jd_mono_ms() < deadline, "%s has no record of "
+		              "group %d within %d ms", path, (int)pgid,
+		              timeout_ms);
+		jd_pause_ms(10);
+	}
+}
+
+/* Does the daemon's log hold a line containing every one of words? */
+static bool
+log_has(jd *d, const char *a, const char *b)
+{
+	char *log = slurp(d->log_path, NULL);
+	bool found = false;
+
+	for (char *line = log ? strtok(log, "\n") : NULL;
+	     line != NULL && !found; line = strtok(NULL, "\n"))
+		found = strstr(line, a) != NULL && strstr(line, b) != NULL;
+	free(log);
+	return found;
+}
+
 /* ---- 1. an exit 0 is a success, whatever holds stdout after it ---- */
 
 /*
@@ -225,6 +303,204 @@ START_TEST(test_exit0_with_stragglers_succeeds)
 }
 END_TEST
 
+/* ---- 2. groups left by a jobd that died ---- */
+
+static const char hang_conf[] =
+    "[handler.hang]\ncommand = '%s/hang.sh' '%s'\n"
+    "timeout = 60s\nkill_grace = 500ms\nmax_attempts = %d\n"
+    "backoff_base = 10ms\nbackoff_max = 20ms\n"
+    "[workers]\nshutdown_grace = 100ms\n";
+
+/*
+ * jobd dies (SIGKILL) while an exec attempt runs: its command and the
+ * command's background child live on.  The next start on the same store
+ * kills that group before recovery requeues the job (which then runs
+ * again, alone), and says so in the log.
+ */
+START_TEST(test_crash_leftover_group_killed)
+{
+	char *out = make_outdir(), *extra = NULL, *id, *path;
+	pid_t pids[2];
+	char pgid_text[32];
+	struct jd_resp *r;
+	jd *d;
+
+	ck_assert(asprintf(&extra, hang_conf, scripts, out, 2) > 0);
+	d = launch(2, extra);
+	id = submit_ok(d, "{\"type\":\"hang\"}");
+	jd_resp_free(wait_status(d, id, "running", 10000));
+	pids[0] = wait_pid_file(out, "child.pid", 10000);
+	pids[1] = wait_pid_file(out, "grandchild.pid", 10000);
+	path = pgroups_path(d);
+
+	ck_assert_int_eq(jd_kill9(d), 128 + SIGKILL);
+	ck_assert_msg(!proc_gone(pids[0]) && !proc_gone(pids[1]),
+	              "the command did not outlive jobd: nothing to test");
+	ck_assert_int_eq(jd_start(d), 0);
+
+	assert_group_gone_within(pids[0], pids, 2, 10000, "the restart");
+	snprintf(pgid_text, sizeof(pgid_text), " %d ", (int)pids[0]);
+	ck_assert_msg(log_has(d, "<5>", pgid_text),
+	              "no notice in the log names group %d", (int)pids[0]);
+
+	/* The job runs again, as a new group. */
+	r = wait_status(d, id, "running", 10000);
+	ck_assert_int_eq((int)jd_num(jd_json(r), "attempt", -1), 2);
+	jd_resp_free(r);
+	ck_assert_int_eq(jd_stop(d, 10000), 0);
+	free(path);
+	free(id);
+	free(extra);
+	free(out);
+	jd_free(d);
+}
+END_TEST
+
+/*
+ * The same crash, but the record's start time no longer matches the
+ * group's leader: as when the number was reused by an unrelated process
+ * after the crash.  That group is left alone.
+ */
+START_TEST(test_crash_reused_pgid_left_alone)
+{
+	char *out = make_outdir(), *extra = NULL, *id, *path;
+	pid_t pids[2];
+	struct pgroup_rec rec;
+	char pgid_text[32];
+	int fd, slot;
+	jd *d;
+
+	ck_assert(asprintf(&extra, hang_conf, scripts, out, 1) > 0);
+	d = launch(2, extra);
+	id = submit_ok(d, "{\"type\":\"hang\"}");
+	jd_resp_free(wait_status(d, id, "running", 10000));
+	pids[0] = wait_pid_file(out, "child.pid", 10000);
+	pids[1] = wait_pid_file(out, "grandchild.pid", 10000);
+	path = pgroups_path(d);
+	slot = wait_record(d, pids[0], 10000);
+
+	ck_assert_int_eq(jd_kill9(d), 128 + SIGKILL);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	ck_assert_msg(fd >= 0, "%s: %s", path, strerror(errno));
+	ck_assert(pread(fd, &rec, sizeof(rec), (off_t)slot * sizeof(rec)) ==
+	          (ssize_t)sizeof(rec));
+	ck_assert_int_eq(rec.pgid, pids[0]);
+	ck_assert_int_eq(rec.start_ticks, proc_start_ticks(pids[0]));
+	rec.start_ticks++;
+	ck_assert(pwrite(fd, &rec, sizeof(rec), (off_t)slot * sizeof(rec)) ==
+	          (ssize_t)sizeof(rec));
+	close(fd);
+
+	/* The decision is made and logged before READY=1. */
+	ck_assert_int_eq(jd_start(d), 0);
+	snprintf(pgid_text, sizeof(pgid_text), " %d", (int)pids[0]);
+	ck_assert_msg(log_has(d, "left alone", pgid_text),
+	              "no line in the log says group %d was left alone",
+	              (int)pids[0]);
+	ck_assert_msg(!proc_gone(pids[0]) && !proc_gone(pids[1]),
+	              "a group whose leader started at another time was "
+	              "killed");
+	/* Recovery found no attempt left: the job failed, not rerun. */
+	jd_resp_free(wait_status(d, id, "failed", 10000));
+	kill_group(pids[0], pids, 2);
+	free(path);
+	free(id);
+	free(extra);
+	free(out);
+	jd_free(d);
+}
+END_TEST
+
+/* A record lives as long as its attempt: gone after a normal end. */
+START_TEST(test_record_cleared_after_attempt)
+{
+	char *out = make_outdir(), *extra = NULL, *id, *path, *s;
+	char jobpath[128];
+	struct jd_resp *r;
+	pid_t pids[2];
+	size_t len = 0;
+	jd *d;
+
+	ck_assert(asprintf(&extra, hang_conf, scripts, out, 1) > 0);
+	d = launch(1, extra);
+	id = submit_ok(d, "{\"type\":\"hang\"}");
+	jd_resp_free(wait_status(d, id, "running", 10000));
+	pids[0] = wait_pid_file(out, "child.pid", 10000);
+	pids[1] = wait_pid_file(out, "grandchild.pid", 10000);
+	path = pgroups_path(d);
+	wait_record(d, pids[0], 10000);
+
+	snprintf(jobpath, sizeof(jobpath), "/jobs/%s", id);
+	r = jd_request(d, "DELETE", jobpath, NULL, NULL);
+	assert_status(r, 202);
+	jd_resp_free(r);
+	jd_resp_free(wait_status(d, id, "cancelled", 10000));
+	assert_group_gone_within(pids[0], pids, 2, 10000, "the cancel");
+	s = slurp(path, &len);
+	ck_assert_msg(s != NULL, "%s: %s", path, strerror(errno));
+	for (size_t i = 0; i < len; i++)
+		ck_assert_msg(s[i] == 0, "%s still holds a record at byte "
+		              "%zu after the attempt ended", path, i);
+	free(s);
+	free(path);
+	free(id);
+	free(extra);
+	free(out);
+	jd_free(d);
+}
+END_TEST
+
+/*
+ * A second jobd started on the same store by mistake (another port) must
+ * not kill the running one's commands: the file is locked.
+ */
+START_TEST(test_second_daemon_leaves_groups_alone)
+{
+	char *out = make_outdir(), *extra = NULL, *id, *conf, *edited;
+	pid_t pids[2];
+	jd *d, *d2;
+	FILE *f;
+
+	ck_assert(asprintf(&extra, hang_conf, scripts, out, 1) > 0);
+	d = launch(2, extra);
+	id = submit_ok(d, "{\"type\":\"hang\"}");
+	jd_resp_free(wait_status(d, id, "running", 10000));
+	pids[0] = wait_pid_file(out, "child.pid", 10000);
+	pids[1] = wait_pid_file(out, "grandchild.pid", 10000);
+	wait_record(d, pids[0], 10000);
+
+	/* The second daemon's own config, with the first one's store. */
+	d2 = jd_new(&(struct jd_opts){.threads = 2, .extra = extra});
+	ck_assert_ptr_nonnull(d2);
+	conf = slurp(d2->conf_path, NULL);
+	ck_assert_ptr_nonnull(conf);
+	char *at = strstr(conf, d2->db_path);
+	ck_assert_ptr_nonnull(at);
+	*at = '\0';
+	ck_assert(asprintf(&edited, "%s%s%s", conf, d->db_path,
+	                   at + strlen(d2->db_path)) > 0);
+	f = fopen(d2->conf_path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(edited, f);
+	fclose(f);
+	ck_assert_int_eq(jd_start(d2), 0);
+	ck_assert_msg(!proc_gone(pids[0]) && !proc_gone(pids[1]),
+	              "the second daemon killed the first one's command");
+	ck_assert_msg(log_has(d2, "another jobd", "pgroups"),
+	              "the second daemon did not say the file is taken");
+	jd_kill9(d2);
+	jd_free(d2);
+	ck_assert_int_eq(jd_stop(d, 10000), 0);
+	assert_group_gone_within(pids[0], pids, 2, 10000, "the shutdown");
+	free(edited);
+	free(conf);
+	free(id);
+	free(extra);
+	free(out);
+	jd_free(d);
+}
+END_TEST
+
 static Suite *
 exec2_suite(void)
 {
@@ -234,6 +510,10 @@ exec2_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_add_test(tc, test_exit0_with_stragglers_succeeds);
+	tcase_add_test(tc, test_crash_leftover_group_killed);
+	tcase_add_test(tc, test_crash_reused_pgid_left_alone);
+	tcase_add_test(tc, test_record_cleared_after_attempt);
+	tcase_add_test(tc, test_second_daemon_leaves_groups_alone);
 	suite_add_tcase(s, tc);
 	return s;
 }
