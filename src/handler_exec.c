@@ -516,7 +516,8 @@ handler_exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
 	}
 	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) ||
 	    pipe2(errp, O_CLOEXEC)) {
-		set_error(res, JOBD_RETRY, "pipe: %s", strerror(errno));
+		set_error(res, JOBD_RETRY, "cannot run %s: pipe: %s",
+		          pg->path, strerror(errno));
 		goto out;
 	}
 	/* The payload goes into the empty pipe now: up to PIPE_BUF bytes
@@ -562,12 +563,11 @@ handler_exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
 	pidfd = pidfd_open(pid, 0);
 	if (pidfd < 0) {
 		/* Nothing would tell the loop of the exit: end it now. */
-		log_err("exec", "pidfd_open: %s; killing the attempt",
-		        strerror(errno));
+		set_error(res, JOBD_RETRY, "cannot watch %s: pidfd_open: %s",
+		          pg->path, strerror(errno));
 		end_group(pid, ctx, &status);
 		exited = true;
-		stop = stop_at_exit(ctx, stop);
-		drain_until = clock_mono_ms();
+		goto out;
 	}
 	wake = handler_ctx_wake_fd(ctx);
 

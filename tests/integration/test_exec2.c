@@ -12,6 +12,7 @@
  * Nothing waits on a fixed delay.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -501,6 +503,120 @@ START_TEST(test_second_daemon_leaves_groups_alone)
 }
 END_TEST
 
+/* ---- 3. out of file descriptors ---- */
+
+/* The k-th lowest fd number (k >= 1) not open in process pid. */
+static int
+kth_free_fd(pid_t pid, int k)
+{
+	enum { MAXFD = 65536 };
+	char path[64];
+	bool *open_fd = calloc(MAXFD, sizeof(*open_fd));
+	struct dirent *e;
+	DIR *dir;
+	int found = -1;
+
+	ck_assert_ptr_nonnull(open_fd);
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	ck_assert_msg(dir != NULL, "%s: %s", path, strerror(errno));
+	while ((e = readdir(dir)) != NULL) {
+		long fd = strtol(e->d_name, NULL, 10);
+		if (e->d_name[0] != '.' && fd >= 0 && fd < MAXFD)
+			open_fd[fd] = true;
+	}
+	closedir(dir);
+	for (int fd = 0; fd < MAXFD && found < 0; fd++)
+		if (!open_fd[fd] && --k == 0)
+			found = fd;
+	free(open_fd);
+	ck_assert_int_ge(found, 0);
+	return found;
+}
+
+static int
+count_fds(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	DIR *dir;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	ck_assert_msg(dir != NULL, "%s: %s", path, strerror(errno));
+	while ((e = readdir(dir)) != NULL)
+		n += e->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
+/* Free fd numbers left to an attempt: the first, second or third of its
+ * pipes cannot be made.  (With six, the pipes fit, and the stdin pipe's
+ * two are closed again before jobd needs its pidfd.) */
+static const int free_fds[] = {0, 1, 3, 5};
+
+/*
+ * jobd out of file descriptors (its RLIMIT_NOFILE lowered under it): the
+ * attempt fails with an error that says so, is retried like any failed
+ * start (queued again, attempts left), and leaks nothing.
+ */
+START_TEST(test_emfile_is_a_clear_retried_failure)
+{
+	struct rlimit low, old;
+	struct jd_resp *r;
+	char *id, *warm, jobpath[128];
+	const char *err, *st;
+	int before;
+	jd *d;
+
+	d = launch(1, "[handler.true]\ncommand = /bin/true\n"
+	              "max_attempts = 2\nbackoff_base = 1h\nbackoff_max = 1h\n");
+	/* A first attempt, so that what an attempt keeps (the worker's
+	 * spare eventfd, the store's connections) is open already. */
+	warm = submit_ok(d, "{\"type\":\"true\"}");
+	jd_resp_free(wait_status(d, warm, "succeeded", 10000));
+	before = count_fds(d->pid);
+
+	ck_assert_int_eq(prlimit(d->pid, RLIMIT_NOFILE, NULL, &old), 0);
+	low = old;
+	low.rlim_cur = free_fds[_i] == 0 ? (rlim_t)kth_free_fd(d->pid, 1)
+	                 : (rlim_t)kth_free_fd(d->pid, free_fds[_i]) + 1;
+	ck_assert_int_eq(prlimit(d->pid, RLIMIT_NOFILE, &low, NULL), 0);
+	id = submit_ok(d, "{\"type\":\"true\"}");
+	snprintf(jobpath, sizeof(jobpath), "/jobs/%s", id);
+	for (int64_t deadline = jd_mono_ms() + 10000;; jd_pause_ms(10)) {
+		r = jd_request(d, "GET", jobpath, NULL, NULL);
+		assert_status(r, 200);
+		st = jd_resp_str(r, "status");
+		if (st != NULL && strcmp(st, "running") != 0 &&
+		    jd_num(jd_json(r), "attempt", 0) >= 1)
+			break;
+		ck_assert_msg(jd_mono_ms() < deadline, "no end of attempt 1: "
+		              "%s", r->body);
+		jd_resp_free(r);
+	}
+	ck_assert_int_eq(prlimit(d->pid, RLIMIT_NOFILE, &old, NULL), 0);
+	err = jd_resp_str(r, "error");
+	ck_assert_msg(strcmp(st, "queued") == 0 && err != NULL &&
+	              strstr(err, "cannot run /bin/true: pipe: Too many "
+	                     "open files") != NULL,
+	              "with %d fds free: %s", free_fds[_i], r->body);
+	jd_resp_free(r);
+	ck_assert_int_eq(count_fds(d->pid), before);
+
+	r = jd_request(d, "DELETE", jobpath, NULL, NULL);
+	assert_status(r, 200);
+	jd_resp_free(r);
+	free(id);
+	id = submit_ok(d, "{\"type\":\"true\"}");
+	jd_resp_free(wait_status(d, id, "succeeded", 10000));
+	free(id);
+	free(warm);
+	jd_free(d);
+}
+END_TEST
+
 static Suite *
 exec2_suite(void)
 {
@@ -514,6 +630,8 @@ exec2_suite(void)
 	tcase_add_test(tc, test_crash_reused_pgid_left_alone);
 	tcase_add_test(tc, test_record_cleared_after_attempt);
 	tcase_add_test(tc, test_second_daemon_leaves_groups_alone);
+	tcase_add_loop_test(tc, test_emfile_is_a_clear_retried_failure, 0,
+	                    sizeof(free_fds) / sizeof(free_fds[0]));
 	suite_add_tcase(s, tc);
 	return s;
 }
