@@ -503,6 +503,60 @@ START_TEST(test_second_daemon_leaves_groups_alone)
 }
 END_TEST
 
+/*
+ * Records no jobd writes - a number too big for a pid whose low 32 bits
+ * name a live group, a negative one, a bad start time, a torn record -
+ * kill nothing and do not stop the start.  (0 and 1 are refused by the
+ * same test; a test that let kill(-1) through would end every process
+ * on the machine, so it names none.)
+ */
+START_TEST(test_hostile_records_kill_nothing)
+{
+	struct pgroup_rec recs[5];
+	char *path;
+	pid_t sleeper;
+	long long start;
+	jd *d;
+	int fd;
+
+	sleeper = fork();
+	ck_assert_int_ge(sleeper, 0);
+	if (sleeper == 0) {
+		setsid();
+		execl("/bin/sleep", "sleep", "60", (char *)NULL);
+		_exit(127);
+	}
+	for (int64_t deadline = jd_mono_ms() + 5000;
+	     getpgid(sleeper) != sleeper; jd_pause_ms(5))
+		ck_assert_msg(jd_mono_ms() < deadline, "no setsid()");
+	start = proc_start_ticks(sleeper);
+	ck_assert_int_ge(start, 0);
+	recs[0] = (struct pgroup_rec){((int64_t)1 << 32) + sleeper, start};
+	recs[1] = (struct pgroup_rec){-(int64_t)sleeper, start};
+	recs[2] = (struct pgroup_rec){sleeper, -1};
+	recs[3] = (struct pgroup_rec){INT64_MIN, start};
+	recs[4] = (struct pgroup_rec){0, start};
+
+	d = jd_new(&(struct jd_opts){.threads = 2});
+	ck_assert_ptr_nonnull(d);
+	path = pgroups_path(d);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_msg(fd >= 0, "%s: %s", path, strerror(errno));
+	ck_assert(write(fd, recs, sizeof(recs)) == (ssize_t)sizeof(recs));
+	ck_assert(write(fd, "\xff\xff\xff\xff\xff\xff\xff", 7) == 7);
+	close(fd);
+
+	ck_assert_int_eq(jd_start(d), 0);
+	ck_assert_msg(!proc_gone(sleeper), "a hostile record killed a "
+	              "process");
+	ck_assert_msg(log_has(d, "ignoring a record", "pgroups"),
+	              "the bad records were not reported");
+	kill_group(sleeper, &sleeper, 1);
+	free(path);
+	jd_free(d);
+}
+END_TEST
+
 /* ---- 3. out of file descriptors ---- */
 
 /* The k-th lowest fd number (k >= 1) not open in process pid. */
@@ -630,6 +684,7 @@ exec2_suite(void)
 	tcase_add_test(tc, test_crash_reused_pgid_left_alone);
 	tcase_add_test(tc, test_record_cleared_after_attempt);
 	tcase_add_test(tc, test_second_daemon_leaves_groups_alone);
+	tcase_add_test(tc, test_hostile_records_kill_nothing);
 	tcase_add_loop_test(tc, test_emfile_is_a_clear_retried_failure, 0,
 	                    sizeof(free_fds) / sizeof(free_fds[0]));
 	suite_add_tcase(s, tc);
