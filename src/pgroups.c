@@ -178,9 +178,12 @@ pgroups_reap(const char *store_path, int slots, char *err, size_t errlen)
 		         "process groups are not recorded");
 		return 0;
 	}
+	if (slots < 1)
+		return jobd_seterr(err, errlen, JOBD_EINVAL, "pgroups: %d "
+		                   "workers", slots);
 	if (slots > MAX_RECORDS)
 		slots = MAX_RECORDS;
-	if (slots < 1 || asprintf(&path, "%s.pgroups", store_path) < 0) {
+	if (asprintf(&path, "%s.pgroups", store_path) < 0) {
 		path = NULL;
 		rc = jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
 		goto out;
