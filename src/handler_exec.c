@@ -14,7 +14,13 @@
  * Timeout and stop requests send SIGTERM to the process group and SIGKILL
  * after kill_grace.  When the child exits, the rest of its group is killed
  * before it is reaped (the zombie keeps the group id reserved), so no
- * process of a finished attempt outlives it.
+ * process of a finished attempt outlives it; and the exit status alone
+ * decides the outcome from then on.  While it runs, the group is recorded
+ * (pgroups.c) so that a start after a crash of jobd can kill it.
+ *
+ * handler_exec_run() finds the program, then spawn() starts it, io_loop()
+ * services it until it is reaped and its output read, and decide() turns
+ * that into the attempt's result.
  *
  * An attempt of a quick command costs little beside the spawn itself:
  * each worker thread keeps its last few command lines split into words
@@ -36,6 +42,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,6 +57,7 @@
 #include "err.h"
 #include "handler.h"
 #include "log.h"
+#include "pgroups.h"
 #include "shellwords.h"
 
 #define EXEC_PATH "/usr/local/bin:/usr/bin:/bin"
@@ -281,8 +289,8 @@ exec_init(void)
 	 * SIGINT and SIGQUIT when started in the background by a shell)
 	 * would stay ignored across exec.  It is also the cheapest set:
 	 * glibc's child makes one sigaction call for each signal in it, and
-	 * for any other one to look and, unless it is ignored, one to set
-	 * (glibc 2.36: 64 calls in all, against 119 with SIGPIPE alone). */
+	 * for any other one a call to look, then (unless it is ignored) one
+	 * to set. */
 	sigemptyset(&none);
 	memset(&all, 0xff, sizeof(all));
 	posix_spawnattr_init(&spawn_attr);
@@ -379,7 +387,6 @@ static void
 set_error(struct jobd_result *res, int outcome, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-#include <stdarg.h>
 static void
 set_error(struct jobd_result *res, int outcome, const char *fmt, ...)
 {
@@ -440,24 +447,333 @@ close_fd(int *fd)
 	}
 }
 
+/*
+ * One attempt's command: its pipes, what it has been given and has
+ * written, and how it ended.  Each pipe is {read end, write end}; jobd
+ * keeps the child's ends of stdout and stderr until the reap, so that a
+ * quiet child's exit is one wake-up (the pidfd), not one for the pipes'
+ * EOF and another for the pidfd.
+ */
+struct run {
+	pid_t pid;           /* the command, its group's leader; -1 = none */
+	int pidfd;
+	int in[2], out[2], err[2];
+	size_t written;      /* payload bytes written to stdin */
+	struct capbuf sout;  /* stdout, up to max_output */
+	struct tail serr;    /* the end of stderr */
+	int64_t kill_at;     /* SIGKILL the group then (mono ms); -1 = no */
+	int64_t drain_until; /* after the exit: stop reading then */
+	bool exited;         /* reaped; status is valid */
+	int status;          /* waitpid status */
+	int stop;            /* the stop request acted on; after the reap,
+	                        the one in force then (stop_at_exit) */
+};
+
+/*
+ * The stop request in force when the command was reaped, given the one
+ * the poll loop acted on.  A timeout the loop did not act on (it passed
+ * between the exit and the reap) ended nothing: the command exited by
+ * itself, and its status decides.
+ */
+static int
+stop_at_exit(jobd_ctx *ctx, int acted)
+{
+	int r = jobd_ctx_stop_reason(ctx);
+
+	return r == JOBD_STOP_TIMEOUT && acted != JOBD_STOP_TIMEOUT
+	           ? JOBD_STOP_NONE : r;
+}
+
+/*
+ * Kills what is left of the command's group, then reaps its leader (a
+ * zombie leader keeps the group id reserved until then, so the kill
+ * cannot reach a reused number), and forgets the group.
+ */
+static void
+reap(struct run *r, jobd_ctx *ctx)
+{
+	kill(-r->pid, SIGKILL);
+	handler_ctx_set_pgid(ctx, 0);
+	while (waitpid(r->pid, &r->status, 0) < 0 && errno == EINTR)
+		;
+	pgroups_clear();
+	r->exited = true;
+	r->stop = stop_at_exit(ctx, r->stop);
+}
+
+/*
+ * Makes the pipes, writes what of the payload fits, and starts the
+ * command in its own session.  Returns 0 when it runs and is watched (a
+ * pidfd), else -1 with the attempt's error in res.
+ */
+static int
+spawn(const struct handler_conf *h, struct prog *pg, char **envp,
+      const struct jobd_job_view *job, jobd_ctx *ctx, struct run *r,
+      struct jobd_result *res)
+{
+	posix_spawn_file_actions_t fa;
+	int rc;
+
+	if (pipe2(r->in, O_CLOEXEC) || pipe2(r->out, O_CLOEXEC) ||
+	    pipe2(r->err, O_CLOEXEC)) {
+		set_error(res, JOBD_RETRY, "cannot run %s: pipe: %s",
+		          pg->path, strerror(errno));
+		return -1;
+	}
+	/* The payload goes into the empty pipe now: up to PIPE_BUF bytes
+	 * always fit, so that write cannot block; a longer payload is
+	 * written without blocking, as far as it fits, and the poll loop
+	 * writes the rest as the child reads. */
+	if (job->payload_len > PIPE_BUF)
+		fcntl(r->in[1], F_SETFL, O_NONBLOCK);
+	if (job->payload_len > 0) {
+		ssize_t w = write(r->in[1], job->payload, job->payload_len);
+		if (w > 0)
+			r->written = (size_t)w;
+	}
+	if (r->written == job->payload_len)
+		close_fd(&r->in[1]);
+	else if (job->payload_len <= PIPE_BUF)
+		fcntl(r->in[1], F_SETFL, O_NONBLOCK);
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, r->in[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, r->out[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, r->err[1], 2);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	if (h->workdir != NULL)
+		posix_spawn_file_actions_addchdir_np(&fa, h->workdir);
+	rc = posix_spawn(&r->pid, pg->path, &fa, &spawn_attr, pg->argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0) {
+		r->pid = -1;
+		pg->found_ms = -1; /* look again next time */
+		set_error(res, JOBD_RETRY, "cannot run %s: %s", pg->path,
+		          strerror(rc));
+		return -1;
+	}
+	handler_ctx_set_pgid(ctx, r->pid);
+	pgroups_record(r->pid);
+	close_fd(&r->in[0]);
+	r->pidfd = pidfd_open(r->pid, 0);
+	if (r->pidfd < 0) {
+		/* Nothing would tell the loop of the exit: end it now. */
+		set_error(res, JOBD_RETRY, "cannot watch %s: pidfd_open: %s",
+		          pg->path, strerror(errno));
+		reap(r, ctx);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Before the exit: acts on a stop request or the passing deadline
+ * (SIGTERM to the group, SIGKILL after the kill grace) and returns how
+ * long the loop may sleep in ms (-1: until an fd wakes it).
+ */
+static int64_t
+enforce_stop(struct run *r, jobd_ctx *ctx, int64_t now)
+{
+	int64_t timeout = -1;
+
+	if (r->stop == JOBD_STOP_NONE) {
+		r->stop = jobd_ctx_stop_reason(ctx); /* checks the deadline */
+		if (r->stop != JOBD_STOP_NONE) {
+			kill(-r->pid, SIGTERM);
+			r->kill_at = now + handler_ctx_kill_grace_ms(ctx);
+		}
+	}
+	if (r->kill_at >= 0 && now >= r->kill_at) {
+		kill(-r->pid, SIGKILL);
+		r->kill_at = -1;
+	}
+	if (r->stop == JOBD_STOP_NONE)
+		timeout = jobd_ctx_deadline_ms(ctx) - now;
+	if (r->kill_at >= 0 && (timeout < 0 || r->kill_at - now < timeout))
+		timeout = r->kill_at - now;
+	if (timeout < 0 && r->stop == JOBD_STOP_NONE)
+		timeout = 0;
+	return timeout;
+}
+
+/*
+ * Services the running command in one poll loop - stdin (the rest of the
+ * payload), stdout, stderr, the pidfd (its exit) and the context's wake
+ * eventfd (cancel, shutdown) - until it has been reaped and its output
+ * read to EOF, or DRAIN_AFTER_EXIT_MS after the reap when a process that
+ * escaped the group still holds a pipe.  No deadline applies after the
+ * reap: the exit status is known.
+ */
+static void
+io_loop(struct run *r, const struct jobd_job_view *job, jobd_ctx *ctx)
+{
+	int wake = handler_ctx_wake_fd(ctx);
+
+	for (;;) {
+		struct pollfd fds[5];
+		int nfds = 0, i_in = -1, i_out = -1, i_err = -1, i_pid = -1,
+		    i_wake = -1;
+		int64_t now = clock_mono_ms(), timeout;
+
+		if (r->exited && ((r->out[0] < 0 && r->err[0] < 0) ||
+		                  now >= r->drain_until))
+			return;
+		timeout = r->exited ? r->drain_until - now
+		                    : enforce_stop(r, ctx, now);
+		if (r->in[1] >= 0) {
+			i_in = nfds;
+			fds[nfds++] = (struct pollfd){r->in[1], POLLOUT, 0};
+		}
+		if (r->out[0] >= 0) {
+			i_out = nfds;
+			fds[nfds++] = (struct pollfd){r->out[0], POLLIN, 0};
+		}
+		if (r->err[0] >= 0) {
+			i_err = nfds;
+			fds[nfds++] = (struct pollfd){r->err[0], POLLIN, 0};
+		}
+		if (!r->exited) {
+			i_pid = nfds;
+			fds[nfds++] = (struct pollfd){r->pidfd, POLLIN, 0};
+		}
+		if (wake >= 0 && r->stop == JOBD_STOP_NONE && !r->exited) {
+			i_wake = nfds;
+			fds[nfds++] = (struct pollfd){wake, POLLIN, 0};
+		}
+		int n = poll(fds, (nfds_t)nfds,
+		             timeout < 0 ? -1 : (int)(timeout > 60000 ? 60000
+		                                                     : timeout));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_err("exec", "poll: %s", strerror(errno));
+			if (!r->exited)
+				reap(r, ctx); /* killed: not a success */
+			return;
+		}
+		if (i_in >= 0 && fds[i_in].revents) {
+			ssize_t w = write(r->in[1], job->payload + r->written,
+			                  job->payload_len - r->written);
+			if (w > 0)
+				r->written += (size_t)w;
+			if ((w < 0 && errno != EAGAIN) ||
+			    r->written == job->payload_len)
+				close_fd(&r->in[1]); /* EPIPE: not read */
+		}
+		/* The read ends stay blocking: they are read only after poll
+		 * says POLLIN, and jobd is their only reader.  POLLHUP
+		 * without POLLIN: empty, and no writer is left. */
+		if (i_out >= 0 && fds[i_out].revents) {
+			char buf[65536];
+			ssize_t rd = fds[i_out].revents & POLLIN
+			                 ? read(r->out[0], buf, sizeof(buf)) : 0;
+			if (rd > 0) {
+				if (capbuf_add(&r->sout, buf, (size_t)rd) != 0)
+					r->sout.dropped += (size_t)rd;
+			} else if (rd == 0 || errno != EINTR) {
+				close_fd(&r->out[0]);
+			}
+		}
+		if (i_err >= 0 && fds[i_err].revents) {
+			char buf[16384];
+			ssize_t rd = fds[i_err].revents & POLLIN
+			                 ? read(r->err[0], buf, sizeof(buf)) : 0;
+			if (rd > 0)
+				tail_add(&r->serr, buf, (size_t)rd);
+			else if (rd == 0 || errno != EINTR)
+				close_fd(&r->err[0]);
+		}
+		if (i_wake >= 0 && fds[i_wake].revents) {
+			eventfd_t v;
+			eventfd_read(wake, &v);
+		}
+		if (i_pid >= 0 && fds[i_pid].revents) {
+			reap(r, ctx);
+			close_fd(&r->in[1]);
+			close_fd(&r->out[1]); /* now EOF comes when the output */
+			close_fd(&r->err[1]); /* has all been read */
+			r->drain_until = clock_mono_ms() + DRAIN_AFTER_EXIT_MS;
+		}
+	}
+}
+
+/* A failed attempt's error: how the command ended, then its stderr. */
+static void
+set_failure(const struct run *r, struct jobd_result *res, int outcome)
+{
+	char what[64], linear[STDERR_TAIL], *clean = NULL, *msg = NULL;
+	size_t tl = r->serr.len;
+
+	if (WIFSIGNALED(r->status))
+		snprintf(what, sizeof(what), "killed by signal %d (%s)",
+		         WTERMSIG(r->status), strsignal(WTERMSIG(r->status)));
+	else
+		snprintf(what, sizeof(what), "exited with status %d",
+		         WEXITSTATUS(r->status));
+	for (size_t i = 0; i < tl; i++)
+		linear[i] = r->serr.buf[(r->serr.start + i) % STDERR_TAIL];
+	while (tl > 0 && (linear[tl - 1] == '\n' || linear[tl - 1] == ' '))
+		tl--;
+	if (tl > 0)
+		clean = utf8_sanitize(linear, tl);
+	res->outcome = outcome;
+	if (clean != NULL && clean[0] != '\0' &&
+	    asprintf(&msg, "%s: %s", what, clean) >= 0) {
+		free(res->error);
+		res->error = msg;
+	} else {
+		set_error(res, outcome, "%s", what);
+	}
+	free(clean);
+}
+
+/*
+ * The attempt's outcome, from the stop request in force at the reap and
+ * the wait status: a stop (cancel, shutdown) wins; exit 0 succeeds; 65
+ * (EX_DATAERR) fails for good unless a stop made it; anything else is
+ * retried.  stdout becomes the result when there is any, or on success.
+ */
+static void
+decide(const struct run *r, struct jobd_result *res)
+{
+	int st = r->status;
+
+	res->output_truncated = r->sout.dropped > 0;
+	if (WIFEXITED(st)) {
+		res->has_exit_code = 1;
+		res->exit_code = WEXITSTATUS(st);
+	} else if (WIFSIGNALED(st)) {
+		res->has_exit_code = 1;
+		res->exit_code = 128 + WTERMSIG(st);
+	}
+	if (r->stop == JOBD_STOP_CANCEL || r->stop == JOBD_STOP_SHUTDOWN)
+		res->outcome = JOBD_STOPPED;
+	else if (r->stop == JOBD_STOP_NONE && WIFEXITED(st) &&
+	         WEXITSTATUS(st) == 0)
+		res->outcome = JOBD_SUCCEEDED;
+	else
+		set_failure(r, res, r->stop == JOBD_STOP_NONE &&
+		                    WIFEXITED(st) && WEXITSTATUS(st) == 65
+		                        ? JOBD_FAILED_FOR_GOOD : JOBD_RETRY);
+	if (res->outcome == JOBD_SUCCEEDED || r->sout.len > 0)
+		res->result = make_result(r->sout.data ? r->sout.data : "",
+		                          r->sout.len);
+}
+
 void
 handler_exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
                  jobd_ctx *ctx, struct jobd_result *res)
 {
 	struct prog *pg = NULL, *own = NULL;
+	struct run r = {
+		.pid = -1, .pidfd = -1, .in = {-1, -1}, .out = {-1, -1},
+		.err = {-1, -1}, .kill_at = -1, .drain_until = -1,
+		.sout = {.limit = (size_t)h->max_output_bytes},
+		.stop = JOBD_STOP_NONE,
+	};
 	char **envp = NULL;
-	int status = 0, rc;
 	char why[256];
-	int in[2] = {-1, -1}, out[2] = {-1, -1}, errp[2] = {-1, -1};
-	int pidfd = -1, wake;
-	pid_t pid = -1;
-	posix_spawn_file_actions_t fa;
-	struct capbuf sout = {.limit = (size_t)h->max_output_bytes};
-	struct tail serr = {0};
-	size_t written = 0;
-	bool exited = false, fa_init = false;
-	int64_t kill_at = -1, drain_until = -1;
-	int stop = JOBD_STOP_NONE;
+	int rc;
 
 	pthread_once(&exec_once, exec_init);
 	rc = prog_get(h, &pg, &own, why, sizeof(why));
@@ -483,235 +799,20 @@ handler_exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
 		          "environment");
 		goto out;
 	}
-	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) ||
-	    pipe2(errp, O_CLOEXEC)) {
-		set_error(res, JOBD_RETRY, "pipe: %s", strerror(errno));
-		goto out;
+	if (spawn(h, pg, envp, job, ctx, &r, res) == 0) {
+		io_loop(&r, job, ctx);
+		decide(&r, res);
 	}
-	/* The payload goes into the empty pipe now: up to PIPE_BUF bytes
-	 * always fit, so that write cannot block; a longer payload is
-	 * written without blocking, as far as it fits, and the poll loop
-	 * writes the rest as the child reads. */
-	if (job->payload_len > PIPE_BUF)
-		fcntl(in[1], F_SETFL, O_NONBLOCK);
-	if (job->payload_len > 0) {
-		ssize_t w = write(in[1], job->payload, job->payload_len);
-		if (w > 0)
-			written = (size_t)w;
-	}
-	if (written == job->payload_len)
-		close_fd(&in[1]);
-	else if (job->payload_len <= PIPE_BUF)
-		fcntl(in[1], F_SETFL, O_NONBLOCK);
-
-	posix_spawn_file_actions_init(&fa);
-	fa_init = true;
-	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
-	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-	if (h->workdir != NULL)
-		posix_spawn_file_actions_addchdir_np(&fa, h->workdir);
-	rc = posix_spawn(&pid, pg->path, &fa, &spawn_attr, pg->argv, envp);
-	if (rc != 0) {
-		pid = -1;
-		pg->found_ms = -1; /* look again next time */
-		set_error(res, JOBD_RETRY, "cannot run %s: %s", pg->path,
-		          strerror(rc));
-		goto out;
-	}
-	handler_ctx_set_pgid(ctx, pid);
-	/* out[1] and errp[1] stay open here until the child is reaped: the
-	 * pipes cannot reach EOF before the exit, so the pidfd alone wakes
-	 * the loop when the child exits.  The read ends stay blocking: they
-	 * are read only after poll says POLLIN, and jobd is their only
-	 * reader, so a read never waits. */
-	close_fd(&in[0]);
-	pidfd = pidfd_open(pid, 0);
-	if (pidfd < 0) {
-		/* Nothing would tell the loop of the exit: end it now. */
-		log_err("exec", "pidfd_open: %s; killing the attempt",
-		        strerror(errno));
-		kill(-pid, SIGKILL);
-		handler_ctx_set_pgid(ctx, 0);
-		waitpid(pid, &status, 0);
-		exited = true;
-		drain_until = clock_mono_ms();
-	}
-	wake = handler_ctx_wake_fd(ctx);
-
-	for (;;) {
-		struct pollfd fds[5];
-		int nfds = 0, i_in = -1, i_out = -1, i_err = -1, i_pid = -1,
-		    i_wake = -1;
-		int64_t now = clock_mono_ms(), timeout = -1;
-
-		if (exited && ((out[0] < 0 && errp[0] < 0) ||
-		               now >= drain_until))
-			break;
-		/* Deadlines: the attempt's timeout, then the kill grace. */
-		if (stop == JOBD_STOP_NONE) {
-			stop = jobd_ctx_stop_reason(ctx); /* checks the deadline */
-			if (stop != JOBD_STOP_NONE && !exited) {
-				kill(-pid, SIGTERM);
-				kill_at = now + handler_ctx_kill_grace_ms(ctx);
-			}
-		}
-		if (kill_at >= 0 && now >= kill_at && !exited) {
-			kill(-pid, SIGKILL);
-			kill_at = -1;
-		}
-		if (stop == JOBD_STOP_NONE)
-			timeout = jobd_ctx_deadline_ms(ctx) - now;
-		if (kill_at >= 0 && (timeout < 0 || kill_at - now < timeout))
-			timeout = kill_at - now;
-		if (exited && (timeout < 0 || drain_until - now < timeout))
-			timeout = drain_until - now;
-		if (timeout < 0 && stop == JOBD_STOP_NONE)
-			timeout = 0;
-
-		if (in[1] >= 0) {
-			i_in = nfds;
-			fds[nfds++] = (struct pollfd){in[1], POLLOUT, 0};
-		}
-		if (out[0] >= 0) {
-			i_out = nfds;
-			fds[nfds++] = (struct pollfd){out[0], POLLIN, 0};
-		}
-		if (errp[0] >= 0) {
-			i_err = nfds;
-			fds[nfds++] = (struct pollfd){errp[0], POLLIN, 0};
-		}
-		if (!exited && pidfd >= 0) {
-			i_pid = nfds;
-			fds[nfds++] = (struct pollfd){pidfd, POLLIN, 0};
-		}
-		if (wake >= 0 && stop == JOBD_STOP_NONE) {
-			i_wake = nfds;
-			fds[nfds++] = (struct pollfd){wake, POLLIN, 0};
-		}
-		int n = poll(fds, (nfds_t)nfds,
-		             timeout < 0 ? -1 : (int)(timeout > 60000 ? 60000
-		                                                     : timeout));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			log_err("exec", "poll: %s", strerror(errno));
-			kill(-pid, SIGKILL);
-			handler_ctx_set_pgid(ctx, 0);
-			waitpid(pid, &status, 0); /* not a success */
-			exited = true;
-			break;
-		}
-		if (i_in >= 0 && fds[i_in].revents) {
-			ssize_t w = write(in[1], job->payload + written,
-			                  job->payload_len - written);
-			if (w > 0)
-				written += (size_t)w;
-			if ((w < 0 && errno != EAGAIN) ||
-			    written == job->payload_len)
-				close_fd(&in[1]); /* EPIPE: the child did not read */
-		}
-		/* POLLHUP without POLLIN: empty, and no writer is left. */
-		if (i_out >= 0 && fds[i_out].revents) {
-			char buf[65536];
-			ssize_t r = fds[i_out].revents & POLLIN
-			                ? read(out[0], buf, sizeof(buf)) : 0;
-			if (r > 0) {
-				if (capbuf_add(&sout, buf, (size_t)r) != 0)
-					sout.dropped += (size_t)r;
-			} else if (r == 0 || errno != EINTR) {
-				close_fd(&out[0]);
-			}
-		}
-		if (i_err >= 0 && fds[i_err].revents) {
-			char buf[16384];
-			ssize_t r = fds[i_err].revents & POLLIN
-			                ? read(errp[0], buf, sizeof(buf)) : 0;
-			if (r > 0)
-				tail_add(&serr, buf, (size_t)r);
-			else if (r == 0 || errno != EINTR)
-				close_fd(&errp[0]);
-		}
-		if (i_wake >= 0 && fds[i_wake].revents) {
-			eventfd_t v;
-			eventfd_read(wake, &v);
-		}
-		if (i_pid >= 0 && fds[i_pid].revents) {
-			/* The child is a zombie: its pid, and so its group id,
-			 * are still reserved.  Kill what is left of the group,
-			 * then reap. */
-			kill(-pid, SIGKILL);
-			handler_ctx_set_pgid(ctx, 0);
-			waitpid(pid, &status, 0);
-			exited = true;
-			close_fd(&in[1]);
-			close_fd(&out[1]); /* now EOF comes when the output */
-			close_fd(&errp[1]); /* has all been read */
-			drain_until = clock_mono_ms() + DRAIN_AFTER_EXIT_MS;
-		}
-	}
-
-	stop = jobd_ctx_stop_reason(ctx);
-	res->output_truncated = sout.dropped > 0;
-	if (WIFEXITED(status)) {
-		res->has_exit_code = 1;
-		res->exit_code = WEXITSTATUS(status);
-	} else if (WIFSIGNALED(status)) {
-		res->has_exit_code = 1;
-		res->exit_code = 128 + WTERMSIG(status);
-	}
-	if (stop == JOBD_STOP_CANCEL || stop == JOBD_STOP_SHUTDOWN) {
-		res->outcome = JOBD_STOPPED;
-	} else if (stop == JOBD_STOP_NONE && WIFEXITED(status) &&
-	           WEXITSTATUS(status) == 0) {
-		res->outcome = JOBD_SUCCEEDED;
-	} else {
-		char what[64];
-		if (WIFSIGNALED(status))
-			snprintf(what, sizeof(what), "killed by signal %d (%s)",
-			         WTERMSIG(status), strsignal(WTERMSIG(status)));
-		else
-			snprintf(what, sizeof(what), "exited with status %d",
-			         WEXITSTATUS(status));
-		res->outcome = stop == JOBD_STOP_NONE && WIFEXITED(status) &&
-		               WEXITSTATUS(status) == 65
-		                   ? JOBD_FAILED_FOR_GOOD : JOBD_RETRY;
-		char linear[STDERR_TAIL];
-		for (size_t i = 0; i < serr.len; i++)
-			linear[i] = serr.buf[(serr.start + i) % STDERR_TAIL];
-		size_t tl = serr.len;
-		while (tl > 0 && (linear[tl - 1] == '\n' || linear[tl - 1] == ' '))
-			tl--;
-		char *clean = tl > 0 ? utf8_sanitize(linear, tl) : NULL;
-		char *msg = NULL;
-		if (clean != NULL && clean[0] != '\0' &&
-		    asprintf(&msg, "%s: %s", what, clean) >= 0) {
-			free(res->error);
-			res->error = msg;
-		} else {
-			set_error(res, res->outcome, "%s", what);
-		}
-		free(clean);
-	}
-	if (res->outcome == JOBD_SUCCEEDED || sout.len > 0)
-		res->result = make_result(sout.data ? sout.data : "", sout.len);
 out:
-	if (pid > 0 && !exited) {
-		kill(-pid, SIGKILL);
-		handler_ctx_set_pgid(ctx, 0);
-		waitpid(pid, NULL, 0);
+	if (r.pid > 0 && !r.exited)
+		reap(&r, ctx);
+	for (int i = 0; i < 2; i++) {
+		close_fd(&r.in[i]);
+		close_fd(&r.out[i]);
+		close_fd(&r.err[i]);
 	}
-	if (fa_init)
-		posix_spawn_file_actions_destroy(&fa);
-	close_fd(&in[0]);
-	close_fd(&in[1]);
-	close_fd(&out[0]);
-	close_fd(&out[1]);
-	close_fd(&errp[0]);
-	close_fd(&errp[1]);
-	close_fd(&pidfd);
-	free(sout.data);
+	close_fd(&r.pidfd);
+	free(r.sout.data);
 	env_free(envp);
 	prog_free(own);
 }

@@ -30,6 +30,7 @@
 #include "events.h"
 #include "http.h"
 #include "log.h"
+#include "pgroups.h"
 #include "store.h"
 #include "workers.h"
 #include "writer.h"
@@ -372,6 +373,9 @@ main(int argc, char **argv)
 		status = EX_UNAVAILABLE;
 		goto out;
 	}
+	if (pgroups_reap(cfg->store.path, (int)cfg->workers.threads, err,
+	                 sizeof(err)) != 0)
+		log_warn("main", "%s; exec attempts are not recorded", err);
 	rc = writer_recover(w, err, sizeof(err));
 	if (rc != 0) {
 		log_err("main", "recovery failed: %s", err);
