@@ -247,8 +247,27 @@ on_event(const char *id, int status, void *arg)
 	events_publish(h->ev, id, status);
 }
 
-int
-main(int argc, char **argv)
+/* Everything the daemon runs, for the steps below. */
+struct daemon {
+	const char *config_path;
+	struct config *cfg;
+	store *st;
+	writer *w;
+	worker_pool *pool;
+	events *ev;
+	auth *au;
+	api *a;
+	http_server *srv;
+	struct hooks hooks;
+	sigset_t sigs;          /* what the main thread waits for */
+};
+
+/*
+ * Parses the command line.  Returns -1 to go on (daemon, or --check-config
+ * in *check_only), else the exit status (--help, --version, bad usage).
+ */
+static int
+parse_args(int argc, char **argv, const char **config_path, bool *check_only)
 {
 	static const struct option longopts[] = {
 		{"config", required_argument, NULL, 'c'},
@@ -258,24 +277,12 @@ main(int argc, char **argv)
 		{"config-reference", no_argument, NULL, 'R'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *config_path = DEFAULT_CONFIG;
-	bool check_only = false;
-	struct config *cfg = NULL;
-	store *st = NULL;
-	writer *w = NULL;
-	worker_pool *pool = NULL;
-	events *ev = NULL;
-	auth *au = NULL;
-	api *a = NULL;
-	http_server *srv = NULL;
-	char err[8192];
-	int opt, rc, status = EX_OK;
-	sigset_t sigs;
+	int opt;
 
 	while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': config_path = optarg; break;
-		case 't': check_only = true; break;
+		case 'c': *config_path = optarg; break;
+		case 't': *check_only = true; break;
 		case 'V': printf("jobd %s\n", JOBD_VERSION); return EX_OK;
 		case 'h': usage(stdout); return EX_OK;
 		case 'R': config_write_reference(stdout); return EX_OK;
@@ -287,8 +294,272 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
+	return -1;
+}
 
-	rc = config_load(config_path, &cfg, err, sizeof(err));
+/*
+ * Signals are handled by the main thread, with sigwait; every thread
+ * blocks them (threads inherit the mask).
+ */
+static void
+block_signals(sigset_t *sigs)
+{
+	sigset_t chld;
+
+	sigemptyset(sigs);
+	sigaddset(sigs, SIGTERM);
+	sigaddset(sigs, SIGINT);
+	sigaddset(sigs, SIGHUP);
+	sigaddset(sigs, SIGUSR2); /* the writer: the store failed with EIO */
+	pthread_sigmask(SIG_BLOCK, sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* Exec attempts are reaped through pidfds: nobody needs SIGCHLD.
+	 * Blocked everywhere, else each child's exit interrupts main's
+	 * sigtimedwait (the worker that spawned it blocks every signal, so
+	 * the kernel queues it for another thread instead of dropping it). */
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &chld, NULL);
+}
+
+/*
+ * Opens the store, binds, recovers and starts the threads, in that order:
+ * a daemon that cannot serve leaves the store's running jobs alone, and
+ * the writer starts last because it claims work as soon as it runs.
+ * Returns EX_OK or the exit status (the reason is logged).
+ */
+static int
+daemon_start(struct daemon *d)
+{
+	const struct config *cfg = d->cfg;
+	char err[8192];
+	int rc;
+
+	if (cfg->auth.tokens_file != NULL) {
+		rc = auth_load(cfg->auth.tokens_file, &d->au, err, sizeof(err));
+		if (rc != 0) {
+			log_err("auth", "%s", err);
+			return EX_CONFIG;
+		}
+	} else if (!listen_is_loopback(cfg->server.listen) &&
+	           sd_listen_fds(0) <= 0) {
+		log_warn("auth", "WARNING: no [auth] tokens_file and listening "
+		         "on %s, which is not loopback: ANYONE who can reach it "
+		         "can submit and cancel jobs", cfg->server.listen);
+	}
+	block_signals(&d->sigs);
+
+	struct store_options so = {
+		.durability_full = cfg->store.durability == DURABILITY_FULL,
+	};
+	rc = store_open(cfg->store.path, &so, &d->st, err, sizeof(err));
+	if (rc != 0) {
+		log_err("main", "cannot open the store %s: %s", cfg->store.path,
+		        err);
+		return EX_CANTCREAT;
+	}
+	d->w = writer_new(d->st, cfg);
+	d->pool = d->w ? worker_pool_new(cfg, d->w) : NULL;
+	d->ev = d->pool ? events_new((size_t)cfg->server.max_waiters) : NULL;
+	d->a = d->ev ? api_new(cfg, d->st, d->w, d->ev, d->au) : NULL;
+	if (d->a == NULL) {
+		log_err("main", "out of memory");
+		return EX_OSERR;
+	}
+	d->hooks = (struct hooks){.pool = d->pool, .ev = d->ev, .w = d->w};
+	writer_set_hooks(d->w, on_dispatch, on_cancel, on_event, &d->hooks);
+	api_set_gauges(d->a, read_gauges, &d->hooks);
+	rc = http_open(cfg, d->a, &d->srv, err, sizeof(err));
+	if (rc != 0) {
+		log_err("main", "%s", err);
+		return EX_UNAVAILABLE;
+	}
+	if (pgroups_reap(cfg->store.path, (int)cfg->workers.threads, err,
+	                 sizeof(err)) != 0)
+		log_warn("main", "%s; exec attempts are not recorded", err);
+	rc = writer_recover(d->w, err, sizeof(err));
+	if (rc != 0) {
+		log_err("main", "recovery failed: %s", err);
+		return EX_IOERR;
+	}
+	if (events_start(d->ev) != 0 || worker_pool_start(d->pool) != 0 ||
+	    writer_start(d->w) != 0) {
+		log_err("main", "cannot start threads");
+		return EX_OSERR;
+	}
+	/* READY=1 before the first answer: the store is open, recovery has
+	 * run, the socket listens (the kernel queues connections); requests
+	 * are answered from http_serve() on. */
+	sd_notifyf(0, "READY=1\nSTATUS=ready: %lld queued\nMAINPID=%lu",
+	           (long long)writer_queued(d->w), (unsigned long)getpid());
+	rc = http_serve(d->srv, err, sizeof(err));
+	if (rc != 0) {
+		log_err("main", "%s", err);
+		sd_notify(0, "STOPPING=1");
+		return EX_UNAVAILABLE;
+	}
+	log_notice("main", "jobd %s ready: store %s (durability %s), %lld "
+	           "worker(s), %zu handler(s), %lld job(s) queued",
+	           JOBD_VERSION, cfg->store.path,
+	           cfg->store.durability == DURABILITY_FULL ? "full" : "normal",
+	           (long long)cfg->workers.threads, cfg->nhandlers,
+	           (long long)writer_queued(d->w));
+	return EX_OK;
+}
+
+/* Once per tick under systemd: STATUS=, and WATCHDOG=1 while the workers
+ * live and the writer is not stuck in one transaction (a hung store gets
+ * the daemon restarted). */
+static void
+notify_tick(struct daemon *d, bool watchdog)
+{
+	int64_t counts[JOB_NSTATUS];
+	bool alive = worker_pool_alive(d->pool) && !writer_stuck(d->w, 20000);
+
+	writer_counts(d->w, counts);
+	sd_notifyf(0, "STATUS=%lld queued, %d running, %zu waiting%s%s",
+	           (long long)counts[JOB_QUEUED], worker_pool_busy(d->pool),
+	           events_count(d->ev), writer_healthy(d->w)
+	           ? "" : "; the last store write failed",
+	           watchdog && alive ? "\nWATCHDOG=1" : "");
+	if (watchdog && !alive)
+		log_err("main", "not pinging the watchdog: %s",
+		        worker_pool_alive(d->pool) ? "the writer is stuck"
+		                                   : "a worker died");
+}
+
+/*
+ * Fail-stop after a store I/O error: nothing the writer had not committed
+ * was acknowledged; exit without touching the store again and let systemd
+ * restart jobd (SQLite recovers its WAL when the file is reopened).
+ */
+static _Noreturn void
+fail_stop(struct daemon *d)
+{
+	log_err("main", "the store failed with an I/O error; exiting with "
+	        "status %d so that jobd restarts on a cleanly reopened store",
+	        EX_IOERR);
+	sd_notify(0, "STOPPING=1\nSTATUS=store I/O error");
+	/* The writer answers 503 without writing from now on; stop taking
+	 * work, answer everybody, then leave without closing the store
+	 * (closing could checkpoint the WAL into a file whose state is
+	 * unknown). */
+	api_set_draining(d->a);
+	events_stop(d->ev);
+	writer_drain(d->w);
+	worker_pool_stop(d->pool, 0);
+	writer_stop(d->w);
+	/* Let the 503s go out; the exit closes the sockets. */
+	http_wait_answered(d->srv, 1000);
+	_exit(EX_IOERR);
+}
+
+/*
+ * The main thread's life: wait for signals (and, under systemd, wake every
+ * few seconds for STATUS= and the watchdog) until SIGTERM or SIGINT.
+ */
+static void
+wait_for_stop(struct daemon *d)
+{
+	uint64_t wd_usec = 0;
+	bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0;
+	bool notify = getenv("NOTIFY_SOCKET") != NULL;
+	int64_t tick_ms = 5000;
+
+	if (watchdog && (int64_t)(wd_usec / 2000) < tick_ms)
+		tick_ms = (int64_t)(wd_usec / 2000);
+	int64_t next_tick = clock_mono_ms() + tick_ms;
+	for (;;) {
+		siginfo_t si;
+		int64_t left = next_tick - clock_mono_ms();
+		if (left < 0)
+			left = 0;
+		struct timespec ts = {.tv_sec = left / 1000,
+		                      .tv_nsec = (left % 1000) * 1000000L};
+		int sig = notify ? sigtimedwait(&d->sigs, &si, &ts)
+		                 : sigwaitinfo(&d->sigs, &si);
+		if (sig < 0 && clock_mono_ms() < next_tick)
+			continue; /* interrupted early: not yet time to notify */
+		if (sig < 0) {
+			/* Once per tick: the notify socket is a datagram
+			 * socket that blocks when its reader lags. */
+			next_tick = clock_mono_ms() + tick_ms;
+			notify_tick(d, watchdog);
+			continue;
+		}
+		if (sig == SIGHUP) {
+			reload(d->config_path, d->cfg, d->au);
+			writer_poke(d->w); /* handlers or caps may have changed */
+			continue;
+		}
+		if (sig == SIGUSR2 && si.si_pid == getpid())
+			fail_stop(d);
+		if (sig == SIGUSR2)
+			continue;
+		log_notice("main", "%s: shutting down",
+		           sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		return;
+	}
+}
+
+/* Shutdown (DESIGN §6): stop taking work, let running attempts finish
+ * for up to shutdown_grace, then stop them (their jobs go back). */
+static void
+daemon_drain(struct daemon *d)
+{
+	sd_notify(0, "STOPPING=1\nSTATUS=shutting down");
+	/* Connections are still answered until the exit, but no job is
+	 * taken any more (POST answers 503).  libmicrohttpd 0.9.75's
+	 * MHD_quiesce_daemon() can abort the process with a thread pool on
+	 * epoll ("Failed to remove listen FD from epoll set"), so it is not
+	 * used. */
+	api_set_draining(d->a);
+	events_stop(d->ev); /* every waiter gets its answer now */
+	writer_drain(d->w);
+	worker_pool_stop(d->pool, d->cfg->workers.shutdown_grace_ms);
+	writer_stop(d->w);
+	log_notice("main", "stopped: %lld job(s) queued",
+	           (long long)writer_queued(d->w));
+}
+
+/* Frees what daemon_start made, after a stop or a failed start. */
+static void
+daemon_free(struct daemon *d, int status)
+{
+	/* Every waiting request has been answered (events_stop, writer_stop);
+	 * give libmicrohttpd the moment it needs to send those answers. */
+	http_wait_answered(d->srv, 2000);
+	http_stop(d->srv);
+	if (d->pool != NULL && status != EX_OK) {
+		writer_drain(d->w);
+		worker_pool_stop(d->pool, 0);
+	}
+	if (d->w != NULL)
+		writer_stop(d->w);
+	if (d->ev != NULL)
+		events_stop(d->ev);
+	worker_pool_free(d->pool);
+	events_free(d->ev);
+	writer_free(d->w);
+	api_free(d->a);
+	auth_free(d->au);
+	store_close(d->st);
+	config_set_current(NULL);
+	config_release(d->cfg);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct daemon d = {.config_path = DEFAULT_CONFIG};
+	bool check_only = false;
+	char err[8192];
+	int rc, status;
+
+	status = parse_args(argc, argv, &d.config_path, &check_only);
+	if (status >= 0)
+		return status;
+	rc = config_load(d.config_path, &d.cfg, err, sizeof(err));
 	if (rc != 0) {
 		if (check_only) {
 			fprintf(stderr, "%s\n", err);
@@ -301,222 +572,23 @@ main(int argc, char **argv)
 		return rc == JOBD_ESYS ? EX_NOINPUT : EX_CONFIG;
 	}
 	if (check_only)
-		return check_config(cfg);
+		return check_config(d.cfg);
 	/* cfg stays the base config (main's reference); handler sections
 	 * are read through config_acquire() so that SIGHUP can swap them. */
-	cfg->refs = 1;
-	config_set_current(cfg);
-	log_set_level((int)cfg->server.log_level);
-	if (config_warnings(cfg, err, sizeof(err)) > 0)
+	d.cfg->refs = 1;
+	config_set_current(d.cfg);
+	log_set_level((int)d.cfg->server.log_level);
+	if (config_warnings(d.cfg, err, sizeof(err)) > 0)
 		for (char *line = strtok(err, "\n"); line;
 		     line = strtok(NULL, "\n"))
 			log_warn("config", "%s", line);
-	raise_nofile(cfg);
-	if (cfg->auth.tokens_file != NULL) {
-		rc = auth_load(cfg->auth.tokens_file, &au, err, sizeof(err));
-		if (rc != 0) {
-			log_err("auth", "%s", err);
-			status = EX_CONFIG;
-			goto out;
-		}
-	} else if (!listen_is_loopback(cfg->server.listen) &&
-	           sd_listen_fds(0) <= 0) {
-		log_warn("auth", "WARNING: no [auth] tokens_file and listening "
-		         "on %s, which is not loopback: ANYONE who can reach it "
-		         "can submit and cancel jobs", cfg->server.listen);
-	}
+	raise_nofile(d.cfg);
 
-	/* Signals are handled here, by sigwait; every thread blocks them. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGUSR2); /* the writer: the store failed with EIO */
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	/* Exec attempts are reaped through pidfds: nobody needs SIGCHLD.
-	 * Blocked everywhere, else each child's exit interrupts main's
-	 * sigtimedwait (the worker that spawned it blocks every signal, so
-	 * the kernel queues it for another thread instead of dropping it). */
-	sigset_t chld;
-	sigemptyset(&chld);
-	sigaddset(&chld, SIGCHLD);
-	pthread_sigmask(SIG_BLOCK, &chld, NULL);
-
-	struct store_options so = {
-		.durability_full = cfg->store.durability == DURABILITY_FULL,
-	};
-	rc = store_open(cfg->store.path, &so, &st, err, sizeof(err));
-	if (rc != 0) {
-		log_err("main", "cannot open the store %s: %s", cfg->store.path,
-		        err);
-		status = EX_CANTCREAT;
-		goto out;
+	status = daemon_start(&d);
+	if (status == EX_OK) {
+		wait_for_stop(&d);
+		daemon_drain(&d);
 	}
-	w = writer_new(st, cfg);
-	pool = w ? worker_pool_new(cfg, w) : NULL;
-	ev = pool ? events_new((size_t)cfg->server.max_waiters) : NULL;
-	a = ev ? api_new(cfg, st, w, ev, au) : NULL;
-	if (a == NULL) {
-		log_err("main", "out of memory");
-		status = EX_OSERR;
-		goto out;
-	}
-	struct hooks hooks = {.pool = pool, .ev = ev, .w = w};
-	writer_set_hooks(w, on_dispatch, on_cancel, on_event, &hooks);
-	api_set_gauges(a, read_gauges, &hooks);
-	/* Bind before recovery: a daemon that cannot serve leaves the
-	 * store's running jobs alone. */
-	rc = http_open(cfg, a, &srv, err, sizeof(err));
-	if (rc != 0) {
-		log_err("main", "%s", err);
-		status = EX_UNAVAILABLE;
-		goto out;
-	}
-	if (pgroups_reap(cfg->store.path, (int)cfg->workers.threads, err,
-	                 sizeof(err)) != 0)
-		log_warn("main", "%s; exec attempts are not recorded", err);
-	rc = writer_recover(w, err, sizeof(err));
-	if (rc != 0) {
-		log_err("main", "recovery failed: %s", err);
-		status = EX_IOERR;
-		goto out;
-	}
-	/* The writer last: it claims work as soon as it runs. */
-	if (events_start(ev) != 0 || worker_pool_start(pool) != 0 ||
-	    writer_start(w) != 0) {
-		log_err("main", "cannot start threads");
-		status = EX_OSERR;
-		goto out;
-	}
-	/* READY=1 before the first answer: the store is open, recovery has
-	 * run, the socket listens (the kernel queues connections); requests
-	 * are answered from http_serve() on. */
-	sd_notifyf(0, "READY=1\nSTATUS=ready: %lld queued\nMAINPID=%lu",
-	           (long long)writer_queued(w), (unsigned long)getpid());
-	rc = http_serve(srv, err, sizeof(err));
-	if (rc != 0) {
-		log_err("main", "%s", err);
-		sd_notify(0, "STOPPING=1");
-		status = EX_UNAVAILABLE;
-		goto out;
-	}
-	log_notice("main", "jobd %s ready: store %s (durability %s), %lld "
-	           "worker(s), %zu handler(s), %lld job(s) queued",
-	           JOBD_VERSION, cfg->store.path,
-	           cfg->store.durability == DURABILITY_FULL ? "full" : "normal",
-	           (long long)cfg->workers.threads, cfg->nhandlers,
-	           (long long)writer_queued(w));
-
-	/* Under systemd, wake every few seconds for STATUS= and the
-	 * watchdog; otherwise sleep in sigwait until a signal comes. */
-	uint64_t wd_usec = 0;
-	bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0;
-	bool notify = getenv("NOTIFY_SOCKET") != NULL;
-	int64_t tick_ms = 5000;
-	if (watchdog && (int64_t)(wd_usec / 2000) < tick_ms)
-		tick_ms = (int64_t)(wd_usec / 2000);
-	int64_t next_tick = clock_mono_ms() + tick_ms;
-	for (;;) {
-		siginfo_t si;
-		int64_t left = next_tick - clock_mono_ms();
-		if (left < 0)
-			left = 0;
-		struct timespec ts = {.tv_sec = left / 1000,
-		                      .tv_nsec = (left % 1000) * 1000000L};
-		int sig = notify ? sigtimedwait(&sigs, &si, &ts)
-		                 : sigwaitinfo(&sigs, &si);
-		if (sig < 0 && clock_mono_ms() < next_tick)
-			continue; /* interrupted early: not yet time to notify */
-		if (sig < 0) {
-			/* Once per tick: the notify socket is a datagram
-			 * socket that blocks when its reader lags. */
-			next_tick = clock_mono_ms() + tick_ms;
-			int64_t counts[JOB_NSTATUS];
-			writer_counts(w, counts);
-			/* WATCHDOG=1 only while the workers live and the writer
-			 * is not stuck in one transaction: a hung store gets the
-			 * daemon restarted. */
-			bool alive = worker_pool_alive(pool) &&
-			             !writer_stuck(w, 20000);
-			sd_notifyf(0, "STATUS=%lld queued, %d running, %zu "
-			           "waiting%s%s", (long long)counts[JOB_QUEUED],
-			           worker_pool_busy(pool), events_count(ev),
-			           writer_healthy(w) ? "" : "; the last store write "
-			           "failed", watchdog && alive ? "\nWATCHDOG=1" : "");
-			if (watchdog && !alive)
-				log_err("main", "not pinging the watchdog: %s",
-				        worker_pool_alive(pool) ? "the writer is stuck"
-				                                : "a worker died");
-			continue;
-		}
-		if (sig == SIGHUP) {
-			reload(config_path, cfg, au);
-			writer_poke(w); /* handlers or caps may have changed */
-			continue;
-		}
-		if (sig == SIGUSR2 && si.si_pid == getpid()) {
-			/* Fail-stop: nothing the writer had not committed was
-			 * acknowledged; exit without touching the store again
-			 * and let systemd restart jobd (SQLite recovers its WAL
-			 * when the file is reopened). */
-			log_err("main", "the store failed with an I/O error; "
-			        "exiting with status %d so that jobd restarts on "
-			        "a cleanly reopened store", EX_IOERR);
-			sd_notify(0, "STOPPING=1\nSTATUS=store I/O error");
-			/* The writer answers 503 without writing from now on;
-			 * stop taking work, answer everybody, then leave
-			 * without closing the store (closing could checkpoint
-			 * the WAL into a file whose state is unknown). */
-			api_set_draining(a);
-			events_stop(ev);
-			writer_drain(w);
-			worker_pool_stop(pool, 0);
-			writer_stop(w);
-			/* Let the 503s go out; the exit closes the sockets. */
-			http_wait_answered(srv, 1000);
-			_exit(EX_IOERR);
-		}
-		if (sig == SIGUSR2)
-			continue;
-		log_notice("main", "%s: shutting down",
-		           sig == SIGTERM ? "SIGTERM" : "SIGINT");
-		break;
-	}
-
-	sd_notify(0, "STOPPING=1\nSTATUS=shutting down");
-	/* Connections are still answered until the exit, but no job is
-	 * taken any more (POST answers 503).  libmicrohttpd 0.9.75's
-	 * MHD_quiesce_daemon() can abort the process with a thread pool on
-	 * epoll ("Failed to remove listen FD from epoll set"), so it is not
-	 * used. */
-	api_set_draining(a);
-	events_stop(ev); /* every waiter gets its answer now */
-	writer_drain(w);
-	worker_pool_stop(pool, cfg->workers.shutdown_grace_ms);
-	writer_stop(w);
-	log_notice("main", "stopped: %lld job(s) queued",
-	           (long long)writer_queued(w));
-out:
-	/* Every waiting request has been answered (events_stop, writer_stop);
-	 * give libmicrohttpd the moment it needs to send those answers. */
-	http_wait_answered(srv, 2000);
-	http_stop(srv);
-	if (pool != NULL && status != EX_OK) {
-		writer_drain(w);
-		worker_pool_stop(pool, 0);
-	}
-	if (w != NULL)
-		writer_stop(w);
-	if (ev != NULL)
-		events_stop(ev);
-	worker_pool_free(pool);
-	events_free(ev);
-	writer_free(w);
-	api_free(a);
-	auth_free(au);
-	store_close(st);
-	config_set_current(NULL);
-	config_release(cfg);
+	daemon_free(&d, status);
 	return status;
 }
