@@ -35,6 +35,7 @@ SRCS := \
 	src/events.c \
 	src/handler.c \
 	src/handler_builtin.c \
+	src/handler_ctx.c \
 	src/handler_exec.c \
 	src/http.c \
 	src/job.c \

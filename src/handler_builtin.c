@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "handler.h"
+#include "handler_ctx.h"
 
 static void
 set_error(struct jobd_result *res, int outcome, const char *msg)
@@ -46,11 +47,11 @@ run_sleep(const struct jobd_job_view *job, jobd_ctx *ctx,
 	res->outcome = JOBD_SUCCEEDED;
 }
 
-void
-handler_builtin_run(int64_t kind, const struct jobd_job_view *job,
-                    jobd_ctx *ctx, struct jobd_result *res)
+static void
+builtin_run(const struct handler_conf *h, const struct jobd_job_view *job,
+            jobd_ctx *ctx, struct jobd_result *res)
 {
-	switch (kind) {
+	switch (h->builtin) {
 	case BUILTIN_NOOP:
 		res->outcome = JOBD_SUCCEEDED;
 		return;
@@ -71,3 +72,8 @@ handler_builtin_run(int64_t kind, const struct jobd_job_view *job,
 		return;
 	}
 }
+
+const struct handler_kind handler_builtin_kind = {
+	.name = "builtin",
+	.run = builtin_run,
+};

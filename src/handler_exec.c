@@ -18,7 +18,7 @@
  * decides the outcome from then on.  While it runs, the group is recorded
  * (pgroups.c) so that a start after a crash of jobd can kill it.
  *
- * handler_exec_run() finds the program, then spawn() starts it, io_loop()
+ * exec_run() finds the program, then spawn() starts it, io_loop()
  * services it until it is reaped and its output read, and decide() turns
  * that into the attempt's result.
  *
@@ -56,6 +56,7 @@
 #include "clock.h"
 #include "err.h"
 #include "handler.h"
+#include "handler_ctx.h"
 #include "log.h"
 #include "pgroups.h"
 #include "shellwords.h"
@@ -760,9 +761,9 @@ decide(const struct run *r, struct jobd_result *res)
 		                          r->sout.len);
 }
 
-void
-handler_exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
-                 jobd_ctx *ctx, struct jobd_result *res)
+static void
+exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
+         jobd_ctx *ctx, struct jobd_result *res)
 {
 	struct prog *pg = NULL, *own = NULL;
 	struct run r = {
@@ -816,3 +817,8 @@ out:
 	env_free(envp);
 	prog_free(own);
 }
+
+const struct handler_kind handler_exec_kind = {
+	.name = "exec",
+	.run = exec_run,
+};
