@@ -56,6 +56,7 @@ UNIT_TESTS := \
 	test_backoff \
 	test_clock \
 	test_config \
+	test_events \
 	test_sched \
 	test_store \
 	test_submit \
