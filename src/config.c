@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "err.h"
@@ -65,10 +66,15 @@ static const struct conf_key conf_keys[] = {
 	{"server", "max_connections", T_INT, C(server.max_connections), "4096",
 	 16, 1000000, NULL, "most open client connections"},
 	{"server", "per_ip_connections", T_INT, C(server.per_ip_connections),
-	 "0", 0, 1000000, NULL, "most connections from one IP (0 = no limit)"},
+	 "256", 0, 1000000, NULL, "most connections from one IP (0 = no "
+	 "limit); more are refused at once"},
 	{"server", "connection_timeout", T_DUR, C(server.connection_timeout_ms),
 	 "60s", 0, DAY, NULL, "idle or slow connections are closed after this "
-	 "(0 = never)"},
+	 "(0 = never); any byte received restarts it"},
+	{"server", "header_timeout", T_DUR, C(server.header_timeout_ms), "20s",
+	 0, DAY, NULL, "a connection that has not sent a complete request "
+	 "header this long after it opened (or after its previous answer) is "
+	 "closed, however slowly it trickles (0 = never)"},
 	{"server", "tls_cert", T_STR, C(server.tls_cert), NULL, 0, 0, NULL,
 	 "PEM certificate file: serve HTTPS (with tls_key)"},
 	{"server", "tls_key", T_STR, C(server.tls_key), NULL, 0, 0, NULL,
@@ -701,6 +707,19 @@ validate(struct loader *ld)
 			loader_error(ld, h->line, sec, "backoff_max",
 			             "smaller than backoff_base");
 	}
+	/* A private key others can read is no longer private: refuse it
+	 * (at start-up and in --check-config).  A key that cannot be
+	 * stat'ed is reported when the server opens it. */
+	struct stat st;
+	if (cfg->server.tls_key != NULL &&
+	    stat(cfg->server.tls_key, &st) == 0 &&
+	    (st.st_mode & (S_IRGRP | S_IROTH)) != 0)
+		loader_error(ld, key_line(ld, "server", "tls_key"), "server",
+		             "tls_key", "%s is readable by %s (mode %04o): "
+		             "make it readable by jobd's user only (chmod 600)",
+		             cfg->server.tls_key,
+		             (st.st_mode & S_IROTH) ? "others" : "its group",
+		             (unsigned)(st.st_mode & 07777));
 	if ((cfg->server.tls_cert == NULL) != (cfg->server.tls_key == NULL)) {
 		const char *set = cfg->server.tls_cert ? "tls_cert" : "tls_key";
 		loader_error(ld, key_line(ld, "server", set), "server", set,
