@@ -52,8 +52,8 @@ static const char *const level_names[] = {"", "", "", "err", "warning",
 
 static const struct conf_key conf_keys[] = {
 	{"server", "listen", T_LISTEN, C(server.listen), "127.0.0.1:8080", 0, 0,
-	 NULL, "address:port to listen on (IPv6 as [::1]:8080); ignored when "
-	 "systemd passes a socket (LISTEN_FDS)"},
+	 NULL, "address:port to listen on (IPv6 as [::1]:8080; [::]:PORT "
+	 "takes IPv4 too); ignored when systemd passes a socket (LISTEN_FDS)"},
 	{"server", "max_body", T_SIZE, C(server.max_body_bytes), "1M", 1024,
 	 1LL << 30, NULL, "largest accepted request body (413 above)"},
 	{"server", "max_wait", T_DUR, C(server.max_wait_ms), "60s", 0,
@@ -78,7 +78,8 @@ static const struct conf_key conf_keys[] = {
 	{"server", "tls_cert", T_STR, C(server.tls_cert), NULL, 0, 0, NULL,
 	 "PEM certificate file: serve HTTPS (with tls_key)"},
 	{"server", "tls_key", T_STR, C(server.tls_key), NULL, 0, 0, NULL,
-	 "PEM private key file for tls_cert"},
+	 "PEM private key file for tls_cert; refused when its group or "
+	 "others may read it"},
 	{"server", "log_level", T_ENUM, C(server.log_level), "info", 3, 7,
 	 level_names, "err | warning | notice | info | debug"},
 	{"store", "path", T_STR, C(store.path), "/var/lib/jobd/jobs.db", 0, 0,
