@@ -432,6 +432,33 @@ send_answer(struct req *r)
 	return ret;
 }
 
+/*
+ * Copies s into out (size outlen, NUL-terminated, cut with "..." when
+ * long) with every byte that could forge or garble a log line (or make a
+ * problem detail invalid UTF-8) - controls
+ * (terminal escapes, newlines), DEL, '"', '\\' and bytes past ASCII (which
+ * would make journald keep the line as a blob) - written as \\xHH.
+ */
+static void
+log_escape(char *out, size_t outlen, const char *s)
+{
+	size_t j = 0;
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (j + 5 + 4 >= outlen) {
+			memcpy(out + j, "...", 3);
+			j += 3;
+			break;
+		}
+		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+			j += (size_t)snprintf(out + j, outlen - j, "\\x%02x", c);
+		else
+			out[j++] = (char)c;
+	}
+	out[j] = '\0';
+}
+
 /* Sets a 4xx/5xx problem decided from the headers; the connection is
  * closed after it when close is true (the framing is in doubt). */
 static enum MHD_Result
@@ -470,11 +497,14 @@ on_headers(struct req *r, const char *version)
 	bool http11 = version != NULL && strcmp(version, "HTTP/1.0") != 0;
 
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, scan_header, &hs);
-	if (hs.bad_name != NULL)
+	if (hs.bad_name != NULL) {
+		char name[64];
+		log_escape(name, sizeof(name), hs.bad_name);
 		return answer_early(r, 400, NULL, true, "the header field "
-		                    "name \"%.64s\" is not a token (no space "
+		                    "name \"%s\" is not a token (no space "
 		                    "before the colon, RFC 9112 section 5.1)",
-		                    hs.bad_name);
+		                    name);
+	}
 	if (hs.host > 1 || (http11 && hs.host == 0))
 		return answer_early(r, 400, NULL, true, "%s",
 		                    hs.host ? "more than one Host header"
@@ -503,11 +533,14 @@ on_headers(struct req *r, const char *version)
 			                    "Transfer-Encoding must end with "
 			                    "chunked, once and without "
 			                    "parameters");
-		if (hs.other[0] != '\0')
+		if (hs.other[0] != '\0') {
+			char coding[sizeof(hs.other) + 8];
+			log_escape(coding, sizeof(coding), hs.other);
 			return answer_early(r, 501, "Not Implemented", true,
 			                    "the transfer coding \"%s\" is not "
 			                    "supported; send Transfer-Encoding: "
-			                    "chunked", hs.other);
+			                    "chunked", coding);
+		}
 		/* libmicrohttpd frames by the first field's exact value. */
 		if (hs.transfer_encoding > 1 ||
 		    strcasecmp(hs.te_value, "chunked") != 0)
@@ -690,32 +723,6 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-}
-
-/*
- * Copies s into out (size outlen, NUL-terminated, cut with "..." when
- * long) with every byte that could forge or garble a log line - controls
- * (terminal escapes, newlines), DEL, '"', '\\' and bytes past ASCII (which
- * would make journald keep the line as a blob) - written as \\xHH.
- */
-static void
-log_escape(char *out, size_t outlen, const char *s)
-{
-	size_t j = 0;
-
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (j + 5 + 4 >= outlen) {
-			memcpy(out + j, "...", 3);
-			j += 3;
-			break;
-		}
-		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
-			j += (size_t)snprintf(out + j, outlen - j, "\\x%02x", c);
-		else
-			out[j++] = (char)c;
-	}
-	out[j] = '\0';
 }
 
 /* One access log line per request, at info level.  The status is "-"
@@ -1115,6 +1122,8 @@ http_wait_answered(http_server *s, int64_t timeout_ms)
 void
 http_stop(http_server *s)
 {
+	bool leaked = false;
+
 	if (s == NULL)
 		return;
 	if (s->d != NULL && atomic_load(&s->suspended) > 0) {
@@ -1122,7 +1131,7 @@ http_stop(http_server *s)
 		 * connection; the process is about to exit anyway. */
 		log_warn("http", "%d request(s) still suspended at exit",
 		         atomic_load(&s->suspended));
-		s->d = NULL;
+		leaked = true;
 	}
 	if (s->reaper_started) {
 		pthread_mutex_lock(&s->mu);
@@ -1131,6 +1140,10 @@ http_stop(http_server *s)
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->reaper, NULL);
 	}
+	/* libmicrohttpd's threads still run and use s (and the PEM text):
+	 * leave it all to the exit. */
+	if (leaked)
+		return;
 	if (s->d != NULL)
 		MHD_stop_daemon(s->d); /* leaves a socket it was given open */
 	if (s->owns_fd && s->listen_fd >= 0)
@@ -1140,5 +1153,7 @@ http_stop(http_server *s)
 		explicit_bzero(s->tls_key, strlen(s->tls_key));
 		free(s->tls_key);
 	}
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
 	free(s);
 }

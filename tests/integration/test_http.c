@@ -513,9 +513,17 @@ START_TEST(test_header_timeout_closes_trickler)
 	ck_assert_msg(closed, "still open after %lld ms and %d lines",
 	              (long long)(jd_mono_ms() - t0), lines);
 	ck_assert_msg(jd_mono_ms() - t0 >= 1000, "closed before the deadline");
-	/* A prompt client on a kept-alive connection is not affected. */
+	/* A prompt client on a kept-alive connection is not affected, nor
+	 * a request that waits (suspended) longer than the deadline. */
 	assert_healthy(dd);
+	char *id = submit_ok(dd, "{\"type\":\"sleep\",\"payload\":"
+	                         "{\"seconds\":30}}"), path[128];
+	snprintf(path, sizeof(path), "/jobs/%s?wait=2", id);
+	struct jd_resp *r = jd_request(dd, "GET", path, NULL, NULL);
+	assert_status(r, 200);
+	jd_resp_free(r);
 	assert_healthy(dd);
+	free(id);
 	jd_free(dd);
 }
 END_TEST
