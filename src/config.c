@@ -712,7 +712,17 @@ validate(struct loader *ld)
 	 * (at start-up and in --check-config).  A key that cannot be
 	 * stat'ed is reported when the server opens it. */
 	struct stat st;
+	if (cfg->server.tls_cert != NULL &&
+	    stat(cfg->server.tls_cert, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_size == 0)
+		loader_error(ld, key_line(ld, "server", "tls_cert"), "server",
+		             "tls_cert", "%s is empty", cfg->server.tls_cert);
 	if (cfg->server.tls_key != NULL &&
+	    stat(cfg->server.tls_key, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_size == 0)
+		loader_error(ld, key_line(ld, "server", "tls_key"), "server",
+		             "tls_key", "%s is empty", cfg->server.tls_key);
+	else if (cfg->server.tls_key != NULL &&
 	    stat(cfg->server.tls_key, &st) == 0 &&
 	    (st.st_mode & (S_IRGRP | S_IROTH)) != 0)
 		loader_error(ld, key_line(ld, "server", "tls_key"), "server",

@@ -744,10 +744,16 @@ access_log(struct req *r, struct MHD_Connection *conn)
 		if (sa->sa_family == AF_INET)
 			inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
 			          addr, sizeof(addr));
-		else if (sa->sa_family == AF_INET6)
-			inet_ntop(AF_INET6,
-			          &((const struct sockaddr_in6 *)sa)->sin6_addr,
-			          addr, sizeof(addr));
+		else if (sa->sa_family == AF_INET6) {
+			const struct in6_addr *a6 =
+				&((const struct sockaddr_in6 *)sa)->sin6_addr;
+			/* IPv4 through a dual-stack [::] socket */
+			if (IN6_IS_ADDR_V4MAPPED(a6))
+				inet_ntop(AF_INET, a6->s6_addr + 12, addr,
+				          sizeof(addr));
+			else
+				inet_ntop(AF_INET6, a6, addr, sizeof(addr));
+		}
 	}
 	log_escape(method, sizeof(method), r->method[0] ? r->method : "-");
 	log_escape(target, sizeof(target), r->target);

@@ -719,6 +719,9 @@ START_TEST(test_ipv6_wildcard_is_dual_stack)
 	         dd->port);
 	log = wait_log(dd, listen, 10000);
 	free(log);
+	/* the client shows as itself, not as ::ffff:127.0.0.1 */
+	log = wait_log(dd, "access: 127.0.0.1 \"GET /healthz\" 200", 10000);
+	free(log);
 	jd_free(dd);
 }
 END_TEST
@@ -825,26 +828,6 @@ add_tls(jd *dd, const char *cert, const char *key)
 	fclose(f);
 }
 
-START_TEST(test_tls_empty_pem_refused)
-{
-	struct jd_opts o = {.threads = 2};
-	jd *dd = jd_new(&o);
-	char cert[300], key[300], want[320], *log;
-
-	ck_assert_ptr_nonnull(dd);
-	snprintf(cert, sizeof(cert), "%s/cert.pem", dd->dir);
-	snprintf(key, sizeof(key), "%s/key.pem", dd->dir);
-	write_file(cert, "", 0644);
-	write_file(key, "", 0600);
-	add_tls(dd, cert, key);
-	ck_assert_msg(jd_start(dd) != 0, "jobd started with empty PEM files");
-	snprintf(want, sizeof(want), "%s: empty", cert);
-	log = wait_log(dd, want, 10000);
-	free(log);
-	jd_free(dd);
-}
-END_TEST
-
 /* Runs `jobd --check-config --config conf`; returns its exit status and
  * its stderr in *out (caller frees). */
 static int
@@ -863,6 +846,44 @@ check_config(jd *dd, char **out)
 	*out = read_text(path);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+START_TEST(test_tls_empty_pem_refused)
+{
+	struct jd_opts o = {.threads = 2};
+	jd *dd = jd_new(&o);
+	char cert[300], key[300], want[400], *log, *out;
+	int st;
+
+	ck_assert_ptr_nonnull(dd);
+	snprintf(cert, sizeof(cert), "%s/cert.pem", dd->dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dd->dir);
+	write_file(cert, "", 0644);
+	write_file(key, "", 0600);
+	add_tls(dd, cert, key);
+	st = check_config(dd, &out);
+	snprintf(want, sizeof(want), "[server] tls_cert: %s is empty", cert);
+	ck_assert_msg(st == 78 && strstr(out, want) != NULL,
+	              "--check-config: exit %d: %s", st, out);
+	snprintf(want, sizeof(want), "[server] tls_key: %s is empty", key);
+	ck_assert_msg(strstr(out, want) != NULL, "--check-config: %s", out);
+	free(out);
+	ck_assert_msg(jd_start(dd) != 0, "jobd started with empty PEM files");
+	log = wait_log(dd, want, 10000);
+	free(log);
+	jd_free(dd);
+
+	/* Not a regular file, so only reading it tells: still refused. */
+	dd = jd_new(&o);
+	ck_assert_ptr_nonnull(dd);
+	snprintf(key, sizeof(key), "%s/key.pem", dd->dir);
+	write_file(key, "-----BEGIN PRIVATE KEY-----\n", 0600);
+	add_tls(dd, "/dev/null", key);
+	ck_assert_msg(jd_start(dd) != 0, "jobd started with /dev/null");
+	log = wait_log(dd, "/dev/null: empty", 10000);
+	free(log);
+	jd_free(dd);
+}
+END_TEST
 
 START_TEST(test_tls_key_readable_refused)
 {
