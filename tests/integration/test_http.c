@@ -541,9 +541,27 @@ START_TEST(test_per_ip_default)
 		rl.rlim_cur = LIMIT + 64;
 		ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
 	}
+	/* 256 kept-alive connections, each answered once: the daemon has
+	 * accepted them all (which of several racing connects it refuses
+	 * is up to its threads). */
 	for (int i = 0; i < LIMIT; i++) {
+		static const char req[] = "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n";
+		char buf[512];
+		size_t have = 0;
 		fds[i] = tcp_connect(d->port);
 		ck_assert_int_ge(fds[i], 0);
+		ck_assert(send(fds[i], req, sizeof(req) - 1, MSG_NOSIGNAL) ==
+		          (ssize_t)(sizeof(req) - 1));
+		while (have < 4 || strstr(buf, "{\"status\":\"ok\"}") == NULL) {
+			struct pollfd p = {.fd = fds[i], .events = POLLIN};
+			ck_assert_msg(poll(&p, 1, 10000) == 1, "connection %d: "
+			              "no answer", i);
+			ssize_t n = recv(fds[i], buf + have,
+			                 sizeof(buf) - 1 - have, 0);
+			ck_assert_msg(n > 0, "connection %d closed", i);
+			have += (size_t)n;
+			buf[have] = '\0';
+		}
 	}
 	/* The kernel accepts every connect; the daemon closes the one past
 	 * the limit without an answer. */
