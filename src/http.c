@@ -1,18 +1,27 @@
 /*
  * http.c - libmicrohttpd glue.
  *
- * Each request gets a struct req (MHD's con_cls) holding its api_call and
- * body.  The access handler is called: once with the headers (we run the
- * checks that need no body: route, method, content type, the announced
- * length, request smuggling), then with each body chunk (kept up to
- * max_body, then discarded), then once more at the end (api_handle).  A
- * call that needs the writer suspends the connection; the writer's done()
- * resumes it and the handler is called again to send the answer.  No MHD
- * thread ever waits for a commit.
+ * Each request gets a struct req (MHD's con_cls), made when its request
+ * line arrives (the URI log callback: the target as sent, for the access
+ * log) and holding its api_call and body.  The access handler is called:
+ * once with the headers (we run the checks that need no body: the framing
+ * rules of RFC 9112 - field names, Host, Content-Length, Transfer-Encoding
+ * - then route, method, content type, the announced length), then with
+ * each body chunk (kept up to max_body, then discarded), then once more at
+ * the end (api_handle).  A call that needs the writer suspends the
+ * connection; the writer's done() resumes it and the handler is called
+ * again to send the answer.  No MHD thread ever waits for a commit.
  *
- * LOCKING: none of our own.  A struct req is touched by its connection's
- * MHD thread, except req->call.op, which the writer owns between api_start
- * and the resume callback.  MHD_resume_connection is thread-safe.
+ * Each connection also gets a struct conn (MHD's socket context) that
+ * sits in a deadline list while the connection owes a complete request
+ * header (server.header_timeout); a reaper thread shuts down the socket
+ * of any that is late, however steadily it trickles.
+ *
+ * LOCKING: a struct req is touched by its connection's MHD thread, except
+ * req->call.op, which the writer owns between api_start and the resume
+ * callback.  MHD_resume_connection is thread-safe.  srv->mu guards the
+ * deadline list (head, tail, every struct conn's links and deadline) and
+ * srv->stopping; it is a leaf lock, taken by MHD threads and the reaper.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -97,6 +106,7 @@ struct req {
 	bool too_large;
 	bool early;      /* the answer was decided from the headers */
 	bool close;      /* close the connection after the answer */
+	bool active;     /* counted in srv->active */
 	int64_t content_length; /* announced, or -1 */
 	int status_sent; /* for the access log; 0 = none */
 	size_t bytes_sent;
@@ -594,7 +604,6 @@ on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
 	r->content_length = -1;
 	r->call.start_us = clock_mono_us();
 	snprintf(r->target, sizeof(r->target), "%s", uri ? uri : "");
-	atomic_fetch_add(&srv->active, 1);
 	return r;
 }
 
@@ -634,6 +643,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		const union MHD_ConnectionInfo *ci;
 
 		header_done(srv, conn);
+		/* Under way from here: a request still trickling its header
+		 * is not one http_wait_answered waits for. */
+		atomic_fetch_add(&srv->active, 1);
+		r->active = true;
 		r->call.method = method_of(method);
 		r->call.path = target_path(url);
 		snprintf(r->method, sizeof(r->method), "%s", method);
@@ -780,7 +793,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	 * connection without calling the handler again. */
 	if (r->state == REQ_PENDING)
 		atomic_fetch_sub(&r->srv->suspended, 1);
-	atomic_fetch_sub(&r->srv->active, 1);
+	if (r->active)
+		atomic_fetch_sub(&r->srv->active, 1);
 	/* A kept-alive connection now owes the next request's header. */
 	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		header_wait(r->srv, conn_of(conn));
