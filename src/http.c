@@ -90,6 +90,7 @@ struct conn {
 	int fd;
 	int64_t deadline_ms;  /* monotonic; valid while listed */
 	bool listed;
+	unsigned requests;    /* complete headers received so far */
 	struct conn *prev, *next;
 };
 
@@ -175,6 +176,7 @@ header_done(http_server *s, struct MHD_Connection *conn)
 		return;
 	pthread_mutex_lock(&s->mu);
 	conn_unlist(s, c);
+	c->requests++;
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -233,10 +235,13 @@ reaper_main(void *arg)
 			continue;
 		}
 		conn_unlist(s, c);
-		log_info("http", "closing a connection that sent no complete "
-		         "request header within server.header_timeout "
-		         "(%lld ms)",
-		         (long long)s->cfg->server.header_timeout_ms);
+		/* An idle kept-alive connection is the common case; one
+		 * that never completed a header is worth a line. */
+		log_msg(c->requests ? LOG_DEBUG_ : LOG_INFO_, "http",
+		        "closing a connection that sent no complete request "
+		        "header within server.header_timeout (%lld ms) after "
+		        "%s", (long long)s->cfg->server.header_timeout_ms,
+		        c->requests ? "its previous answer" : "it opened");
 		shutdown(c->fd, SHUT_RDWR);
 	}
 	pthread_mutex_unlock(&s->mu);

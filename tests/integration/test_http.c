@@ -513,6 +513,8 @@ START_TEST(test_header_timeout_closes_trickler)
 	ck_assert_msg(closed, "still open after %lld ms and %d lines",
 	              (long long)(jd_mono_ms() - t0), lines);
 	ck_assert_msg(jd_mono_ms() - t0 >= 1000, "closed before the deadline");
+	free(wait_log(dd, "within server.header_timeout (1000 ms) after it "
+	               "opened", 10000));
 	/* A prompt client on a kept-alive connection is not affected, nor
 	 * a request that waits (suspended) longer than the deadline. */
 	assert_healthy(dd);
