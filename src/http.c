@@ -608,7 +608,13 @@ on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
 	r->srv = srv;
 	r->content_length = -1;
 	r->call.start_us = clock_mono_us();
-	snprintf(r->target, sizeof(r->target), "%s", uri ? uri : "");
+	if (uri == NULL)
+		uri = "";
+	if (strlen(uri) < sizeof(r->target))
+		memcpy(r->target, uri, strlen(uri) + 1);
+	else /* shown cut, with "..." */
+		snprintf(r->target, sizeof(r->target), "%.*s...",
+		         (int)sizeof(r->target) - 4, uri);
 	return r;
 }
 
