@@ -648,6 +648,37 @@ reader(char *str, int num, void *stream)
 	return str;
 }
 
+/*
+ * The TLS files, as far as a look at them can tell (reading them is the
+ * server's): an empty one, and a private key that its group or others may
+ * read - no longer private - are refused, at start-up and by
+ * --check-config alike.  One that cannot be stat'ed is reported when the
+ * server opens it.
+ */
+static void
+validate_tls_files(struct loader *ld)
+{
+	const struct config *cfg = ld->cfg;
+	const char *cert = cfg->server.tls_cert, *key = cfg->server.tls_key;
+	struct stat st;
+
+	if (cert != NULL && stat(cert, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_size == 0)
+		loader_error(ld, key_line(ld, "server", "tls_cert"), "server",
+		             "tls_cert", "%s is empty", cert);
+	if (key == NULL || stat(key, &st) != 0)
+		return;
+	if (S_ISREG(st.st_mode) && st.st_size == 0)
+		loader_error(ld, key_line(ld, "server", "tls_key"), "server",
+		             "tls_key", "%s is empty", key);
+	else if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0)
+		loader_error(ld, key_line(ld, "server", "tls_key"), "server",
+		             "tls_key", "%s is readable by %s (mode %04o): "
+		             "make it readable by jobd's user only (chmod 600)",
+		             key, (st.st_mode & S_IROTH) ? "others" : "its group",
+		             (unsigned)(st.st_mode & 07777));
+}
+
 static void
 validate(struct loader *ld)
 {
@@ -708,29 +739,7 @@ validate(struct loader *ld)
 			loader_error(ld, h->line, sec, "backoff_max",
 			             "smaller than backoff_base");
 	}
-	/* A private key others can read is no longer private: refuse it
-	 * (at start-up and in --check-config).  A key that cannot be
-	 * stat'ed is reported when the server opens it. */
-	struct stat st;
-	if (cfg->server.tls_cert != NULL &&
-	    stat(cfg->server.tls_cert, &st) == 0 && S_ISREG(st.st_mode) &&
-	    st.st_size == 0)
-		loader_error(ld, key_line(ld, "server", "tls_cert"), "server",
-		             "tls_cert", "%s is empty", cfg->server.tls_cert);
-	if (cfg->server.tls_key != NULL &&
-	    stat(cfg->server.tls_key, &st) == 0 && S_ISREG(st.st_mode) &&
-	    st.st_size == 0)
-		loader_error(ld, key_line(ld, "server", "tls_key"), "server",
-		             "tls_key", "%s is empty", cfg->server.tls_key);
-	else if (cfg->server.tls_key != NULL &&
-	    stat(cfg->server.tls_key, &st) == 0 &&
-	    (st.st_mode & (S_IRGRP | S_IROTH)) != 0)
-		loader_error(ld, key_line(ld, "server", "tls_key"), "server",
-		             "tls_key", "%s is readable by %s (mode %04o): "
-		             "make it readable by jobd's user only (chmod 600)",
-		             cfg->server.tls_key,
-		             (st.st_mode & S_IROTH) ? "others" : "its group",
-		             (unsigned)(st.st_mode & 07777));
+	validate_tls_files(ld);
 	if ((cfg->server.tls_cert == NULL) != (cfg->server.tls_key == NULL)) {
 		const char *set = cfg->server.tls_cert ? "tls_cert" : "tls_key";
 		loader_error(ld, key_line(ld, "server", set), "server", set,

@@ -188,8 +188,11 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 	struct conn *c = *socket_context;
 
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
-			conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		const union MHD_ConnectionInfo *ci;
+		if (s->cfg->server.header_timeout_ms <= 0)
+			return; /* no deadline: nothing to track */
+		ci = MHD_get_connection_info(conn,
+		                             MHD_CONNECTION_INFO_CONNECTION_FD);
 		c = calloc(1, sizeof(*c));
 		if (c == NULL || ci == NULL) {
 			/* no deadline for this one: the idle timeout and
