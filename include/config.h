@@ -52,6 +52,7 @@ struct config {
 		int64_t max_connections;
 		int64_t per_ip_connections; /* 0 = no per-IP limit */
 		int64_t connection_timeout_ms;
+		int64_t header_timeout_ms;  /* 0 = no header deadline */
 		char *tls_cert;
 		char *tls_key;
 		int64_t log_level;

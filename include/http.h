@@ -32,7 +32,9 @@ int http_serve(http_server *s, char *err, size_t errlen);
 void http_wait_answered(http_server *s, int64_t timeout_ms);
 
 
-/* Stops the server and closes every connection; frees s. */
+/* Stops the server and closes every connection; frees s - except when
+ * requests are still suspended: libmicrohttpd cannot stop then, and s
+ * stays for its threads until the process exits (main exits next). */
 void http_stop(http_server *s);
 
 #endif

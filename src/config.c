@@ -55,8 +55,8 @@ static const char *const level_names[] = {"", "", "", "err", "warning",
 
 static const struct conf_key conf_keys[] = {
 	{"server", "listen", T_LISTEN, C(server.listen), "127.0.0.1:8080", 0, 0,
-	 NULL, "address:port to listen on (IPv6 as [::1]:8080); ignored when "
-	 "systemd passes a socket (LISTEN_FDS)"},
+	 NULL, "address:port to listen on (IPv6 as [::1]:8080; [::]:PORT "
+	 "takes IPv4 too); ignored when systemd passes a socket (LISTEN_FDS)"},
 	{"server", "max_body", T_SIZE, C(server.max_body_bytes), "1M", 1024,
 	 1LL << 30, NULL, "largest accepted request body (413 above)"},
 	{"server", "max_wait", T_DUR, C(server.max_wait_ms), "60s", 0,
@@ -69,14 +69,20 @@ static const struct conf_key conf_keys[] = {
 	{"server", "max_connections", T_INT, C(server.max_connections), "4096",
 	 16, 1000000, NULL, "most open client connections"},
 	{"server", "per_ip_connections", T_INT, C(server.per_ip_connections),
-	 "0", 0, 1000000, NULL, "most connections from one IP (0 = no limit)"},
+	 "256", 0, 1000000, NULL, "most connections from one IP (0 = no "
+	 "limit); more are refused at once"},
 	{"server", "connection_timeout", T_DUR, C(server.connection_timeout_ms),
 	 "60s", 0, DAY, NULL, "idle or slow connections are closed after this "
-	 "(0 = never)"},
+	 "(0 = never); any byte received restarts it"},
+	{"server", "header_timeout", T_DUR, C(server.header_timeout_ms), "20s",
+	 0, DAY, NULL, "a connection that has not sent a complete request "
+	 "header this long after it opened (or after its previous answer) is "
+	 "closed, however slowly it trickles (0 = never)"},
 	{"server", "tls_cert", T_STR, C(server.tls_cert), NULL, 0, 0, NULL,
 	 "PEM certificate file: serve HTTPS (with tls_key)"},
 	{"server", "tls_key", T_STR, C(server.tls_key), NULL, 0, 0, NULL,
-	 "PEM private key file for tls_cert"},
+	 "PEM private key file for tls_cert; refused when its group or "
+	 "others may read it"},
 	{"server", "log_level", T_ENUM, C(server.log_level), "info", 3, 7,
 	 level_names, "err | warning | notice | info | debug"},
 	{"store", "path", T_STR, C(store.path), "/var/lib/jobd/jobs.db", 0, 0,
@@ -726,6 +732,37 @@ reader(char *str, int num, void *stream)
 	return str;
 }
 
+/*
+ * The TLS files, as far as a look at them can tell (reading them is the
+ * server's): an empty one, and a private key that its group or others may
+ * read - no longer private - are refused, at start-up and by
+ * --check-config alike.  One that cannot be stat'ed is reported when the
+ * server opens it.
+ */
+static void
+validate_tls_files(struct loader *ld)
+{
+	const struct config *cfg = ld->cfg;
+	const char *cert = cfg->server.tls_cert, *key = cfg->server.tls_key;
+	struct stat st;
+
+	if (cert != NULL && stat(cert, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_size == 0)
+		loader_error(ld, key_line(ld, "server", "tls_cert"), "server",
+		             "tls_cert", "%s is empty", cert);
+	if (key == NULL || stat(key, &st) != 0)
+		return;
+	if (S_ISREG(st.st_mode) && st.st_size == 0)
+		loader_error(ld, key_line(ld, "server", "tls_key"), "server",
+		             "tls_key", "%s is empty", key);
+	else if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0)
+		loader_error(ld, key_line(ld, "server", "tls_key"), "server",
+		             "tls_key", "%s is readable by %s (mode %04o): "
+		             "make it readable by jobd's user only (chmod 600)",
+		             key, (st.st_mode & S_IROTH) ? "others" : "its group",
+		             (unsigned)(st.st_mode & 07777));
+}
+
 static void
 validate(struct loader *ld)
 {
@@ -811,6 +848,7 @@ validate(struct loader *ld)
 				             "larger than backoff_max (%s)", max);
 		}
 	}
+	validate_tls_files(ld);
 	if ((cfg->server.tls_cert == NULL) != (cfg->server.tls_key == NULL)) {
 		const char *set = cfg->server.tls_cert ? "tls_cert" : "tls_key";
 		loader_error(ld, key_line(ld, "server", set), "server", set,

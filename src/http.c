@@ -1,33 +1,49 @@
 /*
  * http.c - libmicrohttpd glue.
  *
- * Each request gets a struct req (MHD's con_cls) holding its api_call and
- * body.  The access handler is called: once with the headers (we run the
- * checks that need no body: route, method, content type, the announced
- * length, request smuggling), then with each body chunk (kept up to
- * max_body, then discarded), then once more at the end (api_handle).  A
- * call that needs the writer suspends the connection; the writer's done()
- * resumes it and the handler is called again to send the answer.  No MHD
- * thread ever waits for a commit.
+ * Each request gets a struct req (MHD's con_cls), made when its request
+ * line arrives (the URI log callback: the target as sent, for the access
+ * log) and holding its api_call and body.  The access handler is called:
+ * once with the headers (we run the checks that need no body: the framing
+ * rules of RFC 9112 - field names, Host, Content-Length, Transfer-Encoding
+ * - then route, method, content type, the announced length), then with
+ * each body chunk (kept up to max_body, then discarded), then once more at
+ * the end (api_handle).  A call that needs the writer suspends the
+ * connection; the writer's done() resumes it and the handler is called
+ * again to send the answer.  No MHD thread ever waits for a commit.
  *
- * LOCKING: none of our own.  A struct req is touched by its connection's
- * MHD thread, except req->call.op, which the writer owns between api_start
- * and the resume callback.  MHD_resume_connection is thread-safe.
+ * Each connection also gets a struct conn (MHD's socket context) that
+ * sits in a deadline list while the connection owes a complete request
+ * header (server.header_timeout); a reaper thread shuts down the socket
+ * of any that is late, however steadily it trickles.
+ *
+ * LOCKING: a struct req is touched by its connection's MHD thread, except
+ * req->call.op, which the writer owns between api_start and the resume
+ * callback.  MHD_resume_connection is thread-safe.  srv->mu guards the
+ * deadline list (head, tail, every struct conn's links and deadline) and
+ * srv->stopping; it is a leaf lock, taken by MHD threads and the reaper.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <netdb.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <netinet/in.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -51,8 +67,31 @@ struct http_server {
 	char *tls_cert;   /* PEM text; libmicrohttpd keeps pointers to them */
 	char *tls_key;
 	bool systemd_socket; /* the socket came from LISTEN_FDS */
+	char address[160];   /* what the socket is bound to (getsockname) */
+	bool local;          /* loopback or a unix socket */
 	atomic_int suspended; /* requests waiting for the writer or a job */
 	atomic_int active;    /* requests begun and not yet completed */
+
+	/* The header deadline (server.header_timeout): connections that
+	 * owe a complete request header, oldest deadline first.  Every
+	 * deadline is now + the same timeout, so appending keeps the
+	 * order.  The reaper thread shuts down the socket of the first
+	 * one whose deadline passed; libmicrohttpd then closes it. */
+	pthread_mutex_t mu;   /* guards head, tail, every conn, stopping */
+	pthread_cond_t cv;    /* the list became non-empty, or stopping */
+	struct conn *head, *tail;
+	bool stopping;
+	bool reaper_started;
+	pthread_t reaper;
+};
+
+/* One client connection (libmicrohttpd's socket context). */
+struct conn {
+	int fd;
+	int64_t deadline_ms;  /* monotonic; valid while listed */
+	bool listed;
+	unsigned requests;    /* complete headers received so far */
+	struct conn *prev, *next;
 };
 
 enum req_state { REQ_HEADERS, REQ_BODY, REQ_PENDING, REQ_SENT };
@@ -67,11 +106,150 @@ struct req {
 	size_t discarded;
 	bool too_large;
 	bool early;      /* the answer was decided from the headers */
+	bool close;      /* close the connection after the answer */
+	bool active;     /* counted in srv->active */
+	int64_t content_length; /* announced, or -1 */
 	int status_sent; /* for the access log; 0 = none */
 	size_t bytes_sent;
 	char method[12];
-	char path[256];
+	char target[512]; /* the request target as sent (for the log) */
 };
+
+/* ---- the header deadline ---- */
+
+/* Caller holds s->mu. */
+static void
+conn_unlist(http_server *s, struct conn *c)
+{
+	if (!c->listed)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		s->tail = c->prev;
+	c->prev = c->next = NULL;
+	c->listed = false;
+}
+
+/* Starts c's wait for a complete header.  Any MHD thread. */
+static void
+header_wait(http_server *s, struct conn *c)
+{
+	if (s->cfg->server.header_timeout_ms <= 0 || c == NULL)
+		return;
+	pthread_mutex_lock(&s->mu);
+	conn_unlist(s, c);
+	c->deadline_ms = clock_mono_ms() + s->cfg->server.header_timeout_ms;
+	c->prev = s->tail;
+	if (s->tail)
+		s->tail->next = c;
+	else
+		s->head = c;
+	s->tail = c;
+	c->listed = true;
+	if (s->head == c) /* the reaper slept without a deadline */
+		pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static struct conn *
+conn_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
+/* The header of conn's request is complete.  Any MHD thread. */
+static void
+header_done(http_server *s, struct MHD_Connection *conn)
+{
+	struct conn *c;
+
+	if (s->cfg->server.header_timeout_ms <= 0 ||
+	    (c = conn_of(conn)) == NULL)
+		return;
+	pthread_mutex_lock(&s->mu);
+	conn_unlist(s, c);
+	c->requests++;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+              enum MHD_ConnectionNotificationCode code)
+{
+	http_server *s = cls;
+	struct conn *c = *socket_context;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci;
+		if (s->cfg->server.header_timeout_ms <= 0)
+			return; /* no deadline: nothing to track */
+		ci = MHD_get_connection_info(conn,
+		                             MHD_CONNECTION_INFO_CONNECTION_FD);
+		c = calloc(1, sizeof(*c));
+		if (c == NULL || ci == NULL) {
+			/* no deadline for this one: the idle timeout and
+			 * the connection limits still hold */
+			free(c);
+			return;
+		}
+		c->fd = ci->connect_fd;
+		*socket_context = c;
+		header_wait(s, c);
+	} else if (c != NULL) {
+		/* Called before libmicrohttpd closes the fd: once c is
+		 * unlisted under mu, the reaper can no longer touch it. */
+		pthread_mutex_lock(&s->mu);
+		conn_unlist(s, c);
+		pthread_mutex_unlock(&s->mu);
+		free(c);
+		*socket_context = NULL;
+	}
+}
+
+/*
+ * The reaper thread: sleeps until the earliest header deadline (or until
+ * a connection starts waiting), then shuts down the sockets whose
+ * deadline passed.  shutdown(), not close(): the fd stays libmicrohttpd's,
+ * which sees the end of the stream and closes the connection itself.
+ */
+static void *
+reaper_main(void *arg)
+{
+	http_server *s = arg;
+
+	pthread_setname_np(pthread_self(), "jobd-hdrtimeout");
+	pthread_mutex_lock(&s->mu);
+	while (!s->stopping) {
+		struct conn *c = s->head;
+		if (c == NULL) {
+			pthread_cond_wait(&s->cv, &s->mu);
+			continue;
+		}
+		if (c->deadline_ms > clock_mono_ms()) {
+			clock_cond_wait_until(&s->cv, &s->mu, c->deadline_ms);
+			continue;
+		}
+		conn_unlist(s, c);
+		/* An idle kept-alive connection is the common case; one
+		 * that never completed a header is worth a line. */
+		log_msg(c->requests ? LOG_DEBUG_ : LOG_INFO_, "http",
+		        "closing a connection that sent no complete request "
+		        "header within server.header_timeout (%lld ms) after "
+		        "%s", (long long)s->cfg->server.header_timeout_ms,
+		        c->requests ? "its previous answer" : "it opened");
+		shutdown(c->fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
 
 static const char *
 req_arg(void *h, const char *name)
@@ -112,11 +290,98 @@ method_of(const char *m)
 	return API_OTHER;
 }
 
+/* RFC 9110 §5.6.2: tchar, the bytes of a token (a field name). */
+static bool
+is_tchar(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') ||
+	       (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static bool
+is_token(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s; s++)
+		if (!is_tchar((unsigned char)*s))
+			return false;
+	return true;
+}
+
+/* RFC 9112 §3.2: uri-host [":" port], so no space, no '/', '@', ... */
+static bool
+is_host_value(const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (!(is_tchar(c) && c != '|' && c != '^' && c != '`' &&
+		      c != '#') &&
+		    strchr(":[]()!$&',;=", c) == NULL)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * What the header fields of a request say about its framing.  libmicrohttpd
+ * 0.9.75 hands over every field line as it came (a duplicate is a second
+ * entry; "Name : value" arrives as the name "Name " with the space), and
+ * frames the body from the first Content-Length or Transfer-Encoding it
+ * finds by exact name.
+ */
 struct header_scan {
-	int content_length;     /* how many Content-Length headers */
-	int transfer_encoding;  /* how many Transfer-Encoding headers */
+	const char *bad_name;   /* the first field name that is no token */
+	int content_length;     /* how many Content-Length fields */
 	const char *cl_value;
+	int host;               /* how many Host fields */
+	const char *host_value;
+	int transfer_encoding;  /* how many Transfer-Encoding fields */
+	const char *te_value;   /* the first one's value */
+	int codings;            /* transfer codings listed, over all fields */
+	int chunked;            /* how many of them are "chunked" */
+	bool last_chunked;      /* the last one listed is "chunked" */
+	bool chunked_params;    /* "chunked;x=y": chunked takes none */
+	char other[32];         /* the first coding that is not chunked */
 };
+
+/* Counts the codings of one Transfer-Encoding value (a list, §5.6.1). */
+static void
+scan_codings(struct header_scan *hs, const char *v)
+{
+	while (*v) {
+		const char *start, *end, *name_end;
+
+		while (*v == ' ' || *v == '\t' || *v == ',')
+			v++;
+		if (*v == '\0')
+			break;
+		start = v;
+		while (*v && *v != ',')
+			v++;
+		end = v;
+		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		name_end = start;
+		while (name_end < end && *name_end != ';' &&
+		       *name_end != ' ' && *name_end != '\t')
+			name_end++;
+		hs->codings++;
+		if (name_end - start == 7 &&
+		    strncasecmp(start, "chunked", 7) == 0) {
+			hs->chunked++;
+			hs->last_chunked = true;
+			if (name_end != end)
+				hs->chunked_params = true;
+		} else {
+			hs->last_chunked = false;
+			if (hs->other[0] == '\0')
+				snprintf(hs->other, sizeof(hs->other), "%.*s",
+				         (int)(name_end - start), start);
+		}
+	}
+}
 
 static enum MHD_Result
 scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -125,11 +390,23 @@ scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
 	struct header_scan *hs = cls;
 
 	(void)kind;
+	if (key == NULL || !is_token(key)) {
+		if (hs->bad_name == NULL)
+			hs->bad_name = key ? key : "";
+		return MHD_YES;
+	}
+	if (value == NULL)
+		value = "";
 	if (strcasecmp(key, "Content-Length") == 0) {
 		hs->content_length++;
 		hs->cl_value = value;
+	} else if (strcasecmp(key, "Host") == 0) {
+		hs->host++;
+		hs->host_value = value;
 	} else if (strcasecmp(key, "Transfer-Encoding") == 0) {
-		hs->transfer_encoding++;
+		if (hs->transfer_encoding++ == 0)
+			hs->te_value = value;
+		scan_codings(hs, value);
 	}
 	return MHD_YES;
 }
@@ -156,6 +433,9 @@ send_answer(struct req *r)
 		return MHD_NO;
 	}
 	c->body_out = NULL; /* the response owns it now */
+	if (r->close)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
+		                        "close");
 	if (c->content_type != NULL)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 		                        c->content_type);
@@ -170,42 +450,195 @@ send_answer(struct req *r)
 	return ret;
 }
 
+/*
+ * Copies s into out (size outlen, NUL-terminated, cut with "..." when
+ * long) with every byte that could forge or garble a log line (or make a
+ * problem detail invalid UTF-8) - controls
+ * (terminal escapes, newlines), DEL, '"', '\\' and bytes past ASCII (which
+ * would make journald keep the line as a blob) - written as \\xHH.
+ */
+static void
+log_escape(char *out, size_t outlen, const char *s)
+{
+	size_t j = 0;
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (j + 5 + 4 >= outlen) {
+			memcpy(out + j, "...", 3);
+			j += 3;
+			break;
+		}
+		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+			j += (size_t)snprintf(out + j, outlen - j, "\\x%02x", c);
+		else
+			out[j++] = (char)c;
+	}
+	out[j] = '\0';
+}
+
+/* Sets a 4xx/5xx problem decided from the headers; the connection is
+ * closed after it when close is true (the framing is in doubt). */
 static enum MHD_Result
-on_headers(struct req *r)
+answer_early(struct req *r, int status, const char *title, bool close,
+             const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static enum MHD_Result
+answer_early(struct req *r, int status, const char *title, bool close,
+             const char *fmt, ...)
+{
+	char detail[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	api_problem(&r->call, status, status == 501 ? "not-implemented"
+	            : "bad-request", title, detail);
+	r->close = close;
+	r->early = true;
+	return send_answer(r);
+}
+
+/*
+ * The checks that need only the header (RFC 9112): field names, Host,
+ * and the body's framing, which must be unambiguous before a byte of the
+ * body is read - else what jobd takes for a body, a proxy in front of it
+ * may take for a second request (request smuggling), or the reverse.
+ * Every framing error closes the connection after the answer.
+ */
+static enum MHD_Result
+on_headers(struct req *r, const char *version)
 {
 	struct header_scan hs = {0};
 	int64_t content_length = -1;
+	bool http11 = version != NULL && strcmp(version, "HTTP/1.0") != 0;
 
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, scan_header, &hs);
-	/* Request smuggling: libmicrohttpd 0.9.75 accepts both forms. */
-	if (hs.content_length > 1) {
-		api_problem(&r->call, 400, "bad-request", NULL,
-		            "more than one Content-Length header");
-		goto early;
+	if (hs.bad_name != NULL) {
+		char name[64];
+		log_escape(name, sizeof(name), hs.bad_name);
+		return answer_early(r, 400, NULL, true, "the header field "
+		                    "name \"%s\" is not a token (no space "
+		                    "before the colon, RFC 9112 section 5.1)",
+		                    name);
 	}
-	if (hs.content_length > 0 && hs.transfer_encoding > 0) {
-		api_problem(&r->call, 400, "bad-request", NULL,
-		            "both Content-Length and Transfer-Encoding");
-		goto early;
+	if (hs.host > 1 || (http11 && hs.host == 0))
+		return answer_early(r, 400, NULL, true, "%s",
+		                    hs.host ? "more than one Host header"
+		                    : "HTTP/1.1 needs a Host header");
+	if (hs.host == 1 && !is_host_value(hs.host_value))
+		return answer_early(r, 400, NULL, true,
+		                    "the Host header is not host[:port]");
+	/* Request smuggling: libmicrohttpd 0.9.75 accepts both forms. */
+	if (hs.content_length > 1)
+		return answer_early(r, 400, NULL, true,
+		                    "more than one Content-Length header");
+	if (hs.content_length > 0 && hs.transfer_encoding > 0)
+		return answer_early(r, 400, NULL, true,
+		                    "both Content-Length and "
+		                    "Transfer-Encoding");
+	if (hs.transfer_encoding > 0) {
+		/* RFC 9112 §6.3: unless chunked is last, the body's length
+		 * cannot be known: 400 and close.  Other codings: 501. */
+		if (!http11)
+			return answer_early(r, 400, NULL, true,
+			                    "Transfer-Encoding in an HTTP/1.0 "
+			                    "request");
+		if (hs.codings == 0 || !hs.last_chunked || hs.chunked > 1 ||
+		    hs.chunked_params)
+			return answer_early(r, 400, NULL, true,
+			                    "Transfer-Encoding must end with "
+			                    "chunked, once and without "
+			                    "parameters");
+		if (hs.other[0] != '\0') {
+			char coding[sizeof(hs.other) + 8];
+			log_escape(coding, sizeof(coding), hs.other);
+			return answer_early(r, 501, "Not Implemented", true,
+			                    "the transfer coding \"%s\" is not "
+			                    "supported; send Transfer-Encoding: "
+			                    "chunked", coding);
+		}
+		/* libmicrohttpd frames by the first field's exact value. */
+		if (hs.transfer_encoding > 1 ||
+		    strcasecmp(hs.te_value, "chunked") != 0)
+			return answer_early(r, 400, NULL, true,
+			                    "send Transfer-Encoding: chunked "
+			                    "as one field");
 	}
 	if (hs.cl_value != NULL) {
-		char *end;
-		errno = 0;
-		unsigned long long v = strtoull(hs.cl_value, &end, 10);
-		if (errno != 0 || end == hs.cl_value || *end != '\0') {
-			api_problem(&r->call, 400, "bad-request", NULL,
-			            "malformed Content-Length");
-			goto early;
+		const char *p = hs.cl_value;
+		uint64_t v = 0;
+		bool overflow = false;
+
+		for (; *p >= '0' && *p <= '9'; p++) {
+			if (v > (UINT64_MAX - 9) / 10)
+				overflow = true;
+			else
+				v = v * 10 + (uint64_t)(*p - '0');
 		}
-		content_length = v > INT64_MAX ? INT64_MAX : (int64_t)v;
+		if (p == hs.cl_value || *p != '\0')
+			return answer_early(r, 400, NULL, true,
+			                    "malformed Content-Length");
+		content_length = overflow || v > INT64_MAX ? INT64_MAX
+		               : (int64_t)v;
 	}
-	if (api_precheck(r->srv->a, &r->call, content_length) == API_DONE)
-		goto early;
+	r->content_length = content_length;
+	if (api_precheck(r->srv->a, &r->call, content_length) == API_DONE) {
+		r->early = true;
+		return send_answer(r);
+	}
 	r->state = REQ_BODY;
 	return MHD_YES;
-early:
-	r->early = true;
-	return send_answer(r);
+}
+
+/*
+ * A request line has arrived (libmicrohttpd's URI log callback, called
+ * with the target as sent, before any header): the request starts here,
+ * and its struct req with it, so that the access log sees the target's
+ * query string and requests that libmicrohttpd answers by itself.
+ */
+static void *
+on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	http_server *srv = cls;
+	struct req *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	api_call_init(&r->call);
+	r->conn = conn;
+	r->srv = srv;
+	r->content_length = -1;
+	r->call.start_us = clock_mono_us();
+	if (uri == NULL)
+		uri = "";
+	if (strlen(uri) < sizeof(r->target))
+		memcpy(r->target, uri, strlen(uri) + 1);
+	else /* shown cut, with "..." */
+		snprintf(r->target, sizeof(r->target), "%.*s...",
+		         (int)sizeof(r->target) - 4, uri);
+	return r;
+}
+
+/*
+ * The path of a request target: an absolute-form target
+ * ("http://host:port/path", what a client sends to a proxy, RFC 9112
+ * §3.2.2) is served as its path.  Borrowed from url.
+ */
+static const char *
+target_path(const char *url)
+{
+	const char *p;
+
+	if (strncasecmp(url, "http://", 7) == 0)
+		p = url + 7;
+	else if (strncasecmp(url, "https://", 8) == 0)
+		p = url + 8;
+	else
+		return url;
+	p += strcspn(p, "/");
+	return *p ? p : "/";
 }
 
 static enum MHD_Result
@@ -216,29 +649,29 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	http_server *srv = cls;
 	struct req *r = *con_cls;
 
-	(void)version;
 	if (r == NULL) {
-		r = calloc(1, sizeof(*r));
-		if (r == NULL)
-			return MHD_NO;
-		api_call_init(&r->call);
-		r->conn = conn;
-		r->srv = srv;
+		/* on_request_line ran out of memory */
+		return MHD_NO;
+	}
+	if (r->state == REQ_HEADERS) {
+		const union MHD_ConnectionInfo *ci;
+
+		header_done(srv, conn);
+		/* Under way from here: a request still trickling its header
+		 * is not one http_wait_answered waits for. */
 		atomic_fetch_add(&srv->active, 1);
+		r->active = true;
 		r->call.method = method_of(method);
-		r->call.path = url;
+		r->call.path = target_path(url);
 		snprintf(r->method, sizeof(r->method), "%s", method);
-		snprintf(r->path, sizeof(r->path), "%s", url);
 		r->call.arg = req_arg;
 		r->call.header = req_header;
 		r->call.h = r;
 		r->call.resume = req_resume;
-		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
-			conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		ci = MHD_get_connection_info(conn,
+		                             MHD_CONNECTION_INFO_CONNECTION_FD);
 		r->call.fd = ci != NULL ? ci->connect_fd : -1;
-		r->call.start_us = clock_mono_us();
-		*con_cls = r;
-		return on_headers(r);
+		return on_headers(r, version);
 	}
 
 	switch (r->state) {
@@ -259,9 +692,21 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				return MHD_YES;
 			}
 			if (r->len + n + 1 > r->cap) {
-				size_t cap = r->cap ? r->cap : 1024;
-				while (cap < r->len + n + 1)
+				/* Sized once when the length was announced
+				 * (it is at most max_body, api_precheck saw to
+				 * it); a chunked body doubles, up to max_body. */
+				size_t need = r->len + n + 1, cap;
+				size_t most = (size_t)srv->cfg->server.max_body_bytes
+				              + 1;
+				if (r->content_length >= 0 &&
+				    (size_t)r->content_length + 1 >= need)
+					cap = (size_t)r->content_length + 1;
+				else
+					cap = r->cap ? r->cap : 16384;
+				while (cap < need)
 					cap *= 2;
+				if (cap > most)
+					cap = most > need ? most : need;
 				char *b = realloc(r->body, cap);
 				if (b == NULL)
 					return MHD_NO;
@@ -293,12 +738,12 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		}
 		return send_answer(r);
 	case REQ_PENDING:
+		/* Counted down here, once: from now on on_completed has
+		 * nothing to undo, whether the answer goes out or not. */
+		r->state = REQ_SENT;
+		atomic_fetch_sub(&srv->suspended, 1);
 		api_finish(srv->a, &r->call);
-		{
-			enum MHD_Result ret = send_answer(r);
-			atomic_fetch_sub(&srv->suspended, 1);
-			return ret;
-		}
+		return send_answer(r);
 	case REQ_SENT:
 	default:
 		/* The answer went out before the body was read: drop it. */
@@ -307,12 +752,16 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 }
 
-/* One access log line per request, at info level. */
+/* One access log line per request, at info level.  The status is "-"
+ * when jobd did not answer (libmicrohttpd did, or the client left). */
 static void
 access_log(struct req *r, struct MHD_Connection *conn)
 {
 	const union MHD_ConnectionInfo *ci;
 	char addr[INET6_ADDRSTRLEN] = "-";
+	char method[4 * sizeof(r->method) + 8];
+	char target[1024];
+	char status[16] = "-";
 	const char *job = r->call.op.job.id[0] ? r->call.op.job.id
 	                : r->call.id[0] ? r->call.id : "-";
 
@@ -322,13 +771,23 @@ access_log(struct req *r, struct MHD_Connection *conn)
 		if (sa->sa_family == AF_INET)
 			inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
 			          addr, sizeof(addr));
-		else if (sa->sa_family == AF_INET6)
-			inet_ntop(AF_INET6,
-			          &((const struct sockaddr_in6 *)sa)->sin6_addr,
-			          addr, sizeof(addr));
+		else if (sa->sa_family == AF_INET6) {
+			const struct in6_addr *a6 =
+				&((const struct sockaddr_in6 *)sa)->sin6_addr;
+			/* IPv4 through a dual-stack [::] socket */
+			if (IN6_IS_ADDR_V4MAPPED(a6))
+				inet_ntop(AF_INET, a6->s6_addr + 12, addr,
+				          sizeof(addr));
+			else
+				inet_ntop(AF_INET6, a6, addr, sizeof(addr));
+		}
 	}
-	log_info("access", "%s \"%s %s\" %d %zu %.3fms job=%s token=%s", addr,
-	         r->method, r->path, r->status_sent, r->bytes_sent,
+	log_escape(method, sizeof(method), r->method[0] ? r->method : "-");
+	log_escape(target, sizeof(target), r->target);
+	if (r->status_sent > 0)
+		snprintf(status, sizeof(status), "%d", r->status_sent);
+	log_info("access", "%s \"%s %s\" %s %zu %.3fms job=%s token=%s", addr,
+	         method, target, status, r->bytes_sent,
 	         (double)(clock_mono_us() - r->call.start_us) / 1000.0, job,
 	         r->call.token_name ? r->call.token_name : "-");
 }
@@ -340,7 +799,6 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct req *r = *con_cls;
 
 	(void)cls;
-	(void)toe;
 	if (r == NULL)
 		return;
 	if (log_get_level() >= LOG_INFO_)
@@ -349,7 +807,11 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	 * connection without calling the handler again. */
 	if (r->state == REQ_PENDING)
 		atomic_fetch_sub(&r->srv->suspended, 1);
-	atomic_fetch_sub(&r->srv->active, 1);
+	if (r->active)
+		atomic_fetch_sub(&r->srv->active, 1);
+	/* A kept-alive connection now owes the next request's header. */
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		header_wait(r->srv, conn_of(conn));
 	api_call_clear(&r->call);
 	free(r->body);
 	free(r);
@@ -418,10 +880,13 @@ read_file(const char *path, char **out, char *err, size_t errlen)
 		}
 		n = fread(buf + len, 1, 4096, f);
 		len += n;
-	} while (n > 0 && len < (1 << 20));
+	} while (n > 0 && len <= (1 << 20));
 	fclose(f);
-	if (buf == NULL)
-		return jobd_seterr(err, errlen, JOBD_EINVAL, "%s: empty", path);
+	if (len == 0 || len > (1 << 20)) {
+		free(buf);
+		return jobd_seterr(err, errlen, JOBD_EINVAL, "%s: %s", path,
+		                   len ? "larger than 1 MiB" : "empty");
+	}
 	buf[len] = '\0';
 	*out = buf;
 	return 0;
@@ -434,7 +899,7 @@ bind_listen(const char *listen_addr, int *out_fd, char *err, size_t errlen)
 	char host[256];
 	const char *port;
 	struct addrinfo hints = {0}, *res = NULL, *ai;
-	int fd = -1, rc, one = 1;
+	int fd = -1, rc, one = 1, zero = 0;
 
 	if (listen_addr[0] == '[') {
 		const char *close = strchr(listen_addr, ']');
@@ -469,9 +934,11 @@ bind_listen(const char *listen_addr, int *out_fd, char *err, size_t errlen)
 		if (fd < 0)
 			continue;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		/* [::]:PORT takes IPv4 too (as IPv4-mapped addresses), as
+		 * most daemons do, whatever net.ipv6.bindv6only says. */
 		if (ai->ai_family == AF_INET6)
-			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
-			           sizeof(one));
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero,
+			           sizeof(zero));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
 		    listen(fd, 1024) == 0) {
 			rc = 0;
@@ -489,6 +956,48 @@ bind_listen(const char *listen_addr, int *out_fd, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Writes the address a listening socket is bound to ("127.0.0.1:8080",
+ * "[::]:8080", "unix:/run/jobd.sock") into out, and whether only this
+ * machine can reach it (loopback or a unix socket).
+ */
+static void
+socket_address(int fd, char *out, size_t outlen, bool *local)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	*local = false;
+	snprintf(out, outlen, "?");
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		*local = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+		snprintf(out, outlen, "%s:%u", host, ntohs(in->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 =
+			(const struct sockaddr_in6 *)&ss;
+		const uint8_t *b = in6->sin6_addr.s6_addr;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		*local = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
+		         (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && b[12] == 127);
+		snprintf(out, outlen, "[%s]:%u", host, ntohs(in6->sin6_port));
+	} else if (ss.ss_family == AF_UNIX) {
+		const struct sockaddr_un *un = (const struct sockaddr_un *)&ss;
+		*local = true;
+		if (len > offsetof(struct sockaddr_un, sun_path) &&
+		    un->sun_path[0] != '\0')
+			snprintf(out, outlen, "unix:%.*s",
+			         (int)(len - offsetof(struct sockaddr_un,
+			                              sun_path)), un->sun_path);
+		else
+			snprintf(out, outlen, "unix:(abstract or unnamed)");
+	}
+}
+
 int
 http_open(const struct config *cfg, api *a, http_server **out, char *err,
           size_t errlen)
@@ -501,6 +1010,12 @@ http_open(const struct config *cfg, api *a, http_server **out, char *err,
 	s->cfg = cfg;
 	s->a = a;
 	s->listen_fd = -1;
+	pthread_mutex_init(&s->mu, NULL);
+	if (clock_cond_init(&s->cv) != 0) {
+		pthread_mutex_destroy(&s->mu);
+		free(s);
+		return jobd_seterr(err, errlen, JOBD_ESYS, "pthread_cond_init");
+	}
 
 	nfds = sd_listen_fds(1);
 	if (nfds > 0) {
@@ -513,12 +1028,19 @@ http_open(const struct config *cfg, api *a, http_server **out, char *err,
 		log_info("http", "using the socket passed by systemd");
 	} else {
 		rc = bind_listen(cfg->server.listen, &s->listen_fd, err, errlen);
-		if (rc != 0) {
-			free(s);
-			return rc;
-		}
+		if (rc != 0)
+			goto fail;
 		s->owns_fd = 1;
 	}
+	socket_address(s->listen_fd, s->address, sizeof(s->address),
+	               &s->local);
+	/* main warns from the configured address; a socket systemd passed
+	 * is only known here. */
+	if (nfds > 0 && !s->local && cfg->auth.tokens_file == NULL)
+		log_warn("auth", "WARNING: no [auth] tokens_file and the "
+		         "socket systemd passed is bound to %s, which is not "
+		         "loopback: ANYONE who can reach it can submit and "
+		         "cancel jobs", s->address);
 	if (cfg->server.tls_cert != NULL) {
 		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
 			rc = jobd_seterr(err, errlen, JOBD_EINVAL, "this "
@@ -540,6 +1062,8 @@ fail:
 		close(s->listen_fd);
 	free(s->tls_cert);
 	free(s->tls_key);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
 	free(s);
 	return rc;
 }
@@ -557,12 +1081,14 @@ http_serve(http_server *s, char *err, size_t errlen)
 		flags |= MHD_USE_TLS;
 	threads = cfg->server.threads > 0 ? (unsigned int)cfg->server.threads
 	                                  : (unsigned int)(ncpu > 0 ? ncpu : 1);
-	struct MHD_OptionItem opts[16];
+	struct MHD_OptionItem opts[20];
 	size_t n = 0;
 #define OPT(o, v, p) (opts[n++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)})
 	OPT(MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL); /* first: see MHD */
 	OPT(MHD_OPTION_LISTEN_SOCKET, s->listen_fd, NULL);
 	OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL);
+	OPT(MHD_OPTION_NOTIFY_CONNECTION, on_connection, s);
+	OPT(MHD_OPTION_URI_LOG_CALLBACK, on_request_line, s);
 	OPT(MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL);
 	/* Per-connection memory: the request line and headers must fit
 	 * (bigger ones get 431/414 from libmicrohttpd).  The default 32 KiB
@@ -581,17 +1107,32 @@ http_serve(http_server *s, char *err, size_t errlen)
 		OPT(MHD_OPTION_THREAD_POOL_SIZE, threads, NULL);
 	OPT(MHD_OPTION_END, 0, NULL);
 #undef OPT
+	if (cfg->server.header_timeout_ms > 0) {
+		sigset_t all, old;
+		int prc;
+		/* The reaper takes no signal: main's sigwait does. */
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		prc = pthread_create(&s->reaper, NULL, reaper_main, s);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (prc != 0)
+			return jobd_seterr(err, errlen, JOBD_ESYS,
+			                   "cannot start the header timeout "
+			                   "thread: %s", strerror(prc));
+		s->reaper_started = true;
+	}
 	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 	                        MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (s->d == NULL)
 		return jobd_seterr(err, errlen, JOBD_ESYS,
 		                   "libmicrohttpd failed to start on %s%s",
-		                   cfg->server.listen,
+		                   s->address,
 		                   s->tls_cert ? " (check the TLS certificate and "
 		                   "key)" : "");
-	log_notice("http", "serving %s%s with %u thread(s)",
-	           s->systemd_socket ? "the systemd socket" : cfg->server.listen,
-	           s->tls_cert ? " (HTTPS)" : "", threads);
+	log_notice("http", "listening on %s://%s%s with %u thread(s)",
+	           s->tls_cert ? "https" : "http", s->address,
+	           s->systemd_socket ? " (socket passed by systemd)" : "",
+	           threads);
 	return 0;
 }
 
@@ -615,6 +1156,8 @@ http_wait_answered(http_server *s, int64_t timeout_ms)
 void
 http_stop(http_server *s)
 {
+	bool leaked = false;
+
 	if (s == NULL)
 		return;
 	if (s->d != NULL && atomic_load(&s->suspended) > 0) {
@@ -622,8 +1165,19 @@ http_stop(http_server *s)
 		 * connection; the process is about to exit anyway. */
 		log_warn("http", "%d request(s) still suspended at exit",
 		         atomic_load(&s->suspended));
-		s->d = NULL;
+		leaked = true;
 	}
+	if (s->reaper_started) {
+		pthread_mutex_lock(&s->mu);
+		s->stopping = true;
+		pthread_cond_signal(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->reaper, NULL);
+	}
+	/* libmicrohttpd's threads still run and use s (and the PEM text):
+	 * leave it all to the exit. */
+	if (leaked)
+		return;
 	if (s->d != NULL)
 		MHD_stop_daemon(s->d); /* leaves a socket it was given open */
 	if (s->owns_fd && s->listen_fd >= 0)
@@ -633,5 +1187,7 @@ http_stop(http_server *s)
 		explicit_bzero(s->tls_key, strlen(s->tls_key));
 		free(s->tls_key);
 	}
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
 	free(s);
 }

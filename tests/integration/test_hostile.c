@@ -1307,7 +1307,11 @@ START_TEST(test_slowloris_latency)
 {
 	static struct slowloris s; /* in the test's own (forked) process */
 	int64_t get_ka[NLAT], post_ka[NLAT], get_fresh[NLAT];
-	struct jd_opts o = {.threads = 2};
+	/* the scenario is 1,000 trickling clients from one address, all
+	 * held: no per-IP cap, no header deadline (test_http has those) */
+	struct jd_opts o = {.threads = 2,
+	                    .extra = "[server]\nper_ip_connections = 0\n"
+	                             "header_timeout = 0\n"};
 	jd *dd;
 	int have, open_after;
 	int64_t measure_ms;
@@ -1413,7 +1417,9 @@ START_TEST(test_slowloris_idle_timeout)
 {
 	static struct slowloris s;
 	struct jd_opts o = {.threads = 2,
-	                    .extra = "[server]\nconnection_timeout = 2s\n"};
+	                    .extra = "[server]\nconnection_timeout = 2s\n"
+	                             "per_ip_connections = 0\n"
+	                             "header_timeout = 0\n"};
 	jd *dd;
 	int have, fast3, slow3, fast6;
 	int64_t t0, deadline, min_idle = INT64_MAX, max_idle = 0;

@@ -2084,7 +2084,10 @@ raise_nofile(rlim_t want)
 
 START_TEST(test_idle_connections)
 {
-	struct jd_opts o = {.threads = 2};
+	/* all from one address, held idle: no per-IP cap, no deadline */
+	struct jd_opts o = {.threads = 2,
+	                    .extra = "[server]\nper_ip_connections = 0\n"
+	                             "header_timeout = 0\n"};
 	static int fds[IDLE_CONNECTIONS];
 	int backlog, established;
 	jd *d;

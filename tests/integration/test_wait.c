@@ -606,7 +606,7 @@ START_TEST(test_thousand_waiters)
 
 	/* The daemon inherits the limit: raise it before the launch. */
 	raise_nofile(8192);
-	d1 = launch(2, NULL);
+	d1 = launch(2, "[server]\nper_ip_connections = 0\n"); /* all local */
 
 	/* Sleep jobs of 0.1 s, due together STORM_LEAD_MS from now, then
 	 * run two at a time: they end over about 5 s. */

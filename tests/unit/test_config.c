@@ -138,7 +138,8 @@ START_TEST(test_defaults_empty_file)
 	ck_assert_int_eq(cfg->server.max_waiters, 10000);
 	ck_assert_int_eq(cfg->server.threads, 0);
 	ck_assert_int_eq(cfg->server.max_connections, 4096);
-	ck_assert_int_eq(cfg->server.per_ip_connections, 0);
+	ck_assert_int_eq(cfg->server.per_ip_connections, 256);
+	ck_assert_int_eq(cfg->server.header_timeout_ms, 20000);
 	ck_assert_int_eq(cfg->server.connection_timeout_ms, 60000);
 	ck_assert_ptr_null(cfg->server.tls_cert);
 	ck_assert_ptr_null(cfg->server.tls_key);
