@@ -755,11 +755,15 @@ validate_tls_files(struct loader *ld)
 	if (S_ISREG(st.st_mode) && st.st_size == 0)
 		loader_error(ld, key_line(ld, "server", "tls_key"), "server",
 		             "tls_key", "%s is empty", key);
-	else if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0)
+	/* As for the tokens file: 0640 stays allowed (Debian's ssl-cert
+	 * group, as PostgreSQL allows it); readable by others, or writable
+	 * by anyone but its owner, is refused. */
+	else if ((st.st_mode & (S_IROTH | S_IWOTH | S_IWGRP)) != 0)
 		loader_error(ld, key_line(ld, "server", "tls_key"), "server",
-		             "tls_key", "%s is readable by %s (mode %04o): "
-		             "make it readable by jobd's user only (chmod 600)",
-		             key, (st.st_mode & S_IROTH) ? "others" : "its group",
+		             "tls_key", "%s is %s (mode %04o): chmod 600 (or "
+		             "640) it", key, (st.st_mode & (S_IWOTH | S_IWGRP))
+		             ? "writable by others than its owner"
+		             : "readable by others",
 		             (unsigned)(st.st_mode & 07777));
 }
 
