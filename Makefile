@@ -40,6 +40,7 @@ SRCS := \
 	src/job.c \
 	src/log.c \
 	src/metrics.c \
+	src/reqparse.c \
 	src/shellwords.c \
 	src/store.c \
 	src/store_faults.c \

@@ -18,6 +18,7 @@
 #include "dashboard.h"
 #include "err.h"
 #include "log.h"
+#include "reqparse.h"
 #include "submit.h"
 #include "uuid.h"
 
@@ -428,54 +429,29 @@ answer_job(api *a, struct api_call *call, int status, const char *id)
 static void
 handle_list(api *a, struct api_call *call)
 {
-	struct store_filter f = {.status = -1, .limit = 50};
+	struct store_filter f = {.status = -1, .limit = REQPARSE_LIMIT_DEFAULT};
 	const char *s;
 	struct job *jobs = NULL;
 	size_t n = 0;
-	char err[256];
+	char err[256], after[37];
 	cJSON *root, *arr;
 	int rc;
 
-	if ((s = call->arg(call->h, "status")) != NULL) {
-		f.status = job_status_parse(s);
-		if (f.status < 0) {
-			api_problem(call, 400, "bad-request", NULL,
-			            "status must be one of queued, running, "
-			            "succeeded, failed, cancelled");
-			return;
-		}
-	}
-	if ((s = call->arg(call->h, "type")) != NULL) {
-		size_t len = strlen(s);
-		if (len < 1 || len > JOB_TYPE_MAX ||
-		    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-		              "0123456789_.-") != len) {
-			api_problem(call, 400, "bad-request", NULL,
-			            "type must match [A-Za-z0-9_.-]{1,64}");
-			return;
-		}
+	rc = 0;
+	if ((s = call->arg(call->h, "status")) != NULL)
+		rc = reqparse_status(s, &f.status, err, sizeof(err));
+	if (rc == 0 && (s = call->arg(call->h, "type")) != NULL &&
+	    (rc = reqparse_type(s, err, sizeof(err))) == 0)
 		f.type = s;
-	}
-	if ((s = call->arg(call->h, "limit")) != NULL) {
-		char *end;
-		long v = strtol(s, &end, 10);
-		if (*s == '\0' || *end != '\0' || v < 1) {
-			api_problem(call, 400, "bad-request", NULL,
-			            "limit must be an integer from 1 to 1000");
-			return;
-		}
-		f.limit = v > 1000 ? 1000 : (size_t)v;
-	}
-	char after[37];
-	if ((s = call->arg(call->h, "after")) != NULL) {
-		if (strlen(s) != 36 || !uuid_is_valid(s)) {
-			api_problem(call, 400, "bad-request", NULL,
-			            "after must be a job id (from \"next\")");
-			return;
-		}
-		for (int i = 0; i < 37; i++)
-			after[i] = (char)tolower((unsigned char)s[i]);
+	if (rc == 0)
+		rc = reqparse_limit(call->arg(call->h, "limit"), &f.limit, err,
+		                    sizeof(err));
+	if (rc == 0 && (s = call->arg(call->h, "after")) != NULL &&
+	    (rc = reqparse_after(s, after, err, sizeof(err))) == 0)
 		f.after = after;
+	if (rc != 0) {
+		api_problem(call, 400, "bad-request", NULL, err);
+		return;
 	}
 	f.limit++; /* one more tells whether there is a next page */
 	rc = store_list(a->st, &f, &jobs, &n, err, sizeof(err));
@@ -487,8 +463,16 @@ handle_list(api *a, struct api_call *call)
 	root = cJSON_CreateObject();
 	arr = cJSON_AddArrayToObject(root, "jobs");
 	rc = arr ? 0 : JOBD_ENOMEM;
-	for (size_t i = 0; rc == 0 && i < n && i < f.limit; i++)
+	for (size_t i = 0; rc == 0 && i < n && i < f.limit; i++) {
 		rc = job_add_to_cjson_array(&jobs[i], arr);
+		/* List items carry every field but these two (DESIGN §2);
+		 * the store did not even read them. */
+		if (rc == 0) {
+			cJSON *item = cJSON_GetArrayItem(arr, (int)i);
+			cJSON_DeleteItemFromObjectCaseSensitive(item, "payload");
+			cJSON_DeleteItemFromObjectCaseSensitive(item, "result");
+		}
+	}
 	if (rc == 0) {
 		cJSON *next = n > f.limit ? cJSON_CreateString(jobs[f.limit - 1].id)
 		                          : cJSON_CreateNull();
