@@ -513,33 +513,23 @@ handle_ready(api *a, struct api_call *call)
 	set_json(call, 200, o);
 }
 
-/* Parses "Prefer" (RFC 7240): wait=N and respond-async; others ignored. */
-static void
+/* Parses the Prefer header (reqparse.h has the rule).  Returns false with
+ * a 400 answer set when its wait preference is malformed. */
+static bool
 parse_prefer(api *a, struct api_call *call)
 {
-	const char *p = call->header(call->h, "Prefer");
+	struct reqparse_prefer pref;
+	char err[160];
 
-	while (p != NULL && *p) {
-		size_t n;
-		while (*p == ' ' || *p == '\t' || *p == ',' || *p == ';')
-			p++;
-		n = strcspn(p, ",;");
-		if (n == 13 && strncasecmp(p, "respond-async", 13) == 0) {
-			call->respond_async = true;
-		} else if (n > 5 && strncasecmp(p, "wait=", 5) == 0) {
-			char *end;
-			long v = strtol(p + 5, &end, 10);
-			while (*end == ' ' || *end == '\t')
-				end++;
-			if (end > p + 5 && (size_t)(end - p) == n && v >= 0) {
-				int64_t ms = (int64_t)v * 1000;
-				if (ms > a->cfg->server.max_wait_ms)
-					ms = a->cfg->server.max_wait_ms;
-				call->wait_ms = ms;
-			}
-		}
-		p += n;
+	if (reqparse_prefer(call->header(call->h, "Prefer"),
+	                    a->cfg->server.max_wait_ms, &pref, err,
+	                    sizeof(err)) != 0) {
+		api_problem(call, 400, "bad-request", NULL, err);
+		return false;
 	}
+	call->wait_ms = pref.wait_ms;
+	call->respond_async = pref.respond_async;
+	return true;
 }
 
 static void
@@ -599,7 +589,12 @@ op_done(struct writer_op *op, void *arg)
 	struct api_call *call = arg;
 
 	/* Runs on the writer thread, before any worker can have the job:
-	 * the waiter cannot miss the job's end. */
+	 * the waiter cannot miss the job's end.  Intake ends here, at the
+	 * commit, whatever the client then waits for (Prefer: wait). */
+	if (op->kind == WOP_SUBMIT && op->rc == 0 && !op->replayed &&
+	    call->start_us > 0)
+		metrics_intake_seconds(
+			(double)(clock_mono_us() - call->start_us) / 1e6);
 	if (op->kind == WOP_SUBMIT && op->rc == 0 && call->wait_ms > 0 &&
 	    !job_status_is_final(op->status)) {
 		if (start_wait(call->api, call, op->job.id))
@@ -621,6 +616,8 @@ handle_submit(api *a, struct api_call *call)
 		            "jobd is shutting down; submit again shortly");
 		return API_DONE;
 	}
+	if (!parse_prefer(a, call))
+		return API_DONE;
 	writer_op_init(&call->op, WOP_SUBMIT);
 	struct config *cfg = config_acquire(); /* handlers as reloaded */
 	rc = submit_parse(call->body, call->body_len, cfg ? cfg : a->cfg,
@@ -632,14 +629,8 @@ handle_submit(api *a, struct api_call *call)
 	}
 	key = call->header(call->h, "Idempotency-Key");
 	if (key != NULL) {
-		size_t n = strlen(key);
-		bool ok = n >= 1 && n <= 255;
-		for (size_t i = 0; ok && i < n; i++)
-			ok = key[i] >= 0x20 && key[i] <= 0x7e;
-		if (!ok) {
-			api_problem(call, 400, "bad-request", NULL,
-			            "Idempotency-Key must be 1 to 255 printable "
-			            "ASCII characters");
+		if (reqparse_idem_key(key, err, sizeof(err)) != 0) {
+			api_problem(call, 400, "bad-request", NULL, err);
 			return API_DONE;
 		}
 		char fp[17];
@@ -655,30 +646,24 @@ handle_submit(api *a, struct api_call *call)
 		problem_for(call, JOBD_EBUSY, "cannot read random bytes");
 		return API_DONE;
 	}
-	parse_prefer(a, call);
 	call->pending = PENDING_WRITER;
 	return API_PENDING;
 }
 
-/* GET /jobs/<id>, long-polling with ?wait=N or Prefer: wait=N. */
+/* GET /jobs/<id>, long-polling with ?wait=N or Prefer: wait=N (the query
+ * wins when both are there; both must be well-formed). */
 static int
 handle_get(api *a, struct api_call *call)
 {
 	const char *s = call->arg(call->h, "wait");
+	char err[160];
 
-	if (s != NULL) {
-		char *end;
-		double v = strtod(s, &end);
-		if (*s == '\0' || *end != '\0' || !(v >= 0) || v > 1e9) {
-			api_problem(call, 400, "bad-request", NULL,
-			            "wait must be a number of seconds >= 0");
-			return API_DONE;
-		}
-		int64_t ms = (int64_t)(v * 1000.0);
-		call->wait_ms = ms > a->cfg->server.max_wait_ms
-		                    ? a->cfg->server.max_wait_ms : ms;
-	} else {
-		parse_prefer(a, call);
+	if (!parse_prefer(a, call))
+		return API_DONE;
+	if (s != NULL && reqparse_wait(s, strlen(s), a->cfg->server.max_wait_ms,
+	                               &call->wait_ms, err, sizeof(err)) != 0) {
+		api_problem(call, 400, "bad-request", NULL, err);
+		return API_DONE;
 	}
 	int status = answer_job(a, call, 200, call->id);
 	if (status < 0 || call->wait_ms <= 0 || job_status_is_final(status)) {
@@ -797,9 +782,12 @@ api_start(api *a, struct api_call *call)
 static void
 add_preference_applied(struct api_call *call)
 {
-	if (call->wait_ms >= 0)
-		add_header(call, "Preference-Applied", "wait=%lld",
-		           (long long)(call->wait_ms / 1000));
+	char applied[32];
+
+	if (call->wait_ms >= 0) {
+		reqparse_format_wait(call->wait_ms, applied, sizeof(applied));
+		add_header(call, "Preference-Applied", "%s", applied);
+	}
 	else if (call->respond_async)
 		add_header(call, "Preference-Applied", "respond-async");
 }
@@ -824,9 +812,6 @@ api_finish(api *a, struct api_call *call)
 			return;
 		}
 		snprintf(href, sizeof(href), "/jobs/%s", op->job.id);
-		if (!op->replayed && call->start_us > 0)
-			metrics_intake_seconds(
-				(double)(clock_mono_us() - call->start_us) / 1e6);
 		if (call->wait_ms > 0 && (call->waited ||
 		                          job_status_is_final(op->status))) {
 			/* Synchronous submit: the finished job, if it is. */
