@@ -743,7 +743,8 @@ canon_value(struct canon *c, const char *p, const char *end)
 				m[i].val_off -= start;
 				m[i].base = tmp;
 			}
-			qsort(m, n, sizeof(*m), canon_member_cmp);
+			if (n > 1)
+				qsort(m, n, sizeof(*m), canon_member_cmp);
 			c->len = start;
 			canon_put(c, "{", 1);
 			for (size_t i = 0; i < n; i++) {
@@ -769,6 +770,11 @@ submit_fingerprint(const char *body, size_t len, char out[17])
 
 	if (submit_json_strict(body, len, SUBMIT_MAX_DEPTH, NULL, 0) != 0)
 		return JOBD_EINVAL;
+	/* The canonical text is never longer than the body. */
+	c.cap = len + 1;
+	c.buf = malloc(c.cap);
+	if (c.buf == NULL)
+		return JOBD_ENOMEM;
 	canon_value(&c, body, body + len);
 	if (c.failed) {
 		free(c.buf);
