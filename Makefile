@@ -54,6 +54,7 @@ UNIT_TESTS := \
 	test_backoff \
 	test_clock \
 	test_config \
+	test_reqparse \
 	test_store \
 	test_submit \
 	test_uuid
