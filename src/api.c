@@ -7,6 +7,7 @@
  */
 #include <cJSON.h>
 #include <ctype.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,33 @@
 #include "submit.h"
 #include "uuid.h"
 
+/*
+ * A finished job rendered once and shared by every answer that carries it
+ * while it is being sent (the waiters woken by its end, and anyone who
+ * GETs it meanwhile): 500 waiters of a job with a 1 MiB payload hold one
+ * copy, not 500.  A final job changes only through a retry, which gives it
+ * another attempt and finished_at: those and the status are the key.
+ * Bodies are looked up in a small table while someone holds them; the
+ * last release takes them out and frees them, so nothing is kept for
+ * nobody.
+ */
+struct api_body {
+	api *owner;
+	int refs;               /* guarded by owner->bodies_mu */
+	char id[UUID_STR_LEN];
+	int status;
+	int attempt;
+	int64_t finished_at_us;
+	size_t len;
+	char *data;
+};
+
+#define API_SHARED_BODIES 64
+
+/*
+ * LOCKING: bodies_mu guards bodies[] and every api_body's refs.  It is a
+ * leaf lock (nothing else is taken under it).
+ */
 struct api {
 	const struct config *cfg;
 	store *st;
@@ -31,6 +59,8 @@ struct api {
 	atomic_bool draining;
 	api_gauges_fn gauges;
 	void *gauges_arg;
+	pthread_mutex_t bodies_mu;
+	struct api_body *bodies[API_SHARED_BODIES];
 };
 
 enum { PENDING_NONE, PENDING_WRITER, PENDING_WAIT };
@@ -121,13 +151,93 @@ api_new(const struct config *cfg, store *st, writer *w, events *ev,
 	a->w = w;
 	a->ev = ev;
 	a->au = au;
+	pthread_mutex_init(&a->bodies_mu, NULL);
 	return a;
 }
 
 void
 api_free(api *a)
 {
+	if (a == NULL)
+		return;
+	/* Bodies still held by responses free themselves when released;
+	 * by now libmicrohttpd has stopped and released them all. */
+	pthread_mutex_destroy(&a->bodies_mu);
 	free(a);
+}
+
+void
+api_body_release(void *body)
+{
+	struct api_body *b = body;
+	api *a;
+	bool last;
+
+	if (b == NULL)
+		return;
+	a = b->owner;
+	pthread_mutex_lock(&a->bodies_mu);
+	last = --b->refs == 0;
+	if (last)
+		for (int i = 0; i < API_SHARED_BODIES; i++)
+			if (a->bodies[i] == b)
+				a->bodies[i] = NULL;
+	pthread_mutex_unlock(&a->bodies_mu);
+	if (last) {
+		free(b->data);
+		free(b);
+	}
+}
+
+/* The shared body of this finished job state, with a reference for the
+ * caller; NULL when there is none. */
+static struct api_body *
+body_lookup(api *a, const struct job *job)
+{
+	struct api_body *found = NULL;
+
+	pthread_mutex_lock(&a->bodies_mu);
+	for (int i = 0; i < API_SHARED_BODIES && found == NULL; i++) {
+		struct api_body *b = a->bodies[i];
+		if (b != NULL && strcmp(b->id, job->id) == 0 &&
+		    b->status == job->status && b->attempt == job->attempt &&
+		    b->finished_at_us == job->finished_at_us) {
+			b->refs++;
+			found = b;
+		}
+	}
+	pthread_mutex_unlock(&a->bodies_mu);
+	return found;
+}
+
+/* Makes a shared body of text (taking it), with one reference for the
+ * caller, and lists it when there is room (else it is shared by
+ * nobody, and still sent).  NULL when out of memory (text is freed). */
+static struct api_body *
+body_share(api *a, const struct job *job, char *text)
+{
+	struct api_body *b = calloc(1, sizeof(*b));
+
+	if (b == NULL) {
+		free(text);
+		return NULL;
+	}
+	b->owner = a;
+	b->refs = 1;
+	memcpy(b->id, job->id, sizeof(b->id));
+	b->status = job->status;
+	b->attempt = job->attempt;
+	b->finished_at_us = job->finished_at_us;
+	b->data = text;
+	b->len = strlen(text);
+	pthread_mutex_lock(&a->bodies_mu);
+	for (int i = 0; i < API_SHARED_BODIES; i++)
+		if (a->bodies[i] == NULL) {
+			a->bodies[i] = b;
+			break;
+		}
+	pthread_mutex_unlock(&a->bodies_mu);
+	return b;
 }
 
 void
@@ -157,6 +267,9 @@ api_call_clear(struct api_call *call)
 {
 	free(call->body_out);
 	call->body_out = NULL;
+	api_body_release(call->body_shared);
+	call->body_shared = NULL;
+	call->body_shared_data = NULL;
 	writer_op_clear(&call->op);
 }
 
@@ -203,6 +316,9 @@ add_header(struct api_call *call, const char *name, const char *fmt, ...)
 static void
 set_body(struct api_call *call, int status, const char *type, char *body)
 {
+	api_body_release(call->body_shared);
+	call->body_shared = NULL;
+	call->body_shared_data = NULL;
 	free(call->body_out);
 	call->status = status;
 	call->content_type = type;
@@ -399,13 +515,28 @@ api_precheck(api *a, struct api_call *call, int64_t content_length)
 
 static void add_preference_applied(struct api_call *call);
 
-/* Answers with the job as stored now; returns its status, or -1. */
+/* Sets the answer to a shared body (taking the caller's reference). */
+static void
+set_shared_body(struct api_call *call, int status, struct api_body *b)
+{
+	set_body(call, status, "application/json", NULL);
+	call->body_shared = b;
+	call->body_shared_data = b->data;
+	call->body_out_len = b->len;
+}
+
+/*
+ * Answers with the job as stored now; returns its status, or -1.  A
+ * finished job's rendering is shared with every answer that carries the
+ * same state while they are sent (when http can send shared bodies).
+ */
 static int
 answer_job(api *a, struct api_call *call, int status, const char *id)
 {
 	struct job job;
+	struct api_body *b = NULL;
 	char err[256];
-	char *text;
+	char *text = NULL;
 	int rc, job_status;
 
 	job_init(&job);
@@ -415,9 +546,20 @@ answer_job(api *a, struct api_call *call, int status, const char *id)
 		                                            : err);
 		return -1;
 	}
-	text = job_to_json(&job);
 	job_status = job.status;
+	if (call->shared_ok && job_status_is_final(job_status) &&
+	    (b = body_lookup(a, &job)) == NULL) {
+		text = job_to_json(&job);
+		if (text != NULL && (b = body_share(a, &job, text)) == NULL)
+			text = NULL; /* freed by body_share */
+	} else if (b == NULL) {
+		text = job_to_json(&job);
+	}
 	job_clear(&job);
+	if (b != NULL) {
+		set_shared_body(call, status, b);
+		return job_status;
+	}
 	if (text == NULL) {
 		problem_for(call, JOBD_ENOMEM, "out of memory");
 		return -1;

@@ -31,7 +31,7 @@ static jd *d;
 static void
 setup(void)
 {
-	d = launch(2, "[server]\nmax_wait = 20s\n");
+	d = launch(2, "[server]\nmax_wait = 60s\n");
 }
 
 static void
@@ -142,17 +142,17 @@ post_prefer(jd *dd, const char *prefer, const char *body)
 	return request(dd, "POST", "/jobs", h, body);
 }
 
-/* A job body whose payload is a string of n 'x' (a new string). */
+/* A job body whose payload is {<members>"pad": n 'x'} (a new string);
+ * members is "" or ends with a comma. */
 static char *
-big_body(const char *type, const char *extra, size_t n)
+big_body(const char *type, const char *extra, const char *members, size_t n)
 {
-	const char *head1 = "{\"type\":\"";
-	size_t len = strlen(head1) + strlen(type) + strlen(extra) + n + 64;
+	size_t len = strlen(type) + strlen(extra) + strlen(members) + n + 64;
 	char *b = malloc(len), *p;
 
 	ck_assert_ptr_nonnull(b);
-	p = b + sprintf(b, "{\"type\":\"%s\"%s,\"payload\":{\"pad\":\"", type,
-	                extra);
+	p = b + sprintf(b, "{\"type\":\"%s\"%s,\"payload\":{%s\"pad\":\"",
+	                type, extra, members);
 	memset(p, 'x', n);
 	p += n;
 	strcpy(p, "\"}}");
@@ -250,7 +250,7 @@ list_thread(void *arg)
  * grows by far less than the payloads it would have rendered. */
 START_TEST(test_list_memory)
 {
-	char *body = big_body("noop", ",\"delay\":3600", BIG_PAYLOAD);
+	char *body = big_body("noop", ",\"delay\":3600", "", BIG_PAYLOAD);
 	struct lister l[LISTERS];
 	pthread_t t[LISTERS];
 	long rss0, hwm;
@@ -426,12 +426,12 @@ START_TEST(test_wait_fractions_and_quotes)
 		{NULL, "respond-async, wait=2; foo=bar", "wait=2"},
 		{NULL, "foo=\"a,wait=9\", wait=2", "wait=2"},
 		{NULL, "wait=2, wait=5", "wait=2"},
-		/* above max_wait (20 s): clamped, and said so */
-		{"?wait=3600", NULL, "wait=20"},
-		{NULL, "wait=9223372036854775807", "wait=20"},
-		{NULL, "wait=18446744073709551616", "wait=20"},
-		{"?wait=9223372036854775807", NULL, "wait=20"},
-		{NULL, "wait=9223372036854775.807", "wait=20"},
+		/* above max_wait (60 s): clamped, and said so */
+		{"?wait=3600", NULL, "wait=60"},
+		{NULL, "wait=9223372036854775807", "wait=60"},
+		{NULL, "wait=18446744073709551616", "wait=60"},
+		{"?wait=9223372036854775807", NULL, "wait=60"},
+		{NULL, "wait=9223372036854775.807", "wait=60"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -573,6 +573,170 @@ START_TEST(test_intake_excludes_wait)
 }
 END_TEST
 
+/* ---- 5. one rendered answer for all the waiters of a job ---- */
+
+#define WAITERS 200
+
+/* The value of jobd_waiters; -1 when absent. */
+static long long
+waiters_now(jd *dd)
+{
+	return (long long)metric(dd, "jobd_waiters");
+}
+
+static bool
+wait_waiters(jd *dd, long long n, int timeout_ms)
+{
+	int64_t deadline = jd_mono_ms() + timeout_ms;
+	long long v;
+
+	while ((v = waiters_now(dd)) != n) {
+		if (jd_mono_ms() > deadline) {
+			fprintf(stderr, "jobd_waiters is %lld, expected %lld\n",
+			        v, n);
+			return false;
+		}
+		jd_pause_ms(10);
+	}
+	return true;
+}
+
+/* A long-poll on its own socket with a small receive buffer, so that the
+ * daemon, not the kernel, holds what the client has not read yet. */
+static int
+slow_long_poll(int port, const char *id)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), rcv = 4096;
+	char req[256];
+	size_t len, sent = 0;
+
+	ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons((uint16_t)port);
+	ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
+	              "connect: %s", strerror(errno));
+	len = (size_t)snprintf(req, sizeof(req), "GET /jobs/%s?wait=60 "
+	                       "HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", id);
+	while (sent < len) {
+		ssize_t n = send(fd, req + sent, len - sent, MSG_NOSIGNAL);
+		ck_assert_msg(n > 0, "send: %s", strerror(errno));
+		sent += (size_t)n;
+	}
+	return fd;
+}
+
+/* Reads the whole answer (blocking, up to timeout_ms); returns its
+ * status and the body's length in *body_len. */
+static int
+read_answer(int fd, size_t *body_len, char **head_out, int timeout_ms)
+{
+	size_t cap = 1 << 16, len = 0, want = 0, hdr = 0;
+	char *buf = malloc(cap);
+	int64_t deadline = jd_mono_ms() + timeout_ms;
+	int status = -1;
+
+	ck_assert_ptr_nonnull(buf);
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int64_t left = deadline - jd_mono_ms();
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			break;
+		if (len + 4096 > cap) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			ck_assert_ptr_nonnull(buf);
+		}
+		n = recv(fd, buf + len, cap - len - 1, 0);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		buf[len] = '\0';
+		if (hdr == 0) {
+			char *e = strstr(buf, "\r\n\r\n");
+			if (e == NULL)
+				continue;
+			hdr = (size_t)(e - buf) + 4;
+			const char *cl = strcasestr(buf, "\r\nContent-Length:");
+			ck_assert_msg(cl != NULL && cl < e, "no Content-Length: "
+			              "%.300s", buf);
+			want = hdr + strtoul(cl + 17, NULL, 10);
+		}
+		if (len >= want)
+			break;
+	}
+	if (hdr > 0 && len >= want && strncmp(buf, "HTTP/1.1 ", 9) == 0)
+		status = atoi(buf + 9);
+	*body_len = hdr > 0 ? len - hdr : 0;
+	if (head_out != NULL)
+		*head_out = strndup(buf, hdr > 0 ? hdr : len);
+	free(buf);
+	return status;
+}
+
+/* 200 long-polls of one job with a 1 MB payload, none of them reading
+ * yet when the job ends: the daemon holds one rendering, not 200. */
+START_TEST(test_waiters_share_one_body)
+{
+	char *body = big_body("sleep", "", "\"seconds\":60,", BIG_PAYLOAD);
+	static int fds[WAITERS];
+	char *id, path[64];
+	struct jd_resp *r;
+	long rss0, hwm;
+	const long copies_kb = (long)WAITERS * BIG_PAYLOAD / 1024;
+
+	id = submit_ok(d, body);
+	free(body);
+	jd_resp_free(wait_status(d, id, "running", 10000));
+	for (int i = 0; i < WAITERS; i++)
+		fds[i] = slow_long_poll(d->port, id);
+	ck_assert(wait_waiters(d, WAITERS, 20000));
+	rss0 = proc_kb(d->pid, "VmRSS:");
+	if (!reset_peak(d->pid))
+		fprintf(stderr, "test_waiters_share_one_body: cannot reset "
+		        "VmHWM; the peak counts from start-up\n");
+
+	/* the job ends: every waiter gets it at once */
+	snprintf(path, sizeof(path), "/jobs/%s", id);
+	r = request(d, "DELETE", path, NULL, NULL);
+	ck_assert_msg(r->status == 202 || r->status == 200, "DELETE: %ld %s",
+	              r->status, r->body);
+	jd_resp_free(r);
+	ck_assert(wait_waiters(d, 0, 20000));
+	/* The answers are being written; read them one by one. */
+	for (int i = 0; i < WAITERS; i++) {
+		size_t blen = 0;
+		char *head = NULL;
+		int st = read_answer(fds[i], &blen, &head, 30000);
+		ck_assert_msg(st == 200 && blen > BIG_PAYLOAD, "waiter %d: "
+		              "status %d, %zu bytes of body: %s", i, st, blen,
+		              head ? head : "");
+		ck_assert_msg(strstr(head, "Preference-Applied: wait=60") !=
+		              NULL, "waiter %d: %s", i, head);
+		free(head);
+		close(fds[i]);
+	}
+	hwm = proc_kb(d->pid, "VmHWM:");
+	printf("%d waiters of a job of %d bytes: RSS %ld kB before its end, "
+	       "peak %ld kB until all were answered\n", WAITERS, BIG_PAYLOAD,
+	       rss0, hwm);
+	const char *san = getenv("JOBD_SANITIZE");
+	if (san == NULL || *san == '\0')
+		ck_assert_msg(hwm - rss0 < copies_kb / 8, "the answers took "
+		              "the daemon from %ld kB to %ld kB (%d copies "
+		              "would be %ld kB)", rss0, hwm, WAITERS, copies_kb);
+	/* the job reads the same afterwards */
+	r = request(d, "GET", path, NULL, NULL);
+	assert_status(r, 200);
+	ck_assert_str_eq(jd_resp_str(r, "status"), "cancelled");
+	jd_resp_free(r);
+	free(id);
+}
+END_TEST
+
 Suite *
 api2_suite(void)
 {
@@ -590,6 +754,7 @@ api2_suite(void)
 	tcase_add_test(tc, test_wait_invalid_is_400_everywhere);
 	tcase_add_test(tc, test_wait_fraction_applied);
 	tcase_add_test(tc, test_intake_excludes_wait);
+	tcase_add_test(tc, test_waiters_share_one_body);
 	suite_add_tcase(s, tc);
 	return s;
 }
