@@ -278,9 +278,13 @@ START_TEST(test_list_memory)
 	printf("list memory: RSS %ld kB before, peak %ld kB during %d lists "
 	       "of %d jobs (%ld kB of payloads)\n", rss0, hwm, LISTERS,
 	       BIG_JOBS, payloads_kb);
-	ck_assert_msg(hwm - rss0 < payloads_kb / 4, "the lists took the "
-	              "daemon from %ld kB to %ld kB (payloads: %ld kB)", rss0,
-	              hwm, payloads_kb);
+	/* Under sanitizers memory is not the daemon's own (shadow memory,
+	 * quarantine): the figure is printed above, not judged. */
+	const char *san = getenv("JOBD_SANITIZE");
+	if (san == NULL || *san == '\0')
+		ck_assert_msg(hwm - rss0 < payloads_kb / 4, "the lists took "
+		              "the daemon from %ld kB to %ld kB (payloads: %ld "
+		              "kB)", rss0, hwm, payloads_kb);
 }
 END_TEST
 
@@ -723,11 +727,14 @@ START_TEST(test_waiters_share_one_body)
 	printf("%d waiters of a job of %d bytes: RSS %ld kB before its end, "
 	       "peak %ld kB until all were answered\n", WAITERS, BIG_PAYLOAD,
 	       rss0, hwm);
+	/* (not judged under sanitizers, as above) */
 	const char *san = getenv("JOBD_SANITIZE");
 	if (san == NULL || *san == '\0')
 		ck_assert_msg(hwm - rss0 < copies_kb / 8, "the answers took "
 		              "the daemon from %ld kB to %ld kB (%d copies "
-		              "would be %ld kB)", rss0, hwm, WAITERS, copies_kb);
+		              "would be %ld kB; does http.c set shared_ok and "
+		              "send call->body_shared? see api.h)", rss0, hwm,
+		              WAITERS, copies_kb);
 	/* the job reads the same afterwards */
 	r = request(d, "GET", path, NULL, NULL);
 	assert_status(r, 200);
