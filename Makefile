@@ -42,6 +42,8 @@ SRCS := \
 	src/log.c \
 	src/metrics.c \
 	src/pgroups.c \
+	src/reqparse.c \
+	src/sched.c \
 	src/shellwords.c \
 	src/store.c \
 	src/store_faults.c \
@@ -49,7 +51,6 @@ SRCS := \
 	src/submit.c \
 	src/uuid.c \
 	src/workers.c \
-	src/sched.c \
 	src/writer.c
 
 UNIT_TESTS := \
@@ -57,6 +58,7 @@ UNIT_TESTS := \
 	test_clock \
 	test_config \
 	test_events \
+	test_reqparse \
 	test_sched \
 	test_store \
 	test_submit \

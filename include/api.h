@@ -70,6 +70,17 @@ struct api_call {
 	const char *content_type;
 	char *body_out;
 	size_t body_out_len;
+	/*
+	 * A body shared with other calls instead of body_out (the rendering
+	 * of a finished job, one for all who ask for it, e.g. its waiters):
+	 * set only when http set shared_ok.  Then body_out is NULL and the
+	 * bytes are body_shared_data[0..body_out_len).  http hands the
+	 * call's reference to its response (and sets body_shared to NULL);
+	 * the response calls api_body_release(body) when it is done.
+	 */
+	bool shared_ok;         /* set by http: it can send body_shared */
+	struct api_body *body_shared;
+	const char *body_shared_data;
 	struct api_header headers[API_MAX_HEADERS];
 	int nheaders;
 
@@ -113,6 +124,13 @@ void api_call_init(struct api_call *call);
 
 /* Frees what the call owns. */
 void api_call_clear(struct api_call *call);
+
+/*
+ * Drops one reference to a shared body (struct api_body *, as void * to
+ * match libmicrohttpd's free callback); the last one frees it.  Any
+ * thread.
+ */
+void api_body_release(void *body);
 
 /*
  * Checks a request before its body is read: route, method, content type,

@@ -209,7 +209,9 @@ int store_get(store *st, const char *id, struct job *out, char *err,
 
 /*
  * Lists jobs newest first.  Returns 0 and a new array (caller job_clear()s
- * each and frees it) of at most f->limit jobs.
+ * each and frees it) of at most f->limit jobs.  Listed jobs come without
+ * their large fields, never read from the store: payload is "null" and
+ * result NULL (list pages leave them out, DESIGN §2).
  */
 int store_list(store *st, const struct store_filter *f, struct job **out,
                size_t *nout, char *err, size_t errlen);

@@ -47,10 +47,13 @@ int submit_parse(const char *body, size_t len, const struct config *cfg,
 
 /*
  * Fingerprint of a submission for Idempotency-Key: FNV-1a 64 of the body's
- * canonical JSON (members sorted by key, no whitespace), as 16 hex digits.
- * The body holds the type, so type + body are covered.  It detects a key
- * reused for another submission; it is not a cryptographic hash.
- * Returns 0, JOBD_EINVAL or JOBD_ENOMEM.
+ * canonical text, as 16 hex digits: the client's own bytes for every
+ * string, key and number (no re-print: 2^53 + 1 and 2^53, or "a\u0000b"
+ * and "a\u0000c", stay apart), no whitespace between tokens, the members
+ * of every object sorted by raw key bytes.  The body holds the type, so
+ * type + body are covered.  It detects a key reused for another
+ * submission; it is not a cryptographic hash.  Returns 0, JOBD_EINVAL
+ * (not strict JSON) or JOBD_ENOMEM.
  */
 int submit_fingerprint(const char *body, size_t len, char out[17]);
 

@@ -7,6 +7,7 @@
  */
 #include <cJSON.h>
 #include <ctype.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,9 +19,37 @@
 #include "dashboard.h"
 #include "err.h"
 #include "log.h"
+#include "reqparse.h"
 #include "submit.h"
 #include "uuid.h"
 
+/*
+ * A finished job rendered once and shared by every answer that carries it
+ * while it is being sent (the waiters woken by its end, and anyone who
+ * GETs it meanwhile): 500 waiters of a job with a 1 MiB payload hold one
+ * copy, not 500.  A final job changes only through a retry, which gives it
+ * another attempt and finished_at: those and the status are the key.
+ * Bodies are looked up in a small table while someone holds them; the
+ * last release takes them out and frees them, so nothing is kept for
+ * nobody.
+ */
+struct api_body {
+	api *owner;
+	int refs;               /* guarded by owner->bodies_mu */
+	char id[UUID_STR_LEN];
+	int status;
+	int attempt;
+	int64_t finished_at_us;
+	size_t len;
+	char *data;
+};
+
+#define API_SHARED_BODIES 64
+
+/*
+ * LOCKING: bodies_mu guards bodies[] and every api_body's refs.  It is a
+ * leaf lock (nothing else is taken under it).
+ */
 struct api {
 	const struct config *cfg;
 	store *st;
@@ -30,6 +59,8 @@ struct api {
 	atomic_bool draining;
 	api_gauges_fn gauges;
 	void *gauges_arg;
+	pthread_mutex_t bodies_mu;
+	struct api_body *bodies[API_SHARED_BODIES];
 };
 
 enum { PENDING_NONE, PENDING_WRITER, PENDING_WAIT };
@@ -120,13 +151,93 @@ api_new(const struct config *cfg, store *st, writer *w, events *ev,
 	a->w = w;
 	a->ev = ev;
 	a->au = au;
+	pthread_mutex_init(&a->bodies_mu, NULL);
 	return a;
 }
 
 void
 api_free(api *a)
 {
+	if (a == NULL)
+		return;
+	/* Bodies still held by responses free themselves when released;
+	 * by now libmicrohttpd has stopped and released them all. */
+	pthread_mutex_destroy(&a->bodies_mu);
 	free(a);
+}
+
+void
+api_body_release(void *body)
+{
+	struct api_body *b = body;
+	api *a;
+	bool last;
+
+	if (b == NULL)
+		return;
+	a = b->owner;
+	pthread_mutex_lock(&a->bodies_mu);
+	last = --b->refs == 0;
+	if (last)
+		for (int i = 0; i < API_SHARED_BODIES; i++)
+			if (a->bodies[i] == b)
+				a->bodies[i] = NULL;
+	pthread_mutex_unlock(&a->bodies_mu);
+	if (last) {
+		free(b->data);
+		free(b);
+	}
+}
+
+/* The shared body of this finished job state, with a reference for the
+ * caller; NULL when there is none. */
+static struct api_body *
+body_lookup(api *a, const struct job *job)
+{
+	struct api_body *found = NULL;
+
+	pthread_mutex_lock(&a->bodies_mu);
+	for (int i = 0; i < API_SHARED_BODIES && found == NULL; i++) {
+		struct api_body *b = a->bodies[i];
+		if (b != NULL && strcmp(b->id, job->id) == 0 &&
+		    b->status == job->status && b->attempt == job->attempt &&
+		    b->finished_at_us == job->finished_at_us) {
+			b->refs++;
+			found = b;
+		}
+	}
+	pthread_mutex_unlock(&a->bodies_mu);
+	return found;
+}
+
+/* Makes a shared body of text (taking it), with one reference for the
+ * caller, and lists it when there is room (else it is shared by
+ * nobody, and still sent).  NULL when out of memory (text is freed). */
+static struct api_body *
+body_share(api *a, const struct job *job, char *text)
+{
+	struct api_body *b = calloc(1, sizeof(*b));
+
+	if (b == NULL) {
+		free(text);
+		return NULL;
+	}
+	b->owner = a;
+	b->refs = 1;
+	memcpy(b->id, job->id, sizeof(b->id));
+	b->status = job->status;
+	b->attempt = job->attempt;
+	b->finished_at_us = job->finished_at_us;
+	b->data = text;
+	b->len = strlen(text);
+	pthread_mutex_lock(&a->bodies_mu);
+	for (int i = 0; i < API_SHARED_BODIES; i++)
+		if (a->bodies[i] == NULL) {
+			a->bodies[i] = b;
+			break;
+		}
+	pthread_mutex_unlock(&a->bodies_mu);
+	return b;
 }
 
 void
@@ -156,6 +267,9 @@ api_call_clear(struct api_call *call)
 {
 	free(call->body_out);
 	call->body_out = NULL;
+	api_body_release(call->body_shared);
+	call->body_shared = NULL;
+	call->body_shared_data = NULL;
 	writer_op_clear(&call->op);
 }
 
@@ -202,6 +316,9 @@ add_header(struct api_call *call, const char *name, const char *fmt, ...)
 static void
 set_body(struct api_call *call, int status, const char *type, char *body)
 {
+	api_body_release(call->body_shared);
+	call->body_shared = NULL;
+	call->body_shared_data = NULL;
 	free(call->body_out);
 	call->status = status;
 	call->content_type = type;
@@ -398,13 +515,28 @@ api_precheck(api *a, struct api_call *call, int64_t content_length)
 
 static void add_preference_applied(struct api_call *call);
 
-/* Answers with the job as stored now; returns its status, or -1. */
+/* Sets the answer to a shared body (taking the caller's reference). */
+static void
+set_shared_body(struct api_call *call, int status, struct api_body *b)
+{
+	set_body(call, status, "application/json", NULL);
+	call->body_shared = b;
+	call->body_shared_data = b->data;
+	call->body_out_len = b->len;
+}
+
+/*
+ * Answers with the job as stored now; returns its status, or -1.  A
+ * finished job's rendering is shared with every answer that carries the
+ * same state while they are sent (when http can send shared bodies).
+ */
 static int
 answer_job(api *a, struct api_call *call, int status, const char *id)
 {
 	struct job job;
+	struct api_body *b = NULL;
 	char err[256];
-	char *text;
+	char *text = NULL;
 	int rc, job_status;
 
 	job_init(&job);
@@ -414,9 +546,20 @@ answer_job(api *a, struct api_call *call, int status, const char *id)
 		                                            : err);
 		return -1;
 	}
-	text = job_to_json(&job);
 	job_status = job.status;
+	if (call->shared_ok && job_status_is_final(job_status) &&
+	    (b = body_lookup(a, &job)) == NULL) {
+		text = job_to_json(&job);
+		if (text != NULL && (b = body_share(a, &job, text)) == NULL)
+			text = NULL; /* freed by body_share */
+	} else if (b == NULL) {
+		text = job_to_json(&job);
+	}
 	job_clear(&job);
+	if (b != NULL) {
+		set_shared_body(call, status, b);
+		return job_status;
+	}
 	if (text == NULL) {
 		problem_for(call, JOBD_ENOMEM, "out of memory");
 		return -1;
@@ -428,54 +571,29 @@ answer_job(api *a, struct api_call *call, int status, const char *id)
 static void
 handle_list(api *a, struct api_call *call)
 {
-	struct store_filter f = {.status = -1, .limit = 50};
+	struct store_filter f = {.status = -1, .limit = REQPARSE_LIMIT_DEFAULT};
 	const char *s;
 	struct job *jobs = NULL;
 	size_t n = 0;
-	char err[256];
+	char err[256], after[37];
 	cJSON *root, *arr;
 	int rc;
 
-	if ((s = call->arg(call->h, "status")) != NULL) {
-		f.status = job_status_parse(s);
-		if (f.status < 0) {
-			api_problem(call, 400, "bad-request", NULL,
-			            "status must be one of queued, running, "
-			            "succeeded, failed, cancelled");
-			return;
-		}
-	}
-	if ((s = call->arg(call->h, "type")) != NULL) {
-		size_t len = strlen(s);
-		if (len < 1 || len > JOB_TYPE_MAX ||
-		    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-		              "0123456789_.-") != len) {
-			api_problem(call, 400, "bad-request", NULL,
-			            "type must match [A-Za-z0-9_.-]{1,64}");
-			return;
-		}
+	rc = 0;
+	if ((s = call->arg(call->h, "status")) != NULL)
+		rc = reqparse_status(s, &f.status, err, sizeof(err));
+	if (rc == 0 && (s = call->arg(call->h, "type")) != NULL &&
+	    (rc = reqparse_type(s, err, sizeof(err))) == 0)
 		f.type = s;
-	}
-	if ((s = call->arg(call->h, "limit")) != NULL) {
-		char *end;
-		long v = strtol(s, &end, 10);
-		if (*s == '\0' || *end != '\0' || v < 1) {
-			api_problem(call, 400, "bad-request", NULL,
-			            "limit must be an integer from 1 to 1000");
-			return;
-		}
-		f.limit = v > 1000 ? 1000 : (size_t)v;
-	}
-	char after[37];
-	if ((s = call->arg(call->h, "after")) != NULL) {
-		if (strlen(s) != 36 || !uuid_is_valid(s)) {
-			api_problem(call, 400, "bad-request", NULL,
-			            "after must be a job id (from \"next\")");
-			return;
-		}
-		for (int i = 0; i < 37; i++)
-			after[i] = (char)tolower((unsigned char)s[i]);
+	if (rc == 0)
+		rc = reqparse_limit(call->arg(call->h, "limit"), &f.limit, err,
+		                    sizeof(err));
+	if (rc == 0 && (s = call->arg(call->h, "after")) != NULL &&
+	    (rc = reqparse_after(s, after, err, sizeof(err))) == 0)
 		f.after = after;
+	if (rc != 0) {
+		api_problem(call, 400, "bad-request", NULL, err);
+		return;
 	}
 	f.limit++; /* one more tells whether there is a next page */
 	rc = store_list(a->st, &f, &jobs, &n, err, sizeof(err));
@@ -487,8 +605,16 @@ handle_list(api *a, struct api_call *call)
 	root = cJSON_CreateObject();
 	arr = cJSON_AddArrayToObject(root, "jobs");
 	rc = arr ? 0 : JOBD_ENOMEM;
-	for (size_t i = 0; rc == 0 && i < n && i < f.limit; i++)
+	for (size_t i = 0; rc == 0 && i < n && i < f.limit; i++) {
 		rc = job_add_to_cjson_array(&jobs[i], arr);
+		/* List items carry every field but these two (DESIGN §2);
+		 * the store did not even read them. */
+		if (rc == 0) {
+			cJSON *item = cJSON_GetArrayItem(arr, (int)i);
+			cJSON_DeleteItemFromObjectCaseSensitive(item, "payload");
+			cJSON_DeleteItemFromObjectCaseSensitive(item, "result");
+		}
+	}
 	if (rc == 0) {
 		cJSON *next = n > f.limit ? cJSON_CreateString(jobs[f.limit - 1].id)
 		                          : cJSON_CreateNull();
@@ -529,33 +655,23 @@ handle_ready(api *a, struct api_call *call)
 	set_json(call, 200, o);
 }
 
-/* Parses "Prefer" (RFC 7240): wait=N and respond-async; others ignored. */
-static void
+/* Parses the Prefer header (reqparse.h has the rule).  Returns false with
+ * a 400 answer set when its wait preference is malformed. */
+static bool
 parse_prefer(api *a, struct api_call *call)
 {
-	const char *p = call->header(call->h, "Prefer");
+	struct reqparse_prefer pref;
+	char err[160];
 
-	while (p != NULL && *p) {
-		size_t n;
-		while (*p == ' ' || *p == '\t' || *p == ',' || *p == ';')
-			p++;
-		n = strcspn(p, ",;");
-		if (n == 13 && strncasecmp(p, "respond-async", 13) == 0) {
-			call->respond_async = true;
-		} else if (n > 5 && strncasecmp(p, "wait=", 5) == 0) {
-			char *end;
-			long v = strtol(p + 5, &end, 10);
-			while (*end == ' ' || *end == '\t')
-				end++;
-			if (end > p + 5 && (size_t)(end - p) == n && v >= 0) {
-				int64_t ms = (int64_t)v * 1000;
-				if (ms > a->cfg->server.max_wait_ms)
-					ms = a->cfg->server.max_wait_ms;
-				call->wait_ms = ms;
-			}
-		}
-		p += n;
+	if (reqparse_prefer(call->header(call->h, "Prefer"),
+	                    a->cfg->server.max_wait_ms, &pref, err,
+	                    sizeof(err)) != 0) {
+		api_problem(call, 400, "bad-request", NULL, err);
+		return false;
 	}
+	call->wait_ms = pref.wait_ms;
+	call->respond_async = pref.respond_async;
+	return true;
 }
 
 static void
@@ -615,7 +731,12 @@ op_done(struct writer_op *op, void *arg)
 	struct api_call *call = arg;
 
 	/* Runs on the writer thread, before any worker can have the job:
-	 * the waiter cannot miss the job's end. */
+	 * the waiter cannot miss the job's end.  Intake ends here, at the
+	 * commit, whatever the client then waits for (Prefer: wait). */
+	if (op->kind == WOP_SUBMIT && op->rc == 0 && !op->replayed &&
+	    call->start_us > 0)
+		metrics_intake_seconds(
+			(double)(clock_mono_us() - call->start_us) / 1e6);
 	if (op->kind == WOP_SUBMIT && op->rc == 0 && call->wait_ms > 0 &&
 	    !job_status_is_final(op->status)) {
 		if (start_wait(call->api, call, op->job.id))
@@ -637,6 +758,8 @@ handle_submit(api *a, struct api_call *call)
 		            "jobd is shutting down; submit again shortly");
 		return API_DONE;
 	}
+	if (!parse_prefer(a, call))
+		return API_DONE;
 	writer_op_init(&call->op, WOP_SUBMIT);
 	struct config *cfg = config_acquire(); /* handlers as reloaded */
 	rc = submit_parse(call->body, call->body_len, cfg ? cfg : a->cfg,
@@ -648,14 +771,8 @@ handle_submit(api *a, struct api_call *call)
 	}
 	key = call->header(call->h, "Idempotency-Key");
 	if (key != NULL) {
-		size_t n = strlen(key);
-		bool ok = n >= 1 && n <= 255;
-		for (size_t i = 0; ok && i < n; i++)
-			ok = key[i] >= 0x20 && key[i] <= 0x7e;
-		if (!ok) {
-			api_problem(call, 400, "bad-request", NULL,
-			            "Idempotency-Key must be 1 to 255 printable "
-			            "ASCII characters");
+		if (reqparse_idem_key(key, err, sizeof(err)) != 0) {
+			api_problem(call, 400, "bad-request", NULL, err);
 			return API_DONE;
 		}
 		char fp[17];
@@ -671,30 +788,24 @@ handle_submit(api *a, struct api_call *call)
 		problem_for(call, JOBD_EBUSY, "cannot read random bytes");
 		return API_DONE;
 	}
-	parse_prefer(a, call);
 	call->pending = PENDING_WRITER;
 	return API_PENDING;
 }
 
-/* GET /jobs/<id>, long-polling with ?wait=N or Prefer: wait=N. */
+/* GET /jobs/<id>, long-polling with ?wait=N or Prefer: wait=N (the query
+ * wins when both are there; both must be well-formed). */
 static int
 handle_get(api *a, struct api_call *call)
 {
 	const char *s = call->arg(call->h, "wait");
+	char err[160];
 
-	if (s != NULL) {
-		char *end;
-		double v = strtod(s, &end);
-		if (*s == '\0' || *end != '\0' || !(v >= 0) || v > 1e9) {
-			api_problem(call, 400, "bad-request", NULL,
-			            "wait must be a number of seconds >= 0");
-			return API_DONE;
-		}
-		int64_t ms = (int64_t)(v * 1000.0);
-		call->wait_ms = ms > a->cfg->server.max_wait_ms
-		                    ? a->cfg->server.max_wait_ms : ms;
-	} else {
-		parse_prefer(a, call);
+	if (!parse_prefer(a, call))
+		return API_DONE;
+	if (s != NULL && reqparse_wait(s, strlen(s), a->cfg->server.max_wait_ms,
+	                               &call->wait_ms, err, sizeof(err)) != 0) {
+		api_problem(call, 400, "bad-request", NULL, err);
+		return API_DONE;
 	}
 	int status = answer_job(a, call, 200, call->id);
 	if (status < 0 || call->wait_ms <= 0 || job_status_is_final(status)) {
@@ -813,9 +924,12 @@ api_start(api *a, struct api_call *call)
 static void
 add_preference_applied(struct api_call *call)
 {
-	if (call->wait_ms >= 0)
-		add_header(call, "Preference-Applied", "wait=%lld",
-		           (long long)(call->wait_ms / 1000));
+	char applied[32];
+
+	if (call->wait_ms >= 0) {
+		reqparse_format_wait(call->wait_ms, applied, sizeof(applied));
+		add_header(call, "Preference-Applied", "%s", applied);
+	}
 	else if (call->respond_async)
 		add_header(call, "Preference-Applied", "respond-async");
 }
@@ -840,9 +954,6 @@ api_finish(api *a, struct api_call *call)
 			return;
 		}
 		snprintf(href, sizeof(href), "/jobs/%s", op->job.id);
-		if (!op->replayed && call->start_us > 0)
-			metrics_intake_seconds(
-				(double)(clock_mono_us() - call->start_us) / 1e6);
 		if (call->wait_ms > 0 && (call->waited ||
 		                          job_status_is_final(op->status))) {
 			/* Synchronous submit: the finished job, if it is. */

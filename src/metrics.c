@@ -256,7 +256,8 @@ metrics_render(const struct metrics_gauges *g)
 	out(&b, "# HELP jobd_waiters Requests waiting for a job's end.\n"
 	        "# TYPE jobd_waiters gauge\njobd_waiters %lld\n",
 	    (long long)g->waiters);
-	out(&b, "# HELP jobd_intake_seconds From request to 202.\n"
+	out(&b, "# HELP jobd_intake_seconds From a submission's arrival "
+	        "to its commit.\n"
 	        "# TYPE jobd_intake_seconds histogram\n");
 	render_histogram(&b, "jobd_intake_seconds", "", &intake, seconds_bounds);
 	out(&b, "# HELP jobd_queue_wait_seconds From run_at to the start of "

@@ -1150,8 +1150,15 @@ reader_get(struct sq *s, char *err, size_t errlen)
 		             &r->get, err, errlen);
 	for (int v = 0; rc == 0 && v < LIST_VARIANTS; v++) {
 		char sql[512];
+		/* List pages leave out payload and result (each up to a
+		 * MiB; DESIGN §2): never read from the file, they cost
+		 * nothing here. */
 		snprintf(sql, sizeof(sql),
-		         "SELECT " JOB_COLS " FROM jobs WHERE 1%s%s%s"
+		         "SELECT id, type, status, priority, attempt,"
+		         " max_attempts, timeout_ms, created_at, run_at,"
+		         " started_at, finished_at, 'null', NULL, error,"
+		         " exit_code, cancel_on_disconnect, claim, idem_key,"
+		         " idem_fp, output_truncated FROM jobs WHERE 1%s%s%s"
 		         " ORDER BY id DESC LIMIT :limit",
 		         v & 1 ? " AND status = :status" : "",
 		         v & 2 ? " AND type = :type" : "",

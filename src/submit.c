@@ -613,62 +613,176 @@ out:
 	return rc;
 }
 
-/* Sorts an object's members by key, recursively (for canonical JSON). */
-static void
-sort_members(cJSON *item)
-{
-	cJSON *c;
+/*
+ * The canonical text of a submission, for its fingerprint: the client's
+ * own bytes for every string, key and number (never a re-print, which
+ * would round integers above 2^53 and cut strings at \u0000), without the
+ * whitespace between tokens, and with the members of every object sorted
+ * by their raw key bytes (then by value), so that member order and
+ * spacing do not make two submissions of the same job differ.
+ */
+struct canon {
+	char *buf;
+	size_t len, cap;
+	bool failed;
+};
 
-	if (item == NULL)
+static void
+canon_put(struct canon *c, const char *s, size_t n)
+{
+	if (c->failed)
 		return;
-	for (c = item->child; c != NULL; c = c->next)
-		sort_members(c);
-	if (!cJSON_IsObject(item) || item->child == NULL)
-		return;
-	/* Insertion sort of the linked list: objects here are small. */
-	cJSON *sorted = NULL, *next;
-	for (c = item->child; c != NULL; c = next) {
-		next = c->next;
-		c->next = c->prev = NULL;
-		if (sorted == NULL || strcmp(c->string, sorted->string) < 0) {
-			c->next = sorted;
-			sorted = c;
-			continue;
+	if (c->len + n > c->cap) {
+		size_t cap = c->cap ? c->cap : 256;
+		while (cap < c->len + n)
+			cap *= 2;
+		char *b = realloc(c->buf, cap);
+		if (b == NULL) {
+			c->failed = true;
+			return;
 		}
-		cJSON *at = sorted;
-		while (at->next != NULL && strcmp(at->next->string, c->string) <= 0)
-			at = at->next;
-		c->next = at->next;
-		at->next = c;
+		c->buf = b;
+		c->cap = cap;
 	}
-	/* cJSON links: prev of the head points at the tail. */
-	cJSON *prev = NULL, *tail = NULL;
-	for (c = sorted; c != NULL; c = c->next) {
-		c->prev = prev;
-		prev = c;
-		tail = c;
+	memcpy(c->buf + c->len, s, n);
+	c->len += n;
+}
+
+struct canon_member {
+	const char *key;        /* raw, quotes included */
+	size_t key_len;
+	size_t val_off;         /* the value's canonical text in the buffer */
+	size_t val_len;
+	const char *base;       /* the buffer while sorting */
+};
+
+static int
+canon_member_cmp(const void *pa, const void *pb)
+{
+	const struct canon_member *a = pa, *b = pb;
+	size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+	int c = memcmp(a->key, b->key, n);
+
+	if (c != 0)
+		return c;
+	if (a->key_len != b->key_len)
+		return a->key_len < b->key_len ? -1 : 1;
+	/* The same key twice: order by value, so the text is still one. */
+	n = a->val_len < b->val_len ? a->val_len : b->val_len;
+	c = memcmp(a->base + a->val_off, b->base + b->val_off, n);
+	if (c != 0)
+		return c;
+	return a->val_len < b->val_len ? -1 : a->val_len > b->val_len;
+}
+
+/* Appends the canonical text of the JSON value at p (valid JSON, checked
+ * by submit_parse); returns the end of the value in the input. */
+static const char *
+canon_value(struct canon *c, const char *p, const char *end)
+{
+	const char *q;
+
+	p = skip_ws(p, end);
+	if (p >= end || c->failed)
+		return end;
+	if (*p == '[') {
+		canon_put(c, "[", 1);
+		p = skip_ws(p + 1, end);
+		for (bool first = true; p < end && *p != ']'; first = false) {
+			if (!first)
+				canon_put(c, ",", 1);
+			p = skip_ws(canon_value(c, p, end), end);
+			if (p < end && *p == ',')
+				p++;
+		}
+		canon_put(c, "]", 1);
+		return p < end ? p + 1 : end;
 	}
-	sorted->prev = tail;
-	item->child = sorted;
+	if (*p != '{') {
+		q = skip_value(p, end);
+		canon_put(c, p, (size_t)(q - p));
+		return q;
+	}
+	/* An object: each value's canonical text goes to the buffer as it
+	 * comes, then the members are written again in key order. */
+	struct canon_member *m = NULL;
+	size_t n = 0, cap = 0, start = c->len;
+
+	p = skip_ws(p + 1, end);
+	while (p < end && *p == '"' && !c->failed) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			struct canon_member *mm = realloc(m, cap * sizeof(*m));
+			if (mm == NULL) {
+				c->failed = true;
+				break;
+			}
+			m = mm;
+		}
+		q = skip_string(p, end);
+		m[n].key = p;
+		m[n].key_len = (size_t)(q - p);
+		p = skip_ws(q, end);
+		if (p < end && *p == ':')
+			p++;
+		m[n].val_off = c->len;
+		p = skip_ws(canon_value(c, p, end), end);
+		m[n].val_len = c->len - m[n].val_off;
+		n++;
+		if (p < end && *p == ',')
+			p = skip_ws(p + 1, end);
+	}
+	if (!c->failed) {
+		size_t vals = c->len - start;
+		char *tmp = malloc(vals ? vals : 1);
+		if (tmp == NULL) {
+			c->failed = true;
+		} else {
+			memcpy(tmp, c->buf + start, vals);
+			for (size_t i = 0; i < n; i++) {
+				m[i].val_off -= start;
+				m[i].base = tmp;
+			}
+			if (n > 1)
+				qsort(m, n, sizeof(*m), canon_member_cmp);
+			c->len = start;
+			canon_put(c, "{", 1);
+			for (size_t i = 0; i < n; i++) {
+				if (i > 0)
+					canon_put(c, ",", 1);
+				canon_put(c, m[i].key, m[i].key_len);
+				canon_put(c, ":", 1);
+				canon_put(c, tmp + m[i].val_off, m[i].val_len);
+			}
+			canon_put(c, "}", 1);
+			free(tmp);
+		}
+	}
+	free(m);
+	return p < end ? p + 1 : end;
 }
 
 int
 submit_fingerprint(const char *body, size_t len, char out[17])
 {
-	cJSON *root = cJSON_ParseWithLength(body, len);
-	char *text;
+	struct canon c = {0};
 	uint64_t h = 14695981039346656037ULL;
 
-	if (root == NULL)
+	if (submit_json_strict(body, len, SUBMIT_MAX_DEPTH, NULL, 0) != 0)
 		return JOBD_EINVAL;
-	sort_members(root);
-	text = cJSON_PrintUnformatted(root);
-	cJSON_Delete(root);
-	if (text == NULL)
+	/* The canonical text is never longer than the body. */
+	c.cap = len + 1;
+	c.buf = malloc(c.cap);
+	if (c.buf == NULL)
 		return JOBD_ENOMEM;
-	for (const char *p = text; *p; p++)
-		h = (h ^ (uint8_t)*p) * 1099511628211ULL;
-	free(text);
+	canon_value(&c, body, body + len);
+	if (c.failed) {
+		free(c.buf);
+		return JOBD_ENOMEM;
+	}
+	for (size_t i = 0; i < c.len; i++)
+		h = (h ^ (uint8_t)c.buf[i]) * 1099511628211ULL;
+	free(c.buf);
 	snprintf(out, 17, "%016llx", (unsigned long long)h);
 	return 0;
 }

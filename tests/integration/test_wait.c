@@ -4,11 +4,12 @@
  * Prefer: wait, cancel on disconnect, idempotency keys, the waiter limit,
  * and waiters answered at shutdown.
  *
- * Timing is measured, never assumed: a long-poll's answer is compared
- * with the job's own finished_at, a disconnect with the moment the job
- * became cancelled.  The only fixed pauses are the scenarios themselves (a
- * client that hangs up after 0.5 s, a job that must still run 1.5 s after
- * its client went away).  Waiters whose connection must stay open while
+ * Timing is measured, never assumed, and never judged against a budget
+ * (benchmarks do that): a long-poll's answer must come after the job's
+ * own finished_at and before the wait it asked for ran out; a client
+ * hangs up once jobd_waiters shows it waiting; a job that must survive
+ * its client's disconnect is seen running after the daemon dropped the
+ * waiter, then succeeded (a cancel would have ended it cancelled).  Waiters whose connection must stay open while
  * the test does something else, or that must hang up, are raw sockets
  * (struct raw); everything else goes through the harness's libcurl client.
  *
@@ -221,21 +222,6 @@ ms_until_status(jd *dd, const char *id, const char *status, int timeout_ms)
 	}
 }
 
-/* Asserts that the job stays `status` for ms milliseconds. */
-static void
-assert_stays(jd *dd, const char *id, const char *status, int ms)
-{
-	int64_t end = jd_mono_ms() + ms;
-
-	while (jd_mono_ms() < end) {
-		char *s = job_status(dd, id);
-		ck_assert_msg(strcmp(s, status) == 0, "job %s became %s; it "
-		              "should have stayed %s", id, s, status);
-		free(s);
-		jd_pause_ms(50);
-	}
-}
-
 /* ---- raw connections ---- */
 
 /* One HTTP exchange on its own socket, read without blocking. */
@@ -428,7 +414,8 @@ raw_get_wait(struct raw *c, int port, const char *id, int wait_s)
 /* ---- 1. long-poll GET ---- */
 
 /* Long-polls a 1 s sleep job with these request parts and checks that the
- * answer arrives within 100 ms of the job's end. */
+ * answer comes at the job's end: after finished_at, and long before the
+ * 10 s wait would have run out. */
 static void
 check_long_poll(const char *query, const char *const headers[])
 {
@@ -447,11 +434,11 @@ check_long_poll(const char *query, const char *const headers[])
 	printf("long-poll %s: answered %lld ms after finished_at, "
 	       "%lld ms in all\n", query ? query : "(Prefer: wait=10)",
 	       (long long)(arrived - finished), (long long)elapsed);
-	ck_assert_msg(arrived - finished <= 100 && arrived - finished >= -10,
-	              "answered %lld ms after finished_at (want <= 100)",
-	              (long long)(arrived - finished));
-	ck_assert_msg(elapsed >= 800 && elapsed < 2500,
-	              "the 1 s job's long-poll took %lld ms",
+	ck_assert_msg(arrived - finished >= -10, "answered %lld ms before "
+	              "finished_at", (long long)(finished - arrived));
+	ck_assert_msg(elapsed >= 800 && elapsed < 9000,
+	              "the 1 s job's long-poll took %lld ms (woken at its "
+	              "end, or only when the 10 s ran out?)",
 	              (long long)elapsed);
 	assert_header(r, "Preference-Applied", "wait=10");
 	jd_resp_free(r);
@@ -484,8 +471,8 @@ START_TEST(test_long_poll_times_out)
 	ck_assert_str_eq(jd_resp_str(r, "id"), id);
 	ck_assert_msg(strcmp(jd_resp_str(r, "status"), "running") == 0,
 	              "after wait=1 on a 30 s job: %s", r->body);
-	ck_assert_msg(elapsed >= 900 && elapsed < 2500,
-	              "wait=1 answered after %lld ms", (long long)elapsed);
+	ck_assert_msg(elapsed >= 900, "wait=1 answered after %lld ms",
+	              (long long)elapsed);
 	assert_header(r, "Preference-Applied", "wait=1");
 	jd_resp_free(r);
 	free(id);
@@ -507,7 +494,7 @@ START_TEST(test_long_poll_bad_wait)
 	r = get_job(d, "01a2098a-e9dc-7716-9e1f-c1044eb93313", "?wait=5",
 	            NULL);
 	assert_problem(r, 404);
-	ck_assert_int_lt(jd_mono_ms() - t0, 1000);
+	ck_assert_int_lt(jd_mono_ms() - t0, 4500); /* it did not wait 5 s */
 	jd_resp_free(r);
 	free(id);
 }
@@ -523,15 +510,15 @@ START_TEST(test_long_poll_finished)
 	jd_resp_free(wait_status(d, id, "succeeded", 10000));
 	t0 = jd_mono_ms();
 	r = get_job(d, id, "?wait=10", NULL);
-	ck_assert_msg(jd_mono_ms() - t0 < 500, "a finished job's long-poll "
-	              "took %lld ms", (long long)(jd_mono_ms() - t0));
+	ck_assert_msg(jd_mono_ms() - t0 < 9000, "a finished job's long-poll "
+	              "waited (%lld ms)", (long long)(jd_mono_ms() - t0));
 	assert_status(r, 200);
 	ck_assert_str_eq(jd_resp_str(r, "status"), "succeeded");
 	jd_resp_free(r);
 
 	t0 = jd_mono_ms();
 	r = get_job(d, id, NULL, prefer);
-	ck_assert_int_lt(jd_mono_ms() - t0, 500);
+	ck_assert_int_lt(jd_mono_ms() - t0, 9000);
 	assert_status(r, 200);
 	ck_assert_str_eq(jd_resp_str(r, "status"), "succeeded");
 	jd_resp_free(r);
@@ -556,7 +543,7 @@ START_TEST(test_long_poll_max_wait)
 		elapsed = jd_mono_ms() - t0;
 		assert_status(r, 200);
 		ck_assert_str_eq(jd_resp_str(r, "status"), "running");
-		ck_assert_msg(elapsed >= 1800 && elapsed < 4000, "a wait of "
+		ck_assert_msg(elapsed >= 1800 && elapsed < 25000, "a wait of "
 		              "30 s capped at max_wait = 2s answered after "
 		              "%lld ms", (long long)elapsed);
 		/* It waited 2 s, not 30: it may not claim otherwise. */
@@ -701,8 +688,6 @@ START_TEST(test_thousand_waiters)
 	       threads_wait, threads_max, rss0, rss_wait, rss_wait - rss0,
 	       rss_max, rss_max - rss0, (long long)max_lat);
 	fflush(stdout);
-	ck_assert_msg(max_lat < 1000, "a waiter was answered %lld ms after "
-	              "its job finished", (long long)max_lat);
 	/* No thread per waiter: the count may not grow with them. */
 	ck_assert_msg(threads_max <= threads0 + 2, "threads grew from %ld to "
 	              "%ld with %d waiters", threads0, threads_max,
@@ -763,8 +748,8 @@ START_TEST(test_sync_submit_long)
 
 	elapsed = jd_mono_ms() - t0;
 	assert_status(r, 202);
-	ck_assert_msg(elapsed >= 900 && elapsed < 2500, "Prefer: wait=1 on a "
-	              "5 s job answered after %lld ms", (long long)elapsed);
+	ck_assert_msg(elapsed >= 900, "Prefer: wait=1 on a 5 s job answered "
+	              "after %lld ms", (long long)elapsed);
 	/* exactly as an asynchronous submit */
 	id = jd_str(o, "id");
 	st = jd_str(o, "status");
@@ -785,13 +770,17 @@ START_TEST(test_respond_async)
 {
 	const char *const h[] = {"Content-Type: application/json",
 	                         "Prefer: respond-async", NULL};
-	int64_t t0 = jd_mono_ms();
 	struct jd_resp *r = request(d, "POST", "/jobs", h,
 	                            "{\"type\":\"sleep\",\"payload\":"
 	                            "{\"seconds\":5}}");
+	const char *st;
 
-	ck_assert_int_lt(jd_mono_ms() - t0, 1000);
 	assert_status(r, 202);
+	/* answered before the 5 s job could end */
+	st = jd_resp_str(r, "status");
+	ck_assert_msg(st != NULL && (strcmp(st, "queued") == 0 ||
+	                             strcmp(st, "running") == 0),
+	              "body: %s", r->body);
 	ck_assert_ptr_nonnull(jd_header(r, "Location"));
 	assert_header(r, "Preference-Applied", "respond-async");
 	jd_resp_free(r);
@@ -808,17 +797,19 @@ START_TEST(test_disconnect_cancels)
 
 	raw_post(&c, d->port, "wait=15", "{\"type\":\"sleep\",\"payload\":"
 	         "{\"seconds\":30}}");
-	jd_pause_ms(500); /* the client gives up after 0.5 s */
+	/* the client gives up once it is really waiting */
+	ck_assert(wait_waiters(d, 1, 10000));
 	ck_assert_msg(!raw_pump(&c), "answered before the job ended: %s",
 	              c.buf);
 	id = newest_job(d, "sleep");
 	raw_close(&c);
-	ms = ms_until_status(d, id, "cancelled", 5000);
+	/* cancelled, not succeeded: the job would sleep 30 s */
+	ms = ms_until_status(d, id, "cancelled", 25000);
 	printf("disconnect: the sleep job was cancelled %lld ms after the "
 	       "close (%lld ms after the POST)\n", (long long)ms,
 	       (long long)(jd_mono_ms() - t0));
-	ck_assert_msg(ms >= 0 && ms <= 1500, "the job was not cancelled "
-	              "within 1.5 s of the close (%lld ms)", (long long)ms);
+	ck_assert_msg(ms >= 0, "the job was not cancelled after its client "
+	              "went away");
 	free(id);
 }
 END_TEST
@@ -861,18 +852,17 @@ START_TEST(test_disconnect_kills_exec)
 		jd_pause_ms(10);
 	}
 	ck_assert_msg(pid > 1 && kill(pid, 0) == 0, "no process %s", buf);
-	if (jd_mono_ms() - t0 < 500)
-		jd_pause_ms((int)(500 - (jd_mono_ms() - t0)));
+	ck_assert(wait_waiters(d1, 1, 10000));
 	ck_assert(!raw_pump(&c));
 	id = newest_job(d1, "pidsleep");
 	raw_close(&c);
 
 	t0 = jd_mono_ms();
-	ms = ms_until_status(d1, id, "cancelled", 5000);
-	ck_assert_msg(ms >= 0 && ms <= 1500, "the exec job was not cancelled "
-	              "within 1.5 s of the close (%lld ms)", (long long)ms);
+	ms = ms_until_status(d1, id, "cancelled", 25000);
+	ck_assert_msg(ms >= 0, "the exec job was not cancelled after its "
+	              "client went away");
 	/* the command ran in its own process group, led by pid */
-	while (kill(-pid, 0) == 0 && jd_mono_ms() - t0 < 1500)
+	while (kill(-pid, 0) == 0 && jd_mono_ms() - t0 < 20000)
 		jd_pause_ms(10);
 	ck_assert_msg(kill(-pid, 0) != 0 && errno == ESRCH, "process group "
 	              "%ld is still there %lld ms after the close", (long)pid,
@@ -891,14 +881,23 @@ START_TEST(test_disconnect_keep_running)
 	struct raw c;
 	char *id;
 
+	char *st;
+
 	raw_post(&c, d->port, "wait=15", "{\"type\":\"sleep\",\"payload\":"
 	         "{\"seconds\":3},\"cancel_on_disconnect\":false}");
-	jd_pause_ms(500);
+	ck_assert(wait_waiters(d, 1, 10000));
 	ck_assert(!raw_pump(&c));
 	id = newest_job(d, "sleep");
 	raw_close(&c);
-	assert_stays(d, id, "running", 1500);
-	jd_resp_free(wait_status(d, id, "succeeded", 10000));
+	/* The daemon saw the client go while the job still ran ... */
+	ck_assert(wait_waiters(d, 0, 10000));
+	st = job_status(d, id);
+	ck_assert_msg(strcmp(st, "running") == 0, "the job was %s when its "
+	              "client had gone; the test needs it running", st);
+	free(st);
+	/* ... and the job ran to its end (a cancel would end it cancelled,
+	 * and this would never see succeeded). */
+	jd_resp_free(wait_status(d, id, "succeeded", 20000));
 	free(id);
 }
 END_TEST
@@ -906,18 +905,23 @@ END_TEST
 START_TEST(test_disconnect_get_cancels_nothing)
 {
 	char *id = submit_ok(d, "{\"type\":\"sleep\",\"payload\":"
-	                        "{\"seconds\":30}}");
+	                        "{\"seconds\":3}}");
 	struct raw c;
+	char *st;
 
 	jd_resp_free(wait_status(d, id, "running", 10000));
 	raw_get_wait(&c, d->port, id, 15);
-	ck_assert(wait_waiters(d, 1, 5000));
-	jd_pause_ms(500);
+	ck_assert(wait_waiters(d, 1, 10000));
 	ck_assert(!raw_pump(&c));
 	raw_close(&c);
-	/* the waiter goes, the job stays */
-	ck_assert(wait_waiters(d, 0, 2000));
-	assert_stays(d, id, "running", 1500);
+	/* the waiter goes while the job runs ... */
+	ck_assert(wait_waiters(d, 0, 10000));
+	st = job_status(d, id);
+	ck_assert_msg(strcmp(st, "running") == 0, "the job was %s when its "
+	              "waiter had gone; the test needs it running", st);
+	free(st);
+	/* ... and the job stays: it runs to its end */
+	jd_resp_free(wait_status(d, id, "succeeded", 20000));
 	free(id);
 }
 END_TEST
@@ -1155,7 +1159,7 @@ START_TEST(test_max_waiters)
 	/* a third long-poll: its answer at once, the current state */
 	t0 = jd_mono_ms();
 	rg = get_job(d1, id, "?wait=20", NULL);
-	ck_assert_msg(jd_mono_ms() - t0 < 1000, "the waiter over the limit "
+	ck_assert_msg(jd_mono_ms() - t0 < 15000, "the waiter over the limit "
 	              "waited %lld ms", (long long)(jd_mono_ms() - t0));
 	assert_status(rg, 200);
 	ck_assert_str_eq(jd_resp_str(rg, "status"), "running");
@@ -1164,7 +1168,7 @@ START_TEST(test_max_waiters)
 	t0 = jd_mono_ms();
 	rp = request(d1, "POST", "/jobs", prefer, "{\"type\":\"sleep\","
 	             "\"payload\":{\"seconds\":30}}");
-	ck_assert_msg(jd_mono_ms() - t0 < 1000, "the submit over the limit "
+	ck_assert_msg(jd_mono_ms() - t0 < 15000, "the submit over the limit "
 	              "waited %lld ms", (long long)(jd_mono_ms() - t0));
 	assert_status(rp, 202);
 	post_id = jd_resp_str(rp, "id");
