@@ -420,19 +420,31 @@ send_answer(struct req *r)
 	size_t len = c->body_out_len;
 	char *body = c->body_out;
 
-	if (body == NULL) {
-		body = strdup("");
-		len = 0;
-		if (body == NULL)
+	if (c->body_shared != NULL) {
+		/* One rendering for many answers: the response takes the
+		 * call's reference and drops it when it is done. */
+		resp = MHD_create_response_from_buffer_with_free_callback_cls(
+			len, (void *)c->body_shared_data, api_body_release,
+			c->body_shared);
+		if (resp == NULL)
+			return MHD_NO; /* api_call_clear() releases it */
+		c->body_shared = NULL;
+	} else {
+		if (body == NULL) {
+			body = strdup("");
+			len = 0;
+			if (body == NULL)
+				return MHD_NO;
+		}
+		resp = MHD_create_response_from_buffer(len, body,
+		                                       MHD_RESPMEM_MUST_FREE);
+		if (resp == NULL) {
+			if (body != c->body_out)
+				free(body);
 			return MHD_NO;
+		}
+		c->body_out = NULL; /* the response owns it now */
 	}
-	resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-	if (resp == NULL) {
-		if (body != c->body_out)
-			free(body);
-		return MHD_NO;
-	}
-	c->body_out = NULL; /* the response owns it now */
 	if (r->close)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 		                        "close");
@@ -668,6 +680,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		r->call.header = req_header;
 		r->call.h = r;
 		r->call.resume = req_resume;
+		r->call.shared_ok = true;
 		ci = MHD_get_connection_info(conn,
 		                             MHD_CONNECTION_INFO_CONNECTION_FD);
 		r->call.fd = ci != NULL ? ci->connect_fd : -1;
