@@ -50,6 +50,7 @@ SRCS := \
 	src/store_sqlite.c \
 	src/submit.c \
 	src/uuid.c \
+	src/wait.c \
 	src/workers.c \
 	src/writer.c
 
@@ -68,7 +69,7 @@ UNIT_TESTS := \
 INTEGRATION_TESTS := $(sort $(patsubst tests/integration/%.c,%,\
 	$(wildcard tests/integration/test_*.c)))
 
-OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/dashboard.o
+OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/pages.o
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
 # Recursive (=) on purpose: pkg-config runs when a recipe runs, after
@@ -100,17 +101,13 @@ deps:
 $(BUILD)/jobd: $(OBJS) $(BUILD)/obj/main.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-# The dashboard page, embedded as a byte array (no xxd needed).
-$(BUILD)/gen/dashboard.c: src/dashboard.html
+# The built-in pages (dashboard, sign-in), embedded as byte arrays.
+PAGES := dashboard_html src/dashboard.html login_html src/login.html
+$(BUILD)/gen/pages.c: src/dashboard.html src/login.html scripts/embed.sh
 	@mkdir -p $(dir $@)
-	{ echo '#include "dashboard.h"'; \
-	  echo 'const char dashboard_html[] = {'; \
-	  od -An -v -tx1 $< | awk '{ for (i = 1; i <= NF; i++) printf "0x%s,", $$i; print "" }'; \
-	  echo '0x00};'; \
-	  echo 'const size_t dashboard_html_len = sizeof(dashboard_html) - 1;'; \
-	} > $@
+	sh scripts/embed.sh dashboard.h $(PAGES) > $@
 
-$(BUILD)/obj/dashboard.o: $(BUILD)/gen/dashboard.c
+$(BUILD)/obj/pages.o: $(BUILD)/gen/pages.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes -c -o $@ $<
 

@@ -89,12 +89,9 @@ struct api_call {
 	int route;
 	char id[37];
 	int pending;            /* what a pending call waits for */
-	struct writer_op op;
-	struct waiter waiter;
-	int64_t wait_ms;        /* honoured wait, -1 none */
+	struct wait_req *wait;  /* a pending call's op and wait (wait.h) */
+	int64_t wait_ms;        /* asked for, then honoured; -1 none */
 	bool respond_async;     /* Prefer: respond-async */
-	bool waited;            /* a waiter was registered */
-	int wake_reason;
 	const char *token_name; /* who authenticated (borrowed), or NULL */
 };
 
@@ -124,6 +121,10 @@ void api_call_init(struct api_call *call);
 
 /* Frees what the call owns. */
 void api_call_clear(struct api_call *call);
+
+/* The job a call is about, for the access log: the one it submitted, or
+ * the one its path names; "-" when none.  Borrowed from the call. */
+const char *api_call_job_id(const struct api_call *call);
 
 /*
  * Drops one reference to a shared body (struct api_body *, as void * to

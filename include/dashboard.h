@@ -1,6 +1,8 @@
 /*
- * dashboard.h - the built-in dashboard page (src/dashboard.html), embedded
- * in the binary at build time (build/<...>/gen/dashboard.c).
+ * dashboard.h - the built-in pages, embedded in the binary at build time
+ * (scripts/embed.sh into build/<...>/gen/pages.c): the dashboard
+ * (src/dashboard.html) and the sign-in page a browser gets when auth is on
+ * and it has no token (src/login.html).
  */
 #ifndef JOBD_DASHBOARD_H
 #define JOBD_DASHBOARD_H
@@ -9,5 +11,7 @@
 
 extern const char dashboard_html[];
 extern const size_t dashboard_html_len;
+extern const char login_html[];
+extern const size_t login_html_len;
 
 #endif

@@ -1,9 +1,16 @@
 /*
  * api.c - routes, validation, JSON answers and problems (DESIGN.md §2).
  *
- * Runs on the HTTP threads, except the writer's done() callback, which only
- * records the outcome and calls resume().  Reads go straight to the store's
- * reader connections; writes go through the writer.
+ * Reads go straight to the store's reader connections; writes go through
+ * the writer, and a request that waits (for the writer, or for its job's
+ * end) is handed to wait.c while it is suspended.
+ *
+ * LOCKING: api runs on the HTTP threads only; a call belongs to the HTTP
+ * thread that handles its request, except while it is pending, when only
+ * wait.c's callbacks (writer thread, events) touch its wait_req (wait.h).
+ * The shared answer bodies are the one state several threads reach (any
+ * HTTP thread, and libmicrohttpd releasing a sent body): bodies_mu guards
+ * bodies[] and every body's refs, and is a leaf lock.  draining is atomic.
  */
 #include <cJSON.h>
 #include <ctype.h>
@@ -22,6 +29,7 @@
 #include "reqparse.h"
 #include "submit.h"
 #include "uuid.h"
+#include "wait.h"
 
 /*
  * A finished job rendered once and shared by every answer that carries it
@@ -257,7 +265,6 @@ void
 api_call_init(struct api_call *call)
 {
 	memset(call, 0, sizeof(*call));
-	writer_op_init(&call->op, WOP_SUBMIT);
 	call->fd = -1;
 	call->wait_ms = -1;
 }
@@ -270,10 +277,19 @@ api_call_clear(struct api_call *call)
 	api_body_release(call->body_shared);
 	call->body_shared = NULL;
 	call->body_shared_data = NULL;
-	writer_op_clear(&call->op);
+	wait_free(call->wait);
+	call->wait = NULL;
 }
 
 /* ---- responses ---- */
+
+const char *
+api_call_job_id(const struct api_call *call)
+{
+	if (call->wait != NULL && wait_op(call->wait)->job.id[0] != '\0')
+		return wait_op(call->wait)->job.id;
+	return call->id[0] != '\0' ? call->id : "-";
+}
 
 int
 api_status_for(int code)
@@ -406,25 +422,6 @@ problem_for(struct api_call *call, int code, const char *detail)
 	api_problem(call, status, slug, NULL, detail);
 }
 
-/* The 401 answer to a browser opening / without a token. */
-static const char login_page[] =
-	"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-	"<title>jobd: sign in</title><style>body{font:16px system-ui,sans-serif;"
-	"max-width:28em;margin:4em auto;padding:0 1em}input,button{font:inherit;"
-	"padding:.4em}</style></head><body><h1>jobd</h1>"
-	"<form id=\"f\"><label for=\"t\">API token</label><br>"
-	"<input id=\"t\" type=\"password\" autocomplete=\"off\" required> "
-	"<button>Open the dashboard</button></form><p id=\"m\" role=\"alert\">"
-	"</p><script>"
-	"function go(t){fetch('/',{headers:{Authorization:'Bearer '+t}})"
-	".then(function(r){if(!r.ok)throw new Error('the token was refused');"
-	"return r.text()}).then(function(h){sessionStorage.setItem('jobd-token',t);"
-	"document.open();document.write(h);document.close()})"
-	".catch(function(e){document.getElementById('m').textContent=e.message})}"
-	"var s=sessionStorage.getItem('jobd-token');if(s)go(s);"
-	"document.getElementById('f').onsubmit=function(e){e.preventDefault();"
-	"go(document.getElementById('t').value)};"
-	"</script></body></html>\n";
 
 /* ---- prechecks ---- */
 
@@ -467,7 +464,7 @@ api_precheck(api *a, struct api_call *call, int64_t content_length)
 				 * the page: answer 401 with a page that asks for
 				 * the token and loads the dashboard with it. */
 				set_body(call, 401, "text/html; charset=utf-8",
-				         strdup(login_page));
+				         strdup(login_html));
 			else
 				api_problem(call, 401, "unauthorized", NULL,
 				            hdr == NULL
@@ -674,76 +671,21 @@ parse_prefer(api *a, struct api_call *call)
 	return true;
 }
 
-static void
-wait_fired(void *arg, int reason)
-{
-	struct api_call *call = arg;
-
-	call->wake_reason = reason;
-	/* The client who waited for its job has gone: stop the work for
-	 * nobody (unless the job said otherwise).  A long-poll GET that goes
-	 * away cancels nothing. */
-	if (reason == WAKE_DISCONNECT && call->op.kind == WOP_SUBMIT &&
-	    call->method == API_POST && !call->op.replayed &&
-	    call->op.job.cancel_on_disconnect) {
-		struct writer_op *op = malloc(sizeof(*op));
-		if (op != NULL) {
-			writer_op_init(op, WOP_CANCEL);
-			memcpy(op->id, call->op.job.id, sizeof(op->id));
-			if (writer_submit(call->api->w, op) != 0) {
-				writer_op_clear(op);
-				free(op);
-			} else {
-				log_info("api", "job %s: its client disconnected "
-				         "while waiting; cancelling it",
-				         call->op.job.id);
-			}
-		}
-	}
-	call->resume(call->h);
-}
-
-/* Registers the call's waiter on job id; false when it cannot wait. */
+/*
+ * The call's wait (its writer op, and its waiter if any), made when the
+ * call is about to become pending: kind as in wait_new().  False with a
+ * 503 set when out of memory.
+ */
 static bool
-start_wait(api *a, struct api_call *call, const char *id)
+make_wait(api *a, struct api_call *call, int kind, int64_t wait_ms)
 {
-	struct waiter *w = &call->waiter;
-
-	memset(w, 0, sizeof(*w));
-	memcpy(w->id, id, sizeof(w->id));
-	w->deadline_mono_ms = clock_mono_ms() + call->wait_ms;
-	w->watch_fd = call->fd;
-	w->fn = wait_fired;
-	w->arg = call;
-	/* Set before registering: once registered, the waiter may fire and
-	 * the HTTP thread read the call at any moment. */
-	call->waited = true;
-	if (events_wait(a->ev, w) != 0) {
-		call->waited = false;
+	call->wait = wait_new(a->w, a->ev, a->st, kind, wait_ms, call->fd,
+	                      call->start_us, call->resume, call->h);
+	if (call->wait == NULL) {
+		problem_for(call, JOBD_ENOMEM, "out of memory");
 		return false;
 	}
 	return true;
-}
-
-static void
-op_done(struct writer_op *op, void *arg)
-{
-	struct api_call *call = arg;
-
-	/* Runs on the writer thread, before any worker can have the job:
-	 * the waiter cannot miss the job's end.  Intake ends here, at the
-	 * commit, whatever the client then waits for (Prefer: wait). */
-	if (op->kind == WOP_SUBMIT && op->rc == 0 && !op->replayed &&
-	    call->start_us > 0)
-		metrics_intake_seconds(
-			(double)(clock_mono_us() - call->start_us) / 1e6);
-	if (op->kind == WOP_SUBMIT && op->rc == 0 && call->wait_ms > 0 &&
-	    !job_status_is_final(op->status)) {
-		if (start_wait(call->api, call, op->job.id))
-			return;
-		call->wait_ms = -1; /* too many waiters: not honoured */
-	}
-	call->resume(call->h);
 }
 
 static int
@@ -758,12 +700,13 @@ handle_submit(api *a, struct api_call *call)
 		            "jobd is shutting down; submit again shortly");
 		return API_DONE;
 	}
-	if (!parse_prefer(a, call))
+	if (!parse_prefer(a, call) ||
+	    !make_wait(a, call, WOP_SUBMIT, call->wait_ms))
 		return API_DONE;
-	writer_op_init(&call->op, WOP_SUBMIT);
+	struct writer_op *op = wait_op(call->wait);
 	struct config *cfg = config_acquire(); /* handlers as reloaded */
 	rc = submit_parse(call->body, call->body_len, cfg ? cfg : a->cfg,
-	                  clock_now_us(), &call->op.job, err, sizeof(err));
+	                  clock_now_us(), &op->job, err, sizeof(err));
 	config_release(cfg);
 	if (rc != 0) {
 		problem_for(call, rc, err);
@@ -776,15 +719,15 @@ handle_submit(api *a, struct api_call *call)
 			return API_DONE;
 		}
 		char fp[17];
-		call->op.job.idem_key = strdup(key);
-		if (call->op.job.idem_key == NULL ||
+		op->job.idem_key = strdup(key);
+		if (op->job.idem_key == NULL ||
 		    submit_fingerprint(call->body, call->body_len, fp) != 0 ||
-		    (call->op.job.idem_fp = strdup(fp)) == NULL) {
+		    (op->job.idem_fp = strdup(fp)) == NULL) {
 			problem_for(call, JOBD_ENOMEM, "out of memory");
 			return API_DONE;
 		}
 	}
-	if (uuid_v7_new(call->op.job.id) != 0) {
+	if (uuid_v7_new(op->job.id) != 0) {
 		problem_for(call, JOBD_EBUSY, "cannot read random bytes");
 		return API_DONE;
 	}
@@ -814,6 +757,8 @@ handle_get(api *a, struct api_call *call)
 		return API_DONE;
 	}
 	/* Not final yet: wait for its end. */
+	if (!make_wait(a, call, -1, call->wait_ms))
+		return API_DONE;
 	free(call->body_out);
 	call->body_out = NULL;
 	call->pending = PENDING_WAIT;
@@ -869,15 +814,18 @@ api_handle(api *a, struct api_call *call)
 		return API_DONE;
 	case ROUTE_JOB:
 		if (call->method == API_DELETE) {
-			writer_op_init(&call->op, WOP_CANCEL);
-			memcpy(call->op.id, call->id, sizeof(call->op.id));
+			if (!make_wait(a, call, WOP_CANCEL, -1))
+				return API_DONE;
+			memcpy(wait_op(call->wait)->id, call->id,
+			       sizeof(call->id));
 			call->pending = PENDING_WRITER;
 			return API_PENDING;
 		}
 		return handle_get(a, call);
 	case ROUTE_JOB_RETRY:
-		writer_op_init(&call->op, WOP_RETRY);
-		memcpy(call->op.id, call->id, sizeof(call->op.id));
+		if (!make_wait(a, call, WOP_RETRY, -1))
+			return API_DONE;
+		memcpy(wait_op(call->wait)->id, call->id, sizeof(call->id));
 		call->pending = PENDING_WRITER;
 		return API_PENDING;
 	default:
@@ -889,36 +837,11 @@ api_handle(api *a, struct api_call *call)
 void
 api_start(api *a, struct api_call *call)
 {
-	if (call->pending == PENDING_WAIT) {
-		struct job job;
-		bool final;
-		if (!start_wait(a, call, call->id)) {
-			/* Too many waiters: answer now, without claiming the
-			 * wait was honoured. */
-			call->wait_ms = -1;
-			call->resume(call->h);
-			return;
-		}
-		/* The job may have ended between the first read and the
-		 * registration: look again. */
-		job_init(&job);
-		final = store_get(a->st, call->id, &job, NULL, 0) == 0 &&
-		        job_status_is_final(job.status);
-		job_clear(&job);
-		if (final && events_cancel(a->ev, &call->waiter)) {
-			call->wake_reason = WAKE_FINAL;
-			call->resume(call->h);
-		}
-		return;
-	}
-	call->op.done = op_done;
-	call->op.arg = call;
-	if (writer_submit(a->w, &call->op) != 0) {
-		call->op.rc = JOBD_EBUSY;
-		snprintf(call->op.err, sizeof(call->op.err),
-		         "jobd is shutting down");
-		call->resume(call->h);
-	}
+	(void)a;
+	if (call->pending == PENDING_WAIT)
+		wait_job(call->wait, call->id);
+	else
+		wait_submit(call->wait);
 }
 
 static void
@@ -937,10 +860,11 @@ add_preference_applied(struct api_call *call)
 void
 api_finish(api *a, struct api_call *call)
 {
-	struct writer_op *op = &call->op;
+	struct writer_op *op = wait_op(call->wait);
 	cJSON *o;
 	char href[64];
 
+	call->wait_ms = wait_honoured_ms(call->wait);
 	if (call->pending == PENDING_WAIT) {
 		/* Long-poll over: the job as it is now. */
 		if (answer_job(a, call, 200, call->id) >= 0)
@@ -954,7 +878,7 @@ api_finish(api *a, struct api_call *call)
 			return;
 		}
 		snprintf(href, sizeof(href), "/jobs/%s", op->job.id);
-		if (call->wait_ms > 0 && (call->waited ||
+		if (call->wait_ms > 0 && (wait_waited(call->wait) ||
 		                          job_status_is_final(op->status))) {
 			/* Synchronous submit: the finished job, if it is. */
 			int status = answer_job(a, call, 200, op->job.id);

@@ -775,8 +775,7 @@ access_log(struct req *r, struct MHD_Connection *conn)
 	char method[4 * sizeof(r->method) + 8];
 	char target[1024];
 	char status[16] = "-";
-	const char *job = r->call.op.job.id[0] ? r->call.op.job.id
-	                : r->call.id[0] ? r->call.id : "-";
+	const char *job = api_call_job_id(&r->call);
 
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (ci != NULL && ci->client_addr != NULL) {

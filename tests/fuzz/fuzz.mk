@@ -45,7 +45,7 @@ FUZZ_PKG_LIBS = $(shell pkg-config --libs $(FUZZ_PKGS))
 FUZZ_LIB_SRCS := $(filter-out src/main.c,\
 	$(if $(SRCS),$(SRCS),$(wildcard src/*.c)))
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:src/%.c=$(FUZZ_DIR)/obj/%.o) \
-	$(FUZZ_DIR)/obj/dashboard.o
+	$(FUZZ_DIR)/obj/pages.o
 FUZZ_BINS := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
 
 # Keep the harness objects (make would delete them as intermediates).
@@ -73,18 +73,14 @@ $(FUZZ_DIR)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_PKG_CFLAGS) -c -o $@ $<
 
-# api.c refers to the embedded dashboard page; generated here as the
-# Makefile does, so that the fuzz build needs nothing from build/.
-$(FUZZ_DIR)/gen/dashboard.c: src/dashboard.html
+# api.c refers to the embedded pages; generated here as the Makefile does,
+# so that the fuzz build needs nothing from build/.
+$(FUZZ_DIR)/gen/pages.c: src/dashboard.html src/login.html scripts/embed.sh
 	@mkdir -p $(dir $@)
-	{ echo '#include "dashboard.h"'; \
-	  echo 'const char dashboard_html[] = {'; \
-	  od -An -v -tx1 $< | awk '{ for (i = 1; i <= NF; i++) printf "0x%s,", $$i; print "" }'; \
-	  echo '0x00};'; \
-	  echo 'const size_t dashboard_html_len = sizeof(dashboard_html) - 1;'; \
-	} > $@
+	sh scripts/embed.sh dashboard.h dashboard_html src/dashboard.html \
+		login_html src/login.html > $@
 
-$(FUZZ_DIR)/obj/dashboard.o: $(FUZZ_DIR)/gen/dashboard.c
+$(FUZZ_DIR)/obj/pages.o: $(FUZZ_DIR)/gen/pages.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 
