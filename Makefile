@@ -63,7 +63,8 @@ UNIT_TESTS := \
 	test_sched \
 	test_store \
 	test_submit \
-	test_uuid
+	test_uuid \
+	test_wait
 
 # Every tests/integration/test_*.c is a suite run by `make check`.
 INTEGRATION_TESTS := $(sort $(patsubst tests/integration/%.c,%,\
