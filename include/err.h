@@ -15,16 +15,16 @@ enum {
 	JOBD_EINVAL = -1,     /* bad input: malformed, wrong type */
 	JOBD_ERANGE = -2,     /* well-formed value out of range / unknown name */
 	JOBD_ENOMEM = -3,     /* allocation failed */
-	JOBD_EIO = -4,        /* store I/O error (durability unknown) */
+	JOBD_EIO = -4,        /* store I/O error (durability unknown): fail-stop */
 	JOBD_EFULL = -5,      /* disk full / queue at max_queued */
 	JOBD_EBUSY = -6,      /* store locked, or daemon draining */
 	JOBD_ENOTFOUND = -7,  /* no such job */
 	JOBD_ECONFLICT = -8,  /* job not in a state that allows the operation */
-	JOBD_ETIMEDOUT = -9,  /* deadline passed */
-	JOBD_ECANCELED = -10, /* attempt was asked to stop */
-	JOBD_ESTALE = -11,    /* claim no longer current (fencing) */
-	JOBD_ESYS = -12,      /* a system call failed */
-	JOBD_ETOOBIG = -13,   /* size limit exceeded */
+	JOBD_ESTALE = -9,     /* claim no longer current (fencing) */
+	JOBD_ESYS = -10,      /* a system call failed */
+	JOBD_EUNAVAIL = -11,  /* the store cannot be reached for now (a dropped
+	                         connection): transient, retried, never
+	                         fail-stop */
 };
 
 /* Returns a static, constant name for a JOBD_E* code ("EIO", ...). */

@@ -11,6 +11,14 @@
  *    operations into one transaction (group commit);
  *  - reader calls (store_get, store_list, store_count) may be made by any
  *    thread at any time; each thread gets its own connection from a pool.
+ *
+ * Errors, besides the per-call ones: JOBD_EFULL (no space: the batch is
+ * rolled back and retried later, requests get 503), JOBD_EUNAVAIL (the
+ * store cannot be reached for now, e.g. a dropped network connection: the
+ * same, the backend reconnects), and JOBD_EIO (a failed write or fsync
+ * left the store's state unknown: fail-stop, the daemon exits and is
+ * restarted).  A backend must never report a transient condition as
+ * JOBD_EIO.
  */
 #ifndef JOBD_STORE_H
 #define JOBD_STORE_H

@@ -300,10 +300,10 @@ api_status_for(int code)
 	case JOBD_ERANGE: return 422;
 	case JOBD_ENOTFOUND: return 404;
 	case JOBD_ECONFLICT: return 409;
-	case JOBD_ETOOBIG: return 413;
 	case JOBD_ENOMEM:
 	case JOBD_EIO:
 	case JOBD_EFULL:
+	case JOBD_EUNAVAIL:
 	case JOBD_EBUSY: return 503;
 	default: return 500;
 	}
@@ -329,6 +329,30 @@ add_header(struct api_call *call, const char *name, const char *fmt, ...)
 	call->nheaders++;
 }
 
+/*
+ * JSON text as an answer body: followed by a newline, so that curl's
+ * output does not run into the prompt.  Takes text (may be NULL); NULL
+ * when out of memory.
+ */
+static char *
+json_line(char *text)
+{
+	size_t n;
+	char *more;
+
+	if (text == NULL)
+		return NULL;
+	n = strlen(text);
+	more = realloc(text, n + 2);
+	if (more == NULL) {
+		free(text);
+		return NULL;
+	}
+	more[n] = '\n';
+	more[n + 1] = '\0';
+	return more;
+}
+
 static void
 set_body(struct api_call *call, int status, const char *type, char *body)
 {
@@ -345,7 +369,7 @@ set_body(struct api_call *call, int status, const char *type, char *body)
 static void
 set_json(struct api_call *call, int status, cJSON *obj)
 {
-	char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
+	char *text = obj ? json_line(cJSON_PrintUnformatted(obj)) : NULL;
 
 	cJSON_Delete(obj);
 	if (text == NULL) {
@@ -394,7 +418,7 @@ api_problem(struct api_call *call, int status, const char *slug,
 		set_body(call, status, "application/problem+json", NULL);
 		return;
 	}
-	text = cJSON_PrintUnformatted(o);
+	text = json_line(cJSON_PrintUnformatted(o));
 	cJSON_Delete(o);
 	set_body(call, status, "application/problem+json", text);
 	if (status == 503)
@@ -416,7 +440,7 @@ problem_for(struct api_call *call, int code, const char *detail)
 	case JOBD_EFULL: slug = "store-full"; break;
 	case JOBD_EIO: slug = "store-error"; break;
 	case JOBD_EBUSY: slug = "unavailable"; break;
-	case JOBD_ETOOBIG: slug = "too-large"; break;
+	case JOBD_EUNAVAIL: slug = "store-unavailable"; break;
 	default: slug = "internal"; break;
 	}
 	api_problem(call, status, slug, NULL, detail);
@@ -546,11 +570,11 @@ answer_job(api *a, struct api_call *call, int status, const char *id)
 	job_status = job.status;
 	if (call->shared_ok && job_status_is_final(job_status) &&
 	    (b = body_lookup(a, &job)) == NULL) {
-		text = job_to_json(&job);
+		text = json_line(job_to_json(&job));
 		if (text != NULL && (b = body_share(a, &job, text)) == NULL)
 			text = NULL; /* freed by body_share */
 	} else if (b == NULL) {
-		text = job_to_json(&job);
+		text = json_line(job_to_json(&job));
 	}
 	job_clear(&job);
 	if (b != NULL) {

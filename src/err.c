@@ -20,11 +20,9 @@ jobd_strerror(int code)
 	case JOBD_EBUSY: return "EBUSY";
 	case JOBD_ENOTFOUND: return "ENOTFOUND";
 	case JOBD_ECONFLICT: return "ECONFLICT";
-	case JOBD_ETIMEDOUT: return "ETIMEDOUT";
-	case JOBD_ECANCELED: return "ECANCELED";
 	case JOBD_ESTALE: return "ESTALE";
 	case JOBD_ESYS: return "ESYS";
-	case JOBD_ETOOBIG: return "ETOOBIG";
+	case JOBD_EUNAVAIL: return "EUNAVAIL";
 	}
 	return "EUNKNOWN";
 }

@@ -744,6 +744,38 @@ START_TEST(test_waiters_share_one_body)
 }
 END_TEST
 
+/* Every JSON answer ends with a newline (issue 12: curl's output ran
+ * into the prompt): objects, jobs (shared or not), lists, problems. */
+START_TEST(test_json_answers_end_with_newline)
+{
+	char *id = submit_ok(d, "{\"type\":\"echo\",\"payload\":1}");
+	char path[128], wait_path[160];
+	const char *paths[] = {"/healthz", "/readyz", "/jobs?limit=5", path,
+	                       wait_path, "/jobs/nope", "/nowhere"};
+	struct jd_resp *r;
+
+	snprintf(path, sizeof(path), "/jobs/%s", id);
+	snprintf(wait_path, sizeof(wait_path), "/jobs/%s?wait=5", id);
+	jd_resp_free(wait_status(d, id, "succeeded", 10000));
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		r = jd_request(d, "GET", paths[i], NULL, NULL);
+		ck_assert_msg(r->body_len > 0 &&
+		              r->body[r->body_len - 1] == '\n',
+		              "GET %s: %ld without a final newline: %s", paths[i],
+		              r->status, r->body);
+		ck_assert_ptr_nonnull(jd_json(r));
+		jd_resp_free(r);
+	}
+	r = jd_request(d, "POST", "/jobs",
+	    (const char *const[]){"Content-Type: application/json", NULL},
+	    "{\"type\":\"noop\"}");
+	assert_status(r, 202);
+	ck_assert(r->body[r->body_len - 1] == '\n');
+	jd_resp_free(r);
+	free(id);
+}
+END_TEST
+
 Suite *
 api2_suite(void)
 {
@@ -762,6 +794,7 @@ api2_suite(void)
 	tcase_add_test(tc, test_wait_fraction_applied);
 	tcase_add_test(tc, test_intake_excludes_wait);
 	tcase_add_test(tc, test_waiters_share_one_body);
+	tcase_add_test(tc, test_json_answers_end_with_newline);
 	suite_add_tcase(s, tc);
 	return s;
 }
