@@ -49,6 +49,7 @@ SRCS := \
 	src/store_faults.c \
 	src/store_sqlite.c \
 	src/submit.c \
+	src/utf8.c \
 	src/uuid.c \
 	src/wait.c \
 	src/workers.c \
@@ -63,6 +64,7 @@ UNIT_TESTS := \
 	test_sched \
 	test_store \
 	test_submit \
+	test_utf8 \
 	test_uuid \
 	test_wait
 

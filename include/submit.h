@@ -18,9 +18,6 @@
 
 #define SUBMIT_MAX_DEPTH 32
 
-/* True when buf[0..len) is valid UTF-8 (no overlongs, no surrogates). */
-bool submit_utf8_valid(const char *buf, size_t len);
-
 /*
  * Returns the deepest nesting of arrays/objects in the JSON text (strings
  * are skipped), or stops counting and returns limit + 1 once it is passed.

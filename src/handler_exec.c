@@ -59,6 +59,7 @@
 #include "handler_ctx.h"
 #include "log.h"
 #include "pgroups.h"
+#include "utf8.h"
 #include "shellwords.h"
 
 #define EXEC_PATH "/usr/local/bin:/usr/bin:/bin"
@@ -121,56 +122,6 @@ tail_add(struct tail *t, const char *p, size_t n)
 			t->start = (t->start + 1) % STDERR_TAIL;
 		}
 	}
-}
-
-/*
- * Returns a new NUL-terminated copy of buf[0..len) that is valid UTF-8:
- * invalid bytes and NULs become U+FFFD.  NULL when out of memory.
- */
-static char *
-utf8_sanitize(const char *buf, size_t len)
-{
-	const unsigned char *s = (const unsigned char *)buf;
-	char *out = malloc(len * 3 + 1), *o = out;
-	size_t i = 0;
-
-	if (out == NULL)
-		return NULL;
-	while (i < len) {
-		unsigned char c = s[i];
-		size_t n = 0;
-		uint32_t cp = 0;
-		if (c >= 0x01 && c < 0x80) {
-			*o++ = (char)c;
-			i++;
-			continue;
-		}
-		if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; }
-		else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; }
-		else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; }
-		bool ok = n > 0 && len - i > n;
-		for (size_t k = 1; ok && k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				ok = false;
-			else
-				cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		if (ok && ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
-		           (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		           (cp >= 0xd800 && cp <= 0xdfff)))
-			ok = false;
-		if (!ok) {
-			memcpy(o, "\xef\xbf\xbd", 3);
-			o += 3;
-			i++;
-			continue;
-		}
-		memcpy(o, s + i, n + 1);
-		o += n + 1;
-		i += n + 1;
-	}
-	*o = '\0';
-	return out;
 }
 
 /* stdout -> result: compact JSON when it parses, else a JSON string. */

@@ -12,51 +12,11 @@
 #include "clock.h"
 #include "err.h"
 #include "submit.h"
+#include "utf8.h"
 
 #define MAX_DELAY_MS (366LL * 86400 * 1000)   /* one year ahead at most */
 #define MAX_TIMEOUT_MS (7LL * 86400 * 1000)   /* a week per attempt */
 
-bool
-submit_utf8_valid(const char *buf, size_t len)
-{
-	const unsigned char *s = (const unsigned char *)buf;
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned char c = s[i];
-		size_t n;
-		uint32_t cp;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (len - i <= n)
-			return false;
-		for (size_t k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
-		    (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
-	}
-	return true;
-}
 
 int
 submit_json_depth(const char *buf, size_t len, int limit)
@@ -414,7 +374,7 @@ submit_parse(const char *body, size_t len, const struct config *cfg,
 	if (len == 0)
 		return jobd_seterr(err, errlen, JOBD_EINVAL,
 		                   "the body is empty; send a JSON object");
-	if (!submit_utf8_valid(body, len))
+	if (!utf8_valid(body, len))
 		return jobd_seterr(err, errlen, JOBD_EINVAL,
 		                   "the body is not valid UTF-8");
 	rc = submit_json_strict(body, len, SUBMIT_MAX_DEPTH, err, errlen);
