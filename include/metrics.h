@@ -10,6 +10,7 @@
 #ifndef JOBD_METRICS_H
 #define JOBD_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,11 @@ void metrics_queue_wait_seconds(double s);
 void metrics_run_seconds(const char *type, double s);
 /* Operations committed in one store transaction. */
 void metrics_commit_batch(size_t n);
+/* A store transaction committed (fsynced or not), or failed (JOBD_E*). */
+void metrics_store_commit(bool fsynced);
+void metrics_store_error(int code);
+/* An HTTP answer was sent with status (100..599). */
+void metrics_http_answer(int status);
 
 /* Gauges read at scrape time through callbacks set by main. */
 struct metrics_gauges {

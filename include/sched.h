@@ -28,11 +28,14 @@
  *
  * Claim-ahead: besides one job per idle worker, the writer may claim short
  * jobs ahead, so that one transaction carries many claims and results,
- * while no claimed job waits in memory for more than about
- * SCHED_WINDOW_MS of work.  Per type: a type is short once its attempts
- * average at most SCHED_WINDOW_MS; attempts of long (or not yet measured)
- * types each hold a worker and are never claimed ahead, so short work
- * keeps its pace on the workers that long work leaves free.
+ * while no claimed job waits in memory for more than about a window of
+ * work per worker.  The window is SCHED_WINDOW_MS, or twice the recent
+ * commit time when commits are slower (every commit is fsynced under
+ * durability = full: workers must not run dry while the writer waits for
+ * the disk), up to SCHED_WINDOW_MAX_MS.  Per type: a type is short once
+ * its attempts average at most SCHED_WINDOW_MS; attempts of long (or not
+ * yet measured) types each hold a worker and are never claimed ahead, so
+ * short work keeps its pace on the workers that long work leaves free.
  */
 #ifndef JOBD_SCHED_H
 #define JOBD_SCHED_H
@@ -44,6 +47,7 @@
 #include "job.h"
 
 #define SCHED_WINDOW_MS 5.0
+#define SCHED_WINDOW_MAX_MS 50.0
 #define SCHED_AHEAD_MAX 512
 
 enum sched_state {
@@ -64,6 +68,7 @@ struct sched {
 	int64_t inflight;     /* claimed, end not received (all types) */
 	int state;            /* enum sched_state */
 	double avg_short_ms;  /* moving average of short attempts, < 0 none */
+	double avg_commit_ms; /* moving average of the writer's commits */
 	struct sched_type *types;
 	size_t ntypes, captypes;
 };
@@ -86,6 +91,12 @@ struct sched_type *sched_type(struct sched *s, const char *name);
 /* Whether a type is below its cap (concurrency <= 0: no cap), counting
  * what the batch being written claimed. */
 bool sched_below_cap(const struct sched_type *t, int64_t concurrency);
+
+/* The claim-ahead window per worker (ms), given the recent commits. */
+double sched_window_ms(const struct sched *s);
+
+/* A commit took commit_us (its fsync included): the window follows. */
+void sched_committed(struct sched *s, int64_t commit_us);
 
 /* Jobs the writer may claim now: idle workers plus short work ahead. */
 int64_t sched_capacity(const struct sched *s);

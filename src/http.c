@@ -52,6 +52,7 @@
 #include "err.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 
 #define CONNECTION_MEMORY (8 * 1024)
 
@@ -813,6 +814,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)cls;
 	if (r == NULL)
 		return;
+	if (r->status_sent > 0)
+		metrics_http_answer(r->status_sent);
 	if (log_get_level() >= LOG_INFO_)
 		access_log(r, conn);
 	/* Resumed, but its client had gone: libmicrohttpd closed the

@@ -35,7 +35,7 @@
 #include "workers.h"
 #include "writer.h"
 
-#define JOBD_VERSION "0.1.0"
+#include "version.h"
 #define DEFAULT_CONFIG "/etc/jobd/jobd.conf"
 
 static bool

@@ -6,6 +6,7 @@
  * sighting).  Rows, once published (ntypes incremented with release
  * order), are never moved; their counters are atomics.
  */
+#include <dirent.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -13,9 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "err.h"
 #include "job.h"
 #include "metrics.h"
+#include "version.h"
 
 #define MAX_TYPES 256
 #define NBUCKETS 14
@@ -45,6 +49,15 @@ static pthread_mutex_t type_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct type_row types[MAX_TYPES];
 static atomic_size_t ntypes;
 static struct histogram intake, queue_wait, commit_batch;
+/* HTTP answers by status code (100..599). */
+static atomic_uint_fast64_t http_codes[600];
+/* Store commits, those fsynced, and failed transactions by kind. */
+static atomic_uint_fast64_t store_commits, store_fsyncs;
+enum { SE_FULL, SE_IO, SE_UNAVAIL, SE_BUSY, SE_OTHER, SE_N };
+static const char *const store_error_names[SE_N] = {
+	"full", "io", "unavailable", "busy", "other",
+};
+static atomic_uint_fast64_t store_errors[SE_N];
 
 static struct type_row *
 row_for(const char *type)
@@ -142,6 +155,93 @@ void
 metrics_commit_batch(size_t n)
 {
 	observe(&commit_batch, batch_bounds, (double)n);
+}
+
+void
+metrics_store_commit(bool fsynced)
+{
+	atomic_fetch_add_explicit(&store_commits, 1, memory_order_relaxed);
+	if (fsynced)
+		atomic_fetch_add_explicit(&store_fsyncs, 1,
+		                          memory_order_relaxed);
+}
+
+void
+metrics_store_error(int code)
+{
+	int k = code == JOBD_EFULL ? SE_FULL : code == JOBD_EIO ? SE_IO
+	      : code == JOBD_EUNAVAIL ? SE_UNAVAIL
+	      : code == JOBD_EBUSY ? SE_BUSY : SE_OTHER;
+
+	atomic_fetch_add_explicit(&store_errors[k], 1, memory_order_relaxed);
+}
+
+void
+metrics_http_answer(int status)
+{
+	if (status >= 100 && status < 600)
+		atomic_fetch_add_explicit(&http_codes[status], 1,
+		                          memory_order_relaxed);
+}
+
+/* ---- the process (read at scrape time from /proc) ---- */
+
+static long long
+resident_bytes(void)
+{
+	long long size = 0, rss = -1;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f == NULL)
+		return -1;
+	if (fscanf(f, "%lld %lld", &size, &rss) != 2)
+		rss = -1;
+	fclose(f);
+	return rss < 0 ? -1 : rss * sysconf(_SC_PAGESIZE);
+}
+
+static long long
+open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	long long n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* not the one opendir holds */
+}
+
+/* The process's start, seconds since the epoch: field 22 of
+ * /proc/self/stat (clock ticks after boot) plus btime of /proc/stat. */
+static double
+start_time_seconds(void)
+{
+	char line[1024], *p;
+	unsigned long long ticks = 0, btime = 0;
+	FILE *f = fopen("/proc/self/stat", "r");
+
+	if (f == NULL)
+		return -1;
+	p = fgets(line, sizeof(line), f);
+	fclose(f);
+	if (p == NULL || (p = strrchr(line, ')')) == NULL ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u "
+	           "%*u %*d %*d %*d %*d %*d %*d %llu", &ticks) != 1)
+		return -1;
+	f = fopen("/proc/stat", "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "btime %llu", &btime) == 1)
+			break;
+	fclose(f);
+	return btime == 0 ? -1
+	                  : (double)btime + (double)ticks /
+	                                    (double)sysconf(_SC_CLK_TCK);
 }
 
 /* ---- rendering ---- */
@@ -276,6 +376,48 @@ metrics_render(const struct metrics_gauges *g)
 	        "# TYPE jobd_store_commit_batch_size histogram\n");
 	render_histogram(&b, "jobd_store_commit_batch_size", "", &commit_batch,
 	                 batch_bounds);
+	out(&b, "# HELP jobd_store_commits_total Store transactions "
+	        "committed.\n# TYPE jobd_store_commits_total counter\n"
+	        "jobd_store_commits_total %llu\n",
+	        (unsigned long long)atomic_load(&store_commits));
+	out(&b, "# HELP jobd_store_fsyncs_total Commits made durable with "
+	        "an fsync (durability = full).\n"
+	        "# TYPE jobd_store_fsyncs_total counter\n"
+	        "jobd_store_fsyncs_total %llu\n",
+	        (unsigned long long)atomic_load(&store_fsyncs));
+	out(&b, "# HELP jobd_store_errors_total Store transactions that "
+	        "failed, by kind.\n# TYPE jobd_store_errors_total counter\n");
+	for (int k = 0; k < SE_N; k++)
+		out(&b, "jobd_store_errors_total{kind=\"%s\"} %llu\n",
+		    store_error_names[k],
+		    (unsigned long long)atomic_load(&store_errors[k]));
+	out(&b, "# HELP jobd_http_requests_total HTTP answers, by status "
+	        "code.\n# TYPE jobd_http_requests_total counter\n");
+	for (int c = 100; c < 600; c++) {
+		unsigned long long hits = atomic_load(&http_codes[c]);
+		if (hits > 0)
+			out(&b, "jobd_http_requests_total{code=\"%d\"} %llu\n",
+			    c, hits);
+	}
+	out(&b, "# HELP jobd_build_info The running jobd.\n"
+	        "# TYPE jobd_build_info gauge\n"
+	        "jobd_build_info{version=\"%s\"} 1\n", JOBD_VERSION);
+	long long rss = resident_bytes(), fds = open_fds();
+	double started = start_time_seconds();
+	if (rss >= 0)
+		out(&b, "# HELP process_resident_memory_bytes Resident memory "
+		        "size in bytes.\n"
+		        "# TYPE process_resident_memory_bytes gauge\n"
+		        "process_resident_memory_bytes %lld\n", rss);
+	if (fds >= 0)
+		out(&b, "# HELP process_open_fds Number of open file "
+		        "descriptors.\n# TYPE process_open_fds gauge\n"
+		        "process_open_fds %lld\n", fds);
+	if (started >= 0)
+		out(&b, "# HELP process_start_time_seconds Start time of the "
+		        "process since the epoch in seconds.\n"
+		        "# TYPE process_start_time_seconds gauge\n"
+		        "process_start_time_seconds %.2f\n", started);
 	if (b.failed) {
 		free(b.data);
 		return NULL;

@@ -56,7 +56,24 @@ sched_below_cap(const struct sched_type *t, int64_t concurrency)
 	return concurrency <= 0 || t->running + t->batch < concurrency;
 }
 
-/* Short: measured, and at most the window per attempt. */
+double
+sched_window_ms(const struct sched *s)
+{
+	double ms = 2.0 * s->avg_commit_ms;
+
+	if (ms < SCHED_WINDOW_MS)
+		return SCHED_WINDOW_MS;
+	return ms > SCHED_WINDOW_MAX_MS ? SCHED_WINDOW_MAX_MS : ms;
+}
+
+void
+sched_committed(struct sched *s, int64_t commit_us)
+{
+	s->avg_commit_ms = 0.8 * s->avg_commit_ms +
+	                   0.2 * (double)commit_us / 1000.0;
+}
+
+/* Short: measured, and at most the base window per attempt. */
 static bool
 is_short(const struct sched_type *t)
 {
@@ -103,7 +120,8 @@ sched_capacity(const struct sched *s)
 		/* As many as fit at the short attempts' average: a claim
 		 * rarely takes rows it must put back. */
 		double per = s->avg_short_ms > 0.001 ? s->avg_short_ms : 0.001;
-		double budget = (double)free_workers * SCHED_WINDOW_MS - ahead;
+		double budget = (double)free_workers * sched_window_ms(s) -
+		                ahead;
 		double e = budget > 0 ? budget / per : 0;
 		extra = e > SCHED_AHEAD_MAX ? SCHED_AHEAD_MAX : (int64_t)e;
 	}
@@ -129,7 +147,6 @@ bool
 sched_may_take(const struct sched *s, struct sched_plan *p,
                struct sched_type *t, int64_t concurrency)
 {
-	(void)s;
 	if (p->slots <= 0 || !sched_below_cap(t, concurrency))
 		return false;
 	if (!sched_next_is_idle(p)) {
@@ -137,7 +154,7 @@ sched_may_take(const struct sched *s, struct sched_plan *p,
 		 * spread over the workers long attempts leave free. */
 		if (!is_short(t) || p->free <= 0 ||
 		    (p->ahead_ms + t->avg_run_ms) / (double)p->free >
-		    SCHED_WINDOW_MS)
+		    sched_window_ms(s))
 			return false;
 	}
 	if (is_short(t))

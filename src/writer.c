@@ -805,6 +805,8 @@ run_batch(writer *w, struct writer_op *ops, struct writer_op *starts,
 	if (rc != 0)
 		goto failed;
 
+	metrics_store_commit(w->cfg->store.durability == DURABILITY_FULL);
+
 	/* Committed: now the counters, the answers and the work. */
 	atomic_store(&w->healthy, true);
 	w->retry_at_mono_ms = -1;
@@ -877,6 +879,7 @@ failed:
 	sched_batch_end(&w->sched, false);
 	sched_due(&w->sched); /* whatever the claim saw is undone */
 	atomic_store(&w->healthy, false);
+	metrics_store_error(rc);
 	log_err("writer", "transaction of %d operation(s) failed: %s (%s)",
 	        nops, err, jobd_strerror(rc));
 	if (rc == JOBD_EIO && !w->fatal) {

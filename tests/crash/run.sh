@@ -22,8 +22,9 @@
 #   5. every id acknowledged in the round must be in the store (sqlite3,
 #      read-only, while the daemon runs), a random sample of 20 must answer
 #      GET 200, PRAGMA integrity_check must say ok, and every job that was
-#      running at the kill must run again, with a higher attempt (>= 2),
-#      and succeed, within 15 s.  (Waiting for success, not only for the
+#      running at the kill must run again and succeed within 15 s, with a
+#      higher attempt if its attempt had started (attempt_started = 1; a
+#      job claimed ahead but not started keeps its attempt number).  (Waiting for success, not only for the
 #      new claim, also lets the sleep jobs finish: otherwise every kill
 #      would interrupt them again until their attempts ran out.)
 # After the last round every id of every round is checked again, and the
@@ -162,17 +163,19 @@ SELECT id FROM acked WHERE id NOT IN (SELECT id FROM jobs);
 EOF
 }
 
-# Of the jobs of file $1 (id|attempt|type, running at the kill), those not
-# yet run again to success: still queued or running, or succeeded without
-# a higher attempt.  Prints "id status attempt (was attempt)".
+# Of the jobs of file $1 (id|attempt|started|type, running at the kill),
+# those not yet run again to success: still queued or running, or
+# succeeded without a higher attempt when theirs had started.  Prints
+# "id status attempt (was attempt, started)".
 not_requeued() {
 	sqlite3 -readonly -bail "$DB" <<EOF
-CREATE TEMP TABLE run(id TEXT, attempt INTEGER, type TEXT);
+CREATE TEMP TABLE run(id TEXT, attempt INTEGER, started INTEGER, type TEXT);
 .import '$1' run
 SELECT r.id || ' ' || coalesce(j.status, 'absent') || ' ' ||
-       coalesce(j.attempt, -1) || ' (was ' || r.attempt || ')'
+       coalesce(j.attempt, -1) || ' (was ' || r.attempt || ', started ' ||
+       r.started || ')'
   FROM run r LEFT JOIN jobs j ON j.id = r.id
- WHERE j.id IS NULL OR j.attempt < r.attempt + 1 OR j.attempt < 2
+ WHERE j.id IS NULL OR j.attempt < r.attempt + r.started OR j.attempt < 1
     OR j.status <> 'succeeded';
 EOF
 }
@@ -222,8 +225,8 @@ while [ "$round" -le "$ROUNDS" ]; do
 
 	# 3. what was running when the daemon died
 	sqlite3 -readonly -bail "$DB" \
-		"SELECT id || '|' || attempt || '|' || type FROM jobs
-		  WHERE status = 'running'" \
+		"SELECT id || '|' || attempt || '|' || attempt_started || '|' ||
+		        type FROM jobs WHERE status = 'running'" \
 		>"$TMP/running.$round" ||
 		die "round $round: cannot read the store after the kill"
 	nrun=$(wc -l <"$TMP/running.$round")

@@ -776,6 +776,48 @@ START_TEST(test_json_answers_end_with_newline)
 }
 END_TEST
 
+/* The value of one series of /metrics (its whole name with labels), or
+ * -1 when absent. */
+static double
+series_in(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+
+	for (const char *l = text; l != NULL && *l;
+	     l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, series, n) == 0 && l[n] == ' ')
+			return strtod(l + n + 1, NULL);
+	return -1;
+}
+
+/* Issue 12: build info, the process, answers by code, store commits. */
+START_TEST(test_metrics_process_http_store)
+{
+	struct jd_resp *r;
+
+	jd_resp_free(jd_request(d, "GET", "/healthz", NULL, NULL));
+	jd_resp_free(jd_request(d, "GET", "/no/such/thing", NULL, NULL));
+	free(submit_ok(d, "{\"type\":\"noop\"}"));
+	r = jd_request(d, "GET", "/metrics", NULL, NULL);
+	assert_status(r, 200);
+	ck_assert_msg(series_in(r->body, "jobd_http_requests_total{code=\"200\"}")
+	              >= 1, "%s", r->body);
+	ck_assert(series_in(r->body, "jobd_http_requests_total{code=\"404\"}")
+	          >= 1);
+	ck_assert(series_in(r->body, "jobd_http_requests_total{code=\"202\"}")
+	          >= 1);
+	ck_assert(series_in(r->body, "jobd_build_info{version=\"0.1.0\"}") == 1);
+	ck_assert(series_in(r->body, "process_resident_memory_bytes") > 1e6);
+	ck_assert(series_in(r->body, "process_open_fds") > 3);
+	ck_assert(series_in(r->body, "process_start_time_seconds") >
+	          (double)jd_now_ms() / 1000 - 3600);
+	ck_assert(series_in(r->body, "jobd_store_commits_total") >= 1);
+	ck_assert(series_in(r->body, "jobd_store_fsyncs_total") >= 1);
+	ck_assert(series_in(r->body, "jobd_store_errors_total{kind=\"io\"}") == 0);
+	jd_resp_free(r);
+}
+END_TEST
+
 Suite *
 api2_suite(void)
 {
@@ -795,6 +837,7 @@ api2_suite(void)
 	tcase_add_test(tc, test_intake_excludes_wait);
 	tcase_add_test(tc, test_waiters_share_one_body);
 	tcase_add_test(tc, test_json_answers_end_with_newline);
+	tcase_add_test(tc, test_metrics_process_http_store);
 	suite_add_tcase(s, tc);
 	return s;
 }

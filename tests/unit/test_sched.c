@@ -189,6 +189,32 @@ START_TEST(test_claim_ahead_beside_long_work)
 }
 END_TEST
 
+/* Slow commits (every one fsynced) widen the window, so that workers do
+ * not run dry while the writer waits for the disk; never past its cap. */
+START_TEST(test_window_follows_commits)
+{
+	struct sched_plan p;
+
+	ck_assert(sched_window_ms(&s) == SCHED_WINDOW_MS);
+	for (int i = 0; i < 100; i++)
+		sched_committed(&s, 1000);   /* 1 ms: the base window */
+	ck_assert(sched_window_ms(&s) == SCHED_WINDOW_MS);
+	running("fast", 4, 0.5);
+	s.avg_short_ms = 0.5;
+	sched_plan(&s, &p);
+	ck_assert_int_eq(p.slots, 36);
+	for (int i = 0; i < 100; i++)
+		sched_committed(&s, 10000);  /* 10 ms: a 20 ms window */
+	ck_assert(sched_window_ms(&s) > 19.9 && sched_window_ms(&s) < 20.1);
+	sched_plan(&s, &p);
+	ck_assert_int_ge(p.slots, 150);      /* about (4 x 20 - 2) / 0.5 */
+	ck_assert_int_le(p.slots, 156);
+	for (int i = 0; i < 100; i++)
+		sched_committed(&s, 200000); /* 200 ms: capped */
+	ck_assert(sched_window_ms(&s) == SCHED_WINDOW_MAX_MS);
+}
+END_TEST
+
 START_TEST(test_averages)
 {
 	struct sched_type *t = running("t", 3, -1);
@@ -229,6 +255,7 @@ sched_suite(void)
 	tcase_add_test(tc, test_cap);
 	tcase_add_test(tc, test_claim_ahead_short_only);
 	tcase_add_test(tc, test_claim_ahead_beside_long_work);
+	tcase_add_test(tc, test_window_follows_commits);
 	tcase_add_test(tc, test_averages);
 	tcase_add_test(tc, test_defer);
 	suite_add_tcase(su, tc);
