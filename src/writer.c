@@ -801,10 +801,12 @@ run_batch(writer *w, struct writer_op *ops, struct writer_op *starts,
 		}
 		purge = true;
 	}
+	int64_t commit_us = clock_mono_us();
 	rc = store_commit(w->st, err, sizeof(err));
 	if (rc != 0)
 		goto failed;
-
+	/* The claim-ahead window covers the commit's fsync. */
+	sched_committed(&w->sched, clock_mono_us() - commit_us);
 	metrics_store_commit(w->cfg->store.durability == DURABILITY_FULL);
 
 	/* Committed: now the counters, the answers and the work. */
