@@ -878,13 +878,40 @@ out:
 	return rc;
 }
 
+/*
+ * Runs a bound UPDATE ... WHERE id AND claim ... RETURNING status: 0 with
+ * the row's new status in *status (may be NULL), JOBD_ESTALE when no row
+ * had that claim (fencing), else the error.  Resets st.
+ */
+static int
+step_fenced(struct sq *s, sqlite3_stmt *st, const char *what, const char *id,
+            const char *claim, int *status, char *err, size_t errlen)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW) {
+		if (status != NULL)
+			*status = job_status_parse(
+				(const char *)sqlite3_column_text(st, 0));
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = jobd_seterr(err, errlen, JOBD_ESTALE,
+		                 "job %s: claim %s is no longer current", id,
+		                 claim);
+	} else {
+		rc = fail(s->wdb, rc, err, errlen, what);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
 static int
 sq_complete(void *impl, const struct store_completion *c, int *status,
             char *err, size_t errlen)
 {
 	struct sq *s = impl;
 	sqlite3_stmt *st = s->w[W_COMPLETE];
-	int rc;
 
 	sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, c->claim, -1, SQLITE_STATIC);
@@ -901,22 +928,8 @@ sq_complete(void *impl, const struct store_completion *c, int *status,
 	sqlite3_bind_int(st, 9, c->output_truncated);
 	bind_time_or_null(st, 10, c->started_at_us > 0 ? c->started_at_us : -1);
 	sqlite3_bind_int64(st, 11, c->now_us);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		if (status != NULL)
-			*status = job_status_parse(
-				(const char *)sqlite3_column_text(st, 0));
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = jobd_seterr(err, errlen, JOBD_ESTALE,
-		                 "job %s: claim %s is no longer current", c->id,
-		                 c->claim);
-	} else {
-		rc = fail(s->wdb, rc, err, errlen, "complete");
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return rc;
+	return step_fenced(s, st, "complete", c->id, c->claim, status, err,
+	                   errlen);
 }
 
 static int
@@ -925,27 +938,11 @@ sq_put_back(void *impl, const char *id, const char *claim, int64_t now_us,
 {
 	struct sq *s = impl;
 	sqlite3_stmt *st = s->w[W_PUT_BACK];
-	int rc;
 
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, claim, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, now_us);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		if (status != NULL)
-			*status = job_status_parse(
-				(const char *)sqlite3_column_text(st, 0));
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = jobd_seterr(err, errlen, JOBD_ESTALE,
-		                 "job %s: claim %s is no longer current", id,
-		                 claim);
-	} else {
-		rc = fail(s->wdb, rc, err, errlen, "put back");
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return rc;
+	return step_fenced(s, st, "put back", id, claim, status, err, errlen);
 }
 
 static int
