@@ -34,8 +34,8 @@
 /*
  * A finished job rendered once and shared by every answer that carries it
  * while it is being sent (the waiters woken by its end, and anyone who
- * GETs it meanwhile): 500 waiters of a job with a 1 MiB payload hold one
- * copy, not 500.  A final job changes only through a retry, which gives it
+ * GETs it meanwhile): however many wait for a big job, they hold one
+ * copy.  A final job changes only through a retry, which gives it
  * another attempt and finished_at: those and the status are the key.
  * Bodies are looked up in a small table while someone holds them; the
  * last release takes them out and frees them, so nothing is kept for

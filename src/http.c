@@ -1106,8 +1106,8 @@ http_serve(http_server *s, char *err, size_t errlen)
 	OPT(MHD_OPTION_URI_LOG_CALLBACK, on_request_line, s);
 	OPT(MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL);
 	/* Per-connection memory: the request line and headers must fit
-	 * (bigger ones get 431/414 from libmicrohttpd).  The default 32 KiB
-	 * made 1,000 waiting clients cost 35 MB. */
+	 * (bigger ones get 431/414 from libmicrohttpd); every waiting client
+	 * holds it, so it is kept small. */
 	OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY, NULL);
 	OPT(MHD_OPTION_CONNECTION_LIMIT, cfg->server.max_connections, NULL);
 	OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->server.per_ip_connections,
