@@ -2,12 +2,22 @@
  * store_faults.h - I/O fault injection for the SQLite store (STYLE.md §15,
  * after SQLite's own test VFS): a VFS shim over the default one that can
  * fail the N-th write or the N-th fsync with an I/O error, so tests can
- * prove that a failed commit never yields a 202.
+ * prove that a failed commit never yields a 202, or simulate a power cut,
+ * so tests can prove that what was acknowledged or shown was durable.
  *
  * Off unless the environment variable JOBD_FAULT_INJECT is set when the
- * store opens: "write:N" or "fsync:N" (N >= 1; counted over the database
- * and WAL files of the process), optionally ",sticky" to fail every
- * operation from the N-th on.  Not for production use.
+ * store opens:
+ *   "write:N" or "fsync:N"  (N >= 1; counted over the database and WAL
+ *                           files of the process), optionally ",sticky"
+ *                           to fail every operation from the N-th on;
+ *   "powercut"              writes to the database and WAL files stay in
+ *                           the process's memory (seen by every read of
+ *                           the process) until that file's next fsync, so
+ *                           that SIGKILL leaves on disk only what was
+ *                           fsynced: what a power cut would leave.  The
+ *                           -shm file is not modelled (delete it after the
+ *                           kill, as a reboot would lose it).
+ * Not for production use.
  */
 #ifndef JOBD_STORE_FAULTS_H
 #define JOBD_STORE_FAULTS_H
