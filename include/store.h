@@ -74,10 +74,11 @@ void store_close(store *st);
 /*
  * With durability full: whether the next commits must be fsynced (true) or
  * may rely on a later fsynced commit (false: WAL frames are ordered, so an
- * fsync also makes every earlier commit durable).  The writer relaxes it
- * for transactions that acknowledge nothing to a client - attempt results
- * and claims - which a power cut may only make run again (at-least-once).
- * No effect with durability normal.  Call between transactions.
+ * fsync also makes every earlier commit durable).  The writer asks for
+ * true on every transaction: readers see a commit as soon as it is made,
+ * so a commit that waited for a later fsync could show a client a state
+ * that a power cut takes back.  No effect with durability normal.  Call
+ * between transactions.
  */
 int store_set_durable(store *st, bool durable, char *err, size_t errlen);
 

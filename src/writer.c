@@ -785,12 +785,11 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 	if (w->next_run_at_us >= 0 && w->next_run_at_us <= now)
 		w->maybe_due = true; /* waiting rows to promote */
 
-	/* fsync only what a client is told about (submit, cancel, retry);
-	 * a later fsync makes the rest durable too. */
-	bool acks = false;
-	for (struct writer_op *op = ops; op; op = op->next)
-		acks = acks || op->kind != WOP_COMPLETE;
-	rc = store_set_durable(w->st, acks, err, sizeof(err));
+	/* Every commit is fsynced under durability = full, attempt results
+	 * and claims too: what it changes is shown (GET, waiters, events)
+	 * as soon as it commits, and a power cut must not take back what a
+	 * client has seen.  One fsync per batch, whatever it carries. */
+	rc = store_set_durable(w->st, true, err, sizeof(err));
 	if (rc == 0)
 		rc = store_begin(w->st, err, sizeof(err));
 	if (rc != 0)
