@@ -17,16 +17,30 @@
  *                           fsynced: what a power cut would leave.  The
  *                           -shm file is not modelled (delete it after the
  *                           kill, as a reboot would lose it).
- * Not for production use.
+ * Only in the test build (-DJOBD_TEST_HOOKS, build/jobd-test); build/jobd
+ * has none of it.
  */
 #ifndef JOBD_STORE_FAULTS_H
 #define JOBD_STORE_FAULTS_H
 
+#include <stddef.h>
+
+#ifdef JOBD_TEST_HOOKS
 /*
  * Registers the shim (as the default VFS) when JOBD_FAULT_INJECT asks for
  * it.  Returns 0 (also when off) or a JOBD_E* code on a malformed value.
  * Call before opening any connection; not thread-safe.
  */
 int store_faults_init(char *err, size_t errlen);
+#else
+/* A release build has no fault injection: JOBD_FAULT_INJECT is not read. */
+static inline int
+store_faults_init(char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+#endif
 
 #endif

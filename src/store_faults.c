@@ -22,6 +22,8 @@
  * file's mu guards its size, stale_from and blocks.  Lock order:
  * pc_registry_mu, then a file's mu.
  */
+#ifdef JOBD_TEST_HOOKS /* the whole file: test build only */
+
 #include <sqlite3.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -664,3 +666,5 @@ bad:
 	                   "expected write:N, fsync:N (optionally ,sticky) or "
 	                   "powercut", spec);
 }
+
+#endif /* JOBD_TEST_HOOKS */

@@ -27,8 +27,9 @@
 # not fsynced): up to POWERCUT_NORMAL_ROUNDS rounds (default 5) on a fresh
 # store until one loses an acknowledged job or takes back a shown state;
 # if none does, the test has lost its power to see losses and fails.
-# JOBD_BIN names the daemon (default build/jobd); JOBD_KEEP=1 keeps the
-# temporary directory.  About 2 s per round.
+# JOBD_TEST_BIN names the daemon that is cut (the test build, default
+# build/jobd-test), JOBD_BIN the one restarted (default build/jobd);
+# JOBD_KEEP=1 keeps the temporary directory.  About 1 s per round.
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -62,6 +63,7 @@ die() {
 }
 
 [ -x "$JOBD" ] || die "no daemon at $JOBD (run make all)"
+[ -x "$JOBD_TEST" ] || die "no test build at $JOBD_TEST (run make test-build)"
 command -v sqlite3 >/dev/null || die "sqlite3 (the CLI) is needed"
 ${CC_CRASH:-cc} -O2 -pthread -Wall -o "$LOAD" "$HERE/../crash/load.c" ||
 	die "cannot build tests/crash/load.c"
