@@ -62,6 +62,7 @@ UNIT_TESTS := \
 	test_clock \
 	test_config \
 	test_store \
+	test_store_faults \
 	test_submit \
 	test_uuid
 

@@ -24,6 +24,8 @@
  */
 #ifdef JOBD_TEST_HOOKS /* the whole file: test build only */
 
+#include <ctype.h>
+#include <errno.h>
 #include <sqlite3.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -93,8 +95,8 @@ should_fail(atomic_long *counter, int kind)
 /* ---- power-cut mode ---- */
 
 /* The registered state of a file name (a new one on first open), with a
- * reference taken; NULL when out of memory.  sizef is the real file's
- * handle, whose size is the state's initial size. */
+ * reference taken; NULL when out of memory or the size cannot be read.
+ * sizef is the real file's handle, whose size is a new state's size. */
 static struct pc_file *
 pc_attach(const char *name, sqlite3_file *sizef)
 {
@@ -616,27 +618,29 @@ int
 store_faults_init(char *err, size_t errlen)
 {
 	const char *spec = getenv("JOBD_FAULT_INJECT");
-	char kind[16];
-	long n = 0;
-	int used = 0;
 
 	if (spec == NULL || *spec == '\0' || real != NULL)
 		return 0;
 	if (strcmp(spec, "powercut") == 0) {
 		fault_kind = FAULT_POWERCUT;
 	} else {
-		if (sscanf(spec, "%15[a-z]:%ld%n", kind, &n, &used) != 2 ||
-		    n < 1 || (spec[used] != '\0' &&
-		              strcmp(spec + used, ",sticky") != 0))
+		const char *colon = strchr(spec, ':');
+		char *end = NULL;
+
+		if (colon == NULL || !isdigit((unsigned char)colon[1]))
 			goto bad;
-		if (strcmp(kind, "write") == 0)
+		if (colon - spec == 5 && strncmp(spec, "write", 5) == 0)
 			fault_kind = FAULT_WRITE;
-		else if (strcmp(kind, "fsync") == 0)
+		else if (colon - spec == 5 && strncmp(spec, "fsync", 5) == 0)
 			fault_kind = FAULT_FSYNC;
 		else
 			goto bad;
-		fault_at = n;
-		fault_sticky = spec[used] != '\0';
+		errno = 0;
+		fault_at = strtol(colon + 1, &end, 10);
+		if (errno != 0 || fault_at < 1 ||
+		    (*end != '\0' && strcmp(end, ",sticky") != 0))
+			goto bad;
+		fault_sticky = *end != '\0';
 	}
 	real = sqlite3_vfs_find(NULL);
 	if (real == NULL)
@@ -662,6 +666,7 @@ store_faults_init(char *err, size_t errlen)
 	log_warn("faults", "I/O fault injection on: %s", spec);
 	return 0;
 bad:
+	fault_kind = FAULT_NONE;
 	return jobd_seterr(err, errlen, JOBD_EINVAL, "JOBD_FAULT_INJECT=%s: "
 	                   "expected write:N, fsync:N (optionally ,sticky) or "
 	                   "powercut", spec);
