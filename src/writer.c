@@ -48,6 +48,12 @@ struct type_running {
  * slow type is never claimed ahead (priority order holds for it).
  */
 #define PREFETCH_WINDOW_MS 5.0
+/*
+ * Every commit is fsynced (durability = full), and workers must not run
+ * dry while the writer waits for it: the window is at least twice the
+ * recent commit time, up to PREFETCH_WINDOW_MAX_MS.
+ */
+#define PREFETCH_WINDOW_MAX_MS 50.0
 #define PREFETCH_MAX 512
 
 /*
@@ -90,6 +96,7 @@ struct writer {
 	                                  capped or slow types queued */
 	bool fatal;                    /* an I/O error was reported to main */
 	double avg_run_ms;             /* moving average over all types */
+	double avg_commit_ms;          /* moving average of commits (fsync) */
 	int64_t next_run_at_us;        /* earliest future run_at, -1 none */
 	int64_t next_purge_mono_ms;
 	int64_t retry_at_mono_ms;      /* after a failed commit, -1 none */
@@ -219,7 +226,17 @@ count_completion(writer *w, struct writer_op *op)
 	atomic_fetch_sub(&w->inflight, 1);
 }
 
-/* How many more jobs the writer may claim now (idle workers + ahead). */
+/* The claim-ahead window per worker (ms): see PREFETCH_WINDOW_MS. */
+static double
+prefetch_window_ms(const writer *w)
+{
+	double ms = 2.0 * w->avg_commit_ms;
+
+	if (ms < PREFETCH_WINDOW_MS)
+		return PREFETCH_WINDOW_MS;
+	return ms > PREFETCH_WINDOW_MAX_MS ? PREFETCH_WINDOW_MAX_MS : ms;
+}
+
 /* Estimated work claimed and not done yet (ms), -1 when unknown. */
 static double
 work_ahead(const writer *w)
@@ -253,7 +270,7 @@ claim_capacity(writer *w)
 		idle = 0;
 	if (w->avg_run_ms >= 0 && (work = work_ahead(w)) >= 0) {
 		double per = w->avg_run_ms > 0.001 ? w->avg_run_ms : 0.001;
-		double budget = (double)threads * PREFETCH_WINDOW_MS - work;
+		double budget = (double)threads * prefetch_window_ms(w) - work;
 		double e = budget > 0 ? budget / per : 0;
 		extra = e > PREFETCH_MAX ? PREFETCH_MAX : (int64_t)e;
 	}
@@ -425,7 +442,7 @@ may_take(writer *w, struct batch *b, const struct config *cfg,
 	if ((int64_t)b->nclaimed >= b->idle) {
 		if (mine < 0 || b->work < 0 ||
 		    (b->work + mine) / (double)w->cfg->workers.threads >
-		    PREFETCH_WINDOW_MS)
+		    prefetch_window_ms(w))
 			return false;
 		*work = b->work + mine;
 	} else if (b->work >= 0) {
@@ -818,9 +835,12 @@ run_batch(writer *w, struct writer_op *ops, bool draining)
 		}
 		purge = true;
 	}
+	int64_t commit_us = clock_mono_us();
 	rc = store_commit(w->st, err, sizeof(err));
 	if (rc != 0)
 		goto failed;
+	commit_us = clock_mono_us() - commit_us;
+	w->avg_commit_ms = 0.8 * w->avg_commit_ms + 0.2 * (double)commit_us / 1e3;
 
 	/* Committed: now the counters, the answers and the work. */
 	atomic_store(&w->healthy, true);
