@@ -1,6 +1,9 @@
 # jobd - one flat Makefile (STYLE.md §16).
 #
 #   make / make all   build build/jobd
+#   make test-build   build build/jobd-test: the daemon with its test hooks
+#                     (JOBD_FAULT_INJECT, clock offsets), which build/jobd
+#                     does not have
 #   make run          build and run in the foreground with conf/jobd.conf
 #   make check        build and run every test
 #   make bench        benchmarks (tests/bench)
@@ -46,7 +49,6 @@ SRCS := \
 	src/sched.c \
 	src/shellwords.c \
 	src/store.c \
-	src/store_faults.c \
 	src/store_sqlite.c \
 	src/submit.c \
 	src/utf8.c \
@@ -54,6 +56,12 @@ SRCS := \
 	src/wait.c \
 	src/workers.c \
 	src/writer.c
+
+# Test hooks, compiled with -DJOBD_TEST_HOOKS into the test build only
+# ($(BUILD)/jobd-test and the unit tests): the fault-injection VFS, and
+# the clock offset in clock.c.
+TEST_HOOK_SRCS := \
+	src/store_faults.c
 
 UNIT_TESTS := \
 	test_backoff \
@@ -63,6 +71,7 @@ UNIT_TESTS := \
 	test_reqparse \
 	test_sched \
 	test_store \
+	test_store_faults \
 	test_submit \
 	test_utf8 \
 	test_uuid \
@@ -74,6 +83,9 @@ INTEGRATION_TESTS := $(sort $(patsubst tests/integration/%.c,%,\
 
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/pages.o
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
+# The same with the test hooks (no main.o either: unit tests link them).
+TEST_LIB_OBJS := $(patsubst src/%.c,$(BUILD)/test/obj/%.o,\
+	$(SRCS) $(TEST_HOOK_SRCS)) $(BUILD)/obj/pages.o
 
 # Recursive (=) on purpose: pkg-config runs when a recipe runs, after
 # `deps` has installed what was missing.
@@ -93,7 +105,7 @@ override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 .PHONY: all run check unit integration ops smoke bench install clean deps \
-	check-browser reliability check-crash soak
+	check-browser reliability check-crash soak test-build
 
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/jobd
@@ -101,7 +113,13 @@ all: deps
 deps:
 	@sh scripts/deps.sh
 
+test-build: deps
+	@$(MAKE) --no-print-directory $(BUILD)/jobd-test
+
 $(BUILD)/jobd: $(OBJS) $(BUILD)/obj/main.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/jobd-test: $(TEST_LIB_OBJS) $(BUILD)/test/obj/main.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 # The built-in pages (dashboard, sign-in), embedded as byte arrays.
@@ -118,15 +136,20 @@ $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
+$(BUILD)/test/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DJOBD_TEST_HOOKS $(PKG_CFLAGS) -c -o $@ $<
+
 $(BUILD)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -Wno-missing-prototypes -c -o $@ $<
+	$(CC) $(CFLAGS) -DJOBD_TEST_HOOKS $(PKG_CFLAGS) $(TEST_CFLAGS) \
+		-Wno-missing-prototypes -c -o $@ $<
 
 $(BUILD)/itests/%.o: tests/integration/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -Wno-missing-prototypes -c -o $@ $<
 
-$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(LIB_OBJS)
+$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(TEST_LIB_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS) -lm
 
 $(BUILD)/itests/test_%: $(BUILD)/itests/test_%.o $(BUILD)/itests/harness.o
@@ -146,12 +169,15 @@ ops: $(BUILD)/jobd
 		if [ $$rc -eq 77 ]; then echo "(skipped)"; \
 		elif [ $$rc -ne 0 ]; then exit $$rc; fi; done
 
-# Crash, disk-full and I/O-error tests (tests/crash, tests/reliability).
-reliability: $(BUILD)/jobd
+# Crash, disk-full, I/O-error and power-cut tests (tests/crash,
+# tests/reliability).  A daemon started with a fault (JOBD_FAULT_INJECT)
+# is the test build, JOBD_TEST_BIN; every other is the release build.
+reliability: $(BUILD)/jobd $(BUILD)/jobd-test
 	@echo "== crash (short)"
 	@JOBD_BIN=$(BUILD)/jobd CRASH_ROUNDS=$${CRASH_ROUNDS:-20} sh tests/crash/run.sh
 	@for t in tests/reliability/*.sh; do \
-		echo "== $$t"; JOBD_BIN=$(BUILD)/jobd sh $$t || exit 1; done
+		echo "== $$t"; JOBD_BIN=$(BUILD)/jobd \
+		JOBD_TEST_BIN=$(BUILD)/jobd-test sh $$t || exit 1; done
 
 check-crash: $(BUILD)/jobd
 	JOBD_BIN=$(BUILD)/jobd CRASH_ROUNDS=$${CRASH_ROUNDS:-200} sh tests/crash/run.sh
@@ -212,4 +238,5 @@ install: all
 clean:
 	rm -rf build
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d $(BUILD)/itests/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/test/obj/*.d $(BUILD)/tests/*.d \
+	$(BUILD)/itests/*.d)

@@ -23,11 +23,14 @@ int64_t clock_mono_ms(void);
 /* Monotonic time in microseconds. */
 int64_t clock_mono_us(void);
 
+#ifdef JOBD_TEST_HOOKS
 /*
  * Test hook: when set, clock_now_ms() and clock_now_us() are that far
- * ahead.  Only for unit tests; never set in the daemon.
+ * ahead.  Only in the test build (-DJOBD_TEST_HOOKS: unit tests,
+ * build/jobd-test); build/jobd has no offset at all.
  */
 void clock_set_offset_ms(int64_t offset_ms);
+#endif
 
 /* Formats ms-since-epoch as "YYYY-MM-DDTHH:MM:SS.mmmZ" into buf (>= 25). */
 void clock_format_rfc3339(int64_t ms, char *buf, size_t buflen);

@@ -32,7 +32,12 @@
 typedef struct store store;
 
 struct store_options {
-	bool durability_full; /* fsync every commit (synchronous=FULL) */
+	/* Every commit durable before it returns (fsynced; SQLite
+	 * synchronous = FULL): readers see a commit as soon as it is made,
+	 * so a commit that waited for a later fsync could show a client a
+	 * state that a power cut takes back.  false: a crash of jobd loses
+	 * nothing, a power cut may lose the last commits. */
+	bool durability_full;
 };
 
 /* What a claim asks for. */
@@ -96,16 +101,6 @@ int store_check_path(const char *path, char *err, size_t errlen);
 int store_check(store *st, char *err, size_t errlen);
 
 /* ---- writer calls (one thread) ---- */
-
-/*
- * With durability full: whether the next commits must be fsynced (true) or
- * may rely on a later fsynced commit (false: WAL frames are ordered, so an
- * fsync also makes every earlier commit durable).  The writer relaxes it
- * for transactions that acknowledge nothing to a client - attempt results
- * and claims - which a power cut may only make run again (at-least-once).
- * No effect with durability normal.  Call between transactions.
- */
-int store_set_durable(store *st, bool durable, char *err, size_t errlen);
 
 /* Starts a write transaction (BEGIN IMMEDIATE). */
 int store_begin(store *st, char *err, size_t errlen);

@@ -13,7 +13,6 @@ struct store_ops {
 	int (*open)(const char *path, const struct store_options *opt,
 	            void **impl, char *err, size_t errlen);
 	void (*close)(void *impl);
-	int (*set_durable)(void *impl, bool durable, char *err, size_t errlen);
 	int (*begin)(void *impl, char *err, size_t errlen);
 	int (*commit)(void *impl, char *err, size_t errlen);
 	void (*rollback)(void *impl);

@@ -1,6 +1,9 @@
 /*
  * clock.c - wall and monotonic clocks, RFC 3339 formatting and parsing,
  * and condition-variable waits against the monotonic clock.
+ *
+ * The wall clock's test offset (clock_set_offset_ms) exists only in the
+ * test build (JOBD_TEST_HOOKS); a release daemon reads the clock as is.
  */
 #include <ctype.h>
 #include <stdatomic.h>
@@ -10,7 +13,12 @@
 #include "clock.h"
 #include "err.h"
 
+#ifdef JOBD_TEST_HOOKS
 static atomic_llong clock_offset_ms;
+#define OFFSET_MS() ((int64_t)atomic_load(&clock_offset_ms))
+#else
+#define OFFSET_MS() ((int64_t)0)
+#endif
 
 int64_t
 clock_now_ms(void)
@@ -18,8 +26,7 @@ clock_now_ms(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
-	       atomic_load(&clock_offset_ms);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + OFFSET_MS();
 }
 
 int64_t
@@ -29,7 +36,7 @@ clock_now_us(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 +
-	       atomic_load(&clock_offset_ms) * 1000;
+	       OFFSET_MS() * 1000;
 }
 
 int64_t
@@ -50,11 +57,13 @@ clock_mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+#ifdef JOBD_TEST_HOOKS
 void
 clock_set_offset_ms(int64_t offset_ms)
 {
 	atomic_store(&clock_offset_ms, offset_ms);
 }
+#endif
 
 void
 clock_format_rfc3339(int64_t ms, char *buf, size_t buflen)

@@ -83,8 +83,6 @@ store_close(store *st)
 	free(st);
 }
 
-int store_set_durable(store *st, bool durable, char *err, size_t errlen)
-{ return st->ops->set_durable(st->impl, durable, err, errlen); }
 
 int store_begin(store *st, char *err, size_t errlen)
 { return st->ops->begin(st->impl, err, errlen); }

@@ -215,7 +215,6 @@ struct reader {
 struct sq {
 	char *path;
 	bool durability_full;
-	bool synced;            /* the writer is at synchronous = FULL now */
 	sqlite3 *wdb;
 	sqlite3_stmt *w[W_NSTMT];
 	pthread_mutex_t pool_mu;
@@ -508,7 +507,6 @@ sq_open(const char *path, const struct store_options *opt, void **impl,
 	if (rc != 0)
 		goto fail;
 	rc = open_db(path, s->durability_full, 16384, &s->wdb, err, errlen);
-	s->synced = s->durability_full;
 	if (rc != 0)
 		goto fail;
 	/* WAL: readers beside the one writer.  The mode is persistent. */
@@ -685,22 +683,6 @@ step_done(sqlite3_stmt *st)
 }
 
 /* ---- writer ---- */
-
-static int
-sq_set_durable(void *impl, bool durable, char *err, size_t errlen)
-{
-	struct sq *s = impl;
-	int rc;
-
-	if (!s->durability_full || durable == s->synced)
-		return 0;
-	rc = exec_sql(s->wdb, durable ? "PRAGMA synchronous = FULL"
-	                              : "PRAGMA synchronous = NORMAL",
-	              err, errlen);
-	if (rc == 0)
-		s->synced = durable;
-	return rc;
-}
 
 static int
 sq_begin(void *impl, char *err, size_t errlen)
@@ -1323,7 +1305,6 @@ const struct store_ops store_sqlite_ops = {
 	.name = "sqlite",
 	.open = sq_open,
 	.close = sq_close,
-	.set_durable = sq_set_durable,
 	.begin = sq_begin,
 	.commit = sq_commit,
 	.rollback = sq_rollback,

@@ -22,9 +22,23 @@
  *       counts complete non-202 answers, neterr connection failures while
  *       the daemon was supposed to be alive.  Exit 0, or 1 on a setup
  *       error; the caller judges the counts.
+ *   load cut PORT IDS_FILE SEEN_FILE CONNS KILL_PID KILL_AFTER_MS [QUIET_MS]
+ *       as post, for the power-cut test (tests/reliability/powercut.sh),
+ *       with clients that also watch their jobs end: a third of the
+ *       threads only POST; a third GET /jobs/<id>?wait=2 after each 202;
+ *       a third POST with "Prefer: wait=2" (a 200 is both stored and
+ *       final).  Every final state a client was shown (complete answer)
+ *       is appended to SEEN_FILE as "id status finished_at".  QUIET_MS
+ *       before the kill, no new job is sent (the waits go on), so that
+ *       the daemon's last transactions carry attempt results only.
  *   load get PORT IDS_FILE
  *       GET /jobs/<id> for each id of the file; prints "get: N ok, M bad"
  *       and each bad id with its status; exit 1 when any is not 200.
+ *   load seen PORT SEEN_FILE
+ *       GET /jobs/<id> for each line of SEEN_FILE; a job whose status or
+ *       finished_at differs from what was seen was taken back (or ran
+ *       again).  Prints each such job and "seen: N checked, M taken back";
+ *       exit 1 when any was.
  *
  * Bounded everywhere: sockets time out after 10 s, a post run stops after
  * KILL_AFTER_MS + 10 s even if the kill did not end the daemon.
@@ -239,6 +253,41 @@ body_id(const struct answer *a, char out[64])
 	return 0;
 }
 
+/* The string value of "key" in a JSON body into out ("null" for null),
+ * 0 or -1.  Enough for jobd's answers (no escapes in these fields). */
+static int
+body_field(const struct answer *a, const char *key, char *out, size_t outlen)
+{
+	char pat[64];
+	const char *p, *q, *end = a->body + a->body_len;
+	int n = snprintf(pat, sizeof(pat), "\"%s\":", key);
+
+	p = memmem(a->body, a->body_len, pat, (size_t)n);
+	if (p == NULL)
+		return -1;
+	p += n;
+	if (end - p >= 4 && memcmp(p, "null", 4) == 0) {
+		snprintf(out, outlen, "null");
+		return 0;
+	}
+	if (p >= end || *p != '"')
+		return -1;
+	p++;
+	q = memchr(p, '"', (size_t)(end - p));
+	if (q == NULL || (size_t)(q - p) >= outlen)
+		return -1;
+	memcpy(out, p, (size_t)(q - p));
+	out[q - p] = '\0';
+	return 0;
+}
+
+static bool
+status_is_final(const char *s)
+{
+	return strcmp(s, "succeeded") == 0 || strcmp(s, "failed") == 0 ||
+	       strcmp(s, "cancelled") == 0;
+}
+
 static int
 request_get(struct conn *c, const char *path, struct answer *a)
 {
@@ -252,13 +301,16 @@ request_get(struct conn *c, const char *path, struct answer *a)
 }
 
 static int
-request_post(struct conn *c, const char *json, struct answer *a)
+request_post_prefer(struct conn *c, const char *json, const char *prefer,
+                    struct answer *a)
 {
 	char req[1024];
 	int n = snprintf(req, sizeof(req),
 	                 "POST /jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-	                 "Content-Type: application/json\r\n"
-	                 "Content-Length: %zu\r\n\r\n%s", strlen(json), json);
+	                 "Content-Type: application/json\r\n%s%s%s"
+	                 "Content-Length: %zu\r\n\r\n%s",
+	                 prefer ? "Prefer: " : "", prefer ? prefer : "",
+	                 prefer ? "\r\n" : "", strlen(json), json);
 
 	if (n < 0 || (size_t)n >= sizeof(req))
 		return -1;
@@ -361,12 +413,56 @@ cmd_get(const char *file)
 	return bad == 0 ? 0 : 1;
 }
 
+/* ---- load seen ---- */
+
+static int
+cmd_seen(const char *file)
+{
+	static struct conn c = {.fd = -1};
+	FILE *f = fopen(file, "r");
+	char line[256], path[160], id[64], status[32], fin[64];
+	long checked = 0, back = 0;
+
+	if (f == NULL) {
+		perror(file);
+		return 1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		struct answer a;
+		char now_status[32] = "?", now_fin[64] = "?";
+		if (sscanf(line, "%63s %31s %63s", id, status, fin) != 3)
+			continue;
+		snprintf(path, sizeof(path), "/jobs/%s", id);
+		if (request_get(&c, path, &a) != 0)
+			request_get(&c, path, &a); /* one reconnect */
+		checked++;
+		if (a.status == 200) {
+			body_field(&a, "status", now_status, sizeof(now_status));
+			body_field(&a, "finished_at", now_fin, sizeof(now_fin));
+		}
+		if (a.status != 200 || strcmp(now_status, status) != 0 ||
+		    strcmp(now_fin, fin) != 0) {
+			back++;
+			if (back <= 20)
+				fprintf(stderr, "taken back: %s was shown %s "
+				        "(finished %s), now %d %s (finished %s)\n",
+				        id, status, fin, a.status, now_status,
+				        now_fin);
+		}
+	}
+	fclose(f);
+	printf("seen: %ld checked, %ld taken back\n", checked, back);
+	return back == 0 ? 0 : 1;
+}
+
 /* ---- load post ---- */
 
-static atomic_bool killing, stopping;
+static atomic_bool killing, stopping, quiet;
 static atomic_long n_sent, n_acked, n_refused, n_neterr;
 static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
 static FILE *out;
+static FILE *seen_out;          /* load cut: final states shown */
+static atomic_long n_seen;
 static pthread_barrier_t start_barrier;
 static int sleepers;
 
@@ -384,6 +480,23 @@ record(const char *id)
 	pthread_mutex_unlock(&out_mu);
 }
 
+/* Records the final state an answer showed, if it shows one. */
+static void
+record_seen(const struct answer *a)
+{
+	char id[64], status[32], fin[64];
+
+	if (a->status != 200 || body_field(a, "id", id, sizeof(id)) != 0 ||
+	    body_field(a, "status", status, sizeof(status)) != 0 ||
+	    !status_is_final(status) ||
+	    body_field(a, "finished_at", fin, sizeof(fin)) != 0)
+		return;
+	pthread_mutex_lock(&out_mu);
+	fprintf(seen_out, "%s %s %s\n", id, status, fin);
+	pthread_mutex_unlock(&out_mu);
+	atomic_fetch_add(&n_seen, 1);
+}
+
 static void *
 poster_main(void *arg)
 {
@@ -395,7 +508,7 @@ poster_main(void *arg)
 	while (conn_open(&p->c) != 0 && mono_ms() < give_up)
 		pause_ms(5);
 	pthread_barrier_wait(&start_barrier);
-	while (!atomic_load(&stopping)) {
+	while (!atomic_load(&stopping) && !atomic_load(&quiet)) {
 		struct answer a;
 		const char *json = "{\"type\":\"noop\"}";
 		char id[64];
@@ -405,16 +518,30 @@ poster_main(void *arg)
 			       "\"priority\":10}";
 		first = false;
 		atomic_fetch_add(&n_sent, 1);
-		if (request_post(&p->c, json, &a) != 0) {
+		/* load cut: a third of the clients wait in the POST. */
+		if (request_post_prefer(&p->c, json, seen_out && p->index % 3 == 2
+		                        ? "wait=2" : NULL, &a) != 0) {
 			if (atomic_load(&killing))
 				break;
 			atomic_fetch_add(&n_neterr, 1);
 			pause_ms(10);
 			continue;
 		}
-		if (a.status == 202 && body_id(&a, id) == 0) {
+		if ((a.status == 202 || (seen_out && a.status == 200)) &&
+		    body_id(&a, id) == 0) {
 			record(id);
 			atomic_fetch_add(&n_acked, 1);
+			if (seen_out && a.status == 200) {
+				record_seen(&a);
+			} else if (seen_out && p->index % 3 == 1) {
+				/* ... and a third long-poll each job. */
+				char path[128];
+				snprintf(path, sizeof(path), "/jobs/%s?wait=2", id);
+				if (request_get(&p->c, path, &a) == 0)
+					record_seen(&a);
+				else if (atomic_load(&killing))
+					break;
+			}
 		} else {
 			atomic_fetch_add(&n_refused, 1);
 			if (n_refused < 5)
@@ -427,7 +554,8 @@ poster_main(void *arg)
 }
 
 static int
-cmd_post(const char *file, int nconns, pid_t kill_pid, int kill_after_ms)
+cmd_post(const char *file, int nconns, pid_t kill_pid, int kill_after_ms,
+         int quiet_ms)
 {
 	struct poster *ps = calloc((size_t)nconns, sizeof(*ps));
 
@@ -448,7 +576,13 @@ cmd_post(const char *file, int nconns, pid_t kill_pid, int kill_after_ms)
 		}
 	}
 	pthread_barrier_wait(&start_barrier);
-	pause_ms(kill_after_ms);
+	if (quiet_ms > 0 && quiet_ms < kill_after_ms) {
+		pause_ms(kill_after_ms - quiet_ms);
+		atomic_store(&quiet, true);
+		pause_ms(quiet_ms);
+	} else {
+		pause_ms(kill_after_ms);
+	}
 	/* Connection errors from here on are the kill's doing. */
 	atomic_store(&killing, true);
 	if (kill_pid > 0 && kill(kill_pid, SIGKILL) != 0)
@@ -457,13 +591,14 @@ cmd_post(const char *file, int nconns, pid_t kill_pid, int kill_after_ms)
 	/* The sockets' timeouts bound the joins. */
 	for (int i = 0; i < nconns; i++)
 		pthread_join(ps[i].tid, NULL);
-	if (fclose(out) != 0) {
+	if (fclose(out) != 0 || (seen_out != NULL && fclose(seen_out) != 0)) {
 		perror(file);
 		return 1;
 	}
-	printf("sent=%ld acked=%ld refused=%ld neterr=%ld after_ms=%d\n",
-	       atomic_load(&n_sent), atomic_load(&n_acked),
-	       atomic_load(&n_refused), atomic_load(&n_neterr), kill_after_ms);
+	printf("sent=%ld acked=%ld refused=%ld neterr=%ld seen=%ld "
+	       "after_ms=%d\n", atomic_load(&n_sent), atomic_load(&n_acked),
+	       atomic_load(&n_refused), atomic_load(&n_neterr),
+	       atomic_load(&n_seen), kill_after_ms);
 	free(ps);
 	return 0;
 }
@@ -475,7 +610,10 @@ usage(void)
 	      "       load wait PORT TIMEOUT_MS [PID]\n"
 	      "       load post PORT IDS_FILE CONNS KILL_PID KILL_AFTER_MS "
 	      "[SLEEPERS]\n"
-	      "       load get PORT IDS_FILE\n", stderr);
+	      "       load cut PORT IDS_FILE SEEN_FILE CONNS KILL_PID "
+	      "KILL_AFTER_MS [QUIET_MS]\n"
+	      "       load get PORT IDS_FILE\n"
+	      "       load seen PORT SEEN_FILE\n", stderr);
 }
 
 int
@@ -496,6 +634,22 @@ main(int argc, char **argv)
 		return cmd_wait(atoi(argv[3]), argc == 5 ? atoi(argv[4]) : 0);
 	if (strcmp(argv[1], "get") == 0 && argc == 4)
 		return cmd_get(argv[3]);
+	if (strcmp(argv[1], "seen") == 0 && argc == 4)
+		return cmd_seen(argv[3]);
+	if (strcmp(argv[1], "cut") == 0 && (argc == 8 || argc == 9)) {
+		int nconns = atoi(argv[5]);
+		if (nconns < 1 || nconns > 1024) {
+			usage();
+			return 1;
+		}
+		seen_out = fopen(argv[4], "w");
+		if (seen_out == NULL) {
+			perror(argv[4]);
+			return 1;
+		}
+		return cmd_post(argv[3], nconns, (pid_t)atoi(argv[6]),
+		                atoi(argv[7]), argc == 9 ? atoi(argv[8]) : 0);
+	}
 	if (strcmp(argv[1], "post") == 0 && (argc == 7 || argc == 8)) {
 		int nconns = atoi(argv[4]);
 		if (nconns < 1 || nconns > 1024) {
@@ -504,7 +658,7 @@ main(int argc, char **argv)
 		}
 		sleepers = argc == 8 ? atoi(argv[7]) : 0;
 		return cmd_post(argv[3], nconns, (pid_t)atoi(argv[5]),
-		                atoi(argv[6]));
+		                atoi(argv[6]), 0);
 	}
 	usage();
 	return 1;

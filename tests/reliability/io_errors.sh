@@ -32,7 +32,8 @@
 #     integrity_check says ok.
 # Prints per sweep "KIND: N runs, M daemon exits, K 202s, L lost; ..." and
 # exits non-zero on any failed check.  JOBD_BIN names the daemon (default
-# build/jobd); JOBD_KEEP=1 keeps the temporary directory; IO_MAX_N=N
+# build/jobd; it restarts the store), JOBD_TEST_BIN its test build that
+# injects the faults (default build/jobd-test); JOBD_KEEP=1 keeps the temporary directory; IO_MAX_N=N
 # sweeps 1..N instead of 1..50; IO_VERBOSE=1 prints the outcome of every
 # run.  Takes about 80 s.
 set -u
@@ -64,6 +65,9 @@ fail() {
 }
 
 [ -x "$JOBD" ] || { echo "io-errors: no daemon at $JOBD" >&2; exit 1; }
+[ -x "$JOBD_TEST" ] ||
+	{ echo "io-errors: no test build at $JOBD_TEST (make test-build)" >&2
+	  exit 1; }
 command -v sqlite3 >/dev/null ||
 	{ echo "io-errors: sqlite3 (the CLI) is needed" >&2; exit 1; }
 
