@@ -307,7 +307,10 @@ struct batch {
 	int64_t earliest_future;  /* earliest future run_at made, -1 none */
 	struct writer_op **claimed; /* for the workers once committed */
 	size_t nclaimed, capclaimed;
+	int nops;                 /* ops in the batch */
 	bool claimed_any;         /* a claim was made (sched_claimed) */
+	bool purge;               /* the purge ran */
+	int64_t purged[JOB_NSTATUS]; /* jobs it deleted, per status */
 	int64_t asked, got;       /* what the claim asked for and got */
 	bool held_back;           /* due rows were left queued (caps, window) */
 	bool planned;             /* plan made (on first need) */
@@ -607,7 +610,6 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 	const struct config *cfg = b->cfg;
 	int rc = 0;
 
-	b->claimed_any = true;
 	b->asked = plan(w, b)->slots;
 	if (b->asked <= 0)
 		goto out; /* got all it asked for: look again when there is room */
@@ -738,103 +740,92 @@ apply_starts(writer *w, struct writer_op *starts, char *err, size_t errlen)
 }
 
 /*
- * One transaction: starts, ops, then a claim.  Takes ownership of the op
- * list; the start list's ops stay their workers'.
+ * The transaction of a batch: starts, ops, a claim, the purge when due,
+ * then the commit.  Returns 0, or the error that rolls it back (err says
+ * why).  Every commit is durable as configured (under durability = full
+ * fsynced, attempt results and claims too): what it changes is shown
+ * (GET, waiters, events) as soon as it commits, and a power cut must not
+ * take back what a client has seen.  One fsync per batch, whatever it
+ * carries.
  */
-static void
-run_batch(writer *w, struct writer_op *ops, struct writer_op *starts,
-          bool draining)
+static int
+write_batch(writer *w, struct batch *b, struct writer_op *ops,
+            struct writer_op *starts, int64_t now, char *err, size_t errlen)
 {
-	struct batch b = {.earliest_future = -1};
-	struct config *current = config_acquire();
-	char err[256] = "";
-	int64_t now = clock_now_us();
-	int rc, nops = 0;
-	int64_t purged[JOB_NSTATUS] = {0}, npurged = 0;
-	bool purge = false;
+	int rc = store_begin(w->st, err, errlen);
 
-	/* A completion frees its worker as soon as it arrives, whatever
-	 * becomes of the commit. */
-	b.cfg = current ? current : w->cfg;
-	b.draining = draining;
-	for (struct writer_op *op = ops; op; op = op->next) {
-		nops++;
-		if (op->kind == WOP_COMPLETE)
-			count_completion(w, op);
-	}
-	if (w->next_run_at_us >= 0 && w->next_run_at_us <= now)
-		sched_due(&w->sched); /* waiting rows to promote */
-
-	/* Every commit is durable as configured (under durability = full
-	 * fsynced, attempt results and claims too): what it changes is shown
-	 * (GET, waiters, events) as soon as it commits, and a power cut must
-	 * not take back what a client has seen.  One fsync per batch,
-	 * whatever it carries. */
-	rc = store_begin(w->st, err, sizeof(err));
 	if (rc == 0)
-		rc = apply_starts(w, starts, err, sizeof(err));
+		rc = apply_starts(w, starts, err, errlen);
 	if (rc != 0)
-		goto failed;
+		return rc;
 	for (struct writer_op *op = ops; op; op = op->next) {
-		rc = apply_op(w, op, &b, now);
+		rc = apply_op(w, op, b, now);
 		if (rc != 0) {
-			snprintf(err, sizeof(err), "%s", op->err);
-			goto failed;
+			snprintf(err, errlen, "%s", op->err);
+			return rc;
 		}
 	}
-	bool claimed = !draining && (sched_wants_claim(&w->sched) || b.due);
-	if (claimed) {
-		rc = claim(w, &b, now, err, sizeof(err));
-		if (rc != 0)
-			goto failed;
-	}
+	b->claimed_any = !b->draining &&
+	    (sched_wants_claim(&w->sched) || b->due);
+	if (b->claimed_any && (rc = claim(w, b, now, err, errlen)) != 0)
+		return rc;
 	if (clock_mono_ms() >= w->next_purge_mono_ms) {
 		rc = store_purge(w->st, now - w->cfg->store.retention_ms * 1000,
-		                 PURGE_CHUNK, purged, err, sizeof(err));
+		                 PURGE_CHUNK, b->purged, err, errlen);
 		if (rc != 0)
-			goto failed;
-		for (int i = 0; i < JOB_NSTATUS; i++) {
-			b.delta[i] -= purged[i];
-			npurged += purged[i];
-		}
-		purge = true;
+			return rc;
+		b->purge = true;
 	}
 	int64_t commit_us = clock_mono_us();
-	rc = store_commit(w->st, err, sizeof(err));
+	rc = store_commit(w->st, err, errlen);
 	if (rc != 0)
-		goto failed;
+		return rc;
 	/* The claim-ahead window covers the commit's fsync. */
 	sched_committed(&w->sched, clock_mono_us() - commit_us);
 	metrics_store_commit(w->cfg->store.durability == DURABILITY_FULL);
+	return 0;
+}
 
-	/* Committed: now the counters, the answers and the work. */
+/* After the commit: the counters, the claim state, the answers, the
+ * state changes and the work. */
+static void
+publish_batch(writer *w, struct batch *b, struct writer_op *ops,
+              int64_t now)
+{
+	int64_t npurged = 0;
+	char err[256];
+
 	atomic_store(&w->healthy, true);
 	w->retry_at_mono_ms = -1;
-	b.delta[JOB_QUEUED] -= (int64_t)b.nclaimed;
-	b.delta[JOB_RUNNING] += (int64_t)b.nclaimed;
+	for (int i = 0; i < JOB_NSTATUS; i++) {
+		b->delta[i] -= b->purged[i];
+		npurged += b->purged[i];
+	}
+	b->delta[JOB_QUEUED] -= (int64_t)b->nclaimed;
+	b->delta[JOB_RUNNING] += (int64_t)b->nclaimed;
 	for (int i = 0; i < JOB_NSTATUS; i++)
-		if (b.delta[i] != 0)
-			atomic_fetch_add(&w->counts[i], b.delta[i]);
-	metrics_commit_batch((size_t)nops + b.nclaimed);
-	if (purge) {
+		if (b->delta[i] != 0)
+			atomic_fetch_add(&w->counts[i], b->delta[i]);
+	metrics_commit_batch((size_t)b->nops + b->nclaimed);
+	if (b->purge) {
 		if (npurged > 0)
 			log_info("writer", "purged %lld finished job(s) older "
 			         "than the retention", (long long)npurged);
 		w->next_purge_mono_ms = clock_mono_ms() +
 		    (npurged == PURGE_CHUNK ? 0 : PURGE_INTERVAL_MS);
 	}
-	if (b.earliest_future >= 0 &&
-	    (w->next_run_at_us < 0 || b.earliest_future < w->next_run_at_us))
-		w->next_run_at_us = b.earliest_future;
+	if (b->earliest_future >= 0 &&
+	    (w->next_run_at_us < 0 || b->earliest_future < w->next_run_at_us))
+		w->next_run_at_us = b->earliest_future;
 	sched_batch_end(&w->sched, true);
 	atomic_store(&w->inflight, w->sched.inflight);
-	if (!claimed) {
-		if (b.due) /* due rows were queued without a claim */
+	if (!b->claimed_any) {
+		if (b->due) /* due rows were queued without a claim */
 			sched_due(&w->sched);
 	} else {
-		sched_claimed(&w->sched, b.asked, b.got, b.held_back);
+		sched_claimed(&w->sched, b->asked, b->got, b->held_back);
 	}
-	if (claimed && w->sched.state == SCHED_QUIET) {
+	if (b->claimed_any && w->sched.state == SCHED_QUIET) {
 		/* Nothing else is claimable now: sleep until the earliest
 		 * future run_at. */
 		int64_t next = -1;
@@ -856,32 +847,39 @@ run_batch(writer *w, struct writer_op *ops, struct writer_op *starts,
 			w->cancel(op->id, w->hook_arg);
 		finish_op(op);
 	}
-	for (size_t i = 0; i < b.nclaimed; i++) {
-		struct job *j = &b.claimed[i]->job;
+	for (size_t i = 0; i < b->nclaimed; i++) {
+		struct job *j = &b->claimed[i]->job;
 		metrics_started(j->type);
 		metrics_queue_wait_seconds(j->run_at_us < j->started_at_us
 		    ? (double)(j->started_at_us - j->run_at_us) / 1e6 : 0);
 		if (w->event)
 			w->event(j->id, JOB_RUNNING, w->hook_arg);
 	}
-	if (b.nclaimed > 0 && w->dispatch) {
-		w->dispatch(b.claimed, b.nclaimed, w->hook_arg);
-		free(b.claimed);
+	if (b->nclaimed > 0 && w->dispatch) {
+		w->dispatch(b->claimed, b->nclaimed, w->hook_arg);
+		free(b->claimed);
 	} else {
-		free_claimed(&b);
+		free_claimed(b);
 	}
-	config_release(current);
-	return;
+}
 
-failed:
+/*
+ * A rolled-back batch: nothing of it is durable.  Requests get the error
+ * (503); attempt completions are kept and re-applied later (claim fencing
+ * makes them safe to apply once).  An I/O error is fail-stop.
+ */
+static void
+fail_batch(writer *w, struct batch *b, struct writer_op *ops, int rc,
+           const char *err)
+{
 	store_rollback(w->st);
-	free_claimed(&b);
+	free_claimed(b);
 	sched_batch_end(&w->sched, false);
 	sched_due(&w->sched); /* whatever the claim saw is undone */
 	atomic_store(&w->healthy, false);
 	metrics_store_error(rc);
 	log_err("writer", "transaction of %d operation(s) failed: %s (%s)",
-	        nops, err, jobd_strerror(rc));
+	        b->nops, err, jobd_strerror(rc));
 	if (rc == JOBD_EIO && !w->fatal) {
 		/* Policy: a full disk is survivable (503 until space is
 		 * freed); an I/O error is not.  After a failed write or fsync
@@ -891,9 +889,6 @@ failed:
 		w->fatal = true;
 		kill(getpid(), SIGUSR2);
 	}
-	/* Nothing of the batch is durable.  Requests get the error (503);
-	 * attempt completions are kept and re-applied later: claim fencing
-	 * makes them safe to apply once. */
 	for (struct writer_op *op = ops, *next; op; op = next) {
 		next = op->next;
 		if (op->kind == WOP_COMPLETE) {
@@ -907,6 +902,38 @@ failed:
 		finish_op(op);
 	}
 	w->retry_at_mono_ms = clock_mono_ms() + RETRY_AFTER_FAILURE_MS;
+}
+
+/*
+ * One batch: one transaction of starts, ops and a claim.  Takes ownership
+ * of the op list; the start list's ops stay their workers'.
+ */
+static void
+run_batch(writer *w, struct writer_op *ops, struct writer_op *starts,
+          bool draining)
+{
+	struct batch b = {.earliest_future = -1, .draining = draining};
+	struct config *current = config_acquire();
+	char err[256] = "";
+	int64_t now = clock_now_us();
+	int rc;
+
+	/* Caps as configured now (SIGHUP may reload handler sections). */
+	b.cfg = current ? current : w->cfg;
+	/* A completion frees its worker as soon as it arrives, whatever
+	 * becomes of the commit. */
+	for (struct writer_op *op = ops; op; op = op->next) {
+		b.nops++;
+		if (op->kind == WOP_COMPLETE)
+			count_completion(w, op);
+	}
+	if (w->next_run_at_us >= 0 && w->next_run_at_us <= now)
+		sched_due(&w->sched); /* waiting rows to promote */
+	rc = write_batch(w, &b, ops, starts, now, err, sizeof(err));
+	if (rc == 0)
+		publish_batch(w, &b, ops, now);
+	else
+		fail_batch(w, &b, ops, rc, err);
 	config_release(current);
 }
 
