@@ -41,6 +41,7 @@ SRCS := \
 	src/handler_ctx.c \
 	src/handler_exec.c \
 	src/http.c \
+	src/intake.c \
 	src/job.c \
 	src/log.c \
 	src/metrics.c \
@@ -68,6 +69,7 @@ UNIT_TESTS := \
 	test_clock \
 	test_config \
 	test_events \
+	test_intake \
 	test_reqparse \
 	test_sched \
 	test_store \

@@ -26,6 +26,7 @@
 
 #include "clock.h"
 #include "err.h"
+#include "intake.h"
 #include "log.h"
 #include "metrics.h"
 #include "sched.h"
@@ -467,80 +468,66 @@ insert_claimed(writer *w, struct writer_op *op, struct batch *b,
 	return rc;
 }
 
-/* Applies one op inside the transaction.  Returns a fatal store error
- * (EIO, EFULL, ENOMEM, EBUSY) that aborts the batch, else 0. */
+/* A submission, inside the transaction: the intake rules, then the insert
+ * (claimed at once when a worker may take it). */
 static int
-apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
+apply_submit(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 {
+	struct intake_prev prev;
 	bool taken;
+	int verdict, rc;
+
+	rc = intake_check(w->st, &op->job,
+	                  atomic_load(&w->counts[JOB_QUEUED]) +
+	                  b->delta[JOB_QUEUED], w->cfg->store.max_queued,
+	                  &verdict, &prev, op->err, sizeof(op->err));
+	if (rc != 0)
+		return rc;
+	switch (verdict) {
+	case INTAKE_REPLAY:
+		memcpy(op->job.id, prev.id, sizeof(prev.id));
+		op->status = prev.status;
+		op->replayed = true;
+		return 0;
+	case INTAKE_CONFLICT:
+		op->rc = JOBD_ECONFLICT;
+		return 0;
+	case INTAKE_FULL:
+		op->rc = JOBD_EFULL;
+		return 0;
+	}
+	/* The answer says "queued" either way: accepted, not run. */
+	op->status = JOB_QUEUED;
+	rc = insert_claimed(w, op, b, now, &taken);
+	if (rc == 0 && !taken)
+		rc = store_insert(w->st, &op->job, op->err, sizeof(op->err));
+	if (rc == JOBD_ECONFLICT) {
+		op->rc = rc;
+		return 0;
+	}
+	if (rc != 0)
+		return rc;
+	b->delta[JOB_QUEUED]++;
+	if (!taken)
+		note_run_at(b, op->job.run_at_us, now);
+	return 0;
+}
+
+/* A cancel or a retry: the store says whether the job could. */
+static int
+apply_cancel_retry(writer *w, struct writer_op *op, struct batch *b,
+                   int64_t now)
+{
 	int rc;
 
-	op->rc = 0;
-	op->err[0] = '\0';
-	switch (op->kind) {
-	case WOP_SUBMIT:
-		if (op->job.idem_key != NULL) {
-			struct job prev;
-			job_init(&prev);
-			rc = store_find_idem(w->st, op->job.idem_key, &prev,
-			                     op->err, sizeof(op->err));
-			if (rc == 0) {
-				bool same = prev.idem_fp && op->job.idem_fp &&
-				            strcmp(prev.idem_fp, op->job.idem_fp) == 0;
-				if (same) {
-					memcpy(op->job.id, prev.id, sizeof(prev.id));
-					op->status = prev.status;
-					op->replayed = true;
-				} else {
-					op->rc = jobd_seterr(op->err, sizeof(op->err),
-					    JOBD_ECONFLICT, "Idempotency-Key was "
-					    "used for a different submission (job "
-					    "%s)", prev.id);
-				}
-				job_clear(&prev);
-				return 0;
-			}
-			if (rc != JOBD_ENOTFOUND)
-				return rc;
-		}
-		if (atomic_load(&w->counts[JOB_QUEUED]) + b->delta[JOB_QUEUED] >=
-		    w->cfg->store.max_queued) {
-			op->rc = jobd_seterr(op->err, sizeof(op->err), JOBD_EFULL,
-			                     "the queue holds store.max_queued = "
-			                     "%lld jobs",
-			                     (long long)w->cfg->store.max_queued);
-			return 0;
-		}
-		/* The answer says "queued" either way: accepted, not run. */
-		op->status = JOB_QUEUED;
-		rc = insert_claimed(w, op, b, now, &taken);
-		if (rc == 0 && !taken)
-			rc = store_insert(w->st, &op->job, op->err,
-			                  sizeof(op->err));
-		if (rc == JOBD_ECONFLICT) {
-			op->rc = rc;
-			return 0;
-		}
-		if (rc != 0)
-			return rc;
-		b->delta[JOB_QUEUED]++;
-		if (!taken)
-			note_run_at(b, op->job.run_at_us, now);
-		return 0;
-	case WOP_CANCEL:
+	if (op->kind == WOP_CANCEL) {
 		rc = store_cancel(w->st, op->id, now, &op->status, op->err,
 		                  sizeof(op->err));
 		if (rc == 0) {
 			b->delta[JOB_QUEUED]--;
 			b->delta[JOB_CANCELLED]++;
-			return 0;
 		}
-		if (rc == JOBD_ECONFLICT || rc == JOBD_ENOTFOUND) {
-			op->rc = rc;
-			return 0;
-		}
-		return rc;
-	case WOP_RETRY:
+	} else {
 		rc = store_retry(w->st, op->id, now, &op->status, op->err,
 		                 sizeof(op->err));
 		if (rc == 0) {
@@ -548,50 +535,72 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 			b->delta[JOB_QUEUED]++;
 			op->status = JOB_QUEUED;
 			b->due = true;
-			return 0;
 		}
-		if (rc == JOBD_ECONFLICT || rc == JOBD_ENOTFOUND) {
-			op->rc = rc;
-			return 0;
-		}
-		return rc;
-	case WOP_COMPLETE: {
-		struct store_completion c = {
-			.id = op->id, .claim = op->claim,
-			.status = op->new_status,
-			.run_at_us = op->run_at_us,
-			.finished_at_us = op->finished_at_us,
-			.result = op->result, .error = op->error,
-			.has_exit_code = op->has_exit_code,
-			.exit_code = op->exit_code,
-			.output_truncated = op->output_truncated,
-			.started_at_us = op->started_at_us,
-			.now_us = now,
-		};
-		int status = op->new_status;
-		if (op->attempt_delta < 0) /* never started, or shutdown */
-			rc = store_put_back(w->st, op->id, op->claim, now,
-			                    &status, op->err, sizeof(op->err));
-		else
-			rc = store_complete(w->st, &c, &status, op->err,
-			                    sizeof(op->err));
-		if (rc == JOBD_ESTALE) {
-			log_warn("writer", "discarding a stale attempt result: %s",
-			         op->err);
-			op->rc = rc;
-			return 0;
-		}
-		if (rc != 0)
-			return rc;
-		/* What the store decided (a cancel may override a failure). */
-		op->status = status;
-		b->delta[JOB_RUNNING]--;
-		b->delta[status]++;
-		if (status == JOB_QUEUED)
-			note_run_at(b, op->attempt_delta < 0 ? now
-			                                     : op->run_at_us, now);
+	}
+	if (rc == JOBD_ECONFLICT || rc == JOBD_ENOTFOUND) {
+		op->rc = rc;
 		return 0;
 	}
+	return rc;
+}
+
+/* The end of an attempt (or a claim given back), fenced by its claim. */
+static int
+apply_complete(writer *w, struct writer_op *op, struct batch *b, int64_t now)
+{
+	struct store_completion c = {
+		.id = op->id, .claim = op->claim,
+		.status = op->new_status,
+		.run_at_us = op->run_at_us,
+		.finished_at_us = op->finished_at_us,
+		.result = op->result, .error = op->error,
+		.has_exit_code = op->has_exit_code,
+		.exit_code = op->exit_code,
+		.output_truncated = op->output_truncated,
+		.started_at_us = op->started_at_us,
+		.now_us = now,
+	};
+	int status = op->new_status, rc;
+
+	if (op->attempt_delta < 0) /* never started, or shutdown */
+		rc = store_put_back(w->st, op->id, op->claim, now, &status,
+		                    op->err, sizeof(op->err));
+	else
+		rc = store_complete(w->st, &c, &status, op->err,
+		                    sizeof(op->err));
+	if (rc == JOBD_ESTALE) {
+		log_warn("writer", "discarding a stale attempt result: %s",
+		         op->err);
+		op->rc = rc;
+		return 0;
+	}
+	if (rc != 0)
+		return rc;
+	/* What the store decided (a cancel may override a failure). */
+	op->status = status;
+	b->delta[JOB_RUNNING]--;
+	b->delta[status]++;
+	if (status == JOB_QUEUED)
+		note_run_at(b, op->attempt_delta < 0 ? now : op->run_at_us, now);
+	return 0;
+}
+
+/* Applies one op inside the transaction.  Returns a fatal store error
+ * (EIO, EFULL, ENOMEM, EBUSY, EUNAVAIL) that aborts the batch, else 0
+ * (the op's own outcome in op->rc). */
+static int
+apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
+{
+	op->rc = 0;
+	op->err[0] = '\0';
+	switch (op->kind) {
+	case WOP_SUBMIT:
+		return apply_submit(w, op, b, now);
+	case WOP_CANCEL:
+	case WOP_RETRY:
+		return apply_cancel_retry(w, op, b, now);
+	case WOP_COMPLETE:
+		return apply_complete(w, op, b, now);
 	}
 	return 0;
 }
