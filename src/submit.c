@@ -361,14 +361,17 @@ get_int(const cJSON *item, const char *name, long min, long max, long *out,
 	return 0;
 }
 
-int
-submit_parse(const char *body, size_t len, const struct config *cfg,
-             int64_t now_us, struct job *job, char *err, size_t errlen)
+/*
+ * The body as one JSON object: not empty, UTF-8, strict RFC 8259 within
+ * the depth limit, nothing after the value.  0 and the parsed root in
+ * *out (caller deletes), or JOBD_EINVAL with err.
+ */
+static int
+parse_document(const char *body, size_t len, cJSON **out, char *err,
+               size_t errlen)
 {
-	cJSON *root = NULL;
-	const cJSON *item, *delay = NULL, *run_at = NULL;
-	const struct handler_conf *h;
-	long v;
+	const char *end = NULL;
+	cJSON *root;
 	int rc;
 
 	if (len == 0)
@@ -380,7 +383,6 @@ submit_parse(const char *body, size_t len, const struct config *cfg,
 	rc = submit_json_strict(body, len, SUBMIT_MAX_DEPTH, err, errlen);
 	if (rc != 0)
 		return rc;
-	const char *end = NULL;
 	root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
 	if (root == NULL)
 		return jobd_seterr(err, errlen, JOBD_EINVAL,
@@ -389,184 +391,215 @@ submit_parse(const char *body, size_t len, const struct config *cfg,
 	while (end < body + len && (*end == ' ' || *end == '\t' ||
 	                            *end == '\n' || *end == '\r'))
 		end++;
-	if (end != body + len) {
-		rc = jobd_seterr(err, errlen, JOBD_EINVAL,
-		                 "malformed JSON: trailing characters after the "
-		                 "object");
-		goto out;
+	if (end != body + len || !cJSON_IsObject(root)) {
+		rc = jobd_seterr(err, errlen, JOBD_EINVAL, end != body + len
+		                 ? "malformed JSON: trailing characters after the "
+		                   "object" : "the body must be a JSON object");
+		cJSON_Delete(root);
+		return rc;
 	}
-	if (!cJSON_IsObject(root)) {
-		rc = jobd_seterr(err, errlen, JOBD_EINVAL,
-		                 "the body must be a JSON object");
-		goto out;
-	}
-	/* Unknown or repeated fields are mistakes the client wants to hear
-	 * of.  Keys are checked as sent: an escaped key never matches. */
-	struct member members[MAX_MEMBERS];
-	size_t nmembers = 0, nitems = 0;
-	for (item = root->child; item != NULL; item = item->next)
+	*out = root;
+	return 0;
+}
+
+/*
+ * Unknown or repeated fields are mistakes the client wants to hear of.
+ * Keys are checked as sent: an escaped key never matches.  Fills the raw
+ * members of "type" and "payload" (NULL when absent).
+ */
+static int
+check_members(const char *body, size_t len, const cJSON *root,
+              struct member *members, const struct member **type_m,
+              const struct member **payload_m, char *err, size_t errlen)
+{
+	static const char *const known[] = {
+		"type", "payload", "priority", "delay", "run_at",
+		"max_attempts", "timeout", "cancel_on_disconnect", NULL,
+	};
+	size_t nmembers, nitems = 0;
+
+	*type_m = *payload_m = NULL;
+	for (const cJSON *item = root->child; item != NULL; item = item->next)
 		nitems++;
-	if (nitems > MAX_MEMBERS) {
-		rc = jobd_seterr(err, errlen, JOBD_ERANGE,
-		                 "too many fields (%zu)", nitems);
-		goto out;
-	}
+	if (nitems > MAX_MEMBERS)
+		return jobd_seterr(err, errlen, JOBD_ERANGE,
+		                   "too many fields (%zu)", nitems);
 	nmembers = scan_members(body, len, members, MAX_MEMBERS);
-	const struct member *payload_m = NULL, *type_m = NULL;
 	for (size_t i = 0; i < nmembers; i++) {
-		static const char *const known[] = {
-			"type", "payload", "priority", "delay", "run_at",
-			"max_attempts", "timeout", "cancel_on_disconnect", NULL,
-		};
 		const struct member *mi = &members[i];
 		int k;
 		for (k = 0; known[k] != NULL; k++)
 			if (strlen(known[k]) == mi->key_len &&
 			    memcmp(mi->key, known[k], mi->key_len) == 0)
 				break;
-		if (known[k] == NULL) {
-			rc = jobd_seterr(err, errlen, JOBD_ERANGE,
-			                 "unknown field \"%.*s\"",
-			                 (int)(mi->key_len > 64 ? 64 : mi->key_len),
-			                 mi->key);
-			goto out;
-		}
+		if (known[k] == NULL)
+			return jobd_seterr(err, errlen, JOBD_ERANGE,
+			                   "unknown field \"%.*s\"",
+			                   (int)(mi->key_len > 64 ? 64
+			                                          : mi->key_len),
+			                   mi->key);
 		for (size_t j = 0; j < i; j++)
 			if (members[j].key_len == mi->key_len &&
-			    memcmp(members[j].key, mi->key, mi->key_len) == 0) {
-				rc = jobd_seterr(err, errlen, JOBD_EINVAL,
-				                 "field \"%s\" appears twice", known[k]);
-				goto out;
-			}
+			    memcmp(members[j].key, mi->key, mi->key_len) == 0)
+				return jobd_seterr(err, errlen, JOBD_EINVAL,
+				                   "field \"%s\" appears twice",
+				                   known[k]);
 		if (k == 0)
-			type_m = mi;
+			*type_m = mi;
 		else if (k == 1)
-			payload_m = mi;
+			*payload_m = mi;
 	}
+	return 0;
+}
 
-	item = cJSON_GetObjectItemCaseSensitive(root, "type");
-	if (item == NULL) {
-		rc = jobd_seterr(err, errlen, JOBD_EINVAL,
-		                 "\"type\" is required");
-		goto out;
-	}
-	if (!cJSON_IsString(item)) {
-		rc = jobd_seterr(err, errlen, JOBD_EINVAL,
-		                 "\"type\" must be a string");
-		goto out;
-	}
+/* "type": a configured handler's name, whose defaults the job takes. */
+static int
+parse_type(const cJSON *root, const struct member *type_m,
+           const struct config *cfg, int64_t now_us, struct job *job,
+           char *err, size_t errlen)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, "type");
+	const struct handler_conf *h;
+
+	if (item == NULL)
+		return jobd_seterr(err, errlen, JOBD_EINVAL,
+		                   "\"type\" is required");
+	if (!cJSON_IsString(item))
+		return jobd_seterr(err, errlen, JOBD_EINVAL,
+		                   "\"type\" must be a string");
 	if (!job_type_valid(item->valuestring) ||
-	    (type_m != NULL && memchr(type_m->val, '\\', type_m->val_len))) {
-		rc = jobd_seterr(err, errlen, JOBD_ERANGE,
-		                 "\"type\" must match [A-Za-z0-9_.-]{1,64}");
-		goto out;
-	}
+	    (type_m != NULL && memchr(type_m->val, '\\', type_m->val_len)))
+		return jobd_seterr(err, errlen, JOBD_ERANGE,
+		                   "\"type\" must match [A-Za-z0-9_.-]{1,64}");
 	h = config_handler(cfg, item->valuestring);
-	if (h == NULL) {
-		rc = jobd_seterr(err, errlen, JOBD_ERANGE,
-		                 "no handler is configured for type \"%s\"",
-		                 item->valuestring);
-		goto out;
-	}
+	if (h == NULL)
+		return jobd_seterr(err, errlen, JOBD_ERANGE,
+		                   "no handler is configured for type \"%s\"",
+		                   item->valuestring);
 	strcpy(job->type, item->valuestring);
 	job->max_attempts = (int)h->max_attempts;
 	job->timeout_ms = h->timeout_ms;
 	job->created_at_us = now_us;
 	job->run_at_us = now_us;
+	return 0;
+}
+
+/* "priority", "max_attempts", "timeout", "cancel_on_disconnect". */
+static int
+parse_options(const cJSON *root, struct job *job, char *err, size_t errlen)
+{
+	const cJSON *item;
+	long v;
+	int rc;
 
 	item = cJSON_GetObjectItemCaseSensitive(root, "priority");
 	if (item != NULL) {
 		if ((rc = get_int(item, "priority", -100, 100, &v, err, errlen)))
-			goto out;
+			return rc;
 		job->priority = (int)v;
 	}
 	item = cJSON_GetObjectItemCaseSensitive(root, "max_attempts");
 	if (item != NULL) {
 		if ((rc = get_int(item, "max_attempts", 1, 100, &v, err, errlen)))
-			goto out;
+			return rc;
 		job->max_attempts = (int)v;
 	}
 	item = cJSON_GetObjectItemCaseSensitive(root, "timeout");
 	if (item != NULL) {
-		if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble)) {
-			rc = jobd_seterr(err, errlen, JOBD_EINVAL,
-			                 "\"timeout\" must be a number of seconds");
-			goto out;
-		}
+		if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble))
+			return jobd_seterr(err, errlen, JOBD_EINVAL,
+			                   "\"timeout\" must be a number of "
+			                   "seconds");
 		double ms = item->valuedouble * 1000.0;
-		if (ms < 1.0 || ms > (double)MAX_TIMEOUT_MS) {
-			rc = jobd_seterr(err, errlen, JOBD_ERANGE,
-			                 "\"timeout\" must be > 0 and at most "
-			                 "%lld seconds",
-			                 (long long)(MAX_TIMEOUT_MS / 1000));
-			goto out;
-		}
+		if (ms < 1.0 || ms > (double)MAX_TIMEOUT_MS)
+			return jobd_seterr(err, errlen, JOBD_ERANGE,
+			                   "\"timeout\" must be > 0 and at most "
+			                   "%lld seconds",
+			                   (long long)(MAX_TIMEOUT_MS / 1000));
 		job->timeout_ms = (int64_t)llround(ms);
 	}
-	delay = cJSON_GetObjectItemCaseSensitive(root, "delay");
-	run_at = cJSON_GetObjectItemCaseSensitive(root, "run_at");
-	if (delay != NULL && run_at != NULL) {
-		rc = jobd_seterr(err, errlen, JOBD_ERANGE,
-		                 "give \"delay\" or \"run_at\", not both");
-		goto out;
+	item = cJSON_GetObjectItemCaseSensitive(root, "cancel_on_disconnect");
+	if (item != NULL) {
+		if (!cJSON_IsBool(item))
+			return jobd_seterr(err, errlen, JOBD_EINVAL,
+			                   "\"cancel_on_disconnect\" must be a "
+			                   "boolean");
+		job->cancel_on_disconnect = cJSON_IsTrue(item);
 	}
+	return 0;
+}
+
+/* "delay" or "run_at" (not both): when the job becomes due. */
+static int
+parse_when(const cJSON *root, int64_t now_us, struct job *job, char *err,
+           size_t errlen)
+{
+	const cJSON *delay = cJSON_GetObjectItemCaseSensitive(root, "delay");
+	const cJSON *run_at = cJSON_GetObjectItemCaseSensitive(root, "run_at");
+
+	if (delay != NULL && run_at != NULL)
+		return jobd_seterr(err, errlen, JOBD_ERANGE,
+		                   "give \"delay\" or \"run_at\", not both");
 	if (delay != NULL) {
-		if (!cJSON_IsNumber(delay) || !isfinite(delay->valuedouble)) {
-			rc = jobd_seterr(err, errlen, JOBD_EINVAL,
-			                 "\"delay\" must be a number of seconds");
-			goto out;
-		}
+		if (!cJSON_IsNumber(delay) || !isfinite(delay->valuedouble))
+			return jobd_seterr(err, errlen, JOBD_EINVAL,
+			                   "\"delay\" must be a number of seconds");
 		double ms = delay->valuedouble * 1000.0;
-		if (ms < 0 || ms > (double)MAX_DELAY_MS) {
-			rc = jobd_seterr(err, errlen, JOBD_ERANGE,
-			                 "\"delay\" must be between 0 and %lld "
-			                 "seconds", (long long)(MAX_DELAY_MS / 1000));
-			goto out;
-		}
+		if (ms < 0 || ms > (double)MAX_DELAY_MS)
+			return jobd_seterr(err, errlen, JOBD_ERANGE,
+			                   "\"delay\" must be between 0 and %lld "
+			                   "seconds",
+			                   (long long)(MAX_DELAY_MS / 1000));
 		job->run_at_us = now_us + (int64_t)llround(ms) * 1000;
 	}
 	if (run_at != NULL) {
 		int64_t at;
-		if (!cJSON_IsString(run_at)) {
-			rc = jobd_seterr(err, errlen, JOBD_EINVAL,
-			                 "\"run_at\" must be an RFC 3339 string");
-			goto out;
-		}
-		if (clock_parse_rfc3339(run_at->valuestring, &at) != 0) {
-			rc = jobd_seterr(err, errlen, JOBD_EINVAL,
-			                 "\"run_at\" is not an RFC 3339 date-time "
-			                 "(e.g. 2026-01-02T03:04:05Z)");
-			goto out;
-		}
+		if (!cJSON_IsString(run_at))
+			return jobd_seterr(err, errlen, JOBD_EINVAL,
+			                   "\"run_at\" must be an RFC 3339 string");
+		if (clock_parse_rfc3339(run_at->valuestring, &at) != 0)
+			return jobd_seterr(err, errlen, JOBD_EINVAL,
+			                   "\"run_at\" is not an RFC 3339 "
+			                   "date-time (e.g. 2026-01-02T03:04:05Z)");
 		at *= 1000; /* ms to the store's µs */
-		if (at > now_us + MAX_DELAY_MS * 1000) {
-			rc = jobd_seterr(err, errlen, JOBD_ERANGE,
-			                 "\"run_at\" is more than a year ahead");
-			goto out;
-		}
+		if (at > now_us + MAX_DELAY_MS * 1000)
+			return jobd_seterr(err, errlen, JOBD_ERANGE,
+			                   "\"run_at\" is more than a year ahead");
 		/* A time in the past means "now": the job is due. */
 		job->run_at_us = at > now_us ? at : now_us;
 	}
-	item = cJSON_GetObjectItemCaseSensitive(root, "cancel_on_disconnect");
-	if (item != NULL) {
-		if (!cJSON_IsBool(item)) {
-			rc = jobd_seterr(err, errlen, JOBD_EINVAL,
-			                 "\"cancel_on_disconnect\" must be a "
-			                 "boolean");
-			goto out;
-		}
-		job->cancel_on_disconnect = cJSON_IsTrue(item);
+	return 0;
+}
+
+int
+submit_parse(const char *body, size_t len, const struct config *cfg,
+             int64_t now_us, struct job *job, char *err, size_t errlen)
+{
+	struct member members[MAX_MEMBERS];
+	const struct member *type_m, *payload_m;
+	cJSON *root = NULL;
+	int rc;
+
+	rc = parse_document(body, len, &root, err, errlen);
+	if (rc != 0)
+		return rc;
+	rc = check_members(body, len, root, members, &type_m, &payload_m, err,
+	                   errlen);
+	if (rc == 0)
+		rc = parse_type(root, type_m, cfg, now_us, job, err, errlen);
+	if (rc == 0)
+		rc = parse_options(root, job, err, errlen);
+	if (rc == 0)
+		rc = parse_when(root, now_us, job, err, errlen);
+	if (rc == 0) {
+		/* The payload as sent, less insignificant whitespace. */
+		job->payload = payload_m != NULL
+		    ? compact_json(payload_m->val, payload_m->val_len)
+		    : strdup("null");
+		if (job->payload == NULL)
+			rc = jobd_seterr(err, errlen, JOBD_ENOMEM,
+			                 "out of memory");
 	}
-	/* The payload as sent, less insignificant whitespace. */
-	job->payload = payload_m != NULL
-	                   ? compact_json(payload_m->val, payload_m->val_len)
-	                   : strdup("null");
-	if (job->payload == NULL) {
-		rc = jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
-		goto out;
-	}
-	rc = 0;
-out:
 	cJSON_Delete(root);
 	if (rc != 0)
 		job_clear(job);
