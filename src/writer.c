@@ -990,122 +990,94 @@ may_defer(writer *w, int64_t now_mono)
 	return sched_may_defer(&w->sched, n);
 }
 
-static void *
-writer_main(void *arg)
+/* What the writer's loop does next (see next_step). */
+enum step { STEP_RUN, STEP_SLEEP, STEP_EXIT };
+
+/*
+ * Decides the loop's next step from the queue, the claim state and the
+ * deadlines: STEP_RUN (with *retry when kept completions go first),
+ * STEP_SLEEP until *deadline, or STEP_EXIT.  Writer thread, w->mu held.
+ */
+static int
+next_step(writer *w, bool *retry, int64_t *deadline)
 {
-	writer *w = arg;
-	sigset_t set;
+	int64_t now_mono = clock_mono_ms(), now = clock_now_us();
+	/* After a failed transaction, wait a little before retrying anything
+	 * but new requests (a full disk must not spin). */
+	bool backoff = w->retry_at_mono_ms >= 0 &&
+	    now_mono < w->retry_at_mono_ms;
+	bool claim_due = !w->draining && !backoff && !w->fatal &&
+	    sched_capacity(&w->sched) > 0 &&
+	    (sched_wants_claim(&w->sched) ||
+	     (w->next_run_at_us >= 0 && w->next_run_at_us <= now));
+	bool purge_due = !backoff && !w->fatal &&
+	    now_mono >= w->next_purge_mono_ms;
+	bool starts_due = w->starts != NULL &&
+	    (w->stopping || now_mono >= w->starts_mono_ms + START_DEFER_MS);
 
-	sigfillset(&set);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	pthread_setname_np(pthread_self(), "jobd-writer");
-
-	pthread_mutex_lock(&w->mu);
-	for (;;) {
-		int64_t now_mono = clock_mono_ms();
-		int64_t now = clock_now_us();
-		if (w->poked) {
-			w->poked = false;
-			sched_due(&w->sched);
-		}
-		/* After a failed transaction, wait a little before retrying
-		 * anything but new requests (a full disk must not spin). */
-		bool backoff = w->retry_at_mono_ms >= 0 &&
-		    now_mono < w->retry_at_mono_ms;
-		bool can_claim = !w->draining && !backoff && !w->fatal &&
-		    sched_capacity(&w->sched) > 0;
-		bool claim_due = can_claim &&
-		    (sched_wants_claim(&w->sched) ||
-		     (w->next_run_at_us >= 0 && w->next_run_at_us <= now));
-		bool retry_due = w->pending != NULL && !backoff;
-		bool purge_due = !backoff && !w->fatal &&
-		    now_mono >= w->next_purge_mono_ms;
-		if (w->fatal) {
-			retry_due = w->pending != NULL;
-			if (w->stopping && w->head == NULL && !retry_due)
-				break;
-		}
-
-		bool starts_due = w->starts != NULL &&
-		    (w->stopping || now_mono >= w->starts_mono_ms + START_DEFER_MS);
-		if ((w->head == NULL || may_defer(w, now_mono)) &&
-		    !starts_due && !retry_due && !claim_due && !purge_due) {
-			if (w->stopping && w->pending == NULL)
-				break;
-			if (w->stopping && w->pending != NULL &&
-			    now_mono >= w->stop_mono_ms + STOP_GIVE_UP_MS) {
-				log_err("writer", "giving up on unwritten attempt "
-				        "results at shutdown; recovery will requeue "
-				        "those jobs");
-				break;
-			}
-			/* Sleep until an op arrives or the next deadline. */
-			int64_t deadline = w->next_purge_mono_ms;
-			if (w->head != NULL) {
-				if (w->deferred_mono_ms < 0)
-					w->deferred_mono_ms = now_mono;
-				if (w->deferred_mono_ms + DEFER_MS < deadline)
-					deadline = w->deferred_mono_ms + DEFER_MS;
-			}
-			if (backoff && w->retry_at_mono_ms < deadline)
-				deadline = w->retry_at_mono_ms;
-			if (w->starts != NULL &&
-			    w->starts_mono_ms + START_DEFER_MS < deadline)
-				deadline = w->starts_mono_ms + START_DEFER_MS;
-			if (w->stopping && w->pending != NULL &&
-			    w->stop_mono_ms + STOP_GIVE_UP_MS < deadline)
-				deadline = w->stop_mono_ms + STOP_GIVE_UP_MS;
-			if (!w->draining && w->next_run_at_us >= 0 &&
-			    sched_capacity(&w->sched) > 0) {
-				/* µs to ms, rounded up: never wake early. */
-				int64_t d = now_mono +
-				    (w->next_run_at_us - now + 999) / 1000;
-				if (d < deadline)
-					deadline = d;
-			}
-			clock_cond_wait_until(&w->cond, &w->mu, deadline);
-			continue;
-		}
-		struct writer_op *ops = w->head;
-		struct writer_op *starts = w->starts;
-		w->head = w->tail = NULL;
-		w->starts = NULL;
-		for (struct writer_op *op = starts; op; op = op->start_next)
-			op->start_queued = false;
-		bool draining = w->draining;
-		w->deferred_mono_ms = -1;
-		pthread_mutex_unlock(&w->mu);
-
-		if (w->fatal) {
-			/* After an I/O error the store is not touched again:
-			 * every request is answered 503, results are dropped
-			 * (recovery requeues those jobs at the next start). */
-			fail_without_store(w, ops);
-			pthread_mutex_lock(&w->mu);
-			continue;
-		}
-
-		if (retry_due) {
-			/* Re-apply kept completions first, in their order. */
-			struct writer_op *rev = NULL, *last;
-			while (w->pending) {
-				struct writer_op *op = w->pending;
-				w->pending = op->next;
-				op->next = rev;
-				rev = op;
-			}
-			for (last = rev; last->next; last = last->next)
-				;
-			last->next = ops;
-			ops = rev;
-		}
-		atomic_store(&w->last_batch_mono_ms, clock_mono_ms());
-		run_batch(w, ops, starts, draining);
-		atomic_store(&w->last_batch_mono_ms, 0);
-		pthread_mutex_lock(&w->mu);
+	*retry = w->pending != NULL && (!backoff || w->fatal);
+	if (w->fatal && w->stopping && w->head == NULL && !*retry)
+		return STEP_EXIT;
+	if ((w->head != NULL && !may_defer(w, now_mono)) || starts_due ||
+	    *retry || claim_due || purge_due)
+		return STEP_RUN;
+	if (w->stopping && w->pending == NULL)
+		return STEP_EXIT;
+	if (w->stopping && w->pending != NULL &&
+	    now_mono >= w->stop_mono_ms + STOP_GIVE_UP_MS) {
+		log_err("writer", "giving up on unwritten attempt results at "
+		        "shutdown; recovery will requeue those jobs");
+		return STEP_EXIT;
 	}
-	/* From here on writer_submit() refuses; what came before gets an
-	 * answer all the same. */
+	/* Sleep until an op arrives or the next deadline. */
+	*deadline = w->next_purge_mono_ms;
+	if (w->head != NULL) {
+		if (w->deferred_mono_ms < 0)
+			w->deferred_mono_ms = now_mono;
+		if (w->deferred_mono_ms + DEFER_MS < *deadline)
+			*deadline = w->deferred_mono_ms + DEFER_MS;
+	}
+	if (backoff && w->retry_at_mono_ms < *deadline)
+		*deadline = w->retry_at_mono_ms;
+	if (w->starts != NULL && w->starts_mono_ms + START_DEFER_MS < *deadline)
+		*deadline = w->starts_mono_ms + START_DEFER_MS;
+	if (w->stopping && w->pending != NULL &&
+	    w->stop_mono_ms + STOP_GIVE_UP_MS < *deadline)
+		*deadline = w->stop_mono_ms + STOP_GIVE_UP_MS;
+	if (!w->draining && w->next_run_at_us >= 0 &&
+	    sched_capacity(&w->sched) > 0) {
+		/* µs to ms, rounded up: never wake early. */
+		int64_t d = now_mono + (w->next_run_at_us - now + 999) / 1000;
+		if (d < *deadline)
+			*deadline = d;
+	}
+	return STEP_SLEEP;
+}
+
+/* The kept completions (newest first in w->pending) in their order, ahead
+ * of ops. */
+static struct writer_op *
+take_pending(writer *w, struct writer_op *ops)
+{
+	struct writer_op *rev = NULL, *last;
+
+	while (w->pending) {
+		struct writer_op *op = w->pending;
+		w->pending = op->next;
+		op->next = rev;
+		rev = op;
+	}
+	for (last = rev; last->next; last = last->next)
+		;
+	last->next = ops;
+	return rev;
+}
+
+/* After the loop: writer_submit() refuses from now on; what came before
+ * gets an answer all the same.  Called with w->mu held; releases it. */
+static void
+answer_leftovers(writer *w)
+{
 	w->exited = true;
 	for (struct writer_op *op = w->starts; op; op = op->start_next)
 		op->start_queued = false;
@@ -1130,6 +1102,59 @@ writer_main(void *arg)
 			finish_op(op);
 		}
 	}
+}
+
+static void *
+writer_main(void *arg)
+{
+	writer *w = arg;
+	sigset_t set;
+
+	sigfillset(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	pthread_setname_np(pthread_self(), "jobd-writer");
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		int64_t deadline = 0;
+		bool retry;
+		if (w->poked) {
+			w->poked = false;
+			sched_due(&w->sched);
+		}
+		int step = next_step(w, &retry, &deadline);
+		if (step == STEP_EXIT)
+			break;
+		if (step == STEP_SLEEP) {
+			clock_cond_wait_until(&w->cond, &w->mu, deadline);
+			continue;
+		}
+		struct writer_op *ops = w->head;
+		struct writer_op *starts = w->starts;
+		w->head = w->tail = NULL;
+		w->starts = NULL;
+		for (struct writer_op *op = starts; op; op = op->start_next)
+			op->start_queued = false;
+		bool draining = w->draining;
+		w->deferred_mono_ms = -1;
+		pthread_mutex_unlock(&w->mu);
+
+		if (w->fatal) {
+			/* After an I/O error the store is not touched again:
+			 * every request is answered 503, results are dropped
+			 * (recovery requeues those jobs at the next start). */
+			fail_without_store(w, ops);
+			pthread_mutex_lock(&w->mu);
+			continue;
+		}
+		if (retry)
+			ops = take_pending(w, ops);
+		atomic_store(&w->last_batch_mono_ms, clock_mono_ms());
+		run_batch(w, ops, starts, draining);
+		atomic_store(&w->last_batch_mono_ms, 0);
+		pthread_mutex_lock(&w->mu);
+	}
+	answer_leftovers(w);
 	return NULL;
 }
 
