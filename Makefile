@@ -69,6 +69,7 @@ UNIT_TESTS := \
 	test_clock \
 	test_config \
 	test_events \
+	test_http \
 	test_intake \
 	test_reqparse \
 	test_sched \

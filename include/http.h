@@ -6,9 +6,12 @@
 #ifndef JOBD_HTTP_H
 #define JOBD_HTTP_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include "api.h"
 #include "config.h"
-#include <stdint.h>
 
 typedef struct http_server http_server;
 
@@ -36,5 +39,16 @@ void http_wait_answered(http_server *s, int64_t timeout_ms);
  * requests are still suspended: libmicrohttpd cannot stop then, and s
  * stays for its threads until the process exits (main exits next). */
 void http_stop(http_server *s);
+
+/*
+ * A message of libmicrohttpd's, for the log: the page title and status
+ * code (*code, 0 when none) of an answer it sent by itself ("400 Request
+ * malformed"), else the text without its HTML, on one line.  Pure.
+ */
+void http_mhd_message(const char *msg, char *out, size_t outlen, int *code);
+
+/* Whether a libmicrohttpd message is about a client's request or
+ * connection (logged at info) rather than the server (warning).  Pure. */
+bool http_mhd_client_caused(const char *msg);
 
 #endif

@@ -860,14 +860,83 @@ unescape(void *cls, struct MHD_Connection *conn, char *s)
 	return (size_t)(out - s);
 }
 
+void
+http_mhd_message(const char *msg, char *out, size_t outlen, int *code)
+{
+	const char *p = strstr(msg, "HTTP response code is ");
+	const char *title = strstr(msg, "<title>");
+	size_t n = 0;
+	bool tag = false, space = false;
+
+	*code = 0;
+	if (p != NULL) {
+		int c = atoi(p + strlen("HTTP response code is "));
+		if (c >= 100 && c < 600)
+			*code = c;
+	}
+	if (*code > 0 && title != NULL) {
+		/* "400 Request malformed": the code and the page's title. */
+		const char *end = strstr(title, "</title>");
+		int len = end ? (int)(end - title - 7) : 0;
+		snprintf(out, outlen, "%d %.*s", *code, len > 200 ? 200 : len,
+		         title + 7);
+		return;
+	}
+	/* Anything else: the text without HTML tags, on one line. */
+	for (p = msg; *p != '\0' && n + 1 < outlen; p++) {
+		if (*p == '<')
+			tag = true;
+		else if (*p == '>')
+			tag = false;
+		else if (!tag) {
+			bool sp = *p == ' ' || *p == '\n' || *p == '\r' ||
+			          *p == '\t';
+			if (sp && (space || n == 0))
+				continue;
+			out[n++] = sp ? ' ' : *p;
+			space = sp;
+		}
+	}
+	while (n > 0 && out[n - 1] == ' ')
+		n--;
+	out[n] = '\0';
+}
+
+bool
+http_mhd_client_caused(const char *msg)
+{
+	static const char *const marks[] = {
+		"Error processing request", "Failed to parse", "malformed",
+		"without `Host'", "Connection reset", "Failed to receive",
+		"Failed to send", "too big", "chunk", "Invalid", "invalid",
+		"timed out", "Unsupported HTTP version",
+	};
+
+	for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++)
+		if (strstr(msg, marks[i]) != NULL)
+			return true;
+	return false;
+}
+
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	char msg[512];
+	char msg[512], text[512];
+	int code = 0;
 
 	(void)cls;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	log_warn("http", "libmicrohttpd: %s", msg);
+	http_mhd_message(msg, text, sizeof(text), &code);
+	if (code > 0) {
+		/* An answer libmicrohttpd sent by itself to a bad request: the
+		 * client's doing, and an answer like jobd's own. */
+		metrics_http_answer(code);
+		log_info("http", "libmicrohttpd refused a request: %s", text);
+	} else if (http_mhd_client_caused(msg)) {
+		log_info("http", "libmicrohttpd: %s", text);
+	} else {
+		log_warn("http", "libmicrohttpd: %s", text);
+	}
 }
 
 /* Reads a whole (PEM) file into a new NUL-terminated string. */

@@ -399,6 +399,17 @@ START_TEST(test_bad_content_length_smuggles_nothing)
 		raw_free(&r);
 	}
 	assert_healthy(d);
+	/* Logged at info, as the client's doing, without the HTML page
+	 * (issue 12), and counted among the answers. */
+	char *log = wait_log(d, "<6>http: libmicrohttpd refused a request: "
+	                     "400 Request malformed", 10000);
+	ck_assert_msg(strstr(log, "<html>") == NULL && strstr(log, "<4>http: "
+	              "libmicrohttpd") == NULL, "%s", log);
+	free(log);
+	struct jd_resp *m = jd_request(d, "GET", "/metrics", NULL, NULL);
+	ck_assert_msg(strstr(m->body, "jobd_http_requests_total{code=\"400\"} ")
+	              != NULL, "%s", m->body);
+	jd_resp_free(m);
 }
 END_TEST
 
