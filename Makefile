@@ -203,10 +203,12 @@ unit: $(BUILD)/jobd $(UNIT_TESTS:%=$(BUILD)/tests/%)
 	@set -e; for t in $(UNIT_TESTS); do \
 		echo "== unit: $$t"; CK_FORK=yes $(BUILD)/tests/$$t; done
 
-integration: $(BUILD)/jobd $(INTEGRATION_TESTS:%=$(BUILD)/itests/%)
+integration: $(BUILD)/jobd $(BUILD)/jobd-test \
+		$(INTEGRATION_TESTS:%=$(BUILD)/itests/%)
 	@set -e; for t in $(INTEGRATION_TESTS); do \
 		echo "== integration: $$t"; \
-		JOBD_BIN=$(BUILD)/jobd JOBD_SANITIZE=$(SANITIZE) CK_FORK=yes \
+		JOBD_BIN=$(BUILD)/jobd JOBD_TEST_BIN=$(BUILD)/jobd-test \
+			JOBD_SANITIZE=$(SANITIZE) CK_FORK=yes \
 			$(BUILD)/itests/$$t; done
 
 # The dashboard in a real browser (Debian's chromium, installed as needed).

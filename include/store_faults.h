@@ -17,6 +17,10 @@
  *                           fsynced: what a power cut would leave.  The
  *                           -shm file is not modelled (delete it after the
  *                           kill, as a reboot would lose it).
+ *   "slowsync:MS"           every fsync first sleeps MS ms (1..60000) and
+ *                           logs "slow fsync #N" at notice level: a slow
+ *                           disk, so that a test can act while a commit
+ *                           is in flight.
  * Only in the test build (-DJOBD_TEST_HOOKS, build/jobd-test); build/jobd
  * has none of it.
  */

@@ -34,12 +34,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "err.h"
 #include "log.h"
 #include "store_faults.h"
 
-enum fault_kind { FAULT_NONE, FAULT_WRITE, FAULT_FSYNC, FAULT_POWERCUT };
+enum fault_kind { FAULT_NONE, FAULT_WRITE, FAULT_FSYNC, FAULT_POWERCUT,
+                  FAULT_SLOWSYNC };
 
 #define PC_BLOCK 4096 /* bytes per overlay block */
 
@@ -416,6 +418,14 @@ x_sync(sqlite3_file *f, int flags)
 		log_warn("faults", "injected EIO on fsync #%ld", atomic_load(&syncs));
 		return SQLITE_IOERR_FSYNC;
 	}
+	if (fault_kind == FAULT_SLOWSYNC) {
+		/* A slow disk: tests use the window to race a commit. */
+		struct timespec ts = {fault_at / 1000,
+		                      (fault_at % 1000) * 1000000L};
+		log_notice("faults", "slow fsync #%ld: %ld ms",
+		           atomic_load(&syncs), fault_at);
+		nanosleep(&ts, NULL);
+	}
 	if (PC(f) != NULL)
 		return pc_sync(f, flags);
 	return REAL(f)->pMethods->xSync(REAL(f), flags);
@@ -633,12 +643,16 @@ store_faults_init(char *err, size_t errlen)
 			fault_kind = FAULT_WRITE;
 		else if (colon - spec == 5 && strncmp(spec, "fsync", 5) == 0)
 			fault_kind = FAULT_FSYNC;
+		else if (colon - spec == 8 && strncmp(spec, "slowsync", 8) == 0)
+			fault_kind = FAULT_SLOWSYNC;
 		else
 			goto bad;
 		errno = 0;
 		fault_at = strtol(colon + 1, &end, 10);
 		if (errno != 0 || fault_at < 1 ||
-		    (*end != '\0' && strcmp(end, ",sticky") != 0))
+		    (*end != '\0' && strcmp(end, ",sticky") != 0) ||
+		    (fault_kind == FAULT_SLOWSYNC &&
+		     (*end != '\0' || fault_at > 60000)))
 			goto bad;
 		fault_sticky = *end != '\0';
 	}
@@ -668,8 +682,8 @@ store_faults_init(char *err, size_t errlen)
 bad:
 	fault_kind = FAULT_NONE;
 	return jobd_seterr(err, errlen, JOBD_EINVAL, "JOBD_FAULT_INJECT=%s: "
-	                   "expected write:N, fsync:N (optionally ,sticky) or "
-	                   "powercut", spec);
+	                   "expected write:N, fsync:N (optionally ,sticky), "
+	                   "slowsync:MS or powercut", spec);
 }
 
 #endif /* JOBD_TEST_HOOKS */

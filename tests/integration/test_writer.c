@@ -375,6 +375,71 @@ START_TEST(test_failed_attempts_logged)
 }
 END_TEST
 
+/* How many times the log holds needle. */
+static int
+log_count(jd *d, const char *needle)
+{
+	char *log = read_log(d);
+	int n = 0;
+
+	for (char *p = log; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	free(log);
+	return n;
+}
+
+/*
+ * SIGTERM while the commit of a claim is in flight (issue 11, item 8): the
+ * claim is handed back when the workers have already stopped, and the
+ * writer must still take it, so that the job is queued after the stop,
+ * never stranded as running.  A slow fsync (the test build's
+ * JOBD_FAULT_INJECT=slowsync) holds the commit open long enough to signal
+ * inside it.
+ */
+START_TEST(test_sigterm_during_claim_commit)
+{
+	const char *test_bin = getenv("JOBD_TEST_BIN");
+	char body[256], at[32], path[128];
+	time_t due;
+	sqlite3 *db;
+	char *id, *status;
+	jd *d;
+	int before;
+
+	if (test_bin == NULL) {
+		fprintf(stderr, "skipped: JOBD_TEST_BIN is not set\n");
+		return;
+	}
+	setenv("JOBD_BIN", test_bin, 1);
+	setenv("JOBD_FAULT_INJECT", "slowsync:1500", 1);
+	d = launch(1, NULL);
+	/* Due in a few seconds: its claim comes in a commit of its own. */
+	due = (time_t)(jd_now_ms() / 1000) + 4;
+	strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%S.000Z", gmtime(&due));
+	snprintf(body, sizeof(body), "{\"type\":\"noop\",\"run_at\":\"%s\"}",
+	         at);
+	id = submit_ok(d, body);
+	before = log_count(d, "slow fsync #");
+	for (int64_t until = jd_mono_ms() + 20000;
+	     log_count(d, "slow fsync #") <= before; jd_pause_ms(10))
+		ck_assert_msg(jd_mono_ms() < until, "no claim commit came");
+	/* The claim's commit sleeps in its fsync now. */
+	ck_assert_int_eq(jd_stop(d, 30000), 0);
+	db = jd_db_open(d);
+	ck_assert_ptr_nonnull(db);
+	snprintf(path, sizeof(path), "SELECT status || ' ' || attempt FROM jobs "
+	         "WHERE id = '%s'", id);
+	status = jd_db_text(db, path);
+	sqlite3_close(db);
+	ck_assert_msg(status != NULL && strcmp(status, "queued 0") == 0,
+	              "after a stop during its claim, job %s is %s", id,
+	              status ? status : "?");
+	free(status);
+	free(id);
+	jd_free(d);
+}
+END_TEST
+
 static Suite *
 writer_suite(void)
 {
@@ -388,6 +453,7 @@ writer_suite(void)
 	tcase_add_test(tc, test_removed_handler_keeps_jobs);
 	tcase_add_test(tc, test_sigterm_strands_nothing);
 	tcase_add_test(tc, test_failed_attempts_logged);
+	tcase_add_test(tc, test_sigterm_during_claim_commit);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -299,6 +299,7 @@ START_TEST(test_bad_specs_refused)
 	static const char *const bad[] = {
 		"powercut:1", "write:0", "write:-1", "write:3x", "fsync:1,stick",
 		"write", "read:1", "write:9223372036854775808",
+		"slowsync:0", "slowsync:60001", "slowsync:5,sticky", "slowsync",
 	};
 	char err[256];
 
