@@ -45,6 +45,7 @@ SRCS := \
 	src/reqparse.c \
 	src/sched.c \
 	src/shellwords.c \
+	src/stats.c \
 	src/store.c \
 	src/store_faults.c \
 	src/store_sqlite.c \
@@ -62,6 +63,7 @@ UNIT_TESTS := \
 	test_events \
 	test_reqparse \
 	test_sched \
+	test_stats \
 	test_store \
 	test_submit \
 	test_utf8 \
