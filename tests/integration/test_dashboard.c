@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -260,6 +261,47 @@ START_TEST(test_types)
 }
 END_TEST
 
+/* Whether /types lists name now. */
+static bool
+types_has(jd *d, const char *name)
+{
+	struct jd_resp *r = jd_request(d, "GET", "/types", NULL, NULL);
+	cJSON *types, *t;
+	bool found = false;
+
+	assert_status(r, 200);
+	types = cJSON_GetObjectItemCaseSensitive(jd_json(r), "types");
+	cJSON_ArrayForEach(t, types) {
+		const char *n = jd_str(t, "name");
+		if (n != NULL && strcmp(n, name) == 0)
+			found = true;
+	}
+	jd_resp_free(r);
+	return found;
+}
+
+/* A handler added by SIGHUP shows in /types (the reloaded set). */
+START_TEST(test_types_after_reload)
+{
+	jd *d = launch(1, NULL);
+	const char *more = "\n[handler.added]\ncommand = /bin/cat\n";
+	int fd;
+
+	ck_assert(!types_has(d, "added"));
+	fd = open(d->conf_path, O_WRONLY | O_APPEND);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, more, strlen(more)), (ssize_t)strlen(more));
+	close(fd);
+	ck_assert_int_eq(kill(d->pid, SIGHUP), 0);
+	for (int64_t end = jd_mono_ms() + WAIT_MS; !types_has(d, "added");
+	     jd_pause_ms(20))
+		ck_assert_msg(jd_mono_ms() < end, "type \"added\" not listed "
+		              "after SIGHUP");
+	ck_assert(types_has(d, "noop"));
+	jd_free(d);
+}
+END_TEST
+
 START_TEST(test_auth_applies)
 {
 	struct jd_opts o = {.threads = 1};
@@ -309,6 +351,7 @@ dashboard_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_stats_counts);
 	tcase_add_test(tc, test_types);
+	tcase_add_test(tc, test_types_after_reload);
 	tcase_add_test(tc, test_auth_applies);
 	suite_add_tcase(s, tc);
 	return s;
