@@ -49,6 +49,7 @@ SRCS := \
 	src/reqparse.c \
 	src/sched.c \
 	src/shellwords.c \
+	src/stats.c \
 	src/store.c \
 	src/store_sqlite.c \
 	src/submit.c \
@@ -73,6 +74,7 @@ UNIT_TESTS := \
 	test_intake \
 	test_reqparse \
 	test_sched \
+	test_stats \
 	test_store \
 	test_store_faults \
 	test_submit \

@@ -41,6 +41,8 @@ enum api_route {
 	ROUTE_JOB,        /* /jobs/<id> */
 	ROUTE_JOB_RETRY,  /* /jobs/<id>/retry */
 	ROUTE_METRICS,    /* /metrics */
+	ROUTE_STATS,      /* /stats: recent rates (stats.h) */
+	ROUTE_TYPES,      /* /types */
 };
 
 enum api_result { API_DONE, API_PENDING, API_CONTINUE };

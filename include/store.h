@@ -223,6 +223,18 @@ int store_list(store *st, const struct store_filter *f, struct job **out,
 int store_counts(store *st, int64_t counts[JOB_NSTATUS], char *err,
                  size_t errlen);
 
+/*
+ * Counts the queued and running jobs per type (GET /types), in one query:
+ * calls fn(arg, type, status, n) for each type and status (JOB_QUEUED or
+ * JOB_RUNNING) that has jobs; type is borrowed for the call only.  fn
+ * runs on the caller's thread with a reader connection held: it must not
+ * call the store.  0, or a JOBD_E* code with the reason in err.
+ */
+typedef void (*store_type_count_fn)(void *arg, const char *type, int status,
+                                    int64_t n);
+int store_counts_by_type(store *st, store_type_count_fn fn, void *arg,
+                         char *err, size_t errlen);
+
 /* True when the store answers a trivial read (for /readyz). */
 bool store_ping(store *st);
 

@@ -44,6 +44,8 @@ struct store_ops {
 	            size_t *nout, char *err, size_t errlen);
 	int (*counts)(void *impl, int64_t counts[JOB_NSTATUS], char *err,
 	              size_t errlen);
+	int (*counts_by_type)(void *impl, store_type_count_fn fn, void *arg,
+	                      char *err, size_t errlen);
 	bool (*ping)(void *impl);
 	int (*check)(void *impl, char *err, size_t errlen);
 };

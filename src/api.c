@@ -25,8 +25,10 @@
 #include "clock.h"
 #include "dashboard.h"
 #include "err.h"
+#include "handler.h"
 #include "log.h"
 #include "reqparse.h"
+#include "stats.h"
 #include "submit.h"
 #include "uuid.h"
 #include "wait.h"
@@ -91,6 +93,10 @@ api_route(const char *path, char id[37])
 		return ROUTE_READYZ;
 	if (strcmp(path, "/metrics") == 0)
 		return ROUTE_METRICS;
+	if (strcmp(path, "/stats") == 0)
+		return ROUTE_STATS;
+	if (strcmp(path, "/types") == 0)
+		return ROUTE_TYPES;
 	if (strcmp(path, "/jobs") == 0 || strcmp(path, "/jobs/") == 0)
 		return ROUTE_JOBS;
 	if (strncmp(path, "/jobs/", 6) != 0)
@@ -676,6 +682,79 @@ handle_ready(api *a, struct api_call *call)
 	set_json(call, 200, o);
 }
 
+/* One /types entry per handler, and its store counts (see handle_types). */
+struct type_counts {
+	const struct config *cfg;
+	int64_t (*n)[2];        /* per handler: queued, running */
+};
+
+static void
+add_type_count(void *arg, const char *type, int status, int64_t n)
+{
+	struct type_counts *tc = arg;
+
+	for (size_t i = 0; i < tc->cfg->nhandlers; i++)
+		if (strcmp(tc->cfg->handlers[i].name, type) == 0)
+			tc->n[i][status == JOB_RUNNING] += n;
+}
+
+/*
+ * GET /types (DESIGN §2): every configured handler (as reloaded), with
+ * the queued and running counts of one store query.  Jobs of a type no
+ * longer configured are not listed.  Pauses and rates come with issue
+ * 15: paused is false and rate null for now.
+ */
+static void
+handle_types(api *a, struct api_call *call)
+{
+	struct config *cur = config_acquire();
+	const struct config *cfg = cur ? cur : a->cfg;
+	struct type_counts tc = {cfg, NULL};
+	cJSON *root = NULL, *arr;
+	char err[256];
+	int rc = JOBD_ENOMEM;
+
+	tc.n = calloc(cfg->nhandlers + 1, sizeof(*tc.n));
+	if (tc.n == NULL)
+		goto out;
+	rc = store_counts_by_type(a->st, add_type_count, &tc, err, sizeof(err));
+	if (rc != 0)
+		goto out;
+	rc = JOBD_ENOMEM;
+	root = cJSON_CreateObject();
+	if (root == NULL || (arr = cJSON_AddArrayToObject(root, "types")) == NULL)
+		goto out;
+	for (size_t i = 0; i < cfg->nhandlers; i++) {
+		const struct handler_conf *h = &cfg->handlers[i];
+		cJSON *o = cJSON_CreateObject();
+		if (o == NULL || !cJSON_AddItemToArray(arr, o)) {
+			cJSON_Delete(o);
+			goto out;
+		}
+		if (!cJSON_AddStringToObject(o, "name", h->name) ||
+		    !cJSON_AddStringToObject(o, "kind", handler_kind_of(h)->name) ||
+		    !cJSON_AddFalseToObject(o, "paused") ||
+		    !(h->concurrency > 0
+		      ? cJSON_AddNumberToObject(o, "concurrency",
+		                                (double)h->concurrency)
+		      : cJSON_AddNullToObject(o, "concurrency")) ||
+		    !cJSON_AddNullToObject(o, "rate") ||
+		    !cJSON_AddNumberToObject(o, "queued", (double)tc.n[i][0]) ||
+		    !cJSON_AddNumberToObject(o, "running", (double)tc.n[i][1]))
+			goto out;
+	}
+	rc = 0;
+out:
+	free(tc.n);
+	config_release(cur);
+	if (rc != 0) {
+		cJSON_Delete(root);
+		problem_for(call, rc, rc == JOBD_ENOMEM ? "out of memory" : err);
+		return;
+	}
+	set_json(call, 200, root);
+}
+
 /* Parses the Prefer header (reqparse.h has the rule).  Returns false with
  * a 400 answer set when its wait preference is malformed. */
 static bool
@@ -831,6 +910,20 @@ api_handle(api *a, struct api_call *call)
 		         text);
 		return API_DONE;
 	}
+	case ROUTE_STATS:
+		/* Counters only: no store query. */
+		o = stats_json(stats_global(), clock_mono_ms(), clock_now_ms());
+		if (o == NULL) {
+			problem_for(call, JOBD_ENOMEM, "out of memory");
+			return API_DONE;
+		}
+		set_json(call, 200, o);
+		add_header(call, "Cache-Control", "no-store");
+		return API_DONE;
+	case ROUTE_TYPES:
+		handle_types(a, call);
+		add_header(call, "Cache-Control", "no-store");
+		return API_DONE;
 	case ROUTE_JOBS:
 		if (call->method == API_POST)
 			return handle_submit(a, call);

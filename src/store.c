@@ -147,6 +147,10 @@ int store_counts(store *st, int64_t counts[JOB_NSTATUS], char *err,
                  size_t errlen)
 { return st->ops->counts(st->impl, counts, err, errlen); }
 
+int store_counts_by_type(store *st, store_type_count_fn fn, void *arg,
+                         char *err, size_t errlen)
+{ return st->ops->counts_by_type(st->impl, fn, arg, err, errlen); }
+
 bool store_ping(store *st)
 { return st->ops->ping(st->impl); }
 

@@ -1277,6 +1277,41 @@ sq_counts(void *impl, int64_t counts[JOB_NSTATUS], char *err, size_t errlen)
 	return rc;
 }
 
+/* GET /types: queued and running jobs per type, through jobs_status. */
+static int
+sq_counts_by_type(void *impl, store_type_count_fn fn, void *arg, char *err,
+                  size_t errlen)
+{
+	struct sq *s = impl;
+	struct reader *r = reader_get(s, err, errlen);
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (r == NULL)
+		return JOBD_EIO;
+	rc = sqlite3_prepare_v3(r->db, "SELECT type, status, count(*) FROM jobs"
+	                        " WHERE status IN ('queued', 'running')"
+	                        " GROUP BY type, status", -1,
+	                        0, &st, NULL);
+	if (rc != SQLITE_OK) {
+		rc = fail(r->db, rc, err, errlen, "counts by type");
+		reader_put(s, r);
+		return rc;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *type = (const char *)sqlite3_column_text(st, 0);
+		int status = job_status_parse(
+			(const char *)sqlite3_column_text(st, 1));
+		if (type != NULL && status >= 0)
+			fn(arg, type, status, sqlite3_column_int64(st, 2));
+	}
+	rc = rc == SQLITE_DONE ? 0 : fail(r->db, rc, err, errlen,
+	                                  "counts by type");
+	sqlite3_finalize(st);
+	reader_put(s, r);
+	return rc;
+}
+
 static bool
 sq_ping(void *impl)
 {
@@ -1322,6 +1357,7 @@ const struct store_ops store_sqlite_ops = {
 	.get = sq_get,
 	.list = sq_list,
 	.counts = sq_counts,
+	.counts_by_type = sq_counts_by_type,
 	.ping = sq_ping,
 	.check = sq_check,
 };

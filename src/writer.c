@@ -30,6 +30,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "sched.h"
+#include "stats.h"
 #include "writer.h"
 
 #define PURGE_INTERVAL_MS (10 * 60 * 1000)
@@ -708,16 +709,20 @@ count_op(writer *w, struct writer_op *op)
 
 	switch (op->kind) {
 	case WOP_SUBMIT:
-		if (!op->replayed)
+		if (!op->replayed) {
 			metrics_submitted(op->job.type);
+			stats_submitted();
+		}
 		return;
 	case WOP_COMPLETE:
-		if (job_status_is_final(op->status))
+		if (job_status_is_final(op->status)) {
 			metrics_finished(op->type, op->status);
-		else if (op->attempt_delta == 0)
+			stats_finished();
+		} else if (op->attempt_delta == 0)
 			metrics_retried(op->type);
 		return;
 	case WOP_CANCEL:
+		stats_finished();
 		/* Rare: look the type up (committed, so readers see it). */
 		job_init(&job);
 		if (store_get(w->st, op->id, &job, NULL, 0) == 0)

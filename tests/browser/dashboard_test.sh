@@ -5,8 +5,11 @@
 # Starts build/jobd (or $JOBD_BIN) on a free loopback port with a temporary
 # config and store, submits a job with a recognizable payload and a job that
 # fails, loads http://127.0.0.1:PORT/ in chromium and checks the rendered DOM
-# (--dump-dom) shows the job's id, the failure's error and, in the detail
-# view, the payload.  Writes a screenshot to tests/browser/out/dashboard.png
+# (--dump-dom) shows the job's short id (full id in its title), the
+# failure's error, a date on a time older than today, "runs at" on a
+# delayed job, rates at first load (from GET /stats), queued and running
+# counts per type (from GET /types) and, in the detail view, the payload.
+# Chromium runs with TZ=UTC, so that the times it shows are predictable.  Writes a screenshot to tests/browser/out/dashboard.png
 # and, when everything passed and JOBD_UPDATE_SCREENSHOT=1 is set, a copy
 # to docs/dashboard.png (the README's picture; CI leaves it alone).
 #
@@ -40,6 +43,11 @@ if ! command -v "$CHROMIUM" >/dev/null 2>&1; then
 	command -v "$CHROMIUM" >/dev/null 2>&1 || fail "$CHROMIUM still missing"
 fi
 command -v curl >/dev/null 2>&1 || fail "curl is missing"
+if ! command -v sqlite3 >/dev/null 2>&1; then
+	[ "$(id -u)" -eq 0 ] || { say "SKIP: sqlite3 is not installed and we are not root"; exit 0; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q sqlite3 >/dev/null ||
+		fail "could not install sqlite3"
+fi
 [ -x "$JOBD_BIN" ] || fail "$JOBD_BIN is not built (make all)"
 
 # ---- temp dir, daemon, cleanup ----
@@ -143,6 +151,10 @@ CJOB=$(curl -sS -H 'Content-Type: application/json' \
     -d '{"type":"noop","delay":3600}' "$BASE/jobs" |
     sed -n 's/.*"id":"\([0-9a-f-]\{36\}\)".*/\1/p')
 [ -n "$CJOB" ] && curl -sS -o /dev/null -X DELETE "$BASE/jobs/$CJOB"
+DJOB=$(curl -sS -H 'Content-Type: application/json' \
+    -d '{"type":"noop","delay":7200}' "$BASE/jobs" |
+    sed -n 's/.*"id":"\([0-9a-f-]\{36\}\)".*/\1/p')
+[ -n "$DJOB" ] || fail "could not submit a delayed job"
 
 # Long-poll until both reach a final state (no fixed sleeps).
 FJSON=$(curl -sS --max-time 30 "$BASE/jobs/$FJOB?wait=20")
@@ -152,6 +164,14 @@ ERR=$(field "$FJSON" error)
 JJSON=$(curl -sS --max-time 30 "$BASE/jobs/$JOB?wait=20")
 [ "$(field "$JJSON" status)" = succeeded ] || fail "echo job did not succeed: $JJSON"
 say "job $JOB (payload marker $MARK), failed job $FJOB: $ERR"
+RUN_AT=$(field "$(curl -sS "$BASE/jobs/$DJOB")" run_at)
+[ -n "$RUN_AT" ] || fail "delayed job $DJOB has no run_at"
+# An old time: the echo job was created (and finished) on 2020-01-02, as
+# far as the store knows (microseconds since the epoch).
+OLD_US=$(( $(date -u -d 2020-01-02T03:04:05Z +%s) * 1000000 ))
+sqlite3 -cmd '.timeout 10000' "$TMP/jobs.db" \
+    "UPDATE jobs SET created_at = $OLD_US, finished_at = $OLD_US WHERE id = '$JOB';" ||
+	fail "could not age job $JOB in the store"
 
 # ---- is the page served? ----
 if ! curl -sS --max-time 10 "$BASE/" | grep -q '<meta name="jobd-dashboard"'; then
@@ -162,7 +182,7 @@ fi
 # ---- the browser ----
 PROFILE=$TMP/prof
 chrome() {
-	timeout 90 "$CHROMIUM" --headless --no-sandbox --disable-gpu \
+	TZ=UTC timeout 90 "$CHROMIUM" --headless --no-sandbox --disable-gpu \
 	    --disable-quic --no-first-run --disable-background-networking \
 	    --disable-component-update --disable-sync \
 	    --user-data-dir="$PROFILE" --virtual-time-budget=5000 "$@" \
@@ -183,7 +203,31 @@ check() { # description fixed-string file
 	}
 }
 check "job list row" "<tr data-job-id=\"$JOB\"" "$TMP/dom1.html"
-check "job id shown" ">$JOB</button>" "$TMP/dom1.html"
+# A row of the list, or of "Jobs by type", on its own.
+row() { # attr value -> file
+	sed -n "s#.*<tr $1=\"$2\"##p" "$TMP/dom1.html" | sed 's#</tr>.*##' >"$TMP/row.html"
+	echo "$TMP/row.html"
+}
+# Short ids: the last 8 characters (random; a UUIDv7 starts with its time).
+SHORT=${JOB#????????????????????????????}
+check "short id with the full id as title" "data-open=\"$JOB\" title=\"$JOB\">…$SHORT</button>" "$TMP/dom1.html"
+check "full id kept for copying" "data-full-id=\"$JOB\"" "$TMP/dom1.html"
+check "copy button" "data-copy=\"$JOB\"" "$TMP/dom1.html"
+check "a date on an old time" ">2020-01-02 03:04:05</time>" "$(row data-job-id "$JOB")"
+check "run_at of a delayed job" "<span class=\"runs-at\">runs at <time datetime=\"$RUN_AT\"" "$(row data-job-id "$DJOB")"
+# Rates at once, from the daemon's buckets (jobs were submitted seconds
+# ago): not the "–" or 0 of a page that waits for samples of its own.
+RATE=$(sed -n 's#.*<strong id="rate-in">\([^<]*\)</strong>.*#\1#p' "$TMP/dom1.html")
+case "$RATE" in
+''|–|0|0.0|0.00) fail "no intake rate at first load: '$RATE'" ;;
+esac
+check "rates chart drawn" "<polyline class=\"in\"" "$TMP/dom1.html"
+# Jobs by type: queued and running now (the 60 s sleep runs, the delayed
+# noop waits), beside the totals.
+check "running now per type" "data-col=\"running\">1</td>" "$(row data-type sleep)"
+check "queued now per type" "data-col=\"queued\">1</td>" "$(row data-type noop)"
+check "totals per type" "data-col=\"submitted\">3</td>" "$(row data-type noop)"
+say "short ids, an old date, run_at, rates ($RATE jobs/s) and counts per type shown"
 # The failure, with its error, inside the "Latest failures" list.
 sed -n 's/.*<ol id="failures">//p' "$TMP/dom1.html" | sed 's#</ol>.*##' >"$TMP/failures.html"
 check "failure listed" "data-job-id=\"$FJOB\"" "$TMP/failures.html"
