@@ -796,13 +796,14 @@ sq_claim(void *impl, const struct store_claim_req *req, struct job **out,
 
 	*out = NULL;
 	*nout = 0;
-	if (req->limit == 0 || req->nincluded == 0)
-		return 0;
-	/* Jobs whose run_at has come join the due ones. */
+	/* Jobs whose run_at has come join the due ones, whatever can be
+	 * claimed now (the earliest future run_at is then in the future). */
 	sqlite3_bind_int64(s->w[W_PROMOTE], 1, req->now_us);
 	rc = step_done(s->w[W_PROMOTE]);
 	if (rc != SQLITE_OK)
 		return fail(s->wdb, rc, err, errlen, "promote");
+	if (req->limit == 0 || req->nincluded == 0)
+		return 0;
 	/* A JSON array of the types that may be claimed (type names need
 	 * no escaping: [A-Za-z0-9_.-]). */
 	for (size_t i = 0; i < req->nincluded; i++)

@@ -839,15 +839,15 @@ publish_batch(writer *w, struct batch *b, struct writer_op *ops,
 	} else {
 		sched_claimed(&w->sched, b->asked, b->got, b->held_back);
 	}
-	if (b->claimed_any && w->sched.state == SCHED_QUIET) {
-		/* Nothing else is claimable now: sleep until the earliest
-		 * future run_at. */
+	if (b->claimed_any && (w->sched.state == SCHED_QUIET ||
+	    (w->next_run_at_us >= 0 && w->next_run_at_us <= now))) {
+		/* The claim promoted every row whose run_at has come: the
+		 * timer moves to the earliest future one.  (Left in the past
+		 * while rows are held back, it would make the writer claim in
+		 * a loop of empty transactions.) */
 		int64_t next = -1;
-		if (store_next_run_at(w->st, &next, err, sizeof(err)) == 0) {
-			w->next_run_at_us = next;
-			if (next >= 0 && next <= now)
-				sched_due(&w->sched); /* promoted at the next claim */
-		}
+		if (store_next_run_at(w->st, &next, err, sizeof(err)) == 0)
+			w->next_run_at_us = next > now ? next : -1;
 	}
 	for (struct writer_op *op = ops, *next; op; op = next) {
 		next = op->next;

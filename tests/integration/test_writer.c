@@ -147,6 +147,35 @@ START_TEST(test_capped_type_idle)
 }
 END_TEST
 
+/*
+ * The same once a delayed job's run_at has passed while a capped type's
+ * jobs are held back (found by review: the writer's timer stayed in the
+ * past and it looped on empty transactions until the backlog drained).
+ */
+START_TEST(test_capped_type_idle_after_run_at)
+{
+	jd *d = launch(4, "[handler.one]\nbuiltin = sleep\nconcurrency = 1\n");
+	char *a = submit_ok(d, "{\"type\":\"one\",\"payload\":{\"seconds\":60}}");
+	char *b = submit_ok(d, "{\"type\":\"one\",\"payload\":{\"seconds\":60}}");
+	char *late = submit_ok(d, "{\"type\":\"noop\",\"delay\":1}");
+	long long before, after;
+
+	jd_resp_free(wait_status(d, a, "running", 10000));
+	jd_resp_free(wait_status(d, late, "succeeded", 10000));
+	before = cpu_ticks(d->pid);
+	jd_pause_ms(2000); /* the measurement window */
+	after = cpu_ticks(d->pid);
+	fprintf(stderr, "capped daemon after a run_at passed: %lld CPU ticks "
+	        "in 2 s\n", after - before);
+	ck_assert_msg(after - before <= 2, "%lld CPU ticks in 2 s while idle",
+	              after - before);
+	free(a);
+	free(b);
+	free(late);
+	jd_free(d);
+}
+END_TEST
+
 /* Jobs per status, from GET /jobs?status=S (up to 1000). */
 static int
 count_status(jd *d, const char *status)
@@ -449,6 +478,7 @@ writer_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_cancel_racing_failing_attempts);
 	tcase_add_test(tc, test_capped_type_idle);
+	tcase_add_test(tc, test_capped_type_idle_after_run_at);
 	tcase_add_test(tc, test_unstarted_attempts_not_counted);
 	tcase_add_test(tc, test_removed_handler_keeps_jobs);
 	tcase_add_test(tc, test_sigterm_strands_nothing);
