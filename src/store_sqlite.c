@@ -12,7 +12,8 @@
  * brings any older file up to date inside one transaction.
  *
  * One daemon per file: sq_open() takes an exclusive flock() on
- * "<path>.lock" (which holds the holder's pid) before it touches the
+ * "<real path>.lock" (which holds the holder's pid) and on the database
+ * file itself (whatever name reaches it) before it touches the
  * database, and keeps it until sq_close(), so that a second jobd can never
  * recover - and run again - the jobs a live one is running.  The database
  * file is created 0600 (SQLite gives its -wal and -shm files the same
@@ -366,10 +367,14 @@ open_error(const char *path, const char *file, char *err, size_t errlen)
 static int
 lock_store(struct sq *s, const char *path, char *err, size_t errlen)
 {
-	char *lock_path = NULL, pid[32];
+	char *lock_path = NULL, *real = realpath(path, NULL), pid[32];
 	int fd = -1, rc = 0, n;
 
-	if (asprintf(&lock_path, "%s.lock", path) < 0)
+	/* Named after the file the path leads to, so that a symlink to the
+	 * store meets the same lock (and the holder's pid in it). */
+	n = asprintf(&lock_path, "%s.lock", real != NULL ? real : path);
+	free(real);
+	if (n < 0)
 		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
 	fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
@@ -434,6 +439,16 @@ open_file(struct sq *s, const char *path, char *err, size_t errlen)
 	if (!S_ISREG(sb.st_mode))
 		return jobd_seterr(err, errlen, JOBD_EINVAL, "%s: not a regular "
 		                   "file", path);
+	/* The file itself is locked too (flock() locks do not meet
+	 * SQLite's POSIX locks): a daemon that reaches it under another
+	 * name (a hard link) is refused like one on the same path. */
+	if (flock(s->db_fd, LOCK_EX | LOCK_NB) != 0)
+		return jobd_seterr(err, errlen, errno == EWOULDBLOCK ? JOBD_EBUSY
+		                   : JOBD_ESYS, "%s is in use by another process "
+		                   "(the same file under another name?): one "
+		                   "store, one daemon%s%s", path,
+		                   errno == EWOULDBLOCK ? "" : ": ",
+		                   errno == EWOULDBLOCK ? "" : strerror(errno));
 	s->dev = sb.st_dev;
 	s->ino = sb.st_ino;
 	return 0;

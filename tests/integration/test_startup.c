@@ -253,6 +253,50 @@ start_refused(jd *d, const char *why)
  * Item 2: one daemon per store; bind before recovery
  * ================================================================ */
 
+/*
+ * The same store under another name - a symlink, a hard link - is the
+ * same store (found by review: the lock was taken on the name, and a
+ * daemon on a symlink re-ran the first one's job).
+ */
+START_TEST(test_second_daemon_other_name_refused)
+{
+	char sym[320], hard[320], conf[800];
+	jd *d1 = jd_new(NULL), *d2;
+	char *id, *log;
+
+	ck_assert_ptr_nonnull(d1);
+	ck_assert_int_eq(jd_start(d1), 0);
+	id = submit_ok(d1, "{\"type\": \"sleep\", \"payload\": "
+	                   "{\"seconds\": 60}}");
+	jd_resp_free(wait_status(d1, id, "running", 10000));
+	snprintf(sym, sizeof(sym), "%s/other-name.db", d1->dir);
+	snprintf(hard, sizeof(hard), "%s/hard-link.db", d1->dir);
+	ck_assert_int_eq(symlink(d1->db_path, sym), 0);
+	ck_assert_int_eq(link(d1->db_path, hard), 0);
+	for (int k = 0; k < 2; k++) {
+		d2 = scratch();
+		snprintf(conf, sizeof(conf), "[store]\npath = %s\n"
+		         "[handler.sleep]\nbuiltin = sleep\n", k ? hard : sym);
+		write_conf(d2, conf);
+		log = start_refused(d2, k ? "a hard link names the store"
+		                          : "a symlink names the store");
+		ck_assert_msg(log != NULL && strstr(log, "in use by another") !=
+		              NULL, "the refusal does not say why:\n%s",
+		              log ? log : "");
+		ck_assert_msg(strstr(log, "recovered") == NULL, "%s", log);
+		free(log);
+		jd_free(d2);
+	}
+	/* The first daemon's attempt was left alone. */
+	ck_assert_int_eq(db_int(d1, "SELECT attempt FROM jobs"), 1);
+	char *status = db_text(d1, "SELECT status FROM jobs");
+	ck_assert_str_eq(status, "running");
+	free(status);
+	free(id);
+	jd_free(d1);
+}
+END_TEST
+
 START_TEST(test_second_daemon_refused)
 {
 	char handler[800], runs[320], conf[1200], pidtxt[64];
@@ -800,6 +844,7 @@ startup_suite(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_second_daemon_refused);
+	tcase_add_test(tc, test_second_daemon_other_name_refused);
 	tcase_add_test(tc, test_lock_file_names_holder);
 	tcase_add_test(tc, test_lock_not_inherited_by_handlers);
 	tcase_add_test(tc, test_bind_failure_recovers_nothing);
