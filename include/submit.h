@@ -32,6 +32,14 @@ int submit_json_strict(const char *buf, size_t len, int max_depth, char *err,
                        size_t errlen);
 
 /*
+ * A copy of the JSON text buf[0..len) (already checked) without the
+ * whitespace outside its strings: the client's own bytes otherwise, so
+ * that nothing is rounded or cut.  A new string the caller frees, or NULL
+ * when out of memory.
+ */
+char *submit_json_compact(const char *buf, size_t len);
+
+/*
  * Parses and validates a submission.  On success returns 0 and fills job
  * (which must be job_init'ed; its strings then belong to it) with type,
  * payload, priority, run_at, max_attempts, timeout and created_at = now_us;

@@ -59,6 +59,7 @@
 #include "handler_ctx.h"
 #include "log.h"
 #include "pgroups.h"
+#include "submit.h"
 #include "utf8.h"
 #include "shellwords.h"
 
@@ -124,12 +125,14 @@ tail_add(struct tail *t, const char *p, size_t n)
 	}
 }
 
+/* Results nested deeper than this are kept as a string. */
+#define RESULT_MAX_DEPTH 64
+
 /* stdout -> result: compact JSON when it parses, else a JSON string. */
 static char *
 make_result(const char *out, size_t len)
 {
 	cJSON *v;
-	const char *end = NULL;
 	char *text = NULL, *clean;
 
 	while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r' ||
@@ -137,13 +140,12 @@ make_result(const char *out, size_t len)
 		len--;
 	if (len == 0)
 		return NULL;
-	v = cJSON_ParseWithLengthOpts(out, len, &end, 0);
-	if (v != NULL && end == out + len) {
-		text = cJSON_PrintUnformatted(v);
-		cJSON_Delete(v);
-		return text;
-	}
-	cJSON_Delete(v);
+	/* JSON as the command wrote it (less whitespace): a re-print would
+	 * round big numbers and cut strings at \u0000.  Anything else -
+	 * not strict JSON, not UTF-8 - is kept as a string. */
+	if (utf8_valid(out, len) &&
+	    submit_json_strict(out, len, RESULT_MAX_DEPTH, NULL, 0) == 0)
+		return submit_json_compact(out, len);
 	clean = utf8_sanitize(out, len);
 	if (clean == NULL)
 		return NULL;

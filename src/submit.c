@@ -314,9 +314,8 @@ scan_members(const char *body, size_t len, struct member *m, size_t max)
 	return n;
 }
 
-/* A copy of JSON text without the whitespace outside strings. */
-static char *
-compact_json(const char *s, size_t len)
+char *
+submit_json_compact(const char *s, size_t len)
 {
 	char *out = malloc(len + 1), *o = out;
 	const char *end = s + len;
@@ -594,7 +593,7 @@ submit_parse(const char *body, size_t len, const struct config *cfg,
 	if (rc == 0) {
 		/* The payload as sent, less insignificant whitespace. */
 		job->payload = payload_m != NULL
-		    ? compact_json(payload_m->val, payload_m->val_len)
+		    ? submit_json_compact(payload_m->val, payload_m->val_len)
 		    : strdup("null");
 		if (job->payload == NULL)
 			rc = jobd_seterr(err, errlen, JOBD_ENOMEM,

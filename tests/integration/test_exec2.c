@@ -675,6 +675,47 @@ START_TEST(test_emfile_is_a_clear_retried_failure)
 }
 END_TEST
 
+/*
+ * Output that parses as JSON is kept as the command wrote it (less
+ * whitespace), not re-printed: big integers and \u0000 in strings
+ * survive; output that is not strict, valid UTF-8 JSON is kept as a
+ * string, sanitised (found by review: cJSON's re-print rounded numbers,
+ * cut strings at \u0000 and passed invalid UTF-8 through).
+ */
+START_TEST(test_json_output_kept_as_written)
+{
+	jd *d = launch(2, "[handler.cat]\ncommand = cat\n"
+	                  "[handler.bad]\ncommand = printf '{\"s\":\"\\377\\300\"}'\n");
+	const char *payload = "{ \"k\": \"x\\u0000y\", "
+	                      "\"n\": 12345678901234567890123 }";
+	char body[256];
+	char *id;
+	struct jd_resp *r;
+	const char *start;
+
+	snprintf(body, sizeof(body), "{\"type\":\"cat\",\"payload\":%s}",
+	         payload);
+	id = submit_ok(d, body);
+	r = wait_status(d, id, "succeeded", 10000);
+	start = strstr(r->body, "\"result\":");
+	const char *want = "{\"k\":\"x\\u0000y\",\"n\":12345678901234567890123}";
+	ck_assert_msg(start != NULL &&
+	              strncmp(start + 9, want, strlen(want)) == 0,
+	              "result not as written: %s", r->body);
+	jd_resp_free(r);
+	free(id);
+
+	id = submit_ok(d, "{\"type\":\"bad\"}");
+	r = wait_status(d, id, "succeeded", 10000);
+	/* Not valid UTF-8: a string, with U+FFFD for the bad bytes. */
+	ck_assert_msg(strstr(r->body, "\"result\":\"{\\\"s\\\":\\\"\xef\xbf\xbd"
+	                     "\xef\xbf\xbd\\\"}\"") != NULL, "%s", r->body);
+	jd_resp_free(r);
+	free(id);
+	jd_free(d);
+}
+END_TEST
+
 static Suite *
 exec2_suite(void)
 {
@@ -683,6 +724,7 @@ exec2_suite(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_test(tc, test_json_output_kept_as_written);
 	tcase_add_test(tc, test_exit0_with_stragglers_succeeds);
 	tcase_add_test(tc, test_crash_leftover_group_killed);
 	tcase_add_test(tc, test_crash_reused_pgid_left_alone);
