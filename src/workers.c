@@ -12,7 +12,7 @@
  * (at-least-once).
  *
  * LOCKING: p->mu guards the run queue (queue, qhead, qlen), stopping,
- * stop_reason, busy, and every slots[i].id / slots[i].ctx.  p->cond wakes
+ * stop_reason, busy, and every slot's id, ctx and cancelled.  p->cond wakes
  * workers for new jobs; p->idle_cond wakes the stopper when an attempt
  * ends.  Lock order: p->mu before a ctx's own mutex
  * (handler_ctx_request_stop is called with p->mu held).
@@ -33,8 +33,9 @@
 #include "workers.h"
 
 struct slot {
-	char id[UUID_STR_LEN];   /* job running here, "" when idle */
-	jobd_ctx *ctx;           /* its attempt context */
+	char id[UUID_STR_LEN];   /* job taken here, "" when idle */
+	jobd_ctx *ctx;           /* its attempt context, once made */
+	bool cancelled;          /* a cancel came before the context */
 };
 
 struct worker_pool {
@@ -244,8 +245,9 @@ run_one(worker_pool *p, size_t index, struct writer_op *op)
 		return;
 	}
 	pthread_mutex_lock(&p->mu);
-	memcpy(p->slots[index].id, job->id, sizeof(job->id));
 	p->slots[index].ctx = ctx;
+	if (p->slots[index].cancelled)
+		handler_ctx_request_stop(ctx, JOBD_STOP_CANCEL);
 	if (p->stop_reason != JOBD_STOP_NONE)
 		handler_ctx_request_stop(ctx, p->stop_reason);
 	pthread_mutex_unlock(&p->mu);
@@ -266,7 +268,6 @@ run_one(worker_pool *p, size_t index, struct writer_op *op)
 		stop = JOBD_STOP_NONE;
 
 	pthread_mutex_lock(&p->mu);
-	p->slots[index].id[0] = '\0';
 	p->slots[index].ctx = NULL;
 	pthread_mutex_unlock(&p->mu);
 	handler_ctx_free(ctx);
@@ -302,11 +303,16 @@ worker_main(void *arg)
 		p->qhead = (p->qhead + 1) % p->qcap;
 		p->qlen--;
 		/* Busy from the moment it is taken, so that shutdown waits
-		 * for it (and stops it) even before its context exists. */
+		 * for it (and stops it) even before its context exists; and
+		 * the slot names it, so that a cancel finds it then too. */
 		p->busy++;
+		memcpy(p->slots[index].id, op->id, sizeof(op->id));
+		p->slots[index].cancelled = false;
 		pthread_mutex_unlock(&p->mu);
 		run_one(p, index, op); /* hands op back to the writer */
 		pthread_mutex_lock(&p->mu);
+		p->slots[index].id[0] = '\0';
+		p->slots[index].cancelled = false;
 		p->busy--;
 		pthread_cond_broadcast(&p->idle_cond);
 	}
@@ -399,11 +405,14 @@ worker_pool_cancel(worker_pool *p, const char *id)
 		p->qlen--;
 	}
 	for (size_t i = 0; i < p->nthreads; i++) {
-		if (p->slots[i].ctx != NULL && strcmp(p->slots[i].id, id) == 0) {
+		if (strcmp(p->slots[i].id, id) != 0)
+			continue;
+		if (p->slots[i].ctx != NULL)
 			handler_ctx_request_stop(p->slots[i].ctx,
 			                         JOBD_STOP_CANCEL);
-			found = true;
-		}
+		else /* taken, no context yet: run_one stops it at once */
+			p->slots[i].cancelled = true;
+		found = true;
 	}
 	pthread_mutex_unlock(&p->mu);
 	if (unstarted != NULL) {
