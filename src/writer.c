@@ -883,8 +883,8 @@ publish_batch(writer *w, struct batch *b, struct writer_op *ops,
  * makes them safe to apply once).  An I/O error is fail-stop.
  */
 static void
-fail_batch(writer *w, struct batch *b, struct writer_op *ops, int rc,
-           const char *err)
+fail_batch(writer *w, struct batch *b, struct writer_op *ops,
+           struct writer_op *starts, int rc, const char *err)
 {
 	store_rollback(w->st);
 	free_claimed(b);
@@ -903,6 +903,21 @@ fail_batch(writer *w, struct batch *b, struct writer_op *ops, int rc,
 		w->fatal = true;
 		kill(getpid(), SIGUSR2);
 	}
+	/* The starts go back to the start list (their ops are still their
+	 * workers', or kept here as completions): written with the next
+	 * batch that commits. */
+	pthread_mutex_lock(&w->mu);
+	for (struct writer_op *op = starts, *next; op; op = next) {
+		next = op->start_next;
+		if (op->start_skip)
+			continue; /* its end is kept below, and says it all */
+		op->start_queued = true;
+		op->start_next = w->starts;
+		if (w->starts == NULL)
+			w->starts_mono_ms = clock_mono_ms();
+		w->starts = op;
+	}
+	pthread_mutex_unlock(&w->mu);
 	for (struct writer_op *op = ops, *next; op; op = next) {
 		next = op->next;
 		if (op->kind == WOP_COMPLETE) {
@@ -947,7 +962,7 @@ run_batch(writer *w, struct writer_op *ops, struct writer_op *starts,
 	if (rc == 0)
 		publish_batch(w, &b, ops, now);
 	else
-		fail_batch(w, &b, ops, rc, err);
+		fail_batch(w, &b, ops, starts, rc, err);
 	config_release(current);
 }
 
@@ -1017,7 +1032,7 @@ next_step(writer *w, bool *retry, int64_t *deadline)
 	     (w->next_run_at_us >= 0 && w->next_run_at_us <= now));
 	bool purge_due = !backoff && !w->fatal &&
 	    now_mono >= w->next_purge_mono_ms;
-	bool starts_due = w->starts != NULL &&
+	bool starts_due = w->starts != NULL && !backoff &&
 	    (w->stopping || now_mono >= w->starts_mono_ms + START_DEFER_MS);
 
 	*retry = w->pending != NULL && (!backoff || w->fatal);
