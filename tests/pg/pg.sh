@@ -75,7 +75,11 @@ server_pid() {
 	head -n 1 "$dir/data/postmaster.pid" 2>/dev/null | tr -dc 0-9
 }
 
-alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+# A zombie counts as gone (its parent, or init, has yet to reap it).
+alive() {
+	[ -n "$1" ] && kill -0 "$1" 2>/dev/null &&
+		! grep -q ') Z ' "/proc/$1/stat" 2>/dev/null
+}
 
 # wait_gone PID SECONDS: 0 once PID is gone, 1 if still there after SECONDS.
 wait_gone() {
