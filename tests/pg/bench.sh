@@ -20,7 +20,12 @@
 #  4. drain with one client: claim 64 (FOR UPDATE SKIP LOCKED, by primary
 #     key) and complete them (fenced by the claim token), as two
 #     transactions, and as one transaction that completes the previous
-#     batch and claims the next (the writer's cycle).
+#     batch and claims the next (the writer's cycle);
+#  5. the same shapes from C through libpq (probe.c, compiled here), each
+#     transaction one pipeline as store_pg.c will send it: intake by
+#     multi-row VALUES, by unnest arrays, by one-row INSERTs; drain with
+#     completions by array, per row pipelined, per row a round trip each.
+# PROBE_SECS (default 5) is the length of each probe run.
 set -u
 secs=${1:-10}
 here=$(dirname "$0")
@@ -74,32 +79,52 @@ fill() {
 	UPDATE jobd.counts SET n = CASE status WHEN 0 THEN $1 WHEN 2 THEN $2 ELSE 0 END;
 	EOF
 }
-claim_sql="UPDATE jobd.jobs j SET status = 1, attempt = j.attempt + 1,
+# claim_sql FILTER: the claim of 64, pkey-driven (id = ANY(ARRAY(...))).
+claim_sql() {
+	echo "UPDATE jobd.jobs j SET status = 1, attempt = j.attempt + 1,
   started_at = $now, finished_at = NULL, claim = 'x:1', attempt_started = false,
   cancel_requested = false
  WHERE j.id = ANY (ARRAY(SELECT id FROM jobd.jobs
-   WHERE status = 0 AND due AND type = ANY ('{noop,echo,mail}'::text[])
+   WHERE status = 0 AND due AND $1
    ORDER BY priority DESC, id LIMIT 64 FOR UPDATE SKIP LOCKED))
 RETURNING j.id"
-complete_sql="UPDATE jobd.jobs SET status = 2, finished_at = $now, result = 'null',
-  claim = NULL, attempt_started = true
- WHERE id = ANY ((SELECT array_agg(id) FROM jobd.jobs WHERE claim = 'x:1')::uuid[])
-   AND claim = 'x:1'"
+}
+inc="type = ANY ('{noop,echo,mail}'::text[])"
+rare="type = ANY ('{report}'::text[])"
+exc="type <> ALL ('{report,sleep}'::text[])"
 list_sql="SELECT id, type, status FROM jobd.jobs WHERE status = 2 ORDER BY id DESC LIMIT 50"
+# explain TITLE SQL [SETUP]: the plan of SQL, run and rolled back.
+explain() {
+	echo "-- $1"
+	$psql -At <<-EOF | grep -v '^$' | grep -E -v '^(BEGIN|ROLLBACK|SET)$'
+	BEGIN;
+	${3:-}
+	EXPLAIN (ANALYZE, COSTS OFF) $2;
+	ROLLBACK;
+	EOF
+}
 plans() {
 	echo "### $1"
-	for q in "claim 64|$claim_sql" "list page (status = succeeded, 50)|$list_sql" \
-		"count(*) by status|SELECT status, count(*) FROM jobd.jobs GROUP BY status" \
-		"jobd.counts|SELECT status, n FROM jobd.counts"; do
-		echo "-- ${q%%|*}"
-		$psql -At -c "BEGIN" -c "EXPLAIN (ANALYZE, COSTS OFF, TIMING ON) ${q#*|}" -c "ROLLBACK" |
-			grep -v '^$'
-	done
-	echo "-- complete 64, fenced (after a claim of 64 in the same transaction)"
-	# The ids are fetched by the subquery here; store_pg.c passes them
-	# as an array parameter ($1::uuid[]) - the same pkey-driven plan.
-	$psql -At -c "BEGIN" -c "$claim_sql" -c "EXPLAIN (ANALYZE, COSTS OFF) $complete_sql" \
-		-c "ROLLBACK" | grep -v '^$' | grep -v -E '^[0-9a-f-]{36}$'
+	explain "claim 64, included types: $inc" "$(claim_sql "$inc")"
+	explain "claim 64, one rare included type: $rare" "$(claim_sql "$rare")"
+	explain "claim 64, $rare, SET LOCAL enable_sort = off" "$(claim_sql "$rare")" \
+		"SET LOCAL enable_sort = off;"
+	explain "claim 64, held-back types: $exc" "$(claim_sql "$exc")"
+	explain "list page (status = succeeded, 50)" "$list_sql"
+	explain "count(*) by status" "SELECT status, count(*) FROM jobd.jobs GROUP BY status"
+	explain "jobd.counts" "SELECT status, n FROM jobd.counts"
+	# The completion gets the claimed ids as an array parameter, as
+	# store_pg.c will pass them.
+	echo "-- complete 64, fenced, ids as an array (after a claim of 64)"
+	$psql -At <<-EOF | grep -v '^$' | grep -E -v '^(BEGIN|ROLLBACK)$'
+	BEGIN;
+	WITH c AS ($(claim_sql "$inc")) SELECT array_agg(id) AS ids FROM c \\gset
+	PREPARE done(uuid[], text) AS UPDATE jobd.jobs SET status = 2, finished_at = $now,
+	  result = 'null', claim = NULL, attempt_started = true
+	 WHERE id = ANY (\$1) AND claim = \$2;
+	EXPLAIN (ANALYZE, COSTS OFF) EXECUTE done(:'ids', 'x:1');
+	ROLLBACK;
+	EOF
 }
 echo
 echo "## 2. plans, 100k queued + 100k succeeded"
@@ -189,3 +214,13 @@ drain "claim txn + complete txn" "$w/drain2.sql"
 drain "one txn: complete previous batch + claim next" "$w/drain1.sql"
 echo
 echo "# size of 400k jobs (payload ~180 B, 6 indexes): $($psql -Atc "SELECT pg_size_pretty(pg_total_relation_size('jobd.jobs'))")"
+
+# ---- 5. the libpq probe: one connection, every transaction one pipeline ----
+echo
+echo "## 5. libpq probe (probe.c), one connection, one pipeline per transaction, ${PROBE_SECS:-5}s each"
+if cc -std=c11 -D_GNU_SOURCE -O2 $(pkg-config --cflags libpq) -o "$w/probe" \
+	"$here/probe.c" $(pkg-config --libs libpq); then
+	"$w/probe" "$uri" "${PROBE_SECS:-5}"
+else
+	echo "probe: not built (libpq-dev missing?)"
+fi
