@@ -17,7 +17,8 @@
 # root): DIR is given to postgres and every server command runs through
 # runuser.  As anyone else it runs as that user.  DIR may exist (empty,
 # e.g. from mktemp -d) or not; every directory above it must be
-# searchable by postgres (/tmp is).
+# searchable by postgres (/tmp is), and DIR may hold only A-Z a-z 0-9 / . _ -
+# (at most 90 bytes).
 #
 # The server is configured like production as far as durability goes
 # (fsync = on, synchronous_commit = on, full_page_writes = on), with small
@@ -143,6 +144,12 @@ do_start() {
 			"install Debian's postgresql (scripts/deps.sh does)" >&2
 		exit 77
 	fi
+	# DIR goes into postgresql.conf and names the unix socket
+	# (DIR/.s.PGSQL.PORT, at most 107 bytes): plain characters only.
+	case $dir in
+	*[!A-Za-z0-9/._-]*) die "DIR may hold only A-Z a-z 0-9 / . _ - (got '$dir')" ;;
+	esac
+	[ ${#dir} -le 90 ] || die "DIR is longer than 90 bytes (the socket path would be too long)"
 	if [ -e "$dir" ] && [ -n "$(ls -A "$dir" 2>/dev/null)" ]; then
 		die "$dir is not empty"
 	fi

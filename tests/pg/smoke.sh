@@ -6,7 +6,10 @@
 #  2. a second server whose first port is the first server's (the port
 #     race) retries on another port and starts;
 #  3. a server that cannot start (a bad setting) prints its log, fails,
-#     and leaves neither a process nor its directory;
+#     and leaves neither a process nor its directory; a directory the
+#     server cannot use (a space or quote in it, a socket path too long)
+#     is refused before anything is made; stop refuses a directory it did
+#     not make;
 #  4. stop: every server gone (by pid), every directory gone.
 # 77 = skip (no PostgreSQL server binaries).
 set -u
@@ -26,6 +29,10 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 fail() { echo "pg-smoke: FAIL: $*" >&2; exit 1; }
 
+# Running, and not a zombie waiting for init to reap it.
+alive() {
+	kill -0 "$1" 2>/dev/null && ! grep -q ') Z ' "/proc/$1/stat" 2>/dev/null
+}
 pid_of() { head -n 1 "$1/data/postmaster.pid" 2>/dev/null | tr -dc 0-9; }
 
 # 1. start and query
@@ -46,7 +53,7 @@ psql="$bin/psql -X -A -t -q -v ON_ERROR_STOP=1"
 [ "$($psql "$uri" -c 'create table t (x int); insert into t values (42); select x from t')" = 42 ] ||
 	fail "the database jobd does not take a write"
 p1=$(pid_of "$d1")
-kill -0 "$p1" 2>/dev/null || fail "no postmaster pid in $d1"
+alive "$p1" || fail "no postmaster pid in $d1"
 pids="$p1"
 port1=$(cat "$d1/port")
 
@@ -67,11 +74,22 @@ echo "$out" | grep -q -- "--- $d3/log ---" || fail "a failed start did not print
 echo "$out" | grep -q "shared_buffers" || fail "the printed log does not name the bad setting: $out"
 [ ! -e "$d3" ] || fail "a failed start left $d3"
 
+# 3b. directories the server cannot use are refused before anything runs
+for bad in "/tmp/jobd pg smoke.$$" "/tmp/jobd'pg.$$" \
+	"/tmp/$(printf '%0100d' 0)"; do
+	out=$($pg start "$bad" 2>&1)
+	rc=$?
+	[ $rc -eq 1 ] || { $pg stop "$bad" >/dev/null 2>&1; fail "start '$bad' exited $rc: $out"; }
+	[ ! -e "$bad" ] || { rm -rf "$bad"; fail "start '$bad' made it"; }
+done
+out=$($pg stop / 2>&1) && fail "stop / did not fail"
+[ -d /tmp ] || fail "stop / removed something"
+
 # 4. stop
 $pg stop "$d1" || fail "stop $d1"
 $pg stop "$d2" || fail "stop $d2"
 for p in $pids; do
-	kill -0 "$p" 2>/dev/null && fail "server $p still running after stop"
+	alive "$p" && fail "server $p still running after stop"
 done
 [ ! -e "$d1" ] && [ ! -e "$d2" ] || fail "stop left a directory"
 $pg stop "$d1" || fail "stop of a stopped server is not a no-op"
