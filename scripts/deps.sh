@@ -2,6 +2,9 @@
 # deps.sh - installs what jobd needs to build and test, from Debian's
 # packages, when something is missing.  Run by `make` before building.
 # As root it runs one apt-get line; otherwise it prints that line and fails.
+# postgresql and libpq-dev are for the tests' private PostgreSQL server
+# (tests/pg) and the coming PostgreSQL store; the daemon does not link
+# libpq yet.
 #
 #   scripts/deps.sh        build and `make check`
 #   scripts/deps.sh ci     also what .ci/run adds (valgrind, clang for the
@@ -10,7 +13,7 @@ set -eu
 
 PACKAGES="build-essential pkg-config libmicrohttpd-dev libsqlite3-dev \
 libcjson-dev libinih-dev libsystemd-dev check libcurl4-openssl-dev \
-curl sqlite3 wrk procps openssl systemd"
+curl sqlite3 wrk procps openssl systemd postgresql libpq-dev"
 COMMANDS="cc pkg-config curl sqlite3 wrk pgrep openssl systemd-analyze"
 if [ "${1:-}" = ci ]; then
 	PACKAGES="$PACKAGES valgrind clang libclang-rt-14-dev"
@@ -18,12 +21,15 @@ if [ "${1:-}" = ci ]; then
 fi
 
 missing=""
-for m in libmicrohttpd sqlite3 libcjson inih libsystemd check libcurl; do
+for m in libmicrohttpd sqlite3 libcjson inih libsystemd check libcurl libpq; do
 	pkg-config --exists "$m" 2>/dev/null || missing="$missing $m"
 done
 for c in $COMMANDS; do
 	command -v "$c" >/dev/null 2>&1 || missing="$missing $c"
 done
+# The tests' private PostgreSQL (tests/pg/pg.sh): Debian keeps the server's
+# binaries off PATH, under /usr/lib/postgresql/<version>/bin.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 if [ "${1:-}" = ci ] && ! clang -fsanitize=fuzzer -x c /dev/null -o /dev/null \
 	-Wl,--unresolved-symbols=ignore-all >/dev/null 2>&1; then
 	missing="$missing libFuzzer"
