@@ -94,7 +94,7 @@ struct api_call {
 	struct wait_req *wait;  /* a pending call's op and wait (wait.h) */
 	int64_t wait_ms;        /* asked for, then honoured; -1 none */
 	bool respond_async;     /* Prefer: respond-async */
-	const char *token_name; /* who authenticated (borrowed), or NULL */
+	char token_name[65];    /* who authenticated, "" none */
 };
 
 /* Parses a path into a route; fills id for job routes.  Pure. */
@@ -108,7 +108,7 @@ const char *api_route_allow(int route);
  * auth (NULL: no authentication).
  */
 api *api_new(const struct config *cfg, store *st, writer *w, events *ev,
-             const auth *au);
+             auth *au);
 void api_free(api *a);
 
 /* Where GET /metrics reads its gauges (set once by main). */

@@ -11,6 +11,7 @@
 #ifndef JOBD_AUTH_H
 #define JOBD_AUTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct auth auth;
@@ -23,18 +24,20 @@ int auth_load(const char *path, auth **out, char *err, size_t errlen);
 void auth_free(auth *a);
 
 /*
- * Re-reads path (with the same checks) and makes its tokens the ones that
- * count from now on; on an error the old ones stay.  Returns 0 with the
+ * Re-reads path (with the same checks, but an empty file is allowed: it
+ * revokes every token) and makes its tokens the ones that count from now
+ * on, freeing the old ones; on an error the old ones stay.  Returns 0 with the
  * number of tokens in *ntokens, or as auth_load.
  */
 int auth_reload(auth *a, const char *path, size_t *ntokens, char *err,
                 size_t errlen);
 
 /*
- * Checks an Authorization header value ("Bearer <token>").  Returns the
- * name of the matching token (valid until auth_free), or NULL.
+ * Checks an Authorization header value ("Bearer <token>").  Returns
+ * whether a token matches, and copies its name into name (namelen bytes,
+ * cut if longer; may be NULL).
  */
-const char *auth_check(const auth *a, const char *header);
+bool auth_check(auth *a, const char *header, char *name, size_t namelen);
 
 /* Constant-time comparison of two byte strings (length leaks only). */
 int auth_equal(const char *a, size_t alen, const char *b, size_t blen);

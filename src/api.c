@@ -65,7 +65,7 @@ struct api {
 	store *st;
 	writer *w;
 	events *ev;
-	const auth *au;
+	auth *au;
 	atomic_bool draining;
 	api_gauges_fn gauges;
 	void *gauges_arg;
@@ -154,7 +154,7 @@ method_allowed(int route, int method)
 
 api *
 api_new(const struct config *cfg, store *st, writer *w, events *ev,
-        const auth *au)
+        auth *au)
 {
 	api *a = calloc(1, sizeof(*a));
 
@@ -487,8 +487,8 @@ api_precheck(api *a, struct api_call *call, int64_t content_length)
 	if (a->au != NULL && call->route != ROUTE_HEALTHZ &&
 	    call->route != ROUTE_READYZ) {
 		const char *hdr = call->header(call->h, "Authorization");
-		call->token_name = auth_check(a->au, hdr);
-		if (call->token_name == NULL) {
+		if (!auth_check(a->au, hdr, call->token_name,
+		                sizeof(call->token_name))) {
 			if (call->route == ROUTE_ROOT)
 				/* A browser cannot send the header when it opens
 				 * the page: answer 401 with a page that asks for

@@ -1,15 +1,15 @@
 /*
  * auth.c - bearer token file loading and constant-time checks.
  *
- * LOCKING: the current token table is an atomic pointer, so that checks
- * (any HTTP thread) take no lock; a reload (main thread) swaps in a new
- * table under mu and keeps the old one on the retired list until
- * auth_free(), so that a token name a check returned stays valid.
+ * LOCKING: lock (a rwlock) guards the token table: checks (any HTTP
+ * thread) read it under the read lock and copy the name they return; a
+ * reload (main thread) swaps in a new table under the write lock and frees
+ * the old one at once, so that a revoked secret does not stay in memory.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,13 +31,11 @@ struct token {
 struct table {
 	struct token *tokens;
 	size_t n;
-	struct table *retired;   /* next on the retired list */
 };
 
 struct auth {
-	_Atomic(struct table *) current;
-	pthread_mutex_t mu;      /* reloads; the retired list */
-	struct table *retired;   /* mu */
+	pthread_rwlock_t lock;
+	struct table *current;   /* lock */
 };
 
 static void
@@ -61,13 +59,8 @@ auth_free(auth *a)
 {
 	if (a == NULL)
 		return;
-	table_free(atomic_load(&a->current));
-	while (a->retired != NULL) {
-		struct table *t = a->retired;
-		a->retired = t->retired;
-		table_free(t);
-	}
-	pthread_mutex_destroy(&a->mu);
+	table_free(a->current);
+	pthread_rwlock_destroy(&a->lock);
 	free(a);
 }
 
@@ -85,7 +78,8 @@ trim(char *s)
 }
 
 static int
-table_load(const char *path, struct table **out, char *err, size_t errlen)
+table_load(const char *path, bool allow_empty, struct table **out, char *err,
+           size_t errlen)
 {
 	FILE *f = NULL;
 	struct table *a = NULL;
@@ -188,7 +182,7 @@ table_load(const char *path, struct table **out, char *err, size_t errlen)
 			goto out;
 		}
 	}
-	if (a->n == 0) {
+	if (a->n == 0 && !allow_empty) {
 		rc = jobd_seterr(err, errlen, JOBD_EINVAL,
 		                 "%s: no tokens (lines of name:token)", path);
 		goto out;
@@ -213,7 +207,7 @@ auth_load(const char *path, auth **out, char *err, size_t errlen)
 {
 	struct table *t = NULL;
 	auth *a;
-	int rc = table_load(path, &t, err, errlen);
+	int rc = table_load(path, false, &t, err, errlen);
 
 	if (rc != 0)
 		return rc;
@@ -222,8 +216,8 @@ auth_load(const char *path, auth **out, char *err, size_t errlen)
 		table_free(t);
 		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
 	}
-	pthread_mutex_init(&a->mu, NULL);
-	atomic_init(&a->current, t);
+	pthread_rwlock_init(&a->lock, NULL);
+	a->current = t;
 	*out = a;
 	return 0;
 }
@@ -233,16 +227,17 @@ auth_reload(auth *a, const char *path, size_t *ntokens, char *err,
             size_t errlen)
 {
 	struct table *t = NULL, *old;
-	int rc = table_load(path, &t, err, errlen);
+	/* An empty file is allowed here: it revokes every token. */
+	int rc = table_load(path, true, &t, err, errlen);
 
 	if (rc != 0)
 		return rc;
 	*ntokens = t->n;
-	pthread_mutex_lock(&a->mu);
-	old = atomic_exchange(&a->current, t);
-	old->retired = a->retired;
-	a->retired = old;
-	pthread_mutex_unlock(&a->mu);
+	pthread_rwlock_wrlock(&a->lock);
+	old = a->current;
+	a->current = t;
+	pthread_rwlock_unlock(&a->lock);
+	table_free(old);
 	return 0;
 }
 
@@ -257,29 +252,34 @@ auth_equal(const char *a, size_t alen, const char *b, size_t blen)
 	return diff == 0;
 }
 
-const char *
-auth_check(const auth *a, const char *header)
+bool
+auth_check(auth *a, const char *header, char *name, size_t namelen)
 {
 	const char *token, *found = NULL;
-	const struct table *t;
 	size_t len;
 
+	if (name != NULL && namelen > 0)
+		name[0] = '\0';
 	if (a == NULL || header == NULL)
-		return NULL;
-	t = atomic_load(&((auth *)a)->current);
+		return false;
 	while (*header == ' ')
 		header++;
 	if (strncasecmp(header, "Bearer ", 7) != 0)
-		return NULL;
+		return false;
 	token = header + 7;
 	while (*token == ' ')
 		token++;
 	len = strlen(token);
 	while (len > 0 && token[len - 1] == ' ')
 		len--;
+	pthread_rwlock_rdlock(&a->lock);
 	/* Look at every token, match or not, so timing tells nothing. */
-	for (size_t i = 0; i < t->n; i++)
-		if (auth_equal(token, len, t->tokens[i].secret, t->tokens[i].len))
-			found = t->tokens[i].name;
-	return found;
+	for (size_t i = 0; i < a->current->n; i++)
+		if (auth_equal(token, len, a->current->tokens[i].secret,
+		               a->current->tokens[i].len))
+			found = a->current->tokens[i].name;
+	if (found != NULL && name != NULL && namelen > 0)
+		snprintf(name, namelen, "%s", found);
+	pthread_rwlock_unlock(&a->lock);
+	return found != NULL;
 }

@@ -802,7 +802,7 @@ access_log(struct req *r, struct MHD_Connection *conn)
 	log_info("access", "%s \"%s %s\" %s %zu %.3fms job=%s token=%s", addr,
 	         method, target, status, r->bytes_sent,
 	         (double)(clock_mono_us() - r->call.start_us) / 1000.0, job,
-	         r->call.token_name ? r->call.token_name : "-");
+	         r->call.token_name[0] ? r->call.token_name : "-");
 }
 
 static void
@@ -909,7 +909,8 @@ http_mhd_client_caused(const char *msg)
 		"Error processing request", "Failed to parse", "malformed",
 		"without `Host'", "Connection reset", "Failed to receive",
 		"Failed to send", "too big", "chunk", "Invalid", "invalid",
-		"timed out", "Unsupported HTTP version",
+		"timed out", "Unsupported HTTP version", "closure",
+		"Connection socket is closed",
 	};
 
 	for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++)

@@ -128,6 +128,13 @@ START_TEST(test_reload_tokens_level_and_restart_keys)
 	wait_log(d, "the tokens in use are kept");
 	ck_assert_int_eq(get_jobs_as(d, "bob-token-0123456789ab"), 200);
 
+	/* An empty file revokes the last token too (found by review: it
+	 * was refused, and revoking it needed a restart). */
+	write_file(tokens, "# nobody\n", 0600);
+	ck_assert_int_eq(kill(d->pid, SIGHUP), 0);
+	wait_log(d, "SIGHUP: 0 token(s)");
+	ck_assert_int_eq(get_jobs_as(d, "bob-token-0123456789ab"), 401);
+
 	jd_free(d);
 	unlink(tokens);
 	rmdir(dir);
