@@ -43,6 +43,7 @@ enum api_route {
 	ROUTE_METRICS,    /* /metrics */
 	ROUTE_STATS,      /* /stats: recent rates (stats.h) */
 	ROUTE_TYPES,      /* /types */
+	ROUTE_COUNT       /* not a route: how many there are */
 };
 
 enum api_result { API_DONE, API_PENDING, API_CONTINUE };
