@@ -18,7 +18,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 SANITIZE ?=
 
-PKGS := libmicrohttpd sqlite3 libcjson inih libsystemd
+PKGS := libmicrohttpd sqlite3 libcjson inih libsystemd libcrypto
 TEST_PKGS := check libcurl
 
 comma := ,

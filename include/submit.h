@@ -50,16 +50,19 @@ char *submit_json_compact(const char *buf, size_t len);
 int submit_parse(const char *body, size_t len, const struct config *cfg,
                  int64_t now_us, struct job *job, char *err, size_t errlen);
 
+#define SUBMIT_FINGERPRINT_LEN 64
+
 /*
- * Fingerprint of a submission for Idempotency-Key: FNV-1a 64 of the body's
- * canonical text, as 16 hex digits: the client's own bytes for every
+ * Fingerprint of a submission for Idempotency-Key: SHA-256 of the body's
+ * canonical text, as 64 hex digits: the client's own bytes for every
  * string, key and number (no re-print: 2^53 + 1 and 2^53, or "a\u0000b"
  * and "a\u0000c", stay apart), no whitespace between tokens, the members
  * of every object sorted by raw key bytes.  The body holds the type, so
- * type + body are covered.  It detects a key reused for another
- * submission; it is not a cryptographic hash.  Returns 0, JOBD_EINVAL
- * (not strict JSON) or JOBD_ENOMEM.
+ * type + body are covered.  A cryptographic hash, so that nobody can make
+ * another body pass for a key's first one.  Returns 0, JOBD_EINVAL (not
+ * strict JSON) or JOBD_ENOMEM.
  */
-int submit_fingerprint(const char *body, size_t len, char out[17]);
+int submit_fingerprint(const char *body, size_t len,
+                       char out[SUBMIT_FINGERPRINT_LEN + 1]);
 
 #endif

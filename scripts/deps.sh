@@ -13,7 +13,7 @@ set -eu
 
 PACKAGES="build-essential pkg-config libmicrohttpd-dev libsqlite3-dev \
 libcjson-dev libinih-dev libsystemd-dev check libcurl4-openssl-dev \
-curl sqlite3 wrk procps openssl systemd postgresql libpq-dev"
+curl sqlite3 wrk procps openssl libssl-dev systemd postgresql libpq-dev"
 COMMANDS="cc pkg-config curl sqlite3 wrk pgrep openssl systemd-analyze"
 if [ "${1:-}" = ci ]; then
 	PACKAGES="$PACKAGES valgrind clang libclang-rt-14-dev"
@@ -21,7 +21,7 @@ if [ "${1:-}" = ci ]; then
 fi
 
 missing=""
-for m in libmicrohttpd sqlite3 libcjson inih libsystemd check libcurl libpq; do
+for m in libmicrohttpd sqlite3 libcjson inih libsystemd libcrypto check libcurl libpq; do
 	pkg-config --exists "$m" 2>/dev/null || missing="$missing $m"
 done
 for c in $COMMANDS; do

@@ -821,7 +821,7 @@ handle_submit(api *a, struct api_call *call)
 			api_problem(call, 400, "bad-request", NULL, err);
 			return API_DONE;
 		}
-		char fp[17];
+		char fp[SUBMIT_FINGERPRINT_LEN + 1];
 		op->job.idem_key = strdup(key);
 		if (op->job.idem_key == NULL ||
 		    submit_fingerprint(call->body, call->body_len, fp) != 0 ||

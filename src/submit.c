@@ -11,6 +11,8 @@
 
 #include "clock.h"
 #include "err.h"
+#include <openssl/evp.h>
+
 #include "submit.h"
 #include "utf8.h"
 
@@ -755,10 +757,13 @@ canon_value(struct canon *c, const char *p, const char *end)
 }
 
 int
-submit_fingerprint(const char *body, size_t len, char out[17])
+submit_fingerprint(const char *body, size_t len,
+                   char out[SUBMIT_FINGERPRINT_LEN + 1])
 {
 	struct canon c = {0};
-	uint64_t h = 14695981039346656037ULL;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	int ok;
 
 	if (submit_json_strict(body, len, SUBMIT_MAX_DEPTH, NULL, 0) != 0)
 		return JOBD_EINVAL;
@@ -772,9 +777,11 @@ submit_fingerprint(const char *body, size_t len, char out[17])
 		free(c.buf);
 		return JOBD_ENOMEM;
 	}
-	for (size_t i = 0; i < c.len; i++)
-		h = (h ^ (uint8_t)c.buf[i]) * 1099511628211ULL;
+	ok = EVP_Digest(c.buf, c.len, md, &mdlen, EVP_sha256(), NULL);
 	free(c.buf);
-	snprintf(out, 17, "%016llx", (unsigned long long)h);
+	if (!ok || mdlen * 2 != SUBMIT_FINGERPRINT_LEN)
+		return JOBD_ENOMEM;
+	for (unsigned int i = 0; i < mdlen; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
 	return 0;
 }

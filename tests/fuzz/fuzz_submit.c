@@ -271,7 +271,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *body = (const char *)data;
 	struct job job;
-	char err[256], fp[17];
+	char err[256], fp[SUBMIT_FINGERPRINT_LEN + 1];
 	int rc;
 
 	job_init(&job);
@@ -313,7 +313,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(fp, 0, sizeof(fp));
 	rc = submit_fingerprint(body, size, fp);
 	CHECK(rc == 0, "fingerprint of an accepted body: %d", rc);
-	CHECK(strlen(fp) == 16 && strspn(fp, "0123456789abcdef") == 16,
+	CHECK(strlen(fp) == SUBMIT_FINGERPRINT_LEN &&
+	      strspn(fp, "0123456789abcdef") == SUBMIT_FINGERPRINT_LEN,
 	      "fingerprint \"%s\"", fp);
 	job_clear(&job);
 	return 0;
