@@ -189,6 +189,12 @@ char *jd_db_text(sqlite3 *db, const char *sql);
 /* The first column of the first row as an integer; -1 on error. */
 long long jd_db_int(sqlite3 *db, const char *sql);
 
+/* ---- files ---- */
+
+/* The whole file, NUL-terminated (caller frees), its length in *len (may
+ * be NULL); NULL when it cannot be read. */
+char *jd_read_file(const char *path, size_t *len);
+
 /* ---- misc ---- */
 
 int64_t jd_now_ms(void);            /* CLOCK_REALTIME */

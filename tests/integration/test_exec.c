@@ -127,50 +127,13 @@ make_outdir(void)
 	return dir;
 }
 
-/* The whole file, NUL-terminated (caller frees); NULL when unreadable. */
-static char *
-slurp(const char *path, size_t *len_out)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	ssize_t n;
-
-	if (fd < 0)
-		return NULL;
-	for (;;) {
-		if (len + 65536 + 1 > cap) {
-			size_t ncap = cap ? cap * 2 : 65536 * 2;
-			char *b = realloc(buf, ncap);
-			if (b == NULL) {
-				free(buf);
-				close(fd);
-				return NULL;
-			}
-			buf = b;
-			cap = ncap;
-		}
-		n = read(fd, buf + len, cap - len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	buf[len] = '\0';
-	if (len_out != NULL)
-		*len_out = len;
-	return buf;
-}
-
 static char *
 slurp_in(const char *dir, const char *name, size_t *len_out)
 {
 	char path[PATH_MAX];
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	return slurp(path, len_out);
+	return jd_read_file(path, len_out);
 }
 
 /* Waits for dir/name to hold "<pid>\n" (the script writes it with one
@@ -211,7 +174,7 @@ proc_describe(pid_t pid, char *out, size_t outlen)
 	char path[64], *s, *open_paren, *close_paren;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	s = slurp(path, NULL);
+	s = jd_read_file(path, NULL);
 	if (s == NULL || (open_paren = strchr(s, '(')) == NULL ||
 	    (close_paren = strrchr(s, ')')) == NULL) {
 		snprintf(out, outlen, "(no /proc entry)");
@@ -266,7 +229,7 @@ child_of(pid_t parent, const char *comm)
 		if (!isdigit((unsigned char)e->d_name[0]))
 			continue;
 		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-		s = slurp(path, NULL);
+		s = jd_read_file(path, NULL);
 		if (s == NULL)
 			continue;
 		open_paren = strchr(s, '(');
@@ -293,7 +256,7 @@ proc_status(pid_t pid, const char *name)
 	size_t n = strlen(name);
 
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	s = slurp(path, NULL);
+	s = jd_read_file(path, NULL);
 	for (line = s; line != NULL && *line != '\0'; ) {
 		char *eol = strchr(line, '\n');
 		if (eol != NULL)
@@ -332,7 +295,7 @@ proc_words(pid_t pid, const char *file, int *n)
 	int count = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-	s = slurp(path, &len);
+	s = jd_read_file(path, &len);
 	ck_assert_msg(s != NULL, "cannot read %s", path);
 	for (size_t i = 0; i < len; i++)
 		if (s[i] == '\0')
@@ -1075,7 +1038,7 @@ run_for_result(jd *d, const char *type)
 static void
 edit_file(const char *path, const char *from, const char *to)
 {
-	char *text = slurp(path, NULL), *at;
+	char *text = jd_read_file(path, NULL), *at;
 	FILE *f;
 
 	ck_assert_ptr_nonnull(text);

@@ -67,43 +67,6 @@ make_outdir(void)
 	return dir;
 }
 
-/* The whole file, NUL-terminated (caller frees); NULL when unreadable. */
-static char *
-slurp(const char *path, size_t *len_out)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	ssize_t n;
-
-	if (fd < 0)
-		return NULL;
-	for (;;) {
-		if (len + 4096 + 1 > cap) {
-			size_t ncap = cap ? cap * 2 : 8192;
-			char *b = realloc(buf, ncap);
-			if (b == NULL) {
-				free(buf);
-				close(fd);
-				return NULL;
-			}
-			buf = b;
-			cap = ncap;
-		}
-		n = read(fd, buf + len, cap - len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	buf[len] = '\0';
-	if (len_out != NULL)
-		*len_out = len;
-	return buf;
-}
-
 /* Waits for dir/name to hold "<pid>\n" (the scripts write it with one
  * write). */
 static pid_t
@@ -115,7 +78,7 @@ wait_pid_file(const char *dir, const char *name, int timeout_ms)
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	for (;;) {
 		size_t len = 0;
-		char *s = slurp(path, &len);
+		char *s = jd_read_file(path, &len);
 		long pid = 0;
 		if (s != NULL && len > 1 && s[len - 1] == '\n')
 			pid = strtol(s, NULL, 10);
@@ -182,7 +145,7 @@ proc_start_ticks(pid_t pid)
 	long long start = -1;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	s = slurp(path, NULL);
+	s = jd_read_file(path, NULL);
 	p = s ? strrchr(s, ')') : NULL;
 	/* After ") ": field 3 (state) .. field 22. */
 	for (int field = 2; p != NULL && field < 22; field++)
@@ -218,7 +181,7 @@ wait_record(jd *d, pid_t pgid, int timeout_ms)
 
 	for (;;) {
 		size_t len = 0;
-		char *s = slurp(path, &len);
+		char *s = jd_read_file(path, &len);
 		for (size_t i = 0; s != NULL &&
 		     (i + 1) * sizeof(struct pgroup_rec) <= len; i++) {
 			struct pgroup_rec r;
@@ -241,7 +204,7 @@ wait_record(jd *d, pid_t pgid, int timeout_ms)
 static bool
 log_has(jd *d, const char *a, const char *b)
 {
-	char *log = slurp(d->log_path, NULL);
+	char *log = jd_read_file(d->log_path, NULL);
 	bool found = false;
 
 	for (char *line = log ? strtok(log, "\n") : NULL;
@@ -441,7 +404,7 @@ START_TEST(test_record_cleared_after_attempt)
 	jd_resp_free(r);
 	jd_resp_free(wait_status(d, id, "cancelled", 10000));
 	assert_group_gone_within(pids[0], pids, 2, 10000, "the cancel");
-	s = slurp(path, &len);
+	s = jd_read_file(path, &len);
 	ck_assert_msg(s != NULL, "%s: %s", path, strerror(errno));
 	for (size_t i = 0; i < len; i++)
 		ck_assert_msg(s[i] == 0, "%s still holds a record at byte "
@@ -477,7 +440,7 @@ START_TEST(test_second_daemon_leaves_groups_alone)
 	/* The second daemon's own config, with the first one's store. */
 	d2 = jd_new(&(struct jd_opts){.threads = 2, .extra = extra});
 	ck_assert_ptr_nonnull(d2);
-	conf = slurp(d2->conf_path, NULL);
+	conf = jd_read_file(d2->conf_path, NULL);
 	ck_assert_ptr_nonnull(conf);
 	char *at = strstr(conf, d2->db_path);
 	ck_assert_ptr_nonnull(at);

@@ -192,24 +192,9 @@ assert_problem_close(const struct raw *r, int status, const char *what)
 static char *
 read_text(const char *path)
 {
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t cap = 0, len = 0, n;
+	char *text = jd_read_file(path, NULL);
 
-	if (f == NULL)
-		return strdup("");
-	do {
-		if (len + 4096 + 1 > cap) {
-			cap = cap ? cap * 2 : 65536;
-			buf = realloc(buf, cap);
-			ck_assert_ptr_nonnull(buf);
-		}
-		n = fread(buf + len, 1, 4096, f);
-		len += n;
-	} while (n > 0);
-	fclose(f);
-	buf[len] = '\0';
-	return buf;
+	return text != NULL ? text : strdup("");
 }
 
 /* Waits until the daemon's log contains needle; returns the log (caller

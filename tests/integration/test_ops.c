@@ -54,35 +54,6 @@ launch_opts(const struct jd_opts *o)
 	return d;
 }
 
-/* The whole file as a new NUL-terminated string; NULL when unreadable. */
-static char *
-read_all(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t len = 0, cap = 0, n;
-
-	if (f == NULL)
-		return NULL;
-	do {
-		if (len + 4096 + 1 > cap) {
-			cap = cap ? cap * 2 : 16384;
-			char *b = realloc(buf, cap);
-			if (b == NULL) {
-				free(buf);
-				fclose(f);
-				return NULL;
-			}
-			buf = b;
-		}
-		n = fread(buf + len, 1, 4096, f);
-		len += n;
-	} while (n > 0);
-	fclose(f);
-	buf[len] = '\0';
-	return buf;
-}
-
 static void
 append_file(const char *path, const char *text)
 {
@@ -96,7 +67,7 @@ append_file(const char *path, const char *text)
 static int
 count_lines(const char *path)
 {
-	char *s = read_all(path);
+	char *s = jd_read_file(path, NULL);
 	int n = 0;
 
 	ck_assert_ptr_nonnull(s);
@@ -115,7 +86,7 @@ wait_log(const jd *d, const char *needle, int timeout_ms)
 	int64_t deadline = jd_mono_ms() + timeout_ms;
 
 	for (;;) {
-		char *log = read_all(d->log_path);
+		char *log = jd_read_file(d->log_path, NULL);
 		if (log != NULL && strstr(log, needle) != NULL)
 			return log;
 		free(log);
@@ -1665,7 +1636,7 @@ socket_activation(bool via_tool)
 	ck_assert_msg(stop_note > ready, "no STOPPING=1 after SIGTERM");
 	st = jd_stop(d, 30000);
 	ck_assert_msg(st == 0, "jobd exited with %d after SIGTERM", st);
-	log = read_all(d->log_path);
+	log = jd_read_file(d->log_path, NULL);
 	ck_assert_ptr_nonnull(log);
 	ck_assert_msg(strstr(log, "systemd") != NULL,
 	              "the log does not say the systemd socket is used:\n%s",
@@ -1835,7 +1806,7 @@ START_TEST(test_auth)
 		int64_t deadline = jd_mono_ms() + 10000;
 		for (;;) {
 			char *line;
-			log = read_all(d->log_path);
+			log = jd_read_file(d->log_path, NULL);
 			ck_assert_ptr_nonnull(log);
 			line = line_with(log, "\"GET /\" 200");
 			if (line != NULL) {
@@ -1877,7 +1848,7 @@ refuses_mode(mode_t mode)
 	st = d->wait_status;
 	ck_assert_msg(d->pid <= 0 && WIFEXITED(st) && WEXITSTATUS(st) != 0,
 	              "jobd did not exit non-zero (wait status 0x%x)", st);
-	log = read_all(d->log_path);
+	log = jd_read_file(d->log_path, NULL);
 	ck_assert_ptr_nonnull(log);
 	line = line_with(log, tokens_path);
 	ck_assert_msg(line != NULL, "no log line names %s:\n%s", tokens_path,
@@ -2241,7 +2212,7 @@ START_TEST(test_reload)
 	snprintf(needle, sizeof(needle), "%s:%d:", d->conf_path, bad_line);
 	log = wait_log(d, needle, 10000);
 	if (log == NULL) {
-		log = read_all(d->log_path);
+		log = jd_read_file(d->log_path, NULL);
 		ck_abort_msg("no log line names %s after SIGHUP with a broken "
 		             "file:\n%s", needle, log);
 	}
@@ -2301,7 +2272,7 @@ parse_access(const char *line, struct access_line *a)
 static int
 access_lines(const jd *d, struct access_line *out, int max, char **raw)
 {
-	char *log = read_all(d->log_path), *save = NULL;
+	char *log = jd_read_file(d->log_path, NULL), *save = NULL;
 	int n = 0;
 
 	ck_assert_ptr_nonnull(log);

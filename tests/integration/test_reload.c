@@ -28,16 +28,9 @@ write_file(const char *path, const char *text, mode_t mode)
 static char *
 read_file(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	char *text = NULL;
-	size_t cap = 0;
+	char *text = jd_read_file(path, NULL);
 
-	ck_assert_ptr_nonnull(f);
-	if (getdelim(&text, &cap, '\0', f) < 0) {
-		free(text);
-		text = strdup("");
-	}
-	fclose(f);
+	ck_assert_msg(text != NULL, "cannot read %s", path);
 	return text;
 }
 

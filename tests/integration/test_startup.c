@@ -39,35 +39,6 @@ static const char *const json_ct[] = {"Content-Type: application/json",
 
 /* ---- helpers ---- */
 
-/* The whole file as a new string; NULL when unreadable. */
-static char *
-read_all(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t len = 0, cap = 0, n;
-
-	if (f == NULL)
-		return NULL;
-	do {
-		if (len + 4096 + 1 > cap) {
-			cap = cap ? cap * 2 : 16384;
-			char *b = realloc(buf, cap);
-			if (b == NULL) {
-				free(buf);
-				fclose(f);
-				return NULL;
-			}
-			buf = b;
-		}
-		n = fread(buf + len, 1, 4096, f);
-		len += n;
-	} while (n > 0);
-	fclose(f);
-	buf[len] = '\0';
-	return buf;
-}
-
 static void
 write_file(const char *path, const char *text, mode_t mode)
 {
@@ -92,7 +63,7 @@ append_file(const char *path, const char *text)
 static int
 count_lines(const char *path)
 {
-	char *s = read_all(path);
+	char *s = jd_read_file(path, NULL);
 	int n = 0;
 
 	if (s == NULL)
@@ -111,7 +82,7 @@ wait_log(const jd *d, const char *needle, int timeout_ms)
 	int64_t deadline = jd_mono_ms() + timeout_ms;
 
 	for (;;) {
-		char *log = read_all(d->log_path);
+		char *log = jd_read_file(d->log_path, NULL);
 		if (log != NULL && strstr(log, needle) != NULL)
 			return log;
 		free(log);
@@ -202,7 +173,7 @@ check_config(const char *conf, char **out)
 		kill(pid, SIGKILL);
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
 	ck_assert_msg(r == 1, "jobd --check-config did not exit within 10 s");
-	*out = read_all(out_path);
+	*out = jd_read_file(out_path, NULL);
 	ck_assert_ptr_nonnull(*out);
 	ck_assert_msg(WIFEXITED(st), "jobd --check-config died: 0x%x", st);
 	return WEXITSTATUS(st);
@@ -246,7 +217,7 @@ start_refused(jd *d, const char *why)
 	st = d->wait_status;
 	ck_assert_msg(d->pid <= 0 && WIFEXITED(st) && WEXITSTATUS(st) != 0,
 	              "jobd did not exit non-zero (wait status 0x%x)", st);
-	return read_all(d->log_path);
+	return jd_read_file(d->log_path, NULL);
 }
 
 /* ================================================================
@@ -371,7 +342,7 @@ START_TEST(test_lock_file_names_holder)
 	char lock[320], *text;
 
 	snprintf(lock, sizeof(lock), "%s.lock", d->db_path);
-	text = read_all(lock);
+	text = jd_read_file(lock, NULL);
 	ck_assert_msg(text != NULL, "no lock file %s", lock);
 	ck_assert_int_eq(atol(text), d->pid);
 	free(text);
@@ -396,7 +367,7 @@ START_TEST(test_lock_not_inherited_by_handlers)
 	id = submit_ok(d, "{\"type\": \"linger\"}");
 	ck_assert_msg(wait_lines(pidfile, 1, 10000), "the handler did not "
 	              "start");
-	text = read_all(pidfile);
+	text = jd_read_file(pidfile, NULL);
 	ck_assert_ptr_nonnull(text);
 	child = atol(text);
 	free(text);
@@ -659,7 +630,7 @@ nofile_soft(pid_t pid)
 	long long soft = -1;
 
 	snprintf(path, sizeof(path), "/proc/%ld/limits", (long)pid);
-	text = read_all(path);
+	text = jd_read_file(path, NULL);
 	ck_assert_ptr_nonnull(text);
 	line = strstr(text, "Max open files");
 	ck_assert_ptr_nonnull(line);

@@ -358,17 +358,9 @@ END_TEST
 static char *
 read_log(jd *d)
 {
-	FILE *f = fopen(d->log_path, "r");
-	char *text = NULL;
-	size_t cap = 0;
+	char *text = jd_read_file(d->log_path, NULL);
 
-	ck_assert_ptr_nonnull(f);
-	if (getdelim(&text, &cap, '\0', f) < 0) {
-		free(text);
-		text = strdup("");
-	}
-	fclose(f);
-	return text;
+	return text != NULL ? text : strdup("");
 }
 
 /* Every attempt that does not succeed says so in the log (issue 11,
