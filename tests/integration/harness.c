@@ -1152,3 +1152,41 @@ jd_read_file(const char *path, size_t *len_out)
 		*len_out = len;
 	return buf;
 }
+
+double
+jd_metric(jd *d, const char *series)
+{
+	struct jd_resp *r = jd_request(d, "GET", "/metrics", NULL, NULL);
+	size_t n = strlen(series);
+	double v = -1;
+
+	for (const char *l = r->status == 200 ? r->body : ""; *l != '\0';) {
+		if (strncmp(l, series, n) == 0 && l[n] == ' ') {
+			v = strtod(l + n + 1, NULL);
+			break;
+		}
+		l = strchr(l, '\n');
+		if (l == NULL)
+			break;
+		l++;
+	}
+	jd_resp_free(r);
+	return v;
+}
+
+bool
+jd_wait_metric(jd *d, const char *series, double want, int timeout_ms)
+{
+	int64_t deadline = jd_mono_ms() + timeout_ms;
+	double v;
+
+	while ((v = jd_metric(d, series)) != want) {
+		if (jd_mono_ms() > deadline) {
+			fprintf(stderr, "%s is %g, expected %g\n", series, v,
+			        want);
+			return false;
+		}
+		jd_pause_ms(10);
+	}
+	return true;
+}

@@ -189,6 +189,16 @@ char *jd_db_text(sqlite3 *db, const char *sql);
 /* The first column of the first row as an integer; -1 on error. */
 long long jd_db_int(sqlite3 *db, const char *sql);
 
+/* ---- metrics ---- */
+
+/* One series of GET /metrics (its name with labels, as printed): its
+ * value, or -1 when absent or unreachable. */
+double jd_metric(jd *d, const char *series);
+
+/* Polls jd_metric until it equals want; false (and a line on stderr)
+ * after timeout_ms. */
+bool jd_wait_metric(jd *d, const char *series, double want, int timeout_ms);
+
 /* ---- files ---- */
 
 /* The whole file, NUL-terminated (caller frees), its length in *len (may

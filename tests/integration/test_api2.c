@@ -159,21 +159,11 @@ big_body(const char *type, const char *extra, const char *members, size_t n)
 	return b;
 }
 
-/* A sample of /metrics: the value after "\n<name> ", or -1. */
+/* A sample of /metrics, or -1. */
 static double
 metric(jd *dd, const char *name)
 {
-	struct jd_resp *r = request(dd, "GET", "/metrics", NULL, NULL);
-	char key[128];
-	const char *p;
-	double v = -1;
-
-	snprintf(key, sizeof(key), "\n%s ", name);
-	p = strstr(r->body, key);
-	if (p != NULL)
-		v = strtod(p + strlen(key), NULL);
-	jd_resp_free(r);
-	return v;
+	return jd_metric(dd, name);
 }
 
 /* ---- 1. list pages carry no payload and no result ---- */
@@ -581,28 +571,10 @@ END_TEST
 
 #define WAITERS 200
 
-/* The value of jobd_waiters; -1 when absent. */
-static long long
-waiters_now(jd *dd)
-{
-	return (long long)metric(dd, "jobd_waiters");
-}
-
 static bool
 wait_waiters(jd *dd, long long n, int timeout_ms)
 {
-	int64_t deadline = jd_mono_ms() + timeout_ms;
-	long long v;
-
-	while ((v = waiters_now(dd)) != n) {
-		if (jd_mono_ms() > deadline) {
-			fprintf(stderr, "jobd_waiters is %lld, expected %lld\n",
-			        v, n);
-			return false;
-		}
-		jd_pause_ms(10);
-	}
-	return true;
+	return jd_wait_metric(dd, "jobd_waiters", (double)n, timeout_ms);
 }
 
 /* A long-poll on its own socket with a small receive buffer, so that the

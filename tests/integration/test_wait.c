@@ -133,30 +133,14 @@ assert_header(const struct jd_resp *r, const char *name, const char *want)
 static long long
 metric_waiters(jd *dd)
 {
-	struct jd_resp *r = request(dd, "GET", "/metrics", NULL, NULL);
-	const char *p = strstr(r->body, "\njobd_waiters ");
-	long long v = p ? strtoll(p + 14, NULL, 10) : -1;
-
-	jd_resp_free(r);
-	return v;
+	return (long long)jd_metric(dd, "jobd_waiters");
 }
 
 /* Polls /metrics until jobd_waiters is n; false after timeout_ms. */
 static bool
 wait_waiters(jd *dd, long long n, int timeout_ms)
 {
-	int64_t deadline = jd_mono_ms() + timeout_ms;
-	long long v;
-
-	while ((v = metric_waiters(dd)) != n) {
-		if (jd_mono_ms() > deadline) {
-			fprintf(stderr, "jobd_waiters is %lld, expected %lld\n",
-			        v, n);
-			return false;
-		}
-		jd_pause_ms(10);
-	}
-	return true;
+	return jd_wait_metric(dd, "jobd_waiters", (double)n, timeout_ms);
 }
 
 /* A field of /proc/<pid>/status ("Threads:", "VmRSS:" in kB); -1. */
