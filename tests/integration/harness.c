@@ -1190,3 +1190,48 @@ jd_wait_metric(jd *d, const char *series, double want, int timeout_ms)
 	}
 	return true;
 }
+
+char *
+jd_wait_log(const jd *d, const char *needle, int timeout_ms)
+{
+	int64_t deadline = jd_mono_ms() + timeout_ms;
+
+	for (;;) {
+		char *log = jd_read_file(d->log_path, NULL);
+		if (log != NULL && strstr(log, needle) != NULL)
+			return log;
+		free(log);
+		if (jd_mono_ms() >= deadline)
+			return NULL;
+		jd_pause_ms(20);
+	}
+}
+
+long
+jd_proc_status(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	size_t n = strlen(field);
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, field, n) == 0) {
+			v = strtol(line + n, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+bool
+jd_proc_gone(pid_t pid)
+{
+	while (waitpid(pid, NULL, WNOHANG) < 0 && errno == EINTR)
+		;
+	return kill(pid, 0) == -1 && errno == ESRCH;
+}

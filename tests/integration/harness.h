@@ -205,6 +205,19 @@ bool jd_wait_metric(jd *d, const char *series, double want, int timeout_ms);
  * be NULL); NULL when it cannot be read. */
 char *jd_read_file(const char *path, size_t *len);
 
+/* Polls d's log (every 20 ms) until it contains needle: the log (caller
+ * frees), or NULL after timeout_ms. */
+char *jd_wait_log(const jd *d, const char *needle, int timeout_ms);
+
+/* ---- processes ---- */
+
+/* A number field of /proc/<pid>/status ("VmRSS:" in kB, "Threads:"...);
+ * -1 when absent. */
+long jd_proc_status(pid_t pid, const char *field);
+
+/* Reaps pid if it is an orphan reparented to us, then: is it gone? */
+bool jd_proc_gone(pid_t pid);
+
 /* ---- misc ---- */
 
 int64_t jd_now_ms(void);            /* CLOCK_REALTIME */

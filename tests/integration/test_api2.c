@@ -81,27 +81,6 @@ assert_header(const struct jd_resp *r, const char *name, const char *want)
 	              want);
 }
 
-/* A field of /proc/<pid>/status in kB ("VmRSS:", "VmHWM:"); -1. */
-static long
-proc_kb(pid_t pid, const char *field)
-{
-	char path[64], line[256];
-	size_t n = strlen(field);
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
-	f = fopen(path, "re");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (strncmp(line, field, n) == 0) {
-			v = strtol(line + n, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return v;
-}
 
 /* Resets the daemon's peak RSS (VmHWM) to its RSS now; false when the
  * kernel does not let us (the peak then counts from the start). */
@@ -249,7 +228,7 @@ START_TEST(test_list_memory)
 	for (int i = 0; i < BIG_JOBS; i++)
 		free(submit_ok(d, body));
 	free(body);
-	rss0 = proc_kb(d->pid, "VmRSS:");
+	rss0 = jd_proc_status(d->pid, "VmRSS:");
 	ck_assert_int_gt(rss0, 0);
 	if (!reset_peak(d->pid))
 		fprintf(stderr, "test_list_memory: cannot reset VmHWM; the "
@@ -264,7 +243,7 @@ START_TEST(test_list_memory)
 		ck_assert_int_eq(l[i].status, 200);
 		ck_assert_int_eq(l[i].items, BIG_JOBS);
 	}
-	hwm = proc_kb(d->pid, "VmHWM:");
+	hwm = jd_proc_status(d->pid, "VmHWM:");
 	printf("list memory: RSS %ld kB before, peak %ld kB during %d lists "
 	       "of %d jobs (%ld kB of payloads)\n", rss0, hwm, LISTERS,
 	       BIG_JOBS, payloads_kb);
@@ -670,7 +649,7 @@ START_TEST(test_waiters_share_one_body)
 	for (int i = 0; i < WAITERS; i++)
 		fds[i] = slow_long_poll(d->port, id);
 	ck_assert(wait_waiters(d, WAITERS, 20000));
-	rss0 = proc_kb(d->pid, "VmRSS:");
+	rss0 = jd_proc_status(d->pid, "VmRSS:");
 	if (!reset_peak(d->pid))
 		fprintf(stderr, "test_waiters_share_one_body: cannot reset "
 		        "VmHWM; the peak counts from start-up\n");
@@ -695,7 +674,7 @@ START_TEST(test_waiters_share_one_body)
 		free(head);
 		close(fds[i]);
 	}
-	hwm = proc_kb(d->pid, "VmHWM:");
+	hwm = jd_proc_status(d->pid, "VmHWM:");
 	printf("%d waiters of a job of %d bytes: RSS %ld kB before its end, "
 	       "peak %ld kB until all were answered\n", WAITERS, BIG_PAYLOAD,
 	       rss0, hwm);

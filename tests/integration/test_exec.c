@@ -158,14 +158,6 @@ wait_pid_file(const char *dir, const char *name, int timeout_ms)
 	}
 }
 
-/* Reaps pid if it is an orphan reparented to us, then: is it gone? */
-static bool
-proc_gone(pid_t pid)
-{
-	while (waitpid(pid, NULL, WNOHANG) < 0 && errno == EINTR)
-		;
-	return kill(pid, 0) == -1 && errno == ESRCH;
-}
 
 /* The state letter and name of pid from /proc/<pid>/stat, for messages. */
 static void
@@ -194,7 +186,7 @@ assert_gone_by(const pid_t *pids, const char *const *names, int n,
 	for (;;) {
 		int alive = -1;
 		for (int i = 0; i < n && alive < 0; i++)
-			if (!proc_gone(pids[i]))
+			if (!jd_proc_gone(pids[i]))
 				alive = i;
 		if (alive < 0)
 			return;

@@ -91,14 +91,6 @@ wait_pid_file(const char *dir, const char *name, int timeout_ms)
 	}
 }
 
-/* Reaps pid if it is an orphan reparented to us, then: is it gone? */
-static bool
-proc_gone(pid_t pid)
-{
-	while (waitpid(pid, NULL, WNOHANG) < 0 && errno == EINTR)
-		;
-	return kill(pid, 0) == -1 && errno == ESRCH;
-}
 
 /* Is no process of group pgid left?  members are the pids of it that may
  * be our zombies (reaped first). */
@@ -106,7 +98,7 @@ static bool
 group_gone(pid_t pgid, const pid_t *members, int n)
 {
 	for (int i = 0; i < n; i++)
-		proc_gone(members[i]);
+		jd_proc_gone(members[i]);
 	return kill(-pgid, 0) == -1 && errno == ESRCH;
 }
 
@@ -302,7 +294,7 @@ START_TEST(test_crash_leftover_group_killed)
 	wait_record(d, pids[0], 10000);
 
 	ck_assert_int_eq(jd_kill9(d), 128 + SIGKILL);
-	ck_assert_msg(!proc_gone(pids[0]) && !proc_gone(pids[1]),
+	ck_assert_msg(!jd_proc_gone(pids[0]) && !jd_proc_gone(pids[1]),
 	              "the command did not outlive jobd: nothing to test");
 	ck_assert_int_eq(jd_start(d), 0);
 
@@ -365,7 +357,7 @@ START_TEST(test_crash_reused_pgid_left_alone)
 	ck_assert_msg(log_has(d, "left alone", pgid_text),
 	              "no line in the log says group %d was left alone",
 	              (int)pids[0]);
-	ck_assert_msg(!proc_gone(pids[0]) && !proc_gone(pids[1]),
+	ck_assert_msg(!jd_proc_gone(pids[0]) && !jd_proc_gone(pids[1]),
 	              "a group whose leader started at another time was "
 	              "killed");
 	/* Recovery found no attempt left: the job failed, not rerun. */
@@ -454,7 +446,7 @@ START_TEST(test_second_daemon_leaves_groups_alone)
 	/* The store's own lock refuses the second daemon before it looks
 	 * at the groups (the .pgroups lock is the second line of defence). */
 	ck_assert_int_eq(jd_start(d2), -1);
-	ck_assert_msg(!proc_gone(pids[0]) && !proc_gone(pids[1]),
+	ck_assert_msg(!jd_proc_gone(pids[0]) && !jd_proc_gone(pids[1]),
 	              "the second daemon killed the first one's command");
 	ck_assert_msg(log_has(d2, "in use by another jobd", ""),
 	              "the second daemon did not say the store is taken");
@@ -514,7 +506,7 @@ START_TEST(test_hostile_records_kill_nothing)
 	close(fd);
 
 	ck_assert_int_eq(jd_start(d), 0);
-	ck_assert_msg(!proc_gone(sleeper), "a hostile record killed a "
+	ck_assert_msg(!jd_proc_gone(sleeper), "a hostile record killed a "
 	              "process");
 	ck_assert_msg(log_has(d, "ignoring a record", "pgroups"),
 	              "the bad records were not reported");

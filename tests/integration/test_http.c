@@ -202,21 +202,14 @@ read_text(const char *path)
 static char *
 wait_log(jd *dd, const char *needle, int timeout_ms)
 {
-	int64_t deadline = jd_mono_ms() + timeout_ms;
-	char *log;
+	char *log = jd_wait_log(dd, needle, timeout_ms);
 
-	for (;;) {
+	if (log == NULL) {
 		log = read_text(dd->log_path);
-		if (strstr(log, needle) != NULL)
-			return log;
-		if (jd_mono_ms() >= deadline)
-			break;
-		free(log);
-		jd_pause_ms(20);
+		ck_abort_msg("the log never said \"%s\"; it holds:\n%.3000s",
+		             needle, log);
 	}
-	ck_abort_msg("the log never said \"%s\"; it holds:\n%.3000s", needle,
-	             log);
-	return NULL;
+	return log;
 }
 
 static void

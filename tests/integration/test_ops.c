@@ -78,23 +78,6 @@ count_lines(const char *path)
 	return n;
 }
 
-/* Polls the daemon's log until it contains needle; the log (caller frees)
- * when it does, NULL after timeout_ms. */
-static char *
-wait_log(const jd *d, const char *needle, int timeout_ms)
-{
-	int64_t deadline = jd_mono_ms() + timeout_ms;
-
-	for (;;) {
-		char *log = jd_read_file(d->log_path, NULL);
-		if (log != NULL && strstr(log, needle) != NULL)
-			return log;
-		free(log);
-		if (jd_mono_ms() >= deadline)
-			return NULL;
-		jd_pause_ms(20);
-	}
-}
 
 /* The line of text containing needle, as a new string; NULL if none. */
 static char *
@@ -1798,7 +1781,7 @@ START_TEST(test_auth)
 	jd_resp_free(r);
 
 	/* The access log names alice, never a token. */
-	log = wait_log(d, "token=alice", 10000);
+	log = jd_wait_log(d, "token=alice", 10000);
 	ck_assert_msg(log != NULL, "no access line with token=alice");
 	free(log);
 	/* The last request (GET / with the token) is logged too. */
@@ -2210,7 +2193,7 @@ START_TEST(test_reload)
 	append_file(d->conf_path, "builtin = no-such-builtin\n");
 	ck_assert_int_eq(kill(d->pid, SIGHUP), 0);
 	snprintf(needle, sizeof(needle), "%s:%d:", d->conf_path, bad_line);
-	log = wait_log(d, needle, 10000);
+	log = jd_wait_log(d, needle, 10000);
 	if (log == NULL) {
 		log = jd_read_file(d->log_path, NULL);
 		ck_abort_msg("no log line names %s after SIGHUP with a broken "

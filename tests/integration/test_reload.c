@@ -69,14 +69,10 @@ get_jobs_as(jd *d, const char *token)
 static void
 wait_log(jd *d, const char *what)
 {
-	for (int64_t until = jd_mono_ms() + 10000;; jd_pause_ms(20)) {
-		char *log = read_file(d->log_path);
-		bool found = strstr(log, what) != NULL;
-		free(log);
-		if (found)
-			return;
-		ck_assert_msg(jd_mono_ms() < until, "no \"%s\" in the log", what);
-	}
+	char *log = jd_wait_log(d, what, 10000);
+
+	ck_assert_msg(log != NULL, "no \"%s\" in the log", what);
+	free(log);
 }
 
 START_TEST(test_reload_tokens_level_and_restart_keys)

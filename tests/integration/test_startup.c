@@ -74,23 +74,6 @@ count_lines(const char *path)
 	return n;
 }
 
-/* Polls the daemon's log until it contains needle; the log (caller
- * frees), or NULL after timeout_ms. */
-static char *
-wait_log(const jd *d, const char *needle, int timeout_ms)
-{
-	int64_t deadline = jd_mono_ms() + timeout_ms;
-
-	for (;;) {
-		char *log = jd_read_file(d->log_path, NULL);
-		if (log != NULL && strstr(log, needle) != NULL)
-			return log;
-		free(log);
-		if (jd_mono_ms() >= deadline)
-			return NULL;
-		jd_pause_ms(20);
-	}
-}
 
 /* Polls until path has at least n lines; false after timeout_ms. */
 static bool
@@ -428,7 +411,7 @@ START_TEST(test_bind_failure_recovers_nothing)
 	/* Once the port is free, recovery runs. */
 	close(fd);
 	ck_assert_int_eq(jd_start(d), 0);
-	log = wait_log(d, "recovered 1 interrupted job", 10000);
+	log = jd_wait_log(d, "recovered 1 interrupted job", 10000);
 	ck_assert_ptr_nonnull(log);
 	free(log);
 	jd_kill9(d);
@@ -466,7 +449,7 @@ assert_store_gone(jd *d, bool readyz_first)
 	r = jd_request(d, "GET", "/readyz", NULL, NULL);
 	assert_status(r, 503);
 	jd_resp_free(r);
-	log = wait_log(d, "<3>", 10000);
+	log = jd_wait_log(d, "<3>", 10000);
 	ck_assert_msg(log != NULL && strstr(log, d->db_path) != NULL,
 	              "no error names the store:\n%s", log ? log : "");
 	free(log);
@@ -668,7 +651,7 @@ START_TEST(test_nofile_too_small_warns)
 
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
 	d = launch(1, NULL);
-	log = wait_log(d, "open files", 10000);
+	log = jd_wait_log(d, "open files", 10000);
 	ck_assert_msg(log != NULL, "no warning about the open-files limit");
 	ck_assert_ptr_nonnull(strstr(log, "<4>"));
 	free(log);

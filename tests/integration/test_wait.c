@@ -143,27 +143,6 @@ wait_waiters(jd *dd, long long n, int timeout_ms)
 	return jd_wait_metric(dd, "jobd_waiters", (double)n, timeout_ms);
 }
 
-/* A field of /proc/<pid>/status ("Threads:", "VmRSS:" in kB); -1. */
-static long
-proc_field(pid_t pid, const char *field)
-{
-	char path[64], line[256];
-	size_t n = strlen(field);
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
-	f = fopen(path, "re");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (strncmp(line, field, n) == 0) {
-			v = strtol(line + n, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return v;
-}
 
 /* The id of the newest job of this type (a new string). */
 static char *
@@ -592,8 +571,8 @@ START_TEST(test_thousand_waiters)
 	}
 	/* a long-poll that times out, to warm the path before measuring */
 	jd_resp_free(get_job(d1, ids[0], "?wait=0.1", NULL));
-	threads0 = proc_field(d1->pid, "Threads:");
-	rss0 = proc_field(d1->pid, "VmRSS:");
+	threads0 = jd_proc_status(d1->pid, "Threads:");
+	rss0 = jd_proc_status(d1->pid, "VmRSS:");
 	ck_assert_msg(threads0 > 0 && rss0 > 0, "cannot read /proc/%ld/status",
 	              (long)d1->pid);
 	threads_max = threads0;
@@ -605,8 +584,8 @@ START_TEST(test_thousand_waiters)
 	              "the %d long-polls are not all waiting", STORM_WAITERS);
 	ck_assert_msg(jd_now_ms() < base, "the jobs were due before the "
 	              "waiters were in: the test's lead time is too short");
-	threads_wait = proc_field(d1->pid, "Threads:");
-	rss_wait = proc_field(d1->pid, "VmRSS:");
+	threads_wait = jd_proc_status(d1->pid, "Threads:");
+	rss_wait = jd_proc_status(d1->pid, "VmRSS:");
 	threads_max = threads_wait > threads_max ? threads_wait : threads_max;
 	rss_max = rss_wait > rss_max ? rss_wait : rss_max;
 
@@ -614,8 +593,8 @@ START_TEST(test_thousand_waiters)
 	while (left > 0 && jd_mono_ms() < deadline) {
 		int n = 0;
 		if (jd_mono_ms() - last_sample >= 50) {
-			long t = proc_field(d1->pid, "Threads:");
-			long m = proc_field(d1->pid, "VmRSS:");
+			long t = jd_proc_status(d1->pid, "Threads:");
+			long m = jd_proc_status(d1->pid, "VmRSS:");
 			if (t > threads_max)
 				threads_max = t;
 			if (m > rss_max)
