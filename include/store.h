@@ -2,7 +2,8 @@
  * store.h - the job store, behind one interface.
  *
  * store_open() picks the backend from the path: a file path is SQLite
- * (store_sqlite.c); "postgresql://..." is reserved for the PostgreSQL store.
+ * (store_sqlite.c); "postgresql://..." (or "postgres://...", a libpq URI)
+ * is PostgreSQL (store_pg.c).
  * The store knows jobs and SQL, never HTTP.
  *
  * Two kinds of calls:
@@ -38,6 +39,9 @@ struct store_options {
 	 * state that a power cut takes back.  false: a crash of jobd loses
 	 * nothing, a power cut may lose the last commits. */
 	bool durability_full;
+	/* PostgreSQL: reader connections (store.pool); SQLite opens one
+	 * per concurrent reader thread. */
+	int pool;
 };
 
 /* What a claim asks for. */

@@ -351,6 +351,7 @@ daemon_start(struct daemon *d)
 
 	struct store_options so = {
 		.durability_full = cfg->store.durability == DURABILITY_FULL,
+		.pool = (int)cfg->store.pool,
 	};
 	rc = store_open(cfg->store.path, &so, &d->st, err, sizeof(err));
 	if (rc != 0) {
@@ -378,7 +379,12 @@ daemon_start(struct daemon *d)
 	                 sizeof(err)) != 0)
 		log_warn("main", "%s; exec attempts are not recorded", err);
 	rc = writer_recover(d->w, err, sizeof(err));
-	if (rc != 0) {
+	if (rc == JOBD_EUNAVAIL) {
+		/* PostgreSQL not up yet: serve 503s and /readyz false while
+		 * the writer retries (it recovers before anything else). */
+		log_warn("main", "the store is unreachable (%s): jobd waits "
+		         "for it, not ready until then", err);
+	} else if (rc != 0) {
 		log_err("main", "recovery failed: %s", err);
 		return EX_IOERR;
 	}

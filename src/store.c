@@ -11,11 +11,20 @@
 #include "err.h"
 #include "store.h"
 #include "store_backend.h"
+#include "store_pg.h"
 
 struct store {
 	const struct store_ops *ops;
 	void *impl;
 };
+
+/* A libpq URI selects the PostgreSQL store; anything else is a file. */
+static bool
+store_is_pg(const char *path)
+{
+	return strncmp(path, "postgresql://", 13) == 0 ||
+	       strncmp(path, "postgres://", 11) == 0;
+}
 
 int
 store_check_path(const char *path, char *err, size_t errlen)
@@ -25,11 +34,8 @@ store_check_path(const char *path, char *err, size_t errlen)
 	struct stat sb;
 	int rc = 0;
 
-	if (strncmp(path, "postgresql://", 13) == 0 ||
-	    strncmp(path, "postgres://", 11) == 0)
-		return jobd_seterr(err, errlen, JOBD_EINVAL,
-		                   "the PostgreSQL store is not built yet; "
-		                   "use a file path for SQLite");
+	if (store_is_pg(path))
+		return store_pg_check_uri(path, err, errlen);
 	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
 		return jobd_seterr(err, errlen, JOBD_EINVAL, "%s is a directory; "
 		                   "name a file in it (e.g. %s/jobs.db)", path,
@@ -54,7 +60,8 @@ int
 store_open(const char *path, const struct store_options *opt, store **out,
            char *err, size_t errlen)
 {
-	const struct store_ops *ops = &store_sqlite_ops;
+	const struct store_ops *ops = store_is_pg(path) ? &store_pg_ops
+	                                                : &store_sqlite_ops;
 	store *st;
 	int rc;
 

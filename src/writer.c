@@ -86,6 +86,9 @@ struct writer {
 	/* writer thread only */
 	struct sched sched;            /* the claim state and per-type counts */
 	bool fatal;                    /* an I/O error was reported to main */
+	bool recovered;                /* start-up recovery has run (a store
+	                                  unreachable at start-up: not yet,
+	                                  nothing is claimed until it has) */
 	int64_t next_run_at_us;        /* earliest future run_at, -1 none */
 	int64_t next_purge_mono_ms;
 	int64_t retry_at_mono_ms;      /* after a failed commit, -1 none */
@@ -185,8 +188,10 @@ writer_recover(writer *w, char *err, size_t errlen)
 	int64_t counts[JOB_NSTATUS];
 
 	rc = store_begin(w->st, err, errlen);
-	if (rc != 0)
+	if (rc != 0) {
+		atomic_store(&w->healthy, false);
 		return rc;
+	}
 	rc = store_recover(w->st, clock_now_us(), &requeued, &failed, err,
 	                   errlen);
 	if (rc == 0)
@@ -208,6 +213,7 @@ writer_recover(writer *w, char *err, size_t errlen)
 		           requeued, failed);
 	sched_due(&w->sched);
 	w->next_purge_mono_ms = clock_mono_ms(); /* purge soon after start */
+	w->recovered = true;
 	return 0;
 }
 
@@ -1036,6 +1042,14 @@ next_step(writer *w, bool *retry, int64_t *deadline)
 	    (w->stopping || now_mono >= w->starts_mono_ms + START_DEFER_MS);
 
 	*retry = w->pending != NULL && (!backoff || w->fatal);
+	if (!w->recovered && !w->fatal) {
+		if (w->stopping)
+			return STEP_EXIT;
+		if (!backoff || w->head != NULL)
+			return STEP_RUN;
+		*deadline = w->retry_at_mono_ms;
+		return STEP_SLEEP;
+	}
 	if (w->fatal && w->stopping && w->head == NULL && !*retry)
 		return STEP_EXIT;
 	if ((w->head != NULL && !may_defer(w, now_mono)) || starts_due ||
@@ -1124,6 +1138,39 @@ answer_leftovers(writer *w)
 	}
 }
 
+/*
+ * The store was unreachable at start-up: recovery runs first, before any
+ * batch (a claim before it would be requeued by it).  Until it has, new
+ * requests are answered with the store's error (503).  Writer thread,
+ * w->mu not held.
+ */
+static bool
+recover_late(writer *w, struct writer_op *ops)
+{
+	char err[256];
+	int rc = writer_recover(w, err, sizeof(err));
+
+	if (rc == 0) {
+		atomic_store(&w->healthy, true);
+		log_notice("writer", "the store is reachable: recovery done, "
+		           "serving");
+		return true;
+	}
+	if (rc == JOBD_EIO && !w->fatal) {
+		w->fatal = true;
+		kill(getpid(), SIGUSR2);
+	}
+	for (struct writer_op *op = ops, *next; op; op = next) {
+		next = op->next;
+		op->rc = rc;
+		op->replayed = false;
+		snprintf(op->err, sizeof(op->err), "%s", err);
+		finish_op(op);
+	}
+	w->retry_at_mono_ms = clock_mono_ms() + RETRY_AFTER_FAILURE_MS;
+	return false;
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -1164,6 +1211,11 @@ writer_main(void *arg)
 			 * every request is answered 503, results are dropped
 			 * (recovery requeues those jobs at the next start). */
 			fail_without_store(w, ops);
+			pthread_mutex_lock(&w->mu);
+			continue;
+		}
+		/* (Starts and results cannot exist before recovery.) */
+		if (!w->recovered && !w->fatal && !recover_late(w, ops)) {
 			pthread_mutex_lock(&w->mu);
 			continue;
 		}
