@@ -96,6 +96,12 @@ void store_close(store *st);
 int store_check_path(const char *path, char *err, size_t errlen);
 
 /*
+ * The path as it may be logged: a PostgreSQL URI's password (in its user
+ * part or a password= parameter) becomes "***".
+ */
+void store_display(const char *path, char *buf, size_t len);
+
+/*
  * Whether the store can still keep what it is given: with SQLite, that
  * the path still names the file opened at start-up (not deleted, not
  * replaced).  0, or JOBD_EBUSY with the reason in err (logged once).

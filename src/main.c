@@ -355,7 +355,9 @@ daemon_start(struct daemon *d)
 	};
 	rc = store_open(cfg->store.path, &so, &d->st, err, sizeof(err));
 	if (rc != 0) {
-		log_err("main", "cannot open the store %s: %s", cfg->store.path,
+		char shown[1024];
+		store_display(cfg->store.path, shown, sizeof(shown));
+		log_err("main", "cannot open the store %s: %s", shown,
 		        err);
 		return EX_CANTCREAT;
 	}
@@ -404,9 +406,11 @@ daemon_start(struct daemon *d)
 		sd_notify(0, "STOPPING=1");
 		return EX_UNAVAILABLE;
 	}
+	char shown[1024];
+	store_display(cfg->store.path, shown, sizeof(shown));
 	log_notice("main", "jobd %s ready: store %s (durability %s), %lld "
 	           "worker(s), %zu handler(s), %lld job(s) queued",
-	           JOBD_VERSION, cfg->store.path,
+	           JOBD_VERSION, shown,
 	           cfg->store.durability == DURABILITY_FULL ? "full" : "normal",
 	           (long long)cfg->workers.threads, cfg->nhandlers,
 	           (long long)writer_queued(d->w));

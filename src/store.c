@@ -26,6 +26,35 @@ store_is_pg(const char *path)
 	       strncmp(path, "postgres://", 11) == 0;
 }
 
+void
+store_display(const char *path, char *buf, size_t len)
+{
+	const char *at, *colon, *p;
+	size_t used = 0;
+
+	snprintf(buf, len, "%s", path);
+	if (!store_is_pg(path))
+		return;
+	/* scheme://user:SECRET@host... */
+	p = strstr(path, "://") + 3;
+	at = strchr(p, '@');
+	colon = memchr(p, ':', at ? (size_t)(at - p) : 0);
+	if (at != NULL && colon != NULL && strcspn(p, "/?") > (size_t)(at - p))
+		used = (size_t)snprintf(buf, len, "%.*s:***%s",
+		                        (int)(colon - path), path, at);
+	/* ...?password=SECRET&... */
+	if ((p = strstr(used ? buf : path, "password=")) != NULL) {
+		char tail[1024];
+		const char *end = p + 9 + strcspn(p + 9, "&");
+		snprintf(tail, sizeof(tail), "%s", end);
+		if (!used)
+			snprintf(buf, len, "%s", path);
+		p = strstr(buf, "password=");
+		snprintf((char *)p + 9, len - (size_t)(p + 9 - buf), "***%s",
+		         tail);
+	}
+}
+
 int
 store_check_path(const char *path, char *err, size_t errlen)
 {

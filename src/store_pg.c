@@ -37,6 +37,7 @@
 #include <libpq-fe.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -213,7 +214,7 @@ enum { R_GET, R_COUNTS, R_BY_TYPE, R_PING, R_LIST0, R_NSTMT = R_LIST0 +
  * side's socket buffer fills while the other waits). */
 #define MAX_UNREAD 128
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#define BACKOFF_MAX_MS 2000
 #define READER_WAIT_MS 1000
 #define MAX_TOKENS 8
 
@@ -233,6 +234,9 @@ struct pgs {
 	PGconn *w;
 	int unread;              /* queries sent whose results are unread */
 	int perr;                /* first error of the open pipeline, or 0 */
+	bool perr_server;        /* ... and the server said it (SQLSTATE):
+	                            the transaction did not commit */
+	bool last_perr_server;   /* perr_server of the last w_sync */
 	char perr_text[512];
 	bool in_tx;
 	/* Claim tokens written by the open transaction, and those of a
@@ -318,6 +322,18 @@ result_error(PGconn *c, const PGresult *r, const char *what, char *err,
 
 /* ---- connections ---- */
 
+/* The server's notices (NOTICE: schema "jobd" already exists, ...) go to
+ * the debug log, not to stderr as libpq's default would. */
+static void
+on_notice(void *arg, const char *msg)
+{
+	char line[400];
+
+	(void)arg;
+	one_line(line, sizeof(line), msg);
+	log_debug("store", "pg: %s", line);
+}
+
 static PGconn *
 connect_to(struct pgs *s, bool writer, char *err, size_t errlen)
 {
@@ -341,6 +357,7 @@ connect_to(struct pgs *s, bool writer, char *err, size_t errlen)
 		PQfinish(c);
 		return NULL;
 	}
+	PQsetNoticeProcessor(c, on_notice, NULL);
 	/* Writer: commits durable as configured; no sort in any writer
 	 * statement but the claim's ordered walk of jobs_queue, which this
 	 * forces on a table without statistics (§9 of the design: 93 ms
@@ -459,6 +476,7 @@ w_close(struct pgs *s)
 	s->w = NULL;
 	s->unread = 0;
 	s->perr = 0;
+	s->perr_server = false;
 	s->in_tx = false;
 	atomic_store(&s->wstate, WS_DOWN);
 }
@@ -684,6 +702,8 @@ w_read_one(struct pgs *s, PGresult **out, char *err, size_t errlen)
 			s->perr = result_error(s->w, r, "statement",
 			                       s->perr_text,
 			                       sizeof(s->perr_text));
+			s->perr_server = PQresultErrorField(r,
+			                     PG_DIAG_SQLSTATE) != NULL;
 		}
 		PQclear(r);
 		if (st == PGRES_PIPELINE_SYNC)
@@ -692,9 +712,11 @@ w_read_one(struct pgs *s, PGresult **out, char *err, size_t errlen)
 			break;
 	}
 	s->unread--;
-	if (s->perr == 0 && PQstatus(s->w) == CONNECTION_BAD)
+	if (s->perr == 0 && PQstatus(s->w) == CONNECTION_BAD) {
 		s->perr = result_error(s->w, NULL, "connection", s->perr_text,
 		                       sizeof(s->perr_text));
+		s->perr_server = false;
+	}
 	if (s->perr != 0) {
 		PQclear(last);
 		return jobd_seterr(err, errlen, s->perr, "%s", s->perr_text);
@@ -781,8 +803,10 @@ w_sync(struct pgs *s, char *err, size_t errlen)
 		int r1 = w_read_one(s, NULL, err, errlen);
 		if (r1 != 0 && rc == 0)
 			rc = r1;
-		if (PQstatus(s->w) == CONNECTION_BAD)
+		if (PQstatus(s->w) == CONNECTION_BAD) {
+			s->last_perr_server = s->perr_server;
 			return w_lost(s, rc ? rc : JOBD_EUNAVAIL);
+		}
 	}
 	for (int nulls = 0;;) {
 		r = PQgetResult(s->w);
@@ -791,6 +815,7 @@ w_sync(struct pgs *s, char *err, size_t errlen)
 				if (rc == 0)
 					rc = result_error(s->w, NULL, "sync",
 					                  err, errlen);
+				s->last_perr_server = s->perr_server;
 				return w_lost(s, rc);
 			}
 			continue;
@@ -802,7 +827,9 @@ w_sync(struct pgs *s, char *err, size_t errlen)
 		}
 		PQclear(r);
 	}
+	s->last_perr_server = s->perr_server;
 	s->perr = 0;
+	s->perr_server = false;
 	return rc;
 }
 
@@ -942,12 +969,38 @@ i64(char *buf, int64_t v)
 
 /* ---- writer calls ---- */
 
+/*
+ * Whether the idle writer connection was ended by the server: between
+ * transactions nothing is expected from it, so anything to read (the
+ * FATAL of an administrator's or a restart's termination, then EOF) means
+ * it is gone.  One poll(), no round trip.
+ */
+static bool
+conn_idle_broken(PGconn *c)
+{
+	struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+
+	if (p.fd < 0 || PQstatus(c) == CONNECTION_BAD)
+		return true;
+	return poll(&p, 1, 0) != 0;
+}
+
 static int
 pg_begin(void *impl, char *err, size_t errlen)
 {
 	struct pgs *s = impl;
-	int rc = w_ensure(s, err, errlen);
+	int rc;
 
+	/* A server that restarted (or an administrator) ended the idle
+	 * connection: read what it said before sending a transaction into
+	 * it, and reconnect at once. */
+	if (s->w != NULL && conn_idle_broken(s->w)) {
+		log_info("store", "pg: the idle writer connection was closed; "
+		         "reconnecting");
+		w_close(s);
+		s->w_retry_ms = 0;
+	}
+	rc = w_ensure(s, err, errlen);
 	if (rc != 0)
 		return rc;
 	/* Sent, not waited for: its answer comes with the next call's. */
@@ -972,7 +1025,10 @@ pg_commit(void *impl, char *err, size_t errlen)
 		return rc;
 	rc = w_sync(s, err, errlen);
 	if (rc != 0) {
-		if (s->w == NULL) {
+		/* An error the server reported (even FATAL) means it did not
+		 * commit; a connection gone silent with COMMIT in flight may
+		 * have. */
+		if (s->w == NULL && !s->last_perr_server) {
 			/* The connection went with the COMMIT in flight: it may
 			 * or may not have committed.  Nothing of it is
 			 * acknowledged (the writer answers 503); its claims are
@@ -1448,8 +1504,13 @@ reader_get(struct pgs *s, int *code, char *err, size_t errlen)
 		return NULL;
 	}
 	pthread_mutex_unlock(&s->pool_mu);
-	if (rd->c != NULL)
+	if (rd->c != NULL && !conn_idle_broken(rd->c))
 		return rd;
+	if (rd->c != NULL) {
+		/* Ended by the server while idle (a restart): a new one. */
+		PQfinish(rd->c);
+		rd->c = NULL;
+	}
 	rd->c = connect_to(s, false, err, errlen);
 	if (rd->c != NULL && r_prepare(rd->c, err, errlen) != 0) {
 		PQfinish(rd->c);

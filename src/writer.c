@@ -92,6 +92,7 @@ struct writer {
 	int64_t next_run_at_us;        /* earliest future run_at, -1 none */
 	int64_t next_purge_mono_ms;
 	int64_t retry_at_mono_ms;      /* after a failed commit, -1 none */
+	int last_fail_rc;              /* of the last failed batch, 0 none */
 	struct writer_op *pending;     /* completions to re-apply after a
 	                                  failed commit */
 	int64_t deferred_mono_ms;      /* since when queued results wait for
@@ -817,6 +818,7 @@ publish_batch(writer *w, struct batch *b, struct writer_op *ops,
 
 	atomic_store(&w->healthy, true);
 	w->retry_at_mono_ms = -1;
+	w->last_fail_rc = 0;
 	for (int i = 0; i < JOB_NSTATUS; i++) {
 		b->delta[i] -= b->purged[i];
 		npurged += b->purged[i];
@@ -898,8 +900,12 @@ fail_batch(writer *w, struct batch *b, struct writer_op *ops,
 	sched_due(&w->sched); /* whatever the claim saw is undone */
 	atomic_store(&w->healthy, false);
 	metrics_store_error(rc);
-	log_err("writer", "transaction of %d operation(s) failed: %s (%s)",
-	        b->nops, err, jobd_strerror(rc));
+	/* A store that stays away fails a batch every retry: said once,
+	 * then again when it changes (its end is logged by the store). */
+	if (rc != w->last_fail_rc || b->nops > 0 || rc != JOBD_EUNAVAIL)
+		log_err("writer", "transaction of %d operation(s) failed: %s "
+		        "(%s)", b->nops, err, jobd_strerror(rc));
+	w->last_fail_rc = rc;
 	if (rc == JOBD_EIO && !w->fatal) {
 		/* Policy: a full disk is survivable (503 until space is
 		 * freed); an I/O error is not.  After a failed write or fsync
