@@ -140,9 +140,38 @@ int store_claim(store *st, const struct store_claim_req *req,
                 struct job **out, size_t *nout, char *err, size_t errlen)
 { return st->ops->claim(st->impl, req, out, nout, err, errlen); }
 
+/* A later answer, waited for. */
+static int
+settle(store *st, int rc, const struct store_answer *a, const char *id,
+       const char *claim, int *status, char *err, size_t errlen)
+{
+	if (rc == 0)
+		rc = st->ops->flush(st->impl, err, errlen);
+	if (rc != 0)
+		return rc;
+	if (a->rc != 0)
+		return jobd_seterr(err, errlen, a->rc, "job %s: claim %s is no "
+		                   "longer current", id, claim);
+	if (status != NULL)
+		*status = a->status;
+	return 0;
+}
+
 int store_complete(store *st, const struct store_completion *c, int *status,
                    char *err, size_t errlen)
-{ return st->ops->complete(st->impl, c, status, err, errlen); }
+{
+	struct store_answer a = {0, -1};
+	int rc = st->ops->complete(st->impl, c, &a, err, errlen);
+
+	return settle(st, rc, &a, c->id, c->claim, status, err, errlen);
+}
+
+int store_complete_later(store *st, const struct store_completion *c,
+                         struct store_answer *ans, char *err, size_t errlen)
+{ return st->ops->complete(st->impl, c, ans, err, errlen); }
+
+int store_flush(store *st, char *err, size_t errlen)
+{ return st->ops->flush(st->impl, err, errlen); }
 
 int store_start(store *st, const char *id, const char *claim,
                 int64_t started_at_us, char *err, size_t errlen)
@@ -169,7 +198,18 @@ int store_next_run_at(store *st, int64_t *out_us, char *err, size_t errlen)
 
 int store_put_back(store *st, const char *id, const char *claim,
                    int64_t now_us, int *status, char *err, size_t errlen)
-{ return st->ops->put_back(st->impl, id, claim, now_us, status, err, errlen); }
+{
+	struct store_answer a = {0, -1};
+	int rc = st->ops->put_back(st->impl, id, claim, now_us, &a, err,
+	                           errlen);
+
+	return settle(st, rc, &a, id, claim, status, err, errlen);
+}
+
+int store_put_back_later(store *st, const char *id, const char *claim,
+                         int64_t now_us, struct store_answer *ans, char *err,
+                         size_t errlen)
+{ return st->ops->put_back(st->impl, id, claim, now_us, ans, err, errlen); }
 
 int store_get(store *st, const char *id, struct job *out, char *err,
               size_t errlen)

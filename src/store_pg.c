@@ -213,6 +213,7 @@ enum { R_GET, R_COUNTS, R_BY_TYPE, R_PING, R_LIST0, R_NSTMT = R_LIST0 +
 /* Deferred sends read back in one go beyond this many (so that neither
  * side's socket buffer fills while the other waits). */
 #define MAX_UNREAD 128
+#define SINK_RING (MAX_UNREAD + 8)
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 #define READER_WAIT_MS 1000
@@ -233,6 +234,10 @@ struct pgs {
 	/* writer thread only */
 	PGconn *w;
 	int unread;              /* queries sent whose results are unread */
+	/* Where each unread query's answer goes (NULL: nowhere), oldest at
+	 * sink_head: a ring as deep as the unread queries can be. */
+	struct store_answer *sinks[SINK_RING];
+	int sink_head;
 	int perr;                /* first error of the open pipeline, or 0 */
 	bool perr_server;        /* ... and the server said it (SQLSTATE):
 	                            the transaction did not commit */
@@ -475,6 +480,7 @@ w_close(struct pgs *s)
 		PQfinish(s->w);
 	s->w = NULL;
 	s->unread = 0;
+	s->sink_head = 0;
 	s->perr = 0;
 	s->perr_server = false;
 	s->in_tx = false;
@@ -644,10 +650,11 @@ w_ensure(struct pgs *s, char *err, size_t errlen)
 
 /* ---- the writer's pipeline ---- */
 
-/* Sends a prepared statement without waiting for its answer. */
+/* Sends a prepared statement without waiting for its answer; a fenced
+ * UPDATE ... RETURNING status answers into *ans (may be NULL). */
 static int
-w_send(struct pgs *s, int stmt, int n, const char *const *vals,
-       char *err, size_t errlen)
+w_send_to(struct pgs *s, int stmt, int n, const char *const *vals,
+          struct store_answer *ans, char *err, size_t errlen)
 {
 	char name[16];
 
@@ -661,8 +668,16 @@ w_send(struct pgs *s, int stmt, int n, const char *const *vals,
 		jobd_seterr(err, errlen, JOBD_EUNAVAIL, "pg: send: %s", msg);
 		return w_lost(s, JOBD_EUNAVAIL);
 	}
+	s->sinks[(s->sink_head + s->unread) % SINK_RING] = ans;
 	s->unread++;
 	return 0;
+}
+
+static int
+w_send(struct pgs *s, int stmt, int n, const char *const *vals,
+       char *err, size_t errlen)
+{
+	return w_send_to(s, stmt, n, vals, NULL, err, errlen);
 }
 
 static int
@@ -674,6 +689,7 @@ w_send_text(struct pgs *s, const char *sql, char *err, size_t errlen)
 		jobd_seterr(err, errlen, JOBD_EUNAVAIL, "pg: send: %s", msg);
 		return w_lost(s, JOBD_EUNAVAIL);
 	}
+	s->sinks[(s->sink_head + s->unread) % SINK_RING] = NULL;
 	s->unread++;
 	return 0;
 }
@@ -711,7 +727,15 @@ w_read_one(struct pgs *s, PGresult **out, char *err, size_t errlen)
 		if (PQstatus(s->w) == CONNECTION_BAD)
 			break;
 	}
+	struct store_answer *ans = s->sinks[s->sink_head];
+	s->sink_head = (s->sink_head + 1) % SINK_RING;
 	s->unread--;
+	if (ans != NULL && last != NULL && s->perr == 0) {
+		/* A fenced UPDATE ... RETURNING status: no row, stale. */
+		ans->rc = PQntuples(last) > 0 ? 0 : JOBD_ESTALE;
+		ans->status = PQntuples(last) > 0
+		              ? job_status_parse(PQgetvalue(last, 0, 0)) : -1;
+	}
 	if (s->perr == 0 && PQstatus(s->w) == CONNECTION_BAD) {
 		s->perr = result_error(s->w, NULL, "connection", s->perr_text,
 		                       sizeof(s->perr_text));
@@ -776,14 +800,21 @@ w_call(struct pgs *s, int stmt, int n, const char *const *vals,
 
 /* A sent statement whose answer can wait (read with the next call). */
 static int
-w_defer(struct pgs *s, int stmt, int n, const char *const *vals,
-        char *err, size_t errlen)
+w_defer_to(struct pgs *s, int stmt, int n, const char *const *vals,
+           struct store_answer *ans, char *err, size_t errlen)
 {
-	int rc = w_send(s, stmt, n, vals, err, errlen);
+	int rc = w_send_to(s, stmt, n, vals, ans, err, errlen);
 
 	if (rc == 0 && s->unread >= MAX_UNREAD)
 		rc = w_drain(s, NULL, err, errlen);
 	return rc;
+}
+
+static int
+w_defer(struct pgs *s, int stmt, int n, const char *const *vals,
+        char *err, size_t errlen)
+{
+	return w_defer_to(s, stmt, n, vals, NULL, err, errlen);
 }
 
 /* Ends the pipeline segment: a Sync, then every answer up to it. */
@@ -1197,29 +1228,9 @@ pg_claim(void *impl, const struct store_claim_req *req, struct job **out,
 	return 0;
 }
 
-/* An UPDATE ... RETURNING status fenced by its claim: 0 with the status,
- * or JOBD_ESTALE when no row had that claim. */
 static int
-fenced(struct pgs *s, int stmt, int n, const char *const *v, int *status,
-       const char *what, char *err, size_t errlen)
-{
-	PGresult *r;
-	int rc = w_call(s, stmt, n, v, &r, err, errlen);
-
-	if (rc != 0)
-		return rc;
-	if (PQntuples(r) == 0)
-		rc = jobd_seterr(err, errlen, JOBD_ESTALE, "job %s: claim %s is "
-		                 "no longer current (%s)", v[0], v[1], what);
-	else if (status != NULL)
-		*status = job_status_parse(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return rc;
-}
-
-static int
-pg_complete(void *impl, const struct store_completion *c, int *status,
-            char *err, size_t errlen)
+pg_complete(void *impl, const struct store_completion *c,
+            struct store_answer *ans, char *err, size_t errlen)
 {
 	struct pgs *s = impl;
 	char b[5][24];
@@ -1237,18 +1248,29 @@ pg_complete(void *impl, const struct store_completion *c, int *status,
 	v[8] = c->output_truncated ? "1" : "0";
 	v[9] = c->started_at_us > 0 ? i64(b[3], c->started_at_us) : NULL;
 	v[10] = i64(b[4], c->now_us);
-	return fenced(s, W_COMPLETE, 11, v, status, "complete", err, errlen);
+	/* Pipelined: a batch of results is one round trip. */
+	return w_defer_to(s, W_COMPLETE, 11, v, ans, err, errlen);
 }
 
 static int
 pg_put_back(void *impl, const char *id, const char *claim, int64_t now_us,
-            int *status, char *err, size_t errlen)
+            struct store_answer *ans, char *err, size_t errlen)
 {
 	char b[24];
 	const char *v[3] = {id, claim, i64(b, now_us)};
 
-	return fenced(impl, W_PUT_BACK, 3, v, status, "put back", err,
-	              errlen);
+	return w_defer_to(impl, W_PUT_BACK, 3, v, ans, err, errlen);
+}
+
+static int
+pg_flush(void *impl, char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+
+	if (s->w == NULL)
+		return jobd_seterr(err, errlen, JOBD_EUNAVAIL, "PostgreSQL is "
+		                   "unreachable");
+	return w_drain(s, NULL, err, errlen);
 }
 
 static int
@@ -1762,6 +1784,7 @@ const struct store_ops store_pg_ops = {
 	.complete = pg_complete,
 	.start = pg_start,
 	.put_back = pg_put_back,
+	.flush = pg_flush,
 	.cancel = pg_cancel,
 	.retry = pg_retry,
 	.recover = pg_recover,

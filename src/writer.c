@@ -552,9 +552,10 @@ apply_cancel_retry(writer *w, struct writer_op *op, struct batch *b,
 	return rc;
 }
 
-/* The end of an attempt (or a claim given back), fenced by its claim. */
+/* The end of an attempt (or a claim given back), fenced by its claim:
+ * sent; its answer is settled after store_flush() (settle_complete). */
 static int
-apply_complete(writer *w, struct writer_op *op, struct batch *b, int64_t now)
+apply_complete(writer *w, struct writer_op *op, int64_t now)
 {
 	struct store_completion c = {
 		.id = op->id, .claim = op->claim,
@@ -568,29 +569,36 @@ apply_complete(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 		.started_at_us = op->started_at_us,
 		.now_us = now,
 	};
-	int status = op->new_status, rc;
 
+	op->answer.rc = 0;
+	op->answer.status = -1;
 	if (op->attempt_delta < 0) /* never started, or shutdown */
-		rc = store_put_back(w->st, op->id, op->claim, now, &status,
-		                    op->err, sizeof(op->err));
-	else
-		rc = store_complete(w->st, &c, &status, op->err,
-		                    sizeof(op->err));
-	if (rc == JOBD_ESTALE) {
-		log_warn("writer", "discarding a stale attempt result: %s",
-		         op->err);
-		op->rc = rc;
-		return 0;
+		return store_put_back_later(w->st, op->id, op->claim, now,
+		                            &op->answer, op->err,
+		                            sizeof(op->err));
+	return store_complete_later(w->st, &c, &op->answer, op->err,
+	                            sizeof(op->err));
+}
+
+/* What the store decided for an attempt's end (a cancel may override a
+ * failure; a stale claim changes nothing). */
+static void
+settle_complete(writer *w, struct writer_op *op, struct batch *b,
+                int64_t now)
+{
+	int status = op->answer.status;
+
+	if (op->answer.rc == JOBD_ESTALE || status < 0) {
+		log_warn("writer", "discarding a stale attempt result: job %s: "
+		         "claim %s is no longer current", op->id, op->claim);
+		op->rc = JOBD_ESTALE;
+		return;
 	}
-	if (rc != 0)
-		return rc;
-	/* What the store decided (a cancel may override a failure). */
 	op->status = status;
 	b->delta[JOB_RUNNING]--;
 	b->delta[status]++;
 	if (status == JOB_QUEUED)
 		note_run_at(b, op->attempt_delta < 0 ? now : op->run_at_us, now);
-	return 0;
 }
 
 /* Applies one op inside the transaction.  Returns a fatal store error
@@ -608,7 +616,7 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 	case WOP_RETRY:
 		return apply_cancel_retry(w, op, b, now);
 	case WOP_COMPLETE:
-		return apply_complete(w, op, b, now);
+		return apply_complete(w, op, now);
 	}
 	return 0;
 }
@@ -658,8 +666,8 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 		if (!may_take(w, b, jobs[i].type)) {
 			/* Over the type's cap, or too slow to claim ahead:
 			 * put the row back as it was. */
-			rc = store_put_back(w->st, jobs[i].id, req.claim, now,
-			                    NULL, err, errlen);
+			rc = store_put_back_later(w->st, jobs[i].id, req.claim,
+			                          now, NULL, err, errlen);
 			if (rc != 0)
 				goto out;
 			/* Look again when a worker frees up or a type falls
@@ -786,6 +794,14 @@ write_batch(writer *w, struct batch *b, struct writer_op *ops,
 			return rc;
 		}
 	}
+	/* The answers of the attempts' ends (one round trip for all of
+	 * them with PostgreSQL), before the claim counts what is free. */
+	rc = store_flush(w->st, err, errlen);
+	if (rc != 0)
+		return rc;
+	for (struct writer_op *op = ops; op; op = op->next)
+		if (op->kind == WOP_COMPLETE && op->rc == 0)
+			settle_complete(w, op, b, now);
 	b->claimed_any = !b->draining &&
 	    (sched_wants_claim(&w->sched) || b->due);
 	if (b->claimed_any && (rc = claim(w, b, now, err, errlen)) != 0)
