@@ -520,7 +520,9 @@ store_pg_migrate(PGconn *c, const char *const *migs, int n, char *err,
 		           version, n);
 		/* Statistics now, not at autovacuum's leisure: a claim planned
 		 * on a table without them sorts every queued row. */
-		rc = exec_ok(c, "ANALYZE jobd.jobs", "analyze", err, errlen);
+		rc = exec_ok(c, "DO $$ BEGIN IF to_regclass('jobd.jobs') IS NOT"
+		             " NULL THEN ANALYZE jobd.jobs; END IF; END $$",
+		             "analyze", err, errlen);
 	}
 	return rc;
 rollback:
