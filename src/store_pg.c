@@ -197,9 +197,13 @@ static const char *const writer_sql[W_NSTMT] = {
 		" run_at = $1, claim = NULL, due = 1,"
 		" attempt = attempt - 1 + attempt_started"
 		" WHERE status = 'running'",
+	/* Oldest first through jobs_finished (not every finished row of
+	 * jobs_status, which the planner picks without statistics). */
 	[W_PURGE] = "DELETE FROM jobd.jobs WHERE id = ANY (ARRAY(SELECT id"
-		" FROM jobd.jobs WHERE finished_at < $1 AND status IN"
-		" ('succeeded', 'failed', 'cancelled') LIMIT $2))"
+		" FROM jobd.jobs WHERE finished_at IS NOT NULL"
+		" AND finished_at < $1 AND status IN"
+		" ('succeeded', 'failed', 'cancelled')"
+		" ORDER BY finished_at LIMIT $2))"
 		" RETURNING status",
 	[W_NEXT_RUN_AT] = "SELECT min(run_at) FROM jobd.jobs"
 		" WHERE status = 'queued' AND due = 0",
@@ -2053,6 +2057,12 @@ pg_check(void *impl, char *err, size_t errlen)
 		return jobd_seterr(err, errlen, JOBD_EUNAVAIL, "PostgreSQL is "
 		                   "unreachable; reconnecting");
 	return 0;
+}
+
+const char *
+store_pg_writer_sql(int i)
+{
+	return i >= 0 && i < W_NSTMT ? writer_sql[i] : NULL;
 }
 
 int
