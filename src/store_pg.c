@@ -833,6 +833,9 @@ w_send_to(struct pgs *s, int stmt, int n, const char *const *vals,
 	if (s->w == NULL)
 		return jobd_seterr(err, errlen, JOBD_EUNAVAIL, "PostgreSQL is "
 		                   "unreachable");
+	if (s->unread >= SINK_RING) /* never: callers drain at MAX_UNREAD */
+		return jobd_seterr(err, errlen, JOBD_EUNAVAIL, "pg: pipeline "
+		                   "too deep");
 	snprintf(name, sizeof(name), "w%d", stmt);
 	if (PQsendQueryPrepared(s->w, name, n, vals, NULL, NULL, 0) != 1) {
 		char msg[300];
@@ -1107,9 +1110,12 @@ rows_add(struct pgs *s, int k, const char *const *vals, int ncols,
 	if (k == K_COMPLETE)
 		r->ans[r->n] = ans;
 	r->n++;
-	/* Bounded: a statement of a few MiB at most. */
+	/* Bounded: a statement of a few MiB at most, and the answers owed
+	 * read before the pipeline gets deeper than MAX_UNREAD. */
 	if (r->n >= 1024 || r->bytes >= (4u << 20))
 		rc = rows_send(s, err, errlen);
+	if (rc == 0 && s->unread >= MAX_UNREAD)
+		rc = w_drain(s, NULL, err, errlen);
 	return rc;
 }
 
