@@ -222,12 +222,15 @@ static const char *const writer_sql[W_NSTMT] = {
 		" $10::text[], $11::text[], $12::text[], $13::int8[])"
 		" AS t(id, type, priority, max_attempts, timeout_ms, created_at,"
 		" run_at, payload, cod, idem_key, idem_fp, claim, started_at)",
-	/* j.id = ANY($1): a primary key scan whatever the statistics. */
+	/* Joined row by row: for each of the batch's rows an index lookup
+	 * of its job (j.id = ANY($1) beside the join made the planner scan
+	 * the batch once per job, 512 x 512 at 512 a batch: 35 ms to 1.5 s
+	 * a statement, seen with auto_explain). */
 	[W_START_MANY] = "UPDATE jobd.jobs j SET attempt_started = 1,"
 		" started_at = s.at"
 		" FROM unnest($1::uuid[], $2::text[], $3::int8[])"
 		" AS s(id, claim, at)"
-		" WHERE j.id = ANY ($1::uuid[]) AND j.id = s.id"
+		" WHERE j.id = s.id"
 		" AND j.claim = s.claim AND j.status = 'running'",
 	[W_COMPLETE_MANY] = "UPDATE jobd.jobs j SET"
 		" status = CASE WHEN j.cancel_requested = 1 AND"
@@ -249,7 +252,7 @@ static const char *const writer_sql[W_NSTMT] = {
 		" $10::int8[], $11::int8[]) WITH ORDINALITY AS c(id, claim,"
 		" status, run_at, finished_at, result, error, exit_code, trunc,"
 		" started_at, now, n)"
-		" WHERE j.id = ANY ($1::uuid[]) AND j.id = c.id"
+		" WHERE j.id = c.id"
 		" AND j.claim = c.claim AND j.status = 'running'"
 		" RETURNING c.n, j.status",
 };
