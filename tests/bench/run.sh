@@ -28,8 +28,8 @@
 #   P1  ceiling and intake: workers.threads = 2, durability = full,
 #       GET /healthz -t2 -c64 (the ceiling), then POST /jobs at 64
 #       connections;
-#   P2  drain: 100,000 queued noop jobs, workers.threads = 2 and 8,
-#       durability = full; no job may have run twice.
+#   P2  drain: 100,000 queued noop jobs, workers.threads = 2 and 8
+#       (PG_DRAIN_WORKERS), durability = full; no job may have run twice.
 #
 # To preload a queue that no worker drains yet, every worker is first held
 # by a "block" job (builtin sleep, priority 100); the jobs are submitted
@@ -66,7 +66,8 @@ EXEC_CAP=${EXEC_CAP:-30}           # s, wait for the exec drain
 PICKUP_CAP=${PICKUP_CAP:-30}       # s, the pickup run
 MEM_CAP=${MEM_CAP:-75}             # s, preload of the memory scenario
 PG_PRELOAD_CAP=${PG_PRELOAD_CAP:-45}  # s, preload of a PostgreSQL drain
-PG_DRAIN_CAP=${PG_DRAIN_CAP:-60}      # s, wait for a PostgreSQL drain
+PG_DRAIN_CAP=${PG_DRAIN_CAP:-90}      # s, wait for a PostgreSQL drain
+PG_DRAIN_WORKERS=${PG_DRAIN_WORKERS:-2 8}  # workers.threads of P2's runs
 BENCH_STORES=${BENCH_STORES:-sqlite pg}
 for st in $BENCH_STORES; do
 	case $st in
@@ -225,7 +226,7 @@ intake_scenario() {     # DURABILITY
 		"$URL/healthz"
 	ceil=$(per_sec "$(bench_val "$out" requests)" "$(bench_val "$out" duration_us)" 1e6)
 	echo "   ceiling GET /healthz c64: $ceil req/s"
-	row "ceiling: GET /healthz, 64 conn, keep-alive (daemon$on of durability=$dur)" \
+	row "ceiling: GET /healthz, 64 conn, keep-alive (daemon of durability=$dur$on)" \
 		"$(commas "$ceil") req/s" "reference" ""
 	posted=0
 	for c in $conns; do
@@ -537,7 +538,9 @@ if has_store sqlite; then
 fi
 if has_store pg; then
 	if only intake; then pg_scenario intake_scenario full; fi
-	if only drain; then pg_scenario drain_scenario 2; pg_scenario drain_scenario 8; fi
+	if only drain; then
+		for w in $PG_DRAIN_WORKERS; do pg_scenario drain_scenario "$w"; done
+	fi
 	pg_server_stop
 fi
 
