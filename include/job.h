@@ -45,6 +45,9 @@ struct job {
 	int exit_code;            /* exit status, or 128 + signal */
 	bool output_truncated;    /* stdout was cut at max_output */
 	bool cancel_on_disconnect;
+	/* store_insert() of a job inserted running: its first attempt's
+	 * start is recorded with the insert (a worker takes it now) */
+	bool attempt_started;
 	char *idem_key;           /* Idempotency-Key or NULL */
 	char *idem_fp;            /* fingerprint of the submission or NULL */
 	char claim[CLAIM_TOKEN_MAX]; /* token of the current claim ("" none) */

@@ -124,7 +124,7 @@ static const char *const writer_sql[W_NSTMT] = {
 		" idem_fp, due, started_at, claim)"
 		" VALUES ($1, $2, CASE WHEN $12::text IS NULL THEN 'queued'"
 		" ELSE 'running' END, $3, (($12::text IS NOT NULL)::int),"
-		" (($12::text IS NOT NULL)::int), $4, $5, $6, $7, $8, $9, $10,"
+		" $14::int2, $4, $5, $6, $7, $8, $9, $10,"
 		" $11, (($7::int8 <= $6::int8)::int), $13, $12)",
 	[W_FIND_IDEM] = "SELECT " JOB_COLS " FROM jobd.jobs WHERE idem_key = $1",
 	[W_PROMOTE] = "UPDATE jobd.jobs SET due = 1 WHERE id = ANY (ARRAY("
@@ -214,14 +214,16 @@ static const char *const writer_sql[W_NSTMT] = {
 		" idem_fp, due, started_at, claim)"
 		" SELECT id, type, CASE WHEN claim IS NULL THEN 'queued'"
 		" ELSE 'running' END, priority, (claim IS NOT NULL)::int,"
-		" (claim IS NOT NULL)::int, max_attempts, timeout_ms,"
+		" started, max_attempts, timeout_ms,"
 		" created_at, run_at, payload, cod, idem_key, idem_fp,"
 		" (run_at <= created_at)::int, started_at, claim"
 		" FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[],"
 		" $5::int8[], $6::int8[], $7::int8[], $8::text[], $9::int2[],"
-		" $10::text[], $11::text[], $12::text[], $13::int8[])"
+		" $10::text[], $11::text[], $12::text[], $13::int8[],"
+		" $14::int2[])"
 		" AS t(id, type, priority, max_attempts, timeout_ms, created_at,"
-		" run_at, payload, cod, idem_key, idem_fp, claim, started_at)",
+		" run_at, payload, cod, idem_key, idem_fp, claim, started_at,"
+		" started)",
 	/* Joined row by row: for each of the batch's rows an index lookup
 	 * of its job (j.id = ANY($1) beside the join made the planner scan
 	 * the batch once per job, 512 x 512 at 512 a batch: 35 ms to 1.5 s
@@ -289,7 +291,7 @@ struct colbuf {
 /* Rows of one kind waiting to go as one statement, in the order the
  * writer made them: inserts, starts, completions. */
 enum { K_INSERT, K_START, K_COMPLETE, NKINDS };
-#define MAX_COLS 13
+#define MAX_COLS 14
 struct rows {
 	int n;
 	struct colbuf col[MAX_COLS];
@@ -1039,7 +1041,7 @@ rows_send(struct pgs *s, char *err, size_t errlen)
 {
 	static const int stmt[NKINDS] = {W_INSERT_MANY, W_START_MANY,
 	                                 W_COMPLETE_MANY};
-	static const int ncols[NKINDS] = {13, 3, 11};
+	static const int ncols[NKINDS] = {14, 3, 11};
 
 	for (int k = 0; k < NKINDS; k++) {
 		struct rows *r = &s->rows[k];
@@ -1416,7 +1418,7 @@ pg_insert(void *impl, const struct job *job, char *err, size_t errlen)
 {
 	struct pgs *s = impl;
 	char b[6][24];
-	const char *v[13];
+	const char *v[14];
 	bool claimed = job->status == JOB_RUNNING;
 
 	v[0] = job->id;
@@ -1432,17 +1434,13 @@ pg_insert(void *impl, const struct job *job, char *err, size_t errlen)
 	v[10] = job->idem_fp;
 	v[11] = claimed ? job->claim : NULL;
 	v[12] = claimed ? i64(b[5], job->started_at_us) : NULL;
+	v[13] = claimed && job->attempt_started ? "1" : "0";
 	if (claimed)
 		note_token(s, job->claim);
 	/* Gathered with the batch's other inserts: one statement (a
 	 * duplicate id fails the batch then: jobd's ids are UUIDv7s, keys
 	 * were looked up first). */
-	{
-		/* unnest's column order: ..., claim, started_at */
-		const char *t[13] = {v[0], v[1], v[2], v[3], v[4], v[5], v[6],
-		                     v[7], v[8], v[9], v[10], v[11], v[12]};
-		return rows_add(s, K_INSERT, t, 13, NULL, err, errlen);
-	}
+	return rows_add(s, K_INSERT, v, 14, NULL, err, errlen);
 }
 
 static int

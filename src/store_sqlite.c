@@ -127,10 +127,10 @@ static const char *const writer_sql[W_NSTMT] = {
 	[W_INSERT] = "INSERT INTO jobs (id, type, status, priority, attempt,"
 		" max_attempts, timeout_ms, created_at, run_at, payload,"
 		" cancel_on_disconnect, idem_key, idem_fp, due, started_at,"
-		" claim)"
+		" claim, attempt_started)"
 		" VALUES (?1, ?2, iif(?12 IS NULL, 'queued', 'running'), ?3,"
 		" ?12 IS NOT NULL, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?7 <= ?6,"
-		" ?13, ?12)",
+		" ?13, ?12, ?14)",
 	[W_FIND_IDEM] = "SELECT " JOB_COLS " FROM jobs WHERE idem_key = ?1",
 	[W_CLAIM] = "UPDATE jobs SET status = 'running', attempt = attempt + 1,"
 		" started_at = ?1, finished_at = NULL, claim = ?2,"
@@ -763,6 +763,8 @@ sq_insert(void *impl, const struct job *job, char *err, size_t errlen)
 		sqlite3_bind_text(st, 12, job->claim, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 13, job->started_at_us);
 	}
+	sqlite3_bind_int(st, 14, job->status == JOB_RUNNING &&
+	                         job->attempt_started);
 	rc = step_done(st);
 	return rc ? fail(s->wdb, rc, err, errlen, "insert") : 0;
 }

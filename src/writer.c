@@ -425,13 +425,13 @@ take(writer *w, struct batch *b, struct writer_op *op, bool idle,
 		b->claimed = c;
 		b->capclaimed = cap;
 	}
-	if (idle) {
+	if (idle && !op->job.attempt_started) {
 		int rc = store_start(w->st, op->id, op->claim, now, err,
 		                     errlen);
 		if (rc != 0)
 			return rc;
-		op->prestarted = true;
 	}
+	op->prestarted = idle;
 	b->claimed[b->nclaimed++] = op;
 	return 0;
 }
@@ -463,6 +463,9 @@ insert_claimed(writer *w, struct writer_op *op, struct batch *b,
 	j.status = JOB_RUNNING;
 	j.attempt = 1;
 	j.started_at_us = now;
+	/* To an idle worker: its start goes with the insert (one row write
+	 * instead of an insert and an update). */
+	j.attempt_started = idle;
 	snprintf(j.claim, sizeof(j.claim), "%s", batch_token(w, b));
 	rc = claimed_op(&j, &c);
 	job_clear(&j);
