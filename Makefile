@@ -20,7 +20,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 SANITIZE ?=
 
-PKGS := libmicrohttpd sqlite3 libcjson inih libsystemd libcrypto
+PKGS := libmicrohttpd sqlite3 libcjson inih libsystemd libcrypto libpq
 TEST_PKGS := check libcurl
 
 comma := ,
@@ -53,6 +53,7 @@ SRCS := \
 	src/shellwords.c \
 	src/stats.c \
 	src/store.c \
+	src/store_pg.c \
 	src/store_sqlite.c \
 	src/submit.c \
 	src/utf8.c \

@@ -58,10 +58,11 @@ struct config {
 		int64_t log_level;
 	} server;
 	struct {
-		char *path;              /* SQLite file path */
+		char *path;              /* SQLite file or postgresql:// URI */
 		int64_t durability;      /* enum durability */
 		int64_t max_queued;
 		int64_t retention_ms;
+		int64_t pool;            /* PostgreSQL reader connections */
 	} store;
 	struct {
 		int64_t threads;

@@ -2,7 +2,8 @@
  * store.h - the job store, behind one interface.
  *
  * store_open() picks the backend from the path: a file path is SQLite
- * (store_sqlite.c); "postgresql://..." is reserved for the PostgreSQL store.
+ * (store_sqlite.c); "postgresql://..." (or "postgres://...", a libpq URI)
+ * is PostgreSQL (store_pg.c).
  * The store knows jobs and SQL, never HTTP.
  *
  * Two kinds of calls:
@@ -38,6 +39,9 @@ struct store_options {
 	 * state that a power cut takes back.  false: a crash of jobd loses
 	 * nothing, a power cut may lose the last commits. */
 	bool durability_full;
+	/* PostgreSQL: reader connections (store.pool); SQLite opens one
+	 * per concurrent reader thread. */
+	int pool;
 };
 
 /* What a claim asks for. */
@@ -92,6 +96,12 @@ void store_close(store *st);
 int store_check_path(const char *path, char *err, size_t errlen);
 
 /*
+ * The path as it may be logged: a PostgreSQL URI's password (in its user
+ * part or a password= parameter) becomes "***".
+ */
+void store_display(const char *path, char *buf, size_t len);
+
+/*
  * Whether the store can still keep what it is given: with SQLite, that
  * the path still names the file opened at start-up (not deleted, not
  * replaced).  0, or JOBD_EBUSY with the reason in err (logged once).
@@ -136,6 +146,17 @@ int store_claim(store *st, const struct store_claim_req *req,
                 struct job **out, size_t *nout, char *err, size_t errlen);
 
 /*
+ * The answer of a writer call that a backend may give late.  store_pg
+ * pipelines the writer's statements: the *_later() calls below only send
+ * theirs, and their answers are filled in by the next store_flush(),
+ * store_claim() or store_commit() (SQLite fills them at once).
+ */
+struct store_answer {
+	int rc;                /* 0, or JOBD_ESTALE: the claim was not current */
+	int status;            /* the job's status now (rc 0) */
+};
+
+/*
  * Records the end of an attempt (its attempt counted).  The store decides
  * a race with a cancel: when
  * a cancel was requested and the attempt did not succeed, the job ends
@@ -145,6 +166,10 @@ int store_claim(store *st, const struct store_claim_req *req,
  */
 int store_complete(store *st, const struct store_completion *c, int *status,
                    char *err, size_t errlen);
+/* The same, answered in *ans (may be NULL) by the next store_flush(); the
+ * return value is only an error that fails the transaction. */
+int store_complete_later(store *st, const struct store_completion *c,
+                         struct store_answer *ans, char *err, size_t errlen);
 
 /*
  * Gives a claim back without using its attempt (a job claimed that will
@@ -155,6 +180,16 @@ int store_complete(store *st, const struct store_completion *c, int *status,
  */
 int store_put_back(store *st, const char *id, const char *claim,
                    int64_t now_us, int *status, char *err, size_t errlen);
+int store_put_back_later(store *st, const char *id, const char *claim,
+                         int64_t now_us, struct store_answer *ans, char *err,
+                         size_t errlen);
+
+/*
+ * Reads every answer the *_later() calls are owed (one round trip for
+ * all of them with PostgreSQL).  0, or an error that fails the
+ * transaction.
+ */
+int store_flush(store *st, char *err, size_t errlen);
 
 /*
  * Records that a worker started the claimed attempt (it counts from now:

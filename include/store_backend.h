@@ -22,12 +22,16 @@ struct store_ops {
 	                 char *err, size_t errlen);
 	int (*claim)(void *impl, const struct store_claim_req *req,
 	             struct job **out, size_t *nout, char *err, size_t errlen);
+	/* complete and put_back answer in *ans (NULL: not wanted), at once
+	 * or by the next flush, claim or commit. */
 	int (*complete)(void *impl, const struct store_completion *c,
-	                int *status, char *err, size_t errlen);
+	                struct store_answer *ans, char *err, size_t errlen);
 	int (*start)(void *impl, const char *id, const char *claim,
 	             int64_t started_at_us, char *err, size_t errlen);
 	int (*put_back)(void *impl, const char *id, const char *claim,
-	                int64_t now_us, int *status, char *err, size_t errlen);
+	                int64_t now_us, struct store_answer *ans, char *err,
+	                size_t errlen);
+	int (*flush)(void *impl, char *err, size_t errlen);
 	int (*cancel)(void *impl, const char *id, int64_t now_us, int *status,
 	              char *err, size_t errlen);
 	int (*retry)(void *impl, const char *id, int64_t now_us, int *status,
@@ -51,5 +55,6 @@ struct store_ops {
 };
 
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_pg_ops;
 
 #endif

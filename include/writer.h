@@ -64,6 +64,7 @@ struct writer_op {
 	 * status after the operation (or its current one on ECONFLICT). */
 	int rc;
 	int status;
+	struct store_answer answer; /* the store's answer to a WOP_COMPLETE */
 	bool replayed;                  /* idempotent replay of an earlier job */
 	char err[256];
 	bool counted;                   /* writer's: worker slot freed */

@@ -351,10 +351,13 @@ daemon_start(struct daemon *d)
 
 	struct store_options so = {
 		.durability_full = cfg->store.durability == DURABILITY_FULL,
+		.pool = (int)cfg->store.pool,
 	};
 	rc = store_open(cfg->store.path, &so, &d->st, err, sizeof(err));
 	if (rc != 0) {
-		log_err("main", "cannot open the store %s: %s", cfg->store.path,
+		char shown[1024];
+		store_display(cfg->store.path, shown, sizeof(shown));
+		log_err("main", "cannot open the store %s: %s", shown,
 		        err);
 		return EX_CANTCREAT;
 	}
@@ -378,7 +381,12 @@ daemon_start(struct daemon *d)
 	                 sizeof(err)) != 0)
 		log_warn("main", "%s; exec attempts are not recorded", err);
 	rc = writer_recover(d->w, err, sizeof(err));
-	if (rc != 0) {
+	if (rc == JOBD_EUNAVAIL) {
+		/* PostgreSQL not up yet: serve 503s and /readyz false while
+		 * the writer retries (it recovers before anything else). */
+		log_warn("main", "the store is unreachable (%s): jobd waits "
+		         "for it, not ready until then", err);
+	} else if (rc != 0) {
 		log_err("main", "recovery failed: %s", err);
 		return EX_IOERR;
 	}
@@ -398,9 +406,11 @@ daemon_start(struct daemon *d)
 		sd_notify(0, "STOPPING=1");
 		return EX_UNAVAILABLE;
 	}
+	char shown[1024];
+	store_display(cfg->store.path, shown, sizeof(shown));
 	log_notice("main", "jobd %s ready: store %s (durability %s), %lld "
 	           "worker(s), %zu handler(s), %lld job(s) queued",
-	           JOBD_VERSION, cfg->store.path,
+	           JOBD_VERSION, shown,
 	           cfg->store.durability == DURABILITY_FULL ? "full" : "normal",
 	           (long long)cfg->workers.threads, cfg->nhandlers,
 	           (long long)writer_queued(d->w));

@@ -11,11 +11,49 @@
 #include "err.h"
 #include "store.h"
 #include "store_backend.h"
+#include "store_pg.h"
 
 struct store {
 	const struct store_ops *ops;
 	void *impl;
 };
+
+/* A libpq URI selects the PostgreSQL store; anything else is a file. */
+static bool
+store_is_pg(const char *path)
+{
+	return strncmp(path, "postgresql://", 13) == 0 ||
+	       strncmp(path, "postgres://", 11) == 0;
+}
+
+void
+store_display(const char *path, char *buf, size_t len)
+{
+	const char *at, *colon, *p;
+	size_t used = 0;
+
+	snprintf(buf, len, "%s", path);
+	if (!store_is_pg(path))
+		return;
+	/* scheme://user:SECRET@host... */
+	p = strstr(path, "://") + 3;
+	at = strchr(p, '@');
+	colon = memchr(p, ':', at ? (size_t)(at - p) : 0);
+	if (at != NULL && colon != NULL && strcspn(p, "/?") > (size_t)(at - p))
+		used = (size_t)snprintf(buf, len, "%.*s:***%s",
+		                        (int)(colon - path), path, at);
+	/* ...?password=SECRET&... */
+	if ((p = strstr(used ? buf : path, "password=")) != NULL) {
+		char tail[1024];
+		const char *end = p + 9 + strcspn(p + 9, "&");
+		snprintf(tail, sizeof(tail), "%s", end);
+		if (!used)
+			snprintf(buf, len, "%s", path);
+		p = strstr(buf, "password=");
+		snprintf((char *)p + 9, len - (size_t)(p + 9 - buf), "***%s",
+		         tail);
+	}
+}
 
 int
 store_check_path(const char *path, char *err, size_t errlen)
@@ -25,11 +63,8 @@ store_check_path(const char *path, char *err, size_t errlen)
 	struct stat sb;
 	int rc = 0;
 
-	if (strncmp(path, "postgresql://", 13) == 0 ||
-	    strncmp(path, "postgres://", 11) == 0)
-		return jobd_seterr(err, errlen, JOBD_EINVAL,
-		                   "the PostgreSQL store is not built yet; "
-		                   "use a file path for SQLite");
+	if (store_is_pg(path))
+		return store_pg_check_uri(path, err, errlen);
 	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
 		return jobd_seterr(err, errlen, JOBD_EINVAL, "%s is a directory; "
 		                   "name a file in it (e.g. %s/jobs.db)", path,
@@ -54,7 +89,8 @@ int
 store_open(const char *path, const struct store_options *opt, store **out,
            char *err, size_t errlen)
 {
-	const struct store_ops *ops = &store_sqlite_ops;
+	const struct store_ops *ops = store_is_pg(path) ? &store_pg_ops
+	                                                : &store_sqlite_ops;
 	store *st;
 	int rc;
 
@@ -104,9 +140,38 @@ int store_claim(store *st, const struct store_claim_req *req,
                 struct job **out, size_t *nout, char *err, size_t errlen)
 { return st->ops->claim(st->impl, req, out, nout, err, errlen); }
 
+/* A later answer, waited for. */
+static int
+settle(store *st, int rc, const struct store_answer *a, const char *id,
+       const char *claim, int *status, char *err, size_t errlen)
+{
+	if (rc == 0)
+		rc = st->ops->flush(st->impl, err, errlen);
+	if (rc != 0)
+		return rc;
+	if (a->rc != 0)
+		return jobd_seterr(err, errlen, a->rc, "job %s: claim %s is no "
+		                   "longer current", id, claim);
+	if (status != NULL)
+		*status = a->status;
+	return 0;
+}
+
 int store_complete(store *st, const struct store_completion *c, int *status,
                    char *err, size_t errlen)
-{ return st->ops->complete(st->impl, c, status, err, errlen); }
+{
+	struct store_answer a = {0, -1};
+	int rc = st->ops->complete(st->impl, c, &a, err, errlen);
+
+	return settle(st, rc, &a, c->id, c->claim, status, err, errlen);
+}
+
+int store_complete_later(store *st, const struct store_completion *c,
+                         struct store_answer *ans, char *err, size_t errlen)
+{ return st->ops->complete(st->impl, c, ans, err, errlen); }
+
+int store_flush(store *st, char *err, size_t errlen)
+{ return st->ops->flush(st->impl, err, errlen); }
 
 int store_start(store *st, const char *id, const char *claim,
                 int64_t started_at_us, char *err, size_t errlen)
@@ -133,7 +198,18 @@ int store_next_run_at(store *st, int64_t *out_us, char *err, size_t errlen)
 
 int store_put_back(store *st, const char *id, const char *claim,
                    int64_t now_us, int *status, char *err, size_t errlen)
-{ return st->ops->put_back(st->impl, id, claim, now_us, status, err, errlen); }
+{
+	struct store_answer a = {0, -1};
+	int rc = st->ops->put_back(st->impl, id, claim, now_us, &a, err,
+	                           errlen);
+
+	return settle(st, rc, &a, id, claim, status, err, errlen);
+}
+
+int store_put_back_later(store *st, const char *id, const char *claim,
+                         int64_t now_us, struct store_answer *ans, char *err,
+                         size_t errlen)
+{ return st->ops->put_back(st->impl, id, claim, now_us, ans, err, errlen); }
 
 int store_get(store *st, const char *id, struct job *out, char *err,
               size_t errlen)

@@ -904,9 +904,32 @@ step_fenced(struct sq *s, sqlite3_stmt *st, const char *what, const char *id,
 	return rc;
 }
 
+/* A fenced call's outcome as an answer: ESTALE is the op's, not an error
+ * of the transaction. */
 static int
-sq_complete(void *impl, const struct store_completion *c, int *status,
-            char *err, size_t errlen)
+answer(int rc, int status, struct store_answer *ans)
+{
+	if (rc != 0 && rc != JOBD_ESTALE)
+		return rc;
+	if (ans != NULL) {
+		ans->rc = rc;
+		ans->status = status;
+	}
+	return 0;
+}
+
+static int
+sq_flush(void *impl, char *err, size_t errlen)
+{
+	(void)impl;
+	(void)err;
+	(void)errlen;
+	return 0; /* every answer was given at once */
+}
+
+static int
+sq_complete(void *impl, const struct store_completion *c,
+            struct store_answer *ans, char *err, size_t errlen)
 {
 	struct sq *s = impl;
 	sqlite3_stmt *st = s->w[W_COMPLETE];
@@ -926,13 +949,15 @@ sq_complete(void *impl, const struct store_completion *c, int *status,
 	sqlite3_bind_int(st, 9, c->output_truncated);
 	bind_time_or_null(st, 10, c->started_at_us > 0 ? c->started_at_us : -1);
 	sqlite3_bind_int64(st, 11, c->now_us);
-	return step_fenced(s, st, "complete", c->id, c->claim, status, err,
-	                   errlen);
+	int status = -1;
+	int rc = step_fenced(s, st, "complete", c->id, c->claim, &status, err,
+	                     errlen);
+	return answer(rc, status, ans);
 }
 
 static int
 sq_put_back(void *impl, const char *id, const char *claim, int64_t now_us,
-            int *status, char *err, size_t errlen)
+            struct store_answer *ans, char *err, size_t errlen)
 {
 	struct sq *s = impl;
 	sqlite3_stmt *st = s->w[W_PUT_BACK];
@@ -940,7 +965,10 @@ sq_put_back(void *impl, const char *id, const char *claim, int64_t now_us,
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, claim, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, now_us);
-	return step_fenced(s, st, "put back", id, claim, status, err, errlen);
+	int status = -1;
+	int rc = step_fenced(s, st, "put back", id, claim, &status, err,
+	                     errlen);
+	return answer(rc, status, ans);
 }
 
 static int
@@ -1365,6 +1393,7 @@ const struct store_ops store_sqlite_ops = {
 	.complete = sq_complete,
 	.start = sq_start,
 	.put_back = sq_put_back,
+	.flush = sq_flush,
 	.cancel = sq_cancel,
 	.retry = sq_retry,
 	.recover = sq_recover,

@@ -86,9 +86,13 @@ struct writer {
 	/* writer thread only */
 	struct sched sched;            /* the claim state and per-type counts */
 	bool fatal;                    /* an I/O error was reported to main */
+	bool recovered;                /* start-up recovery has run (a store
+	                                  unreachable at start-up: not yet,
+	                                  nothing is claimed until it has) */
 	int64_t next_run_at_us;        /* earliest future run_at, -1 none */
 	int64_t next_purge_mono_ms;
 	int64_t retry_at_mono_ms;      /* after a failed commit, -1 none */
+	int last_fail_rc;              /* of the last failed batch, 0 none */
 	struct writer_op *pending;     /* completions to re-apply after a
 	                                  failed commit */
 	int64_t deferred_mono_ms;      /* since when queued results wait for
@@ -185,8 +189,10 @@ writer_recover(writer *w, char *err, size_t errlen)
 	int64_t counts[JOB_NSTATUS];
 
 	rc = store_begin(w->st, err, errlen);
-	if (rc != 0)
+	if (rc != 0) {
+		atomic_store(&w->healthy, false);
 		return rc;
+	}
 	rc = store_recover(w->st, clock_now_us(), &requeued, &failed, err,
 	                   errlen);
 	if (rc == 0)
@@ -208,6 +214,7 @@ writer_recover(writer *w, char *err, size_t errlen)
 		           requeued, failed);
 	sched_due(&w->sched);
 	w->next_purge_mono_ms = clock_mono_ms(); /* purge soon after start */
+	w->recovered = true;
 	return 0;
 }
 
@@ -545,9 +552,10 @@ apply_cancel_retry(writer *w, struct writer_op *op, struct batch *b,
 	return rc;
 }
 
-/* The end of an attempt (or a claim given back), fenced by its claim. */
+/* The end of an attempt (or a claim given back), fenced by its claim:
+ * sent; its answer is settled after store_flush() (settle_complete). */
 static int
-apply_complete(writer *w, struct writer_op *op, struct batch *b, int64_t now)
+apply_complete(writer *w, struct writer_op *op, int64_t now)
 {
 	struct store_completion c = {
 		.id = op->id, .claim = op->claim,
@@ -561,29 +569,36 @@ apply_complete(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 		.started_at_us = op->started_at_us,
 		.now_us = now,
 	};
-	int status = op->new_status, rc;
 
+	op->answer.rc = 0;
+	op->answer.status = -1;
 	if (op->attempt_delta < 0) /* never started, or shutdown */
-		rc = store_put_back(w->st, op->id, op->claim, now, &status,
-		                    op->err, sizeof(op->err));
-	else
-		rc = store_complete(w->st, &c, &status, op->err,
-		                    sizeof(op->err));
-	if (rc == JOBD_ESTALE) {
-		log_warn("writer", "discarding a stale attempt result: %s",
-		         op->err);
-		op->rc = rc;
-		return 0;
+		return store_put_back_later(w->st, op->id, op->claim, now,
+		                            &op->answer, op->err,
+		                            sizeof(op->err));
+	return store_complete_later(w->st, &c, &op->answer, op->err,
+	                            sizeof(op->err));
+}
+
+/* What the store decided for an attempt's end (a cancel may override a
+ * failure; a stale claim changes nothing). */
+static void
+settle_complete(writer *w, struct writer_op *op, struct batch *b,
+                int64_t now)
+{
+	int status = op->answer.status;
+
+	if (op->answer.rc == JOBD_ESTALE || status < 0) {
+		log_warn("writer", "discarding a stale attempt result: job %s: "
+		         "claim %s is no longer current", op->id, op->claim);
+		op->rc = JOBD_ESTALE;
+		return;
 	}
-	if (rc != 0)
-		return rc;
-	/* What the store decided (a cancel may override a failure). */
 	op->status = status;
 	b->delta[JOB_RUNNING]--;
 	b->delta[status]++;
 	if (status == JOB_QUEUED)
 		note_run_at(b, op->attempt_delta < 0 ? now : op->run_at_us, now);
-	return 0;
 }
 
 /* Applies one op inside the transaction.  Returns a fatal store error
@@ -601,7 +616,7 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 	case WOP_RETRY:
 		return apply_cancel_retry(w, op, b, now);
 	case WOP_COMPLETE:
-		return apply_complete(w, op, b, now);
+		return apply_complete(w, op, now);
 	}
 	return 0;
 }
@@ -651,8 +666,8 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 		if (!may_take(w, b, jobs[i].type)) {
 			/* Over the type's cap, or too slow to claim ahead:
 			 * put the row back as it was. */
-			rc = store_put_back(w->st, jobs[i].id, req.claim, now,
-			                    NULL, err, errlen);
+			rc = store_put_back_later(w->st, jobs[i].id, req.claim,
+			                          now, NULL, err, errlen);
 			if (rc != 0)
 				goto out;
 			/* Look again when a worker frees up or a type falls
@@ -779,6 +794,14 @@ write_batch(writer *w, struct batch *b, struct writer_op *ops,
 			return rc;
 		}
 	}
+	/* The answers of the attempts' ends (one round trip for all of
+	 * them with PostgreSQL), before the claim counts what is free. */
+	rc = store_flush(w->st, err, errlen);
+	if (rc != 0)
+		return rc;
+	for (struct writer_op *op = ops; op; op = op->next)
+		if (op->kind == WOP_COMPLETE && op->rc == 0)
+			settle_complete(w, op, b, now);
 	b->claimed_any = !b->draining &&
 	    (sched_wants_claim(&w->sched) || b->due);
 	if (b->claimed_any && (rc = claim(w, b, now, err, errlen)) != 0)
@@ -811,6 +834,7 @@ publish_batch(writer *w, struct batch *b, struct writer_op *ops,
 
 	atomic_store(&w->healthy, true);
 	w->retry_at_mono_ms = -1;
+	w->last_fail_rc = 0;
 	for (int i = 0; i < JOB_NSTATUS; i++) {
 		b->delta[i] -= b->purged[i];
 		npurged += b->purged[i];
@@ -892,8 +916,12 @@ fail_batch(writer *w, struct batch *b, struct writer_op *ops,
 	sched_due(&w->sched); /* whatever the claim saw is undone */
 	atomic_store(&w->healthy, false);
 	metrics_store_error(rc);
-	log_err("writer", "transaction of %d operation(s) failed: %s (%s)",
-	        b->nops, err, jobd_strerror(rc));
+	/* A store that stays away fails a batch every retry: said once,
+	 * then again when it changes (its end is logged by the store). */
+	if (rc != w->last_fail_rc || b->nops > 0 || rc != JOBD_EUNAVAIL)
+		log_err("writer", "transaction of %d operation(s) failed: %s "
+		        "(%s)", b->nops, err, jobd_strerror(rc));
+	w->last_fail_rc = rc;
 	if (rc == JOBD_EIO && !w->fatal) {
 		/* Policy: a full disk is survivable (503 until space is
 		 * freed); an I/O error is not.  After a failed write or fsync
@@ -1036,6 +1064,14 @@ next_step(writer *w, bool *retry, int64_t *deadline)
 	    (w->stopping || now_mono >= w->starts_mono_ms + START_DEFER_MS);
 
 	*retry = w->pending != NULL && (!backoff || w->fatal);
+	if (!w->recovered && !w->fatal) {
+		if (w->stopping)
+			return STEP_EXIT;
+		if (!backoff || w->head != NULL)
+			return STEP_RUN;
+		*deadline = w->retry_at_mono_ms;
+		return STEP_SLEEP;
+	}
 	if (w->fatal && w->stopping && w->head == NULL && !*retry)
 		return STEP_EXIT;
 	if ((w->head != NULL && !may_defer(w, now_mono)) || starts_due ||
@@ -1124,6 +1160,39 @@ answer_leftovers(writer *w)
 	}
 }
 
+/*
+ * The store was unreachable at start-up: recovery runs first, before any
+ * batch (a claim before it would be requeued by it).  Until it has, new
+ * requests are answered with the store's error (503).  Writer thread,
+ * w->mu not held.
+ */
+static bool
+recover_late(writer *w, struct writer_op *ops)
+{
+	char err[256];
+	int rc = writer_recover(w, err, sizeof(err));
+
+	if (rc == 0) {
+		atomic_store(&w->healthy, true);
+		log_notice("writer", "the store is reachable: recovery done, "
+		           "serving");
+		return true;
+	}
+	if (rc == JOBD_EIO && !w->fatal) {
+		w->fatal = true;
+		kill(getpid(), SIGUSR2);
+	}
+	for (struct writer_op *op = ops, *next; op; op = next) {
+		next = op->next;
+		op->rc = rc;
+		op->replayed = false;
+		snprintf(op->err, sizeof(op->err), "%s", err);
+		finish_op(op);
+	}
+	w->retry_at_mono_ms = clock_mono_ms() + RETRY_AFTER_FAILURE_MS;
+	return false;
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -1164,6 +1233,11 @@ writer_main(void *arg)
 			 * every request is answered 503, results are dropped
 			 * (recovery requeues those jobs at the next start). */
 			fail_without_store(w, ops);
+			pthread_mutex_lock(&w->mu);
+			continue;
+		}
+		/* (Starts and results cannot exist before recovery.) */
+		if (!w->recovered && !w->fatal && !recover_late(w, ops)) {
 			pthread_mutex_lock(&w->mu);
 			continue;
 		}

@@ -468,9 +468,19 @@ START_TEST(test_open_failures)
 	ck_assert_int_ne(store_open(path, &opt, &other, err, sizeof(err)), 0);
 	ck_assert_ptr_null(other);
 	ck_assert_str_ne(err, "");
-	ck_assert_int_eq(store_open("postgresql://localhost/jobd", &opt, &other,
-	                            err, sizeof(err)), JOBD_EINVAL);
+	/* Not a URI libpq can parse: refused before anything is opened. */
+	ck_assert_int_eq(store_open("postgresql://host:notaport:/x?=", &opt,
+	                            &other, err, sizeof(err)), JOBD_EINVAL);
 	ck_assert_ptr_null(other);
+	ck_assert_msg(strstr(err, "URI") != NULL, "%s", err);
+	/* A server that is not there (port 1 of loopback): the store opens
+	 * and waits for it, not ready; every writer call says unavailable. */
+	ck_assert_int_eq(store_open("postgresql://127.0.0.1:1/jobd", &opt,
+	                            &other, err, sizeof(err)), 0);
+	ck_assert(!store_ping(other));
+	ck_assert_int_eq(store_begin(other, err, sizeof(err)), JOBD_EUNAVAIL);
+	ck_assert_int_eq(store_check(other, err, sizeof(err)), JOBD_EUNAVAIL);
+	store_close(other);
 }
 END_TEST
 

@@ -1,0 +1,1799 @@
+/*
+ * store_pg.c - the PostgreSQL job store (store.path = postgresql://...).
+ *
+ * Same table as SQLite's, column for column (schema "jobd"): status is the
+ * same text, flags are smallint 0/1, times int8 microseconds from jobd's
+ * clock; only the id is a uuid (16 bytes in five indexes; it sorts like
+ * jobd's lowercase UUIDv7 text).  So one SQL text reads both stores.
+ *
+ * The writer connection runs in libpq pipeline mode: calls whose answer
+ * the writer does not need at once (BEGIN, inserts, starts) are sent
+ * without waiting, and their results are read with the next call that
+ * needs an answer, or with the COMMIT: a batch of 64 submissions is one
+ * round trip, not 64.  A failed statement fails the whole transaction (as
+ * any error in PostgreSQL does); the writer rolls back and retries.
+ *
+ * Readers get their own connections: a fixed pool of store.pool, opened
+ * on demand; a reader waits at most a second for a free one (503 after).
+ *
+ * Faults: a connection that breaks is closed and reopened on the next call,
+ * with backoff (100 ms doubling to 5 s); meanwhile every call answers
+ * JOBD_EUNAVAIL (503, batch retried).  store_open() succeeds on an
+ * unreachable server (the daemon waits for it, not ready); it fails only
+ * on a bad URI, a schema newer than this jobd, or another jobd holding the
+ * store.  A COMMIT whose answer never came is JOBD_EUNAVAIL too: its
+ * outcome is unknown, nothing of it is acknowledged.
+ *
+ * One daemon per database (issue 14 lifts this with leases): the writer
+ * connection holds a session advisory lock; a second jobd is refused at
+ * start-up, naming the holder (its application_name says "jobd pid N on
+ * HOST").
+ *
+ * LOCKING: the writer connection (s->w) and everything in struct wconn
+ * belong to the writer thread.  pool_mu guards the readers' busy flags and
+ * backoff; a reader connection is used by one thread between reader_get()
+ * and reader_put().  s->wstate is atomic (store_check from any thread).
+ */
+#include <libpq-fe.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "store.h"
+#include "store_backend.h"
+#include "store_pg.h"
+
+#define JOB_COLS \
+	"id, type, status, priority, attempt, max_attempts, timeout_ms, " \
+	"created_at, run_at, started_at, finished_at, payload, result, error, " \
+	"exit_code, cancel_on_disconnect, claim, idem_key, idem_fp, " \
+	"output_truncated"
+
+/* The migrations, in order; store_pg_migrate() applies what a database
+ * lacks, in one transaction under an advisory lock. */
+static const char *const migrations[] = {
+	/* 1: the jobs table and the indexes of the claim (priority, then
+	 * age, among due jobs), the timer, listing, purge and keys. */
+	"CREATE TABLE jobd.jobs ("
+	"  id uuid PRIMARY KEY,"
+	"  type text NOT NULL,"
+	"  status text NOT NULL CHECK (status IN ('queued','running',"
+	"    'succeeded','failed','cancelled')),"
+	"  priority int NOT NULL DEFAULT 0,"
+	"  attempt int NOT NULL DEFAULT 0,"
+	"  max_attempts int NOT NULL,"
+	"  timeout_ms int8 NOT NULL,"
+	"  created_at int8 NOT NULL,"
+	"  run_at int8 NOT NULL,"
+	"  started_at int8,"
+	"  finished_at int8,"
+	"  payload text NOT NULL DEFAULT 'null',"
+	"  result text,"
+	"  error text,"
+	"  exit_code int,"
+	"  cancel_on_disconnect smallint NOT NULL DEFAULT 1,"
+	"  cancel_requested smallint NOT NULL DEFAULT 0,"
+	"  claim text,"
+	"  idem_key text,"
+	"  idem_fp text,"
+	"  output_truncated smallint NOT NULL DEFAULT 0,"
+	"  due smallint NOT NULL DEFAULT 1,"
+	"  attempt_started smallint NOT NULL DEFAULT 0,"
+	"  node text"
+	");"
+	"CREATE INDEX jobs_queue ON jobd.jobs (priority DESC, id, type)"
+	"  WHERE status = 'queued' AND due = 1;"
+	"CREATE INDEX jobs_waiting ON jobd.jobs (run_at)"
+	"  WHERE status = 'queued' AND due = 0;"
+	"CREATE INDEX jobs_status ON jobd.jobs (status, id);"
+	"CREATE INDEX jobs_type ON jobd.jobs (type, id);"
+	"CREATE INDEX jobs_finished ON jobd.jobs (finished_at)"
+	"  WHERE finished_at IS NOT NULL;"
+	"CREATE UNIQUE INDEX jobs_idem ON jobd.jobs (idem_key)"
+	"  WHERE idem_key IS NOT NULL;"
+	/* A queue table churns: vacuum and analyze it early. */
+	"ALTER TABLE jobd.jobs SET (autovacuum_vacuum_scale_factor = 0.01,"
+	"  autovacuum_vacuum_threshold = 1000,"
+	"  autovacuum_analyze_scale_factor = 0.01,"
+	"  autovacuum_vacuum_cost_delay = 1);",
+};
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/* The writer's prepared statements. */
+enum {
+	W_INSERT, W_FIND_IDEM, W_PROMOTE, W_CLAIM, W_COMPLETE, W_PUT_BACK,
+	W_START, W_CANCEL, W_STATUS_OF, W_MARK_CANCEL, W_RETRY,
+	W_RECOVER_CANCEL, W_RECOVER_FAIL, W_RECOVER_REQUEUE, W_PURGE,
+	W_NEXT_RUN_AT, W_NSTMT
+};
+
+static const char *const writer_sql[W_NSTMT] = {
+	[W_INSERT] = "INSERT INTO jobd.jobs (id, type, status, priority,"
+		" attempt, attempt_started, max_attempts, timeout_ms,"
+		" created_at, run_at, payload, cancel_on_disconnect, idem_key,"
+		" idem_fp, due, started_at, claim)"
+		" VALUES ($1, $2, CASE WHEN $12::text IS NULL THEN 'queued'"
+		" ELSE 'running' END, $3, (($12::text IS NOT NULL)::int),"
+		" (($12::text IS NOT NULL)::int), $4, $5, $6, $7, $8, $9, $10,"
+		" $11, (($7::int8 <= $6::int8)::int), $13, $12)",
+	[W_FIND_IDEM] = "SELECT " JOB_COLS " FROM jobd.jobs WHERE idem_key = $1",
+	[W_PROMOTE] = "UPDATE jobd.jobs SET due = 1 WHERE id = ANY (ARRAY("
+		"SELECT id FROM jobd.jobs WHERE status = 'queued' AND due = 0"
+		" AND run_at <= $1))",
+	/* id = ANY(ARRAY(subquery)): the subquery runs once and the update
+	 * is a primary key scan, whatever the statistics say; the writer's
+	 * session has enable_sort = off, so that the subquery walks
+	 * jobs_queue in order even on a table never analyzed. */
+	[W_CLAIM] = "UPDATE jobd.jobs SET status = 'running',"
+		" attempt = attempt + 1, started_at = $1, finished_at = NULL,"
+		" claim = $2, attempt_started = 0, cancel_requested = 0"
+		" WHERE id = ANY (ARRAY(SELECT id FROM jobd.jobs"
+		"   WHERE status = 'queued' AND due = 1"
+		"   AND type = ANY ($3::text[])"
+		"   ORDER BY priority DESC, id LIMIT $4 FOR UPDATE SKIP LOCKED))"
+		" RETURNING " JOB_COLS,
+	/* The store decides a race between a cancel and the attempt's end
+	 * (as in SQLite): an attempt that did not succeed while a cancel was
+	 * requested ends cancelled. */
+	[W_COMPLETE] = "UPDATE jobd.jobs SET"
+		" status = CASE WHEN cancel_requested = 1 AND $3 <> 'succeeded'"
+		"   THEN 'cancelled' ELSE $3 END,"
+		" run_at = CASE WHEN cancel_requested = 1 AND $3 <> 'succeeded'"
+		"   THEN run_at ELSE coalesce($4::int8, run_at) END,"
+		" finished_at = CASE WHEN cancel_requested = 1 AND"
+		"   $3 <> 'succeeded' THEN $11::int8 ELSE $5::int8 END,"
+		" result = $6,"
+		" error = CASE WHEN cancel_requested = 1 AND $3 <> 'succeeded'"
+		"   THEN coalesce($7, 'cancelled') ELSE $7 END,"
+		" exit_code = $8, output_truncated = $9, claim = NULL,"
+		" started_at = coalesce($10::int8, started_at), due = 0,"
+		" cancel_requested = 0"
+		" WHERE id = $1 AND claim = $2 AND status = 'running'"
+		" RETURNING status",
+	[W_PUT_BACK] = "UPDATE jobd.jobs SET"
+		" status = CASE WHEN cancel_requested = 1 THEN 'cancelled'"
+		"   ELSE 'queued' END,"
+		" finished_at = CASE WHEN cancel_requested = 1 THEN $3::int8"
+		"   ELSE NULL END,"
+		" error = CASE WHEN cancel_requested = 1 THEN 'cancelled'"
+		"   ELSE error END,"
+		" attempt = attempt - 1, attempt_started = 0, claim = NULL,"
+		" due = 0, cancel_requested = 0"
+		" WHERE id = $1 AND claim = $2 AND status = 'running'"
+		" RETURNING status",
+	[W_START] = "UPDATE jobd.jobs SET attempt_started = 1, started_at = $3"
+		" WHERE id = $1 AND claim = $2 AND status = 'running'",
+	[W_CANCEL] = "UPDATE jobd.jobs SET status = 'cancelled',"
+		" finished_at = $2, claim = NULL"
+		" WHERE id = $1 AND status = 'queued'",
+	[W_STATUS_OF] = "SELECT status FROM jobd.jobs WHERE id = $1",
+	[W_MARK_CANCEL] = "UPDATE jobd.jobs SET cancel_requested = 1"
+		" WHERE id = $1 AND status = 'running'",
+	[W_RETRY] = "UPDATE jobd.jobs SET status = 'queued', attempt = 0,"
+		" run_at = $2, started_at = NULL, finished_at = NULL,"
+		" result = NULL, error = NULL, exit_code = NULL,"
+		" cancel_requested = 0, claim = NULL, due = 1"
+		" WHERE id = $1 AND status IN ('failed', 'cancelled')",
+	[W_RECOVER_CANCEL] = "UPDATE jobd.jobs SET status = 'cancelled',"
+		" finished_at = $1, claim = NULL,"
+		" attempt = attempt - 1 + attempt_started"
+		" WHERE status = 'running' AND cancel_requested = 1",
+	[W_RECOVER_FAIL] = "UPDATE jobd.jobs SET status = 'failed',"
+		" finished_at = $1, claim = NULL, error = 'the daemon stopped"
+		" during the last attempt (no attempts left)'"
+		" WHERE status = 'running' AND attempt_started = 1"
+		" AND attempt >= max_attempts",
+	[W_RECOVER_REQUEUE] = "UPDATE jobd.jobs SET status = 'queued',"
+		" run_at = $1, claim = NULL, due = 1,"
+		" attempt = attempt - 1 + attempt_started"
+		" WHERE status = 'running'",
+	[W_PURGE] = "DELETE FROM jobd.jobs WHERE id = ANY (ARRAY(SELECT id"
+		" FROM jobd.jobs WHERE finished_at < $1 AND status IN"
+		" ('succeeded', 'failed', 'cancelled') LIMIT $2))"
+		" RETURNING status",
+	[W_NEXT_RUN_AT] = "SELECT min(run_at) FROM jobd.jobs"
+		" WHERE status = 'queued' AND due = 0",
+};
+
+/* Reader statements, prepared on each reader connection. */
+#define LIST_VARIANTS 8 /* bit 0: status, bit 1: type, bit 2: after */
+enum { R_GET, R_COUNTS, R_BY_TYPE, R_PING, R_LIST0, R_NSTMT = R_LIST0 +
+       LIST_VARIANTS };
+
+/* Deferred sends read back in one go beyond this many (so that neither
+ * side's socket buffer fills while the other waits). */
+#define MAX_UNREAD 128
+#define SINK_RING (MAX_UNREAD + 8)
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+#define READER_WAIT_MS 1000
+#define MAX_TOKENS 8
+
+enum wstate { WS_DOWN, WS_UP };
+
+struct reader {
+	PGconn *c;
+	bool busy;
+};
+
+struct pgs {
+	char *uri;               /* as configured (logged without password) */
+	bool durability_full;
+	char appname[96];
+
+	/* writer thread only */
+	PGconn *w;
+	int unread;              /* queries sent whose results are unread */
+	/* Where each unread query's answer goes (NULL: nowhere), oldest at
+	 * sink_head: a ring as deep as the unread queries can be. */
+	struct store_answer *sinks[SINK_RING];
+	int sink_head;
+	int perr;                /* first error of the open pipeline, or 0 */
+	bool perr_server;        /* ... and the server said it (SQLSTATE):
+	                            the transaction did not commit */
+	bool last_perr_server;   /* perr_server of the last w_sync */
+	char perr_text[512];
+	bool in_tx;
+	/* Claim tokens written by the open transaction, and those of a
+	 * transaction whose COMMIT outcome is unknown (given back after the
+	 * reconnect). */
+	char tx_tokens[MAX_TOKENS][CLAIM_TOKEN_MAX];
+	int ntx_tokens;
+	char lost_tokens[MAX_TOKENS][CLAIM_TOKEN_MAX];
+	int nlost_tokens;
+	int64_t w_retry_ms;      /* mono ms of the next connect attempt */
+	int w_backoff_ms;
+	bool w_logged_down;
+	_Atomic int wstate;
+
+	/* readers */
+	pthread_mutex_t pool_mu;
+	pthread_cond_t pool_cond;
+	struct reader *readers;  /* store.pool of them */
+	size_t nreaders;
+	int64_t r_retry_ms;      /* guarded by pool_mu */
+	int r_backoff_ms;
+};
+
+/* ---- errors ---- */
+
+/* A SQLSTATE to a JOBD_E* code (docs/postgres-store.md §8.1). */
+static int
+map_sqlstate(const char *st)
+{
+	if (st == NULL || strlen(st) != 5)
+		return JOBD_EUNAVAIL; /* no answer: the connection is gone */
+	if (strncmp(st, "08", 2) == 0 || strcmp(st, "57P01") == 0 ||
+	    strcmp(st, "57P02") == 0 || strcmp(st, "57P03") == 0 ||
+	    strcmp(st, "53300") == 0 || strcmp(st, "40001") == 0 ||
+	    strcmp(st, "40P01") == 0 || strcmp(st, "55P03") == 0 ||
+	    strcmp(st, "57014") == 0 || strcmp(st, "53200") == 0 ||
+	    strcmp(st, "53000") == 0 || strcmp(st, "25P02") == 0)
+		return JOBD_EUNAVAIL;
+	if (strcmp(st, "53100") == 0)
+		return JOBD_EFULL;
+	if (strncmp(st, "23", 2) == 0)
+		return JOBD_ECONFLICT;
+	if (strncmp(st, "22", 2) == 0)
+		return JOBD_EINVAL;
+	if (strncmp(st, "XX", 2) == 0 || strncmp(st, "58", 2) == 0)
+		return JOBD_EIO;
+	/* Anything else (undefined table: a schema dropped under us, ...)
+	 * is not transient, but not an I/O error of ours either: the batch
+	 * fails and is retried, loudly. */
+	return JOBD_EUNAVAIL;
+}
+
+/* One line of libpq's message (they end with newlines, some have two). */
+static void
+one_line(char *dst, size_t len, const char *msg)
+{
+	size_t n;
+
+	snprintf(dst, len, "%s", msg ? msg : "");
+	n = strlen(dst);
+	while (n > 0 && (dst[n - 1] == '\n' || dst[n - 1] == ' '))
+		dst[--n] = '\0';
+	for (char *p = dst; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+}
+
+static int
+result_error(PGconn *c, const PGresult *r, const char *what, char *err,
+             size_t errlen)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	char msg[400];
+	int code;
+
+	one_line(msg, sizeof(msg), r && *PQresultErrorMessage(r)
+	         ? PQresultErrorMessage(r) : PQerrorMessage(c));
+	code = PQstatus(c) == CONNECTION_BAD ? JOBD_EUNAVAIL
+	                                     : map_sqlstate(state);
+	return jobd_seterr(err, errlen, code, "pg: %s: %s%s%s", what,
+	                   state ? state : "", state ? ": " : "", msg);
+}
+
+/* ---- connections ---- */
+
+/* The server's notices (NOTICE: schema "jobd" already exists, ...) go to
+ * the debug log, not to stderr as libpq's default would. */
+static void
+on_notice(void *arg, const char *msg)
+{
+	char line[400];
+
+	(void)arg;
+	one_line(line, sizeof(line), msg);
+	log_debug("store", "pg: %s", line);
+}
+
+static PGconn *
+connect_to(struct pgs *s, bool writer, char *err, size_t errlen)
+{
+	/* Defaults first: what the URI says wins (expand_dbname). */
+	const char *keys[] = {"connect_timeout", "application_name",
+	                      "keepalives_idle", "keepalives_interval",
+	                      "keepalives_count", "dbname", NULL};
+	const char *vals[] = {"5", s->appname, "10", "5", "3", s->uri, NULL};
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	char msg[400];
+	PGresult *r;
+	char sql[256];
+
+	if (c == NULL) {
+		jobd_seterr(err, errlen, JOBD_ENOMEM, "pg: out of memory");
+		return NULL;
+	}
+	if (PQstatus(c) != CONNECTION_OK) {
+		one_line(msg, sizeof(msg), PQerrorMessage(c));
+		jobd_seterr(err, errlen, JOBD_EUNAVAIL, "pg: connect: %s", msg);
+		PQfinish(c);
+		return NULL;
+	}
+	PQsetNoticeProcessor(c, on_notice, NULL);
+	/* Writer: commits durable as configured; no sort in any writer
+	 * statement but the claim's ordered walk of jobs_queue, which this
+	 * forces on a table without statistics (§9 of the design: 93 ms
+	 * against 1.3 ms).  Times out a statement stuck behind a lock. */
+	snprintf(sql, sizeof(sql), "SET synchronous_commit = %s;"
+	         " SET lock_timeout = '30s'%s",
+	         s->durability_full || !writer ? "on" : "off",
+	         writer ? "; SET enable_sort = off" : "");
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		result_error(c, r, "session settings", err, errlen);
+		PQclear(r);
+		PQfinish(c);
+		return NULL;
+	}
+	PQclear(r);
+	return c;
+}
+
+static int
+exec_ok(PGconn *c, const char *sql, const char *what, char *err,
+        size_t errlen)
+{
+	PGresult *r = PQexec(c, sql);
+	int rc = 0;
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK &&
+	    PQresultStatus(r) != PGRES_TUPLES_OK)
+		rc = result_error(c, r, what, err, errlen);
+	PQclear(r);
+	return rc;
+}
+
+int
+store_pg_migrate(PGconn *c, const char *const *migs, int n, char *err,
+                 size_t errlen)
+{
+	PGresult *r;
+	int version = 0, rc;
+	char sql[160];
+
+	rc = exec_ok(c, "BEGIN; SET LOCAL lock_timeout = '60s';"
+	             " SELECT pg_advisory_xact_lock(hashtext('jobd.migrate'));"
+	             " CREATE SCHEMA IF NOT EXISTS jobd;"
+	             " CREATE TABLE IF NOT EXISTS jobd.meta (key text PRIMARY KEY,"
+	             " value text NOT NULL)", "migrate: lock", err, errlen);
+	if (rc != 0)
+		goto rollback;
+	r = PQexec(c, "SELECT value::int FROM jobd.meta"
+	           " WHERE key = 'schema_version'");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		rc = result_error(c, r, "migrate: version", err, errlen);
+		PQclear(r);
+		goto rollback;
+	}
+	if (PQntuples(r) > 0)
+		version = atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	if (version > n) {
+		rc = jobd_seterr(err, errlen, JOBD_EINVAL, "store schema version "
+		                 "%d is newer than this jobd (%d); upgrade jobd",
+		                 version, n);
+		goto rollback;
+	}
+	for (int v = version; v < n; v++) {
+		char what[64];
+		snprintf(what, sizeof(what), "migration %d", v + 1);
+		rc = exec_ok(c, migs[v], what, err, errlen);
+		if (rc != 0)
+			goto rollback;
+	}
+	snprintf(sql, sizeof(sql), "INSERT INTO jobd.meta VALUES"
+	         " ('schema_version', '%d') ON CONFLICT (key) DO UPDATE"
+	         " SET value = excluded.value", n);
+	rc = exec_ok(c, sql, "migrate: version", err, errlen);
+	if (rc == 0)
+		rc = exec_ok(c, "COMMIT", "migrate: commit", err, errlen);
+	if (rc != 0)
+		goto rollback;
+	if (version < n) {
+		log_notice("store", "migrated schema from version %d to %d",
+		           version, n);
+		/* Statistics now, not at autovacuum's leisure: a claim planned
+		 * on a table without them sorts every queued row. */
+		rc = exec_ok(c, "ANALYZE jobd.jobs", "analyze", err, errlen);
+	}
+	return rc;
+rollback:
+	PQclear(PQexec(c, "ROLLBACK"));
+	return rc;
+}
+
+/* Who holds the store (for the refusal), from pg_stat_activity. */
+static void
+lock_holder(PGconn *c, char *out, size_t len)
+{
+	PGresult *r = PQexec(c, "SELECT a.application_name || ' (backend pid '"
+	                     " || a.pid || ', from ' || coalesce(host(a.client_addr),"
+	                     " 'a local socket') || ')' FROM pg_locks l JOIN"
+	                     " pg_stat_activity a ON a.pid = l.pid WHERE"
+	                     " l.locktype = 'advisory' AND l.granted AND"
+	                     " l.objid = hashtext('jobd.store')::oid"
+	                     " AND a.pid <> pg_backend_pid() LIMIT 1");
+
+	snprintf(out, len, "another session");
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+		snprintf(out, len, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+}
+
+static void
+w_close(struct pgs *s)
+{
+	if (s->w != NULL)
+		PQfinish(s->w);
+	s->w = NULL;
+	s->unread = 0;
+	s->sink_head = 0;
+	s->perr = 0;
+	s->perr_server = false;
+	s->in_tx = false;
+	atomic_store(&s->wstate, WS_DOWN);
+}
+
+/* The writer connection broke: close it, reconnect later. */
+static int
+w_lost(struct pgs *s, int code)
+{
+	w_close(s);
+	s->w_retry_ms = clock_mono_ms() + s->w_backoff_ms;
+	return code;
+}
+
+/* Remembers a claim token the open transaction writes. */
+static void
+note_token(struct pgs *s, const char *token)
+{
+	for (int i = 0; i < s->ntx_tokens; i++)
+		if (strcmp(s->tx_tokens[i], token) == 0)
+			return;
+	if (s->ntx_tokens < MAX_TOKENS)
+		snprintf(s->tx_tokens[s->ntx_tokens++], CLAIM_TOKEN_MAX, "%s",
+		         token);
+}
+
+static void
+lose_tokens(struct pgs *s)
+{
+	for (int i = 0; i < s->ntx_tokens && s->nlost_tokens < MAX_TOKENS; i++)
+		memcpy(s->lost_tokens[s->nlost_tokens++], s->tx_tokens[i],
+		       CLAIM_TOKEN_MAX);
+	s->ntx_tokens = 0;
+}
+
+/*
+ * After a COMMIT whose outcome is unknown: the claims it wrote, if it did
+ * commit, belong to no worker.  Gives them back (attempt not counted;
+ * cancelled when a cancel was requested), before anything else runs on
+ * the new connection.
+ */
+static int
+give_back_lost(struct pgs *s, PGconn *c, char *err, size_t errlen)
+{
+	char arr[MAX_TOKENS * (CLAIM_TOKEN_MAX + 3) + 3];
+	size_t used = 0;
+	const char *v[2];
+	char now[24];
+	PGresult *r;
+	int rc = 0;
+
+	if (s->nlost_tokens == 0)
+		return 0;
+	used += (size_t)snprintf(arr, sizeof(arr), "{");
+	for (int i = 0; i < s->nlost_tokens; i++)
+		used += (size_t)snprintf(arr + used, sizeof(arr) - used,
+		                         "%s\"%s\"", i ? "," : "",
+		                         s->lost_tokens[i]);
+	snprintf(arr + used, sizeof(arr) - used, "}");
+	snprintf(now, sizeof(now), "%" PRId64, clock_now_us());
+	v[0] = arr;
+	v[1] = now;
+	r = PQexecParams(c, "UPDATE jobd.jobs SET"
+	                 " status = CASE WHEN cancel_requested = 1"
+	                 "   THEN 'cancelled' ELSE 'queued' END,"
+	                 " finished_at = CASE WHEN cancel_requested = 1"
+	                 "   THEN $2::int8 ELSE NULL END,"
+	                 " attempt = attempt - 1, attempt_started = 0,"
+	                 " claim = NULL, due = 1, cancel_requested = 0"
+	                 " WHERE status = 'running' AND claim = ANY ($1::text[])",
+	                 2, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		rc = result_error(c, r, "give back the claims of an unknown "
+		                  "commit", err, errlen);
+	else if (atoi(PQcmdTuples(r)) > 0)
+		log_notice("store", "gave back %s job(s) claimed by a "
+		           "transaction whose COMMIT outcome was unknown",
+		           PQcmdTuples(r));
+	PQclear(r);
+	if (rc == 0)
+		s->nlost_tokens = 0;
+	return rc;
+}
+
+/* Opens the writer connection: lock, migrations, statements.  0, or
+ * JOBD_EUNAVAIL (try again later), or a refusal (JOBD_EINVAL/EBUSY). */
+static int
+w_connect(struct pgs *s, char *err, size_t errlen)
+{
+	PGconn *c = connect_to(s, true, err, errlen);
+	PGresult *r;
+	int rc;
+
+	if (c == NULL)
+		return JOBD_EUNAVAIL;
+	r = PQexec(c, "SELECT pg_try_advisory_lock(hashtext('jobd.store'))");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		rc = result_error(c, r, "lock", err, errlen);
+		PQclear(r);
+		PQfinish(c);
+		return rc;
+	}
+	if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
+		char who[256];
+		PQclear(r);
+		lock_holder(c, who, sizeof(who));
+		PQfinish(c);
+		return jobd_seterr(err, errlen, JOBD_EBUSY, "the store is in use "
+		                   "by another jobd: %s; one jobd per database "
+		                   "(several nodes come with issue 14)", who);
+	}
+	PQclear(r);
+	rc = store_pg_migrate(c, migrations, SCHEMA_VERSION, err, errlen);
+	if (rc == 0)
+		rc = give_back_lost(s, c, err, errlen);
+	for (int i = 0; rc == 0 && i < W_NSTMT; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "w%d", i);
+		r = PQprepare(c, name, writer_sql[i], 0, NULL);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			rc = result_error(c, r, writer_sql[i], err, errlen);
+		PQclear(r);
+	}
+	if (rc == 0 && PQenterPipelineMode(c) != 1)
+		rc = jobd_seterr(err, errlen, JOBD_EUNAVAIL, "pg: cannot enter "
+		                 "pipeline mode");
+	if (rc != 0) {
+		PQfinish(c);
+		return rc;
+	}
+	s->w = c;
+	s->unread = 0;
+	s->perr = 0;
+	s->in_tx = false;
+	s->w_backoff_ms = BACKOFF_MIN_MS;
+	atomic_store(&s->wstate, WS_UP);
+	if (s->w_logged_down) {
+		log_notice("store", "PostgreSQL is reachable again");
+		s->w_logged_down = false;
+	}
+	return 0;
+}
+
+/* The writer connection, connecting when it is time to try. */
+static int
+w_ensure(struct pgs *s, char *err, size_t errlen)
+{
+	int rc;
+
+	if (s->w != NULL)
+		return 0;
+	if (clock_mono_ms() < s->w_retry_ms)
+		return jobd_seterr(err, errlen, JOBD_EUNAVAIL, "PostgreSQL is "
+		                   "unreachable; reconnecting");
+	rc = w_connect(s, err, errlen);
+	if (rc != 0) {
+		if (!s->w_logged_down)
+			log_err("store", "%s; retrying with backoff", err);
+		s->w_logged_down = true;
+		s->w_retry_ms = clock_mono_ms() + s->w_backoff_ms;
+		s->w_backoff_ms = s->w_backoff_ms * 2 > BACKOFF_MAX_MS
+		                  ? BACKOFF_MAX_MS : s->w_backoff_ms * 2;
+	}
+	return rc;
+}
+
+/* ---- the writer's pipeline ---- */
+
+/* Sends a prepared statement without waiting for its answer; a fenced
+ * UPDATE ... RETURNING status answers into *ans (may be NULL). */
+static int
+w_send_to(struct pgs *s, int stmt, int n, const char *const *vals,
+          struct store_answer *ans, char *err, size_t errlen)
+{
+	char name[16];
+
+	if (s->w == NULL)
+		return jobd_seterr(err, errlen, JOBD_EUNAVAIL, "PostgreSQL is "
+		                   "unreachable");
+	snprintf(name, sizeof(name), "w%d", stmt);
+	if (PQsendQueryPrepared(s->w, name, n, vals, NULL, NULL, 0) != 1) {
+		char msg[300];
+		one_line(msg, sizeof(msg), PQerrorMessage(s->w));
+		jobd_seterr(err, errlen, JOBD_EUNAVAIL, "pg: send: %s", msg);
+		return w_lost(s, JOBD_EUNAVAIL);
+	}
+	s->sinks[(s->sink_head + s->unread) % SINK_RING] = ans;
+	s->unread++;
+	return 0;
+}
+
+static int
+w_send(struct pgs *s, int stmt, int n, const char *const *vals,
+       char *err, size_t errlen)
+{
+	return w_send_to(s, stmt, n, vals, NULL, err, errlen);
+}
+
+static int
+w_send_text(struct pgs *s, const char *sql, char *err, size_t errlen)
+{
+	if (PQsendQueryParams(s->w, sql, 0, NULL, NULL, NULL, NULL, 0) != 1) {
+		char msg[300];
+		one_line(msg, sizeof(msg), PQerrorMessage(s->w));
+		jobd_seterr(err, errlen, JOBD_EUNAVAIL, "pg: send: %s", msg);
+		return w_lost(s, JOBD_EUNAVAIL);
+	}
+	s->sinks[(s->sink_head + s->unread) % SINK_RING] = NULL;
+	s->unread++;
+	return 0;
+}
+
+/*
+ * Reads the results of the oldest unread query: its last result in *out
+ * (when out is not NULL; the caller clears it).  The first error of the
+ * pipeline is kept in s->perr and returned for every later query (they
+ * come back PIPELINE_ABORTED).
+ */
+static int
+w_read_one(struct pgs *s, PGresult **out, char *err, size_t errlen)
+{
+	PGresult *r, *last = NULL;
+
+	if (out != NULL)
+		*out = NULL;
+	while ((r = PQgetResult(s->w)) != NULL) {
+		ExecStatusType st = PQresultStatus(r);
+		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+			PQclear(last);
+			last = r;
+			continue;
+		}
+		if (s->perr == 0 && st != PGRES_PIPELINE_ABORTED) {
+			s->perr = result_error(s->w, r, "statement",
+			                       s->perr_text,
+			                       sizeof(s->perr_text));
+			s->perr_server = PQresultErrorField(r,
+			                     PG_DIAG_SQLSTATE) != NULL;
+		}
+		PQclear(r);
+		if (st == PGRES_PIPELINE_SYNC)
+			break; /* cannot happen: syncs are read by w_sync */
+		if (PQstatus(s->w) == CONNECTION_BAD)
+			break;
+	}
+	struct store_answer *ans = s->sinks[s->sink_head];
+	s->sink_head = (s->sink_head + 1) % SINK_RING;
+	s->unread--;
+	if (ans != NULL && last != NULL && s->perr == 0) {
+		/* A fenced UPDATE ... RETURNING status: no row, stale. */
+		ans->rc = PQntuples(last) > 0 ? 0 : JOBD_ESTALE;
+		ans->status = PQntuples(last) > 0
+		              ? job_status_parse(PQgetvalue(last, 0, 0)) : -1;
+	}
+	if (s->perr == 0 && PQstatus(s->w) == CONNECTION_BAD) {
+		s->perr = result_error(s->w, NULL, "connection", s->perr_text,
+		                       sizeof(s->perr_text));
+		s->perr_server = false;
+	}
+	if (s->perr != 0) {
+		PQclear(last);
+		return jobd_seterr(err, errlen, s->perr, "%s", s->perr_text);
+	}
+	if (out != NULL)
+		*out = last;
+	else
+		PQclear(last);
+	return 0;
+}
+
+/* Asks the server for every answer so far and reads all of them; the
+ * last query's result goes to *out (may be NULL). */
+static int
+w_drain(struct pgs *s, PGresult **out, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	if (out != NULL)
+		*out = NULL;
+	if (s->unread == 0)
+		return s->perr ? jobd_seterr(err, errlen, s->perr, "%s",
+		                             s->perr_text) : 0;
+	if (PQsendFlushRequest(s->w) != 1 || PQflush(s->w) != 0) {
+		char msg[300];
+		one_line(msg, sizeof(msg), PQerrorMessage(s->w));
+		jobd_seterr(err, errlen, JOBD_EUNAVAIL, "pg: flush: %s", msg);
+		return w_lost(s, JOBD_EUNAVAIL);
+	}
+	while (s->unread > 0) {
+		int r1 = w_read_one(s, s->unread == 1 ? out : NULL, err,
+		                    errlen);
+		if (r1 != 0 && rc == 0)
+			rc = r1;
+		if (PQstatus(s->w) == CONNECTION_BAD)
+			return w_lost(s, rc ? rc : JOBD_EUNAVAIL);
+	}
+	return rc;
+}
+
+/* Sends a statement and waits for its answer (and every earlier one). */
+static int
+w_call(struct pgs *s, int stmt, int n, const char *const *vals,
+       PGresult **out, char *err, size_t errlen)
+{
+	int rc = w_send(s, stmt, n, vals, err, errlen);
+
+	if (rc != 0)
+		return rc;
+	rc = w_drain(s, out, err, errlen);
+	if (rc != 0 && out != NULL) {
+		PQclear(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+/* A sent statement whose answer can wait (read with the next call). */
+static int
+w_defer_to(struct pgs *s, int stmt, int n, const char *const *vals,
+           struct store_answer *ans, char *err, size_t errlen)
+{
+	int rc = w_send_to(s, stmt, n, vals, ans, err, errlen);
+
+	if (rc == 0 && s->unread >= MAX_UNREAD)
+		rc = w_drain(s, NULL, err, errlen);
+	return rc;
+}
+
+static int
+w_defer(struct pgs *s, int stmt, int n, const char *const *vals,
+        char *err, size_t errlen)
+{
+	return w_defer_to(s, stmt, n, vals, NULL, err, errlen);
+}
+
+/* Ends the pipeline segment: a Sync, then every answer up to it. */
+static int
+w_sync(struct pgs *s, char *err, size_t errlen)
+{
+	PGresult *r;
+	int rc = 0;
+
+	if (PQpipelineSync(s->w) != 1) {
+		char msg[300];
+		one_line(msg, sizeof(msg), PQerrorMessage(s->w));
+		jobd_seterr(err, errlen, JOBD_EUNAVAIL, "pg: sync: %s", msg);
+		return w_lost(s, JOBD_EUNAVAIL);
+	}
+	while (s->unread > 0) {
+		int r1 = w_read_one(s, NULL, err, errlen);
+		if (r1 != 0 && rc == 0)
+			rc = r1;
+		if (PQstatus(s->w) == CONNECTION_BAD) {
+			s->last_perr_server = s->perr_server;
+			return w_lost(s, rc ? rc : JOBD_EUNAVAIL);
+		}
+	}
+	for (int nulls = 0;;) {
+		r = PQgetResult(s->w);
+		if (r == NULL) {
+			if (PQstatus(s->w) == CONNECTION_BAD || ++nulls > 4) {
+				if (rc == 0)
+					rc = result_error(s->w, NULL, "sync",
+					                  err, errlen);
+				s->last_perr_server = s->perr_server;
+				return w_lost(s, rc);
+			}
+			continue;
+		}
+		nulls = 0;
+		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			break;
+		}
+		PQclear(r);
+	}
+	s->last_perr_server = s->perr_server;
+	s->perr = 0;
+	s->perr_server = false;
+	return rc;
+}
+
+/* ---- open, close ---- */
+
+static int
+pg_open(const char *path, const struct store_options *opt, void **impl,
+        char *err, size_t errlen)
+{
+	struct pgs *s = calloc(1, sizeof(*s));
+	char host[64] = "?";
+	int rc;
+
+	if (s == NULL)
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	s->uri = strdup(path);
+	s->nreaders = opt->pool > 0 ? (size_t)opt->pool : 4;
+	s->readers = calloc(s->nreaders, sizeof(*s->readers));
+	if (s->uri == NULL || s->readers == NULL) {
+		free(s->uri);
+		free(s->readers);
+		free(s);
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	}
+	s->durability_full = opt->durability_full;
+	gethostname(host, sizeof(host) - 1);
+	snprintf(s->appname, sizeof(s->appname), "jobd pid %ld on %s",
+	         (long)getpid(), host);
+	pthread_mutex_init(&s->pool_mu, NULL);
+	pthread_cond_init(&s->pool_cond, NULL);
+	s->w_backoff_ms = s->r_backoff_ms = BACKOFF_MIN_MS;
+	atomic_store(&s->wstate, WS_DOWN);
+	rc = w_connect(s, err, errlen);
+	if (rc == JOBD_EUNAVAIL) {
+		/* Not up yet: jobd starts, not ready, and keeps trying. */
+		log_err("store", "%s; jobd starts and retries with backoff "
+		        "(not ready until then)", err);
+		s->w_logged_down = true;
+		s->w_retry_ms = clock_mono_ms() + s->w_backoff_ms;
+		rc = 0;
+	}
+	if (rc != 0) {
+		pthread_mutex_destroy(&s->pool_mu);
+		pthread_cond_destroy(&s->pool_cond);
+		free(s->readers);
+		free(s->uri);
+		free(s);
+		return rc;
+	}
+	*impl = s;
+	return 0;
+}
+
+static void
+pg_close(void *impl)
+{
+	struct pgs *s = impl;
+
+	if (s == NULL)
+		return;
+	w_close(s);
+	for (size_t i = 0; i < s->nreaders; i++)
+		if (s->readers[i].c != NULL)
+			PQfinish(s->readers[i].c);
+	pthread_mutex_destroy(&s->pool_mu);
+	pthread_cond_destroy(&s->pool_cond);
+	free(s->readers);
+	free(s->uri);
+	free(s);
+}
+
+/* ---- rows ---- */
+
+static char *
+val_dup(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? NULL
+	       : strdup(PQgetvalue(r, row, col));
+}
+
+static int64_t
+val_time(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? -1
+	       : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static int
+val_int(const PGresult *r, int row, int col)
+{
+	return (int)strtol(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static int
+row_to_job(const PGresult *r, int row, struct job *job)
+{
+	job_init(job);
+	snprintf(job->id, sizeof(job->id), "%s", PQgetvalue(r, row, 0));
+	snprintf(job->type, sizeof(job->type), "%s", PQgetvalue(r, row, 1));
+	job->status = job_status_parse(PQgetvalue(r, row, 2));
+	job->priority = val_int(r, row, 3);
+	job->attempt = val_int(r, row, 4);
+	job->max_attempts = val_int(r, row, 5);
+	job->timeout_ms = val_time(r, row, 6);
+	job->created_at_us = val_time(r, row, 7);
+	job->run_at_us = val_time(r, row, 8);
+	job->started_at_us = val_time(r, row, 9);
+	job->finished_at_us = val_time(r, row, 10);
+	job->payload = val_dup(r, row, 11);
+	job->result = val_dup(r, row, 12);
+	job->error = val_dup(r, row, 13);
+	job->has_exit_code = !PQgetisnull(r, row, 14);
+	job->exit_code = job->has_exit_code ? val_int(r, row, 14) : 0;
+	job->cancel_on_disconnect = val_int(r, row, 15) != 0;
+	snprintf(job->claim, sizeof(job->claim), "%s", PQgetvalue(r, row, 16));
+	job->idem_key = val_dup(r, row, 17);
+	job->idem_fp = val_dup(r, row, 18);
+	job->output_truncated = val_int(r, row, 19) != 0;
+	if (job->payload == NULL ||
+	    (!PQgetisnull(r, row, 12) && !job->result) ||
+	    (!PQgetisnull(r, row, 13) && !job->error) ||
+	    (!PQgetisnull(r, row, 17) && !job->idem_key) ||
+	    (!PQgetisnull(r, row, 18) && !job->idem_fp)) {
+		job_clear(job);
+		return JOBD_ENOMEM;
+	}
+	return 0;
+}
+
+/* Text of an int64 parameter (buffer of 24). */
+static const char *
+i64(char *buf, int64_t v)
+{
+	snprintf(buf, 24, "%" PRId64, v);
+	return buf;
+}
+
+/* ---- writer calls ---- */
+
+/*
+ * Whether the idle writer connection was ended by the server: between
+ * transactions nothing is expected from it, so anything to read (the
+ * FATAL of an administrator's or a restart's termination, then EOF) means
+ * it is gone.  One poll(), no round trip.
+ */
+static bool
+conn_idle_broken(PGconn *c)
+{
+	struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+
+	if (p.fd < 0 || PQstatus(c) == CONNECTION_BAD)
+		return true;
+	return poll(&p, 1, 0) != 0;
+}
+
+static int
+pg_begin(void *impl, char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+	int rc;
+
+	/* A server that restarted (or an administrator) ended the idle
+	 * connection: read what it said before sending a transaction into
+	 * it, and reconnect at once. */
+	if (s->w != NULL && conn_idle_broken(s->w)) {
+		log_info("store", "pg: the idle writer connection was closed; "
+		         "reconnecting");
+		w_close(s);
+		s->w_retry_ms = 0;
+	}
+	rc = w_ensure(s, err, errlen);
+	if (rc != 0)
+		return rc;
+	/* Sent, not waited for: its answer comes with the next call's. */
+	rc = w_send_text(s, "BEGIN", err, errlen);
+	if (rc == 0)
+		s->in_tx = true;
+	s->ntx_tokens = 0;
+	return rc;
+}
+
+static int
+pg_commit(void *impl, char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+	int rc;
+
+	if (s->w == NULL)
+		return jobd_seterr(err, errlen, JOBD_EUNAVAIL, "PostgreSQL is "
+		                   "unreachable");
+	rc = w_send_text(s, "COMMIT", err, errlen);
+	if (rc != 0)
+		return rc;
+	rc = w_sync(s, err, errlen);
+	if (rc != 0) {
+		/* An error the server reported (even FATAL) means it did not
+		 * commit; a connection gone silent with COMMIT in flight may
+		 * have. */
+		if (s->w == NULL && !s->last_perr_server) {
+			/* The connection went with the COMMIT in flight: it may
+			 * or may not have committed.  Nothing of it is
+			 * acknowledged (the writer answers 503); its claims are
+			 * given back after the reconnect. */
+			char why[400];
+			snprintf(why, sizeof(why), "%s", err ? err : "");
+			lose_tokens(s);
+			return jobd_seterr(err, errlen, rc, "%s (the outcome "
+			                   "of the COMMIT is unknown)", why);
+		}
+		return rc;
+	}
+	s->ntx_tokens = 0;
+	if (PQtransactionStatus(s->w) != PQTRANS_IDLE)
+		return jobd_seterr(err, errlen, JOBD_EUNAVAIL,
+		                   "pg: COMMIT left the transaction open");
+	s->in_tx = false;
+	return 0;
+}
+
+static void
+pg_rollback(void *impl)
+{
+	struct pgs *s = impl;
+	char err[256];
+
+	if (s->w == NULL)
+		return;
+	if (w_sync(s, err, sizeof(err)) != 0 && s->w == NULL)
+		return;
+	if (PQtransactionStatus(s->w) != PQTRANS_IDLE) {
+		if (w_send_text(s, "ROLLBACK", err, sizeof(err)) != 0)
+			return;
+		w_sync(s, err, sizeof(err));
+	}
+	if (s->w != NULL && PQtransactionStatus(s->w) != PQTRANS_IDLE) {
+		log_err("store", "pg: the transaction would not roll back; "
+		        "reconnecting");
+		w_lost(s, JOBD_EUNAVAIL);
+	}
+	s->in_tx = false;
+	s->ntx_tokens = 0;
+}
+
+static int
+pg_insert(void *impl, const struct job *job, char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+	char b[6][24];
+	const char *v[13];
+	bool claimed = job->status == JOB_RUNNING;
+
+	v[0] = job->id;
+	v[1] = job->type;
+	v[2] = i64(b[0], job->priority);
+	v[3] = i64(b[1], job->max_attempts);
+	v[4] = i64(b[2], job->timeout_ms);
+	v[5] = i64(b[3], job->created_at_us);
+	v[6] = i64(b[4], job->run_at_us);
+	v[7] = job->payload ? job->payload : "null";
+	v[8] = job->cancel_on_disconnect ? "1" : "0";
+	v[9] = job->idem_key;
+	v[10] = job->idem_fp;
+	v[11] = claimed ? job->claim : NULL;
+	v[12] = claimed ? i64(b[5], job->started_at_us) : NULL;
+	if (claimed)
+		note_token(s, job->claim);
+	/* Its answer comes with the next call's (a duplicate id fails the
+	 * batch then: jobd's ids are UUIDv7s, keys were looked up first). */
+	return w_defer(s, W_INSERT, 13, v, err, errlen);
+}
+
+static int
+pg_find_idem(void *impl, const char *key, struct job *out, char *err,
+             size_t errlen)
+{
+	struct pgs *s = impl;
+	const char *v[1] = {key};
+	PGresult *r;
+	int rc = w_call(s, W_FIND_IDEM, 1, v, &r, err, errlen);
+
+	if (rc != 0)
+		return rc;
+	if (PQntuples(r) == 0)
+		rc = JOBD_ENOTFOUND;
+	else
+		rc = row_to_job(r, 0, out);
+	PQclear(r);
+	return rc;
+}
+
+static int
+cmp_claim_order(const void *a, const void *b)
+{
+	const struct job *x = a, *y = b;
+
+	if (x->priority != y->priority)
+		return y->priority - x->priority;
+	return strcmp(x->id, y->id);
+}
+
+static int
+pg_claim(void *impl, const struct store_claim_req *req, struct job **out,
+         size_t *nout, char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+	char now[24], lim[24], *types = NULL;
+	const char *v[4];
+	struct job *jobs = NULL;
+	PGresult *r = NULL;
+	size_t len = 3, used = 0;
+	int rc, n = 0;
+
+	*out = NULL;
+	*nout = 0;
+	v[0] = i64(now, req->now_us);
+	/* Jobs whose run_at has come join the due ones. */
+	rc = w_defer(s, W_PROMOTE, 1, v, err, errlen);
+	if (rc != 0 || req->limit == 0 || req->nincluded == 0)
+		return rc;
+	/* An array literal of the types (names are [A-Za-z0-9_.-]). */
+	for (size_t i = 0; i < req->nincluded; i++)
+		len += strlen(req->included[i]) + 3;
+	types = malloc(len);
+	if (types == NULL)
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	used += (size_t)snprintf(types, len, "{");
+	for (size_t i = 0; i < req->nincluded; i++)
+		used += (size_t)snprintf(types + used, len - used, "%s\"%s\"",
+		                         i ? "," : "", req->included[i]);
+	snprintf(types + used, len - used, "}");
+	v[1] = req->claim;
+	note_token(s, req->claim);
+	v[2] = types;
+	v[3] = i64(lim, (int64_t)req->limit);
+	rc = w_call(s, W_CLAIM, 4, v, &r, err, errlen);
+	free(types);
+	if (rc != 0)
+		return rc;
+	n = PQntuples(r);
+	if (n > 0) {
+		jobs = calloc((size_t)n, sizeof(*jobs));
+		if (jobs == NULL) {
+			PQclear(r);
+			return jobd_seterr(err, errlen, JOBD_ENOMEM,
+			                   "out of memory");
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		if (row_to_job(r, i, &jobs[i]) != 0) {
+			for (int j = 0; j < i; j++)
+				job_clear(&jobs[j]);
+			free(jobs);
+			PQclear(r);
+			return jobd_seterr(err, errlen, JOBD_ENOMEM,
+			                   "out of memory");
+		}
+	}
+	PQclear(r);
+	if (n > 0) {
+		/* RETURNING gives rows in no particular order. */
+		qsort(jobs, (size_t)n, sizeof(*jobs), cmp_claim_order);
+		*out = jobs;
+		*nout = (size_t)n;
+	}
+	return 0;
+}
+
+static int
+pg_complete(void *impl, const struct store_completion *c,
+            struct store_answer *ans, char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+	char b[5][24];
+	const char *v[11];
+
+	v[0] = c->id;
+	v[1] = c->claim;
+	v[2] = job_status_name(c->status);
+	v[3] = c->status == JOB_QUEUED ? i64(b[0], c->run_at_us) : NULL;
+	v[4] = job_status_is_final(c->status) && c->finished_at_us >= 0
+	       ? i64(b[1], c->finished_at_us) : NULL;
+	v[5] = c->result;
+	v[6] = c->error;
+	v[7] = c->has_exit_code ? i64(b[2], c->exit_code) : NULL;
+	v[8] = c->output_truncated ? "1" : "0";
+	v[9] = c->started_at_us > 0 ? i64(b[3], c->started_at_us) : NULL;
+	v[10] = i64(b[4], c->now_us);
+	/* Pipelined: a batch of results is one round trip. */
+	return w_defer_to(s, W_COMPLETE, 11, v, ans, err, errlen);
+}
+
+static int
+pg_put_back(void *impl, const char *id, const char *claim, int64_t now_us,
+            struct store_answer *ans, char *err, size_t errlen)
+{
+	char b[24];
+	const char *v[3] = {id, claim, i64(b, now_us)};
+
+	return w_defer_to(impl, W_PUT_BACK, 3, v, ans, err, errlen);
+}
+
+static int
+pg_flush(void *impl, char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+
+	if (s->w == NULL)
+		return jobd_seterr(err, errlen, JOBD_EUNAVAIL, "PostgreSQL is "
+		                   "unreachable");
+	return w_drain(s, NULL, err, errlen);
+}
+
+static int
+pg_start(void *impl, const char *id, const char *claim, int64_t started_at_us,
+         char *err, size_t errlen)
+{
+	char b[24];
+	const char *v[3] = {id, claim, i64(b, started_at_us)};
+
+	/* Deferred: a start whose claim is gone changes nothing, and the
+	 * writer ignores ESTALE from starts. */
+	return w_defer(impl, W_START, 3, v, err, errlen);
+}
+
+static int
+status_of(struct pgs *s, const char *id, int *status, char *err,
+          size_t errlen)
+{
+	const char *v[1] = {id};
+	PGresult *r;
+	int rc = w_call(s, W_STATUS_OF, 1, v, &r, err, errlen);
+
+	if (rc != 0)
+		return rc;
+	if (PQntuples(r) == 0)
+		rc = jobd_seterr(err, errlen, JOBD_ENOTFOUND, "no job %s", id);
+	else
+		*status = job_status_parse(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return rc;
+}
+
+static int
+changed(struct pgs *s, int stmt, int n, const char *const *v, int *rows,
+        char *err, size_t errlen)
+{
+	PGresult *r;
+	int rc = w_call(s, stmt, n, v, &r, err, errlen);
+
+	if (rc != 0)
+		return rc;
+	*rows = atoi(PQcmdTuples(r));
+	PQclear(r);
+	return 0;
+}
+
+static int
+pg_cancel(void *impl, const char *id, int64_t now_us, int *status, char *err,
+          size_t errlen)
+{
+	struct pgs *s = impl;
+	char b[24];
+	const char *v[2] = {id, i64(b, now_us)};
+	int rows, rc = changed(s, W_CANCEL, 2, v, &rows, err, errlen);
+
+	if (rc != 0)
+		return rc;
+	if (rows > 0) {
+		*status = JOB_CANCELLED;
+		return 0;
+	}
+	rc = status_of(s, id, status, err, errlen);
+	if (rc != 0)
+		return rc;
+	if (*status == JOB_RUNNING) {
+		rc = w_defer(s, W_MARK_CANCEL, 1, v, err, errlen);
+		if (rc != 0)
+			return rc;
+	}
+	return jobd_seterr(err, errlen, JOBD_ECONFLICT, "job %s is %s", id,
+	                   job_status_name(*status));
+}
+
+static int
+pg_retry(void *impl, const char *id, int64_t now_us, int *status, char *err,
+         size_t errlen)
+{
+	struct pgs *s = impl;
+	char b[24];
+	const char *v[2] = {id, i64(b, now_us)};
+	int before, rows, rc = status_of(s, id, &before, err, errlen);
+
+	if (rc != 0)
+		return rc;
+	rc = changed(s, W_RETRY, 2, v, &rows, err, errlen);
+	if (rc != 0)
+		return rc;
+	*status = before;
+	if (rows > 0)
+		return 0;
+	return jobd_seterr(err, errlen, JOBD_ECONFLICT, "job %s is %s", id,
+	                   job_status_name(before));
+}
+
+static int
+pg_recover(void *impl, int64_t now_us, int *requeued, int *failed,
+           char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+	char b[24];
+	const char *v[1] = {i64(b, now_us)};
+	const int steps[] = {W_RECOVER_CANCEL, W_RECOVER_FAIL,
+	                     W_RECOVER_REQUEUE};
+
+	*requeued = *failed = 0;
+	for (size_t i = 0; i < 3; i++) {
+		int rows, rc = changed(s, steps[i], 1, v, &rows, err, errlen);
+		if (rc != 0)
+			return rc;
+		if (steps[i] == W_RECOVER_REQUEUE)
+			*requeued += rows;
+		else
+			*failed += rows;
+	}
+	return 0;
+}
+
+static int
+pg_purge(void *impl, int64_t cutoff_us, int limit,
+         int64_t deleted[JOB_NSTATUS], char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+	char b[2][24];
+	const char *v[2] = {i64(b[0], cutoff_us), i64(b[1], limit)};
+	PGresult *r;
+	int rc = w_call(s, W_PURGE, 2, v, &r, err, errlen);
+
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < PQntuples(r); i++) {
+		int st = job_status_parse(PQgetvalue(r, i, 0));
+		if (st >= 0)
+			deleted[st]++;
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int
+pg_next_run_at(void *impl, int64_t *out_us, char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+	PGresult *r;
+	int rc;
+
+	/* Outside a transaction too (after a commit): then it is a
+	 * pipeline segment of its own. */
+	rc = w_ensure(s, err, errlen);
+	if (rc != 0)
+		return rc;
+	rc = w_call(s, W_NEXT_RUN_AT, 0, NULL, &r, err, errlen);
+	if (rc == 0) {
+		*out_us = PQntuples(r) > 0 ? val_time(r, 0, 0) : -1;
+		PQclear(r);
+	}
+	if (!s->in_tx && s->w != NULL) {
+		char e2[256];
+		int rc2 = w_sync(s, e2, sizeof(e2));
+		if (rc == 0 && rc2 != 0)
+			rc = jobd_seterr(err, errlen, rc2, "%s", e2);
+	}
+	return rc;
+}
+
+/* ---- readers ---- */
+
+static int
+r_prepare(PGconn *c, char *err, size_t errlen)
+{
+	static const char *const fixed[R_LIST0] = {
+		[R_GET] = "SELECT " JOB_COLS " FROM jobd.jobs WHERE id = $1",
+		[R_COUNTS] = "SELECT status, count(*) FROM jobd.jobs"
+			" GROUP BY status",
+		[R_BY_TYPE] = "SELECT type, status, count(*) FROM jobd.jobs"
+			" WHERE status IN ('queued', 'running')"
+			" GROUP BY type, status",
+		[R_PING] = "SELECT 1 FROM jobd.jobs LIMIT 1",
+	};
+	int rc = 0;
+
+	for (int i = 0; rc == 0 && i < R_NSTMT; i++) {
+		char name[16], sql[640];
+		const char *text = sql;
+		PGresult *r;
+		if (i < R_LIST0) {
+			text = fixed[i];
+		} else {
+			int v = i - R_LIST0, k = 1;
+			char cs[32] = "", ct[32] = "", ca[40] = "";
+			if (v & 1)
+				snprintf(cs, sizeof(cs), " AND status = $%d",
+				         k++);
+			if (v & 2)
+				snprintf(ct, sizeof(ct), " AND type = $%d",
+				         k++);
+			if (v & 4)
+				snprintf(ca, sizeof(ca), " AND id < $%d::uuid",
+				         k++);
+			/* List pages leave out payload and result. */
+			snprintf(sql, sizeof(sql),
+			         "SELECT id, type, status, priority, attempt,"
+			         " max_attempts, timeout_ms, created_at, run_at,"
+			         " started_at, finished_at, 'null', NULL, error,"
+			         " exit_code, cancel_on_disconnect, claim,"
+			         " idem_key, idem_fp, output_truncated"
+			         " FROM jobd.jobs WHERE true%s%s%s"
+			         " ORDER BY id DESC LIMIT $%d", cs, ct, ca, k);
+		}
+		snprintf(name, sizeof(name), "r%d", i);
+		r = PQprepare(c, name, text, 0, NULL);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			rc = result_error(c, r, text, err, errlen);
+		PQclear(r);
+	}
+	return rc;
+}
+
+/* A reader connection for this thread's call, or NULL (err says why:
+ * JOBD_EUNAVAIL when none can be had within READER_WAIT_MS). */
+static struct reader *
+reader_get(struct pgs *s, int *code, char *err, size_t errlen)
+{
+	struct timespec until;
+	struct reader *rd = NULL;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += READER_WAIT_MS / 1000;
+	pthread_mutex_lock(&s->pool_mu);
+	for (;;) {
+		/* An open idle one first, then a slot to open. */
+		for (size_t i = 0; i < s->nreaders && rd == NULL; i++)
+			if (!s->readers[i].busy && s->readers[i].c != NULL)
+				rd = &s->readers[i];
+		for (size_t i = 0; i < s->nreaders && rd == NULL; i++)
+			if (!s->readers[i].busy)
+				rd = &s->readers[i];
+		if (rd != NULL)
+			break;
+		if (pthread_cond_timedwait(&s->pool_cond, &s->pool_mu,
+		                           &until) != 0) {
+			pthread_mutex_unlock(&s->pool_mu);
+			*code = jobd_seterr(err, errlen, JOBD_EUNAVAIL, "pg: "
+			                    "every reader connection is busy");
+			return NULL;
+		}
+	}
+	rd->busy = true;
+	if (rd->c == NULL && clock_mono_ms() < s->r_retry_ms) {
+		rd->busy = false;
+		pthread_mutex_unlock(&s->pool_mu);
+		*code = jobd_seterr(err, errlen, JOBD_EUNAVAIL, "PostgreSQL is "
+		                    "unreachable; reconnecting");
+		return NULL;
+	}
+	pthread_mutex_unlock(&s->pool_mu);
+	if (rd->c != NULL && !conn_idle_broken(rd->c))
+		return rd;
+	if (rd->c != NULL) {
+		/* Ended by the server while idle (a restart): a new one. */
+		PQfinish(rd->c);
+		rd->c = NULL;
+	}
+	rd->c = connect_to(s, false, err, errlen);
+	if (rd->c != NULL && r_prepare(rd->c, err, errlen) != 0) {
+		PQfinish(rd->c);
+		rd->c = NULL;
+	}
+	pthread_mutex_lock(&s->pool_mu);
+	if (rd->c == NULL) {
+		rd->busy = false;
+		s->r_retry_ms = clock_mono_ms() + s->r_backoff_ms;
+		s->r_backoff_ms = s->r_backoff_ms * 2 > BACKOFF_MAX_MS
+		                  ? BACKOFF_MAX_MS : s->r_backoff_ms * 2;
+		pthread_cond_signal(&s->pool_cond);
+		pthread_mutex_unlock(&s->pool_mu);
+		*code = JOBD_EUNAVAIL;
+		return NULL;
+	}
+	s->r_backoff_ms = BACKOFF_MIN_MS;
+	pthread_mutex_unlock(&s->pool_mu);
+	return rd;
+}
+
+static void
+reader_put(struct pgs *s, struct reader *rd)
+{
+	if (rd->c != NULL && PQstatus(rd->c) == CONNECTION_BAD) {
+		PQfinish(rd->c);
+		rd->c = NULL;
+	}
+	pthread_mutex_lock(&s->pool_mu);
+	rd->busy = false;
+	pthread_cond_signal(&s->pool_cond);
+	pthread_mutex_unlock(&s->pool_mu);
+}
+
+/* Runs a reader statement: 0 and its result, or the error. */
+static int
+r_exec(struct pgs *s, struct reader *rd, int stmt, int n,
+       const char *const *v, PGresult **out, const char *what, char *err,
+       size_t errlen)
+{
+	char name[16];
+	PGresult *r;
+
+	snprintf(name, sizeof(name), "r%d", stmt);
+	r = PQexecPrepared(rd->c, name, n, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		int rc = result_error(rd->c, r, what, err, errlen);
+		PQclear(r);
+		(void)s;
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+static int
+pg_get(void *impl, const char *id, struct job *out, char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+	const char *v[1] = {id};
+	struct reader *rd;
+	PGresult *r;
+	int rc;
+
+	rd = reader_get(s, &rc, err, errlen);
+	if (rd == NULL)
+		return rc;
+	rc = r_exec(s, rd, R_GET, 1, v, &r, "get", err, errlen);
+	reader_put(s, rd);
+	if (rc == JOBD_EINVAL) /* not a uuid: no such job */
+		return jobd_seterr(err, errlen, JOBD_ENOTFOUND, "no job %s", id);
+	if (rc != 0)
+		return rc;
+	if (PQntuples(r) == 0)
+		rc = jobd_seterr(err, errlen, JOBD_ENOTFOUND, "no job %s", id);
+	else
+		rc = row_to_job(r, 0, out);
+	PQclear(r);
+	return rc;
+}
+
+static int
+pg_list(void *impl, const struct store_filter *f, struct job **out,
+        size_t *nout, char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+	struct reader *rd;
+	struct job *jobs;
+	const char *v[4];
+	char lim[24];
+	PGresult *r;
+	int rc, n = 0, k = 0, variant;
+
+	*out = NULL;
+	*nout = 0;
+	variant = (f->status >= 0 ? 1 : 0) | (f->type ? 2 : 0) |
+	          (f->after ? 4 : 0);
+	if (f->status >= 0)
+		v[k++] = job_status_name(f->status);
+	if (f->type)
+		v[k++] = f->type;
+	if (f->after)
+		v[k++] = f->after;
+	v[k++] = i64(lim, (int64_t)f->limit);
+	rd = reader_get(s, &rc, err, errlen);
+	if (rd == NULL)
+		return rc;
+	rc = r_exec(s, rd, R_LIST0 + variant, k, v, &r, "list", err, errlen);
+	reader_put(s, rd);
+	if (rc != 0)
+		return rc;
+	n = PQntuples(r);
+	if ((size_t)n > f->limit)
+		n = (int)f->limit;
+	jobs = calloc(n > 0 ? (size_t)n : 1, sizeof(*jobs));
+	if (jobs == NULL) {
+		PQclear(r);
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	}
+	for (int i = 0; i < n; i++) {
+		if (row_to_job(r, i, &jobs[i]) != 0) {
+			for (int j = 0; j < i; j++)
+				job_clear(&jobs[j]);
+			free(jobs);
+			PQclear(r);
+			return jobd_seterr(err, errlen, JOBD_ENOMEM,
+			                   "out of memory");
+		}
+	}
+	PQclear(r);
+	*out = jobs;
+	*nout = (size_t)n;
+	return 0;
+}
+
+static int
+pg_counts(void *impl, int64_t counts[JOB_NSTATUS], char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+	struct reader *rd;
+	PGresult *r;
+	int rc;
+
+	for (int i = 0; i < JOB_NSTATUS; i++)
+		counts[i] = 0;
+	rd = reader_get(s, &rc, err, errlen);
+	if (rd == NULL)
+		return rc;
+	rc = r_exec(s, rd, R_COUNTS, 0, NULL, &r, "counts", err, errlen);
+	reader_put(s, rd);
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < PQntuples(r); i++) {
+		int st = job_status_parse(PQgetvalue(r, i, 0));
+		if (st >= 0)
+			counts[st] = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int
+pg_counts_by_type(void *impl, store_type_count_fn fn, void *arg, char *err,
+                  size_t errlen)
+{
+	struct pgs *s = impl;
+	struct reader *rd;
+	PGresult *r;
+	int rc;
+
+	rd = reader_get(s, &rc, err, errlen);
+	if (rd == NULL)
+		return rc;
+	rc = r_exec(s, rd, R_BY_TYPE, 0, NULL, &r, "counts by type", err,
+	            errlen);
+	reader_put(s, rd);
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < PQntuples(r); i++) {
+		int st = job_status_parse(PQgetvalue(r, i, 1));
+		if (st >= 0)
+			fn(arg, PQgetvalue(r, i, 0), st,
+			   strtoll(PQgetvalue(r, i, 2), NULL, 10));
+	}
+	PQclear(r);
+	return 0;
+}
+
+static bool
+pg_ping(void *impl)
+{
+	struct pgs *s = impl;
+	struct reader *rd;
+	PGresult *r;
+	int rc;
+
+	/* Ready means the writer can write, not only that a reader reads. */
+	if (atomic_load(&s->wstate) != WS_UP)
+		return false;
+	rd = reader_get(s, &rc, NULL, 0);
+	if (rd == NULL)
+		return false;
+	rc = r_exec(s, rd, R_PING, 0, NULL, &r, "ping", NULL, 0);
+	reader_put(s, rd);
+	if (rc != 0)
+		return false;
+	PQclear(r);
+	return true;
+}
+
+static int
+pg_check(void *impl, char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+
+	if (atomic_load(&s->wstate) != WS_UP)
+		return jobd_seterr(err, errlen, JOBD_EUNAVAIL, "PostgreSQL is "
+		                   "unreachable; reconnecting");
+	return 0;
+}
+
+int
+store_pg_check_uri(const char *uri, char *err, size_t errlen)
+{
+	char *msg = NULL;
+	PQconninfoOption *o = PQconninfoParse(uri, &msg);
+
+	if (o == NULL) {
+		char line[300];
+		one_line(line, sizeof(line), msg ? msg : "out of memory");
+		PQfreemem(msg);
+		return jobd_seterr(err, errlen, JOBD_EINVAL, "not a valid "
+		                   "PostgreSQL URI: %s", line);
+	}
+	PQconninfoFree(o);
+	return 0;
+}
+
+const struct store_ops store_pg_ops = {
+	.name = "postgresql",
+	.open = pg_open,
+	.close = pg_close,
+	.begin = pg_begin,
+	.commit = pg_commit,
+	.rollback = pg_rollback,
+	.insert = pg_insert,
+	.find_idem = pg_find_idem,
+	.claim = pg_claim,
+	.complete = pg_complete,
+	.start = pg_start,
+	.put_back = pg_put_back,
+	.flush = pg_flush,
+	.cancel = pg_cancel,
+	.retry = pg_retry,
+	.recover = pg_recover,
+	.purge = pg_purge,
+	.next_run_at = pg_next_run_at,
+	.get = pg_get,
+	.list = pg_list,
+	.counts = pg_counts,
+	.counts_by_type = pg_counts_by_type,
+	.ping = pg_ping,
+	.check = pg_check,
+};
