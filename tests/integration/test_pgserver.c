@@ -349,13 +349,29 @@ check_sql_helpers(jd *d)
 	ck_assert_int_eq(jd_sql_exec(d, "UPDATE jobs SET nosuch = 1"), -1);
 }
 
-/* JOBD_TEST_STORE=pg on the suite's server, as with_server.sh sets it. */
+/* The server the harness's databases are on. */
+static struct jd_pg harness_pg;
+
+/*
+ * JOBD_TEST_STORE=pg on the suite's server, as with_server.sh sets it;
+ * or, when this suite itself runs under JOBD_TEST_STORE=pg, on the run's
+ * server, which the harness took before the tests began.
+ */
 static void
-use_suite_server(void)
+use_pg_store(void)
 {
+	const char *uri = getenv("JOBD_TEST_PG_URI");
+
+	if (jd_store_is_pg() && uri != NULL) {
+		ck_assert_int_eq(jd_pg_attach(&harness_pg, uri,
+		                              getenv("JOBD_TEST_PG_BIN")), 0);
+		return;
+	}
 	setenv("JOBD_TEST_STORE", "pg", 1);
 	setenv("JOBD_TEST_PG_URI", suite_pg.uri, 1);
 	setenv("JOBD_TEST_PG_BIN", suite_pg.bin, 1);
+	ck_assert_int_eq(jd_pg_attach(&harness_pg, suite_pg.uri, suite_pg.bin),
+	                 0);
 }
 
 static int64_t
@@ -366,7 +382,7 @@ databases_named(const char *name)
 
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_database WHERE "
 	         "datname = '%s'", name);
-	ck_assert_int_eq(jd_pg_sql_int(&suite_pg, NULL, sql, &n), 0);
+	ck_assert_int_eq(jd_pg_sql_int(&harness_pg, NULL, sql, &n), 0);
 	return n;
 }
 
@@ -376,14 +392,14 @@ START_TEST(harness_pg_store)
 	jd *d, *d2;
 
 	NEED_SUITE_PG();
-	use_suite_server();
+	use_pg_store();
 	ck_assert(jd_store_is_pg());
 	d = jd_new(NULL);
 	ck_assert_ptr_nonnull(d);
 	/* Its own database, named after its directory, in the config. */
 	ck_assert_msg(d->pg_db[0] != '\0', "no database");
 	snprintf(want, sizeof(want), "postgresql://postgres@127.0.0.1:%d/%s",
-	         suite_pg.port, d->pg_db);
+	         harness_pg.port, d->pg_db);
 	ck_assert_str_eq(d->db_path, want);
 	ck_assert_int_eq(databases_named(d->pg_db), 1);
 	conf = jd_read_file(d->conf_path, NULL);
