@@ -80,6 +80,7 @@ UNIT_TESTS := \
 	test_stats \
 	test_store \
 	test_store_faults \
+	test_store_pg \
 	test_submit \
 	test_utf8 \
 	test_uuid \
@@ -158,6 +159,11 @@ $(BUILD)/itests/%.o: tests/integration/%.c
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -Wno-missing-prototypes -c -o $@ $<
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(TEST_LIB_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS) -lm
+
+# The PostgreSQL store's tests start a private server (tests/integration/pg.c).
+$(BUILD)/tests/test_store_pg: $(BUILD)/tests/test_store_pg.o $(TEST_LIB_OBJS) \
+		$(BUILD)/itests/pg.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS) -lm
 
 $(BUILD)/itests/test_%: $(BUILD)/itests/test_%.o $(BUILD)/itests/harness.o \

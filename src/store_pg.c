@@ -114,7 +114,7 @@ enum {
 	W_INSERT, W_FIND_IDEM, W_PROMOTE, W_CLAIM, W_COMPLETE, W_PUT_BACK,
 	W_START, W_CANCEL, W_STATUS_OF, W_MARK_CANCEL, W_RETRY,
 	W_RECOVER_CANCEL, W_RECOVER_FAIL, W_RECOVER_REQUEUE, W_PURGE,
-	W_NEXT_RUN_AT, W_NSTMT
+	W_NEXT_RUN_AT, W_INSERT_MANY, W_START_MANY, W_COMPLETE_MANY, W_NSTMT
 };
 
 static const char *const writer_sql[W_NSTMT] = {
@@ -203,6 +203,51 @@ static const char *const writer_sql[W_NSTMT] = {
 		" RETURNING status",
 	[W_NEXT_RUN_AT] = "SELECT min(run_at) FROM jobd.jobs"
 		" WHERE status = 'queued' AND due = 0",
+	/* The same three, a batch of rows in one statement (arrays). */
+	[W_INSERT_MANY] = "INSERT INTO jobd.jobs (id, type, status, priority,"
+		" attempt, attempt_started, max_attempts, timeout_ms,"
+		" created_at, run_at, payload, cancel_on_disconnect, idem_key,"
+		" idem_fp, due, started_at, claim)"
+		" SELECT id, type, CASE WHEN claim IS NULL THEN 'queued'"
+		" ELSE 'running' END, priority, (claim IS NOT NULL)::int,"
+		" (claim IS NOT NULL)::int, max_attempts, timeout_ms,"
+		" created_at, run_at, payload, cod, idem_key, idem_fp,"
+		" (run_at <= created_at)::int, started_at, claim"
+		" FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[],"
+		" $5::int8[], $6::int8[], $7::int8[], $8::text[], $9::int2[],"
+		" $10::text[], $11::text[], $12::text[], $13::int8[])"
+		" AS t(id, type, priority, max_attempts, timeout_ms, created_at,"
+		" run_at, payload, cod, idem_key, idem_fp, claim, started_at)",
+	/* j.id = ANY($1): a primary key scan whatever the statistics. */
+	[W_START_MANY] = "UPDATE jobd.jobs j SET attempt_started = 1,"
+		" started_at = s.at"
+		" FROM unnest($1::uuid[], $2::text[], $3::int8[])"
+		" AS s(id, claim, at)"
+		" WHERE j.id = ANY ($1::uuid[]) AND j.id = s.id"
+		" AND j.claim = s.claim AND j.status = 'running'",
+	[W_COMPLETE_MANY] = "UPDATE jobd.jobs j SET"
+		" status = CASE WHEN j.cancel_requested = 1 AND"
+		"   c.status <> 'succeeded' THEN 'cancelled' ELSE c.status END,"
+		" run_at = CASE WHEN j.cancel_requested = 1 AND"
+		"   c.status <> 'succeeded' THEN j.run_at"
+		"   ELSE coalesce(c.run_at, j.run_at) END,"
+		" finished_at = CASE WHEN j.cancel_requested = 1 AND"
+		"   c.status <> 'succeeded' THEN c.now ELSE c.finished_at END,"
+		" result = c.result,"
+		" error = CASE WHEN j.cancel_requested = 1 AND"
+		"   c.status <> 'succeeded' THEN coalesce(c.error, 'cancelled')"
+		"   ELSE c.error END,"
+		" exit_code = c.exit_code, output_truncated = c.trunc,"
+		" claim = NULL, started_at = coalesce(c.started_at, j.started_at),"
+		" due = 0, cancel_requested = 0"
+		" FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[],"
+		" $5::int8[], $6::text[], $7::text[], $8::int[], $9::int2[],"
+		" $10::int8[], $11::int8[]) WITH ORDINALITY AS c(id, claim,"
+		" status, run_at, finished_at, result, error, exit_code, trunc,"
+		" started_at, now, n)"
+		" WHERE j.id = ANY ($1::uuid[]) AND j.id = c.id"
+		" AND j.claim = c.claim AND j.status = 'running'"
+		" RETURNING c.n, j.status",
 };
 
 /* Reader statements, prepared on each reader connection. */
@@ -213,13 +258,38 @@ enum { R_GET, R_COUNTS, R_BY_TYPE, R_PING, R_LIST0, R_NSTMT = R_LIST0 +
 /* Deferred sends read back in one go beyond this many (so that neither
  * side's socket buffer fills while the other waits). */
 #define MAX_UNREAD 128
-#define SINK_RING (MAX_UNREAD + 8)
+#define SINK_RING (MAX_UNREAD + 16)
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 #define READER_WAIT_MS 1000
 #define MAX_TOKENS 8
 
 enum wstate { WS_DOWN, WS_UP };
+
+/* Where an unread query's answer goes. */
+struct sink {
+	struct store_answer *one;    /* a fenced UPDATE ... RETURNING status */
+	struct store_answer **many;  /* W_COMPLETE_MANY: by ordinal (owned) */
+	int nmany;
+};
+
+/* One growing array literal ("{...}") per column. */
+struct colbuf {
+	char *p;
+	size_t len, cap;
+};
+
+/* Rows of one kind waiting to go as one statement, in the order the
+ * writer made them: inserts, starts, completions. */
+enum { K_INSERT, K_START, K_COMPLETE, NKINDS };
+#define MAX_COLS 13
+struct rows {
+	int n;
+	struct colbuf col[MAX_COLS];
+	struct store_answer **ans;   /* K_COMPLETE: one per row */
+	int capans;
+	size_t bytes;
+};
 
 struct reader {
 	PGconn *c;
@@ -236,8 +306,11 @@ struct pgs {
 	int unread;              /* queries sent whose results are unread */
 	/* Where each unread query's answer goes (NULL: nowhere), oldest at
 	 * sink_head: a ring as deep as the unread queries can be. */
-	struct store_answer *sinks[SINK_RING];
+	struct sink sinks[SINK_RING];
 	int sink_head;
+	/* Rows gathered for the next array statement, per kind (see
+	 * "batches of rows" below). */
+	struct rows rows[NKINDS];
 	int perr;                /* first error of the open pipeline, or 0 */
 	bool perr_server;        /* ... and the server said it (SQLSTATE):
 	                            the transaction did not commit */
@@ -447,7 +520,9 @@ store_pg_migrate(PGconn *c, const char *const *migs, int n, char *err,
 		           version, n);
 		/* Statistics now, not at autovacuum's leisure: a claim planned
 		 * on a table without them sorts every queued row. */
-		rc = exec_ok(c, "ANALYZE jobd.jobs", "analyze", err, errlen);
+		rc = exec_ok(c, "DO $$ BEGIN IF to_regclass('jobd.jobs') IS NOT"
+		             " NULL THEN ANALYZE jobd.jobs; END IF; END $$",
+		             "analyze", err, errlen);
 	}
 	return rc;
 rollback:
@@ -473,12 +548,96 @@ lock_holder(PGconn *c, char *out, size_t len)
 	PQclear(r);
 }
 
+/* ---- batches of rows ----
+ *
+ * Inserts, starts and completions need no answer before the next call
+ * that wants one, so their rows are gathered and sent as one statement
+ * each (unnest over arrays): a batch of 64 costs the server one statement,
+ * not 64 (docs/postgres-store.md §9: ~2x).  They go out in the writer's
+ * order: before any other statement, and when a row of an earlier kind
+ * follows one of a later kind. */
+
+static int
+cb_put(struct colbuf *b, const char *text, size_t n)
+{
+	if (b->len + n + 2 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *p;
+		while (cap < b->len + n + 2)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if (p == NULL)
+			return JOBD_ENOMEM;
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, text, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return 0;
+}
+
+/* Appends one element (NULL: SQL NULL) to a column's array literal,
+ * quoted, with backslashes and quotes escaped. */
+static int
+cb_add(struct colbuf *b, const char *v)
+{
+	int rc = cb_put(b, b->len == 0 ? "{" : ",", 1);
+
+	if (rc != 0)
+		return rc;
+	if (v == NULL)
+		return cb_put(b, "NULL", 4);
+	rc = cb_put(b, "\"", 1);
+	while (rc == 0 && *v) {
+		size_t run = strcspn(v, "\\\"");
+		rc = cb_put(b, v, run);
+		v += run;
+		if (rc == 0 && *v) {
+			char esc[2] = {'\\', *v++};
+			rc = cb_put(b, esc, 2);
+		}
+	}
+	return rc == 0 ? cb_put(b, "\"", 1) : rc;
+}
+
+static void
+rows_reset(struct rows *r)
+{
+	for (int c = 0; c < MAX_COLS; c++)
+		r->col[c].len = 0;
+	r->n = 0;
+	r->bytes = 0;
+}
+
+static void
+rows_clear(struct pgs *s)
+{
+	for (int k = 0; k < NKINDS; k++)
+		rows_reset(&s->rows[k]);
+}
+
+static void
+rows_free(struct pgs *s)
+{
+	for (int k = 0; k < NKINDS; k++) {
+		for (int c = 0; c < MAX_COLS; c++)
+			free(s->rows[k].col[c].p);
+		free(s->rows[k].ans);
+	}
+}
+
 static void
 w_close(struct pgs *s)
 {
 	if (s->w != NULL)
 		PQfinish(s->w);
 	s->w = NULL;
+	for (int i = 0; i < SINK_RING; i++) {
+		free(s->sinks[i].many);
+		s->sinks[i] = (struct sink){0};
+	}
+	rows_clear(s);
 	s->unread = 0;
 	s->sink_head = 0;
 	s->perr = 0;
@@ -652,10 +811,19 @@ w_ensure(struct pgs *s, char *err, size_t errlen)
 
 /* Sends a prepared statement without waiting for its answer; a fenced
  * UPDATE ... RETURNING status answers into *ans (may be NULL). */
+static int rows_send(struct pgs *s, char *err, size_t errlen);
+
 static int
 w_send_to(struct pgs *s, int stmt, int n, const char *const *vals,
           struct store_answer *ans, char *err, size_t errlen)
 {
+	/* Gathered rows go first (the writer made them first). */
+	if (stmt != W_INSERT_MANY && stmt != W_START_MANY &&
+	    stmt != W_COMPLETE_MANY && s->w != NULL) {
+		int rc = rows_send(s, err, errlen);
+		if (rc != 0)
+			return rc;
+	}
 	char name[16];
 
 	if (s->w == NULL)
@@ -668,7 +836,8 @@ w_send_to(struct pgs *s, int stmt, int n, const char *const *vals,
 		jobd_seterr(err, errlen, JOBD_EUNAVAIL, "pg: send: %s", msg);
 		return w_lost(s, JOBD_EUNAVAIL);
 	}
-	s->sinks[(s->sink_head + s->unread) % SINK_RING] = ans;
+	s->sinks[(s->sink_head + s->unread) % SINK_RING] =
+		(struct sink){.one = ans};
 	s->unread++;
 	return 0;
 }
@@ -683,15 +852,47 @@ w_send(struct pgs *s, int stmt, int n, const char *const *vals,
 static int
 w_send_text(struct pgs *s, const char *sql, char *err, size_t errlen)
 {
+	if (strcmp(sql, "COMMIT") == 0) {
+		int rc = rows_send(s, err, errlen);
+		if (rc != 0)
+			return rc;
+	}
 	if (PQsendQueryParams(s->w, sql, 0, NULL, NULL, NULL, NULL, 0) != 1) {
 		char msg[300];
 		one_line(msg, sizeof(msg), PQerrorMessage(s->w));
 		jobd_seterr(err, errlen, JOBD_EUNAVAIL, "pg: send: %s", msg);
 		return w_lost(s, JOBD_EUNAVAIL);
 	}
-	s->sinks[(s->sink_head + s->unread) % SINK_RING] = NULL;
+	s->sinks[(s->sink_head + s->unread) % SINK_RING] = (struct sink){0};
 	s->unread++;
 	return 0;
+}
+
+/* Gives a query's answers to whoever waits for them: a row, the job's
+ * status now; no row, a stale claim. */
+static void
+sink_fill(struct sink *sk, const PGresult *r)
+{
+	if (sk->one != NULL) {
+		sk->one->rc = PQntuples(r) > 0 ? 0 : JOBD_ESTALE;
+		sk->one->status = PQntuples(r) > 0
+		                  ? job_status_parse(PQgetvalue(r, 0, 0)) : -1;
+	}
+	if (sk->many == NULL)
+		return;
+	for (int i = 0; i < sk->nmany; i++)
+		if (sk->many[i] != NULL) {
+			sk->many[i]->rc = JOBD_ESTALE;
+			sk->many[i]->status = -1;
+		}
+	for (int i = 0; i < PQntuples(r); i++) {
+		long n = strtol(PQgetvalue(r, i, 0), NULL, 10);
+		if (n >= 1 && n <= sk->nmany && sk->many[n - 1] != NULL) {
+			sk->many[n - 1]->rc = 0;
+			sk->many[n - 1]->status =
+				job_status_parse(PQgetvalue(r, i, 1));
+		}
+	}
 }
 
 /*
@@ -727,15 +928,13 @@ w_read_one(struct pgs *s, PGresult **out, char *err, size_t errlen)
 		if (PQstatus(s->w) == CONNECTION_BAD)
 			break;
 	}
-	struct store_answer *ans = s->sinks[s->sink_head];
+	struct sink *sk = &s->sinks[s->sink_head];
 	s->sink_head = (s->sink_head + 1) % SINK_RING;
 	s->unread--;
-	if (ans != NULL && last != NULL && s->perr == 0) {
-		/* A fenced UPDATE ... RETURNING status: no row, stale. */
-		ans->rc = PQntuples(last) > 0 ? 0 : JOBD_ESTALE;
-		ans->status = PQntuples(last) > 0
-		              ? job_status_parse(PQgetvalue(last, 0, 0)) : -1;
-	}
+	if (last != NULL && s->perr == 0)
+		sink_fill(sk, last);
+	free(sk->many);
+	*sk = (struct sink){0};
 	if (s->perr == 0 && PQstatus(s->w) == CONNECTION_BAD) {
 		s->perr = result_error(s->w, NULL, "connection", s->perr_text,
 		                       sizeof(s->perr_text));
@@ -761,6 +960,12 @@ w_drain(struct pgs *s, PGresult **out, char *err, size_t errlen)
 
 	if (out != NULL)
 		*out = NULL;
+	if (out == NULL && s->w != NULL) {
+		/* (A call wanting a result sent its statement after them.) */
+		rc = rows_send(s, err, errlen);
+		if (rc != 0)
+			return rc;
+	}
 	if (s->unread == 0)
 		return s->perr ? jobd_seterr(err, errlen, s->perr, "%s",
 		                             s->perr_text) : 0;
@@ -815,6 +1020,93 @@ w_defer(struct pgs *s, int stmt, int n, const char *const *vals,
         char *err, size_t errlen)
 {
 	return w_defer_to(s, stmt, n, vals, NULL, err, errlen);
+}
+
+/* Sends the gathered rows of every kind, in order, each as one array
+ * statement. */
+static int
+rows_send(struct pgs *s, char *err, size_t errlen)
+{
+	static const int stmt[NKINDS] = {W_INSERT_MANY, W_START_MANY,
+	                                 W_COMPLETE_MANY};
+	static const int ncols[NKINDS] = {13, 3, 11};
+
+	for (int k = 0; k < NKINDS; k++) {
+		struct rows *r = &s->rows[k];
+		const char *v[MAX_COLS];
+		struct sink sk = {0};
+		int rc;
+		if (r->n == 0)
+			continue;
+		for (int c = 0; c < ncols[k]; c++) {
+			if (cb_put(&r->col[c], "}", 1) != 0)
+				return jobd_seterr(err, errlen, JOBD_ENOMEM,
+				                   "out of memory");
+			v[c] = r->col[c].p;
+		}
+		if (k == K_COMPLETE) {
+			sk.many = malloc((size_t)r->n * sizeof(*sk.many));
+			if (sk.many == NULL)
+				return jobd_seterr(err, errlen, JOBD_ENOMEM,
+				                   "out of memory");
+			memcpy(sk.many, r->ans, (size_t)r->n * sizeof(*sk.many));
+			sk.nmany = r->n;
+		}
+		rc = w_send_to(s, stmt[k], ncols[k], v, NULL, err, errlen);
+		if (rc != 0) {
+			free(sk.many);
+			return rc;
+		}
+		/* The answers' sink (w_send_to left an empty one). */
+		s->sinks[(s->sink_head + s->unread - 1) % SINK_RING] = sk;
+		rows_reset(r);
+	}
+	return 0;
+}
+
+/*
+ * Adds a row of kind k (its ncols values; ans: K_COMPLETE's answer).
+ * Rows of an earlier kind than some gathered ones go out first, so that
+ * statements keep the writer's order.
+ */
+static int
+rows_add(struct pgs *s, int k, const char *const *vals, int ncols,
+         struct store_answer *ans, char *err, size_t errlen)
+{
+	struct rows *r = &s->rows[k];
+	int rc = 0;
+
+	if (s->w == NULL)
+		return jobd_seterr(err, errlen, JOBD_EUNAVAIL, "PostgreSQL is "
+		                   "unreachable");
+	for (int later = k + 1; later < NKINDS && rc == 0; later++)
+		if (s->rows[later].n > 0)
+			rc = rows_send(s, err, errlen);
+	if (rc != 0)
+		return rc;
+	if (k == K_COMPLETE && r->n == r->capans) {
+		int cap = r->capans ? r->capans * 2 : 64;
+		struct store_answer **a = realloc(r->ans,
+		                                  (size_t)cap * sizeof(*a));
+		if (a == NULL)
+			return jobd_seterr(err, errlen, JOBD_ENOMEM,
+			                   "out of memory");
+		r->ans = a;
+		r->capans = cap;
+	}
+	for (int c = 0; c < ncols; c++) {
+		if (cb_add(&r->col[c], vals[c]) != 0)
+			return jobd_seterr(err, errlen, JOBD_ENOMEM,
+			                   "out of memory");
+		r->bytes += vals[c] ? strlen(vals[c]) : 4;
+	}
+	if (k == K_COMPLETE)
+		r->ans[r->n] = ans;
+	r->n++;
+	/* Bounded: a statement of a few MiB at most. */
+	if (r->n >= 1024 || r->bytes >= (4u << 20))
+		rc = rows_send(s, err, errlen);
+	return rc;
 }
 
 /* Ends the pipeline segment: a Sync, then every answer up to it. */
@@ -922,6 +1214,7 @@ pg_close(void *impl)
 	if (s == NULL)
 		return;
 	w_close(s);
+	rows_free(s);
 	for (size_t i = 0; i < s->nreaders; i++)
 		if (s->readers[i].c != NULL)
 			PQfinish(s->readers[i].c);
@@ -1086,6 +1379,7 @@ pg_rollback(void *impl)
 	struct pgs *s = impl;
 	char err[256];
 
+	rows_clear(s);
 	if (s->w == NULL)
 		return;
 	if (w_sync(s, err, sizeof(err)) != 0 && s->w == NULL)
@@ -1127,9 +1421,15 @@ pg_insert(void *impl, const struct job *job, char *err, size_t errlen)
 	v[12] = claimed ? i64(b[5], job->started_at_us) : NULL;
 	if (claimed)
 		note_token(s, job->claim);
-	/* Its answer comes with the next call's (a duplicate id fails the
-	 * batch then: jobd's ids are UUIDv7s, keys were looked up first). */
-	return w_defer(s, W_INSERT, 13, v, err, errlen);
+	/* Gathered with the batch's other inserts: one statement (a
+	 * duplicate id fails the batch then: jobd's ids are UUIDv7s, keys
+	 * were looked up first). */
+	{
+		/* unnest's column order: ..., claim, started_at */
+		const char *t[13] = {v[0], v[1], v[2], v[3], v[4], v[5], v[6],
+		                     v[7], v[8], v[9], v[10], v[11], v[12]};
+		return rows_add(s, K_INSERT, t, 13, NULL, err, errlen);
+	}
 }
 
 static int
@@ -1248,8 +1548,9 @@ pg_complete(void *impl, const struct store_completion *c,
 	v[8] = c->output_truncated ? "1" : "0";
 	v[9] = c->started_at_us > 0 ? i64(b[3], c->started_at_us) : NULL;
 	v[10] = i64(b[4], c->now_us);
-	/* Pipelined: a batch of results is one round trip. */
-	return w_defer_to(s, W_COMPLETE, 11, v, ans, err, errlen);
+	/* Gathered: a batch of results is one statement, answered by the
+	 * next flush. */
+	return rows_add(s, K_COMPLETE, v, 11, ans, err, errlen);
 }
 
 static int
@@ -1282,7 +1583,7 @@ pg_start(void *impl, const char *id, const char *claim, int64_t started_at_us,
 
 	/* Deferred: a start whose claim is gone changes nothing, and the
 	 * writer ignores ESTALE from starts. */
-	return w_defer(impl, W_START, 3, v, err, errlen);
+	return rows_add(impl, K_START, v, 3, NULL, err, errlen);
 }
 
 static int

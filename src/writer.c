@@ -93,6 +93,8 @@ struct writer {
 	int64_t next_purge_mono_ms;
 	int64_t retry_at_mono_ms;      /* after a failed commit, -1 none */
 	int last_fail_rc;              /* of the last failed batch, 0 none */
+	int64_t fail_logged_mono_ms;   /* when a failed batch was last logged */
+	int64_t fail_quiet;            /* failed batches not logged since */
 	struct writer_op *pending;     /* completions to re-apply after a
 	                                  failed commit */
 	int64_t deferred_mono_ms;      /* since when queued results wait for
@@ -916,11 +918,22 @@ fail_batch(writer *w, struct batch *b, struct writer_op *ops,
 	sched_due(&w->sched); /* whatever the claim saw is undone */
 	atomic_store(&w->healthy, false);
 	metrics_store_error(rc);
-	/* A store that stays away fails a batch every retry: said once,
-	 * then again when it changes (its end is logged by the store). */
-	if (rc != w->last_fail_rc || b->nops > 0 || rc != JOBD_EUNAVAIL)
+	/* A store that stays away fails a batch every retry and every
+	 * request: the same error is logged at most once a second, with
+	 * how many were not (jobd_store_errors_total counts them all). */
+	int64_t now_mono = clock_mono_ms();
+	if (rc != w->last_fail_rc || now_mono >= w->fail_logged_mono_ms + 1000) {
+		char more[64] = "";
+		if (w->fail_quiet > 0)
+			snprintf(more, sizeof(more), "; %lld more failed in the "
+			         "last second", (long long)w->fail_quiet);
 		log_err("writer", "transaction of %d operation(s) failed: %s "
-		        "(%s)", b->nops, err, jobd_strerror(rc));
+		        "(%s)%s", b->nops, err, jobd_strerror(rc), more);
+		w->fail_logged_mono_ms = now_mono;
+		w->fail_quiet = 0;
+	} else {
+		w->fail_quiet++;
+	}
 	w->last_fail_rc = rc;
 	if (rc == JOBD_EIO && !w->fatal) {
 		/* Policy: a full disk is survivable (503 until space is

@@ -724,8 +724,11 @@ END_TEST
 
 START_TEST(test_check_config_postgres_path)
 {
-	check_refuses("[store]\npath = postgresql://localhost/jobd\n"
-	              "[handler.noop]\nbuiltin = noop\n", "PostgreSQL");
+	/* A URI libpq cannot parse is refused before anything is opened
+	 * (a well-formed one is checked by connecting, at start-up). */
+	check_refuses("[store]\npath = postgresql://localhost:x:y/jobd?=\n"
+	              "[handler.noop]\nbuiltin = noop\n",
+	              "not a valid PostgreSQL URI");
 }
 END_TEST
 
