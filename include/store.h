@@ -11,7 +11,9 @@
  *    made by one thread only, the writer (writer.c), which batches many
  *    operations into one transaction (group commit);
  *  - reader calls (store_get, store_list, store_count) may be made by any
- *    thread at any time; each thread gets its own connection from a pool.
+ *    thread at any time; each gets a connection of its own from a pool
+ *    (SQLite: one per concurrent thread; PostgreSQL: store.pool of them,
+ *    a reader waits at most a second for one, then JOBD_EUNAVAIL).
  *
  * Errors, besides the per-call ones: JOBD_EFULL (no space: the batch is
  * rolled back and retried later, requests get 503), JOBD_EUNAVAIL (the
@@ -104,7 +106,8 @@ void store_display(const char *path, char *buf, size_t len);
 /*
  * Whether the store can still keep what it is given: with SQLite, that
  * the path still names the file opened at start-up (not deleted, not
- * replaced).  0, or JOBD_EBUSY with the reason in err (logged once).
+ * replaced): 0, or JOBD_EBUSY with the reason in err (logged once); with
+ * PostgreSQL, that the writer's connection is up: 0 or JOBD_EUNAVAIL.
  * store_commit() refuses with the same answer, and store_ping() fails.
  * Any thread; a few microseconds.
  */
@@ -112,7 +115,12 @@ int store_check(store *st, char *err, size_t errlen);
 
 /* ---- writer calls (one thread) ---- */
 
-/* Starts a write transaction (BEGIN IMMEDIATE). */
+/*
+ * Starts a write transaction (SQLite: BEGIN IMMEDIATE, which takes the
+ * write lock; PostgreSQL: BEGIN, sent with the next statement).
+ * JOBD_EUNAVAIL while the store cannot be reached (the backend reconnects
+ * with backoff on a later call).
+ */
 int store_begin(store *st, char *err, size_t errlen);
 /*
  * Commits.  JOBD_EFULL for a full disk, JOBD_EIO for an I/O error (the

@@ -23,4 +23,7 @@ int store_pg_check_uri(const char *uri, char *err, size_t errlen);
 int store_pg_migrate(PGconn *c, const char *const *migs, int n, char *err,
                      size_t errlen);
 
+/* The writer's statements, i from 0 until NULL (the plan test). */
+const char *store_pg_writer_sql(int i);
+
 #endif

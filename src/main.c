@@ -328,11 +328,30 @@ block_signals(sigset_t *sigs)
  * the writer starts last because it claims work as soon as it runs.
  * Returns EX_OK or the exit status (the reason is logged).
  */
+/*
+ * Where exec attempts' process groups are recorded: beside a store file
+ * (<path>.pgroups), or for a store that is no file (PostgreSQL) in
+ * systemd's StateDirectory (<dir>/jobd.pgroups); "" when neither.
+ */
+static const char *
+pgroups_base(const char *store_path, char *buf, size_t len)
+{
+	const char *state = getenv("STATE_DIRECTORY");
+
+	if (strstr(store_path, "://") == NULL)
+		return store_path;
+	if (state == NULL || state[0] != '/')
+		return "";
+	/* systemd may list several, separated by colons: the first. */
+	snprintf(buf, len, "%.*s/jobd", (int)strcspn(state, ":"), state);
+	return buf;
+}
+
 static int
 daemon_start(struct daemon *d)
 {
 	const struct config *cfg = d->cfg;
-	char err[8192];
+	char err[8192], pgbase[4096];
 	int rc;
 
 	if (cfg->auth.tokens_file != NULL) {
@@ -377,8 +396,9 @@ daemon_start(struct daemon *d)
 		log_err("main", "%s", err);
 		return EX_UNAVAILABLE;
 	}
-	if (pgroups_reap(cfg->store.path, (int)cfg->workers.threads, err,
-	                 sizeof(err)) != 0)
+	if (pgroups_reap(pgroups_base(cfg->store.path, pgbase,
+	                              sizeof(pgbase)),
+	                 (int)cfg->workers.threads, err, sizeof(err)) != 0)
 		log_warn("main", "%s; exec attempts are not recorded", err);
 	rc = writer_recover(d->w, err, sizeof(err));
 	if (rc == JOBD_EUNAVAIL) {

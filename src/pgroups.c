@@ -16,8 +16,9 @@
  * before a crash may belong to an unrelated process by the next start;
  * that process never has the recorded start time.
  *
- * A store path that is not a file (":memory:", a postgresql:// URL) has
- * no place beside it: nothing is recorded then.  The file is locked
+ * A store that is not a file (PostgreSQL) has no place beside it: main
+ * passes "$STATE_DIRECTORY/jobd" instead (systemd's StateDirectory=), or
+ * "" when there is none, and nothing is recorded then.  The file is locked
  * (flock) for the life of the daemon, so that a second jobd started on
  * the same store by mistake cannot kill the first one's commands.
  *
@@ -174,8 +175,9 @@ pgroups_reap(const char *store_path, int slots, char *err, size_t errlen)
 
 	if (store_path[0] == '\0' || strcmp(store_path, ":memory:") == 0 ||
 	    strstr(store_path, "://") != NULL) {
-		log_info("pgroups", "the store is not a file: exec attempts' "
-		         "process groups are not recorded");
+		log_info("pgroups", "the store is not a file and there is no "
+		         "STATE_DIRECTORY: exec attempts' process groups are "
+		         "not recorded");
 		return 0;
 	}
 	if (slots < 1)

@@ -6,10 +6,20 @@
 # One daemon at a time: start_daemon sets DPID, DDIR, PORT and URL;
 # stop_daemon stops it (SIGTERM, then SIGKILL after 15 s).  Every loop here
 # is bounded in count and time.  Only 127.0.0.1 is ever contacted.
+#
+# STORE (sqlite, the default, or pg) selects the store of the next
+# start_daemon.  For pg, pg_server_start first starts one private
+# PostgreSQL (tests/pg/pg.sh; bench_cleanup stops it) and every
+# start_daemon gets a fresh database on it, named after the scenario.
 
 DPID=""
 WPID=""
 DAEMON_DIED=""
+STORE=sqlite
+PGDIR=""
+PGBIN=""
+PGPORT=""
+PGDB=""
 
 now_ms() { date +%s%3N; }
 
@@ -53,7 +63,7 @@ log_level = warning
 max_wait = 60s
 
 [store]
-path = $1/jobs.db
+path = $STORE_PATH
 durability = $3
 max_queued = $5
 
@@ -74,12 +84,73 @@ command = /bin/true
 EOF
 }
 
+# pg_server_start: start the private PostgreSQL once (a no-op when it
+# runs).  Returns 0, 77 when there are no PostgreSQL binaries, or 1 (the
+# reason is on stderr).  Sets PGDIR, PGBIN, PGPORT.
+pg_server_start() {
+	[ -n "$PGPORT" ] && return 0
+	# Not under TMP: mktemp -d makes TMP 0700 and the server runs as
+	# postgres, which must reach its directory.
+	PGDIR=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/jobd-bench-pg.XXXXXX") ||
+		return 1
+	sh "$ROOT/tests/pg/pg.sh" start "$PGDIR" >/dev/null
+	rc=$?
+	if [ "$rc" -ne 0 ]; then
+		# pg.sh removed what it made; an empty DIR may be left
+		rmdir "$PGDIR" 2>/dev/null
+		PGDIR=""
+		return "$rc"
+	fi
+	PGBIN=$(cat "$PGDIR/pgbin")
+	PGPORT=$(cat "$PGDIR/port")
+	return 0
+}
+
+pg_server_stop() {
+	[ -n "$PGDIR" ] || return 0
+	sh "$ROOT/tests/pg/pg.sh" stop "$PGDIR" >&2
+	PGDIR=""
+	PGPORT=""
+}
+
+# pg_psql DB ARGS...: the server's own psql on database DB, as postgres.
+pg_psql() {
+	db=$1
+	shift
+	PGOPTIONS="-c client_min_messages=warning" "$PGBIN/psql" -X -q \
+		-v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT" -U postgres -d "$db" "$@"
+}
+
+# pg_fresh_db NAME: drop and create database NAME.
+pg_fresh_db() {
+	pg_psql postgres -c "DROP DATABASE IF EXISTS $1" \
+		-c "CREATE DATABASE $1" >/dev/null ||
+		die "cannot create database $1 on the private PostgreSQL"
+}
+
+# drop_store: remove the current scenario's store (its directory and, on
+# PostgreSQL, its database).  After stop_daemon.
+drop_store() {
+	if [ "$STORE" = pg ] && [ -n "$PGDB" ] && [ -n "$PGPORT" ]; then
+		pg_psql postgres -c "DROP DATABASE IF EXISTS $PGDB" >/dev/null
+		PGDB=""
+	fi
+	rm -rf "$DDIR"
+}
+
 # start_daemon NAME DURABILITY WORKERS [MAX_QUEUED]
 start_daemon() {
 	DDIR="$TMP/$1"
 	rm -rf "$DDIR"
 	mkdir -p "$DDIR" || die "cannot create $DDIR"
 	DAEMON_DIED=""
+	if [ "$STORE" = pg ]; then
+		[ -n "$PGPORT" ] || die "start_daemon: STORE=pg without pg_server_start"
+		PGDB=bench_$(echo "$1" | tr -c 'a-z0-9\n' '_')
+		STORE_PATH="postgresql://postgres@127.0.0.1:$PGPORT/$PGDB"
+	else
+		STORE_PATH="$DDIR/jobs.db"
+	fi
 	tries=0
 	while [ "$tries" -lt 5 ]; do
 		tries=$((tries + 1))
@@ -87,6 +158,7 @@ start_daemon() {
 		[ "$PORT" -gt 0 ] 2>/dev/null || continue
 		URL="http://127.0.0.1:$PORT"
 		rm -f "$DDIR"/jobs.db*
+		[ "$STORE" = pg ] && pg_fresh_db "$PGDB"
 		write_conf "$DDIR" "$PORT" "$2" "$3" "${4:-1000000}"
 		"$JOBD" --config "$DDIR/jobd.conf" >"$DDIR/jobd.log" 2>&1 &
 		DPID=$!
@@ -97,14 +169,18 @@ start_daemon() {
 				DPID=""
 				break
 			fi
-			if curl -sf -m 1 -o /dev/null "$URL/healthz"; then
+			# On PostgreSQL, /healthz answers before the store
+			# is connected and migrated: wait for /readyz.
+			if [ "$STORE" = pg ]; then
+				curl -sf -m 1 -o /dev/null "$URL/readyz" && return 0
+			elif curl -sf -m 1 -o /dev/null "$URL/healthz"; then
 				return 0
 			fi
 			sleep 0.05
 			i=$((i + 1))
 		done
 		if [ -n "$DPID" ]; then
-			echo "bench: jobd ($1) did not answer /healthz in 10 s" >&2
+			echo "bench: jobd ($1) did not answer /healthz (on PostgreSQL /readyz) in 10 s" >&2
 			tail -n 20 "$DDIR/jobd.log" >&2
 			stop_daemon
 			exit 1
@@ -152,6 +228,7 @@ bench_cleanup() {
 		WPID=""
 	fi
 	stop_daemon
+	pg_server_stop
 	[ -n "${TMP:-}" ] && rm -rf "$TMP"
 }
 

@@ -20,6 +20,17 @@
 #       started_at - created_at from the store (integer µs columns);
 #   6   memory: VmRSS of the daemon with 1,000,000 queued jobs.
 #
+# And on PostgreSQL (issue 13), with the same method and the same rows'
+# shapes, one private server (tests/pg/pg.sh, fsync and synchronous_commit
+# on) started for the first of them and stopped at the end, a fresh
+# database per scenario:
+#
+#   P1  ceiling and intake: workers.threads = 2, durability = full,
+#       GET /healthz -t2 -c64 (the ceiling), then POST /jobs at 64
+#       connections;
+#   P2  drain: 100,000 queued noop jobs, workers.threads = 2 and 8
+#       (PG_DRAIN_WORKERS), durability = full; no job may have run twice.
+#
 # To preload a queue that no worker drains yet, every worker is first held
 # by a "block" job (builtin sleep, priority 100); the jobs are submitted
 # through the API with wrk (quota.lua), and the drain starts when the
@@ -29,7 +40,10 @@
 # Prints one Markdown table and writes it, with the machine, to
 # tests/bench/results/YYYY-MM-DD.md.  Sized to finish in under 5 minutes on
 # 2 cores.  Knobs (environment): JOBD_BIN, BENCH_TMPDIR, and the sizes
-# below (DRAIN_JOBS, EXEC_JOBS, SPAWN_N, PICKUP_JOBS, MEM_JOBS).
+# below (DRAIN_JOBS, EXEC_JOBS, SPAWN_N, PICKUP_JOBS, MEM_JOBS);
+# BENCH_STORES="sqlite pg" (the default; "sqlite" alone is the run of
+# issue 5, "pg" alone runs P1 and P2 only); BENCH_ONLY (below).  Without
+# PostgreSQL's binaries the PostgreSQL rows say "skipped: no PostgreSQL".
 set -u
 
 cd "$(dirname "$0")/../.." || exit 1
@@ -51,6 +65,21 @@ DRAIN_CAP=${DRAIN_CAP:-20}         # s, wait for a drain
 EXEC_CAP=${EXEC_CAP:-30}           # s, wait for the exec drain
 PICKUP_CAP=${PICKUP_CAP:-30}       # s, the pickup run
 MEM_CAP=${MEM_CAP:-75}             # s, preload of the memory scenario
+PG_PRELOAD_CAP=${PG_PRELOAD_CAP:-45}  # s, preload of a PostgreSQL drain
+PG_DRAIN_CAP=${PG_DRAIN_CAP:-90}      # s, wait for a PostgreSQL drain
+PG_DRAIN_WORKERS=${PG_DRAIN_WORKERS:-2 8}  # workers.threads of P2's runs
+BENCH_STORES=${BENCH_STORES:-sqlite pg}
+for st in $BENCH_STORES; do
+	case $st in
+	sqlite | pg) ;;
+	*) echo "bench: BENCH_STORES: unknown store '$st' (sqlite, pg)" >&2; exit 2 ;;
+	esac
+done
+# has_store NAME: NAME is one of BENCH_STORES.
+has_store() {
+	case " $BENCH_STORES " in *" $1 "*) return 0 ;; esac
+	return 1
+}
 
 for tool in wrk curl sqlite3 awk cc; do
 	command -v "$tool" >/dev/null 2>&1 ||
@@ -86,8 +115,15 @@ per_sec() { awk -v n="$1" -v t="$2" -v u="$3" 'BEGIN { r = 0; if (t > 0) r = n *
 # pct PART WHOLE: 100 * PART / WHOLE, one decimal.
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { r = 0; if (b > 0) r = 100 * a / b; printf "%.1f", r }'; }
 
-# sq SQL: one query on the current daemon's store (after it stopped).
-sq() { sqlite3 -batch -noheader "$DDIR/jobs.db" "$1"; }
+# sq SQL: one query on the current daemon's store (after it stopped);
+# the same SQL on both stores (same table and columns: jobs, or jobd.jobs).
+sq() {
+	if [ "$STORE" = pg ]; then
+		pg_psql "$PGDB" -At -c "SET search_path = jobd; $1"
+	else
+		sqlite3 -batch -noheader "$DDIR/jobs.db" "$1"
+	fi
+}
 
 # integrity NAME: after stop_daemon, no job may have run more than once.
 integrity() {
@@ -175,22 +211,28 @@ drain_wait() {
 }
 
 # ---------------------------------------------------------------- 1 + 2 --
+# On PostgreSQL (STORE=pg) only at 64 connections, and the rows say so.
 intake_scenario() {     # DURABILITY
 	dur=$1
-	say "ceiling and intake, durability=$dur (workers.threads=2)"
-	start_daemon "intake-$dur" "$dur" 2
-	out=$TMP/ceiling-$dur.out
+	if [ "$STORE" = pg ]; then
+		on=" on PostgreSQL" conns=64 sname=pg
+	else
+		on="" conns="1 16 64" sname=""
+	fi
+	say "ceiling and intake$on, durability=$dur (workers.threads=2)"
+	start_daemon "intake-$sname$dur" "$dur" 2
+	out=$TMP/ceiling-$sname$dur.out
 	run_wrk "$out" -t2 -c64 -d"${CEIL_SECS}s" --latency -s "$BENCH/get.lua" \
 		"$URL/healthz"
 	ceil=$(per_sec "$(bench_val "$out" requests)" "$(bench_val "$out" duration_us)" 1e6)
 	echo "   ceiling GET /healthz c64: $ceil req/s"
-	row "ceiling: GET /healthz, 64 conn, keep-alive (daemon of durability=$dur)" \
+	row "ceiling: GET /healthz, 64 conn, keep-alive (daemon of durability=$dur$on)" \
 		"$(commas "$ceil") req/s" "reference" ""
 	posted=0
-	for c in 1 16 64; do
+	for c in $conns; do
 		t=2
 		[ "$c" -lt 2 ] && t=1
-		out=$TMP/intake-$dur-$c.out
+		out=$TMP/intake-$sname$dur-$c.out
 		run_wrk "$out" -t$t -c$c -d"${INTAKE_SECS}s" --latency \
 			-s "$BENCH/post.lua" "$URL/jobs"
 		req=$(bench_val "$out" requests)
@@ -205,65 +247,77 @@ intake_scenario() {     # DURABILITY
 		p99=$(ms "$(bench_val "$out" p99_us)")
 		echo "   intake c$c: $rate jobs/s p50 $p50 ms p99 $p99 ms ($pc % of ceiling) non-2xx ${bad:-?} socket errors ${err:-?}"
 		target="—" met=""
-		if [ "$dur" = full ] && [ "$c" = 64 ]; then
+		if [ "$STORE" = pg ] && [ "$dur" = full ]; then
+			target="≥ 15,000 jobs/s (issue 13)"
+			met=$(awk -v r="$rate" -v b="${bad:-0}" 'BEGIN { print ((r >= 15000 && b == 0) ? "yes" : "no") }')
+		elif [ "$dur" = full ] && [ "$c" = 64 ]; then
 			target="≥ 50 % of ceiling, p99 < 10 ms"
 			met=$(awk -v f="$frac" -v p="$p99" 'BEGIN { print ((f >= 0.5 && p < 10) ? "yes" : "no") }')
 		fi
 		extra=""
 		[ "${bad:-0}" != 0 ] && extra=" · **${bad} non-2xx**"
 		[ "${err:-0}" != 0 ] && extra="$extra · ${err} socket errors"
-		row "intake: POST /jobs noop 200 B, durability=$dur, $c conn" \
+		row "intake$on: POST /jobs noop 200 B, durability=$dur, $c conn" \
 			"$(commas "$rate") jobs/s · p50 $p50 ms · p99 $p99 ms · $pc % of ceiling$extra" \
 			"$target" "$met"
-		[ "${bad:-0}" = 0 ] || note "intake $dur c$c: $bad answers were not 2xx"
+		[ "${bad:-0}" = 0 ] || note "intake$on $dur c$c: $bad answers were not 2xx"
 	done
 	stop_daemon
 	stored=$(sq "SELECT count(*) FROM jobs")
 	if [ "${stored:-0}" -lt "$posted" ]; then
 		INTEGRITY_BAD=1
-		note "intake $dur: $posted POSTs answered 2xx but only $stored jobs in the store"
+		note "intake$on $dur: $posted POSTs answered 2xx but only ${stored:-?} jobs in the store"
 	fi
-	integrity "intake $dur"
-	rm -rf "$DDIR"
+	integrity "intake$on $dur"
+	drop_store
 }
 
 # -------------------------------------------------------------------- 3 --
+# On PostgreSQL (STORE=pg) with caps of its own (PG_PRELOAD_CAP,
+# PG_DRAIN_CAP) and its target (issue 13).
 drain_scenario() {      # WORKERS
 	w=$1
-	say "drain $DRAIN_JOBS noop jobs, workers.threads=$w, durability=full"
-	start_daemon "drain-$w" full "$w"
+	if [ "$STORE" = pg ]; then
+		on=" on PostgreSQL" sname=pg pcap=$PG_PRELOAD_CAP dcap=$PG_DRAIN_CAP
+		goal=20000 gtext="≥ 20,000 jobs/s, no job run twice (issue 13)"
+	else
+		on="" sname="" pcap=$PRELOAD_CAP dcap=$DRAIN_CAP
+		goal=30000 gtext="≥ 30,000 jobs/s, no job run twice"
+	fi
+	say "drain $DRAIN_JOBS noop jobs$on, workers.threads=$w, durability=full"
+	start_daemon "drain-$sname$w" full "$w"
 	block "$w"
-	preload noop "$DRAIN_JOBS" 0 "$PRELOAD_CAP"
+	preload noop "$DRAIN_JOBS" 0 "$pcap"
 	queued=$(readyz queued)
 	echo "   preloaded ${queued:-?} jobs in $PRE_MS ms (wrk: $(bench_val "$PRE_OUT" s202) x 202, $(bench_val "$PRE_OUT" sother) other)"
 	t0=$(now_ms)
 	unblock
-	if drain_wait "${queued:-0}" "$DRAIN_CAP" "$t0"; then complete=1; else complete=0; fi
+	if drain_wait "${queued:-0}" "$dcap" "$t0"; then complete=1; else complete=0; fi
 	stop_daemon
 	ok=$(sq "SELECT count(*) FROM jobs WHERE type = 'noop' AND status = 'succeeded'")
 	notok=$(sq "SELECT count(*) FROM jobs WHERE type = 'noop' AND status NOT IN ('succeeded', 'queued')")
 	twice=$(sq "SELECT count(*) FROM jobs WHERE type = 'noop' AND status = 'succeeded' AND attempt != 1")
 	span=$(sq "SELECT max(finished_at) - min(started_at) FROM jobs WHERE type = 'noop' AND status = 'succeeded'")
-	integrity "drain w=$w"
+	integrity "drain$on w=$w"
 	if [ "$complete" = 1 ]; then
 		rate=$(per_sec "$queued" "${span:-0}" 1e6)
-		res="$(commas "$queued") jobs in $(ms "$((span / 1000))") s (first start to last finish, from the store) = $(commas "$rate") jobs/s; /readyz showed none left $(ms "$DR_MS") s after the unblock (polled every 0.25 s)"
+		res="$(commas "$queued") jobs in $(ms "$((${span:-0} / 1000))") s (first start to last finish, from the store) = $(commas "$rate") jobs/s; /readyz showed none left $(ms "$DR_MS") s after the unblock (polled every 0.25 s)"
 	else
 		done_n=$((queued - DR_LEFT))
 		rate=$(per_sec "$done_n" "$DR_MS" 1000)
 		res="**incomplete**: $(commas "$done_n") of $(commas "$queued") done after $(ms "$DR_MS") s = $(commas "$rate") jobs/s"
-		note "drain w=$w: stopped waiting after ${DRAIN_CAP} s with $DR_LEFT jobs left"
+		note "drain$on w=$w: stopped waiting after ${dcap} s with $DR_LEFT jobs left"
 	fi
 	[ "${queued:-0}" = "$DRAIN_JOBS" ] ||
-		note "drain w=$w: preload queued ${queued:-?} jobs, not $DRAIN_JOBS (cap ${PRELOAD_CAP} s)"
-	[ "${notok:-0}" = 0 ] || note "drain w=$w: $notok noop jobs ended other than succeeded"
+		note "drain$on w=$w: preload queued ${queued:-?} jobs, not $DRAIN_JOBS (cap ${pcap} s)"
+	[ "${notok:-0}" = 0 ] || note "drain$on w=$w: $notok noop jobs ended other than succeeded"
 	res="$res; succeeded $(commas "${ok:-0}"); attempt ≠ 1: ${twice:-?}"
-	met=$(awk -v r="$rate" -v c="$complete" -v t="${twice:-1}" -v q="${queued:-0}" -v n="$DRAIN_JOBS" -v s="${ok:-0}" \
-		'BEGIN { print ((c == 1 && q == n && s == n && r >= 30000 && t == 0) ? "yes" : "no") }')
+	met=$(awk -v r="$rate" -v c="$complete" -v t="${twice:-1}" -v q="${queued:-0}" -v n="$DRAIN_JOBS" -v s="${ok:-0}" -v g="$goal" \
+		'BEGIN { print ((c == 1 && q == n && s == n && r >= g && t == 0) ? "yes" : "no") }')
 	echo "   $res"
-	row "drain: $(commas "$DRAIN_JOBS") queued noop, workers.threads=$w, durability=full" \
-		"$res" "≥ 30,000 jobs/s, no job run twice" "$met"
-	rm -rf "$DDIR"
+	row "drain$on: $(commas "$DRAIN_JOBS") queued noop, workers.threads=$w, durability=full" \
+		"$res" "$gtext" "$met"
+	drop_store
 }
 
 # ------------------------------------------------------------------- 3b --
@@ -410,19 +464,85 @@ memory_scenario() {
 	row "memory: daemon RSS with $(commas "$MEM_JOBS") queued jobs" "$res" "< 64 MiB" "$met"
 }
 
+# ------------------------------------------------------------ P1 + P2 --
+# pg_up: the private PostgreSQL runs (started by the first caller).
+# PG_STATE: "" (not tried yet), up, none (no binaries), failed.
+PG_STATE=""
+PG_DESC=""
+pg_up() {
+	case $PG_STATE in
+	up) return 0 ;;
+	none | failed) return 1 ;;
+	esac
+	say "private PostgreSQL (tests/pg/pg.sh)"
+	pg_server_start
+	case $? in
+	0)
+		PG_STATE=up
+		show() { pg_psql postgres -At -c "SHOW $1"; }
+		PG_DESC="PostgreSQL $(show server_version) (private server of tests/pg/pg.sh, $PGDIR on $(df -PT "$PGDIR" 2>/dev/null | awk 'NR == 2 { print $2 }')), fsync = $(show fsync), synchronous_commit = $(show synchronous_commit), full_page_writes = $(show full_page_writes), shared_buffers = $(show shared_buffers), max_wal_size = $(show max_wal_size)"
+		echo "   $PG_DESC"
+		;;
+	77)
+		PG_STATE=none
+		note "PostgreSQL: no server binaries under /usr/lib/postgresql/*/bin (scripts/deps.sh installs Debian's postgresql): its rows are skipped"
+		;;
+	*)
+		PG_STATE=failed
+		note "PostgreSQL: the private server did not start (tests/pg/pg.sh said why, above): its rows were not measured"
+		;;
+	esac
+	[ "$PG_STATE" = up ]
+}
+
+# pg_scenario FUNCTION ARG: one scenario on PostgreSQL, or its row saying
+# why not.
+pg_scenario() {
+	if pg_up; then
+		STORE=pg
+		"$@"
+		STORE=sqlite
+		return
+	fi
+	if [ "$PG_STATE" = none ]; then
+		why="skipped: no PostgreSQL" met=""
+	else
+		why="**not measured**: the private PostgreSQL did not start" met="no"
+	fi
+	case $1 in
+	intake_scenario)
+		row "intake on PostgreSQL: POST /jobs noop 200 B, durability=$2, 64 conn" \
+			"$why" "≥ 15,000 jobs/s (issue 13)" "$met" ;;
+	drain_scenario)
+		row "drain on PostgreSQL: $(commas "$DRAIN_JOBS") queued noop, workers.threads=$2, durability=full" \
+			"$why" "≥ 20,000 jobs/s, no job run twice (issue 13)" "$met" ;;
+	esac
+}
+
 # BENCH_ONLY="exec pickup" runs some scenarios only (for a quick look; the
-# table then has only their rows).
+# table then has only their rows).  "intake" and "drain" name the
+# PostgreSQL ones too.  The SQLite scenarios run first, all of them before
+# the PostgreSQL server starts, so that it is not running beside them.
 only() {
 	[ -z "${BENCH_ONLY:-}" ] && return 0
 	case " $BENCH_ONLY " in *" $1 "*) return 0 ;; esac
 	return 1
 }
-if only intake; then intake_scenario full; intake_scenario normal; fi
-if only drain; then drain_scenario 2; drain_scenario 8; fi
-if only mixed; then mixed_scenario; fi
-if only exec; then exec_scenario; fi
-if only pickup; then pickup_scenario; fi
-if only memory; then memory_scenario; fi
+if has_store sqlite; then
+	if only intake; then intake_scenario full; intake_scenario normal; fi
+	if only drain; then drain_scenario 2; drain_scenario 8; fi
+	if only mixed; then mixed_scenario; fi
+	if only exec; then exec_scenario; fi
+	if only pickup; then pickup_scenario; fi
+	if only memory; then memory_scenario; fi
+fi
+if has_store pg; then
+	if only intake; then pg_scenario intake_scenario full; fi
+	if only drain; then
+		for w in $PG_DRAIN_WORKERS; do pg_scenario drain_scenario "$w"; done
+	fi
+	pg_server_stop
+fi
 
 T_TOTAL=$(($(now_ms) - T_START))
 if [ "$INTEGRITY_BAD" = 0 ]; then
@@ -440,8 +560,11 @@ libs="SQLite $(sqlite3 -version | awk '{ print $1 }'), libmicrohttpd $(pkg-confi
 day=$(date +%F)
 mkdir -p "$BENCH/results"
 report=$BENCH/results/$day.md
-# A partial run (BENCH_ONLY) does not replace the day's full table.
-[ -z "${BENCH_ONLY:-}" ] || report=$TMP/partial.md
+# A partial run (BENCH_ONLY, or no SQLite) does not replace the day's full
+# table.
+partial=""
+if [ -n "${BENCH_ONLY:-}" ] || ! has_store sqlite; then partial=1; fi
+[ -z "$partial" ] || report=$TMP/partial.md
 {
 	echo "# jobd benchmark, $day"
 	echo
@@ -470,8 +593,17 @@ report=$BENCH/results/$day.md
 	echo "bench polls GET /readyz only every 0.25 s to know when it is over, since"
 	echo "each poll runs processes that would compete with the drain.  Latencies are"
 	echo "wrk's (coordinated omission not corrected)."
+	if [ -n "$PG_DESC" ]; then
+		echo
+		echo "PostgreSQL rows: the same daemon, method, wrk scripts and preload with"
+		echo "\`[store] path = postgresql://…\` (store.pool = 4, the default) on $PG_DESC;"
+		echo "the server ran on the same $NCPU CPUs as jobd and wrk, over 127.0.0.1, after"
+		echo "the SQLite scenarios (it was not running during them), with a fresh"
+		echo "database per scenario.  Stored counts and the integrity checks are read"
+		echo "with psql from jobd.jobs."
+	fi
 } >"$report"
 echo
 cat "$report"
 echo
-[ -n "${BENCH_ONLY:-}" ] || echo "written to ${report#"$ROOT"/}"
+[ -n "$partial" ] || echo "written to ${report#"$ROOT"/}"
