@@ -525,20 +525,27 @@ jd_wait_notify(jd *d, const char *what, int timeout_ms)
 	}
 }
 
-/* The daemon's environment: ours, minus systemd's, plus NOTIFY_SOCKET. */
+/*
+ * The daemon's environment: ours, minus systemd's, plus NOTIFY_SOCKET
+ * and, on PostgreSQL, STATE_DIRECTORY=<dir> (where jobd keeps
+ * jobd.pgroups when its store is no file, as systemd's StateDirectory=
+ * would give it).  *ours gets what was allocated here (caller frees).
+ */
 static char **
-child_env(const jd *d, char **ours)
+child_env(const jd *d, char **ours, char **state)
 {
 	static const char *const drop[] = {
 		"NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=",
-		"LISTEN_FDNAMES=", "WATCHDOG_USEC=", "WATCHDOG_PID=", NULL,
+		"LISTEN_FDNAMES=", "WATCHDOG_USEC=", "WATCHDOG_PID=",
+		"STATE_DIRECTORY=", NULL,
 	};
 	size_t n = 0, k = 0;
 	char **env;
 
+	*state = NULL;
 	while (environ[n] != NULL)
 		n++;
-	env = calloc(n + 2, sizeof(*env));
+	env = calloc(n + 3, sizeof(*env));
 	if (env == NULL)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
@@ -553,7 +560,16 @@ child_env(const jd *d, char **ours)
 		free(env);
 		return NULL;
 	}
-	*ours = env[k];
+	*ours = env[k++];
+	if (d->pg_db[0] != '\0') {
+		if (asprintf(&env[k], "STATE_DIRECTORY=%s", d->dir) < 0) {
+			free(*ours);
+			*ours = NULL;
+			free(env);
+			return NULL;
+		}
+		*state = env[k];
+	}
 	return env;
 }
 
@@ -561,7 +577,7 @@ int
 jd_start(jd *d)
 {
 	const char *bin = getenv("JOBD_BIN");
-	char **env = NULL, *notify_env = NULL;
+	char **env = NULL, *notify_env = NULL, *state_env = NULL;
 	pid_t parent = getpid(), pid;
 	int log_fd = -1, null_fd = -1, rc = -1;
 
@@ -577,7 +593,7 @@ jd_start(jd *d)
 		return -1;
 	}
 	drain_notify(d, NULL);
-	env = child_env(d, &notify_env);
+	env = child_env(d, &notify_env, &state_env);
 	log_fd = open(d->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
 	              0644);
 	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -627,6 +643,7 @@ jd_start(jd *d)
 	rc = 0;
 out:
 	free(notify_env);
+	free(state_env);
 	free(env);
 	if (log_fd >= 0)
 		close(log_fd);

@@ -25,7 +25,9 @@
  * run: the one tests/pg/with_server.sh started (JOBD_TEST_PG_URI, its
  * psql in JOBD_TEST_PG_BIN), or else one jd_global_init starts for the
  * test binary (tests/pg/pg.sh; it exports those two for its children).
- * Suites read and write the store with jd_sql_*, which go to either.
+ * Such a daemon also gets STATE_DIRECTORY=<dir>, as systemd would give
+ * it, where it keeps jobd.pgroups (beside the file on SQLite).  Suites
+ * read and write the store with jd_sql_*, which go to either.
  */
 #ifndef JOBD_ITEST_HARNESS_H
 #define JOBD_ITEST_HARNESS_H

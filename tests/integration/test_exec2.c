@@ -148,30 +148,23 @@ proc_start_ticks(pid_t pid)
 	return start;
 }
 
-/* jobd keeps <store.path>.pgroups only beside a file store: on
- * PostgreSQL (JOBD_TEST_STORE=pg) it logs that the groups are not
- * recorded, and the tests of that file say so and pass. */
-#define PGROUPS_FILE_ONLY() do { \
-		if (jd_store_is_pg()) { \
-			fprintf(stderr, "test_exec2: %s: skipped on PostgreSQL: " \
-			        "<store.path>.pgroups exists only beside a " \
-			        "SQLite store\n", __func__); \
-			return; \
-		} \
-	} while (0)
-
 /* One slot of <store>.pgroups, as jobd writes it. */
 struct pgroup_rec {
 	int64_t pgid;
 	int64_t start_ticks;
 };
 
+/* <store.path>.pgroups; on PostgreSQL, $STATE_DIRECTORY/jobd.pgroups
+ * (the harness gives the daemon its directory). */
 static char *
 pgroups_path(jd *d)
 {
 	char *path = NULL;
 
-	ck_assert(asprintf(&path, "%s.pgroups", d->db_path) > 0);
+	if (d->pg_db[0] != '\0')
+		ck_assert(asprintf(&path, "%s/jobd.pgroups", d->dir) > 0);
+	else
+		ck_assert(asprintf(&path, "%s.pgroups", d->db_path) > 0);
 	return path;
 }
 
@@ -288,14 +281,12 @@ static const char hang_conf[] =
  */
 START_TEST(test_crash_leftover_group_killed)
 {
-	char *out, *extra = NULL, *id, *path;
+	char *out = make_outdir(), *extra = NULL, *id, *path;
 	pid_t pids[2];
 	char pgid_text[32];
 	struct jd_resp *r;
 	jd *d;
 
-	PGROUPS_FILE_ONLY();
-	out = make_outdir();
 	ck_assert(asprintf(&extra, hang_conf, scripts, out, 2) > 0);
 	d = launch(2, extra);
 	id = submit_ok(d, "{\"type\":\"hang\"}");
@@ -337,15 +328,13 @@ END_TEST
  */
 START_TEST(test_crash_reused_pgid_left_alone)
 {
-	char *out, *extra = NULL, *id, *path;
+	char *out = make_outdir(), *extra = NULL, *id, *path;
 	pid_t pids[2];
 	struct pgroup_rec rec;
 	char pgid_text[32];
 	int fd, slot;
 	jd *d;
 
-	PGROUPS_FILE_ONLY();
-	out = make_outdir();
 	ck_assert(asprintf(&extra, hang_conf, scripts, out, 1) > 0);
 	d = launch(2, extra);
 	id = submit_ok(d, "{\"type\":\"hang\"}");
@@ -390,15 +379,13 @@ END_TEST
 /* A record lives as long as its attempt: gone after a normal end. */
 START_TEST(test_record_cleared_after_attempt)
 {
-	char *out, *extra = NULL, *id, *path, *s;
+	char *out = make_outdir(), *extra = NULL, *id, *path, *s;
 	char jobpath[128];
 	struct jd_resp *r;
 	pid_t pids[2];
 	size_t len = 0;
 	jd *d;
 
-	PGROUPS_FILE_ONLY();
-	out = make_outdir();
 	ck_assert(asprintf(&extra, hang_conf, scripts, out, 1) > 0);
 	d = launch(1, extra);
 	id = submit_ok(d, "{\"type\":\"hang\"}");
@@ -434,13 +421,11 @@ END_TEST
  */
 START_TEST(test_second_daemon_leaves_groups_alone)
 {
-	char *out, *extra = NULL, *id, *conf, *edited;
+	char *out = make_outdir(), *extra = NULL, *id, *conf, *edited;
 	pid_t pids[2];
 	jd *d, *d2;
 	FILE *f;
 
-	PGROUPS_FILE_ONLY();
-	out = make_outdir();
 	ck_assert(asprintf(&extra, hang_conf, scripts, out, 1) > 0);
 	d = launch(2, extra);
 	id = submit_ok(d, "{\"type\":\"hang\"}");
@@ -498,7 +483,6 @@ START_TEST(test_hostile_records_kill_nothing)
 	jd *d;
 	int fd;
 
-	PGROUPS_FILE_ONLY();
 	sleeper = fork();
 	ck_assert_int_ge(sleeper, 0);
 	if (sleeper == 0) {
