@@ -6,6 +6,8 @@
 #                     does not have
 #   make run          build and run in the foreground with conf/jobd.conf
 #   make check        build and run every test
+#   make integration-pg  the integration suites with every daemon on
+#                     PostgreSQL (a private server: tests/pg/with_server.sh)
 #   make bench        benchmarks (tests/bench)
 #   make install      PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -111,8 +113,8 @@ override CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
 override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
-.PHONY: all run check unit integration ops smoke bench install clean deps \
-	check-browser reliability check-crash soak test-build
+.PHONY: all run check unit integration integration-pg ops smoke bench \
+	install clean deps check-browser reliability check-crash soak test-build
 
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/jobd
@@ -173,7 +175,8 @@ run: all
 	exec $(BUILD)/jobd --config conf/jobd.conf
 
 check: deps
-	@$(MAKE) --no-print-directory unit integration ops reliability smoke
+	@$(MAKE) --no-print-directory unit integration integration-pg ops \
+		reliability smoke
 
 # Shell tests of what ships beside the binary (systemd units); 77 = skip.
 ops: $(BUILD)/jobd
@@ -216,10 +219,18 @@ unit: $(BUILD)/jobd $(UNIT_TESTS:%=$(BUILD)/tests/%)
 integration: $(BUILD)/jobd $(BUILD)/jobd-test \
 		$(INTEGRATION_TESTS:%=$(BUILD)/itests/%)
 	@set -e; for t in $(INTEGRATION_TESTS); do \
-		echo "== integration: $$t"; \
+		echo "== integration$${JOBD_TEST_STORE:+ ($$JOBD_TEST_STORE)}: $$t"; \
 		JOBD_BIN=$(BUILD)/jobd JOBD_TEST_BIN=$(BUILD)/jobd-test \
 			JOBD_SANITIZE=$(SANITIZE) CK_FORK=yes \
 			$(BUILD)/itests/$$t; done
+
+# The same suites, every daemon on PostgreSQL: one private server for the
+# run (tests/pg/with_server.sh), a database per daemon (the harness).
+# Skipped, with a line saying so, on a machine without PostgreSQL.
+integration-pg: $(BUILD)/jobd $(BUILD)/jobd-test \
+		$(INTEGRATION_TESTS:%=$(BUILD)/itests/%)
+	@JOBD_TEST_STORE=pg JOBD_TEST_PG_SKIP_OK=1 sh tests/pg/with_server.sh \
+		$(MAKE) --no-print-directory integration SANITIZE=$(SANITIZE)
 
 # The dashboard in a real browser (Debian's chromium, installed as needed).
 check-browser: all

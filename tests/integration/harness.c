@@ -14,6 +14,11 @@
  * (jd_global_init), which the runner process removes at exit.  Every jd
  * is also on a list that an atexit() handler walks, for tests that end by
  * exit() with a daemon still running.
+ *
+ * PostgreSQL (JOBD_TEST_STORE=pg): one server per run, a database per jd.
+ * The server belongs to whoever started it (tests/pg/with_server.sh, or
+ * the runner process through jd_global_init), never to a test: a database
+ * a failed test leaves behind goes with the server.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,6 +43,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "pg.h"
 
 extern char **environ;
 
@@ -56,6 +62,12 @@ static pid_t live_owner[MAX_LIVE];
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void init_once_fn(void);
+
+/* The run's PostgreSQL server (JOBD_TEST_STORE=pg), set up once per
+ * process: attached from the environment, or started by the runner. */
+static struct jd_pg store_pg;
+static bool store_pg_ok;
+static pthread_mutex_t store_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void remove_tree(const char *dir);
 static void dump_log_tail(const jd *d, size_t max);
@@ -76,8 +88,11 @@ cleanup_at_exit(void)
 			        "daemon still running; its log:\n");
 			dump_log_tail(d, 4096);
 		}
-		if (getenv("JOBD_KEEP") == NULL)
+		if (getenv("JOBD_KEEP") == NULL) {
 			remove_tree(d->dir);
+			if (d->pg_db[0] != '\0' && store_pg_ok)
+				jd_pg_drop_db(&store_pg, d->pg_db);
+		}
 		live[i] = NULL;
 	}
 	pthread_mutex_unlock(&live_mu);
@@ -97,12 +112,71 @@ remove_root_at_exit(void)
 		remove_tree(root_dir);
 }
 
+bool
+jd_store_is_pg(void)
+{
+	const char *s = getenv("JOBD_TEST_STORE");
+
+	return s != NULL && strcmp(s, "pg") == 0;
+}
+
+/*
+ * The run's server: the one named by JOBD_TEST_PG_URI and JOBD_TEST_PG_BIN,
+ * else one started here (and exported, so that forked tests and their
+ * children use it).  NULL, said on stderr, when there is none.
+ */
+static struct jd_pg *
+store_server(void)
+{
+	struct jd_pg *pg = NULL;
+	const char *uri, *bin;
+	int rc;
+
+	pthread_mutex_lock(&store_mu);
+	if (store_pg_ok) {
+		pg = &store_pg;
+		goto out;
+	}
+	uri = getenv("JOBD_TEST_PG_URI");
+	bin = getenv("JOBD_TEST_PG_BIN");
+	if (uri != NULL && uri[0] != '\0') {
+		if (jd_pg_attach(&store_pg, uri, bin) != 0)
+			goto out;
+	} else {
+		rc = jd_pg_start(&store_pg);
+		if (rc != 0) {
+			fprintf(stderr, "harness: JOBD_TEST_STORE=pg but %s\n",
+			        rc == 77 ? "this machine has no PostgreSQL "
+			        "server (scripts/deps.sh installs it)"
+			                 : "the PostgreSQL server did not start");
+			goto out;
+		}
+		setenv("JOBD_TEST_PG_URI", store_pg.uri, 1);
+		setenv("JOBD_TEST_PG_BIN", store_pg.bin, 1);
+	}
+	store_pg_ok = true;
+	pg = &store_pg;
+out:
+	pthread_mutex_unlock(&store_mu);
+	return pg;
+}
+
 int
 jd_global_init(void)
 {
 	const char *tmp = getenv("TMPDIR");
+	const char *store = getenv("JOBD_TEST_STORE");
 
 	pthread_once(&init_once, init_once_fn);
+	if (store != NULL && store[0] != '\0' && strcmp(store, "pg") != 0 &&
+	    strcmp(store, "sqlite") != 0) {
+		fprintf(stderr, "harness: JOBD_TEST_STORE=%s: expected pg or "
+		        "sqlite\n", store);
+		return -1;
+	}
+	/* In the runner, before Check forks: every test shares it. */
+	if (jd_store_is_pg() && store_server() == NULL)
+		return -1;
 	if (root_dir[0] != '\0')
 		return 0;
 	snprintf(root_dir, sizeof(root_dir), "%s/jobd-itest-XXXXXX",
@@ -307,6 +381,47 @@ notify_socket(jd *d)
 
 /* ---- daemon ---- */
 
+/*
+ * Gives d a database of its own on the run's server, named after its
+ * directory (jobd-itest-AbC123 made by process 4242 -> jd_4242_7_abc123:
+ * PostgreSQL folds names to lower case, so the pid and a counter keep
+ * two live jds apart), and points db_path at it.  0 or -1.
+ */
+static int
+make_pg_db(jd *d)
+{
+	static unsigned counter;
+	const char *base = strrchr(d->dir, '-');
+	struct jd_pg *pg = store_server();
+	char name[64];
+	size_t n;
+
+	if (pg == NULL)
+		return -1;
+	base = base != NULL ? base + 1 : "x";
+	n = (size_t)snprintf(name, sizeof(name), "jd_%ld_%u_%s",
+	                     (long)getpid(),
+	                     __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED),
+	                     base);
+	if (n >= sizeof(name))
+		n = sizeof(name) - 1;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+
+		if (c >= 'A' && c <= 'Z')
+			name[i] = (char)(c - 'A' + 'a');
+		else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+			name[i] = '_';
+	}
+	if (jd_pg_create_db(pg, name, d->db_path, sizeof(d->db_path)) != 0) {
+		fprintf(stderr, "harness: cannot create the database %s\n",
+		        name);
+		return -1;
+	}
+	snprintf(d->pg_db, sizeof(d->pg_db), "%s", name);
+	return 0;
+}
+
 jd *
 jd_new(const struct jd_opts *opts)
 {
@@ -336,6 +451,8 @@ jd_new(const struct jd_opts *opts)
 	snprintf(d->conf_path, sizeof(d->conf_path), "%s/jobd.conf", d->dir);
 	snprintf(d->db_path, sizeof(d->db_path), "%s/jobs.db", d->dir);
 	snprintf(d->log_path, sizeof(d->log_path), "%s/jobd.log", d->dir);
+	if (jd_store_is_pg() && make_pg_db(d) != 0)
+		goto fail;
 	d->port = free_port();
 	if (d->port <= 0) {
 		fprintf(stderr, "harness: no free port: %s\n", strerror(errno));
@@ -408,20 +525,27 @@ jd_wait_notify(jd *d, const char *what, int timeout_ms)
 	}
 }
 
-/* The daemon's environment: ours, minus systemd's, plus NOTIFY_SOCKET. */
+/*
+ * The daemon's environment: ours, minus systemd's, plus NOTIFY_SOCKET
+ * and, on PostgreSQL, STATE_DIRECTORY=<dir> (where jobd keeps
+ * jobd.pgroups when its store is no file, as systemd's StateDirectory=
+ * would give it).  *ours gets what was allocated here (caller frees).
+ */
 static char **
-child_env(const jd *d, char **ours)
+child_env(const jd *d, char **ours, char **state)
 {
 	static const char *const drop[] = {
 		"NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=",
-		"LISTEN_FDNAMES=", "WATCHDOG_USEC=", "WATCHDOG_PID=", NULL,
+		"LISTEN_FDNAMES=", "WATCHDOG_USEC=", "WATCHDOG_PID=",
+		"STATE_DIRECTORY=", NULL,
 	};
 	size_t n = 0, k = 0;
 	char **env;
 
+	*state = NULL;
 	while (environ[n] != NULL)
 		n++;
-	env = calloc(n + 2, sizeof(*env));
+	env = calloc(n + 3, sizeof(*env));
 	if (env == NULL)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
@@ -436,7 +560,16 @@ child_env(const jd *d, char **ours)
 		free(env);
 		return NULL;
 	}
-	*ours = env[k];
+	*ours = env[k++];
+	if (d->pg_db[0] != '\0') {
+		if (asprintf(&env[k], "STATE_DIRECTORY=%s", d->dir) < 0) {
+			free(*ours);
+			*ours = NULL;
+			free(env);
+			return NULL;
+		}
+		*state = env[k];
+	}
 	return env;
 }
 
@@ -444,7 +577,7 @@ int
 jd_start(jd *d)
 {
 	const char *bin = getenv("JOBD_BIN");
-	char **env = NULL, *notify_env = NULL;
+	char **env = NULL, *notify_env = NULL, *state_env = NULL;
 	pid_t parent = getpid(), pid;
 	int log_fd = -1, null_fd = -1, rc = -1;
 
@@ -460,7 +593,7 @@ jd_start(jd *d)
 		return -1;
 	}
 	drain_notify(d, NULL);
-	env = child_env(d, &notify_env);
+	env = child_env(d, &notify_env, &state_env);
 	log_fd = open(d->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
 	              0644);
 	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -510,6 +643,7 @@ jd_start(jd *d)
 	rc = 0;
 out:
 	free(notify_env);
+	free(state_env);
 	free(env);
 	if (log_fd >= 0)
 		close(log_fd);
@@ -621,10 +755,16 @@ jd_free(jd *d)
 	jd_client_free(d->client);
 	if (d->notify_fd >= 0)
 		close(d->notify_fd);
-	if (getenv("JOBD_KEEP") != NULL)
+	if (getenv("JOBD_KEEP") != NULL) {
 		fprintf(stderr, "harness: kept %s\n", d->dir);
-	else
+		if (d->pg_db[0] != '\0')
+			fprintf(stderr, "harness: kept the database %s\n",
+			        d->db_path);
+	} else {
 		remove_tree(d->dir);
+		if (d->pg_db[0] != '\0' && store_server() != NULL)
+			jd_pg_drop_db(&store_pg, d->pg_db);
+	}
 	live_remove(d);
 	free(d);
 }
@@ -1071,7 +1211,151 @@ jd_parse_time_ms(const char *s)
 	return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
-/* ---- SQLite ---- */
+/* ---- the store, SQLite or PostgreSQL ---- */
+
+/* d's database for the harness's own SQL: search_path = jobd, so that
+ * the suites name the table jobs on either store. */
+static void
+pg_sql_uri(const jd *d, char *uri, size_t len)
+{
+	snprintf(uri, len, "%s?options=-csearch_path%%3Djobd", d->db_path);
+}
+
+char *
+jd_sql_text(jd *d, const char *sql)
+{
+	char uri[400], *v = NULL;
+	sqlite3 *db;
+
+	if (d->pg_db[0] != '\0') {
+		if (store_server() == NULL)
+			return NULL;
+		pg_sql_uri(d, uri, sizeof(uri));
+		jd_pg_sql_value(&store_pg, uri, sql, &v);
+		return v;
+	}
+	db = jd_db_open(d);
+	if (db == NULL)
+		return NULL;
+	v = jd_db_text(db, sql);
+	sqlite3_close(db);
+	return v;
+}
+
+long long
+jd_sql_int(jd *d, const char *sql)
+{
+	char uri[400], *v = NULL, *end;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	long long n = -1;
+
+	if (d->pg_db[0] != '\0') {
+		if (store_server() == NULL)
+			return -1;
+		pg_sql_uri(d, uri, sizeof(uri));
+		if (jd_pg_sql_value(&store_pg, uri, sql, &v) != 0)
+			return -1;
+		if (v == NULL)
+			goto none;
+		errno = 0;
+		n = strtoll(v, &end, 10);
+		if (v[0] == '\0' || *end != '\0' || errno != 0) {
+			fprintf(stderr, "harness: %s: not an integer: '%s'\n",
+			        sql, v);
+			n = -1;
+		}
+		free(v);
+		return n;
+	}
+	db = jd_db_open(d);
+	if (db == NULL)
+		return -1;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		fprintf(stderr, "harness: %s: %s\n", sql, sqlite3_errmsg(db));
+		goto out;
+	}
+	if (sqlite3_step(st) != SQLITE_ROW ||
+	    sqlite3_column_type(st, 0) == SQLITE_NULL)
+		goto none;
+	if (sqlite3_column_type(st, 0) != SQLITE_INTEGER) {
+		fprintf(stderr, "harness: %s: not an integer: '%s'\n", sql,
+		        (const char *)sqlite3_column_text(st, 0));
+		goto out;
+	}
+	n = sqlite3_column_int64(st, 0);
+	goto out;
+none:
+	fprintf(stderr, "harness: %s: no row, or NULL\n", sql);
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+int
+jd_sql_exec(jd *d, const char *sql)
+{
+	char uri[400], *msg = NULL;
+	sqlite3 *db;
+	int rc;
+
+	if (d->pg_db[0] != '\0') {
+		if (store_server() == NULL)
+			return -1;
+		pg_sql_uri(d, uri, sizeof(uri));
+		return jd_pg_sql(&store_pg, uri, sql, NULL, 0);
+	}
+	db = jd_db_open(d);
+	if (db == NULL)
+		return -1;
+	rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		fprintf(stderr, "harness: %s: %s\n", sql,
+		        msg ? msg : sqlite3_errstr(rc));
+	sqlite3_free(msg);
+	sqlite3_close(db);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+char *
+jd_sql_literal(const char *s)
+{
+	size_t n = 2;
+	char *out, *p;
+
+	for (const char *q = s; *q != '\0'; q++)
+		n += *q == '\'' ? 2 : 1;
+	out = malloc(n + 1);
+	if (out == NULL)
+		return NULL;
+	p = out;
+	*p++ = '\'';
+	for (const char *q = s; *q != '\0'; q++) {
+		if (*q == '\'')
+			*p++ = '\'';
+		*p++ = *q;
+	}
+	*p++ = '\'';
+	*p = '\0';
+	return out;
+}
+
+int
+jd_store_made(jd *d)
+{
+	if (d->pg_db[0] != '\0') {
+		long long n = jd_sql_int(d, "SELECT count(*) FROM pg_namespace"
+		                         " WHERE nspname = 'jobd'");
+
+		return n < 0 ? -1 : n > 0;
+	}
+	if (access(d->db_path, F_OK) == 0)
+		return 1;
+	return errno == ENOENT ? 0 : -1;
+}
+
+/* ---- SQLite only ---- */
 
 sqlite3 *
 jd_db_open(jd *d)

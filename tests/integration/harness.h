@@ -15,8 +15,19 @@
  * thread (test_crash does).  jd_new() initialises libcurl once.
  *
  * Environment: JOBD_BIN (default build/jobd) names the daemon binary;
- * JOBD_KEEP, when set, keeps the temporary directories for inspection;
- * JOBD_ITEST_ROOT (set by jd_global_init) is where they are made.
+ * JOBD_KEEP, when set, keeps the temporary directories (and databases)
+ * for inspection; JOBD_ITEST_ROOT (set by jd_global_init) is where they
+ * are made.
+ *
+ * The store: SQLite (<dir>/jobs.db) unless JOBD_TEST_STORE=pg, which
+ * gives every jd a PostgreSQL database of its own (made by jd_new, kept
+ * across restarts, dropped by jd_free) on one private server for the
+ * run: the one tests/pg/with_server.sh started (JOBD_TEST_PG_URI, its
+ * psql in JOBD_TEST_PG_BIN), or else one jd_global_init starts for the
+ * test binary (tests/pg/pg.sh; it exports those two for its children).
+ * Such a daemon also gets STATE_DIRECTORY=<dir>, as systemd would give
+ * it, where it keeps jobd.pgroups (beside the file on SQLite).  Suites
+ * read and write the store with jd_sql_*, which go to either.
  */
 #ifndef JOBD_ITEST_HARNESS_H
 #define JOBD_ITEST_HARNESS_H
@@ -56,7 +67,9 @@ typedef struct jd_client jd_client;
 typedef struct jd {
 	char dir[256];          /* the temporary directory */
 	char conf_path[300];
-	char db_path[300];
+	char db_path[300];      /* the config's [store] path: <dir>/jobs.db,
+	                           or (JOBD_TEST_STORE=pg) the URI of pg_db */
+	char pg_db[64];         /* its PostgreSQL database; "" on SQLite */
 	char log_path[300];
 	char notify_name[108];  /* abstract socket name, without the '@' */
 	int notify_fd;
@@ -178,10 +191,40 @@ const char *jd_resp_str(struct jd_resp *r, const char *field);
  * ms since the epoch; -1 when s is NULL or not in that exact form. */
 int64_t jd_parse_time_ms(const char *s);
 
-/* ---- SQLite ---- */
+/* ---- the store, SQLite or PostgreSQL ---- */
+
+/* True when JOBD_TEST_STORE=pg: every jd made now uses PostgreSQL. */
+bool jd_store_is_pg(void);
+
+/*
+ * SQL on d's store, whichever it is.  Write it for both: the table is
+ * jobs (on PostgreSQL the harness's session has search_path = jobd);
+ * status is text, flags 0/1, times integer µs; nothing SQLite-only
+ * (rowid, iif, PRAGMA, sqlite_master).  Each call opens its own
+ * connection (a psql run on PostgreSQL, ~10-20 ms), so poll no faster
+ * than the harness's other helpers do.
+ */
+/* The first column of the first row as a new string (caller frees);
+ * NULL on error (said on stderr), no row, or NULL. */
+char *jd_sql_text(jd *d, const char *sql);
+/* The first column of the first row, which must be an integer; -1 on
+ * error, no row or NULL (said on stderr). */
+long long jd_sql_int(jd *d, const char *sql);
+/* Runs sql (one or more statements) for its effect: 0 or -1. */
+int jd_sql_exec(jd *d, const char *sql);
+/* s as an SQL string literal, quotes doubled ('it''s'): a new string the
+ * caller frees; NULL when out of memory. */
+char *jd_sql_literal(const char *s);
+/* Whether the daemon has made its store yet: SQLite, the file exists;
+ * PostgreSQL, the schema jobd exists in d's database (which the harness
+ * made empty).  -1 when that cannot be told. */
+int jd_store_made(jd *d);
+
+/* ---- SQLite only ---- */
 
 /* Opens the daemon's store read-write (never creates it).  NULL on
- * failure.  Close with sqlite3_close. */
+ * failure (and always under JOBD_TEST_STORE=pg: use jd_sql_*).  Close
+ * with sqlite3_close. */
 sqlite3 *jd_db_open(jd *d);
 /* The first column of the first row of sql as a new string (caller
  * frees); NULL on error or no row. */

@@ -73,11 +73,12 @@ close_from_3(int keep)
 
 /*
  * Runs argv with stdin from /dev/null and stdout captured into a new
- * string (*out, caller frees; may be NULL to discard): the exit status as
- * waitpid gives it, or -1 when it could not run.
+ * string (*out, caller frees; may be NULL to discard; NUL-terminated, and
+ * may hold NUL bytes: its length in *lenp): the exit status as waitpid
+ * gives it, or -1 when it could not run.
  */
 static int
-run_capture(char *const argv[], char **out)
+run_capture_len(char *const argv[], char **out, size_t *lenp)
 {
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
@@ -140,7 +141,15 @@ run_capture(char *const argv[], char **out)
 		*out = buf;
 	else
 		free(buf);
+	if (lenp != NULL)
+		*lenp = buf != NULL ? len : 0;
 	return st;
+}
+
+static int
+run_capture(char *const argv[], char **out)
+{
+	return run_capture_len(argv, out, NULL);
 }
 
 /* Runs pg.sh stop DIR: 0 or -1. */
@@ -369,6 +378,45 @@ jd_pg_sql(const struct jd_pg *pg, const char *uri, const char *sql,
 	return 0;
 }
 
+/* What psql prints for an SQL NULL in jd_pg_sql_value(): no text value
+ * holds these control bytes. */
+#define NULL_MARK "\x01jd-null\x01"
+
+int
+jd_pg_sql_value(const struct jd_pg *pg, const char *uri, const char *sql,
+                char **value)
+{
+	char psql[300], *res = NULL;
+	/* -z -0: fields and records end in NUL bytes, so the first field is
+	 * the first C string of the output, whatever newlines it holds. */
+	char *argv[] = {psql, "-X", "-A", "-t", "-q", "-z", "-0", "-P",
+	                "null=" NULL_MARK, "-v", "ON_ERROR_STOP=1", "-d",
+	                (char *)(uri != NULL ? uri : pg->uri), "-c",
+	                (char *)sql, NULL};
+	size_t len = 0;
+	int st;
+
+	*value = NULL;
+	snprintf(psql, sizeof(psql), "%s/psql", pg->bin);
+	st = run_capture_len(argv, &res, &len);
+	if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "pg: psql failed (status %d) on: %s\n", st, sql);
+		free(res);
+		return -1;
+	}
+	/* No output: no row (a row prints at least its field's NUL). */
+	if (len > 0 && strcmp(res, NULL_MARK) != 0) {
+		*value = strdup(res);
+		if (*value == NULL) {
+			fprintf(stderr, "pg: out of memory\n");
+			free(res);
+			return -1;
+		}
+	}
+	free(res);
+	return 0;
+}
+
 int
 jd_pg_sql_int(const struct jd_pg *pg, const char *uri, const char *sql,
               int64_t *out)
@@ -402,9 +450,10 @@ jd_pg_create_db(const struct jd_pg *pg, const char *name, char *uri,
 		fprintf(stderr, "pg: bad database name '%s'\n", name);
 		return -1;
 	}
-	/* The maintenance database, postgres, beside jobd. */
+	/* The maintenance database, postgres, beside jobd; no NOTICE
+	 * about the database that was not there to drop. */
 	snprintf(admin, sizeof(admin), "postgresql://postgres@127.0.0.1:%d/"
-	         "postgres", pg->port);
+	         "postgres?options=-cclient_min_messages%%3Dwarning", pg->port);
 	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", name);
 	if (jd_pg_sql(pg, admin, sql, NULL, 0) != 0)
 		return -1;
@@ -414,4 +463,60 @@ jd_pg_create_db(const struct jd_pg *pg, const char *name, char *uri,
 	len = snprintf(uri, urilen, "postgresql://postgres@127.0.0.1:%d/%s",
 	               pg->port, name);
 	return len > 0 && (size_t)len < urilen ? 0 : -1;
+}
+
+/* A name jd_pg_create_db() would accept. */
+static bool
+db_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n > 0 && n <= 63 && strspn(name, "abcdefghijklmnopqrstuvwxyz"
+	                                  "0123456789_") == n;
+}
+
+int
+jd_pg_drop_db(const struct jd_pg *pg, const char *name)
+{
+	char sql[256], admin[600];
+
+	if (!db_name_ok(name)) {
+		fprintf(stderr, "pg: bad database name '%s'\n", name);
+		return -1;
+	}
+	snprintf(admin, sizeof(admin), "postgresql://postgres@127.0.0.1:%d/"
+	         "postgres?options=-cclient_min_messages%%3Dwarning", pg->port);
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)",
+	         name);
+	return jd_pg_sql(pg, admin, sql, NULL, 0);
+}
+
+int
+jd_pg_attach(struct jd_pg *pg, const char *uri, const char *bin)
+{
+	static const char prefix[] = "postgresql://postgres@127.0.0.1:";
+	char *end;
+	long port;
+
+	memset(pg, 0, sizeof(*pg));
+	pg->guard_fd = -1;
+	if (uri == NULL || bin == NULL || bin[0] == '\0' ||
+	    strncmp(uri, prefix, sizeof(prefix) - 1) != 0)
+		goto bad;
+	errno = 0;
+	port = strtol(uri + sizeof(prefix) - 1, &end, 10);
+	if (errno != 0 || port <= 0 || port > 65535 || *end != '/')
+		goto bad;
+	if (snprintf(pg->uri, sizeof(pg->uri), "%s", uri) >= (int)sizeof(pg->uri)
+	    || snprintf(pg->bin, sizeof(pg->bin), "%s", bin) >=
+	    (int)sizeof(pg->bin))
+		goto bad;
+	pg->port = (int)port;
+	return 0;
+bad:
+	fprintf(stderr, "pg: cannot use the server '%s' (psql in '%s')\n",
+	        uri ? uri : "(none)", bin ? bin : "(none)");
+	memset(pg, 0, sizeof(*pg));
+	pg->guard_fd = -1;
+	return -1;
 }

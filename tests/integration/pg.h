@@ -74,6 +74,14 @@ bool jd_pg_running(const struct jd_pg *pg);
 int jd_pg_sql(const struct jd_pg *pg, const char *uri, const char *sql,
               char *out, size_t outlen);
 
+/*
+ * The first column of the first row of sql: 0 with *value a new string
+ * (caller frees; newlines and all), or NULL when there is no row or the
+ * value is NULL; -1 on an error (psql's message on stderr).
+ */
+int jd_pg_sql_value(const struct jd_pg *pg, const char *uri, const char *sql,
+                    char **value);
+
 /* The first column of the first row of sql, as an integer: 0 or -1. */
 int jd_pg_sql_int(const struct jd_pg *pg, const char *uri, const char *sql,
                   int64_t *out);
@@ -85,5 +93,17 @@ int jd_pg_sql_int(const struct jd_pg *pg, const char *uri, const char *sql,
  */
 int jd_pg_create_db(const struct jd_pg *pg, const char *name, char *uri,
                     size_t urilen);
+
+/* Drops the database name (WITH (FORCE): sessions a killed daemon left
+ * are ended first); no such database is fine.  0 or -1. */
+int jd_pg_drop_db(const struct jd_pg *pg, const char *name);
+
+/*
+ * Fills *pg to use a server another process started (tests/pg/
+ * with_server.sh), from its URI (postgresql://postgres@127.0.0.1:PORT/DB)
+ * and the directory of its psql.  jd_pg_stop() does nothing on it.  0, or
+ * -1 when uri is not of that form.
+ */
+int jd_pg_attach(struct jd_pg *pg, const char *uri, const char *bin);
 
 #endif

@@ -475,10 +475,7 @@ START_TEST(test_wait_invalid_is_400_everywhere)
 	assert_problem(r, 400);
 	jd_resp_free(r);
 	/* nothing but the one job was stored */
-	sqlite3 *db = jd_db_open(d);
-	ck_assert_ptr_nonnull(db);
-	ck_assert_int_eq(jd_db_int(db, "SELECT count(*) FROM jobs"), 1);
-	sqlite3_close(db);
+	ck_assert_int_eq(jd_sql_int(d, "SELECT count(*) FROM jobs"), 1);
 	free(id);
 }
 END_TEST

@@ -8,7 +8,7 @@
  * condition variable, signalled per acknowledgement) for a few hundred
  * acks or about a second, kills the daemon with SIGKILL, restarts it and
  * looks every recorded id up.  Three rounds on the same store; then
- * PRAGMA integrity_check.  Prints "rounds=N acked=N lost=N".
+ * PRAGMA integrity_check (SQLite).  Prints "rounds=N acked=N lost=N".
  */
 #include <check.h>
 #include <pthread.h>
@@ -175,16 +175,17 @@ START_TEST(test_kill9_during_burst)
 		              "jobs lost", round, lost, n);
 	}
 
-	sqlite3 *db = jd_db_open(d);
-	ck_assert_ptr_nonnull(db);
-	char *ok = jd_db_text(db, "PRAGMA integrity_check");
-	ck_assert_msg(ok != NULL && strcmp(ok, "ok") == 0,
-	              "integrity_check: %s", ok ? ok : "(error)");
-	free(ok);
-	long long rows = jd_db_int(db, "SELECT count(*) FROM jobs");
+	/* The file's own check, on SQLite; PostgreSQL's WAL replay is the
+	 * server's business, not jobd's. */
+	if (!jd_store_is_pg()) {
+		char *ok = jd_sql_text(d, "PRAGMA integrity_check");
+		ck_assert_msg(ok != NULL && strcmp(ok, "ok") == 0,
+		              "integrity_check: %s", ok ? ok : "(error)");
+		free(ok);
+	}
+	long long rows = jd_sql_int(d, "SELECT count(*) FROM jobs");
 	ck_assert_msg(rows >= (long long)checked, "%lld rows for %zu acks",
 	              rows, checked);
-	sqlite3_close(db);
 
 	printf("rounds=%d acked=%zu lost=%zu\n", ROUNDS, checked, lost);
 	fprintf(stderr, "(%ld non-202 answers during the bursts, %lld rows)\n",

@@ -1246,7 +1246,6 @@ START_TEST(test_shutdown_stops_exec_child)
 	struct jd_resp *r;
 	pid_t pids[2];
 	int64_t t0, took;
-	sqlite3 *db;
 	int rc;
 	jd *d;
 
@@ -1276,18 +1275,15 @@ START_TEST(test_shutdown_stops_exec_child)
 	               "jobd exited");
 
 	/* back to queued, the interrupted attempt not counted */
-	db = jd_db_open(d);
-	ck_assert_ptr_nonnull(db);
 	snprintf(sql, sizeof(sql), "SELECT status FROM jobs WHERE id = '%s'",
 	         id);
-	status = jd_db_text(db, sql);
+	status = jd_sql_text(d, sql);
 	ck_assert_msg(status != NULL && strcmp(status, "queued") == 0,
 	              "stored status %s", status ? status : "(none)");
 	free(status);
 	snprintf(sql, sizeof(sql), "SELECT attempt FROM jobs WHERE id = '%s'",
 	         id);
-	ck_assert_int_eq(jd_db_int(db, sql), 0);
-	sqlite3_close(db);
+	ck_assert_int_eq(jd_sql_int(d, sql), 0);
 
 	/* After a restart it runs again as attempt 1. */
 	snprintf(path, sizeof(path), "%s/child.pid", out);
@@ -1368,7 +1364,6 @@ START_TEST(test_backlog_results_share_commits)
 	enum { N = 200 };
 	char *ids[N], *block[2];
 	jd *dd = launch(2, "[handler.true]\ncommand = /bin/true\n");
-	sqlite3 *db;
 	double before, txns;
 
 	/* Both workers held, so the true jobs queue up behind them. */
@@ -1399,12 +1394,9 @@ START_TEST(test_backlog_results_share_commits)
 	 * each child (SIGCHLD) must not wake it. */
 	ck_assert_msg(wakes < N / 10, "the main thread woke %ld times during "
 	              "%d exec jobs", wakes, N);
-	db = jd_db_open(dd);
-	ck_assert_ptr_nonnull(db);
-	ck_assert_int_eq(jd_db_int(db, "SELECT count(*) FROM jobs WHERE type"
-	                           " = 'true' AND status = 'succeeded' AND"
-	                           " attempt = 1 AND exit_code = 0"), N);
-	sqlite3_close(db);
+	ck_assert_int_eq(jd_sql_int(dd, "SELECT count(*) FROM jobs WHERE type"
+	                            " = 'true' AND status = 'succeeded' AND"
+	                            " attempt = 1 AND exit_code = 0"), N);
 	fprintf(stderr, "backlog of %d exec jobs: %.0f transactions for their "
 	        "results and claims (and 2 cancels)\n", N, txns);
 	/* One per result would be about N.  How far below depends on the

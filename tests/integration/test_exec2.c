@@ -154,12 +154,17 @@ struct pgroup_rec {
 	int64_t start_ticks;
 };
 
+/* <store.path>.pgroups; on PostgreSQL, $STATE_DIRECTORY/jobd.pgroups
+ * (the harness gives the daemon its directory). */
 static char *
 pgroups_path(jd *d)
 {
 	char *path = NULL;
 
-	ck_assert(asprintf(&path, "%s.pgroups", d->db_path) > 0);
+	if (d->pg_db[0] != '\0')
+		ck_assert(asprintf(&path, "%s/jobd.pgroups", d->dir) > 0);
+	else
+		ck_assert(asprintf(&path, "%s.pgroups", d->db_path) > 0);
 	return path;
 }
 

@@ -159,13 +159,7 @@ status_line(const char *answer)
 static long long
 jobs_stored(jd *dd)
 {
-	sqlite3 *db = jd_db_open(dd);
-	long long n;
-
-	ck_assert_ptr_nonnull(db);
-	n = jd_db_int(db, "SELECT count(*) FROM jobs");
-	sqlite3_close(db);
-	return n;
+	return jd_sql_int(dd, "SELECT count(*) FROM jobs");
 }
 
 /*
@@ -1698,7 +1692,6 @@ START_TEST(test_gone_clients_do_not_hold_shutdown)
 	static const char sleep_job[] =
 		"{\"type\":\"sleep\",\"payload\":{\"seconds\":0.3}}";
 	char req[512];
-	sqlite3 *db;
 	long long ended = 0;
 	int64_t deadline, t0, took;
 
@@ -1713,17 +1706,14 @@ START_TEST(test_gone_clients_do_not_hold_shutdown)
 	}
 	/* Every one is stored and ends (the sleeps are cancelled by their
 	 * client's leaving, or finish). */
-	db = jd_db_open(d);
-	ck_assert_ptr_nonnull(db);
 	deadline = jd_mono_ms() + 10000;
 	while (jd_mono_ms() < deadline) {
-		ended = jd_db_int(db, "SELECT count(*) FROM jobs WHERE status"
-		                  " IN ('succeeded', 'cancelled')");
+		ended = jd_sql_int(d, "SELECT count(*) FROM jobs WHERE status"
+		                   " IN ('succeeded', 'cancelled')");
 		if (ended == 40)
 			break;
 		jd_pause_ms(20);
 	}
-	sqlite3_close(db);
 	ck_assert_msg(ended == 40, "%lld of 40 jobs ended", ended);
 
 	t0 = jd_mono_ms();

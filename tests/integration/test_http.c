@@ -255,14 +255,10 @@ START_TEST(test_duplicate_content_length_with_space)
 		"Content-Length: 27\r\nContent-Length : 5\r\n\r\n"
 		"{\"type\":\"noop\"}";
 	struct raw r = raw_str(d->port, req);
-	sqlite3 *db;
 
 	assert_problem_close(&r, 400, "Content-Length twice");
 	raw_free(&r);
-	db = jd_db_open(d);
-	ck_assert_ptr_nonnull(db);
-	ck_assert_int_eq(jd_db_int(db, "SELECT count(*) FROM jobs"), 0);
-	sqlite3_close(db);
+	ck_assert_int_eq(jd_sql_int(d, "SELECT count(*) FROM jobs"), 0);
 }
 END_TEST
 

@@ -290,7 +290,6 @@ START_TEST(test_graceful_shutdown)
 	struct jd_resp *r = wait_status(d, id, "running", 10000);
 	int64_t t0;
 	int rc;
-	sqlite3 *db;
 	char sql[160], *status;
 
 	ck_assert_int_eq(int_field(r, "attempt"), 1);
@@ -303,18 +302,15 @@ START_TEST(test_graceful_shutdown)
 	              (long long)(jd_mono_ms() - t0));
 
 	/* stored back as queued, the interrupted attempt not counted */
-	db = jd_db_open(d);
-	ck_assert_ptr_nonnull(db);
 	snprintf(sql, sizeof(sql), "SELECT status FROM jobs WHERE id = '%s'",
 	         id);
-	status = jd_db_text(db, sql);
+	status = jd_sql_text(d, sql);
 	ck_assert_msg(status != NULL && strcmp(status, "queued") == 0,
 	              "stored status %s", status ? status : "(none)");
 	free(status);
 	snprintf(sql, sizeof(sql), "SELECT attempt FROM jobs WHERE id = '%s'",
 	         id);
-	ck_assert_int_eq(jd_db_int(db, sql), 0);
-	sqlite3_close(db);
+	ck_assert_int_eq(jd_sql_int(d, sql), 0);
 
 	ck_assert_int_eq(jd_start(d), 0);
 	r = wait_status(d, id, "running", 10000);

@@ -11,7 +11,11 @@
  *  - a database per test (jd_pg_create_db) is isolated from the others;
  *  - a starter killed with SIGKILL still gets its server stopped and its
  *    directory removed (the guard process);
- *  - an SQL error is an error.
+ *  - an SQL error is an error;
+ *  - the harness's switch JOBD_TEST_STORE=pg: jd_new() makes a database
+ *    per jd on the run's server and writes its URI into the config,
+ *    jd_free() drops it, and jd_sql_* read and write it (search_path =
+ *    jobd) with the same answers as on SQLite.
  * With no PostgreSQL server binaries on the machine every test passes
  * after saying it skipped (scripts/deps.sh installs them).
  */
@@ -27,6 +31,7 @@
 #include <unistd.h>
 
 #include "checks.h"
+#include "harness.h"
 #include "pg.h"
 
 /* The suite's server (unchecked fixture); skip when there is none. */
@@ -278,6 +283,185 @@ START_TEST(killed_starter_server_stopped)
 }
 END_TEST
 
+/*
+ * jd_sql_* on d's store, which holds a table jobs made by the caller:
+ * the same answers whichever store it is.
+ */
+static void
+check_sql_helpers(jd *d)
+{
+	char sql[256], *v, *lit;
+
+	ck_assert_int_eq(jd_sql_exec(d, "INSERT INTO jobs VALUES "
+	                 "('0190aaaa-0000-7000-8000-000000000001', 'queued', 0,"
+	                 " NULL), ('0190aaaa-0000-7000-8000-000000000002',"
+	                 " 'running', 2, 'line one\nline two')"), 0);
+	/* The table unqualified: search_path on PostgreSQL. */
+	ck_assert_int_eq(jd_sql_int(d, "SELECT count(*) FROM jobs"), 2);
+	ck_assert_int_eq(jd_sql_int(d, "SELECT attempt FROM jobs WHERE id = "
+	                            "'0190aaaa-0000-7000-8000-000000000002'"),
+	                 2);
+	ck_assert_int_eq(jd_sql_int(d, "SELECT sum(attempt) * 1000000000000"
+	                            " FROM jobs"), 2000000000000LL);
+	v = jd_sql_text(d, "SELECT status FROM jobs ORDER BY status DESC");
+	ck_assert_str_eq(v, "running");
+	free(v);
+	/* Newlines stay in, and only the first column counts. */
+	v = jd_sql_text(d, "SELECT error, status FROM jobs WHERE attempt = 2");
+	ck_assert_str_eq(v, "line one\nline two");
+	free(v);
+	/* NULL, no row, an error: NULL; an empty string is one. */
+	ck_assert_ptr_null(jd_sql_text(d, "SELECT error FROM jobs WHERE "
+	                               "attempt = 0"));
+	ck_assert_ptr_null(jd_sql_text(d, "SELECT status FROM jobs WHERE "
+	                               "attempt = 99"));
+	ck_assert_ptr_null(jd_sql_text(d, "SELECT nosuch FROM jobs"));
+	v = jd_sql_text(d, "SELECT ''");
+	ck_assert_str_eq(v, "");
+	free(v);
+	/* jd_sql_int: NULL, no row, not an integer, an error: -1. */
+	ck_assert_int_eq(jd_sql_int(d, "SELECT max(attempt) FROM jobs WHERE"
+	                            " attempt > 99"), -1);
+	ck_assert_int_eq(jd_sql_int(d, "SELECT attempt FROM jobs WHERE "
+	                            "attempt = 99"), -1);
+	ck_assert_int_eq(jd_sql_int(d, "SELECT status FROM jobs WHERE "
+	                            "attempt = 2"), -1);
+	ck_assert_int_eq(jd_sql_int(d, "SELECT nosuch FROM jobs"), -1);
+	/* A literal with quotes and a backslash goes in and comes back
+	 * unchanged. */
+	lit = jd_sql_literal("it's '' a \\ key; --");
+	ck_assert_ptr_nonnull(lit);
+	ck_assert_str_eq(lit, "'it''s '''' a \\ key; --'");
+	snprintf(sql, sizeof(sql), "UPDATE jobs SET error = %s WHERE "
+	         "attempt = 0", lit);
+	ck_assert_int_eq(jd_sql_exec(d, sql), 0);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM jobs WHERE error = %s",
+	         lit);
+	ck_assert_int_eq(jd_sql_int(d, sql), 1);
+	free(lit);
+	v = jd_sql_text(d, "SELECT error FROM jobs WHERE attempt = 0");
+	ck_assert_str_eq(v, "it's '' a \\ key; --");
+	free(v);
+	lit = jd_sql_literal("");
+	ck_assert_str_eq(lit, "''");
+	free(lit);
+	/* An error is an error. */
+	ck_assert_int_eq(jd_sql_exec(d, "UPDATE jobs SET nosuch = 1"), -1);
+}
+
+/* The server the harness's databases are on. */
+static struct jd_pg harness_pg;
+
+/*
+ * JOBD_TEST_STORE=pg on the suite's server, as with_server.sh sets it;
+ * or, when this suite itself runs under JOBD_TEST_STORE=pg, on the run's
+ * server, which the harness took before the tests began.
+ */
+static void
+use_pg_store(void)
+{
+	const char *uri = getenv("JOBD_TEST_PG_URI");
+
+	if (jd_store_is_pg() && uri != NULL) {
+		ck_assert_int_eq(jd_pg_attach(&harness_pg, uri,
+		                              getenv("JOBD_TEST_PG_BIN")), 0);
+		return;
+	}
+	setenv("JOBD_TEST_STORE", "pg", 1);
+	setenv("JOBD_TEST_PG_URI", suite_pg.uri, 1);
+	setenv("JOBD_TEST_PG_BIN", suite_pg.bin, 1);
+	ck_assert_int_eq(jd_pg_attach(&harness_pg, suite_pg.uri, suite_pg.bin),
+	                 0);
+}
+
+static int64_t
+databases_named(const char *name)
+{
+	char sql[200];
+	int64_t n = -1;
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_database WHERE "
+	         "datname = '%s'", name);
+	ck_assert_int_eq(jd_pg_sql_int(&harness_pg, NULL, sql, &n), 0);
+	return n;
+}
+
+START_TEST(harness_pg_store)
+{
+	char want[400], name[64], *conf;
+	jd *d, *d2;
+
+	NEED_SUITE_PG();
+	use_pg_store();
+	ck_assert(jd_store_is_pg());
+	d = jd_new(NULL);
+	ck_assert_ptr_nonnull(d);
+	/* Its own database, named after its directory, in the config. */
+	ck_assert_msg(d->pg_db[0] != '\0', "no database");
+	snprintf(want, sizeof(want), "postgresql://postgres@127.0.0.1:%d/%s",
+	         harness_pg.port, d->pg_db);
+	ck_assert_str_eq(d->db_path, want);
+	ck_assert_int_eq(databases_named(d->pg_db), 1);
+	conf = jd_read_file(d->conf_path, NULL);
+	ck_assert_ptr_nonnull(conf);
+	snprintf(want, sizeof(want), "[store]\npath = %s\n", d->db_path);
+	ck_assert_msg(strstr(conf, want) != NULL, "the config has no %s:\n%s",
+	              want, conf);
+	free(conf);
+
+	/* Empty until the daemon makes its schema. */
+	ck_assert_int_eq(jd_store_made(d), 0);
+	ck_assert_int_eq(jd_sql_exec(d, "CREATE SCHEMA jobd; CREATE TABLE "
+	                             "jobd.jobs (id uuid PRIMARY KEY, status "
+	                             "text, attempt int8, error text)"), 0);
+	ck_assert_int_eq(jd_store_made(d), 1);
+	check_sql_helpers(d);
+
+	/* A second jd: another database, which sees nothing of the first. */
+	d2 = jd_new(NULL);
+	ck_assert_ptr_nonnull(d2);
+	ck_assert_str_ne(d2->pg_db, d->pg_db);
+	ck_assert_int_eq(jd_store_made(d2), 0);
+	ck_assert_int_eq(jd_sql_int(d2, "SELECT count(*) FROM pg_tables "
+	                            "WHERE tablename = 'jobs'"), 0);
+	ck_assert_int_eq(jd_sql_int(d, "SELECT count(*) FROM pg_tables "
+	                            "WHERE tablename = 'jobs'"), 1);
+
+	/* jd_free drops it. */
+	snprintf(name, sizeof(name), "%s", d->pg_db);
+	jd_free(d);
+	ck_assert_int_eq(databases_named(name), 0);
+	snprintf(name, sizeof(name), "%s", d2->pg_db);
+	jd_free(d2);
+	ck_assert_int_eq(databases_named(name), 0);
+}
+END_TEST
+
+/* The same helpers on SQLite, JOBD_TEST_STORE unset. */
+START_TEST(harness_sqlite_store)
+{
+	sqlite3 *db = NULL;
+	jd *d;
+
+	unsetenv("JOBD_TEST_STORE");
+	ck_assert(!jd_store_is_pg());
+	d = jd_new(NULL);
+	ck_assert_ptr_nonnull(d);
+	ck_assert_str_eq(d->pg_db, "");
+	ck_assert_int_eq(jd_store_made(d), 0);
+	ck_assert_int_eq(jd_sql_int(d, "SELECT 1"), -1); /* no file yet */
+	ck_assert_int_eq(sqlite3_open(d->db_path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "CREATE TABLE jobs (id TEXT PRIMARY"
+	                              " KEY, status TEXT, attempt INTEGER,"
+	                              " error TEXT)", NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(jd_store_made(d), 1);
+	check_sql_helpers(d);
+	jd_free(d);
+}
+END_TEST
+
 static Suite *
 pgserver_suite(void)
 {
@@ -291,6 +475,8 @@ pgserver_suite(void)
 	tcase_add_test(tc, database_per_test);
 	tcase_add_test(tc, sql_errors);
 	tcase_add_test(tc, killed_starter_server_stopped);
+	tcase_add_test(tc, harness_pg_store);
+	tcase_add_test(tc, harness_sqlite_store);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -907,19 +907,15 @@ post_keyed(jd_client *c, const char *key, const char *body)
 static long long
 count_key(jd *dd, const char *key)
 {
-	sqlite3 *db = jd_db_open(dd);
-	sqlite3_stmt *st = NULL;
-	long long n = -1;
+	char *lit = jd_sql_literal(key), *sql = NULL;
+	long long n;
 
-	ck_assert_ptr_nonnull(db);
-	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM jobs "
-	                                    "WHERE idem_key = ?1", -1, &st,
-	                                    NULL), SQLITE_OK);
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	ck_assert_ptr_nonnull(lit);
+	ck_assert(asprintf(&sql, "SELECT count(*) FROM jobs WHERE idem_key = "
+	                   "%s", lit) > 0);
+	n = jd_sql_int(dd, sql);
+	free(sql);
+	free(lit);
 	return n;
 }
 

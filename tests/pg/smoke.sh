@@ -10,7 +10,11 @@
 #     server cannot use (a space or quote in it, a socket path too long)
 #     is refused before anything is made; stop refuses a directory it did
 #     not make;
-#  4. stop: every server gone (by pid), every directory gone.
+#  4. stop: every server gone (by pid), every directory gone;
+#  5. with_server.sh: CMD runs with JOBD_TEST_STORE=pg and a server that
+#     answers at JOBD_TEST_PG_URI, CMD's exit status is the script's, and
+#     the server is gone when it returns; killed with SIGKILL while CMD
+#     runs, its guard stops the server and removes its directory.
 # 77 = skip (no PostgreSQL server binaries).
 set -u
 here=$(dirname "$0")
@@ -93,4 +97,56 @@ for p in $pids; do
 done
 [ ! -e "$d1" ] && [ ! -e "$d2" ] || fail "stop left a directory"
 $pg stop "$d1" || fail "stop of a stopped server is not a no-op"
+
+# gone PID DIR: 0 once PID is gone and DIR removed, 1 after 60 s.
+gone() {
+	i=0
+	while alive "$1" || [ -e "$2" ]; do
+		[ "$i" -ge 600 ] && return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 0
+}
+
+# 5. with_server.sh
+ws="sh $here/with_server.sh"
+w=$(mktemp -d /tmp/jobd-pgsmoke.XXXXXX)
+d3=$w # removed at exit
+$ws sh -c 'echo "$JOBD_TEST_STORE $JOBD_TEST_PG_DIR"
+	head -n 1 "$JOBD_TEST_PG_DIR/data/postmaster.pid"
+	"$JOBD_TEST_PG_BIN/psql" -X -A -t -q -d "$JOBD_TEST_PG_URI" -c "select 40 + 2"
+	exit 3' >"$w/out" 2>"$w/err"
+rc=$?
+[ $rc -eq 3 ] || { cat "$w/err" >&2; fail "with_server.sh exited $rc, not its command's 3"; }
+set -- $(sed -n 1p "$w/out")
+[ "${1:-}" = pg ] || fail "with_server.sh: JOBD_TEST_STORE is '${1:-}', not pg"
+wdir=${2:-}
+wpg=$(sed -n 2p "$w/out")
+[ "$(sed -n 3p "$w/out")" = 42 ] || fail "with_server.sh: no answer at JOBD_TEST_PG_URI: $(cat "$w/out" "$w/err")"
+[ -n "$wpg" ] && [ -n "$wdir" ] && gone "$wpg" "$wdir" ||
+	fail "with_server.sh returned with server $wpg or $wdir still there"
+
+$ws sh -c 'head -n 1 "$JOBD_TEST_PG_DIR/data/postmaster.pid" >"$1.tmp"
+	echo "$JOBD_TEST_PG_DIR $$" >>"$1.tmp"
+	mv "$1.tmp" "$1"
+	exec sleep 600' cmd "$w/ready" >/dev/null 2>"$w/err" &
+wrapper=$!
+i=0
+until [ -e "$w/ready" ]; do
+	[ "$i" -ge 600 ] && { kill -KILL "$wrapper"; cat "$w/err" >&2; fail "with_server.sh did not run its command"; }
+	sleep 0.1
+	i=$((i + 1))
+done
+wpg=$(sed -n 1p "$w/ready")
+set -- $(sed -n 2p "$w/ready")
+wdir=$1
+cmd=$2
+alive "$wpg" || fail "with_server.sh: no server $wpg while its command runs"
+kill -KILL "$wrapper"
+gone "$wpg" "$wdir"
+ok=$?
+kill -KILL "$cmd" 2>/dev/null
+rm -rf "$w"
+[ $ok -eq 0 ] || fail "with_server.sh killed by SIGKILL: server $wpg or $wdir still there after 60 s"
 echo "pg-smoke: ok"
