@@ -63,6 +63,8 @@ struct config {
 		int64_t max_queued;
 		int64_t retention_ms;
 		int64_t pool;            /* PostgreSQL reader connections */
+		char *node;              /* node name; NULL: the host name */
+		int64_t lease_ms;        /* a silent node is dead after this */
 	} store;
 	struct {
 		int64_t threads;

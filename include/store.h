@@ -44,6 +44,12 @@ struct store_options {
 	/* PostgreSQL: reader connections (store.pool); SQLite opens one
 	 * per concurrent reader thread. */
 	int pool;
+	/* PostgreSQL, several daemons on one database: this daemon's node
+	 * name (NULL: the host name; one live jobd per name) and lease (a
+	 * node that has not written its heartbeat for this long is dead:
+	 * its running jobs go back to the queue). */
+	const char *node;
+	int64_t lease_ms;
 };
 
 /* What a claim asks for. */
@@ -112,6 +118,12 @@ void store_display(const char *path, char *buf, size_t len);
  * Any thread; a few microseconds.
  */
 int store_check(store *st, char *err, size_t errlen);
+
+/*
+ * Whether other daemons may change the store too (PostgreSQL: several
+ * nodes): jobs may become due without this daemon's writer knowing.
+ */
+bool store_is_shared(store *st);
 
 /* ---- writer calls (one thread) ---- */
 

@@ -10,6 +10,9 @@
 
 struct store_ops {
 	const char *name;
+	/* Other daemons may change the store (several nodes): the writer
+	 * looks for due work now and then, not only when told. */
+	bool shared;
 	int (*open)(const char *path, const struct store_options *opt,
 	            void **impl, char *err, size_t errlen);
 	void (*close)(void *impl);

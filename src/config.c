@@ -94,6 +94,12 @@ static const struct conf_key conf_keys[] = {
 	 1000000000, NULL, "queued jobs beyond which POST /jobs answers 503"},
 	{"store", "pool", T_INT, C(store.pool), "4", 1, 256, NULL,
 	 "PostgreSQL: reader connections (GET /jobs, lists, counts)"},
+	{"store", "node", T_STR, C(store.node), NULL, 0, 0, NULL,
+	 "PostgreSQL: this daemon's node name (default: the host name); one "
+	 "live jobd per name"},
+	{"store", "lease", T_DUR, C(store.lease_ms), "30s", 1000, DAY, NULL,
+	 "PostgreSQL: a node silent this long is dead and its running jobs "
+	 "run elsewhere"},
 	{"store", "retention", T_DUR, C(store.retention_ms), "7d", 60000,
 	 3650 * DAY, NULL, "finished jobs are deleted after this"},
 	{"workers", "threads", T_INT, C(workers.threads), "4", 1, 1024, NULL,

@@ -371,6 +371,8 @@ daemon_start(struct daemon *d)
 	struct store_options so = {
 		.durability_full = cfg->store.durability == DURABILITY_FULL,
 		.pool = (int)cfg->store.pool,
+		.node = cfg->store.node,
+		.lease_ms = cfg->store.lease_ms,
 	};
 	rc = store_open(cfg->store.path, &so, &d->st, err, sizeof(err));
 	if (rc != 0) {

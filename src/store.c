@@ -120,6 +120,9 @@ store_close(store *st)
 }
 
 
+bool store_is_shared(store *st)
+{ return st->ops->shared; }
+
 int store_begin(store *st, char *err, size_t errlen)
 { return st->ops->begin(st->impl, err, errlen); }
 

@@ -106,6 +106,17 @@ static const char *const migrations[] = {
 	"  autovacuum_vacuum_threshold = 1000,"
 	"  autovacuum_analyze_scale_factor = 0.01,"
 	"  autovacuum_vacuum_cost_delay = 1);",
+	/* 2: several nodes.  Each running daemon has a row (its boot id,
+	 * node name, heartbeat); a running job names the boot id of the
+	 * daemon that claimed it (jobs.node). */
+	"CREATE TABLE jobd.nodes ("
+	"  boot text PRIMARY KEY,"
+	"  name text NOT NULL,"
+	"  pid int NOT NULL,"
+	"  started_at timestamptz NOT NULL DEFAULT now(),"
+	"  seen_at timestamptz NOT NULL DEFAULT now()"
+	");"
+	"CREATE INDEX jobs_node ON jobd.jobs (node) WHERE status = 'running';",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -114,7 +125,8 @@ enum {
 	W_INSERT, W_FIND_IDEM, W_PROMOTE, W_CLAIM, W_COMPLETE, W_PUT_BACK,
 	W_START, W_CANCEL, W_STATUS_OF, W_MARK_CANCEL, W_RETRY,
 	W_RECOVER_CANCEL, W_RECOVER_FAIL, W_RECOVER_REQUEUE, W_PURGE,
-	W_NEXT_RUN_AT, W_INSERT_MANY, W_START_MANY, W_COMPLETE_MANY, W_NSTMT
+	W_NEXT_RUN_AT, W_INSERT_MANY, W_START_MANY, W_COMPLETE_MANY,
+	W_FORGET_OLD, W_NSTMT
 };
 
 static const char *const writer_sql[W_NSTMT] = {
@@ -136,7 +148,8 @@ static const char *const writer_sql[W_NSTMT] = {
 	 * jobs_queue in order even on a table never analyzed. */
 	[W_CLAIM] = "UPDATE jobd.jobs SET status = 'running',"
 		" attempt = attempt + 1, started_at = $1, finished_at = NULL,"
-		" claim = $2, attempt_started = 0, cancel_requested = 0"
+		" claim = $2, attempt_started = 0, cancel_requested = 0,"
+		" node = $5"
 		" WHERE id = ANY (ARRAY(SELECT id FROM jobd.jobs"
 		"   WHERE status = 'queued' AND due = 1"
 		"   AND type = ANY ($3::text[])"
@@ -187,16 +200,22 @@ static const char *const writer_sql[W_NSTMT] = {
 	[W_RECOVER_CANCEL] = "UPDATE jobd.jobs SET status = 'cancelled',"
 		" finished_at = $1, claim = NULL,"
 		" attempt = attempt - 1 + attempt_started"
-		" WHERE status = 'running' AND cancel_requested = 1",
+		" WHERE status = 'running' AND cancel_requested = 1"
+		"   AND (node IS NULL OR node IN (SELECT boot FROM jobd.nodes"
+		"     WHERE name = $2 AND boot <> $3))",
 	[W_RECOVER_FAIL] = "UPDATE jobd.jobs SET status = 'failed',"
 		" finished_at = $1, claim = NULL, error = 'the daemon stopped"
 		" during the last attempt (no attempts left)'"
 		" WHERE status = 'running' AND attempt_started = 1"
-		" AND attempt >= max_attempts",
+		" AND attempt >= max_attempts"
+		"   AND (node IS NULL OR node IN (SELECT boot FROM jobd.nodes"
+		"     WHERE name = $2 AND boot <> $3))",
 	[W_RECOVER_REQUEUE] = "UPDATE jobd.jobs SET status = 'queued',"
 		" run_at = $1, claim = NULL, due = 1,"
 		" attempt = attempt - 1 + attempt_started"
-		" WHERE status = 'running'",
+		" WHERE status = 'running'"
+		"   AND (node IS NULL OR node IN (SELECT boot FROM jobd.nodes"
+		"     WHERE name = $2 AND boot <> $3))",
 	/* Oldest first through jobs_finished (not every finished row of
 	 * jobs_status, which the planner picks without statistics). */
 	[W_PURGE] = "DELETE FROM jobd.jobs WHERE id = ANY (ARRAY(SELECT id"
@@ -211,12 +230,13 @@ static const char *const writer_sql[W_NSTMT] = {
 	[W_INSERT_MANY] = "INSERT INTO jobd.jobs (id, type, status, priority,"
 		" attempt, attempt_started, max_attempts, timeout_ms,"
 		" created_at, run_at, payload, cancel_on_disconnect, idem_key,"
-		" idem_fp, due, started_at, claim)"
+		" idem_fp, due, started_at, claim, node)"
 		" SELECT id, type, CASE WHEN claim IS NULL THEN 'queued'"
 		" ELSE 'running' END, priority, (claim IS NOT NULL)::int,"
 		" started, max_attempts, timeout_ms,"
 		" created_at, run_at, payload, cod, idem_key, idem_fp,"
-		" (run_at <= created_at)::int, started_at, claim"
+		" (run_at <= created_at)::int, started_at, claim,"
+		" CASE WHEN claim IS NULL THEN NULL ELSE $15::text END"
 		" FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[],"
 		" $5::int8[], $6::int8[], $7::int8[], $8::text[], $9::int2[],"
 		" $10::text[], $11::text[], $12::text[], $13::int8[],"
@@ -257,6 +277,8 @@ static const char *const writer_sql[W_NSTMT] = {
 		" WHERE j.id = c.id"
 		" AND j.claim = c.claim AND j.status = 'running'"
 		" RETURNING c.n, j.status",
+	/* After recovery: this node name's earlier incarnations are gone. */
+	[W_FORGET_OLD] = "DELETE FROM jobd.nodes WHERE name = $1 AND boot <> $2",
 };
 
 /* Reader statements, prepared on each reader connection. */
@@ -308,7 +330,10 @@ struct reader {
 struct pgs {
 	char *uri;               /* as configured (logged without password) */
 	bool durability_full;
-	char appname[96];
+	char appname[160];
+	char node[64];           /* this daemon's node name (store.node) */
+	char boot[33];           /* this run's id: jobs.node, jobd.nodes */
+	int64_t lease_ms;
 
 	/* writer thread only */
 	PGconn *w;
@@ -345,6 +370,17 @@ struct pgs {
 	size_t nreaders;
 	int64_t r_retry_ms;      /* guarded by pool_mu */
 	int r_backoff_ms;
+
+	/* the heartbeat thread (see "nodes" below): its own connection */
+	pthread_t hb_thread;
+	bool hb_started;
+	pthread_mutex_t hb_mu;
+	pthread_cond_t hb_cond;
+	bool hb_stop;            /* hb_mu */
+	PGconn *hb;              /* the heartbeat thread's */
+	int64_t hb_ok_mono_ms;   /* last heartbeat written (its thread) */
+	int64_t hb_fail_mono_ms; /* last one that failed, -1 none */
+	_Atomic bool leader;
 };
 
 /* ---- errors ---- */
@@ -464,6 +500,22 @@ connect_to(struct pgs *s, bool writer, char *err, size_t errlen)
 	return c;
 }
 
+/*
+ * Whether the idle writer connection was ended by the server: between
+ * transactions nothing is expected from it, so anything to read (the
+ * FATAL of an administrator's or a restart's termination, then EOF) means
+ * it is gone.  One poll(), no round trip.
+ */
+static bool
+conn_idle_broken(PGconn *c)
+{
+	struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+
+	if (p.fd < 0 || PQstatus(c) == CONNECTION_BAD)
+		return true;
+	return poll(&p, 1, 0) != 0;
+}
+
 static int
 exec_ok(PGconn *c, const char *sql, const char *what, char *err,
         size_t errlen)
@@ -541,15 +593,21 @@ rollback:
 
 /* Who holds the store (for the refusal), from pg_stat_activity. */
 static void
-lock_holder(PGconn *c, char *out, size_t len)
+lock_holder(struct pgs *s, PGconn *c, char *out, size_t len)
 {
-	PGresult *r = PQexec(c, "SELECT a.application_name || ' (backend pid '"
-	                     " || a.pid || ', from ' || coalesce(host(a.client_addr),"
-	                     " 'a local socket') || ')' FROM pg_locks l JOIN"
-	                     " pg_stat_activity a ON a.pid = l.pid WHERE"
-	                     " l.locktype = 'advisory' AND l.granted AND"
-	                     " l.objid = hashtext('jobd.store')::oid"
-	                     " AND a.pid <> pg_backend_pid() LIMIT 1");
+	char key[96];
+	const char *v[1] = {key};
+	PGresult *r;
+
+	snprintf(key, sizeof(key), "jobd.node.%s", s->node);
+	r = PQexecParams(c, "SELECT a.application_name || ' (backend pid '"
+	                 " || a.pid || ', from ' || coalesce(host(a.client_addr),"
+	                 " 'a local socket') || ')' FROM pg_locks l JOIN"
+	                 " pg_stat_activity a ON a.pid = l.pid WHERE"
+	                 " l.locktype = 'advisory' AND l.granted AND"
+	                 " l.objid = hashtext($1)::oid"
+	                 " AND a.pid <> pg_backend_pid() LIMIT 1", 1, NULL, v,
+	                 NULL, NULL, 0);
 
 	snprintf(out, len, "another session");
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
@@ -734,6 +792,26 @@ give_back_lost(struct pgs *s, PGconn *c, char *err, size_t errlen)
 	return rc;
 }
 
+/* This run's row in jobd.nodes (again after a reconnect: the same boot
+ * id, unless the row was deleted because the node was declared dead). */
+static int
+register_node(struct pgs *s, PGconn *c, char *err, size_t errlen)
+{
+	char pid[24];
+	const char *v[3] = {s->boot, s->node, pid};
+	PGresult *r;
+	int rc = 0;
+
+	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+	r = PQexecParams(c, "INSERT INTO jobd.nodes (boot, name, pid)"
+	                 " VALUES ($1, $2, $3) ON CONFLICT (boot) DO UPDATE"
+	                 " SET seen_at = now()", 3, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		rc = result_error(c, r, "register the node", err, errlen);
+	PQclear(r);
+	return rc;
+}
+
 /* Opens the writer connection: lock, migrations, statements.  0, or
  * JOBD_EUNAVAIL (try again later), or a refusal (JOBD_EINVAL/EBUSY). */
 static int
@@ -745,7 +823,16 @@ w_connect(struct pgs *s, char *err, size_t errlen)
 
 	if (c == NULL)
 		return JOBD_EUNAVAIL;
-	r = PQexec(c, "SELECT pg_try_advisory_lock(hashtext('jobd.store'))");
+	{
+		/* One live daemon per node name: holding the lock also proves
+		 * the previous incarnation of this node is gone (its session
+		 * ended), so start-up recovers its jobs at once. */
+		char key[96];
+		const char *v[1] = {key};
+		snprintf(key, sizeof(key), "jobd.node.%s", s->node);
+		r = PQexecParams(c, "SELECT pg_try_advisory_lock(hashtext($1))",
+		                 1, NULL, v, NULL, NULL, 0);
+	}
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		rc = result_error(c, r, "lock", err, errlen);
 		PQclear(r);
@@ -755,14 +842,16 @@ w_connect(struct pgs *s, char *err, size_t errlen)
 	if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
 		char who[256];
 		PQclear(r);
-		lock_holder(c, who, sizeof(who));
+		lock_holder(s, c, who, sizeof(who));
 		PQfinish(c);
 		return jobd_seterr(err, errlen, JOBD_EBUSY, "the store is in use "
-		                   "by another jobd: %s; one jobd per database "
-		                   "(several nodes come with issue 14)", who);
+		                   "by another jobd as node \"%s\": %s; give each "
+		                   "jobd its own [store] node", s->node, who);
 	}
 	PQclear(r);
 	rc = store_pg_migrate(c, migrations, SCHEMA_VERSION, err, errlen);
+	if (rc == 0)
+		rc = register_node(s, c, err, errlen);
 	if (rc == 0)
 		rc = give_back_lost(s, c, err, errlen);
 	for (int i = 0; rc == 0 && i < W_NSTMT; i++) {
@@ -1045,7 +1134,7 @@ rows_send(struct pgs *s, char *err, size_t errlen)
 
 	for (int k = 0; k < NKINDS; k++) {
 		struct rows *r = &s->rows[k];
-		const char *v[MAX_COLS];
+		const char *v[MAX_COLS + 1];
 		struct sink sk = {0};
 		int rc;
 		if (r->n == 0)
@@ -1064,7 +1153,11 @@ rows_send(struct pgs *s, char *err, size_t errlen)
 			memcpy(sk.many, r->ans, (size_t)r->n * sizeof(*sk.many));
 			sk.nmany = r->n;
 		}
-		rc = w_send_to(s, stmt[k], ncols[k], v, NULL, err, errlen);
+		/* The inserts' node: this run (for rows inserted claimed). */
+		int n = ncols[k];
+		if (k == K_INSERT)
+			v[n++] = s->boot;
+		rc = w_send_to(s, stmt[k], n, v, NULL, err, errlen);
 		if (rc != 0) {
 			free(sk.many);
 			return rc;
@@ -1171,6 +1264,191 @@ w_sync(struct pgs *s, char *err, size_t errlen)
 	return rc;
 }
 
+/* ---- nodes: heartbeats, leader, rescue ----
+ *
+ * Each daemon writes its row's seen_at every min(1 s, lease / 4) on a
+ * connection of its own (a busy writer never delays it).  The leader is
+ * the oldest live node (the same answer on every node); it rescues the
+ * jobs of nodes silent for a whole lease: back to queued (attempt counted
+ * when it had started; failed when none is left; cancelled when a cancel
+ * was requested), in one transaction under an advisory lock, so two
+ * leaders for a moment do no harm.  No rescue within a lease of the
+ * database's own start, nor while this node's heartbeats fail: an outage
+ * must not declare every node dead.  A node that finds its row gone was
+ * declared dead: it says so and registers again (its old claims are
+ * fenced: their completions change nothing).
+ */
+
+static bool
+node_name_ok(const char *n)
+{
+	size_t len = strlen(n);
+
+	if (len < 1 || len > 63)
+		return false;
+	return strspn(n, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	              "0123456789._-") == len;
+}
+
+static void
+new_boot_id(char *out, size_t len)
+{
+	unsigned char rnd[8] = {0};
+	FILE *f = fopen("/dev/urandom", "re");
+
+	if (f == NULL || fread(rnd, 1, sizeof(rnd), f) != sizeof(rnd)) {
+		int64_t t = clock_now_us() ^ ((int64_t)getpid() << 40);
+		memcpy(rnd, &t, sizeof(rnd));
+	}
+	if (f != NULL)
+		fclose(f);
+	for (size_t i = 0; i < sizeof(rnd) && 2 * i + 2 < len; i++)
+		snprintf(out + 2 * i, 3, "%02x", rnd[i]);
+}
+
+/* One heartbeat: 1 written, 0 when the row was gone (declared dead),
+ * -1 on error. */
+static int
+hb_beat(struct pgs *s)
+{
+	const char *v[1] = {s->boot};
+	PGresult *r = PQexecParams(s->hb, "UPDATE jobd.nodes SET seen_at ="
+	                           " now() WHERE boot = $1", 1, NULL, v, NULL,
+	                           NULL, 0);
+	int rc = -1;
+
+	if (PQresultStatus(r) == PGRES_COMMAND_OK)
+		rc = atoi(PQcmdTuples(r)) > 0;
+	PQclear(r);
+	return rc;
+}
+
+static bool
+hb_is_leader(struct pgs *s)
+{
+	char lease[32];
+	const char *v[2] = {s->boot, lease};
+	PGresult *r;
+	bool yes = false;
+
+	snprintf(lease, sizeof(lease), "%lld milliseconds",
+	         (long long)s->lease_ms);
+	r = PQexecParams(s->hb, "SELECT boot = $1 FROM jobd.nodes"
+	                 " WHERE seen_at >= now() - $2::interval"
+	                 " ORDER BY started_at, boot LIMIT 1", 2, NULL, v,
+	                 NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+		yes = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	return yes;
+}
+
+/* The leader's rescue of dead nodes' running jobs. */
+static void
+hb_rescue(struct pgs *s)
+{
+	char lease[32], now[24];
+	const char *v[2] = {lease, now};
+	PGresult *r;
+
+	snprintf(lease, sizeof(lease), "%lld milliseconds",
+	         (long long)s->lease_ms);
+	snprintf(now, sizeof(now), "%" PRId64, clock_now_us());
+	r = PQexecParams(s->hb,
+	    "WITH go AS (SELECT pg_try_advisory_xact_lock("
+	    "  hashtext('jobd.rescue')) AND now() - pg_postmaster_start_time()"
+	    "  > $1::interval AS ok),"
+	    " dead AS (DELETE FROM jobd.nodes WHERE (SELECT ok FROM go)"
+	    "  AND seen_at < now() - $1::interval RETURNING boot)"
+	    " UPDATE jobd.jobs j SET"
+	    "  status = CASE WHEN cancel_requested = 1 THEN 'cancelled'"
+	    "   WHEN attempt_started = 1 AND attempt >= max_attempts"
+	    "   THEN 'failed' ELSE 'queued' END,"
+	    "  finished_at = CASE WHEN cancel_requested = 1 OR"
+	    "   (attempt_started = 1 AND attempt >= max_attempts)"
+	    "   THEN $2::int8 ELSE NULL END,"
+	    "  error = CASE WHEN cancel_requested = 0 AND attempt_started = 1"
+	    "   AND attempt >= max_attempts THEN 'the node running it stopped"
+	    " answering during the last attempt (no attempts left)'"
+	    "   ELSE error END,"
+	    "  run_at = CASE WHEN cancel_requested = 1 THEN run_at"
+	    "   ELSE $2::int8 END,"
+	    "  attempt = attempt - 1 + attempt_started, attempt_started = 0,"
+	    "  claim = NULL, due = 1, cancel_requested = 0"
+	    " FROM dead WHERE j.node = dead.boot AND j.status = 'running'"
+	    " RETURNING j.id, j.status", 2, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		char msg[300];
+		one_line(msg, sizeof(msg), PQresultErrorMessage(r));
+		log_warn("store", "pg: rescue: %s", msg);
+	} else if (PQntuples(r) > 0) {
+		log_notice("store", "rescued %d job(s) of node(s) silent for "
+		           "the whole lease (%lld ms)", PQntuples(r),
+		           (long long)s->lease_ms);
+	}
+	PQclear(r);
+}
+
+static void *
+hb_main(void *arg)
+{
+	struct pgs *s = arg;
+	int64_t every = s->lease_ms / 4 < 1000 ? s->lease_ms / 4 : 1000;
+	char err[400];
+	bool said_dead = false;
+
+	pthread_setname_np(pthread_self(), "jobd-heartbeat");
+	s->hb_ok_mono_ms = clock_mono_ms();
+	pthread_mutex_lock(&s->hb_mu);
+	while (!s->hb_stop) {
+		int64_t now = clock_mono_ms();
+		pthread_mutex_unlock(&s->hb_mu);
+		if (s->hb != NULL && conn_idle_broken(s->hb)) {
+			PQfinish(s->hb);
+			s->hb = NULL;
+		}
+		if (s->hb == NULL)
+			s->hb = connect_to(s, false, err, sizeof(err));
+		int beat = s->hb != NULL ? hb_beat(s) : -1;
+		if (beat == 0 && atomic_load(&s->wstate) == WS_UP) {
+			/* Declared dead while alive (silent for a lease): the
+			 * leader requeued our running jobs; their late ends are
+			 * stale and change nothing.  Back in the list. */
+			if (!said_dead)
+				log_err("store", "this node (%s) was declared "
+				        "dead by the others: its running jobs may "
+				        "run again elsewhere; registering again",
+				        s->node);
+			said_dead = true;
+			if (register_node(s, s->hb, err, sizeof(err)) == 0)
+				beat = 1;
+		}
+		if (beat > 0) {
+			s->hb_ok_mono_ms = now;
+			said_dead = false;
+			bool lead = hb_is_leader(s);
+			atomic_store(&s->leader, lead);
+			/* Not within a lease of our own failed heartbeats. */
+			if (lead && (s->hb_fail_mono_ms < 0 ||
+			    now - s->hb_fail_mono_ms > s->lease_ms))
+				hb_rescue(s);
+		} else if (beat < 0) {
+			s->hb_fail_mono_ms = now;
+			atomic_store(&s->leader, false);
+			if (s->hb != NULL && PQstatus(s->hb) == CONNECTION_BAD) {
+				PQfinish(s->hb);
+				s->hb = NULL;
+			}
+		}
+		pthread_mutex_lock(&s->hb_mu);
+		if (!s->hb_stop)
+			clock_cond_wait_until(&s->hb_cond, &s->hb_mu,
+			                      clock_mono_ms() + every);
+	}
+	pthread_mutex_unlock(&s->hb_mu);
+	return NULL;
+}
+
 /* ---- open, close ---- */
 
 static int
@@ -1193,9 +1471,24 @@ pg_open(const char *path, const struct store_options *opt, void **impl,
 		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
 	}
 	s->durability_full = opt->durability_full;
+	s->lease_ms = opt->lease_ms > 0 ? opt->lease_ms : 30000;
 	gethostname(host, sizeof(host) - 1);
-	snprintf(s->appname, sizeof(s->appname), "jobd pid %ld on %s",
-	         (long)getpid(), host);
+	snprintf(s->node, sizeof(s->node), "%s",
+	         opt->node != NULL && opt->node[0] ? opt->node : host);
+	if (!node_name_ok(opt->node != NULL && opt->node[0] ? opt->node
+	                                                    : host)) {
+		free(s->readers);
+		free(s->uri);
+		free(s);
+		return jobd_seterr(err, errlen, JOBD_EINVAL, "[store] node must "
+		                   "be 1 to 63 of A-Z a-z 0-9 . _ -");
+	}
+	new_boot_id(s->boot, sizeof(s->boot));
+	snprintf(s->appname, sizeof(s->appname), "jobd pid %ld on %s, node %s",
+	         (long)getpid(), host, s->node);
+	pthread_mutex_init(&s->hb_mu, NULL);
+	pthread_cond_init(&s->hb_cond, NULL);
+	s->hb_fail_mono_ms = -1;
 	pthread_mutex_init(&s->pool_mu, NULL);
 	pthread_cond_init(&s->pool_cond, NULL);
 	s->w_backoff_ms = s->r_backoff_ms = BACKOFF_MIN_MS;
@@ -1209,7 +1502,14 @@ pg_open(const char *path, const struct store_options *opt, void **impl,
 		s->w_retry_ms = clock_mono_ms() + s->w_backoff_ms;
 		rc = 0;
 	}
+	if (rc == 0 && pthread_create(&s->hb_thread, NULL, hb_main, s) != 0)
+		rc = jobd_seterr(err, errlen, JOBD_ESYS, "cannot start the "
+		                 "heartbeat thread");
 	if (rc != 0) {
+		w_close(s);
+		rows_free(s);
+		pthread_mutex_destroy(&s->hb_mu);
+		pthread_cond_destroy(&s->hb_cond);
 		pthread_mutex_destroy(&s->pool_mu);
 		pthread_cond_destroy(&s->pool_cond);
 		free(s->readers);
@@ -1217,6 +1517,7 @@ pg_open(const char *path, const struct store_options *opt, void **impl,
 		free(s);
 		return rc;
 	}
+	s->hb_started = true;
 	*impl = s;
 	return 0;
 }
@@ -1228,8 +1529,19 @@ pg_close(void *impl)
 
 	if (s == NULL)
 		return;
+	if (s->hb_started) {
+		pthread_mutex_lock(&s->hb_mu);
+		s->hb_stop = true;
+		pthread_cond_signal(&s->hb_cond);
+		pthread_mutex_unlock(&s->hb_mu);
+		pthread_join(s->hb_thread, NULL);
+	}
+	if (s->hb != NULL)
+		PQfinish(s->hb);
 	w_close(s);
 	rows_free(s);
+	pthread_mutex_destroy(&s->hb_mu);
+	pthread_cond_destroy(&s->hb_cond);
 	for (size_t i = 0; i < s->nreaders; i++)
 		if (s->readers[i].c != NULL)
 			PQfinish(s->readers[i].c);
@@ -1307,22 +1619,6 @@ i64(char *buf, int64_t v)
 }
 
 /* ---- writer calls ---- */
-
-/*
- * Whether the idle writer connection was ended by the server: between
- * transactions nothing is expected from it, so anything to read (the
- * FATAL of an administrator's or a restart's termination, then EOF) means
- * it is gone.  One poll(), no round trip.
- */
-static bool
-conn_idle_broken(PGconn *c)
-{
-	struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
-
-	if (p.fd < 0 || PQstatus(c) == CONNECTION_BAD)
-		return true;
-	return poll(&p, 1, 0) != 0;
-}
 
 static int
 pg_begin(void *impl, char *err, size_t errlen)
@@ -1478,7 +1774,7 @@ pg_claim(void *impl, const struct store_claim_req *req, struct job **out,
 {
 	struct pgs *s = impl;
 	char now[24], lim[24], *types = NULL;
-	const char *v[4];
+	const char *v[5];
 	struct job *jobs = NULL;
 	PGresult *r = NULL;
 	size_t len = 3, used = 0;
@@ -1506,7 +1802,8 @@ pg_claim(void *impl, const struct store_claim_req *req, struct job **out,
 	note_token(s, req->claim);
 	v[2] = types;
 	v[3] = i64(lim, (int64_t)req->limit);
-	rc = w_call(s, W_CLAIM, 4, v, &r, err, errlen);
+	v[4] = s->boot;
+	rc = w_call(s, W_CLAIM, 5, v, &r, err, errlen);
 	free(types);
 	if (rc != 0)
 		return rc;
@@ -1683,13 +1980,16 @@ pg_recover(void *impl, int64_t now_us, int *requeued, int *failed,
 {
 	struct pgs *s = impl;
 	char b[24];
-	const char *v[1] = {i64(b, now_us)};
+	/* Only the jobs this node name's earlier runs left running: other
+	 * nodes' are theirs (or the leader's rescue's). */
+	const char *v[3] = {i64(b, now_us), s->node, s->boot};
 	const int steps[] = {W_RECOVER_CANCEL, W_RECOVER_FAIL,
 	                     W_RECOVER_REQUEUE};
+	int rows, rc;
 
 	*requeued = *failed = 0;
 	for (size_t i = 0; i < 3; i++) {
-		int rows, rc = changed(s, steps[i], 1, v, &rows, err, errlen);
+		rc = changed(s, steps[i], 3, v, &rows, err, errlen);
 		if (rc != 0)
 			return rc;
 		if (steps[i] == W_RECOVER_REQUEUE)
@@ -1697,7 +1997,7 @@ pg_recover(void *impl, int64_t now_us, int *requeued, int *failed,
 		else
 			*failed += rows;
 	}
-	return 0;
+	return changed(s, W_FORGET_OLD, 2, v + 1, &rows, err, errlen);
 }
 
 static int
@@ -2091,6 +2391,7 @@ store_pg_check_uri(const char *uri, char *err, size_t errlen)
 
 const struct store_ops store_pg_ops = {
 	.name = "postgresql",
+	.shared = true,
 	.open = pg_open,
 	.close = pg_close,
 	.begin = pg_begin,

@@ -36,6 +36,7 @@
 #define PURGE_INTERVAL_MS (10 * 60 * 1000)
 #define PURGE_CHUNK 1000
 #define RETRY_AFTER_FAILURE_MS 200
+#define POLL_SHARED_MS 1000
 /* At shutdown, attempt results the store cannot take (a full disk) are
  * given up this long after writer_stop(): recovery requeues those jobs. */
 #define STOP_GIVE_UP_MS 5000
@@ -93,6 +94,9 @@ struct writer {
 	int64_t next_purge_mono_ms;
 	int64_t retry_at_mono_ms;      /* after a failed commit, -1 none */
 	int last_fail_rc;              /* of the last failed batch, 0 none */
+	int64_t poll_ms;               /* shared store: claim at least this
+	                                  often while workers are free */
+	int64_t claimed_mono_ms;       /* when the last claim ran */
 	int64_t fail_logged_mono_ms;   /* when a failed batch was last logged */
 	int64_t fail_quiet;            /* failed batches not logged since */
 	struct writer_op *pending;     /* completions to re-apply after a
@@ -139,6 +143,9 @@ writer_new(store *st, const struct config *cfg)
 	sched_init(&w->sched, cfg->workers.threads);
 	w->next_run_at_us = -1;
 	w->retry_at_mono_ms = -1;
+	/* Several nodes: another daemon's submissions, retries that fell
+	 * due and rescued jobs wake no one here; look once a second. */
+	w->poll_ms = store_is_shared(st) ? POLL_SHARED_MS : 0;
 	w->deferred_mono_ms = -1;
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		memset(rnd, 0x5a, sizeof(rnd));
@@ -862,6 +869,8 @@ publish_batch(writer *w, struct batch *b, struct writer_op *ops,
 		w->next_run_at_us = b->earliest_future;
 	sched_batch_end(&w->sched, true);
 	atomic_store(&w->inflight, w->sched.inflight);
+	if (b->claimed_any)
+		w->claimed_mono_ms = clock_mono_ms();
 	if (!b->claimed_any) {
 		if (b->due) /* due rows were queued without a claim */
 			sched_due(&w->sched);
@@ -1070,6 +1079,10 @@ next_step(writer *w, bool *retry, int64_t *deadline)
 	 * but new requests (a full disk must not spin). */
 	bool backoff = w->retry_at_mono_ms >= 0 &&
 	    now_mono < w->retry_at_mono_ms;
+	if (w->poll_ms > 0 && !w->draining && !backoff && !w->fatal &&
+	    w->recovered && sched_capacity(&w->sched) > 0 &&
+	    now_mono >= w->claimed_mono_ms + w->poll_ms)
+		sched_due(&w->sched);
 	bool claim_due = !w->draining && !backoff && !w->fatal &&
 	    sched_capacity(&w->sched) > 0 &&
 	    (sched_wants_claim(&w->sched) ||
@@ -1116,6 +1129,9 @@ next_step(writer *w, bool *retry, int64_t *deadline)
 	if (w->stopping && w->pending != NULL &&
 	    w->stop_mono_ms + STOP_GIVE_UP_MS < *deadline)
 		*deadline = w->stop_mono_ms + STOP_GIVE_UP_MS;
+	if (w->poll_ms > 0 && !w->draining && sched_capacity(&w->sched) > 0 &&
+	    w->claimed_mono_ms + w->poll_ms < *deadline)
+		*deadline = w->claimed_mono_ms + w->poll_ms;
 	if (!w->draining && w->next_run_at_us >= 0 &&
 	    sched_capacity(&w->sched) > 0) {
 		/* µs to ms, rounded up: never wake early. */

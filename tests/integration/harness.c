@@ -90,7 +90,8 @@ cleanup_at_exit(void)
 		}
 		if (getenv("JOBD_KEEP") == NULL) {
 			remove_tree(d->dir);
-			if (d->pg_db[0] != '\0' && store_pg_ok)
+			if (d->pg_db[0] != '\0' && !d->db_borrowed &&
+			    store_pg_ok)
 				jd_pg_drop_db(&store_pg, d->pg_db);
 		}
 		live[i] = NULL;
@@ -451,8 +452,15 @@ jd_new(const struct jd_opts *opts)
 	snprintf(d->conf_path, sizeof(d->conf_path), "%s/jobd.conf", d->dir);
 	snprintf(d->db_path, sizeof(d->db_path), "%s/jobs.db", d->dir);
 	snprintf(d->log_path, sizeof(d->log_path), "%s/jobd.log", d->dir);
-	if (jd_store_is_pg() && make_pg_db(d) != 0)
+	if (opts->share_store != NULL && opts->share_store->pg_db[0]) {
+		snprintf(d->db_path, sizeof(d->db_path), "%s",
+		         opts->share_store->db_path);
+		snprintf(d->pg_db, sizeof(d->pg_db), "%s",
+		         opts->share_store->pg_db);
+		d->db_borrowed = true;
+	} else if (jd_store_is_pg() && make_pg_db(d) != 0) {
 		goto fail;
+	}
 	d->port = free_port();
 	if (d->port <= 0) {
 		fprintf(stderr, "harness: no free port: %s\n", strerror(errno));
@@ -762,7 +770,8 @@ jd_free(jd *d)
 			        d->db_path);
 	} else {
 		remove_tree(d->dir);
-		if (d->pg_db[0] != '\0' && store_server() != NULL)
+		if (d->pg_db[0] != '\0' && !d->db_borrowed &&
+		    store_server() != NULL)
 			jd_pg_drop_db(&store_pg, d->pg_db);
 	}
 	live_remove(d);

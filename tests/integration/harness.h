@@ -49,6 +49,9 @@ struct jd_opts {
 	const char *extra;      /* INI text appended verbatim (may repeat
 	                           [server], [store], [workers] headers, but
 	                           must not set a key the harness sets) */
+	const struct jd *share_store; /* PostgreSQL: use this jd's database
+	                           (several nodes on one store); it stays
+	                           the owner's, dropped with the owner */
 };
 
 /*
@@ -70,6 +73,7 @@ typedef struct jd {
 	char db_path[300];      /* the config's [store] path: <dir>/jobs.db,
 	                           or (JOBD_TEST_STORE=pg) the URI of pg_db */
 	char pg_db[64];         /* its PostgreSQL database; "" on SQLite */
+	bool db_borrowed;       /* pg_db belongs to another jd (share_store) */
 	char log_path[300];
 	char notify_name[108];  /* abstract socket name, without the '@' */
 	int notify_fd;

@@ -1,0 +1,232 @@
+/*
+ * test_nodes.c - several jobd daemons on one PostgreSQL database (issue
+ * 14, first part): node names, work spreading over the nodes, a node's
+ * jobs rescued by another after a kill -9, a restarted node recovering
+ * its own jobs at once.  PostgreSQL only (make integration-pg).
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checks.h"
+#include "harness.h"
+
+static const char *const json[] = {"Content-Type: application/json", NULL};
+
+/* A node of the store of owner (NULL: a new store), named name. */
+static jd *
+node(const jd *owner, const char *name, int threads, const char *lease)
+{
+	char extra[256];
+	struct jd_opts o = {.threads = threads, .extra = extra,
+	                    .share_store = owner};
+	jd *d;
+
+	snprintf(extra, sizeof(extra), "[store]\nnode = %s\nlease = %s\n"
+	         "[workers]\nshutdown_grace = 1s\n", name, lease);
+	d = jd_new(&o);
+	ck_assert_ptr_nonnull(d);
+	return d;
+}
+
+static char *
+submit(jd *d, const char *body)
+{
+	char *id = jd_submit(d, body);
+
+	ck_assert_msg(id != NULL, "POST %s failed", body);
+	return id;
+}
+
+/* The job's attempt and status once its status is want (on d). */
+static int
+wait_attempt(jd *d, const char *id, const char *want, int timeout_ms)
+{
+	struct jd_resp *r = jd_wait_for_status(d, id, want, timeout_ms);
+	int attempt;
+
+	ck_assert_msg(r->status == 200 && strcmp(jd_resp_str(r, "status"),
+	              want) == 0, "job %s never became %s: %s", id, want,
+	              r->body);
+	attempt = (int)jd_num(jd_json(r), "attempt", -1);
+	jd_resp_free(r);
+	return attempt;
+}
+
+/* Two daemons under one node name: the second is refused, naming the
+ * first; the first goes on. */
+START_TEST(test_same_node_name_refused)
+{
+	jd *a = node(NULL, "alpha", 2, "30s"), *b;
+	char *log;
+
+	ck_assert_int_eq(jd_start(a), 0);
+	b = node(a, "alpha", 2, "30s");
+	ck_assert_int_ne(jd_start(b), 0);
+	log = jd_read_file(b->log_path, NULL);
+	ck_assert_ptr_nonnull(log);
+	ck_assert_msg(strstr(log, "as node \"alpha\"") != NULL &&
+	              strstr(log, "jobd pid") != NULL, "%s", log);
+	free(log);
+	{
+		struct jd_resp *r = jd_request(a, "GET", "/readyz", NULL, NULL);
+		ck_assert_int_eq(r->status, 200);
+		jd_resp_free(r);
+	}
+	jd_free(b);
+	ck_assert_int_eq(jd_stop(a, 20000), 0);
+	jd_free(a);
+}
+END_TEST
+
+/* A job submitted on one node is seen, cancelled and run by another:
+ * with node A's only worker busy, B (idle) takes A's queued jobs. */
+START_TEST(test_work_spreads_over_nodes)
+{
+	jd *a = node(NULL, "alpha", 1, "30s");
+	jd *b = node(a, "bravo", 2, "30s");
+	char *busy, *ids[6], *later, path[80];
+	struct jd_resp *r;
+
+	ck_assert_int_eq(jd_start(a), 0);
+	ck_assert_int_eq(jd_start(b), 0);
+	busy = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":60}}");
+	wait_attempt(a, busy, "running", 10000);
+	for (int i = 0; i < 6; i++)
+		ids[i] = submit(a, "{\"type\":\"noop\"}");
+	/* B sees A's jobs, and runs them (A's only worker is busy). */
+	for (int i = 0; i < 6; i++) {
+		ck_assert_int_eq(wait_attempt(b, ids[i], "succeeded", 20000), 1);
+		free(ids[i]);
+	}
+	ck_assert_int_eq(jd_sql_int(a, "SELECT count(*) FROM jobs j JOIN "
+	                            "nodes n ON n.boot = j.node WHERE "
+	                            "n.name = 'bravo' AND j.type = 'noop'"), 6);
+	/* A queued job of A's cancelled through B. */
+	later = submit(a, "{\"type\":\"noop\",\"delay\":3600}");
+	snprintf(path, sizeof(path), "/jobs/%s", later);
+	r = jd_request(b, "DELETE", path, json, NULL);
+	ck_assert_msg(r->status == 200 || r->status == 202, "%ld %s",
+	              r->status, r->body);
+	jd_resp_free(r);
+	ck_assert_int_eq(wait_attempt(a, later, "cancelled", 10000), 0);
+	free(later);
+	free(busy);
+	ck_assert_int_eq(jd_stop(b, 20000), 0);
+	ck_assert_int_eq(jd_stop(a, 20000), 0);
+	jd_free(b);
+	jd_free(a);
+}
+END_TEST
+
+/* kill -9 of the node running a long job: once its lease (2 s) has run
+ * out, the other node rescues the job and runs it (attempt 2). */
+START_TEST(test_dead_node_rescued)
+{
+	jd *a = node(NULL, "alpha", 1, "2s");
+	jd *b = node(a, "bravo", 1, "2s");
+	char *id;
+	int64_t t0;
+
+	ck_assert_int_eq(jd_start(a), 0);
+	ck_assert_int_eq(jd_start(b), 0);
+	id = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":30}}");
+	wait_attempt(a, id, "running", 10000);
+	ck_assert_int_eq(jd_sql_int(a, "SELECT count(*) FROM jobs j JOIN "
+	                            "nodes n ON n.boot = j.node WHERE "
+	                            "n.name = 'alpha' AND j.status = 'running'"),
+	                 1);
+	ck_assert_int_eq(jd_kill9(a), 128 + 9);
+	t0 = jd_mono_ms();
+	/* Rescued (attempt counted) and claimed by B: running, attempt 2. */
+	for (;;) {
+		long long att = jd_sql_int(b, "SELECT attempt FROM jobs j JOIN "
+		                           "nodes n ON n.boot = j.node WHERE "
+		                           "n.name = 'bravo' AND j.status = "
+		                           "'running' AND j.type = 'sleep'");
+		if (att == 2)
+			break;
+		ck_assert_msg(jd_mono_ms() - t0 < 20000, "not rescued within "
+		              "20 s (lease 2 s)");
+		jd_pause_ms(100);
+	}
+	printf("kill -9 -> running on the other node after %lld ms "
+	       "(lease 2 s)\n", (long long)(jd_mono_ms() - t0));
+	{
+		char *log = jd_wait_log(b, "rescued 1 job(s)", 1000);
+		ck_assert_ptr_nonnull(log);
+		free(log);
+	}
+	free(id);
+	ck_assert_int_eq(jd_stop(b, 20000), 0);
+	jd_free(b);
+	jd_free(a);
+}
+END_TEST
+
+/* A node restarted under its name recovers its own interrupted jobs at
+ * once (its lock proves the old run is gone), not after a lease; the
+ * other node's running job is left alone. */
+START_TEST(test_restarted_node_recovers_its_own)
+{
+	jd *a = node(NULL, "alpha", 1, "1h");
+	jd *b = node(a, "bravo", 1, "1h");
+	char *mine, *theirs;
+
+	ck_assert_int_eq(jd_start(a), 0);
+	ck_assert_int_eq(jd_start(b), 0);
+	theirs = submit(b, "{\"type\":\"sleep\",\"payload\":{\"seconds\":60}}");
+	wait_attempt(b, theirs, "running", 10000);
+	mine = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":2}}");
+	wait_attempt(a, mine, "running", 10000);
+	ck_assert_int_eq(jd_kill9(a), 128 + 9);
+	ck_assert_int_eq(jd_start(a), 0);
+	/* Requeued by A's recovery and run again, long before the 1 h
+	 * lease: attempt 2. */
+	ck_assert_int_eq(wait_attempt(a, mine, "succeeded", 20000), 2);
+	/* B's job was not touched. */
+	ck_assert_int_eq(wait_attempt(b, theirs, "running", 1000), 1);
+	free(mine);
+	free(theirs);
+	ck_assert_int_eq(jd_stop(a, 20000), 0);
+	ck_assert_int_eq(jd_stop(b, 20000), 0);
+	jd_free(b);
+	jd_free(a);
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+	Suite *s = suite_create("nodes");
+	TCase *tc = tcase_create("nodes");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_same_node_name_refused);
+	tcase_add_test(tc, test_work_spreads_over_nodes);
+	tcase_add_test(tc, test_dead_node_rescued);
+	tcase_add_test(tc, test_restarted_node_recovers_its_own);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	if (!jd_store_is_pg()) {
+		printf("nodes: PostgreSQL only (make integration-pg)\n");
+		return 0;
+	}
+	if (jd_global_init() != 0)
+		return 1;
+	sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
