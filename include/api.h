@@ -43,6 +43,7 @@ enum api_route {
 	ROUTE_METRICS,    /* /metrics */
 	ROUTE_STATS,      /* /stats: recent rates (stats.h) */
 	ROUTE_TYPES,      /* /types */
+	ROUTE_NODES,      /* /nodes */
 	ROUTE_COUNT       /* not a route: how many there are */
 };
 

@@ -36,6 +36,8 @@ struct metrics_gauges {
 	int64_t jobs[5];         /* per enum job_status */
 	int64_t workers_busy;
 	int64_t waiters;
+	int64_t leader;          /* 1 when this node is the leader */
+	int64_t nodes;           /* live nodes on the store (1: not shared) */
 };
 
 /*

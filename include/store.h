@@ -290,6 +290,31 @@ typedef void (*store_type_count_fn)(void *arg, const char *type, int status,
 int store_counts_by_type(store *st, store_type_count_fn fn, void *arg,
                          char *err, size_t errlen);
 
+/* A node of a shared store (GET /nodes). */
+struct store_node {
+	char name[64];
+	char boot_id[40];
+	int64_t started_at_ms;
+	int64_t heartbeat_at_ms;
+	int64_t running;       /* its running jobs */
+	bool leader;
+};
+typedef void (*store_node_fn)(void *arg, const struct store_node *n);
+
+/*
+ * The nodes of a shared store, oldest first, each given to fn (on the
+ * caller's thread; it must not call the store): 0, or JOBD_ENOTFOUND when
+ * the store is not shared (SQLite: the caller shows itself), or an error.
+ */
+int store_nodes(store *st, store_node_fn fn, void *arg, char *err,
+                size_t errlen);
+
+/* Shared store: whether this daemon is the leader (the oldest live node)
+ * and how many nodes are live, as of its last heartbeat.  Not shared:
+ * true and 1. */
+bool store_is_leader(store *st);
+int store_live_nodes(store *st);
+
 /* True when the store answers a trivial read (for /readyz). */
 bool store_ping(store *st);
 

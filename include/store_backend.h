@@ -54,6 +54,11 @@ struct store_ops {
 	int (*counts_by_type)(void *impl, store_type_count_fn fn, void *arg,
 	                      char *err, size_t errlen);
 	bool (*ping)(void *impl);
+	/* several nodes (NULL when not shared) */
+	int (*nodes)(void *impl, store_node_fn fn, void *arg, char *err,
+	             size_t errlen);
+	bool (*is_leader)(void *impl);
+	int (*live_nodes)(void *impl);
 	int (*check)(void *impl, char *err, size_t errlen);
 };
 

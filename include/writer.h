@@ -108,6 +108,8 @@ typedef void (*writer_event_fn)(const char *id, int status, void *arg);
  * must outlive the writer).  Returns NULL when out of memory.
  */
 writer *writer_new(store *st, const struct config *cfg);
+/* This run's id (16 hex digits): the prefix of its claim tokens. */
+const char *writer_boot_id(writer *w);
 void writer_free(writer *w);
 
 void writer_set_hooks(writer *w, writer_dispatch_fn dispatch,

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 
 #include "api.h"
@@ -71,6 +72,7 @@ struct api {
 	void *gauges_arg;
 	pthread_mutex_t bodies_mu;
 	struct api_body *bodies[API_SHARED_BODIES];
+	int64_t started_at_ms;   /* GET /nodes of an unshared store */
 };
 
 enum { PENDING_NONE, PENDING_WRITER, PENDING_WAIT };
@@ -97,6 +99,8 @@ api_route(const char *path, char id[37])
 		return ROUTE_STATS;
 	if (strcmp(path, "/types") == 0)
 		return ROUTE_TYPES;
+	if (strcmp(path, "/nodes") == 0)
+		return ROUTE_NODES;
 	if (strcmp(path, "/jobs") == 0 || strcmp(path, "/jobs/") == 0)
 		return ROUTE_JOBS;
 	if (strncmp(path, "/jobs/", 6) != 0)
@@ -165,6 +169,7 @@ api_new(const struct config *cfg, store *st, writer *w, events *ev,
 	a->w = w;
 	a->ev = ev;
 	a->au = au;
+	a->started_at_ms = clock_now_ms();
 	pthread_mutex_init(&a->bodies_mu, NULL);
 	return a;
 }
@@ -755,6 +760,81 @@ out:
 	set_json(call, 200, root);
 }
 
+/* One /nodes entry. */
+static bool
+add_node(cJSON *arr, const struct store_node *n)
+{
+	cJSON *o = cJSON_CreateObject();
+	char started[40], seen[40];
+
+	if (o == NULL || !cJSON_AddItemToArray(arr, o)) {
+		cJSON_Delete(o);
+		return false;
+	}
+	clock_format_rfc3339(n->started_at_ms, started, sizeof(started));
+	clock_format_rfc3339(n->heartbeat_at_ms, seen, sizeof(seen));
+	return cJSON_AddStringToObject(o, "name", n->name) &&
+	       cJSON_AddStringToObject(o, "boot_id", n->boot_id) &&
+	       cJSON_AddStringToObject(o, "started_at", started) &&
+	       cJSON_AddStringToObject(o, "heartbeat_at", seen) &&
+	       cJSON_AddNumberToObject(o, "running", (double)n->running) &&
+	       cJSON_AddBoolToObject(o, "leader", n->leader);
+}
+
+struct node_list {
+	cJSON *arr;
+	bool failed;
+};
+
+static void
+on_node(void *arg, const struct store_node *n)
+{
+	struct node_list *nl = arg;
+
+	if (!nl->failed && !add_node(nl->arr, n))
+		nl->failed = true;
+}
+
+/*
+ * GET /nodes (DESIGN §2): the nodes of a shared store, oldest first; with
+ * SQLite the one node, this daemon.
+ */
+static void
+handle_nodes(api *a, struct api_call *call)
+{
+	cJSON *root = cJSON_CreateObject();
+	struct node_list nl = {NULL, false};
+	char err[256];
+	int rc = JOBD_ENOMEM;
+
+	if (root == NULL ||
+	    (nl.arr = cJSON_AddArrayToObject(root, "nodes")) == NULL)
+		goto out;
+	rc = store_nodes(a->st, on_node, &nl, err, sizeof(err));
+	if (rc == JOBD_ENOTFOUND) {
+		struct store_node me = {.leader = true};
+		char host[64] = "";
+		gethostname(host, sizeof(host) - 1);
+		snprintf(me.name, sizeof(me.name), "%s",
+		         a->cfg->store.node ? a->cfg->store.node : host);
+		snprintf(me.boot_id, sizeof(me.boot_id), "%s",
+		         writer_boot_id(a->w));
+		me.started_at_ms = a->started_at_ms;
+		me.heartbeat_at_ms = clock_now_ms();
+		me.running = writer_inflight(a->w);
+		rc = add_node(nl.arr, &me) ? 0 : JOBD_ENOMEM;
+	} else if (rc == 0 && nl.failed) {
+		rc = JOBD_ENOMEM;
+	}
+out:
+	if (rc != 0) {
+		cJSON_Delete(root);
+		problem_for(call, rc, rc == JOBD_ENOMEM ? "out of memory" : err);
+		return;
+	}
+	set_json(call, 200, root);
+}
+
 /* Parses the Prefer header (reqparse.h has the rule).  Returns false with
  * a 400 answer set when its wait preference is malformed. */
 static bool
@@ -922,6 +1002,10 @@ api_handle(api *a, struct api_call *call)
 		return API_DONE;
 	case ROUTE_TYPES:
 		handle_types(a, call);
+		add_header(call, "Cache-Control", "no-store");
+		return API_DONE;
+	case ROUTE_NODES:
+		handle_nodes(a, call);
 		add_header(call, "Cache-Control", "no-store");
 		return API_DONE;
 	case ROUTE_JOBS:

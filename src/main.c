@@ -211,6 +211,7 @@ struct hooks {
 	worker_pool *pool;
 	events *ev;
 	writer *w;
+	store *st;
 };
 
 static void
@@ -237,6 +238,8 @@ read_gauges(struct metrics_gauges *g, void *arg)
 	writer_counts(h->w, g->jobs);
 	g->workers_busy = worker_pool_busy(h->pool);
 	g->waiters = (int64_t)events_count(h->ev);
+	g->leader = store_is_leader(h->st);
+	g->nodes = store_live_nodes(h->st);
 }
 
 static void
@@ -390,7 +393,8 @@ daemon_start(struct daemon *d)
 		log_err("main", "out of memory");
 		return EX_OSERR;
 	}
-	d->hooks = (struct hooks){.pool = d->pool, .ev = d->ev, .w = d->w};
+	d->hooks = (struct hooks){.pool = d->pool, .ev = d->ev, .w = d->w,
+	                          .st = d->st};
 	writer_set_hooks(d->w, on_dispatch, on_cancel, on_event, &d->hooks);
 	api_set_gauges(d->a, read_gauges, &d->hooks);
 	rc = http_open(cfg, d->a, &d->srv, err, sizeof(err));

@@ -356,6 +356,13 @@ metrics_render(const struct metrics_gauges *g)
 	out(&b, "# HELP jobd_waiters Requests waiting for a job's end.\n"
 	        "# TYPE jobd_waiters gauge\njobd_waiters %lld\n",
 	    (long long)g->waiters);
+	out(&b, "# HELP jobd_leader 1 when this node is the leader (the oldest "
+	        "live node of its store).\n"
+	        "# TYPE jobd_leader gauge\njobd_leader %lld\n",
+	    (long long)g->leader);
+	out(&b, "# HELP jobd_nodes Live nodes on this node's store.\n"
+	        "# TYPE jobd_nodes gauge\njobd_nodes %lld\n",
+	    (long long)g->nodes);
 	out(&b, "# HELP jobd_intake_seconds From a submission's arrival "
 	        "to its commit.\n"
 	        "# TYPE jobd_intake_seconds histogram\n");

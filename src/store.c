@@ -230,6 +230,20 @@ int store_counts_by_type(store *st, store_type_count_fn fn, void *arg,
                          char *err, size_t errlen)
 { return st->ops->counts_by_type(st->impl, fn, arg, err, errlen); }
 
+int store_nodes(store *st, store_node_fn fn, void *arg, char *err,
+                size_t errlen)
+{
+	if (st->ops->nodes == NULL)
+		return jobd_seterr(err, errlen, JOBD_ENOTFOUND, "not shared");
+	return st->ops->nodes(st->impl, fn, arg, err, errlen);
+}
+
+bool store_is_leader(store *st)
+{ return st->ops->is_leader == NULL || st->ops->is_leader(st->impl); }
+
+int store_live_nodes(store *st)
+{ return st->ops->live_nodes == NULL ? 1 : st->ops->live_nodes(st->impl); }
+
 bool store_ping(store *st)
 { return st->ops->ping(st->impl); }
 

@@ -283,8 +283,8 @@ static const char *const writer_sql[W_NSTMT] = {
 
 /* Reader statements, prepared on each reader connection. */
 #define LIST_VARIANTS 8 /* bit 0: status, bit 1: type, bit 2: after */
-enum { R_GET, R_COUNTS, R_BY_TYPE, R_PING, R_LIST0, R_NSTMT = R_LIST0 +
-       LIST_VARIANTS };
+enum { R_GET, R_COUNTS, R_BY_TYPE, R_PING, R_NODES, R_LIST0,
+       R_NSTMT = R_LIST0 + LIST_VARIANTS };
 
 /* Deferred sends read back in one go beyond this many (so that neither
  * side's socket buffer fills while the other waits). */
@@ -381,6 +381,7 @@ struct pgs {
 	int64_t hb_ok_mono_ms;   /* last heartbeat written (its thread) */
 	int64_t hb_fail_mono_ms; /* last one that failed, -1 none */
 	_Atomic bool leader;
+	_Atomic int live;        /* live nodes, as of the last heartbeat */
 };
 
 /* ---- errors ---- */
@@ -1333,12 +1334,14 @@ hb_is_leader(struct pgs *s)
 
 	snprintf(lease, sizeof(lease), "%lld milliseconds",
 	         (long long)s->lease_ms);
-	r = PQexecParams(s->hb, "SELECT boot = $1 FROM jobd.nodes"
-	                 " WHERE seen_at >= now() - $2::interval"
+	r = PQexecParams(s->hb, "SELECT boot = $1, count(*) OVER ()"
+	                 " FROM jobd.nodes WHERE seen_at >= now() - $2::interval"
 	                 " ORDER BY started_at, boot LIMIT 1", 2, NULL, v,
 	                 NULL, NULL, 0);
-	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
 		yes = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+		atomic_store(&s->live, atoi(PQgetvalue(r, 0, 1)));
+	}
 	PQclear(r);
 	return yes;
 }
@@ -2060,6 +2063,16 @@ r_prepare(PGconn *c, char *err, size_t errlen)
 			" WHERE status IN ('queued', 'running')"
 			" GROUP BY type, status",
 		[R_PING] = "SELECT 1 FROM jobd.jobs LIMIT 1",
+		/* Oldest first; the leader is the oldest live one. */
+		[R_NODES] = "SELECT n.name, n.boot,"
+			" (extract(epoch FROM n.started_at) * 1000)::int8,"
+			" (extract(epoch FROM n.seen_at) * 1000)::int8,"
+			" (SELECT count(*) FROM jobd.jobs j WHERE j.node = n.boot"
+			"   AND j.status = 'running'),"
+			" n.boot IS NOT DISTINCT FROM (SELECT boot FROM jobd.nodes"
+			"   WHERE seen_at >= now() - $1::interval"
+			"   ORDER BY started_at, boot LIMIT 1)"
+			" FROM jobd.nodes n ORDER BY n.started_at, n.boot",
 	};
 	int rc = 0;
 
@@ -2333,6 +2346,51 @@ pg_counts_by_type(void *impl, store_type_count_fn fn, void *arg, char *err,
 	return 0;
 }
 
+static int
+pg_nodes(void *impl, store_node_fn fn, void *arg, char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+	struct reader *rd;
+	char lease[32];
+	const char *v[1] = {lease};
+	PGresult *r;
+	int rc;
+
+	snprintf(lease, sizeof(lease), "%lld milliseconds",
+	         (long long)s->lease_ms);
+	rd = reader_get(s, &rc, err, errlen);
+	if (rd == NULL)
+		return rc;
+	rc = r_exec(s, rd, R_NODES, 1, v, &r, "nodes", err, errlen);
+	reader_put(s, rd);
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct store_node n = {0};
+		snprintf(n.name, sizeof(n.name), "%s", PQgetvalue(r, i, 0));
+		snprintf(n.boot_id, sizeof(n.boot_id), "%s", PQgetvalue(r, i, 1));
+		n.started_at_ms = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+		n.heartbeat_at_ms = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+		n.running = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+		n.leader = strcmp(PQgetvalue(r, i, 5), "t") == 0;
+		fn(arg, &n);
+	}
+	PQclear(r);
+	return 0;
+}
+
+static bool
+pg_is_leader(void *impl)
+{
+	return atomic_load(&((struct pgs *)impl)->leader);
+}
+
+static int
+pg_live_nodes(void *impl)
+{
+	return atomic_load(&((struct pgs *)impl)->live);
+}
+
 static bool
 pg_ping(void *impl)
 {
@@ -2414,5 +2472,8 @@ const struct store_ops store_pg_ops = {
 	.counts = pg_counts,
 	.counts_by_type = pg_counts_by_type,
 	.ping = pg_ping,
+	.nodes = pg_nodes,
+	.is_leader = pg_is_leader,
+	.live_nodes = pg_live_nodes,
 	.check = pg_check,
 };

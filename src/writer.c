@@ -191,6 +191,12 @@ count_completion(writer *w, struct writer_op *op)
 	sched_attempt_ended(&w->sched);
 }
 
+const char *
+writer_boot_id(writer *w)
+{
+	return w->boot_id;
+}
+
 int
 writer_recover(writer *w, char *err, size_t errlen)
 {

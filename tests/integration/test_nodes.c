@@ -2,7 +2,8 @@
  * test_nodes.c - several jobd daemons on one PostgreSQL database (issue
  * 14, first part): node names, work spreading over the nodes, a node's
  * jobs rescued by another after a kill -9, a restarted node recovering
- * its own jobs at once.  PostgreSQL only (make integration-pg).
+ * its own jobs at once, GET /nodes.  On SQLite only GET /nodes of the
+ * one node.
  */
 #include <check.h>
 #include <stdio.h>
@@ -197,6 +198,74 @@ START_TEST(test_restarted_node_recovers_its_own)
 }
 END_TEST
 
+/* GET /nodes lists both, the older one the leader, with their running
+ * jobs; /metrics says the same. */
+START_TEST(test_get_nodes)
+{
+	jd *a = node(NULL, "alpha", 1, "30s");
+	jd *b = node(a, "bravo", 1, "30s");
+	struct jd_resp *r;
+	cJSON *nodes, *n0, *n1;
+	char *id;
+
+	ck_assert_int_eq(jd_start(a), 0);
+	ck_assert_int_eq(jd_start(b), 0);
+	id = submit(b, "{\"type\":\"sleep\",\"payload\":{\"seconds\":60}}");
+	wait_attempt(b, id, "running", 10000);
+	/* Each node's heartbeat has run once (jobd_nodes counts both). */
+	ck_assert(jd_wait_metric(a, "jobd_nodes", 2, 10000));
+	ck_assert(jd_wait_metric(b, "jobd_nodes", 2, 10000));
+	ck_assert(jd_wait_metric(a, "jobd_leader", 1, 10000));
+	ck_assert(jd_wait_metric(b, "jobd_leader", 0, 10000));
+	r = jd_request(b, "GET", "/nodes", NULL, NULL);
+	ck_assert_int_eq(r->status, 200);
+	nodes = cJSON_GetObjectItem(jd_json(r), "nodes");
+	ck_assert_int_eq(cJSON_GetArraySize(nodes), 2);
+	n0 = cJSON_GetArrayItem(nodes, 0);
+	n1 = cJSON_GetArrayItem(nodes, 1);
+	ck_assert_str_eq(jd_str(n0, "name"), "alpha");
+	ck_assert_str_eq(jd_str(n1, "name"), "bravo");
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(n0, "leader")));
+	ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(n1, "leader")));
+	ck_assert_int_eq(jd_num(n0, "running", -1), 0);
+	ck_assert_int_eq(jd_num(n1, "running", -1), 1);
+	ck_assert_int_eq(strlen(jd_str(n0, "boot_id")), 16);
+	ck_assert(jd_parse_time_ms(jd_str(n1, "heartbeat_at")) > 0);
+	ck_assert(jd_parse_time_ms(jd_str(n1, "started_at")) > 0);
+	jd_resp_free(r);
+	free(id);
+	ck_assert_int_eq(jd_stop(b, 20000), 0);
+	ck_assert_int_eq(jd_stop(a, 20000), 0);
+	jd_free(b);
+	jd_free(a);
+}
+END_TEST
+
+/* SQLite: the one node, this daemon, the leader. */
+START_TEST(test_get_nodes_single)
+{
+	jd *d = jd_launch(NULL);
+	struct jd_resp *r;
+	cJSON *nodes, *n;
+
+	ck_assert_ptr_nonnull(d);
+	r = jd_request(d, "GET", "/nodes", NULL, NULL);
+	ck_assert_int_eq(r->status, 200);
+	nodes = cJSON_GetObjectItem(jd_json(r), "nodes");
+	ck_assert_int_eq(cJSON_GetArraySize(nodes), 1);
+	n = cJSON_GetArrayItem(nodes, 0);
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(n, "leader")));
+	ck_assert_int_eq(strlen(jd_str(n, "boot_id")), 16);
+	ck_assert_int_eq(jd_num(n, "running", -1), 0);
+	ck_assert_ptr_nonnull(jd_str(n, "name"));
+	jd_resp_free(r);
+	ck_assert(jd_metric(d, "jobd_leader") == 1);
+	ck_assert(jd_metric(d, "jobd_nodes") == 1);
+	ck_assert_int_eq(jd_stop(d, 20000), 0);
+	jd_free(d);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -204,6 +273,12 @@ suite(void)
 	TCase *tc = tcase_create("nodes");
 
 	tcase_set_timeout(tc, 120);
+	if (!jd_store_is_pg()) {
+		tcase_add_test(tc, test_get_nodes_single);
+		suite_add_tcase(s, tc);
+		return s;
+	}
+	tcase_add_test(tc, test_get_nodes);
 	tcase_add_test(tc, test_same_node_name_refused);
 	tcase_add_test(tc, test_work_spreads_over_nodes);
 	tcase_add_test(tc, test_dead_node_rescued);
@@ -218,10 +293,6 @@ main(void)
 	SRunner *sr;
 	int failed;
 
-	if (!jd_store_is_pg()) {
-		printf("nodes: PostgreSQL only (make integration-pg)\n");
-		return 0;
-	}
 	if (jd_global_init() != 0)
 		return 1;
 	sr = srunner_create(suite());

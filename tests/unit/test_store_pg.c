@@ -215,8 +215,9 @@ START_TEST(test_open_migrates_and_analyzes)
 	store *st = NULL;
 
 	ck_assert_int_eq(store_open(uri, &opt, &st, err, sizeof(err)), 0);
-	ck_assert_str_eq(version(), "1");
+	ck_assert_str_eq(version(), "2");
 	ck_assert(table_exists("jobd.jobs"));
+	ck_assert(table_exists("jobd.nodes"));
 	/* Statistics from the start: a claim planned without them sorts
 	 * every queued row (docs/postgres-store.md §9). */
 	ck_assert_str_eq(query1(conn, "SELECT last_analyze IS NOT NULL FROM"
@@ -230,14 +231,22 @@ END_TEST
 START_TEST(test_open_twice_refused)
 {
 	struct store_options opt = {.durability_full = true, .pool = 1};
+	struct store_options other_node = {.durability_full = true, .pool = 1,
+	                                   .node = "another-node"};
 	store *st = NULL, *other = NULL;
 
 	ck_assert_int_eq(store_open(uri, &opt, &st, err, sizeof(err)), 0);
 	ck_assert_int_eq(store_open(uri, &opt, &other, err, sizeof(err)),
 	                 JOBD_EBUSY);
 	ck_assert_ptr_null(other);
-	ck_assert_msg(strstr(err, "in use by another jobd: jobd pid") != NULL,
-	              "%s", err);
+	/* Two daemons under one node name (both default to the host name). */
+	ck_assert_msg(strstr(err, "in use by another jobd as node") != NULL &&
+	              strstr(err, "jobd pid") != NULL, "%s", err);
+	/* Another node name on the same database: several nodes. */
+	ck_assert_int_eq(store_open(uri, &other_node, &other, err,
+	                            sizeof(err)), 0);
+	store_close(other);
+	other = NULL;
 	store_close(st);
 	/* Closed: the next one may. */
 	ck_assert_int_eq(store_open(uri, &opt, &other, err, sizeof(err)), 0);
@@ -258,7 +267,7 @@ START_TEST(test_open_refuses_newer_schema)
 	ck_assert_int_eq(store_open(uri, &opt, &st, err, sizeof(err)),
 	                 JOBD_EINVAL);
 	ck_assert_ptr_null(st);
-	ck_assert_msg(strstr(err, "version 99 is newer than this jobd (1)") !=
+	ck_assert_msg(strstr(err, "version 99 is newer than this jobd (2)") !=
 	              NULL, "%s", err);
 }
 END_TEST
