@@ -315,6 +315,22 @@ int store_nodes(store *st, store_node_fn fn, void *arg, char *err,
 bool store_is_leader(store *st);
 int store_live_nodes(store *st);
 
+/*
+ * What other nodes did that concerns this daemon (shared stores; found by
+ * the store's heartbeat, at least once a second): a cancel requested for
+ * a job running here, and jobs finished on other nodes (for the waiters
+ * here).  Called on the store's own thread; may be called more than once
+ * for the same job.
+ */
+struct store_hooks {
+	void (*cancel)(void *arg, const char *id);
+	void (*finished)(void *arg, const char *id, int status);
+	void *arg;
+};
+/* Copies *h (not kept); a store that is not shared ignores it.  Once it
+ * returns, the hooks it replaced are not running and never run again. */
+void store_set_hooks(store *st, const struct store_hooks *h);
+
 /* True when the store answers a trivial read (for /readyz). */
 bool store_ping(store *st);
 

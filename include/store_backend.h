@@ -58,6 +58,7 @@ struct store_ops {
 	int (*nodes)(void *impl, store_node_fn fn, void *arg, char *err,
 	             size_t errlen);
 	bool (*is_leader)(void *impl);
+	void (*set_hooks)(void *impl, const struct store_hooks *h);
 	int (*live_nodes)(void *impl);
 	int (*check)(void *impl, char *err, size_t errlen);
 };

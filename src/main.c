@@ -250,6 +250,24 @@ on_event(const char *id, int status, void *arg)
 	events_publish(h->ev, id, status);
 }
 
+/* Another node asked to cancel a job running here. */
+static void
+on_remote_cancel(void *arg, const char *id)
+{
+	struct hooks *h = arg;
+
+	worker_pool_cancel(h->pool, id);
+}
+
+/* Another node finished a job: for the waiters here. */
+static void
+on_remote_finished(void *arg, const char *id, int status)
+{
+	struct hooks *h = arg;
+
+	events_publish(h->ev, id, status);
+}
+
 /* Everything the daemon runs, for the steps below. */
 struct daemon {
 	const char *config_path;
@@ -395,6 +413,9 @@ daemon_start(struct daemon *d)
 	}
 	d->hooks = (struct hooks){.pool = d->pool, .ev = d->ev, .w = d->w,
 	                          .st = d->st};
+	store_set_hooks(d->st, &(struct store_hooks){
+		.cancel = on_remote_cancel, .finished = on_remote_finished,
+		.arg = &d->hooks});
 	writer_set_hooks(d->w, on_dispatch, on_cancel, on_event, &d->hooks);
 	api_set_gauges(d->a, read_gauges, &d->hooks);
 	rc = http_open(cfg, d->a, &d->srv, err, sizeof(err));
@@ -481,6 +502,7 @@ fail_stop(struct daemon *d)
 	 * (closing could checkpoint the WAL into a file whose state is
 	 * unknown). */
 	api_set_draining(d->a);
+	store_set_hooks(d->st, &(struct store_hooks){0});
 	events_stop(d->ev);
 	writer_drain(d->w);
 	worker_pool_stop(d->pool, 0);
@@ -562,6 +584,9 @@ daemon_drain(struct daemon *d)
 static void
 daemon_free(struct daemon *d, int status)
 {
+	/* The store's heartbeat calls into the pool and events: no more. */
+	if (d->st != NULL)
+		store_set_hooks(d->st, &(struct store_hooks){0});
 	/* Every waiting request has been answered (events_stop, writer_stop);
 	 * give libmicrohttpd the moment it needs to send those answers. */
 	http_wait_answered(d->srv, 2000);

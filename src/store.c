@@ -238,6 +238,12 @@ int store_nodes(store *st, store_node_fn fn, void *arg, char *err,
 	return st->ops->nodes(st->impl, fn, arg, err, errlen);
 }
 
+void store_set_hooks(store *st, const struct store_hooks *h)
+{
+	if (st->ops->set_hooks != NULL)
+		st->ops->set_hooks(st->impl, h);
+}
+
 bool store_is_leader(store *st)
 { return st->ops->is_leader == NULL || st->ops->is_leader(st->impl); }
 

@@ -382,6 +382,9 @@ struct pgs {
 	int64_t hb_fail_mono_ms; /* last one that failed, -1 none */
 	_Atomic bool leader;
 	_Atomic int live;        /* live nodes, as of the last heartbeat */
+	struct store_hooks hooks;  /* hb_mu */
+	int64_t seen_finished_us;  /* the heartbeat thread's: finished_at of
+	                              the last remote end it reported */
 };
 
 /* ---- errors ---- */
@@ -1392,6 +1395,69 @@ hb_rescue(struct pgs *s)
 	PQclear(r);
 }
 
+/*
+ * What the other nodes did for us, once a beat: cancels requested for the
+ * jobs running here (DELETE on another node), and the jobs other nodes
+ * finished since the last look, for the waiters here (their finished_at
+ * comes from their clocks: looked at with a second of slack, so a job may
+ * be reported twice, which waiters do not mind).
+ */
+static void
+hb_remote(struct pgs *s)
+{
+	char since[24];
+	const char *v[2] = {s->boot, since};
+	PGresult *c, *f;
+	bool want;
+
+	pthread_mutex_lock(&s->hb_mu);
+	want = s->hooks.cancel != NULL || s->hooks.finished != NULL;
+	pthread_mutex_unlock(&s->hb_mu);
+	if (!want)
+		return;
+	c = PQexecParams(s->hb, "SELECT id FROM jobd.jobs WHERE node = $1"
+	                 " AND status = 'running' AND cancel_requested = 1", 1,
+	                 NULL, v, NULL, NULL, 0);
+	snprintf(since, sizeof(since), "%" PRId64,
+	         s->seen_finished_us - 1000000);
+	f = PQexecParams(s->hb, "SELECT id, status, finished_at FROM jobd.jobs"
+	                 " WHERE finished_at IS NOT NULL AND finished_at > $2"
+	                 " AND node IS DISTINCT FROM $1"
+	                 " ORDER BY finished_at LIMIT 20000", 2, NULL, v, NULL,
+	                 NULL, 0);
+	/* Delivered under hb_mu: once store_set_hooks() has returned, the
+	 * hooks it replaced are never called again (main clears them before
+	 * it frees what they use). */
+	pthread_mutex_lock(&s->hb_mu);
+	if (PQresultStatus(c) == PGRES_TUPLES_OK && s->hooks.cancel != NULL)
+		for (int i = 0; i < PQntuples(c); i++)
+			s->hooks.cancel(s->hooks.arg, PQgetvalue(c, i, 0));
+	if (PQresultStatus(f) == PGRES_TUPLES_OK) {
+		for (int i = 0; i < PQntuples(f); i++) {
+			int st = job_status_parse(PQgetvalue(f, i, 1));
+			int64_t at = strtoll(PQgetvalue(f, i, 2), NULL, 10);
+			if (st >= 0 && s->hooks.finished != NULL)
+				s->hooks.finished(s->hooks.arg,
+				                  PQgetvalue(f, i, 0), st);
+			if (at > s->seen_finished_us)
+				s->seen_finished_us = at;
+		}
+	}
+	pthread_mutex_unlock(&s->hb_mu);
+	PQclear(c);
+	PQclear(f);
+}
+
+static void
+pg_set_hooks(void *impl, const struct store_hooks *h)
+{
+	struct pgs *s = impl;
+
+	pthread_mutex_lock(&s->hb_mu);
+	s->hooks = *h;
+	pthread_mutex_unlock(&s->hb_mu);
+}
+
 static void *
 hb_main(void *arg)
 {
@@ -1402,6 +1468,7 @@ hb_main(void *arg)
 
 	pthread_setname_np(pthread_self(), "jobd-heartbeat");
 	s->hb_ok_mono_ms = clock_mono_ms();
+	s->seen_finished_us = clock_now_us();
 	pthread_mutex_lock(&s->hb_mu);
 	while (!s->hb_stop) {
 		int64_t now = clock_mono_ms();
@@ -1435,6 +1502,7 @@ hb_main(void *arg)
 			if (lead && (s->hb_fail_mono_ms < 0 ||
 			    now - s->hb_fail_mono_ms > s->lease_ms))
 				hb_rescue(s);
+			hb_remote(s);
 		} else if (beat < 0) {
 			s->hb_fail_mono_ms = now;
 			atomic_store(&s->leader, false);
@@ -2474,6 +2542,7 @@ const struct store_ops store_pg_ops = {
 	.ping = pg_ping,
 	.nodes = pg_nodes,
 	.is_leader = pg_is_leader,
+	.set_hooks = pg_set_hooks,
 	.live_nodes = pg_live_nodes,
 	.check = pg_check,
 };

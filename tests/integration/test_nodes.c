@@ -198,6 +198,61 @@ START_TEST(test_restarted_node_recovers_its_own)
 }
 END_TEST
 
+/* DELETE on one node of a job running on another stops its attempt there
+ * (within a heartbeat): the job ends cancelled. */
+START_TEST(test_cancel_reaches_other_node)
+{
+	jd *a = node(NULL, "alpha", 1, "30s");
+	jd *b = node(a, "bravo", 1, "30s");
+	char *id, path[80];
+	struct jd_resp *r;
+
+	ck_assert_int_eq(jd_start(a), 0);
+	ck_assert_int_eq(jd_start(b), 0);
+	id = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":600}}");
+	wait_attempt(a, id, "running", 10000);
+	snprintf(path, sizeof(path), "/jobs/%s", id);
+	r = jd_request(b, "DELETE", path, json, NULL);
+	ck_assert_int_eq(r->status, 202);
+	jd_resp_free(r);
+	/* The 600 s attempt was stopped on A, not waited for. */
+	ck_assert_int_eq(wait_attempt(b, id, "cancelled", 15000), 1);
+	ck_assert(jd_wait_metric(a, "jobd_workers_busy", 0, 5000));
+	free(id);
+	ck_assert_int_eq(jd_stop(b, 20000), 0);
+	ck_assert_int_eq(jd_stop(a, 20000), 0);
+	jd_free(b);
+	jd_free(a);
+}
+END_TEST
+
+/* A long-poll on one node for a job another node runs returns when the
+ * job ends there, not at its timeout. */
+START_TEST(test_long_poll_on_other_node)
+{
+	jd *a = node(NULL, "alpha", 1, "30s");
+	jd *b = node(a, "bravo", 1, "30s");
+	char *id, path[96];
+	struct jd_resp *r;
+
+	ck_assert_int_eq(jd_start(a), 0);
+	ck_assert_int_eq(jd_start(b), 0);
+	id = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":1}}");
+	wait_attempt(a, id, "running", 10000);
+	snprintf(path, sizeof(path), "/jobs/%s?wait=30", id);
+	r = jd_request(b, "GET", path, NULL, NULL);
+	ck_assert_int_eq(r->status, 200);
+	/* At the timeout it would still say running. */
+	ck_assert_str_eq(jd_resp_str(r, "status"), "succeeded");
+	jd_resp_free(r);
+	free(id);
+	ck_assert_int_eq(jd_stop(b, 20000), 0);
+	ck_assert_int_eq(jd_stop(a, 20000), 0);
+	jd_free(b);
+	jd_free(a);
+}
+END_TEST
+
 /* GET /nodes lists both, the older one the leader, with their running
  * jobs; /metrics says the same. */
 START_TEST(test_get_nodes)
@@ -279,6 +334,8 @@ suite(void)
 		return s;
 	}
 	tcase_add_test(tc, test_get_nodes);
+	tcase_add_test(tc, test_cancel_reaches_other_node);
+	tcase_add_test(tc, test_long_poll_on_other_node);
 	tcase_add_test(tc, test_same_node_name_refused);
 	tcase_add_test(tc, test_work_spreads_over_nodes);
 	tcase_add_test(tc, test_dead_node_rescued);
