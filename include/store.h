@@ -325,6 +325,9 @@ int store_live_nodes(store *st);
 struct store_hooks {
 	void (*cancel)(void *arg, const char *id);
 	void (*finished)(void *arg, const char *id, int status);
+	/* this node was declared dead (silent for a lease): its running
+	 * jobs were given to others; stop every attempt (self-fencing) */
+	void (*fence)(void *arg);
 	void *arg;
 };
 /* Copies *h (not kept); a store that is not shared ignores it.  Once it

@@ -39,6 +39,14 @@ void worker_pool_dispatch(worker_pool *p, struct writer_op **ops, size_t n);
 bool worker_pool_cancel(worker_pool *p, const char *id);
 
 /*
+ * This node was declared dead by the others (several nodes): stops every
+ * running attempt and gives back every job claimed ahead, as a shutdown
+ * does (their claims were rescued: their ends change nothing; a claim made
+ * since goes back to the queue).  Workers go on taking new work.
+ */
+void worker_pool_fence(worker_pool *p);
+
+/*
  * Shutdown: lets running attempts finish for up to grace_ms, then asks
  * them to stop (their jobs go back to queued), and joins the threads.
  * Jobs dispatched but not started go back to queued too.

@@ -259,6 +259,15 @@ on_remote_cancel(void *arg, const char *id)
 	worker_pool_cancel(h->pool, id);
 }
 
+/* This node was declared dead: its attempts run elsewhere now. */
+static void
+on_fenced(void *arg)
+{
+	struct hooks *h = arg;
+
+	worker_pool_fence(h->pool);
+}
+
 /* Another node finished a job: for the waiters here. */
 static void
 on_remote_finished(void *arg, const char *id, int status)
@@ -415,7 +424,7 @@ daemon_start(struct daemon *d)
 	                          .st = d->st};
 	store_set_hooks(d->st, &(struct store_hooks){
 		.cancel = on_remote_cancel, .finished = on_remote_finished,
-		.arg = &d->hooks});
+		.fence = on_fenced, .arg = &d->hooks});
 	writer_set_hooks(d->w, on_dispatch, on_cancel, on_event, &d->hooks);
 	api_set_gauges(d->a, read_gauges, &d->hooks);
 	rc = http_open(cfg, d->a, &d->srv, err, sizeof(err));

@@ -1486,10 +1486,15 @@ hb_main(void *arg)
 			 * stale and change nothing.  Back in the list. */
 			if (!said_dead)
 				log_err("store", "this node (%s) was declared "
-				        "dead by the others: its running jobs may "
-				        "run again elsewhere; registering again",
-				        s->node);
+				        "dead by the others (silent for the whole "
+				        "lease): its running jobs run elsewhere; "
+				        "stopping its attempts and registering "
+				        "again", s->node);
 			said_dead = true;
+			pthread_mutex_lock(&s->hb_mu);
+			if (s->hooks.fence != NULL)
+				s->hooks.fence(s->hooks.arg);
+			pthread_mutex_unlock(&s->hb_mu);
 			if (register_node(s, s->hb, err, sizeof(err)) == 0)
 				beat = 1;
 		}

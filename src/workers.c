@@ -423,6 +423,36 @@ worker_pool_cancel(worker_pool *p, const char *id)
 }
 
 void
+worker_pool_fence(worker_pool *p)
+{
+	struct writer_op *waiting[64];
+	size_t n = 0;
+	int running = 0;
+
+	pthread_mutex_lock(&p->mu);
+	/* Claimed ahead, not started: back (stale claims change nothing). */
+	while (p->qlen > 0 && n < sizeof(waiting) / sizeof(waiting[0])) {
+		waiting[n++] = p->queue[p->qhead];
+		p->qhead = (p->qhead + 1) % p->qcap;
+		p->qlen--;
+	}
+	for (size_t i = 0; i < p->nthreads; i++) {
+		if (p->slots[i].ctx != NULL) {
+			handler_ctx_request_stop(p->slots[i].ctx,
+			                         JOBD_STOP_SHUTDOWN);
+			running++;
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	for (size_t i = 0; i < n; i++)
+		put_back(p, waiting[i], JOBD_STOP_SHUTDOWN);
+	if (running > 0 || n > 0)
+		log_warn("workers", "fenced: stopped %d running attempt(s) and "
+		         "gave back %zu waiting job(s); the others may have "
+		         "taken them over", running, n);
+}
+
+void
 worker_pool_stop(worker_pool *p, int64_t grace_ms)
 {
 	int64_t deadline = clock_mono_ms() + grace_ms;

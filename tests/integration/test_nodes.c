@@ -6,6 +6,7 @@
  * one node.
  */
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,6 +254,52 @@ START_TEST(test_long_poll_on_other_node)
 }
 END_TEST
 
+/* A node frozen (SIGSTOP) longer than its lease while running a job: the
+ * other node rescues and runs it (attempt 2); thawed, the frozen node finds
+ * itself declared dead and stops its own attempt (self-fencing), whose late
+ * end changes nothing.  The job's final state is written once. */
+START_TEST(test_frozen_node_fences_itself)
+{
+	jd *a = node(NULL, "alpha", 1, "2s");
+	jd *b = node(a, "bravo", 1, "2s");
+	char *id, *log, path[80];
+	struct jd_resp *r;
+	int64_t t0;
+
+	ck_assert_int_eq(jd_start(a), 0);
+	ck_assert_int_eq(jd_start(b), 0);
+	id = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":600}}");
+	wait_attempt(a, id, "running", 10000);
+	ck_assert_int_eq(kill(a->pid, SIGSTOP), 0);
+	t0 = jd_mono_ms();
+	while (jd_sql_int(b, "SELECT attempt FROM jobs j JOIN nodes n ON "
+	                  "n.boot = j.node WHERE n.name = 'bravo' AND "
+	                  "j.status = 'running'") != 2) {
+		ck_assert_msg(jd_mono_ms() - t0 < 20000, "not rescued");
+		jd_pause_ms(100);
+	}
+	ck_assert_int_eq(kill(a->pid, SIGCONT), 0);
+	/* A stops its own (now stale) attempt instead of running 600 s. */
+	log = jd_wait_log(a, "was declared dead", 10000);
+	ck_assert_ptr_nonnull(log);
+	free(log);
+	ck_assert(jd_wait_metric(a, "jobd_workers_busy", 0, 10000));
+	/* Its late end changed nothing: B's attempt 2 runs on. */
+	snprintf(path, sizeof(path), "/jobs/%s", id);
+	r = jd_request(a, "GET", path, NULL, NULL);
+	ck_assert_str_eq(jd_resp_str(r, "status"), "running");
+	ck_assert_int_eq(jd_num(jd_json(r), "attempt", -1), 2);
+	jd_resp_free(r);
+	/* A is back in the list. */
+	ck_assert(jd_wait_metric(b, "jobd_nodes", 2, 10000));
+	free(id);
+	ck_assert_int_eq(jd_stop(b, 20000), 0);
+	ck_assert_int_eq(jd_stop(a, 20000), 0);
+	jd_free(b);
+	jd_free(a);
+}
+END_TEST
+
 /* GET /nodes lists both, the older one the leader, with their running
  * jobs; /metrics says the same. */
 START_TEST(test_get_nodes)
@@ -336,6 +383,7 @@ suite(void)
 	tcase_add_test(tc, test_get_nodes);
 	tcase_add_test(tc, test_cancel_reaches_other_node);
 	tcase_add_test(tc, test_long_poll_on_other_node);
+	tcase_add_test(tc, test_frozen_node_fences_itself);
 	tcase_add_test(tc, test_same_node_name_refused);
 	tcase_add_test(tc, test_work_spreads_over_nodes);
 	tcase_add_test(tc, test_dead_node_rescued);
