@@ -300,6 +300,39 @@ START_TEST(test_frozen_node_fences_itself)
 }
 END_TEST
 
+/* The leader is killed: the other node leads within a lease, and rescue
+ * keeps working (a job of the dead leader runs again). */
+START_TEST(test_leader_failover)
+{
+	jd *a = node(NULL, "alpha", 1, "2s");
+	jd *b = node(a, "bravo", 1, "2s");
+	char *id;
+	int64_t t0;
+
+	ck_assert_int_eq(jd_start(a), 0);
+	ck_assert_int_eq(jd_start(b), 0);
+	ck_assert(jd_wait_metric(a, "jobd_leader", 1, 10000));
+	ck_assert(jd_wait_metric(b, "jobd_leader", 0, 10000));
+	id = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":600}}");
+	wait_attempt(a, id, "running", 10000);
+	ck_assert_int_eq(jd_kill9(a), 128 + 9);
+	t0 = jd_mono_ms();
+	ck_assert(jd_wait_metric(b, "jobd_leader", 1, 20000));
+	printf("leader killed -> the other node leads after %lld ms (lease "
+	       "2 s)\n", (long long)(jd_mono_ms() - t0));
+	while (jd_sql_int(b, "SELECT attempt FROM jobs WHERE status = "
+	                  "'running' AND type = 'sleep'") != 2) {
+		ck_assert_msg(jd_mono_ms() - t0 < 20000, "not rescued");
+		jd_pause_ms(100);
+	}
+	ck_assert(jd_wait_metric(b, "jobd_nodes", 1, 10000));
+	free(id);
+	ck_assert_int_eq(jd_stop(b, 20000), 0);
+	jd_free(b);
+	jd_free(a);
+}
+END_TEST
+
 /* GET /nodes lists both, the older one the leader, with their running
  * jobs; /metrics says the same. */
 START_TEST(test_get_nodes)
@@ -384,6 +417,7 @@ suite(void)
 	tcase_add_test(tc, test_cancel_reaches_other_node);
 	tcase_add_test(tc, test_long_poll_on_other_node);
 	tcase_add_test(tc, test_frozen_node_fences_itself);
+	tcase_add_test(tc, test_leader_failover);
 	tcase_add_test(tc, test_same_node_name_refused);
 	tcase_add_test(tc, test_work_spreads_over_nodes);
 	tcase_add_test(tc, test_dead_node_rescued);
