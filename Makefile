@@ -195,8 +195,11 @@ reliability: $(BUILD)/jobd $(BUILD)/jobd-test
 		echo "== $$t"; JOBD_BIN=$(BUILD)/jobd \
 		JOBD_TEST_BIN=$(BUILD)/jobd-test sh $$t || exit 1; done
 
-check-crash: $(BUILD)/jobd
+check-crash: $(BUILD)/jobd $(BUILD)/jobd-test $(BUILD)/itests/test_nodes
 	JOBD_BIN=$(BUILD)/jobd CRASH_ROUNDS=$${CRASH_ROUNDS:-200} sh tests/crash/run.sh
+	JOBD_TEST_STORE=pg JOBD_NODE_ROUNDS=$${NODE_ROUNDS:-200} \
+		JOBD_BIN=$(BUILD)/jobd JOBD_TEST_BIN=$(BUILD)/jobd-test CK_FORK=yes \
+		sh tests/pg/with_server.sh $(BUILD)/itests/test_nodes
 
 soak: $(BUILD)/jobd
 	JOBD_BIN=$(BUILD)/jobd SOAK_SECONDS=$${SOAK_SECONDS:-300} sh tests/soak/run.sh

@@ -294,6 +294,7 @@ enum { R_GET, R_COUNTS, R_BY_TYPE, R_PING, R_NODES, R_LIST0,
 #define BACKOFF_MAX_MS 2000
 #define READER_WAIT_MS 1000
 #define MAX_TOKENS 8
+#define LOCK_WAIT_MS 5000
 
 enum wstate { WS_DOWN, WS_UP };
 
@@ -830,12 +831,24 @@ w_connect(struct pgs *s, char *err, size_t errlen)
 	{
 		/* One live daemon per node name: holding the lock also proves
 		 * the previous incarnation of this node is gone (its session
-		 * ended), so start-up recovers its jobs at once. */
+		 * ended), so start-up recovers its jobs at once.  A run killed
+		 * a moment ago may still hold it until its backend reads the
+		 * closed socket: waited for up to LOCK_WAIT_MS, then refused. */
 		char key[96];
 		const char *v[1] = {key};
+		int64_t until = clock_mono_ms() + LOCK_WAIT_MS;
 		snprintf(key, sizeof(key), "jobd.node.%s", s->node);
-		r = PQexecParams(c, "SELECT pg_try_advisory_lock(hashtext($1))",
-		                 1, NULL, v, NULL, NULL, 0);
+		for (;;) {
+			r = PQexecParams(c, "SELECT pg_try_advisory_lock("
+			                 "hashtext($1))", 1, NULL, v, NULL, NULL,
+			                 0);
+			if (PQresultStatus(r) != PGRES_TUPLES_OK ||
+			    strcmp(PQgetvalue(r, 0, 0), "t") == 0 ||
+			    clock_mono_ms() >= until)
+				break;
+			PQclear(r);
+			usleep(100 * 1000);
+		}
 	}
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		rc = result_error(c, r, "lock", err, errlen);

@@ -6,7 +6,9 @@
  * one node.
  */
 #include <check.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,6 +335,154 @@ START_TEST(test_leader_failover)
 }
 END_TEST
 
+/* ---- kill -9 rounds under load ---- */
+
+#define LOAD_THREADS 32
+#define MAX_IDS 300000
+
+struct load {
+	int port[2];
+	atomic_bool stop;
+	pthread_mutex_t mu;
+	char (*ids)[40];
+	size_t n;
+	atomic_long refused;
+	pthread_t t[LOAD_THREADS];
+};
+
+struct loader {
+	struct load *l;
+	int which;
+};
+
+static struct loader loaders[LOAD_THREADS];
+
+static void *
+load_main(void *arg)
+{
+	struct loader *me = arg;
+	struct load *l = me->l;
+	jd_client *c = jd_client_new(l->port[me->which]);
+
+	while (!atomic_load(&l->stop)) {
+		struct jd_resp *r = jd_client_request(c, "POST", "/jobs", json,
+		                                      "{\"type\":\"noop\"}");
+		if (r->status == 202 && jd_resp_str(r, "id") != NULL) {
+			pthread_mutex_lock(&l->mu);
+			if (l->n < MAX_IDS)
+				snprintf(l->ids[l->n++], 40, "%s",
+				         jd_resp_str(r, "id"));
+			pthread_mutex_unlock(&l->mu);
+		} else if (r->status == 0) {
+			atomic_fetch_add(&l->refused, 1); /* its node is down */
+			jd_pause_ms(20);
+		}
+		jd_resp_free(r);
+	}
+	jd_client_free(c);
+	return NULL;
+}
+
+static size_t
+load_count(struct load *l)
+{
+	size_t n;
+
+	pthread_mutex_lock(&l->mu);
+	n = l->n;
+	pthread_mutex_unlock(&l->mu);
+	return n;
+}
+
+/* One of two nodes killed (SIGKILL) and restarted, round after round,
+ * while 32 clients submit to both: every 202 is in the store, and every
+ * job ends succeeded, once (fencing), none left queued or running. */
+START_TEST(test_kill9_rounds_under_load)
+{
+	const char *e = getenv("JOBD_NODE_ROUNDS");
+	int rounds = e != NULL && atoi(e) > 0 ? atoi(e) : 20;
+	jd *n[2];
+	struct load *l = calloc(1, sizeof(*l));
+	long long present, left = -1, retried;
+	size_t len, used = 0;
+	char *sql;
+
+	ck_assert_ptr_nonnull(l);
+	l->ids = calloc(MAX_IDS, sizeof(*l->ids));
+	ck_assert_ptr_nonnull(l->ids);
+	pthread_mutex_init(&l->mu, NULL);
+	n[0] = node(NULL, "alpha", 2, "2s");
+	n[1] = node(n[0], "bravo", 2, "2s");
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(jd_start(n[i]), 0);
+		l->port[i] = n[i]->port;
+	}
+	for (int i = 0; i < LOAD_THREADS; i++) {
+		loaders[i] = (struct loader){l, i % 2};
+		ck_assert_int_eq(pthread_create(&l->t[i], NULL, load_main,
+		                                &loaders[i]), 0);
+	}
+	for (int round = 0; round < rounds; round++) {
+		jd *victim = n[round % 2];
+		size_t before = load_count(l);
+		/* Until this round's load has reached the store. */
+		while (load_count(l) < before + 200)
+			jd_pause_ms(10);
+		ck_assert_int_eq(jd_kill9(victim), 128 + 9);
+		ck_assert_msg(jd_start(victim) == 0, "round %d: the node did "
+		              "not restart", round);
+	}
+	atomic_store(&l->stop, true);
+	for (int i = 0; i < LOAD_THREADS; i++)
+		pthread_join(l->t[i], NULL);
+	/* Every acknowledged id present (asked 2,000 at a time: one psql
+	 * command line each). */
+	present = 0;
+	for (size_t from = 0; from < l->n; from += 2000) {
+		size_t to = from + 2000 < l->n ? from + 2000 : l->n;
+		len = 64 + (to - from) * 41;
+		sql = malloc(len);
+		ck_assert_ptr_nonnull(sql);
+		used = (size_t)snprintf(sql, len, "SELECT count(*) FROM jobs "
+		                        "WHERE id::text IN (");
+		for (size_t i = from; i < to; i++)
+			used += (size_t)snprintf(sql + used, len - used,
+			                         "%s'%s'", i > from ? "," : "",
+			                         l->ids[i]);
+		snprintf(sql + used, len - used, ")");
+		long long got = jd_sql_int(n[0], sql);
+		free(sql);
+		ck_assert_int_ge(got, 0);
+		present += got;
+	}
+	ck_assert_msg(present == (long long)l->n, "%lld of %zu acknowledged "
+	              "jobs in the store", present, l->n);
+	for (int64_t until = jd_mono_ms() + 60000; jd_mono_ms() < until;) {
+		left = jd_sql_int(n[0], "SELECT count(*) FROM jobs WHERE "
+		                  "status IN ('queued', 'running')");
+		if (left == 0)
+			break;
+		jd_pause_ms(200);
+	}
+	ck_assert_msg(left == 0, "%lld jobs never ended", left);
+	ck_assert_int_eq(jd_sql_int(n[0], "SELECT count(*) FROM jobs WHERE "
+	                            "status <> 'succeeded'"), 0);
+	retried = jd_sql_int(n[0], "SELECT count(*) FROM jobs WHERE attempt > 1");
+	printf("%d kill -9 rounds of one of two nodes: %zu acknowledged, %lld "
+	       "present, 0 lost, %lld ran again after a kill, %ld refused "
+	       "while a node was down\n", rounds, l->n, present, retried,
+	       atomic_load(&l->refused));
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(jd_stop(n[i], 20000), 0);
+	}
+	jd_free(n[1]);
+	jd_free(n[0]);
+	pthread_mutex_destroy(&l->mu);
+	free(l->ids);
+	free(l);
+}
+END_TEST
+
 /* GET /nodes lists both, the older one the leader, with their running
  * jobs; /metrics says the same. */
 START_TEST(test_get_nodes)
@@ -407,7 +557,7 @@ suite(void)
 	Suite *s = suite_create("nodes");
 	TCase *tc = tcase_create("nodes");
 
-	tcase_set_timeout(tc, 120);
+	tcase_set_timeout(tc, 600);
 	if (!jd_store_is_pg()) {
 		tcase_add_test(tc, test_get_nodes_single);
 		suite_add_tcase(s, tc);
@@ -418,6 +568,7 @@ suite(void)
 	tcase_add_test(tc, test_long_poll_on_other_node);
 	tcase_add_test(tc, test_frozen_node_fences_itself);
 	tcase_add_test(tc, test_leader_failover);
+	tcase_add_test(tc, test_kill9_rounds_under_load);
 	tcase_add_test(tc, test_same_node_name_refused);
 	tcase_add_test(tc, test_work_spreads_over_nodes);
 	tcase_add_test(tc, test_dead_node_rescued);
