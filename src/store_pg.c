@@ -1576,7 +1576,7 @@ pg_open(const char *path, const struct store_options *opt, void **impl,
 	snprintf(s->appname, sizeof(s->appname), "jobd pid %ld on %s, node %s",
 	         (long)getpid(), host, s->node);
 	pthread_mutex_init(&s->hb_mu, NULL);
-	pthread_cond_init(&s->hb_cond, NULL);
+	clock_cond_init(&s->hb_cond);
 	s->hb_fail_mono_ms = -1;
 	pthread_mutex_init(&s->pool_mu, NULL);
 	pthread_cond_init(&s->pool_cond, NULL);
