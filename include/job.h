@@ -81,6 +81,10 @@ int job_copy(struct job *dst, const struct job *src);
 /* Moves src's contents into dst (dst must be clear); src becomes clear. */
 void job_move(struct job *dst, struct job *src);
 
+/* qsort() order of claimed jobs: highest priority first, then oldest (the
+ * claim order; a store's RETURNING gives rows in no order). */
+int job_cmp_claim_order(const void *a, const void *b);
+
 /*
  * Renders the job as the API's JSON object text (compact).  Returns a new
  * string the caller frees, or NULL when out of memory.

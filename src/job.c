@@ -202,3 +202,13 @@ job_add_to_cjson_array(const struct job *job, void *cjson_array)
 	}
 	return 0;
 }
+
+int
+job_cmp_claim_order(const void *a, const void *b)
+{
+	const struct job *x = a, *y = b;
+
+	if (x->priority != y->priority)
+		return y->priority - x->priority;
+	return strcmp(x->id, y->id);
+}

@@ -1699,6 +1699,23 @@ row_to_job(const PGresult *r, int row, struct job *job)
 	return 0;
 }
 
+/* The first n rows of r into jobs[] (zeroed by the caller); on failure
+ * none is left to clear. */
+static int
+rows_to_jobs(const PGresult *r, int n, struct job *jobs, char *err,
+             size_t errlen)
+{
+	for (int i = 0; i < n; i++) {
+		if (row_to_job(r, i, &jobs[i]) != 0) {
+			for (int j = 0; j < i; j++)
+				job_clear(&jobs[j]);
+			return jobd_seterr(err, errlen, JOBD_ENOMEM,
+			                   "out of memory");
+		}
+	}
+	return 0;
+}
+
 /* Text of an int64 parameter (buffer of 24). */
 static const char *
 i64(char *buf, int64_t v)
@@ -1848,16 +1865,6 @@ pg_find_idem(void *impl, const char *key, struct job *out, char *err,
 }
 
 static int
-cmp_claim_order(const void *a, const void *b)
-{
-	const struct job *x = a, *y = b;
-
-	if (x->priority != y->priority)
-		return y->priority - x->priority;
-	return strcmp(x->id, y->id);
-}
-
-static int
 pg_claim(void *impl, const struct store_claim_req *req, struct job **out,
          size_t *nout, char *err, size_t errlen)
 {
@@ -1905,20 +1912,15 @@ pg_claim(void *impl, const struct store_claim_req *req, struct job **out,
 			                   "out of memory");
 		}
 	}
-	for (int i = 0; i < n; i++) {
-		if (row_to_job(r, i, &jobs[i]) != 0) {
-			for (int j = 0; j < i; j++)
-				job_clear(&jobs[j]);
-			free(jobs);
-			PQclear(r);
-			return jobd_seterr(err, errlen, JOBD_ENOMEM,
-			                   "out of memory");
-		}
-	}
+	rc = rows_to_jobs(r, n, jobs, err, errlen);
 	PQclear(r);
+	if (rc != 0) {
+		free(jobs);
+		return rc;
+	}
 	if (n > 0) {
 		/* RETURNING gives rows in no particular order. */
-		qsort(jobs, (size_t)n, sizeof(*jobs), cmp_claim_order);
+		qsort(jobs, (size_t)n, sizeof(*jobs), job_cmp_claim_order);
 		*out = jobs;
 		*nout = (size_t)n;
 	}
@@ -2363,17 +2365,12 @@ pg_list(void *impl, const struct store_filter *f, struct job **out,
 		PQclear(r);
 		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
 	}
-	for (int i = 0; i < n; i++) {
-		if (row_to_job(r, i, &jobs[i]) != 0) {
-			for (int j = 0; j < i; j++)
-				job_clear(&jobs[j]);
-			free(jobs);
-			PQclear(r);
-			return jobd_seterr(err, errlen, JOBD_ENOMEM,
-			                   "out of memory");
-		}
-	}
+	rc = rows_to_jobs(r, n, jobs, err, errlen);
 	PQclear(r);
+	if (rc != 0) {
+		free(jobs);
+		return rc;
+	}
 	*out = jobs;
 	*nout = (size_t)n;
 	return 0;

@@ -791,16 +791,6 @@ sq_find_idem(void *impl, const char *key, struct job *out, char *err,
 }
 
 static int
-cmp_claim_order(const void *a, const void *b)
-{
-	const struct job *x = a, *y = b;
-
-	if (x->priority != y->priority)
-		return y->priority - x->priority;
-	return strcmp(x->id, y->id);
-}
-
-static int
 sq_claim(void *impl, const struct store_claim_req *req, struct job **out,
          size_t *nout, char *err, size_t errlen)
 {
@@ -864,7 +854,7 @@ sq_claim(void *impl, const struct store_claim_req *req, struct job **out,
 	sqlite3_clear_bindings(st);
 	if (rc == 0 && n > 0) {
 		/* RETURNING gives rows in no particular order. */
-		qsort(jobs, n, sizeof(*jobs), cmp_claim_order);
+		qsort(jobs, n, sizeof(*jobs), job_cmp_claim_order);
 		*out = jobs;
 		*nout = n;
 		jobs = NULL;
