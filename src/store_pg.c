@@ -2080,8 +2080,17 @@ store_pg_check_uri(const char *uri, char *err, size_t errlen)
 
 	if (o == NULL) {
 		char line[300];
+		size_t n;
 		one_line(line, sizeof(line), msg ? msg : "out of memory");
 		PQfreemem(msg);
+		/* libpq quotes the URI, or a piece of it, from the first
+		 * '"' on ("invalid percent-encoded token: \"<password>\""):
+		 * what follows may be the password, and this goes to the
+		 * journal.  The message stops before it. */
+		line[strcspn(line, "\"")] = '\0';
+		n = strlen(line);
+		while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == ':'))
+			line[--n] = '\0';
 		return jobd_seterr(err, errlen, JOBD_EINVAL, "not a valid "
 		                   "PostgreSQL URI: %s", line);
 	}
