@@ -503,6 +503,14 @@ store_pg_migrate(PGconn *c, const char *const *migs, int n, char *err,
 	if (PQntuples(r) > 0)
 		version = atoi(PQgetvalue(r, 0, 0));
 	PQclear(r);
+	if (version < 0) {
+		/* (A damaged jobd.meta: migrations[version] would be read
+		 * before the array.) */
+		rc = jobd_seterr(err, errlen, JOBD_EINVAL, "store schema version "
+		                 "%d is not a version (jobd.meta is damaged)",
+		                 version);
+		goto rollback;
+	}
 	if (version > n) {
 		rc = jobd_seterr(err, errlen, JOBD_EINVAL, "store schema version "
 		                 "%d is newer than this jobd (%d); upgrade jobd",

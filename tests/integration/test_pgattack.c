@@ -388,6 +388,34 @@ START_TEST(test_odd_uris_accepted)
 }
 END_TEST
 
+/* A schema version that is no version (a corrupted jobd.meta): jobd
+ * refuses to start, saying so, and does not run "migrations" from an
+ * index before the first (it read migrations[-1]). */
+START_TEST(test_negative_schema_version)
+{
+	static const char *const bad[] = {"-1", "-2147483648"};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		jd *d = jd_launch(NULL);
+		char sql[200], *log;
+
+		ck_assert_ptr_nonnull(d);
+		ck_assert_int_eq(jd_stop(d, 20000), 0);
+		snprintf(sql, sizeof(sql), "UPDATE meta SET value = '%s' WHERE "
+		         "key = 'schema_version'", bad[i]);
+		ck_assert_int_eq(jd_sql_exec(d, sql), 0);
+		ck_assert_int_ne(jd_start(d), 0);
+		ck_assert_msg(WIFEXITED(d->wait_status), "jobd died of signal "
+		              "%d", WTERMSIG(d->wait_status));
+		ck_assert_int_ne(WEXITSTATUS(d->wait_status), 0);
+		log = jd_wait_log(d, "schema version", 5000);
+		ck_assert_ptr_nonnull(log);
+		free(log);
+		jd_free(d);
+	}
+}
+END_TEST
+
 /* ---- known defects (JOBD_ATTACK_KNOWN=1) ---- */
 
 /* The store's display (start-up log) masks only the first password=. */
@@ -534,6 +562,7 @@ suite(void)
 	tcase_add_test(tc, test_bad_uri_hides_password);
 	tcase_add_test(tc, test_odd_uris_accepted);
 	tcase_add_test(tc, test_second_jobd_refused);
+	tcase_add_test(tc, test_negative_schema_version);
 	suite_add_tcase(s, tc);
 	if (getenv("JOBD_ATTACK_KNOWN") != NULL) {
 		tcase_set_timeout(known, 240);
