@@ -320,6 +320,139 @@ START_TEST(test_writer_killed_idle)
 }
 END_TEST
 
+/* ---- the writer's connection killed under load ---- */
+
+#define BURST_THREADS 8
+#define MAX_ACKED 100000
+
+struct burst {
+	int port;
+	atomic_bool stop;
+	pthread_mutex_t mu;
+	char (*acked)[40];
+	size_t nacked;
+	atomic_long nother, n503;
+	pthread_t t[BURST_THREADS];
+};
+
+static void *
+burst_main(void *arg)
+{
+	struct burst *b = arg;
+	jd_client *c = jd_client_new(b->port);
+	const char *const hdrs[] = {"Content-Type: application/json", NULL};
+
+	while (!atomic_load(&b->stop)) {
+		struct jd_resp *r = jd_client_request(c, "POST", "/jobs", hdrs,
+		    "{\"type\":\"noop\",\"payload\":\"a\\\"b,{c}\\\\\"}");
+		if (r->status == 202) {
+			const char *id = jd_resp_str(r, "id");
+			pthread_mutex_lock(&b->mu);
+			if (id != NULL && b->nacked < MAX_ACKED)
+				snprintf(b->acked[b->nacked++], 40, "%s", id);
+			pthread_mutex_unlock(&b->mu);
+		} else if (r->status == 503 &&
+		           jd_header(r, "Retry-After") != NULL) {
+			atomic_fetch_add(&b->n503, 1);
+		} else {
+			fprintf(stderr, "burst: %ld %s\n", r->status, r->body);
+			atomic_fetch_add(&b->nother, 1);
+		}
+		jd_resp_free(r);
+	}
+	jd_client_free(c);
+	return NULL;
+}
+
+static size_t
+burst_acked(struct burst *b)
+{
+	size_t n;
+
+	pthread_mutex_lock(&b->mu);
+	n = b->nacked;
+	pthread_mutex_unlock(&b->mu);
+	return n;
+}
+
+/*
+ * pg_terminate_backend() on jobd's writer, twenty times during a burst of
+ * submissions (each kill lands wherever the pipeline is: a batch being
+ * sent, a COMMIT in flight, idle): every 202 is in the store, no answer is
+ * other than 202 or 503 + Retry-After, jobd never exits, and every job
+ * ends (the claims of a COMMIT whose outcome was unknown are given back).
+ */
+START_TEST(test_writer_terminated_under_burst)
+{
+	jd *d = jd_launch(NULL);
+	struct burst *b = calloc(1, sizeof(*b));
+	size_t len, used = 0;
+	char *sql;
+	int64_t until;
+	long long left = -1;
+
+	ck_assert_ptr_nonnull(d);
+	ck_assert_ptr_nonnull(b);
+	b->acked = calloc(MAX_ACKED, sizeof(*b->acked));
+	ck_assert_ptr_nonnull(b->acked);
+	b->port = d->port;
+	pthread_mutex_init(&b->mu, NULL);
+	for (int i = 0; i < BURST_THREADS; i++)
+		ck_assert_int_eq(pthread_create(&b->t[i], NULL, burst_main, b),
+		                 0);
+	for (int k = 0; k < 20; k++) {
+		size_t before = burst_acked(b);
+		until = jd_mono_ms() + 30000;
+		while (burst_acked(b) < before + 40) {
+			ck_assert_msg(jd_mono_ms() < until, "no 202 after kill "
+			              "%d", k);
+			jd_pause_ms(10);
+		}
+		ck_assert_int_eq(jd_sql_exec(d, "SELECT pg_terminate_backend("
+		    "pid) FROM pg_locks WHERE locktype = 'advisory' AND "
+		    "granted AND database = (SELECT oid FROM pg_database "
+		    "WHERE datname = current_database())"), 0);
+	}
+	atomic_store(&b->stop, true);
+	for (int i = 0; i < BURST_THREADS; i++)
+		pthread_join(b->t[i], NULL);
+	ck_assert(!jd_proc_gone(d->pid));
+	fprintf(stderr, "writer killed x20 under load: %zu answered 202, "
+	        "%ld 503\n", b->nacked, atomic_load(&b->n503));
+	ck_assert_int_eq(atomic_load(&b->nother), 0);
+	/* Every 202 is there. */
+	len = 64 + b->nacked * 41;
+	sql = malloc(len + 128);
+	ck_assert_ptr_nonnull(sql);
+	used += (size_t)snprintf(sql, len, "SELECT count(*) FROM jobs WHERE "
+	                         "id::text IN (");
+	for (size_t i = 0; i < b->nacked; i++)
+		used += (size_t)snprintf(sql + used, len + 128 - used, "%s'%s'",
+		                         i ? "," : "", b->acked[i]);
+	snprintf(sql + used, len + 128 - used, ")");
+	ck_assert_int_eq(jd_sql_int(d, sql), (long long)b->nacked);
+	free(sql);
+	/* Every job ends, once. */
+	until = jd_mono_ms() + 60000;
+	while (jd_mono_ms() < until) {
+		left = jd_sql_int(d, "SELECT count(*) FROM jobs WHERE status IN "
+		                  "('queued', 'running')");
+		if (left == 0)
+			break;
+		jd_pause_ms(100);
+	}
+	ck_assert_msg(left == 0, "%lld jobs still queued or running", left);
+	ck_assert_int_eq(jd_sql_int(d, "SELECT count(*) FROM jobs WHERE "
+	                            "status <> 'succeeded' OR attempt <> 1 OR "
+	                            "payload <> '\"a\\\"b,{c}\\\\\"'"), 0);
+	pthread_mutex_destroy(&b->mu);
+	free(b->acked);
+	free(b);
+	ck_assert_int_eq(jd_stop(d, 20000), 0);
+	jd_free(d);
+}
+END_TEST
+
 /* ---- URIs and passwords ---- */
 
 /* jobd --check-config on a config whose store path is uri: its output
@@ -559,6 +692,7 @@ suite(void)
 	tcase_add_test(tc, test_hostile_values_batched);
 	tcase_add_test(tc, test_pool_of_one);
 	tcase_add_test(tc, test_writer_killed_idle);
+	tcase_add_test(tc, test_writer_terminated_under_burst);
 	tcase_add_test(tc, test_bad_uri_hides_password);
 	tcase_add_test(tc, test_odd_uris_accepted);
 	tcase_add_test(tc, test_second_jobd_refused);
