@@ -2093,14 +2093,23 @@ store_pg_check_uri(const char *uri, char *err, size_t errlen)
 		PQfreemem(msg);
 		/* libpq quotes the URI, or a piece of it, from the first
 		 * '"' on ("invalid percent-encoded token: \"<password>\""):
-		 * what follows may be the password, and this goes to the
-		 * journal.  The message stops before it. */
-		line[strcspn(line, "\"")] = '\0';
+		 * when the URI may hold a password (user:pw@, password=),
+		 * what follows may be it, and this goes to the journal.  The
+		 * message stops before it then. */
+		bool cut = (strchr(uri, '@') != NULL ||
+		            strcasestr(uri, "pass") != NULL ||
+		            strchr(uri, '%') != NULL) &&
+		           strchr(line, '"') != NULL;
+		if (cut)
+			line[strcspn(line, "\"")] = '\0';
 		n = strlen(line);
 		while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == ':'))
 			line[--n] = '\0';
 		return jobd_seterr(err, errlen, JOBD_EINVAL, "not a valid "
-		                   "PostgreSQL URI: %s", line);
+		                   "PostgreSQL URI: %s%s", line, cut
+		                   ? " (the rest of libpq's message is left "
+		                   "out: it may quote the password)"
+		                   : "");
 	}
 	PQconninfoFree(o);
 	return 0;
