@@ -217,6 +217,77 @@ START_TEST(test_hostile_values_batched)
 }
 END_TEST
 
+/* Big payloads from several clients at once: a batch's insert statement
+ * is sent early at 4 MiB of values (several statements a batch), each
+ * payload kept whole. */
+#define BIG_THREADS 6
+#define BIG_EACH 5
+#define BIG_LEN (900 * 1024)
+
+static void *
+big_main(void *arg)
+{
+	struct hostile_arg *a = arg;
+	jd_client *c = jd_client_new(a->port);
+	const char *hdrs[] = {"Content-Type: application/json", NULL};
+	char *body = malloc(BIG_LEN + 100);
+
+	if (body == NULL)
+		return NULL;
+	for (int i = 0; i < BIG_EACH; i++) {
+		size_t used = (size_t)snprintf(body, 100, "{\"type\":\"noop\","
+		                               "\"payload\":\"%d:", a->idx);
+		struct jd_resp *r;
+		while (used < BIG_LEN) {
+			memcpy(body + used, "\\\"{,}\\\\", 7);
+			used += 7;
+		}
+		memcpy(body + used, "\"}", 3);
+		r = jd_client_request(c, "POST", "/jobs", hdrs, body);
+		if (r->status == 202)
+			atomic_fetch_add(&a->ok, 1);
+		else
+			fprintf(stderr, "big: %ld %.200s\n", r->status, r->body);
+		jd_resp_free(r);
+	}
+	free(body);
+	jd_client_free(c);
+	return NULL;
+}
+
+START_TEST(test_big_payloads_batched)
+{
+	struct jd_opts o = {.extra = "[server]\nmax_body = 2M\n"};
+	jd *d = jd_launch(&o);
+	struct hostile_arg a[BIG_THREADS];
+	pthread_t t[BIG_THREADS];
+	int ok = 0;
+
+	ck_assert_ptr_nonnull(d);
+	for (int i = 0; i < BIG_THREADS; i++) {
+		a[i].port = d->port;
+		a[i].idx = i;
+		atomic_init(&a[i].ok, 0);
+		ck_assert_int_eq(pthread_create(&t[i], NULL, big_main, &a[i]),
+		                 0);
+	}
+	for (int i = 0; i < BIG_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		ok += atomic_load(&a[i].ok);
+	}
+	ck_assert_int_eq(ok, BIG_THREADS * BIG_EACH);
+	ck_assert(wait_sql_int(d, "SELECT count(*) FROM jobs WHERE status = "
+	                       "'succeeded'", ok, 60000));
+	/* Each payload whole: its length as sent (the JSON text). */
+	ck_assert_int_eq(jd_sql_int(d, "SELECT count(DISTINCT length(payload))"
+	                            " FROM jobs"), 1);
+	ck_assert_int_eq(jd_sql_int(d, "SELECT count(*) FROM jobs WHERE "
+	                            "payload NOT LIKE '\"_:\\\\\"{,}%'"), 0);
+	ck_assert_int_eq(jd_stop(d, 20000), 0);
+	jd_free(d);
+}
+END_TEST
+
 /* ---- readers ---- */
 
 #define READ_THREADS 12
@@ -690,6 +761,7 @@ suite(void)
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_hostile_values);
 	tcase_add_test(tc, test_hostile_values_batched);
+	tcase_add_test(tc, test_big_payloads_batched);
 	tcase_add_test(tc, test_pool_of_one);
 	tcase_add_test(tc, test_writer_killed_idle);
 	tcase_add_test(tc, test_writer_terminated_under_burst);
