@@ -449,9 +449,14 @@ connect_to(struct pgs *s, bool writer, char *err, size_t errlen)
 	 * statement but the claim's ordered walk of jobs_queue, which this
 	 * forces on a table without statistics (§9 of the design: 93 ms
 	 * against 1.3 ms).  Times out a statement stuck behind a lock. */
+	/* Readers: a SELECT waits only for an ACCESS EXCLUSIVE lock (an
+	 * administrator's LOCK TABLE, VACUUM FULL, ALTER TABLE), in an HTTP
+	 * thread: 503 after 2 s, not 30 s of every HTTP thread (/healthz
+	 * stalled with them). */
 	snprintf(sql, sizeof(sql), "SET synchronous_commit = %s;"
-	         " SET lock_timeout = '30s'%s",
+	         " SET lock_timeout = '%s'%s",
 	         s->durability_full || !writer ? "on" : "off",
+	         writer ? "30s" : "2s",
 	         writer ? "; SET enable_sort = off" : "");
 	r = PQexec(c, sql);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {

@@ -10,6 +10,7 @@
  * fails until its defect is fixed).
  */
 #include <check.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -391,6 +392,61 @@ START_TEST(test_writer_killed_idle)
 }
 END_TEST
 
+/*
+ * An administrator's ACCESS EXCLUSIVE lock on jobd.jobs (LOCK TABLE,
+ * VACUUM FULL, ALTER TABLE) held for 20 s: reads answer 503 soon (their
+ * lock_timeout), instead of holding the HTTP threads until the lock goes
+ * (which stalled /healthz with them), and serve again after it.
+ */
+START_TEST(test_table_locked_reads)
+{
+	jd *d = jd_launch(NULL);
+	char psql[400], *id;
+	pid_t pid;
+	int st;
+	struct jd_resp *r;
+
+	ck_assert_ptr_nonnull(d);
+	id = jd_submit(d, "{\"type\":\"noop\"}");
+	ck_assert_ptr_nonnull(id);
+	jd_resp_free(jd_wait_for_status(d, id, "succeeded", 20000));
+	snprintf(psql, sizeof(psql), "%s/psql", srv.bin);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int null_fd = open("/dev/null", O_WRONLY);
+		if (null_fd >= 0) /* ("connection to server was lost") */
+			dup2(null_fd, 2);
+		execl(psql, "psql", "-q", "-X", "-d", d->db_path, "-c",
+		      "BEGIN; LOCK TABLE jobd.jobs IN ACCESS EXCLUSIVE MODE;"
+		      " SELECT pg_sleep(20); COMMIT", (char *)NULL);
+		_exit(127);
+	}
+	ck_assert(wait_sql_int(d, "SELECT count(*) FROM pg_locks WHERE "
+	    "relation = 'jobd.jobs'::regclass AND mode = "
+	    "'AccessExclusiveLock' AND granted", 1, 10000));
+	r = jd_request(d, "GET", "/jobs", NULL, NULL);
+	ck_assert_msg(r->status == 503, "GET /jobs under a table lock: %ld",
+	              r->status);
+	ck_assert_ptr_nonnull(jd_header(r, "Retry-After"));
+	jd_resp_free(r);
+	ck_assert_int_eq(http_status(d, "GET", "/healthz"), 200);
+	ck_assert_int_eq(jd_sql_exec(d, "SELECT pg_terminate_backend(pid) "
+	    "FROM pg_locks WHERE relation = 'jobd.jobs'::regclass AND mode = "
+	    "'AccessExclusiveLock' AND granted"), 0);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(wait_sql_int(d, "SELECT count(*) FROM pg_locks WHERE "
+	    "relation = 'jobd.jobs'::regclass AND mode = "
+	    "'AccessExclusiveLock'", 0, 30000));
+	r = jd_wait_for_status(d, id, "succeeded", 20000);
+	ck_assert_int_eq(r->status, 200);
+	jd_resp_free(r);
+	free(id);
+	ck_assert_int_eq(jd_stop(d, 20000), 0);
+	jd_free(d);
+}
+END_TEST
+
 /* ---- the writer's connection killed under load ---- */
 
 #define BURST_THREADS 8
@@ -763,6 +819,7 @@ suite(void)
 	tcase_add_test(tc, test_hostile_values_batched);
 	tcase_add_test(tc, test_big_payloads_batched);
 	tcase_add_test(tc, test_pool_of_one);
+	tcase_add_test(tc, test_table_locked_reads);
 	tcase_add_test(tc, test_writer_killed_idle);
 	tcase_add_test(tc, test_writer_terminated_under_burst);
 	tcase_add_test(tc, test_bad_uri_hides_password);
