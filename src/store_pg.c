@@ -280,6 +280,7 @@ struct sink {
 	struct store_answer *one;    /* a fenced UPDATE ... RETURNING status */
 	struct store_answer **many;  /* W_COMPLETE_MANY: by ordinal (owned) */
 	int nmany;
+	bool commit;                 /* the COMMIT: its answer sets commit_ok */
 };
 
 /* One growing array literal ("{...}") per column. */
@@ -324,6 +325,10 @@ struct pgs {
 	bool perr_server;        /* ... and the server said it (SQLSTATE):
 	                            the transaction did not commit */
 	bool last_perr_server;   /* perr_server of the last w_sync */
+	bool commit_ok;          /* the open pipeline's COMMIT answered
+	                            COMMIT: it committed, whatever comes
+	                            after it (a FATAL of a terminated
+	                            backend, then EOF) */
 	char perr_text[512];
 	bool in_tx;
 	/* Claim tokens written by the open transaction, and those of a
@@ -888,7 +893,8 @@ w_send_text(struct pgs *s, const char *sql, char *err, size_t errlen)
 		jobd_seterr(err, errlen, JOBD_EUNAVAIL, "pg: send: %s", msg);
 		return w_lost(s, JOBD_EUNAVAIL);
 	}
-	s->sinks[(s->sink_head + s->unread) % SINK_RING] = (struct sink){0};
+	s->sinks[(s->sink_head + s->unread) % SINK_RING] =
+		(struct sink){.commit = strcmp(sql, "COMMIT") == 0};
 	s->unread++;
 	return 0;
 }
@@ -956,6 +962,12 @@ w_read_one(struct pgs *s, PGresult **out, char *err, size_t errlen)
 	struct sink *sk = &s->sinks[s->sink_head];
 	s->sink_head = (s->sink_head + 1) % SINK_RING;
 	s->unread--;
+	/* (A COMMIT answers "ROLLBACK" when the transaction had failed, and
+	 * is never run after an error of the pipeline.) */
+	if (sk->commit && last != NULL &&
+	    PQresultStatus(last) == PGRES_COMMAND_OK &&
+	    strcmp(PQcmdStatus(last), "COMMIT") == 0)
+		s->commit_ok = true;
 	if (last != NULL && s->perr == 0)
 		sink_fill(sk, last);
 	free(sk->many);
@@ -1372,10 +1384,22 @@ pg_commit(void *impl, char *err, size_t errlen)
 	if (s->w == NULL)
 		return jobd_seterr(err, errlen, JOBD_EUNAVAIL, "PostgreSQL is "
 		                   "unreachable");
+	s->commit_ok = false;
 	rc = w_send_text(s, "COMMIT", err, errlen);
 	if (rc != 0)
 		return rc;
 	rc = w_sync(s, err, errlen);
+	if (rc != 0 && s->commit_ok) {
+		/* COMMIT answered, then the connection went (a terminated
+		 * backend says FATAL after the COMMIT it was running): it
+		 * committed.  The next call reconnects. */
+		log_info("store", "pg: the connection was lost after the "
+		         "COMMIT had answered (%s); the transaction committed",
+		         err ? err : "");
+		s->ntx_tokens = 0;
+		s->in_tx = false;
+		return 0;
+	}
 	if (rc != 0) {
 		/* An error the server reported (even FATAL) means it did not
 		 * commit; a connection gone silent with COMMIT in flight may
