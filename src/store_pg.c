@@ -303,6 +303,7 @@ struct sink {
 	struct store_answer *one;    /* a fenced UPDATE ... RETURNING status */
 	struct store_answer **many;  /* W_COMPLETE_MANY: by ordinal (owned) */
 	int nmany;
+	bool commit;                 /* the COMMIT: its answer sets commit_ok */
 };
 
 /* One growing array literal ("{...}") per column. */
@@ -350,6 +351,10 @@ struct pgs {
 	bool perr_server;        /* ... and the server said it (SQLSTATE):
 	                            the transaction did not commit */
 	bool last_perr_server;   /* perr_server of the last w_sync */
+	bool commit_ok;          /* the open pipeline's COMMIT answered
+	                            COMMIT: it committed, whatever comes
+	                            after it (a FATAL of a terminated
+	                            backend, then EOF) */
 	char perr_text[512];
 	bool in_tx;
 	/* Claim tokens written by the open transaction, and those of a
@@ -490,9 +495,14 @@ connect_to(struct pgs *s, bool writer, char *err, size_t errlen)
 	 * statement but the claim's ordered walk of jobs_queue, which this
 	 * forces on a table without statistics (§9 of the design: 93 ms
 	 * against 1.3 ms).  Times out a statement stuck behind a lock. */
+	/* Readers: a SELECT waits only for an ACCESS EXCLUSIVE lock (an
+	 * administrator's LOCK TABLE, VACUUM FULL, ALTER TABLE), in an HTTP
+	 * thread: 503 after 2 s, not 30 s of every HTTP thread (/healthz
+	 * stalled with them). */
 	snprintf(sql, sizeof(sql), "SET synchronous_commit = %s;"
-	         " SET lock_timeout = '30s'%s",
+	         " SET lock_timeout = '%s'%s",
 	         s->durability_full || !writer ? "on" : "off",
+	         writer ? "30s" : "2s",
 	         writer ? "; SET enable_sort = off" : "");
 	r = PQexec(c, sql);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -560,6 +570,14 @@ store_pg_migrate(PGconn *c, const char *const *migs, int n, char *err,
 	if (PQntuples(r) > 0)
 		version = atoi(PQgetvalue(r, 0, 0));
 	PQclear(r);
+	if (version < 0) {
+		/* (A damaged jobd.meta: migrations[version] would be read
+		 * before the array.) */
+		rc = jobd_seterr(err, errlen, JOBD_EINVAL, "store schema version "
+		                 "%d is not a version (jobd.meta is damaged)",
+		                 version);
+		goto rollback;
+	}
 	if (version > n) {
 		rc = jobd_seterr(err, errlen, JOBD_EINVAL, "store schema version "
 		                 "%d is newer than this jobd (%d); upgrade jobd",
@@ -981,7 +999,8 @@ w_send_text(struct pgs *s, const char *sql, char *err, size_t errlen)
 		jobd_seterr(err, errlen, JOBD_EUNAVAIL, "pg: send: %s", msg);
 		return w_lost(s, JOBD_EUNAVAIL);
 	}
-	s->sinks[(s->sink_head + s->unread) % SINK_RING] = (struct sink){0};
+	s->sinks[(s->sink_head + s->unread) % SINK_RING] =
+		(struct sink){.commit = strcmp(sql, "COMMIT") == 0};
 	s->unread++;
 	return 0;
 }
@@ -1049,6 +1068,12 @@ w_read_one(struct pgs *s, PGresult **out, char *err, size_t errlen)
 	struct sink *sk = &s->sinks[s->sink_head];
 	s->sink_head = (s->sink_head + 1) % SINK_RING;
 	s->unread--;
+	/* (A COMMIT answers "ROLLBACK" when the transaction had failed, and
+	 * is never run after an error of the pipeline.) */
+	if (sk->commit && last != NULL &&
+	    PQresultStatus(last) == PGRES_COMMAND_OK &&
+	    strcmp(PQcmdStatus(last), "COMMIT") == 0)
+		s->commit_ok = true;
 	if (last != NULL && s->perr == 0)
 		sink_fill(sk, last);
 	free(sk->many);
@@ -1761,10 +1786,22 @@ pg_commit(void *impl, char *err, size_t errlen)
 	if (s->w == NULL)
 		return jobd_seterr(err, errlen, JOBD_EUNAVAIL, "PostgreSQL is "
 		                   "unreachable");
+	s->commit_ok = false;
 	rc = w_send_text(s, "COMMIT", err, errlen);
 	if (rc != 0)
 		return rc;
 	rc = w_sync(s, err, errlen);
+	if (rc != 0 && s->commit_ok) {
+		/* COMMIT answered, then the connection went (a terminated
+		 * backend says FATAL after the COMMIT it was running): it
+		 * committed.  The next call reconnects. */
+		log_info("store", "pg: the connection was lost after the "
+		         "COMMIT had answered (%s); the transaction committed",
+		         err ? err : "");
+		s->ntx_tokens = 0;
+		s->in_tx = false;
+		return 0;
+	}
 	if (rc != 0) {
 		/* An error the server reported (even FATAL) means it did not
 		 * commit; a connection gone silent with COMMIT in flight may
@@ -2521,10 +2558,28 @@ store_pg_check_uri(const char *uri, char *err, size_t errlen)
 
 	if (o == NULL) {
 		char line[300];
+		size_t n;
 		one_line(line, sizeof(line), msg ? msg : "out of memory");
 		PQfreemem(msg);
+		/* libpq quotes the URI, or a piece of it, from the first
+		 * '"' on ("invalid percent-encoded token: \"<password>\""):
+		 * when the URI may hold a password (user:pw@, password=),
+		 * what follows may be it, and this goes to the journal.  The
+		 * message stops before it then. */
+		bool cut = (strchr(uri, '@') != NULL ||
+		            strcasestr(uri, "pass") != NULL ||
+		            strchr(uri, '%') != NULL) &&
+		           strchr(line, '"') != NULL;
+		if (cut)
+			line[strcspn(line, "\"")] = '\0';
+		n = strlen(line);
+		while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == ':'))
+			line[--n] = '\0';
 		return jobd_seterr(err, errlen, JOBD_EINVAL, "not a valid "
-		                   "PostgreSQL URI: %s", line);
+		                   "PostgreSQL URI: %s%s", line, cut
+		                   ? " (the rest of libpq's message is left "
+		                   "out: it may quote the password)"
+		                   : "");
 	}
 	PQconninfoFree(o);
 	return 0;
