@@ -26,32 +26,60 @@ store_is_pg(const char *path)
 	       strncmp(path, "postgres://", 11) == 0;
 }
 
+/* Query parameters of a libpq URI whose values are shown as they are;
+ * every other value (password=, passw%6Frd=, sslpassword=, ...) is
+ * "***". */
+static bool
+shown_param(const char *key, size_t n)
+{
+	static const char *const shown[] = {
+		"host", "hostaddr", "port", "dbname", "user", "sslmode",
+		"connect_timeout", "application_name", "target_session_attrs",
+		"keepalives", "keepalives_idle", "keepalives_interval",
+		"keepalives_count", "options", NULL,
+	};
+
+	for (int i = 0; shown[i] != NULL; i++)
+		if (strlen(shown[i]) == n && strncmp(shown[i], key, n) == 0)
+			return true;
+	return false;
+}
+
 void
 store_display(const char *path, char *buf, size_t len)
 {
-	const char *at, *colon, *p;
+	const char *p, *at, *colon, *q;
 	size_t used = 0;
 
 	snprintf(buf, len, "%s", path);
-	if (!store_is_pg(path))
+	if (!store_is_pg(path) || len == 0)
 		return;
 	/* scheme://user:SECRET@host... */
 	p = strstr(path, "://") + 3;
-	at = strchr(p, '@');
-	colon = memchr(p, ':', at ? (size_t)(at - p) : 0);
-	if (at != NULL && colon != NULL && strcspn(p, "/?") > (size_t)(at - p))
-		used = (size_t)snprintf(buf, len, "%.*s:***%s",
-		                        (int)(colon - path), path, at);
-	/* ...?password=SECRET&... */
-	if ((p = strstr(used ? buf : path, "password=")) != NULL) {
-		char tail[1024];
-		const char *end = p + 9 + strcspn(p + 9, "&");
-		snprintf(tail, sizeof(tail), "%s", end);
-		if (!used)
-			snprintf(buf, len, "%s", path);
-		p = strstr(buf, "password=");
-		snprintf((char *)p + 9, len - (size_t)(p + 9 - buf), "***%s",
-		         tail);
+	q = p + strcspn(p, "?");
+	/* (the last '@': an unencoded one inside the password stays hidden) */
+	at = memrchr(p, '@', (size_t)(q - p));
+	colon = at != NULL ? memchr(p, ':', (size_t)(at - p)) : NULL;
+	if (colon != NULL)
+		used = (size_t)snprintf(buf, len, "%.*s:***%.*s",
+		                        (int)(colon - path), path,
+		                        (int)(q - at), at);
+	else
+		used = (size_t)snprintf(buf, len, "%.*s", (int)(q - path), path);
+	/* ...?key=value&...: values of keys not known harmless hidden. */
+	while (*q != '\0' && used < len) {
+		const char *key = q + 1, *eq, *end;
+		end = key + strcspn(key, "&");
+		eq = memchr(key, '=', (size_t)(end - key));
+		if (eq != NULL && !shown_param(key, (size_t)(eq - key)))
+			used += (size_t)snprintf(buf + used, len - used,
+			                         "%c%.*s=***", *q,
+			                         (int)(eq - key), key);
+		else
+			used += (size_t)snprintf(buf + used, len - used,
+			                         "%c%.*s", *q,
+			                         (int)(end - key), key);
+		q = end;
 	}
 }
 

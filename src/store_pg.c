@@ -357,6 +357,7 @@ struct pgs {
 	                            backend, then EOF) */
 	char perr_text[512];
 	bool in_tx;
+	bool was_up;             /* the writer connection was up once */
 	/* Claim tokens written by the open transaction, and those of a
 	 * transaction whose COMMIT outcome is unknown (given back after the
 	 * reconnect). */
@@ -835,6 +836,55 @@ register_node(struct pgs *s, PGconn *c, char *err, size_t errlen)
 	return rc;
 }
 
+/* The latest heartbeat of this node name's other runs (ms since the
+ * epoch, by the database's clock), or -1 when none beat lately. */
+static int64_t
+twin_seen(struct pgs *s, PGconn *c, char *who, size_t wholen)
+{
+	const char *v[2] = {s->node, s->boot};
+	PGresult *r = PQexecParams(c, "SELECT (extract(epoch FROM seen_at)"
+	                           " * 1000)::int8, 'pid ' || pid || ' started "
+	                           "' || started_at FROM jobd.nodes WHERE"
+	                           " name = $1 AND boot <> $2 AND seen_at >"
+	                           " now() - interval '10 seconds' ORDER BY"
+	                           " seen_at DESC LIMIT 1", 2, NULL, v, NULL,
+	                           NULL, 0);
+	int64_t at = -1;
+
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
+		at = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		snprintf(who, wholen, "%s", PQgetvalue(r, 0, 1));
+	}
+	PQclear(r);
+	return at;
+}
+
+/*
+ * Holding the node name's lock is not proof enough that no other run of
+ * this name is alive: its writer connection may have dropped (the lock
+ * with it) while the daemon lives on.  Another run whose heartbeat still
+ * advances is alive: refused.  One killed a moment ago stops beating:
+ * waited out for two heartbeats at most.
+ */
+static int
+refuse_live_twin(struct pgs *s, PGconn *c, char *err, size_t errlen)
+{
+	char who[160] = "";
+	int64_t first = twin_seen(s, c, who, sizeof(who));
+	int64_t every = s->lease_ms / 4 < 1000 ? s->lease_ms / 4 : 1000;
+	int64_t until = clock_mono_ms() + 2 * every + 500;
+
+	while (first >= 0 && clock_mono_ms() < until) {
+		usleep(100 * 1000);
+		if (twin_seen(s, c, who, sizeof(who)) > first)
+			return jobd_seterr(err, errlen, JOBD_EBUSY, "the store is "
+			                   "in use by another jobd as node \"%s\" "
+			                   "(%s; its heartbeat goes on); give each "
+			                   "jobd its own [store] node", s->node, who);
+	}
+	return 0;
+}
+
 /* Opens the writer connection: lock, migrations, statements.  0, or
  * JOBD_EUNAVAIL (try again later), or a refusal (JOBD_EINVAL/EBUSY). */
 static int
@@ -886,6 +936,8 @@ w_connect(struct pgs *s, char *err, size_t errlen)
 	PQclear(r);
 	rc = store_pg_migrate(c, migrations, SCHEMA_VERSION, err, errlen);
 	if (rc == 0)
+		rc = refuse_live_twin(s, c, err, errlen);
+	if (rc == 0)
 		rc = register_node(s, c, err, errlen);
 	if (rc == 0)
 		rc = give_back_lost(s, c, err, errlen);
@@ -908,6 +960,7 @@ w_connect(struct pgs *s, char *err, size_t errlen)
 	s->unread = 0;
 	s->perr = 0;
 	s->in_tx = false;
+	s->was_up = true;
 	s->w_backoff_ms = BACKOFF_MIN_MS;
 	atomic_store(&s->wstate, WS_UP);
 	if (s->w_logged_down) {
@@ -929,6 +982,14 @@ w_ensure(struct pgs *s, char *err, size_t errlen)
 		return jobd_seterr(err, errlen, JOBD_EUNAVAIL, "PostgreSQL is "
 		                   "unreachable; reconnecting");
 	rc = w_connect(s, err, errlen);
+	if (rc == JOBD_EBUSY && s->was_up) {
+		/* Another jobd took this node's name while our connection was
+		 * down: two runs must not serve one name.  Fail-stop. */
+		char why[400];
+		snprintf(why, sizeof(why), "%s", err ? err : "");
+		return jobd_seterr(err, errlen, JOBD_EIO, "%s; this jobd stops",
+		                   why);
+	}
 	if (rc != 0) {
 		if (!s->w_logged_down)
 			log_err("store", "%s; retrying with backoff", err);

@@ -360,7 +360,17 @@ START_TEST(test_display_hides_password)
 	ck_assert_str_eq(out, "postgresql://jobd:***@db:5432/jobs");
 	store_display("postgresql://db/jobs?user=j&password=s3cret&x=1", out,
 	              sizeof(out));
-	ck_assert_str_eq(out, "postgresql://db/jobs?user=j&password=***&x=1");
+	ck_assert_str_eq(out, "postgresql://db/jobs?user=j&password=***&x=***");
+	/* Every value of a key not known harmless: twice, percent-encoded,
+	 * sslpassword (found by review: the second password= was shown). */
+	store_display("postgresql://db/j?password=a&password=s3cret&passw%6Frd="
+	              "s3cret&sslpassword=s3cret&sslmode=require", out,
+	              sizeof(out));
+	ck_assert_str_eq(out, "postgresql://db/j?password=***&password=***&"
+	                 "passw%6Frd=***&sslpassword=***&sslmode=require");
+	store_display("postgresql://u:p@ss@h/db", out, sizeof(out));
+	ck_assert_msg(strstr(out, "p@ss") == NULL && strstr(out, "ss@") == NULL,
+	              "%s", out);
 	store_display("postgresql://jobd@db/jobs", out, sizeof(out));
 	ck_assert_str_eq(out, "postgresql://jobd@db/jobs");
 	store_display("/var/lib/jobd/jobs.db", out, sizeof(out));
