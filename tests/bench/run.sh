@@ -31,6 +31,21 @@
 #   P2  drain: 100,000 queued noop jobs, workers.threads = 2 and 8
 #       (PG_DRAIN_WORKERS), durability = full; no job may have run twice.
 #
+# And several nodes on one PostgreSQL database (issue 14), daemons n1..nN
+# with lease = 30s, one fresh database per run:
+#
+#   P3  capacity scaling: SCALE_JOBS (3,000) queued jobs of a builtin
+#       sleep of 50 ms ([handler.s50], payload {"seconds":0.05}),
+#       workers.threads = 16 per node, 1 vs 2 vs 3 nodes (SCALE_NODES);
+#       jobs/s per node count and the ratios 2/1 and 3/1 (targets 1.8 and
+#       2.6);
+#   P4  drain of P4_JOBS (100,000) queued noop jobs with 1 and 2 nodes
+#       (P4_NODES), P4_WORKERS (8) per node; reported, no target.
+#
+# Every worker of every node is held by a block job while the jobs are
+# POSTed (to n1); each block job is then cancelled on the node running it,
+# all nodes at once, and the store is polled until none is left.
+#
 # To preload a queue that no worker drains yet, every worker is first held
 # by a "block" job (builtin sleep, priority 100); the jobs are submitted
 # through the API with wrk (quota.lua), and the drain starts when the
@@ -42,7 +57,8 @@
 # 2 cores.  Knobs (environment): JOBD_BIN, BENCH_TMPDIR, and the sizes
 # below (DRAIN_JOBS, EXEC_JOBS, SPAWN_N, PICKUP_JOBS, MEM_JOBS);
 # BENCH_STORES="sqlite pg" (the default; "sqlite" alone is the run of
-# issue 5, "pg" alone runs P1 and P2 only); BENCH_ONLY (below).  Without
+# issue 5, "pg" alone runs P1 to P4 only); BENCH_ONLY (below; "scale"
+# runs P3 and P4).  Without
 # PostgreSQL's binaries the PostgreSQL rows say "skipped: no PostgreSQL".
 set -u
 
@@ -685,7 +701,7 @@ p4_scenario() {
 
 # BENCH_ONLY="exec pickup" runs some scenarios only (for a quick look; the
 # table then has only their rows).  "intake" and "drain" name the
-# PostgreSQL ones too.  The SQLite scenarios run first, all of them before
+# PostgreSQL ones too; "scale" names P3 and P4.  The SQLite scenarios run first, all of them before
 # the PostgreSQL server starts, so that it is not running beside them.
 only() {
 	[ -z "${BENCH_ONLY:-}" ] && return 0
