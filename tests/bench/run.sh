@@ -118,6 +118,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 T_START=$(now_ms)
+SCALE_RAN=""
 ROWS=$TMP/rows.md
 NOTES=$TMP/notes.md
 : >"$ROWS"
@@ -656,6 +657,7 @@ nodes_run() {
 
 # P3: capacity scaling with 50 ms jobs, SCALE_THREADS workers per node.
 scale_scenario() {
+	SCALE_RAN=1
 	base=""
 	for n in $SCALE_NODES; do
 		PRELOAD_PAYLOAD='{"seconds":0.05}'
@@ -678,7 +680,7 @@ scale_scenario() {
 			res="$SC_RES; **${ratio}× one node**"
 		else
 			ratio=0
-			res="$SC_RES; no ratio (the 1-node run did not complete cleanly)"
+			res="$SC_RES; no ratio (no clean 1-node run before it)"
 		fi
 		if [ -n "$goal" ]; then
 			met=$(awk -v r="$ratio" -v g="$goal" -v ok="$SC_OK" 'BEGIN { print ((ok == 1 && r >= g) ? "yes" : "no") }')
@@ -785,6 +787,17 @@ if [ -n "${BENCH_ONLY:-}" ] || ! has_store sqlite; then partial=1; fi
 		echo "the SQLite scenarios (it was not running during them), with a fresh"
 		echo "database per scenario.  Stored counts and the integrity checks are read"
 		echo "with psql from jobd.jobs."
+	fi
+	if [ -n "$SCALE_RAN" ]; then
+		echo
+		echo "P3 and P4: N daemons (nodes n1..nN, lease 30 s) on one fresh database per"
+		echo "run, every worker of every node held by a block job while the jobs were"
+		echo "POSTed to n1, each block job then cancelled on its own node (all nodes at"
+		echo "once), the drain timed from the store.  Idle nodes poll the store for"
+		echo "work once a second, but here every node claims again as soon as a worker"
+		echo "frees up and the queue is never empty before the end, so that poll is not"
+		echo "in these figures.  P3's 50 ms jobs wait rather than compute: one node's"
+		echo "ceiling is workers.threads × 20 jobs/s."
 	fi
 } >"$report"
 echo
