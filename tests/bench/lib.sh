@@ -20,6 +20,11 @@ PGDIR=""
 PGBIN=""
 PGPORT=""
 PGDB=""
+NODE=""        # [store] node of the next start_daemon (empty: none)
+KEEP_DB=""     # set: start_daemon joins PGDB instead of making it afresh
+NODE_PIDS=""   # start_nodes: the nodes' pids, dirs and URLs, in order
+NODE_DIRS=""
+NODE_URLS=""
 
 now_ms() { date +%s%3N; }
 
@@ -53,8 +58,12 @@ free_port() {
 # write_conf DIR PORT DURABILITY WORKERS MAX_QUEUED
 # Handlers: noop (builtin), block (builtin sleep: holds a worker until it is
 # cancelled, so a queue can be preloaded without being drained) and true
-# (exec /bin/true).
+# (exec /bin/true), s50 (builtin sleep, for {"seconds":0.05} jobs).  With
+# NODE set, the store gets "node = NODE" and "lease = 30s" (several nodes).
 write_conf() {
+	nodeconf=""
+	[ -z "$NODE" ] || nodeconf="node = $NODE
+lease = 30s"
 	cat >"$1/jobd.conf" <<EOF
 ; written by tests/bench (make bench)
 [server]
@@ -66,6 +75,7 @@ max_wait = 60s
 path = $STORE_PATH
 durability = $3
 max_queued = $5
+$nodeconf
 
 [workers]
 threads = $4
@@ -81,6 +91,9 @@ max_attempts = 1
 
 [handler.true]
 command = /bin/true
+
+[handler.s50]
+builtin = sleep
 EOF
 }
 
@@ -146,7 +159,8 @@ start_daemon() {
 	DAEMON_DIED=""
 	if [ "$STORE" = pg ]; then
 		[ -n "$PGPORT" ] || die "start_daemon: STORE=pg without pg_server_start"
-		PGDB=bench_$(echo "$1" | tr -c 'a-z0-9\n' '_')
+		[ -n "$KEEP_DB" ] ||
+			PGDB=bench_$(echo "$1" | tr -c 'a-z0-9\n' '_')
 		STORE_PATH="postgresql://postgres@127.0.0.1:$PGPORT/$PGDB"
 	else
 		STORE_PATH="$DDIR/jobs.db"
@@ -158,7 +172,7 @@ start_daemon() {
 		[ "$PORT" -gt 0 ] 2>/dev/null || continue
 		URL="http://127.0.0.1:$PORT"
 		rm -f "$DDIR"/jobs.db*
-		[ "$STORE" = pg ] && pg_fresh_db "$PGDB"
+		[ "$STORE" = pg ] && [ -z "$KEEP_DB" ] && pg_fresh_db "$PGDB"
 		write_conf "$DDIR" "$PORT" "$2" "$3" "${4:-1000000}"
 		"$JOBD" --config "$DDIR/jobd.conf" >"$DDIR/jobd.log" 2>&1 &
 		DPID=$!
@@ -221,7 +235,68 @@ stop_daemon() {
 	DPID=""
 }
 
+# start_nodes NAME COUNT WORKERS [MAX_QUEUED]: COUNT daemons (STORE=pg)
+# on one fresh database bench_NAME, nodes n1..nCOUNT, lease 30 s, each
+# with its own directory and port.  Sets NODE_PIDS, NODE_DIRS, NODE_URLS
+# and URL (the first node's); DPID is left empty.
+start_nodes() {
+	[ "$STORE" = pg ] || die "start_nodes: several nodes need STORE=pg"
+	NODE_PIDS="" NODE_DIRS="" NODE_URLS=""
+	k=1
+	while [ "$k" -le "$2" ]; do
+		NODE=n$k
+		[ "$k" -eq 1 ] || KEEP_DB=1
+		start_daemon "$1-n$k" full "$3" "${4:-1000000}"
+		NODE="" KEEP_DB=""
+		NODE_PIDS="$NODE_PIDS $DPID"
+		NODE_DIRS="$NODE_DIRS $DDIR"
+		NODE_URLS="$NODE_URLS $URL"
+		[ "$k" -eq 1 ] && PGDB1=$PGDB
+		DPID=""
+		k=$((k + 1))
+	done
+	PGDB=$PGDB1
+	# shellcheck disable=SC2086 # the first word
+	set -- $NODE_URLS
+	URL=$1
+}
+
+# stop_nodes: SIGTERM to every node at once, wait up to 15 s for each,
+# then SIGKILL.  DAEMON_DIED names the nodes that were already gone
+# (crashed during the measurement).
+stop_nodes() {
+	died=""
+	# shellcheck disable=SC2086 # one word per node
+	set -- $NODE_DIRS
+	for p in $NODE_PIDS; do
+		if ! kill -0 "$p" 2>/dev/null; then
+			died="$died ${1##*/} exited during the run;"
+			echo "bench: jobd node ${1##*/} (pid $p) exited during the run; log tail:" >&2
+			tail -n 20 "$1/jobd.log" >&2
+		fi
+		shift
+	done
+	for p in $NODE_PIDS; do kill -TERM "$p" 2>/dev/null; done
+	for p in $NODE_PIDS; do
+		i=0
+		while [ "$i" -lt 150 ] && kill -0 "$p" 2>/dev/null; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		if kill -0 "$p" 2>/dev/null; then
+			echo "bench: jobd (pid $p) ignored SIGTERM for 15 s; SIGKILL" >&2
+			kill -KILL "$p" 2>/dev/null
+		fi
+		wait "$p" 2>/dev/null
+	done
+	DAEMON_DIED=$died
+	NODE_PIDS=""
+}
+
 bench_cleanup() {
+	for p in $NODE_PIDS; do kill -TERM "$p" 2>/dev/null; done
+	for p in $NODE_PIDS; do wait "$p" 2>/dev/null; done
+	NODE_PIDS=""
 	if [ -n "$WPID" ]; then
 		kill -TERM "$WPID" 2>/dev/null
 		wait "$WPID" 2>/dev/null

@@ -4,11 +4,12 @@
 -- answered it appends one line to MARKFILE, so run.sh knows when to stop
 -- wrk (SIGINT) instead of waiting for -d.
 --
---   wrk -tT -cC -dMAX -s quota.lua URL -- QUOTA TYPE PRIORITY MARKFILE [WAIT]
+--   wrk -tT -cC -dMAX -s quota.lua URL -- QUOTA TYPE PRIORITY MARKFILE [WAIT [PAYLOAD]]
 --
--- PRIORITY is the jobs' priority; WAIT, if given, adds "Prefer: wait=WAIT"
--- so each POST returns when its job has finished (use with -c1 for "one job
--- at a time").  Summary line for run.sh:
+-- PRIORITY is the jobs' priority; WAIT, if given and not empty, adds
+-- "Prefer: wait=WAIT" so each POST returns when its job has finished (use
+-- with -c1 for "one job at a time"); PAYLOAD, if given, is the jobs'
+-- payload (JSON) instead of the ~200-byte one.  Summary line for run.sh:
 --   BENCH requests=N duration_us=N non2xx=N errors=N p50_us=N p99_us=N
 --         s200=N s202=N sother=N
 
@@ -29,14 +30,15 @@ function init(args)
    local prio = tonumber(args[3] or "0")
    markfile = args[4]
    local headers = { ["Content-Type"] = "application/json" }
-   if args[5] then
+   if args[5] and args[5] ~= "" then
       headers["Prefer"] = "wait=" .. args[5]
    end
-   local body = '{"type":"' .. jtype .. '","priority":' .. prio ..
-      ',"payload":{"order":"A-2026-000123","customer":' ..
+   local payload = args[6] or ('{"order":"A-2026-000123","customer":' ..
       '"bench@example.com","items":[{"sku":"X-1","qty":2},{"sku":"Y-22",' ..
       '"qty":1}],"note":"intake benchmark payload, about two hundred bytes' ..
-      ' of JSON.............","seq":42}}'
+      ' of JSON.............","seq":42}')
+   local body = '{"type":"' .. jtype .. '","priority":' .. prio ..
+      ',"payload":' .. payload .. '}'
    req = wrk.format("POST", "/jobs", headers, body)
 end
 

@@ -31,6 +31,21 @@
 #   P2  drain: 100,000 queued noop jobs, workers.threads = 2 and 8
 #       (PG_DRAIN_WORKERS), durability = full; no job may have run twice.
 #
+# And several nodes on one PostgreSQL database (issue 14), daemons n1..nN
+# with lease = 30s, one fresh database per run:
+#
+#   P3  capacity scaling: SCALE_JOBS (3,000) queued jobs of a builtin
+#       sleep of 50 ms ([handler.s50], payload {"seconds":0.05}),
+#       workers.threads = 16 per node, 1 vs 2 vs 3 nodes (SCALE_NODES);
+#       jobs/s per node count and the ratios 2/1 and 3/1 (targets 1.8 and
+#       2.6);
+#   P4  drain of P4_JOBS (100,000) queued noop jobs with 1 and 2 nodes
+#       (P4_NODES), P4_WORKERS (8) per node; reported, no target.
+#
+# Every worker of every node is held by a block job while the jobs are
+# POSTed (to n1); each block job is then cancelled on the node running it,
+# all nodes at once, and the store is polled until none is left.
+#
 # To preload a queue that no worker drains yet, every worker is first held
 # by a "block" job (builtin sleep, priority 100); the jobs are submitted
 # through the API with wrk (quota.lua), and the drain starts when the
@@ -42,7 +57,8 @@
 # 2 cores.  Knobs (environment): JOBD_BIN, BENCH_TMPDIR, and the sizes
 # below (DRAIN_JOBS, EXEC_JOBS, SPAWN_N, PICKUP_JOBS, MEM_JOBS);
 # BENCH_STORES="sqlite pg" (the default; "sqlite" alone is the run of
-# issue 5, "pg" alone runs P1 and P2 only); BENCH_ONLY (below).  Without
+# issue 5, "pg" alone runs P1 to P4 only); BENCH_ONLY (below; "scale"
+# runs P3 and P4).  Without
 # PostgreSQL's binaries the PostgreSQL rows say "skipped: no PostgreSQL".
 set -u
 
@@ -68,6 +84,13 @@ MEM_CAP=${MEM_CAP:-75}             # s, preload of the memory scenario
 PG_PRELOAD_CAP=${PG_PRELOAD_CAP:-45}  # s, preload of a PostgreSQL drain
 PG_DRAIN_CAP=${PG_DRAIN_CAP:-90}      # s, wait for a PostgreSQL drain
 PG_DRAIN_WORKERS=${PG_DRAIN_WORKERS:-2 8}  # workers.threads of P2's runs
+SCALE_JOBS=${SCALE_JOBS:-3000}       # P3: 50 ms jobs per run
+SCALE_NODES=${SCALE_NODES:-1 2 3}     # P3: node counts (1 first: the base)
+SCALE_THREADS=${SCALE_THREADS:-16}    # P3: workers.threads per node
+P4_JOBS=${P4_JOBS:-100000}            # P4: noop jobs per run
+P4_NODES=${P4_NODES:-1 2}             # P4: node counts
+P4_WORKERS=${P4_WORKERS:-8}           # P4: workers.threads per node
+SCALE_CAP=${SCALE_CAP:-90}            # s, wait for a P3 or P4 drain
 BENCH_STORES=${BENCH_STORES:-sqlite pg}
 for st in $BENCH_STORES; do
 	case $st in
@@ -95,6 +118,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 T_START=$(now_ms)
+SCALE_RAN=""
 ROWS=$TMP/rows.md
 NOTES=$TMP/notes.md
 : >"$ROWS"
@@ -140,12 +164,15 @@ integrity() {
 # wrk when every POST is answered or after CAP_S.  Sets PRE_OUT, PRE_MS.
 preload() {
 	if [ $# -gt 4 ]; then pt=1; pconn=1; else pt=2; pconn=64; fi
+	# PRELOAD_PAYLOAD: the jobs' payload instead of quota.lua's own
+	[ -z "${PRELOAD_PAYLOAD:-}" ] ||
+		set -- "$1" "$2" "$3" "$4" "${5:-}" "$PRELOAD_PAYLOAD"
 	mark=$TMP/mark.$$.$(now_ms)
 	PRE_OUT=$TMP/preload.$(now_ms).out
 	: >"$mark"
 	t0=$(now_ms)
 	wrk -t$pt -c$pconn -d$(($4 + 5))s --timeout 10s -s "$BENCH/quota.lua" \
-		"$URL" -- $(($2 / pt)) "$1" "$3" "$mark" ${5:+"$5"} \
+		"$URL" -- $(($2 / pt)) "$1" "$3" "$mark" ${5+"$5"} ${6+"$6"} \
 		>"$PRE_OUT" 2>&1 &
 	WPID=$!
 	deadline=$((t0 + $4 * 1000))
@@ -516,12 +543,167 @@ pg_scenario() {
 	drain_scenario)
 		row "drain on PostgreSQL: $(commas "$DRAIN_JOBS") queued noop, workers.threads=$2, durability=full" \
 			"$why" "≥ 20,000 jobs/s, no job run twice (issue 13)" "$met" ;;
+	scale_scenario)
+		row "P3 capacity scaling on PostgreSQL: 1 vs 2 vs 3 nodes, 50 ms sleeps" \
+			"$why" "2 nodes ≥ 1.8×, 3 nodes ≥ 2.6× one node (issue 14)" "$met" ;;
+	p4_scenario)
+		row "P4 drain on PostgreSQL: $(commas "$P4_JOBS") queued noop, 1 and 2 nodes" \
+			"$why" "report only (issue 14)" "" ;;
 	esac
+}
+
+# ------------------------------------------------------------ P3 + P4 --
+# Several nodes on one PostgreSQL database (issue 14, item 7).  Each run
+# starts COUNT daemons (nodes n1..nCOUNT, lease 30 s, store.pool as
+# default) on one fresh database, holds every worker of every node with a
+# block job, preloads the jobs through node n1, then cancels each block job
+# on the node that runs it (all nodes at once) and polls the store until
+# no job of the type is queued or running.  The rate is the jobs divided
+# by the store's span, max(finished_at) - min(started_at).
+
+# nodes_block PER_NODE COUNT: hold PER_NODE workers on each of COUNT nodes
+# with block jobs (submitted on n1; the other nodes take theirs at their
+# next claim poll, within a second).  Fails the run after 15 s.
+nodes_block() {
+	total=$(($1 * $2))
+	i=0
+	while [ "$i" -lt "$total" ]; do
+		post_job '{"type":"block","priority":100,"payload":{"seconds":600}}' \
+			>/dev/null
+		i=$((i + 1))
+	done
+	i=0
+	while [ "$i" -lt 60 ]; do
+		held=$(sq "SELECT count(*) FROM jobs WHERE type = 'block' AND status = 'running'")
+		[ "$held" = "$total" ] && return 0
+		sleep 0.25
+		i=$((i + 1))
+	done
+	die "the $2 nodes did not claim the $total block jobs in 15 s (running: ${held:-?})"
+}
+
+# nodes_unblock: cancel every block job on the node that runs it (a DELETE
+# sent to another node would reach it only at its next heartbeat), one curl
+# per node, all nodes at once.
+nodes_unblock() {
+	k=1
+	cpids=""
+	for u in $NODE_URLS; do
+		urls=$(sq "SELECT '$u/jobs/' || id FROM jobs WHERE type = 'block' AND status = 'running' AND node IN (SELECT boot FROM nodes WHERE name = 'n$k')")
+		if [ -n "$urls" ]; then
+			# shellcheck disable=SC2086 # one URL per word
+			curl -s -m 10 -X DELETE $urls >/dev/null &
+			cpids="$cpids $!"
+		fi
+		k=$((k + 1))
+	done
+	for p in $cpids; do wait "$p"; done
+}
+
+# nodes_drain_wait TYPE CAP_S T0: poll the store until no TYPE job is
+# queued or running, at most CAP_S s after T0 (ms).  Sets DR_MS, DR_LEFT.
+nodes_drain_wait() {
+	deadline=$(($3 + $2 * 1000))
+	while :; do
+		DR_LEFT=$(sq "SELECT count(*) FROM jobs WHERE type = '$1' AND status IN ('queued', 'running')")
+		DR_MS=$(($(now_ms) - $3))
+		[ "${DR_LEFT:-x}" = 0 ] && return 0
+		[ "$(now_ms)" -ge "$deadline" ] && return 1
+		sleep 0.25
+	done
+}
+
+# nodes_run NAME TYPE JOBS COUNT WORKERS: one measured run.  Sets SC_RATE
+# (jobs/s, 0 when incomplete or not every job succeeded once), SC_RES (the
+# result text) and SC_OK (1 when complete and clean).
+nodes_run() {
+	say "$1: $3 $2 jobs, $4 node(s) x workers.threads=$5 on one database"
+	start_nodes "$1" "$4" "$5"
+	nodes_block "$5" "$4"
+	preload "$2" "$3" 0 "$PG_PRELOAD_CAP"
+	queued=$(sq "SELECT count(*) FROM jobs WHERE type = '$2' AND status = 'queued'")
+	echo "   preloaded ${queued:-?} jobs in $PRE_MS ms (wrk: $(bench_val "$PRE_OUT" s202) x 202, $(bench_val "$PRE_OUT" sother) other)"
+	t0=$(now_ms)
+	nodes_unblock
+	if nodes_drain_wait "$2" "$SCALE_CAP" "$t0"; then complete=1; else complete=0; fi
+	# jobs.node is the boot id of the node that ran the job; the nodes'
+	# names are in jobd.nodes while they run
+	split=$(sq "SELECT string_agg(name || ' ' || n, ', ' ORDER BY name) FROM (SELECT coalesce(d.name, '?') AS name, count(*) n FROM jobs j LEFT JOIN nodes d ON d.boot = j.node WHERE j.type = '$2' AND j.status = 'succeeded' GROUP BY 1) s")
+	stop_nodes
+	ok=$(sq "SELECT count(*) FROM jobs WHERE type = '$2' AND status = 'succeeded'")
+	notok=$(sq "SELECT count(*) FROM jobs WHERE type = '$2' AND status NOT IN ('succeeded', 'queued')")
+	twice=$(sq "SELECT count(*) FROM jobs WHERE type = '$2' AND attempt != 1 AND status != 'queued'")
+	span=$(sq "SELECT max(finished_at) - min(started_at) FROM jobs WHERE type = '$2' AND status = 'succeeded'")
+	integrity "$1"
+	SC_OK=0
+	if [ "$complete" = 1 ]; then
+		SC_RATE=$(per_sec "${ok:-0}" "${span:-0}" 1e6)
+		SC_RES="$(commas "${ok:-0}") jobs in $(ms "$((${span:-0} / 1000))") s (first start to last finish, from the store) = $(commas "$SC_RATE") jobs/s; per node: ${split:-?}"
+		[ "${ok:-0}" = "$3" ] && [ "${queued:-0}" = "$3" ] &&
+			[ "${twice:-1}" = 0 ] && SC_OK=1
+	else
+		SC_RATE=$(per_sec "$((${queued:-0} - ${DR_LEFT:-0}))" "$DR_MS" 1000)
+		SC_RES="**incomplete**: $(commas "$((${queued:-0} - ${DR_LEFT:-0}))") of $(commas "${queued:-0}") done after $(ms "$DR_MS") s = $(commas "$SC_RATE") jobs/s"
+		note "$1: stopped waiting after ${SCALE_CAP} s with ${DR_LEFT:-?} jobs left"
+	fi
+	[ "${queued:-0}" = "$3" ] ||
+		note "$1: preload queued ${queued:-?} jobs, not $3 (cap ${PG_PRELOAD_CAP} s)"
+	[ "${notok:-0}" = 0 ] || note "$1: ${notok} $2 jobs ended other than succeeded"
+	[ "${twice:-0}" = 0 ] || note "$1: ${twice:-?} $2 jobs with attempt ≠ 1"
+	SC_RES="$SC_RES; succeeded $(commas "${ok:-0}") of $(commas "$3"); attempt ≠ 1: ${twice:-?}"
+	echo "   $SC_RES"
+	drop_store
+}
+
+# P3: capacity scaling with 50 ms jobs, SCALE_THREADS workers per node.
+scale_scenario() {
+	SCALE_RAN=1
+	base=""
+	for n in $SCALE_NODES; do
+		PRELOAD_PAYLOAD='{"seconds":0.05}'
+		nodes_run "scale-$n" s50 "$SCALE_JOBS" "$n" "$SCALE_THREADS"
+		PRELOAD_PAYLOAD=""
+		what="P3 capacity scaling on PostgreSQL: $(commas "$SCALE_JOBS") queued 50 ms sleeps, $n node(s) × workers.threads=$SCALE_THREADS"
+		if [ "$n" = 1 ]; then
+			base=$SC_RATE
+			[ "$SC_OK" = 1 ] || base=""
+			row "$what" "$SC_RES" "reference (ideal $(commas "$((SCALE_THREADS * 20))") jobs/s per node)" ""
+			continue
+		fi
+		case $n in
+		2) goal=1.8 ;;
+		3) goal=2.6 ;;
+		*) goal="" ;;
+		esac
+		if [ -n "$base" ] && [ "$base" -gt 0 ]; then
+			ratio=$(awk -v a="$SC_RATE" -v b="$base" 'BEGIN { printf "%.2f", a / b }')
+			res="$SC_RES; **${ratio}× one node**"
+		else
+			ratio=0
+			res="$SC_RES; no ratio (no clean 1-node run before it)"
+		fi
+		if [ -n "$goal" ]; then
+			met=$(awk -v r="$ratio" -v g="$goal" -v ok="$SC_OK" 'BEGIN { print ((ok == 1 && r >= g) ? "yes" : "no") }')
+			row "$what" "$res" "≥ ${goal}× one node (issue 14)" "$met"
+		else
+			row "$what" "$res" "—" ""
+		fi
+	done
+}
+
+# P4: drain of P4_JOBS noop jobs with 1 and 2 nodes (report only: CPU-bound
+# on a 2-CPU machine, where the nodes share the CPUs with PostgreSQL).
+p4_scenario() {
+	for n in $P4_NODES; do
+		nodes_run "p4-$n" noop "$P4_JOBS" "$n" "$P4_WORKERS"
+		row "P4 drain on PostgreSQL: $(commas "$P4_JOBS") queued noop, $n node(s) × workers.threads=$P4_WORKERS" \
+			"$SC_RES" "report only (issue 14)" ""
+	done
 }
 
 # BENCH_ONLY="exec pickup" runs some scenarios only (for a quick look; the
 # table then has only their rows).  "intake" and "drain" name the
-# PostgreSQL ones too.  The SQLite scenarios run first, all of them before
+# PostgreSQL ones too; "scale" names P3 and P4.  The SQLite scenarios run first, all of them before
 # the PostgreSQL server starts, so that it is not running beside them.
 only() {
 	[ -z "${BENCH_ONLY:-}" ] && return 0
@@ -540,6 +722,10 @@ if has_store pg; then
 	if only intake; then pg_scenario intake_scenario full; fi
 	if only drain; then
 		for w in $PG_DRAIN_WORKERS; do pg_scenario drain_scenario "$w"; done
+	fi
+	if only scale; then
+		pg_scenario scale_scenario
+		pg_scenario p4_scenario
 	fi
 	pg_server_stop
 fi
@@ -601,6 +787,17 @@ if [ -n "${BENCH_ONLY:-}" ] || ! has_store sqlite; then partial=1; fi
 		echo "the SQLite scenarios (it was not running during them), with a fresh"
 		echo "database per scenario.  Stored counts and the integrity checks are read"
 		echo "with psql from jobd.jobs."
+	fi
+	if [ -n "$SCALE_RAN" ]; then
+		echo
+		echo "P3 and P4: N daemons (nodes n1..nN, lease 30 s) on one fresh database per"
+		echo "run, every worker of every node held by a block job while the jobs were"
+		echo "POSTed to n1, each block job then cancelled on its own node (all nodes at"
+		echo "once), the drain timed from the store.  Idle nodes poll the store for"
+		echo "work once a second, but here every node claims again as soon as a worker"
+		echo "frees up and the queue is never empty before the end, so that poll is not"
+		echo "in these figures.  P3's 50 ms jobs wait rather than compute: one node's"
+		echo "ceiling is workers.threads × 20 jobs/s."
 	fi
 } >"$report"
 echo
