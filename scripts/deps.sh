@@ -2,9 +2,8 @@
 # deps.sh - installs what jobd needs to build and test, from Debian's
 # packages, when something is missing.  Run by `make` before building.
 # As root it runs one apt-get line; otherwise it prints that line and fails.
-# postgresql and libpq-dev are for the tests' private PostgreSQL server
-# (tests/pg) and the coming PostgreSQL store; the daemon does not link
-# libpq yet.
+# libpq-dev builds the PostgreSQL store (the daemon links libpq);
+# postgresql is the tests' private server (tests/pg).
 #
 #   scripts/deps.sh        build and `make check`
 #   scripts/deps.sh ci     also what .ci/run adds (valgrind, clang for the
