@@ -1528,3 +1528,32 @@ jd_proc_gone(pid_t pid)
 		;
 	return kill(pid, 0) == -1 && errno == ESRCH;
 }
+
+long long
+jd_sql_count_ids(jd *d, const char *ids, size_t stride, size_t n)
+{
+	long long present = 0;
+
+	for (size_t from = 0; from < n; from += 2000) {
+		size_t to = from + 2000 < n ? from + 2000 : n;
+		size_t len = 96 + (to - from) * 41, used;
+		char *sql = malloc(len);
+		long long got;
+
+		if (sql == NULL)
+			return -1;
+		used = (size_t)snprintf(sql, len, "SELECT count(*) FROM jobs "
+		                        "WHERE id::text IN (");
+		for (size_t i = from; i < to; i++)
+			used += (size_t)snprintf(sql + used, len - used,
+			                         "%s'%.36s'", i > from ? "," : "",
+			                         ids + i * stride);
+		snprintf(sql + used, len - used, ")");
+		got = jd_sql_int(d, sql);
+		free(sql);
+		if (got < 0)
+			return -1;
+		present += got;
+	}
+	return present;
+}

@@ -214,6 +214,10 @@ char *jd_sql_text(jd *d, const char *sql);
 /* The first column of the first row, which must be an integer; -1 on
  * error, no row or NULL (said on stderr). */
 long long jd_sql_int(jd *d, const char *sql);
+/* How many of the n job ids (36 characters each, in slots of stride
+ * bytes) are in d's store: asked 2,000 at a time (a psql command line
+ * each stays under the kernel's 128 KiB per argument).  -1 on error. */
+long long jd_sql_count_ids(jd *d, const char *ids, size_t stride, size_t n);
 /* Runs sql (one or more statements) for its effect: 0 or -1. */
 int jd_sql_exec(jd *d, const char *sql);
 /* s as an SQL string literal, quotes doubled ('it''s'): a new string the

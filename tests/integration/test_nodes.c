@@ -404,8 +404,6 @@ START_TEST(test_kill9_rounds_under_load)
 	jd *n[2];
 	struct load *l = calloc(1, sizeof(*l));
 	long long present, left = -1, retried;
-	size_t len, used = 0;
-	char *sql;
 
 	ck_assert_ptr_nonnull(l);
 	l->ids = calloc(MAX_IDS, sizeof(*l->ids));
@@ -435,26 +433,8 @@ START_TEST(test_kill9_rounds_under_load)
 	atomic_store(&l->stop, true);
 	for (int i = 0; i < LOAD_THREADS; i++)
 		pthread_join(l->t[i], NULL);
-	/* Every acknowledged id present (asked 2,000 at a time: one psql
-	 * command line each). */
-	present = 0;
-	for (size_t from = 0; from < l->n; from += 2000) {
-		size_t to = from + 2000 < l->n ? from + 2000 : l->n;
-		len = 64 + (to - from) * 41;
-		sql = malloc(len);
-		ck_assert_ptr_nonnull(sql);
-		used = (size_t)snprintf(sql, len, "SELECT count(*) FROM jobs "
-		                        "WHERE id::text IN (");
-		for (size_t i = from; i < to; i++)
-			used += (size_t)snprintf(sql + used, len - used,
-			                         "%s'%s'", i > from ? "," : "",
-			                         l->ids[i]);
-		snprintf(sql + used, len - used, ")");
-		long long got = jd_sql_int(n[0], sql);
-		free(sql);
-		ck_assert_int_ge(got, 0);
-		present += got;
-	}
+	/* Every acknowledged id present. */
+	present = jd_sql_count_ids(n[0], l->ids[0], sizeof(l->ids[0]), l->n);
 	ck_assert_msg(present == (long long)l->n, "%lld of %zu acknowledged "
 	              "jobs in the store", present, l->n);
 	for (int64_t until = jd_mono_ms() + 60000; jd_mono_ms() < until;) {

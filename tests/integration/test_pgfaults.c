@@ -168,24 +168,14 @@ burst_wait_acked(struct burst *b, size_t n, int timeout_ms)
 	}
 }
 
-/* Every acknowledged id is in the store: checked in one query. */
+/* Every acknowledged id is in the store. */
 static void
 assert_all_acked_present(jd *d, struct burst *b)
 {
-	size_t len = 64 + b->nacked * 41, used = 0;
-	char *sql = malloc(len + 128);
-	long long present;
+	long long present = jd_sql_count_ids(d, b->acked[0],
+	                                     sizeof(b->acked[0]), b->nacked);
 
-	ck_assert_ptr_nonnull(sql);
 	ck_assert_uint_gt(b->nacked, 0);
-	used += (size_t)snprintf(sql, len, "SELECT count(*) FROM jobs WHERE "
-	                         "id::text IN (");
-	for (size_t i = 0; i < b->nacked; i++)
-		used += (size_t)snprintf(sql + used, len + 128 - used, "%s'%s'",
-		                         i ? "," : "", b->acked[i]);
-	snprintf(sql + used, len + 128 - used, ")");
-	present = jd_sql_int(d, sql);
-	free(sql);
 	ck_assert_msg(present == (long long)b->nacked, "%lld of %zu jobs that "
 	              "got a 202 are in the store", present, b->nacked);
 }
@@ -364,6 +354,58 @@ START_TEST(test_result_written_after_reconnect)
 }
 END_TEST
 
+/* Two nodes on one database, each under a burst of submissions, while
+ * the server stops (fast) and starts again three times: 503s meanwhile,
+ * every 202 present, both nodes serve again by themselves, every job ends
+ * once. */
+START_TEST(test_two_nodes_restart_under_load)
+{
+	struct jd_opts oa = {.extra = "[store]\nnode = alpha\nlease = 30s\n"};
+	jd *a = jd_new(&oa), *b;
+	struct burst *ba, *bb;
+
+	ck_assert_ptr_nonnull(a);
+	struct jd_opts ob = {.extra = "[store]\nnode = bravo\nlease = 30s\n",
+	                     .share_store = a};
+	b = jd_new(&ob);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(jd_start(a), 0);
+	ck_assert_int_eq(jd_start(b), 0);
+	ba = burst_start(a->port);
+	bb = burst_start(b->port);
+	for (int round = 0; round < 3; round++) {
+		burst_wait_acked(ba, 100, 30000);
+		burst_wait_acked(bb, 100, 30000);
+		ck_assert_int_eq(pg_ctl("stop -m fast"), 0);
+		ck_assert(wait_http(a, "/readyz", 503, 20000));
+		ck_assert(wait_http(b, "/readyz", 503, 20000));
+		ck_assert_int_eq(pg_ctl("start"), 0);
+		ck_assert_msg(wait_http(a, "/readyz", 200, 30000) &&
+		              wait_http(b, "/readyz", 200, 30000), "round %d: "
+		              "a node did not come back by itself", round);
+	}
+	burst_wait_acked(ba, 100, 30000);
+	burst_wait_acked(bb, 100, 30000);
+	burst_stop(ba);
+	burst_stop(bb);
+	fprintf(stderr, "two nodes, restart x3 under load: %zu + %zu answered "
+	        "202, %ld + %ld answered 503\n", ba->nacked, bb->nacked,
+	        atomic_load(&ba->n503), atomic_load(&bb->n503));
+	ck_assert_int_eq(atomic_load(&ba->nother) + atomic_load(&bb->nother),
+	                 0);
+	ck_assert(!jd_proc_gone(a->pid) && !jd_proc_gone(b->pid));
+	assert_all_acked_present(a, ba);
+	assert_all_acked_present(a, bb);
+	assert_all_end(a, 1, 60000);
+	burst_free(ba);
+	burst_free(bb);
+	ck_assert_int_eq(jd_stop(b, 20000), 0);
+	ck_assert_int_eq(jd_stop(a, 20000), 0);
+	jd_free(b);
+	jd_free(a);
+}
+END_TEST
+
 /* Whatever a test did to it (a failed one may leave it stopped), the
  * server runs for the next. */
 static void
@@ -387,6 +429,7 @@ suite(void)
 	tcase_add_test(tc, test_immediate_stop_under_load);
 	tcase_add_test(tc, test_kill9_during_burst);
 	tcase_add_test(tc, test_result_written_after_reconnect);
+	tcase_add_test(tc, test_two_nodes_restart_under_load);
 	suite_add_tcase(s, tc);
 	return s;
 }
