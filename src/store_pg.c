@@ -1630,10 +1630,17 @@ static int
 pg_open(const char *path, const struct store_options *opt, void **impl,
         char *err, size_t errlen)
 {
-	struct pgs *s = calloc(1, sizeof(*s));
+	struct pgs *s;
 	char host[64] = "?";
+	const char *node;
 	int rc;
 
+	gethostname(host, sizeof(host) - 1);
+	node = opt->node != NULL && opt->node[0] ? opt->node : host;
+	if (!node_name_ok(node))
+		return jobd_seterr(err, errlen, JOBD_EINVAL, "[store] node must "
+		                   "be 1 to 63 of A-Z a-z 0-9 . _ -");
+	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
 	s->uri = strdup(path);
@@ -1647,17 +1654,7 @@ pg_open(const char *path, const struct store_options *opt, void **impl,
 	}
 	s->durability_full = opt->durability_full;
 	s->lease_ms = opt->lease_ms > 0 ? opt->lease_ms : 30000;
-	gethostname(host, sizeof(host) - 1);
-	snprintf(s->node, sizeof(s->node), "%s",
-	         opt->node != NULL && opt->node[0] ? opt->node : host);
-	if (!node_name_ok(opt->node != NULL && opt->node[0] ? opt->node
-	                                                    : host)) {
-		free(s->readers);
-		free(s->uri);
-		free(s);
-		return jobd_seterr(err, errlen, JOBD_EINVAL, "[store] node must "
-		                   "be 1 to 63 of A-Z a-z 0-9 . _ -");
-	}
+	snprintf(s->node, sizeof(s->node), "%s", node);
 	new_boot_id(s->boot, sizeof(s->boot));
 	snprintf(s->appname, sizeof(s->appname), "jobd pid %ld on %s, node %s",
 	         (long)getpid(), host, s->node);

@@ -348,6 +348,17 @@ START_TEST(test_uri_checked_before_anything)
 	ck_assert_int_eq(store_check_path("postgresql://h:x:y/?=", err,
 	                                  sizeof(err)), JOBD_EINVAL);
 	ck_assert_int_eq(store_check_path(uri, err, sizeof(err)), 0);
+	/* A node name outside [A-Za-z0-9._-] or too long: refused before
+	 * anything is opened. */
+	{
+		struct store_options bad = {.durability_full = true, .pool = 1,
+		                            .node = "a b"};
+		store *st = NULL;
+		ck_assert_int_eq(store_open(uri, &bad, &st, err, sizeof(err)),
+		                 JOBD_EINVAL);
+		ck_assert_ptr_null(st);
+		ck_assert_msg(strstr(err, "[store] node") != NULL, "%s", err);
+	}
 }
 END_TEST
 
