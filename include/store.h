@@ -50,6 +50,8 @@ struct store_options {
 	 * its running jobs go back to the queue). */
 	const char *node;
 	int64_t lease_ms;
+	/* dead nodes are forgotten (GET /nodes) after this */
+	int64_t retention_ms;
 };
 
 /* What a claim asks for. */
@@ -325,14 +327,36 @@ int store_live_nodes(store *st);
 struct store_hooks {
 	void (*cancel)(void *arg, const char *id);
 	void (*finished)(void *arg, const char *id, int status);
-	/* this node was declared dead (silent for a lease): its running
-	 * jobs were given to others; stop every attempt (self-fencing) */
+	/* this node was declared dead (silent for a lease), or could not
+	 * write its heartbeat for a whole lease: its running jobs are
+	 * (or will be) given to others; stop every attempt (self-fencing) */
 	void (*fence)(void *arg);
+	/* due work may be waiting that this node has not looked for: another
+	 * node's commit left some (its NOTIFY), the wake-up channel was
+	 * (re)connected, or claims are allowed again after a fence: claim */
+	void (*work)(void *arg);
+	/* the leader's look at the delayed jobs: the earliest run_at of a
+	 * queued job not yet due, as of now (once a heartbeat) */
+	void (*due_at)(void *arg, int64_t run_at_us);
 	void *arg;
 };
 /* Copies *h (not kept); a store that is not shared ignores it.  Once it
  * returns, the hooks it replaced are not running and never run again. */
 void store_set_hooks(store *st, const struct store_hooks *h);
+
+/*
+ * Shared store, writer calls.  store_may_claim(): false while this node is
+ * fenced (it could not write its heartbeat for a whole lease): it claims
+ * nothing, not even a job inserted for an idle worker, until it can write
+ * again.  store_listening(): whether other nodes' wake-ups reach this one
+ * (LISTEN is up); while not, an idle writer looks for work once a second.
+ * store_notify_work(): inside the writer's transaction, tells the other
+ * nodes that its commit leaves due work this node cannot take (one NOTIFY,
+ * sent with the commit).  Not shared: true, true, and a no-op.
+ */
+bool store_may_claim(store *st);
+bool store_listening(store *st);
+int store_notify_work(store *st, char *err, size_t errlen);
 
 /* True when the store answers a trivial read (for /readyz). */
 bool store_ping(store *st);

@@ -60,6 +60,9 @@ struct store_ops {
 	bool (*is_leader)(void *impl);
 	void (*set_hooks)(void *impl, const struct store_hooks *h);
 	int (*live_nodes)(void *impl);
+	bool (*may_claim)(void *impl);
+	bool (*listening)(void *impl);
+	int (*notify_work)(void *impl, char *err, size_t errlen);
 	int (*check)(void *impl, char *err, size_t errlen);
 };
 

@@ -142,9 +142,14 @@ void writer_started(writer *w, struct writer_op *op, int64_t started_at_us);
 
 /*
  * Makes the writer look for due jobs again (after a reload changed which
- * types have handlers, or their caps).  Any thread.
+ * types have handlers, or their caps; another node left due work; this
+ * node became the leader).  Any thread.
  */
 void writer_poke(writer *w);
+
+/* The leader's look at the shared store: a delayed job comes due at
+ * run_at_us; the writer's timer fires then at the latest.  Any thread. */
+void writer_due_at(writer *w, int64_t run_at_us);
 
 /* Stops claiming new jobs (shutdown begins).  Any thread. */
 void writer_drain(writer *w);

@@ -268,6 +268,24 @@ on_fenced(void *arg)
 	worker_pool_fence(h->pool);
 }
 
+/* Due work may wait in the shared store: the writer claims if it can. */
+static void
+on_work(void *arg)
+{
+	struct hooks *h = arg;
+
+	writer_poke(h->w);
+}
+
+/* The leader's writer wakes at the earliest delayed job's run_at. */
+static void
+on_due_at(void *arg, int64_t run_at_us)
+{
+	struct hooks *h = arg;
+
+	writer_due_at(h->w, run_at_us);
+}
+
 /* Another node finished a job: for the waiters here. */
 static void
 on_remote_finished(void *arg, const char *id, int status)
@@ -403,6 +421,7 @@ daemon_start(struct daemon *d)
 		.pool = (int)cfg->store.pool,
 		.node = cfg->store.node,
 		.lease_ms = cfg->store.lease_ms,
+		.retention_ms = cfg->store.retention_ms,
 	};
 	rc = store_open(cfg->store.path, &so, &d->st, err, sizeof(err));
 	if (rc != 0) {
@@ -424,7 +443,8 @@ daemon_start(struct daemon *d)
 	                          .st = d->st};
 	store_set_hooks(d->st, &(struct store_hooks){
 		.cancel = on_remote_cancel, .finished = on_remote_finished,
-		.fence = on_fenced, .arg = &d->hooks});
+		.fence = on_fenced, .work = on_work, .due_at = on_due_at,
+		.arg = &d->hooks});
 	writer_set_hooks(d->w, on_dispatch, on_cancel, on_event, &d->hooks);
 	api_set_gauges(d->a, read_gauges, &d->hooks);
 	rc = http_open(cfg, d->a, &d->srv, err, sizeof(err));

@@ -278,6 +278,18 @@ bool store_is_leader(store *st)
 int store_live_nodes(store *st)
 { return st->ops->live_nodes == NULL ? 1 : st->ops->live_nodes(st->impl); }
 
+bool store_may_claim(store *st)
+{ return st->ops->may_claim == NULL || st->ops->may_claim(st->impl); }
+
+bool store_listening(store *st)
+{ return st->ops->listening == NULL || st->ops->listening(st->impl); }
+
+int store_notify_work(store *st, char *err, size_t errlen)
+{
+	return st->ops->notify_work == NULL ? 0
+	    : st->ops->notify_work(st->impl, err, errlen);
+}
+
 bool store_ping(store *st)
 { return st->ops->ping(st->impl); }
 

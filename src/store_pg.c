@@ -36,6 +36,7 @@
  */
 #include <libpq-fe.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -117,6 +118,11 @@ static const char *const migrations[] = {
 	"  seen_at timestamptz NOT NULL DEFAULT now()"
 	");"
 	"CREATE INDEX jobs_node ON jobd.jobs (node) WHERE status = 'running';",
+	/* 3: a node found silent for a lease is marked dead (its jobs
+	 * rescued) rather than deleted, so GET /nodes shows it until the
+	 * retention has passed; its own heartbeat then finds it dead. */
+	"ALTER TABLE jobd.nodes ADD COLUMN dead boolean NOT NULL"
+	"  DEFAULT false;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -126,7 +132,7 @@ enum {
 	W_START, W_CANCEL, W_STATUS_OF, W_MARK_CANCEL, W_RETRY,
 	W_RECOVER_CANCEL, W_RECOVER_FAIL, W_RECOVER_REQUEUE, W_PURGE,
 	W_NEXT_RUN_AT, W_INSERT_MANY, W_START_MANY, W_COMPLETE_MANY,
-	W_FORGET_OLD, W_NSTMT
+	W_FORGET_OLD, W_NOTIFY, W_NSTMT
 };
 
 static const char *const writer_sql[W_NSTMT] = {
@@ -139,9 +145,11 @@ static const char *const writer_sql[W_NSTMT] = {
 		" $14::int2, $4, $5, $6, $7, $8, $9, $10,"
 		" $11, (($7::int8 <= $6::int8)::int), $13, $12)",
 	[W_FIND_IDEM] = "SELECT " JOB_COLS " FROM jobd.jobs WHERE idem_key = $1",
+	/* Idempotent, and rows another node is promoting are skipped (not
+	 * waited for): any node's claim may run it. */
 	[W_PROMOTE] = "UPDATE jobd.jobs SET due = 1 WHERE id = ANY (ARRAY("
 		"SELECT id FROM jobd.jobs WHERE status = 'queued' AND due = 0"
-		" AND run_at <= $1))",
+		" AND run_at <= $1 FOR UPDATE SKIP LOCKED))",
 	/* id = ANY(ARRAY(subquery)): the subquery runs once and the update
 	 * is a primary key scan, whatever the statistics say; the writer's
 	 * session has enable_sort = off, so that the subquery walks
@@ -190,8 +198,13 @@ static const char *const writer_sql[W_NSTMT] = {
 		" finished_at = $2, claim = NULL"
 		" WHERE id = $1 AND status = 'queued'",
 	[W_STATUS_OF] = "SELECT status FROM jobd.jobs WHERE id = $1",
-	[W_MARK_CANCEL] = "UPDATE jobd.jobs SET cancel_requested = 1"
-		" WHERE id = $1 AND status = 'running'",
+	/* The node running it hears of it at once (the channel of its
+	 * boot id; its heartbeat looks too, in case it did not listen). */
+	[W_MARK_CANCEL] = "WITH m AS (UPDATE jobd.jobs SET"
+		" cancel_requested = 1 WHERE id = $1 AND status = 'running'"
+		" RETURNING node)"
+		" SELECT pg_notify('jobd_' || node, 'c ' || $1::text) FROM m"
+		" WHERE node IS NOT NULL AND node <> $2",
 	[W_RETRY] = "UPDATE jobd.jobs SET status = 'queued', attempt = 0,"
 		" run_at = $2, started_at = NULL, finished_at = NULL,"
 		" result = NULL, error = NULL, exit_code = NULL,"
@@ -217,12 +230,14 @@ static const char *const writer_sql[W_NSTMT] = {
 		"   AND (node IS NULL OR node IN (SELECT boot FROM jobd.nodes"
 		"     WHERE name = $2 AND boot <> $3))",
 	/* Oldest first through jobs_finished (not every finished row of
-	 * jobs_status, which the planner picks without statistics). */
+	 * jobs_status, which the planner picks without statistics).  Under
+	 * an advisory lock: two leaders for a moment delete once. */
 	[W_PURGE] = "DELETE FROM jobd.jobs WHERE id = ANY (ARRAY(SELECT id"
 		" FROM jobd.jobs WHERE finished_at IS NOT NULL"
 		" AND finished_at < $1 AND status IN"
 		" ('succeeded', 'failed', 'cancelled')"
-		" ORDER BY finished_at LIMIT $2))"
+		" AND (SELECT pg_try_advisory_xact_lock(hashtext('jobd.purge')))"
+		" ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED))"
 		" RETURNING status",
 	[W_NEXT_RUN_AT] = "SELECT min(run_at) FROM jobd.jobs"
 		" WHERE status = 'queued' AND due = 0",
@@ -279,6 +294,8 @@ static const char *const writer_sql[W_NSTMT] = {
 		" RETURNING c.n, j.status",
 	/* After recovery: this node name's earlier incarnations are gone. */
 	[W_FORGET_OLD] = "DELETE FROM jobd.nodes WHERE name = $1 AND boot <> $2",
+	/* Due work this node cannot take: wakes the others (at the commit). */
+	[W_NOTIFY] = "SELECT pg_notify('jobd_work', $1)",
 };
 
 /* Reader statements, prepared on each reader connection. */
@@ -334,8 +351,13 @@ struct pgs {
 	bool durability_full;
 	char appname[160];
 	char node[64];           /* this daemon's node name (store.node) */
-	char boot[33];           /* this run's id: jobs.node, jobd.nodes */
+	/* This run's id (jobs.node, jobd.nodes): a new one after a fence.
+	 * Changed by the heartbeat thread under boot_mu; others copy it
+	 * (get_boot). */
+	pthread_mutex_t boot_mu;
+	char boot[33];
 	int64_t lease_ms;
+	int64_t retention_ms;    /* dead nodes are forgotten after it */
 
 	/* writer thread only */
 	PGconn *w;
@@ -387,12 +409,26 @@ struct pgs {
 	PGconn *hb;              /* the heartbeat thread's */
 	int64_t hb_ok_mono_ms;   /* last heartbeat written (its thread) */
 	int64_t hb_fail_mono_ms; /* last one that failed, -1 none */
+	int hb_wake[2];          /* a pipe: pg_close() wakes the thread */
 	_Atomic bool leader;
 	_Atomic int live;        /* live nodes, as of the last heartbeat */
+	_Atomic bool listening;  /* LISTEN is up on s->hb */
+	_Atomic bool fenced;     /* no heartbeat for a lease: claim nothing */
+	bool notified;           /* writer: W_NOTIFY sent in this transaction */
 	struct store_hooks hooks;  /* hb_mu */
 	int64_t seen_finished_us;  /* the heartbeat thread's: finished_at of
 	                              the last remote end it reported */
 };
+
+/* This run's boot id, copied (the heartbeat thread may change it). */
+static const char *
+get_boot(struct pgs *s, char out[33])
+{
+	pthread_mutex_lock(&s->boot_mu);
+	memcpy(out, s->boot, 33);
+	pthread_mutex_unlock(&s->boot_mu);
+	return out;
+}
 
 /* ---- errors ---- */
 
@@ -817,12 +853,12 @@ give_back_lost(struct pgs *s, PGconn *c, char *err, size_t errlen)
 }
 
 /* This run's row in jobd.nodes (again after a reconnect: the same boot
- * id, unless the row was deleted because the node was declared dead). */
+ * id; a row marked dead stays dead, and the heartbeat starts a new life). */
 static int
 register_node(struct pgs *s, PGconn *c, char *err, size_t errlen)
 {
-	char pid[24];
-	const char *v[3] = {s->boot, s->node, pid};
+	char pid[24], boot[33];
+	const char *v[3] = {get_boot(s, boot), s->node, pid};
 	PGresult *r;
 	int rc = 0;
 
@@ -841,7 +877,8 @@ register_node(struct pgs *s, PGconn *c, char *err, size_t errlen)
 static int64_t
 twin_seen(struct pgs *s, PGconn *c, char *who, size_t wholen)
 {
-	const char *v[2] = {s->node, s->boot};
+	char boot[33];
+	const char *v[2] = {s->node, get_boot(s, boot)};
 	PGresult *r = PQexecParams(c, "SELECT (extract(epoch FROM seen_at)"
 	                           " * 1000)::int8, 'pid ' || pid || ' started "
 	                           "' || started_at FROM jobd.nodes WHERE"
@@ -1258,8 +1295,9 @@ rows_send(struct pgs *s, char *err, size_t errlen)
 		}
 		/* The inserts' node: this run (for rows inserted claimed). */
 		int n = ncols[k];
+		char boot[33];
 		if (k == K_INSERT)
-			v[n++] = s->boot;
+			v[n++] = get_boot(s, boot);
 		rc = w_send_to(s, stmt[k], n, v, NULL, err, errlen);
 		if (rc != 0) {
 			free(sk.many);
@@ -1409,15 +1447,16 @@ new_boot_id(char *out, size_t len)
 		snprintf(out + 2 * i, 3, "%02x", rnd[i]);
 }
 
-/* One heartbeat: 1 written, 0 when the row was gone (declared dead),
- * -1 on error. */
+/* One heartbeat: 1 written, 0 when the row was gone or marked dead
+ * (declared dead by the others), -1 on error. */
 static int
 hb_beat(struct pgs *s)
 {
-	const char *v[1] = {s->boot};
+	char boot[33];
+	const char *v[1] = {get_boot(s, boot)};
 	PGresult *r = PQexecParams(s->hb, "UPDATE jobd.nodes SET seen_at ="
-	                           " now() WHERE boot = $1", 1, NULL, v, NULL,
-	                           NULL, 0);
+	                           " now() WHERE boot = $1 AND NOT dead", 1,
+	                           NULL, v, NULL, NULL, 0);
 	int rc = -1;
 
 	if (PQresultStatus(r) == PGRES_COMMAND_OK)
@@ -1429,8 +1468,8 @@ hb_beat(struct pgs *s)
 static bool
 hb_is_leader(struct pgs *s)
 {
-	char lease[32];
-	const char *v[2] = {s->boot, lease};
+	char lease[32], boot[33];
+	const char *v[2] = {get_boot(s, boot), lease};
 	PGresult *r;
 	bool yes = false;
 
@@ -1438,8 +1477,8 @@ hb_is_leader(struct pgs *s)
 	         (long long)s->lease_ms);
 	r = PQexecParams(s->hb, "SELECT boot = $1, count(*) OVER ()"
 	                 " FROM jobd.nodes WHERE seen_at >= now() - $2::interval"
-	                 " ORDER BY started_at, boot LIMIT 1", 2, NULL, v,
-	                 NULL, NULL, 0);
+	                 " AND NOT dead ORDER BY started_at, boot LIMIT 1", 2,
+	                 NULL, v, NULL, NULL, 0);
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
 		yes = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 		atomic_store(&s->live, atoi(PQgetvalue(r, 0, 1)));
@@ -1448,24 +1487,39 @@ hb_is_leader(struct pgs *s)
 	return yes;
 }
 
-/* The leader's rescue of dead nodes' running jobs. */
+static void
+hb_call_work(struct pgs *s)
+{
+	pthread_mutex_lock(&s->hb_mu);
+	if (s->hooks.work != NULL)
+		s->hooks.work(s->hooks.arg);
+	pthread_mutex_unlock(&s->hb_mu);
+}
+
+/* The leader's rescue of dead nodes' running jobs (one statement: the
+ * nodes silent for a lease are marked dead and their running jobs go back
+ * in the same transaction, which wakes the other nodes when it made work
+ * due), and the forgetting of nodes dead for longer than the retention. */
 static void
 hb_rescue(struct pgs *s)
 {
-	char lease[32], now[24];
-	const char *v[2] = {lease, now};
+	char lease[32], now[24], keep[32], boot[33];
+	const char *v[3] = {lease, now, get_boot(s, boot)};
+	const char *f[2] = {lease, keep};
 	PGresult *r;
 
 	snprintf(lease, sizeof(lease), "%lld milliseconds",
 	         (long long)s->lease_ms);
+	snprintf(keep, sizeof(keep), "%lld milliseconds",
+	         (long long)s->retention_ms);
 	snprintf(now, sizeof(now), "%" PRId64, clock_now_us());
 	r = PQexecParams(s->hb,
 	    "WITH go AS (SELECT pg_try_advisory_xact_lock("
 	    "  hashtext('jobd.rescue')) AND now() - pg_postmaster_start_time()"
 	    "  > $1::interval AS ok),"
-	    " dead AS (DELETE FROM jobd.nodes WHERE (SELECT ok FROM go)"
-	    "  AND seen_at < now() - $1::interval RETURNING boot)"
-	    " UPDATE jobd.jobs j SET"
+	    " dead AS (UPDATE jobd.nodes SET dead = true WHERE (SELECT ok FROM go)"
+	    "  AND seen_at < now() - $1::interval RETURNING boot),"
+	    " back AS (UPDATE jobd.jobs j SET"
 	    "  status = CASE WHEN cancel_requested = 1 THEN 'cancelled'"
 	    "   WHEN attempt_started = 1 AND attempt >= max_attempts"
 	    "   THEN 'failed' ELSE 'queued' END,"
@@ -1481,31 +1535,65 @@ hb_rescue(struct pgs *s)
 	    "  attempt = attempt - 1 + attempt_started, attempt_started = 0,"
 	    "  claim = NULL, due = 1, cancel_requested = 0"
 	    " FROM dead WHERE j.node = dead.boot AND j.status = 'running'"
-	    " RETURNING j.id, j.status", 2, NULL, v, NULL, NULL, 0);
+	    " RETURNING j.id, j.status)"
+	    " SELECT n, CASE WHEN q THEN pg_notify('jobd_work', $3) END"
+	    " FROM (SELECT count(*) AS n, bool_or(status = 'queued') AS q"
+	    "  FROM back) AS x",
+	    3, NULL, v, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		char msg[300];
 		one_line(msg, sizeof(msg), PQresultErrorMessage(r));
 		log_warn("store", "pg: rescue: %s", msg);
-	} else if (PQntuples(r) > 0) {
-		log_notice("store", "rescued %d job(s) of node(s) silent for "
-		           "the whole lease (%lld ms)", PQntuples(r),
+	} else if (PQntuples(r) > 0 && atoi(PQgetvalue(r, 0, 0)) > 0) {
+		log_notice("store", "rescued %s job(s) of node(s) silent for "
+		           "the whole lease (%lld ms)", PQgetvalue(r, 0, 0),
 		           (long long)s->lease_ms);
+		hb_call_work(s); /* our own NOTIFY does not wake us */
+	}
+	PQclear(r);
+	/* Dead nodes are shown (GET /nodes) until the retention has passed;
+	 * never one whose jobs were not all rescued. */
+	r = PQexecParams(s->hb, "DELETE FROM jobd.nodes n WHERE dead"
+	                 " AND seen_at < now() - $1::interval"
+	                 " AND seen_at < now() - $2::interval"
+	                 " AND NOT EXISTS (SELECT 1 FROM jobd.jobs j"
+	                 "  WHERE j.node = n.boot AND j.status = 'running')",
+	                 2, NULL, f, NULL, NULL, 0);
+	PQclear(r);
+}
+
+/* The leader's look at the delayed jobs: the earliest run_at not yet due,
+ * given to the writer's timer (jobs_waiting: one index probe). */
+static void
+hb_due_at(struct pgs *s)
+{
+	PGresult *r = PQexec(s->hb, "SELECT min(run_at) FROM jobd.jobs"
+	                     " WHERE status = 'queued' AND due = 0");
+
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 &&
+	    !PQgetisnull(r, 0, 0)) {
+		int64_t at = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		pthread_mutex_lock(&s->hb_mu);
+		if (s->hooks.due_at != NULL)
+			s->hooks.due_at(s->hooks.arg, at);
+		pthread_mutex_unlock(&s->hb_mu);
 	}
 	PQclear(r);
 }
 
 /*
- * What the other nodes did for us, once a beat: cancels requested for the
- * jobs running here (DELETE on another node), and the jobs other nodes
- * finished since the last look, for the waiters here (their finished_at
- * comes from their clocks: looked at with a second of slack, so a job may
- * be reported twice, which waiters do not mind).
+ * What the other nodes did for us, once a beat (the fallback of the
+ * notifications): cancels requested for the jobs running here (DELETE on
+ * another node), and the jobs other nodes finished since the last look,
+ * for the waiters here (their finished_at comes from their clocks: looked
+ * at with a second of slack, so a job may be reported twice, which
+ * waiters do not mind).
  */
 static void
 hb_remote(struct pgs *s)
 {
-	char since[24];
-	const char *v[2] = {s->boot, since};
+	char since[24], boot[33];
+	const char *v[2] = {get_boot(s, boot), since};
 	PGresult *c, *f;
 	bool want;
 
@@ -1557,6 +1645,137 @@ pg_set_hooks(void *impl, const struct store_hooks *h)
 	pthread_mutex_unlock(&s->hb_mu);
 }
 
+static void
+hb_call_fence(struct pgs *s)
+{
+	pthread_mutex_lock(&s->hb_mu);
+	if (s->hooks.fence != NULL)
+		s->hooks.fence(s->hooks.arg);
+	pthread_mutex_unlock(&s->hb_mu);
+}
+
+/* Listens on the work channel and this run's own one ("jobd_<boot>":
+ * cancels of jobs running here); then looks for work once, for the
+ * notifications it may have missed while it did not listen. */
+static void
+hb_listen(struct pgs *s)
+{
+	char sql[96], boot[33];
+	PGresult *r;
+
+	snprintf(sql, sizeof(sql), "UNLISTEN *; LISTEN jobd_work;"
+	         " LISTEN jobd_%s", get_boot(s, boot));
+	r = PQexec(s->hb, sql);
+	atomic_store(&s->listening, PQresultStatus(r) == PGRES_COMMAND_OK);
+	PQclear(r);
+	if (atomic_load(&s->listening))
+		hb_call_work(s);
+}
+
+/* The notifications read so far: work from another node (not our own
+ * commits'), or a cancel of a job running here. */
+static void
+hb_notices(struct pgs *s)
+{
+	PGnotify *n;
+	char boot[33];
+	bool work = false;
+
+	get_boot(s, boot);
+	while ((n = PQnotifies(s->hb)) != NULL) {
+		if (strcmp(n->relname, "jobd_work") == 0) {
+			if (strcmp(n->extra, boot) != 0)
+				work = true;
+		} else if (strncmp(n->extra, "c ", 2) == 0) {
+			pthread_mutex_lock(&s->hb_mu);
+			if (s->hooks.cancel != NULL)
+				s->hooks.cancel(s->hooks.arg, n->extra + 2);
+			pthread_mutex_unlock(&s->hb_mu);
+		}
+		PQfreemem(n);
+	}
+	if (work)
+		hb_call_work(s);
+}
+
+static void
+hb_drop(struct pgs *s)
+{
+	if (s->hb != NULL)
+		PQfinish(s->hb);
+	s->hb = NULL;
+	atomic_store(&s->listening, false);
+}
+
+/*
+ * Sleeps until the deadline (monotonic ms), a notification, or pg_close().
+ * Reads what arrived; a connection that fails to read is dropped (the next
+ * beat reconnects).
+ */
+static void
+hb_sleep(struct pgs *s, int64_t until)
+{
+	for (;;) {
+		struct pollfd p[2] = {
+			{.fd = s->hb_wake[0], .events = POLLIN},
+			{.fd = s->hb != NULL ? PQsocket(s->hb) : -1,
+			 .events = POLLIN},
+		};
+		int64_t left = until - clock_mono_ms();
+		if (left <= 0)
+			return;
+		if (poll(p, 2, (int)left) < 0 && errno != EINTR)
+			return;
+		if (p[0].revents != 0)
+			return; /* pg_close() */
+		if (p[1].fd >= 0 && p[1].revents != 0) {
+			if (PQconsumeInput(s->hb) != 1) {
+				hb_drop(s);
+				continue;
+			}
+			hb_notices(s);
+		}
+	}
+}
+
+/*
+ * A new life after a fence: a new boot id, registered afresh (started
+ * now, so the leadership passes to an older node), listened to.  Until it
+ * is done the node claims nothing.
+ */
+static int
+hb_reborn(struct pgs *s, char *err, size_t errlen)
+{
+	char boot[33], old[33];
+	const char *v[1] = {get_boot(s, old)};
+	PGresult *r;
+	int rc;
+
+	/* The old life is dead at once (not the leader any more); the
+	 * leader rescues what it still has running a lease after its last
+	 * heartbeat, if the attempts' ends did not give it back first. */
+	r = PQexecParams(s->hb, "UPDATE jobd.nodes SET dead = true"
+	                 " WHERE boot = $1", 1, NULL, v, NULL, NULL, 0);
+	rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0
+	    : result_error(s->hb, r, "mark the old boot id dead", err, errlen);
+	PQclear(r);
+	if (rc != 0)
+		return rc;
+	new_boot_id(boot, sizeof(boot));
+	pthread_mutex_lock(&s->boot_mu);
+	memcpy(s->boot, boot, sizeof(boot));
+	pthread_mutex_unlock(&s->boot_mu);
+	rc = register_node(s, s->hb, err, errlen);
+	if (rc != 0)
+		return rc;
+	log_notice("store", "node %s registered again as boot id %s",
+	           s->node, boot);
+	hb_listen(s);
+	atomic_store(&s->fenced, false);
+	hb_call_work(s);
+	return 0;
+}
+
 static void *
 hb_main(void *arg)
 {
@@ -1572,17 +1791,19 @@ hb_main(void *arg)
 	while (!s->hb_stop) {
 		int64_t now = clock_mono_ms();
 		pthread_mutex_unlock(&s->hb_mu);
-		if (s->hb != NULL && conn_idle_broken(s->hb)) {
-			PQfinish(s->hb);
-			s->hb = NULL;
-		}
-		if (s->hb == NULL)
+		if (s->hb != NULL && (PQstatus(s->hb) == CONNECTION_BAD ||
+		    PQconsumeInput(s->hb) != 1))
+			hb_drop(s);
+		if (s->hb == NULL) {
 			s->hb = connect_to(s, false, err, sizeof(err));
+			if (s->hb != NULL && !atomic_load(&s->fenced))
+				hb_listen(s);
+		}
 		int beat = s->hb != NULL ? hb_beat(s) : -1;
 		if (beat == 0 && atomic_load(&s->wstate) == WS_UP) {
 			/* Declared dead while alive (silent for a lease): the
 			 * leader requeued our running jobs; their late ends are
-			 * stale and change nothing.  Back in the list. */
+			 * stale and change nothing. */
 			if (!said_dead)
 				log_err("store", "this node (%s) was declared "
 				        "dead by the others (silent for the whole "
@@ -1590,38 +1811,83 @@ hb_main(void *arg)
 				        "stopping its attempts and registering "
 				        "again", s->node);
 			said_dead = true;
-			pthread_mutex_lock(&s->hb_mu);
-			if (s->hooks.fence != NULL)
-				s->hooks.fence(s->hooks.arg);
-			pthread_mutex_unlock(&s->hb_mu);
-			if (register_node(s, s->hb, err, sizeof(err)) == 0)
-				beat = 1;
+			atomic_store(&s->fenced, true);
+			hb_call_fence(s);
 		}
+		if (beat >= 0 && atomic_load(&s->fenced) &&
+		    atomic_load(&s->wstate) == WS_UP &&
+		    hb_reborn(s, err, sizeof(err)) == 0)
+			beat = 1;
 		if (beat > 0) {
 			s->hb_ok_mono_ms = now;
 			said_dead = false;
 			bool lead = hb_is_leader(s);
-			atomic_store(&s->leader, lead);
+			bool was = atomic_exchange(&s->leader, lead);
+			if (lead && !was)
+				hb_call_work(s); /* its writer purges, times */
 			/* Not within a lease of our own failed heartbeats. */
 			if (lead && (s->hb_fail_mono_ms < 0 ||
 			    now - s->hb_fail_mono_ms > s->lease_ms))
 				hb_rescue(s);
+			if (lead)
+				hb_due_at(s);
 			hb_remote(s);
 		} else if (beat < 0) {
 			s->hb_fail_mono_ms = now;
 			atomic_store(&s->leader, false);
-			if (s->hb != NULL && PQstatus(s->hb) == CONNECTION_BAD) {
-				PQfinish(s->hb);
-				s->hb = NULL;
+			if (s->hb != NULL && PQstatus(s->hb) == CONNECTION_BAD)
+				hb_drop(s);
+			if (!atomic_load(&s->fenced) &&
+			    now - s->hb_ok_mono_ms >= s->lease_ms) {
+				/* Silent for a whole lease: the others may
+				 * rescue our jobs at any moment; stop running
+				 * them, claim nothing until we can write. */
+				log_err("store", "this node (%s) could not write "
+				        "its heartbeat for the whole lease (%lld "
+				        "ms): stopping its attempts (they will "
+				        "run elsewhere) and claiming nothing "
+				        "until it can", s->node,
+				        (long long)s->lease_ms);
+				atomic_store(&s->fenced, true);
+				hb_call_fence(s);
 			}
 		}
+		if (s->hb != NULL)
+			hb_notices(s);
+		hb_sleep(s, now + every);
 		pthread_mutex_lock(&s->hb_mu);
-		if (!s->hb_stop)
-			clock_cond_wait_until(&s->hb_cond, &s->hb_mu,
-			                      clock_mono_ms() + every);
 	}
 	pthread_mutex_unlock(&s->hb_mu);
 	return NULL;
+}
+
+static bool
+pg_may_claim(void *impl)
+{
+	return !atomic_load(&((struct pgs *)impl)->fenced);
+}
+
+static bool
+pg_listening(void *impl)
+{
+	return atomic_load(&((struct pgs *)impl)->listening);
+}
+
+/* Writer: one NOTIFY in this transaction, sent with the next statement. */
+static int
+pg_notify_work(void *impl, char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+	char boot[33];
+	const char *v[1] = {get_boot(s, boot)};
+	int rc;
+
+	if (s->notified)
+		return 0;
+	rc = w_defer(s, W_NOTIFY, 1, v, err, errlen);
+	if (rc == 0)
+		s->notified = true;
+	return rc;
 }
 
 /* ---- open, close ---- */
@@ -1654,11 +1920,14 @@ pg_open(const char *path, const struct store_options *opt, void **impl,
 	}
 	s->durability_full = opt->durability_full;
 	s->lease_ms = opt->lease_ms > 0 ? opt->lease_ms : 30000;
+	s->retention_ms = opt->retention_ms > 0 ? opt->retention_ms
+	    : 7 * 86400000LL;
 	snprintf(s->node, sizeof(s->node), "%s", node);
 	new_boot_id(s->boot, sizeof(s->boot));
 	snprintf(s->appname, sizeof(s->appname), "jobd pid %ld on %s, node %s",
 	         (long)getpid(), host, s->node);
 	pthread_mutex_init(&s->hb_mu, NULL);
+	pthread_mutex_init(&s->boot_mu, NULL);
 	clock_cond_init(&s->hb_cond);
 	s->hb_fail_mono_ms = -1;
 	pthread_mutex_init(&s->pool_mu, NULL);
@@ -1674,12 +1943,20 @@ pg_open(const char *path, const struct store_options *opt, void **impl,
 		s->w_retry_ms = clock_mono_ms() + s->w_backoff_ms;
 		rc = 0;
 	}
+	s->hb_wake[0] = s->hb_wake[1] = -1;
+	if (rc == 0 && pipe2(s->hb_wake, O_CLOEXEC | O_NONBLOCK) != 0)
+		rc = jobd_seterr(err, errlen, JOBD_ESYS, "pipe: %s",
+		                 strerror(errno));
 	if (rc == 0 && pthread_create(&s->hb_thread, NULL, hb_main, s) != 0)
 		rc = jobd_seterr(err, errlen, JOBD_ESYS, "cannot start the "
 		                 "heartbeat thread");
 	if (rc != 0) {
 		w_close(s);
 		rows_free(s);
+		for (int i = 0; i < 2; i++)
+			if (s->hb_wake[i] >= 0)
+				close(s->hb_wake[i]);
+		pthread_mutex_destroy(&s->boot_mu);
 		pthread_mutex_destroy(&s->hb_mu);
 		pthread_cond_destroy(&s->hb_cond);
 		pthread_mutex_destroy(&s->pool_mu);
@@ -1706,10 +1983,16 @@ pg_close(void *impl)
 		s->hb_stop = true;
 		pthread_cond_signal(&s->hb_cond);
 		pthread_mutex_unlock(&s->hb_mu);
+		if (write(s->hb_wake[1], "x", 1) < 0 && errno != EAGAIN)
+			log_warn("store", "pg: cannot wake the heartbeat "
+			         "thread: %s", strerror(errno));
 		pthread_join(s->hb_thread, NULL);
+		close(s->hb_wake[0]);
+		close(s->hb_wake[1]);
 	}
 	if (s->hb != NULL)
 		PQfinish(s->hb);
+	pthread_mutex_destroy(&s->boot_mu);
 	w_close(s);
 	rows_free(s);
 	pthread_mutex_destroy(&s->hb_mu);
@@ -1831,6 +2114,7 @@ pg_begin(void *impl, char *err, size_t errlen)
 	rc = w_send_text(s, "BEGIN", err, errlen);
 	if (rc == 0)
 		s->in_tx = true;
+	s->notified = false;
 	s->ntx_tokens = 0;
 	return rc;
 }
@@ -1964,7 +2248,7 @@ pg_claim(void *impl, const struct store_claim_req *req, struct job **out,
          size_t *nout, char *err, size_t errlen)
 {
 	struct pgs *s = impl;
-	char now[24], lim[24], *types = NULL;
+	char now[24], lim[24], boot[33], *types = NULL;
 	const char *v[5];
 	struct job *jobs = NULL;
 	PGresult *r = NULL;
@@ -1993,7 +2277,7 @@ pg_claim(void *impl, const struct store_claim_req *req, struct job **out,
 	note_token(s, req->claim);
 	v[2] = types;
 	v[3] = i64(lim, (int64_t)req->limit);
-	v[4] = s->boot;
+	v[4] = get_boot(s, boot);
 	rc = w_call(s, W_CLAIM, 5, v, &r, err, errlen);
 	free(types);
 	if (rc != 0)
@@ -2131,7 +2415,9 @@ pg_cancel(void *impl, const char *id, int64_t now_us, int *status, char *err,
 	if (rc != 0)
 		return rc;
 	if (*status == JOB_RUNNING) {
-		rc = w_defer(s, W_MARK_CANCEL, 1, v, err, errlen);
+		char boot[33];
+		const char *m[2] = {id, get_boot(s, boot)};
+		rc = w_defer(s, W_MARK_CANCEL, 2, m, err, errlen);
 		if (rc != 0)
 			return rc;
 	}
@@ -2168,7 +2454,8 @@ pg_recover(void *impl, int64_t now_us, int *requeued, int *failed,
 	char b[24];
 	/* Only the jobs this node name's earlier runs left running: other
 	 * nodes' are theirs (or the leader's rescue's). */
-	const char *v[3] = {i64(b, now_us), s->node, s->boot};
+	char boot[33];
+	const char *v[3] = {i64(b, now_us), s->node, get_boot(s, boot)};
 	const int steps[] = {W_RECOVER_CANCEL, W_RECOVER_FAIL,
 	                     W_RECOVER_REQUEUE};
 	int rows, rc;
@@ -2253,7 +2540,7 @@ r_prepare(PGconn *c, char *err, size_t errlen)
 			" (SELECT count(*) FROM jobd.jobs j WHERE j.node = n.boot"
 			"   AND j.status = 'running'),"
 			" n.boot IS NOT DISTINCT FROM (SELECT boot FROM jobd.nodes"
-			"   WHERE seen_at >= now() - $1::interval"
+			"   WHERE seen_at >= now() - $1::interval AND NOT dead"
 			"   ORDER BY started_at, boot LIMIT 1)"
 			" FROM jobd.nodes n ORDER BY n.started_at, n.boot",
 	};
@@ -2672,5 +2959,8 @@ const struct store_ops store_pg_ops = {
 	.is_leader = pg_is_leader,
 	.set_hooks = pg_set_hooks,
 	.live_nodes = pg_live_nodes,
+	.may_claim = pg_may_claim,
+	.listening = pg_listening,
+	.notify_work = pg_notify_work,
 	.check = pg_check,
 };

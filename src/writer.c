@@ -36,7 +36,12 @@
 #define PURGE_INTERVAL_MS (10 * 60 * 1000)
 #define PURGE_CHUNK 1000
 #define RETRY_AFTER_FAILURE_MS 200
+/* Several nodes: while other nodes' wake-ups cannot reach this one (no
+ * LISTEN), an idle writer looks for work this often. */
 #define POLL_SHARED_MS 1000
+/* At most one wake-up of the other nodes per this many ms (a NOTIFY
+ * takes an instance-wide lock at commit); one owed is sent after it. */
+#define NOTIFY_GAP_MS 5
 /* At shutdown, attempt results the store cannot take (a full disk) are
  * given up this long after writer_stop(): recovery requeues those jobs. */
 #define STOP_GIVE_UP_MS 5000
@@ -74,6 +79,8 @@ struct writer {
 	bool stopping;                 /* mu: flush and exit */
 	bool exited;                   /* mu: the thread left its loop */
 	bool poked;                    /* mu: look at the queue again */
+	int64_t hint_run_at_us;        /* mu: the leader's earliest delayed
+	                                  job (writer_due_at), -1 none */
 	int64_t stop_mono_ms;          /* mu: when writer_stop() was called */
 	bool draining;                 /* mu: no more claims */
 	bool started;
@@ -94,8 +101,13 @@ struct writer {
 	int64_t next_purge_mono_ms;
 	int64_t retry_at_mono_ms;      /* after a failed commit, -1 none */
 	int last_fail_rc;              /* of the last failed batch, 0 none */
-	int64_t poll_ms;               /* shared store: claim at least this
-	                                  often while workers are free */
+	bool shared;                   /* several nodes may use the store */
+	int64_t poll_ms;               /* shared store without wake-ups:
+	                                  claim at least this often while
+	                                  workers are free */
+	bool notify_owed;              /* a wake-up of the others waits for
+	                                  NOTIFY_GAP_MS to pass */
+	int64_t notified_mono_ms;      /* when the last one was sent */
 	int64_t claimed_mono_ms;       /* when the last claim ran */
 	int64_t fail_logged_mono_ms;   /* when a failed batch was last logged */
 	int64_t fail_quiet;            /* failed batches not logged since */
@@ -106,6 +118,14 @@ struct writer {
 	char boot_id[17];
 	uint64_t claim_seq;
 };
+
+/* With several nodes only the leader keeps a timer for the delayed jobs
+ * (it wakes the others when they come due): no timer per node racing. */
+static bool
+keeps_timer(writer *w)
+{
+	return !w->shared || store_is_leader(w->st);
+}
 
 void
 writer_op_init(struct writer_op *op, int kind)
@@ -143,9 +163,12 @@ writer_new(store *st, const struct config *cfg)
 	sched_init(&w->sched, cfg->workers.threads);
 	w->next_run_at_us = -1;
 	w->retry_at_mono_ms = -1;
-	/* Several nodes: another daemon's submissions, retries that fell
-	 * due and rescued jobs wake no one here; look once a second. */
-	w->poll_ms = store_is_shared(st) ? POLL_SHARED_MS : 0;
+	/* Several nodes: other daemons' due work comes as a wake-up from
+	 * the store; without one, look once a second. */
+	w->shared = store_is_shared(st);
+	w->poll_ms = w->shared ? POLL_SHARED_MS : 0;
+	w->hint_run_at_us = -1;
+	w->notified_mono_ms = -NOTIFY_GAP_MS;
 	w->deferred_mono_ms = -1;
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		memset(rnd, 0x5a, sizeof(rnd));
@@ -210,7 +233,7 @@ writer_recover(writer *w, char *err, size_t errlen)
 	}
 	rc = store_recover(w->st, clock_now_us(), &requeued, &failed, err,
 	                   errlen);
-	if (rc == 0)
+	if (rc == 0 && keeps_timer(w))
 		rc = store_next_run_at(w->st, &w->next_run_at_us, err, errlen);
 	if (rc != 0) {
 		store_rollback(w->st);
@@ -283,6 +306,16 @@ writer_poke(writer *w)
 }
 
 void
+writer_due_at(writer *w, int64_t run_at_us)
+{
+	pthread_mutex_lock(&w->mu);
+	if (w->hint_run_at_us < 0 || run_at_us < w->hint_run_at_us)
+		w->hint_run_at_us = run_at_us;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->mu);
+}
+
+void
 writer_drain(writer *w)
 {
 	pthread_mutex_lock(&w->mu);
@@ -343,7 +376,11 @@ struct batch {
 	/* Caps as configured now (SIGHUP may reload handler sections). */
 	const struct config *cfg;
 	bool draining;            /* no claims at all */
+	bool promoted;            /* the timer fired: the claim promoted */
+	bool notified;            /* the others were woken (NOTIFY sent) */
+	bool notify_owed;         /* they should be, after NOTIFY_GAP_MS */
 };
+
 
 static void
 note_run_at(struct batch *b, int64_t run_at, int64_t now)
@@ -787,6 +824,31 @@ apply_starts(writer *w, struct writer_op *starts, char *err, size_t errlen)
 }
 
 /*
+ * Several nodes: whether this commit leaves due work this node cannot
+ * take (rows made due and a claim that did not take them all: no claim,
+ * a claim that got all it asked for, types held back, or a promotion
+ * whose rows may be of types other nodes run), and then tells the others
+ * with one NOTIFY in the transaction, at most one per NOTIFY_GAP_MS (one
+ * owed is sent by a later batch).
+ */
+static int
+wake_others(writer *w, struct batch *b, char *err, size_t errlen)
+{
+	bool all_taken = b->claimed_any && b->asked > 0 &&
+	    b->got < b->asked && !b->held_back && !b->promoted;
+	bool leaves = w->shared && (b->due || b->promoted) && !all_taken;
+
+	if (!leaves && !w->notify_owed)
+		return 0;
+	if (clock_mono_ms() < w->notified_mono_ms + NOTIFY_GAP_MS) {
+		b->notify_owed = true;
+		return 0;
+	}
+	b->notified = true;
+	return store_notify_work(w->st, err, errlen);
+}
+
+/*
  * The transaction of a batch: starts, ops, a claim, the purge when due,
  * then the commit.  Returns 0, or the error that rolls it back (err says
  * why).  Every commit is durable as configured (under durability = full
@@ -824,7 +886,10 @@ write_batch(writer *w, struct batch *b, struct writer_op *ops,
 	    (sched_wants_claim(&w->sched) || b->due);
 	if (b->claimed_any && (rc = claim(w, b, now, err, errlen)) != 0)
 		return rc;
-	if (clock_mono_ms() >= w->next_purge_mono_ms) {
+	rc = wake_others(w, b, err, errlen);
+	if (rc != 0)
+		return rc;
+	if (clock_mono_ms() >= w->next_purge_mono_ms && keeps_timer(w)) {
 		rc = store_purge(w->st, now - w->cfg->store.retention_ms * 1000,
 		                 PURGE_CHUNK, b->purged, err, errlen);
 		if (rc != 0)
@@ -870,7 +935,13 @@ publish_batch(writer *w, struct batch *b, struct writer_op *ops,
 		w->next_purge_mono_ms = clock_mono_ms() +
 		    (npurged == PURGE_CHUNK ? 0 : PURGE_INTERVAL_MS);
 	}
-	if (b->earliest_future >= 0 &&
+	if (b->notified) {
+		w->notify_owed = false;
+		w->notified_mono_ms = clock_mono_ms();
+	} else if (b->notify_owed) {
+		w->notify_owed = true;
+	}
+	if (b->earliest_future >= 0 && keeps_timer(w) &&
 	    (w->next_run_at_us < 0 || b->earliest_future < w->next_run_at_us))
 		w->next_run_at_us = b->earliest_future;
 	sched_batch_end(&w->sched, true);
@@ -888,10 +959,15 @@ publish_batch(writer *w, struct batch *b, struct writer_op *ops,
 		/* The claim promoted every row whose run_at has come: the
 		 * timer moves to the earliest future one.  (Left in the past
 		 * while rows are held back, it would make the writer claim in
-		 * a loop of empty transactions.) */
+		 * a loop of empty transactions.)  With several nodes, rows
+		 * another node was promoting at that moment were skipped:
+		 * looked at again a second later. */
 		int64_t next = -1;
-		if (store_next_run_at(w->st, &next, err, sizeof(err)) == 0)
-			w->next_run_at_us = next > now ? next : -1;
+		if (!keeps_timer(w))
+			w->next_run_at_us = -1;
+		else if (store_next_run_at(w->st, &next, err, sizeof(err)) == 0)
+			w->next_run_at_us = next > now ? next
+			    : w->shared && next >= 0 ? now + 1000000 : -1;
 	}
 	for (struct writer_op *op = ops, *next; op; op = next) {
 		next = op->next;
@@ -1015,8 +1091,10 @@ run_batch(writer *w, struct writer_op *ops, struct writer_op *starts,
 		if (op->kind == WOP_COMPLETE)
 			count_completion(w, op);
 	}
-	if (w->next_run_at_us >= 0 && w->next_run_at_us <= now)
+	if (w->next_run_at_us >= 0 && w->next_run_at_us <= now) {
 		sched_due(&w->sched); /* waiting rows to promote */
+		b.promoted = true;
+	}
 	rc = write_batch(w, &b, ops, starts, now, err, sizeof(err));
 	if (rc == 0)
 		publish_batch(w, &b, ops, now);
@@ -1085,16 +1163,24 @@ next_step(writer *w, bool *retry, int64_t *deadline)
 	 * but new requests (a full disk must not spin). */
 	bool backoff = w->retry_at_mono_ms >= 0 &&
 	    now_mono < w->retry_at_mono_ms;
-	if (w->poll_ms > 0 && !w->draining && !backoff && !w->fatal &&
+	/* Several nodes: claims stop while the store fences this node; an
+	 * idle writer polls only while other nodes' wake-ups cannot come. */
+	bool may_claim = store_may_claim(w->st);
+	bool polling = w->poll_ms > 0 && !store_listening(w->st);
+	bool leader = keeps_timer(w);
+	if (polling && may_claim && !w->draining && !backoff && !w->fatal &&
 	    w->recovered && sched_capacity(&w->sched) > 0 &&
 	    now_mono >= w->claimed_mono_ms + w->poll_ms)
 		sched_due(&w->sched);
-	bool claim_due = !w->draining && !backoff && !w->fatal &&
+	bool claim_due = may_claim && !w->draining && !backoff && !w->fatal &&
 	    sched_capacity(&w->sched) > 0 &&
 	    (sched_wants_claim(&w->sched) ||
 	     (w->next_run_at_us >= 0 && w->next_run_at_us <= now));
-	bool purge_due = !backoff && !w->fatal &&
+	/* The purge is the leader's (with one node: this one). */
+	bool purge_due = leader && !backoff && !w->fatal &&
 	    now_mono >= w->next_purge_mono_ms;
+	bool notify_due = w->notify_owed && !backoff && !w->fatal &&
+	    now_mono >= w->notified_mono_ms + NOTIFY_GAP_MS;
 	bool starts_due = w->starts != NULL && !backoff &&
 	    (w->stopping || now_mono >= w->starts_mono_ms + START_DEFER_MS);
 
@@ -1110,7 +1196,7 @@ next_step(writer *w, bool *retry, int64_t *deadline)
 	if (w->fatal && w->stopping && w->head == NULL && !*retry)
 		return STEP_EXIT;
 	if ((w->head != NULL && !may_defer(w, now_mono)) || starts_due ||
-	    *retry || claim_due || purge_due)
+	    *retry || claim_due || purge_due || notify_due)
 		return STEP_RUN;
 	if (w->stopping && w->pending == NULL)
 		return STEP_EXIT;
@@ -1121,7 +1207,9 @@ next_step(writer *w, bool *retry, int64_t *deadline)
 		return STEP_EXIT;
 	}
 	/* Sleep until an op arrives or the next deadline. */
-	*deadline = w->next_purge_mono_ms;
+	*deadline = leader ? w->next_purge_mono_ms : now_mono + 3600 * 1000;
+	if (w->notify_owed && w->notified_mono_ms + NOTIFY_GAP_MS < *deadline)
+		*deadline = w->notified_mono_ms + NOTIFY_GAP_MS;
 	if (w->head != NULL) {
 		if (w->deferred_mono_ms < 0)
 			w->deferred_mono_ms = now_mono;
@@ -1135,10 +1223,11 @@ next_step(writer *w, bool *retry, int64_t *deadline)
 	if (w->stopping && w->pending != NULL &&
 	    w->stop_mono_ms + STOP_GIVE_UP_MS < *deadline)
 		*deadline = w->stop_mono_ms + STOP_GIVE_UP_MS;
-	if (w->poll_ms > 0 && !w->draining && sched_capacity(&w->sched) > 0 &&
+	if (polling && may_claim && !w->draining &&
+	    sched_capacity(&w->sched) > 0 &&
 	    w->claimed_mono_ms + w->poll_ms < *deadline)
 		*deadline = w->claimed_mono_ms + w->poll_ms;
-	if (!w->draining && w->next_run_at_us >= 0 &&
+	if (!w->draining && may_claim && w->next_run_at_us >= 0 &&
 	    sched_capacity(&w->sched) > 0) {
 		/* µs to ms, rounded up: never wake early. */
 		int64_t d = now_mono + (w->next_run_at_us - now + 999) / 1000;
@@ -1249,6 +1338,12 @@ writer_main(void *arg)
 			w->poked = false;
 			sched_due(&w->sched);
 		}
+		if (w->hint_run_at_us >= 0) {
+			if (keeps_timer(w) && (w->next_run_at_us < 0 ||
+			    w->hint_run_at_us < w->next_run_at_us))
+				w->next_run_at_us = w->hint_run_at_us;
+			w->hint_run_at_us = -1;
+		}
 		int step = next_step(w, &retry, &deadline);
 		if (step == STEP_EXIT)
 			break;
@@ -1262,7 +1357,7 @@ writer_main(void *arg)
 		w->starts = NULL;
 		for (struct writer_op *op = starts; op; op = op->start_next)
 			op->start_queued = false;
-		bool draining = w->draining;
+		bool draining = w->draining || !store_may_claim(w->st);
 		w->deferred_mono_ms = -1;
 		pthread_mutex_unlock(&w->mu);
 
