@@ -5,7 +5,8 @@
  * The search works on wall-clock time as a calendar (year, month, day,
  * hour, minute) of our own, proleptic Gregorian, and skips a whole month,
  * day or hour that cannot match, so a search is at most 9 years x 12
- * months x 31 days of cheap steps.  Only the mapping of a wall-clock
+ * months x (a week of days when both day fields are restricted, else the
+ * days of the month that are in the set) of cheap steps.  Only the mapping of a wall-clock
  * minute to an instant asks libc about the local time zone.
  */
 #include <stdbool.h>
@@ -24,7 +25,7 @@
 /* Years searched after the start: 2096-03-01 to 2104-02-29 is the longest
  * wait for any day that exists at all (see cron.h). */
 #define CRON_YEARS 8
-/* A safety net far above the real bound (about 3,500 steps). */
+/* A safety net far above the real bound (a few hundred steps). */
 #define CRON_MAX_STEPS 100000
 
 /* ---- the parser ---- */
@@ -630,7 +631,18 @@ cron_next(const struct cron *c, int64_t after, bool utc, int64_t *next)
 			continue;
 		}
 		if (!day_matches(c, &t)) {
-			next_day(&t);
+			/* With a star field the day of the month must match:
+			 * go straight to the next one that does. */
+			int d = next_bit(c->days, t.d + 1);
+			if (!(c->flags & (CRON_DOM_STAR | CRON_DOW_STAR))) {
+				next_day(&t);
+			} else if (d < 0 || d > days_in_month(t.y, t.mo)) {
+				next_month(&t);
+			} else {
+				t.d = d;
+				t.h = 0;
+				t.mi = 0;
+			}
 			continue;
 		}
 		if ((h = next_bit(c->hours, t.h)) < 0) {
