@@ -36,6 +36,7 @@ SRCS := \
 	src/backoff.c \
 	src/clock.c \
 	src/config.c \
+	src/cron.c \
 	src/err.c \
 	src/events.c \
 	src/handler.c \
@@ -72,6 +73,7 @@ UNIT_TESTS := \
 	test_backoff \
 	test_clock \
 	test_config \
+	test_cron \
 	test_events \
 	test_http \
 	test_intake \
