@@ -691,8 +691,11 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 	int rc = 0;
 
 	b->asked = plan(w, b)->slots;
-	if (b->asked <= 0)
-		goto out; /* got all it asked for: look again when there is room */
+	/* Got all it asked for: look again when there is room.  The
+	 * leader of several nodes still promotes what its timer says has
+	 * come due (a claim of none), for the others to take. */
+	if (b->asked <= 0 && !(w->shared && b->promoted))
+		goto out;
 	included = malloc((cfg->nhandlers ? cfg->nhandlers : 1) *
 	                  sizeof(*included));
 	if (included == NULL) {
@@ -708,7 +711,7 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 			b->held_back = true;
 	}
 	struct store_claim_req req = {
-		.now_us = now, .limit = (size_t)b->asked,
+		.now_us = now, .limit = b->asked > 0 ? (size_t)b->asked : 0,
 		.included = included, .nincluded = nincluded,
 		.claim = batch_token(w, b),
 	};
@@ -1172,10 +1175,11 @@ next_step(writer *w, bool *retry, int64_t *deadline)
 	    w->recovered && sched_capacity(&w->sched) > 0 &&
 	    now_mono >= w->claimed_mono_ms + w->poll_ms)
 		sched_due(&w->sched);
+	bool timer = w->next_run_at_us >= 0 && w->next_run_at_us <= now;
 	bool claim_due = may_claim && !w->draining && !backoff && !w->fatal &&
-	    sched_capacity(&w->sched) > 0 &&
-	    (sched_wants_claim(&w->sched) ||
-	     (w->next_run_at_us >= 0 && w->next_run_at_us <= now));
+	    ((sched_capacity(&w->sched) > 0 &&
+	      (sched_wants_claim(&w->sched) || timer)) ||
+	     (w->shared && timer));
 	/* The purge is the leader's (with one node: this one). */
 	bool purge_due = leader && !backoff && !w->fatal &&
 	    now_mono >= w->next_purge_mono_ms;
@@ -1228,7 +1232,7 @@ next_step(writer *w, bool *retry, int64_t *deadline)
 	    w->claimed_mono_ms + w->poll_ms < *deadline)
 		*deadline = w->claimed_mono_ms + w->poll_ms;
 	if (!w->draining && may_claim && w->next_run_at_us >= 0 &&
-	    sched_capacity(&w->sched) > 0) {
+	    (sched_capacity(&w->sched) > 0 || w->shared)) {
 		/* µs to ms, rounded up: never wake early. */
 		int64_t d = now_mono + (w->next_run_at_us - now + 999) / 1000;
 		if (d < *deadline)

@@ -5,13 +5,17 @@
  * its own jobs at once, GET /nodes.  On SQLite only GET /nodes of the
  * one node.
  */
+#include <arpa/inet.h>
 #include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "checks.h"
@@ -51,9 +55,11 @@ wait_attempt(jd *d, const char *id, const char *want, int timeout_ms)
 	struct jd_resp *r = jd_wait_for_status(d, id, want, timeout_ms);
 	int attempt;
 
-	ck_assert_msg(r->status == 200 && strcmp(jd_resp_str(r, "status"),
-	              want) == 0, "job %s never became %s: %s", id, want,
-	              r->body);
+	const char *st = jd_resp_str(r, "status");
+
+	ck_assert_msg(r->status == 200 && st != NULL && strcmp(st, want) == 0,
+	              "job %s never became %s: %s", id, want,
+	              r->body ? r->body : "(no answer)");
 	attempt = (int)jd_num(jd_json(r), "attempt", -1);
 	jd_resp_free(r);
 	return attempt;
@@ -162,6 +168,19 @@ START_TEST(test_dead_node_rescued)
 		char *log = jd_wait_log(b, "rescued 1 job(s)", 1000);
 		ck_assert_ptr_nonnull(log);
 		free(log);
+	}
+	/* The dead node is still listed (until the retention), not live,
+	 * not the leader. */
+	{
+		struct jd_resp *r = jd_request(b, "GET", "/nodes", NULL, NULL);
+		ck_assert_int_eq(r->status, 200);
+		ck_assert_msg(strstr(r->body, "\"alpha\"") != NULL, "%s",
+		              r->body);
+		jd_resp_free(r);
+		ck_assert_int_eq(jd_sql_int(b, "SELECT count(*) FROM nodes "
+		                            "WHERE name = 'alpha' AND dead"), 1);
+		ck_assert(jd_wait_metric(b, "jobd_nodes", 1, 5000));
+		ck_assert(jd_wait_metric(b, "jobd_leader", 1, 5000));
 	}
 	free(id);
 	ck_assert_int_eq(jd_stop(b, 20000), 0);
@@ -335,10 +354,182 @@ START_TEST(test_leader_failover)
 }
 END_TEST
 
+/* Idle nodes that hear each other (LISTEN) do not look for work on a
+ * timer: over a few seconds of an idle queue, no transaction at all. */
+START_TEST(test_idle_nodes_do_not_poll)
+{
+	jd *a = node(NULL, "alpha", 1, "2s");
+	jd *b = node(a, "bravo", 1, "2s");
+	char *id;
+	double ca, cb;
+
+	ck_assert_int_eq(jd_start(a), 0);
+	ck_assert_int_eq(jd_start(b), 0);
+	ck_assert(jd_wait_metric(a, "jobd_leader", 1, 10000));
+	/* Some work first, so that both have claimed and gone quiet. */
+	id = submit(b, "{\"type\":\"noop\"}");
+	wait_attempt(b, id, "succeeded", 10000);
+	free(id);
+	jd_pause_ms(1500); /* let the last commits of that work land */
+	ca = jd_metric(a, "jobd_store_commits_total");
+	cb = jd_metric(b, "jobd_store_commits_total");
+	/* An observation window, not a deadline: a writer polling once a
+	 * second would commit about three times in it. */
+	jd_pause_ms(3500);
+	ck_assert_msg(jd_metric(a, "jobd_store_commits_total") == ca &&
+	              jd_metric(b, "jobd_store_commits_total") == cb,
+	              "idle writers committed: alpha %g -> %g, bravo %g -> %g",
+	              ca, jd_metric(a, "jobd_store_commits_total"), cb,
+	              jd_metric(b, "jobd_store_commits_total"));
+	/* And they still hear of new work at once. */
+	id = submit(a, "{\"type\":\"noop\"}");
+	wait_attempt(b, id, "succeeded", 10000);
+	free(id);
+	ck_assert_int_eq(jd_stop(b, 20000), 0);
+	ck_assert_int_eq(jd_stop(a, 20000), 0);
+	jd_free(b);
+	jd_free(a);
+}
+END_TEST
+
+/* A delayed job submitted to a node that is not the leader, while the
+ * leader's only worker is busy: the leader's timer makes it due and wakes
+ * the other node, which runs it (no node polls, the non-leader keeps no
+ * timer). */
+START_TEST(test_delayed_job_wakes_other_node)
+{
+	jd *a = node(NULL, "alpha", 1, "2s");
+	jd *b = node(a, "bravo", 1, "2s");
+	char *busy, *id, q[256];
+
+	ck_assert_int_eq(jd_start(a), 0);
+	ck_assert_int_eq(jd_start(b), 0);
+	ck_assert(jd_wait_metric(a, "jobd_leader", 1, 10000));
+	ck_assert(jd_wait_metric(b, "jobd_leader", 0, 10000));
+	busy = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":600}}");
+	while (jd_sql_int(a, "SELECT count(*) FROM jobs j JOIN nodes n ON "
+	                  "n.boot = j.node WHERE n.name = 'alpha' AND "
+	                  "j.status = 'running' AND j.type = 'sleep'") != 1)
+		jd_pause_ms(50);
+	id = submit(b, "{\"type\":\"noop\",\"delay\":2}");
+	ck_assert_int_eq(wait_attempt(b, id, "succeeded", 20000), 1);
+	snprintf(q, sizeof(q), "SELECT count(*) FROM jobs j JOIN nodes n ON "
+	         "n.boot = j.node WHERE n.name = 'bravo' AND j.id = '%s'", id);
+	ck_assert_int_eq(jd_sql_int(b, q), 1);
+	free(id);
+	free(busy);
+	ck_assert_int_eq(jd_stop(b, 20000), 0);
+	ck_assert_int_eq(jd_stop(a, 20000), 0);
+	jd_free(b);
+	jd_free(a);
+}
+END_TEST
+
+/* A node that cannot write its heartbeat for a whole lease (the nodes
+ * table locked by an administrator, here) stops its attempts, claims
+ * nothing until it can write again, then comes back under a new boot id;
+ * the job is not lost and ends once. */
+START_TEST(test_no_heartbeat_fences_node)
+{
+	jd *a = node(NULL, "alpha", 1, "2s");
+	jd *b = node(a, "bravo", 1, "2s");
+	char *id, *log, *boot0, *boot1;
+
+	ck_assert_int_eq(jd_start(a), 0);
+	ck_assert_int_eq(jd_start(b), 0);
+	id = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":3}}");
+	wait_attempt(a, id, "running", 10000);
+	boot0 = jd_sql_text(a, "SELECT boot FROM nodes WHERE name = 'alpha'"
+	                    " AND NOT dead");
+	ck_assert_ptr_nonnull(boot0);
+	/* Every heartbeat waits on the lock, and gives up (lock_timeout)
+	 * for 5 s: longer than the 2 s lease. */
+	ck_assert_int_eq(jd_sql_exec(a, "BEGIN; LOCK TABLE nodes IN ACCESS "
+	                             "EXCLUSIVE MODE; SELECT pg_sleep(5); "
+	                             "COMMIT"), 0);
+	log = jd_wait_log(a, "could not write its heartbeat for the whole "
+	                  "lease", 10000);
+	ck_assert_ptr_nonnull(log);
+	free(log);
+	log = jd_wait_log(a, "registered again as boot id", 10000);
+	ck_assert_ptr_nonnull(log);
+	free(log);
+	boot1 = jd_sql_text(a, "SELECT boot FROM nodes WHERE name = 'alpha'"
+	                    " AND NOT dead");
+	ck_assert_ptr_nonnull(boot1);
+	ck_assert_str_ne(boot0, boot1);
+	/* The stopped attempt was given back and ran again: one success. */
+	wait_attempt(b, id, "succeeded", 30000);
+	ck_assert_int_eq(jd_sql_int(a, "SELECT count(*) FROM jobs WHERE "
+	                            "status = 'succeeded'"), 1);
+	free(boot0);
+	free(boot1);
+	free(id);
+	ck_assert_int_eq(jd_stop(b, 20000), 0);
+	ck_assert_int_eq(jd_stop(a, 20000), 0);
+	jd_free(b);
+	jd_free(a);
+}
+END_TEST
+
+/* A POST with Prefer: wait on node B whose job runs on node A (B's only
+ * worker is busy): the client hangs up, and the job is cancelled there. */
+START_TEST(test_disconnect_cancels_on_other_node)
+{
+	jd *a = node(NULL, "alpha", 1, "30s");
+	jd *b = node(a, "bravo", 1, "30s");
+	char *busy, *id, req[512];
+	const char *body = "{\"type\":\"sleep\",\"payload\":{\"seconds\":600}}";
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	int fd;
+
+	ck_assert_int_eq(jd_start(a), 0);
+	ck_assert_int_eq(jd_start(b), 0);
+	busy = submit(b, "{\"type\":\"sleep\",\"payload\":{\"seconds\":600}}");
+	wait_attempt(b, busy, "running", 10000);
+	snprintf(req, sizeof(req), "POST /jobs HTTP/1.1\r\nHost: x\r\n"
+	         "Content-Type: application/json\r\nPrefer: wait=60\r\n"
+	         "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons((uint16_t)b->port);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
+	              "connect: %s", strerror(errno));
+	ck_assert_int_eq(send(fd, req, strlen(req), MSG_NOSIGNAL),
+	                 (ssize_t)strlen(req));
+	/* Running on A, waited for on B. */
+	for (int64_t t0 = jd_mono_ms();
+	     jd_sql_int(a, "SELECT count(*) FROM jobs j JOIN nodes n ON "
+	                "n.boot = j.node WHERE n.name = 'alpha' AND "
+	                "j.status = 'running'") != 1;
+	     jd_pause_ms(50))
+		ck_assert_msg(jd_mono_ms() - t0 < 20000, "not running on alpha");
+	ck_assert(jd_wait_metric(b, "jobd_waiters", 1, 10000));
+	id = jd_sql_text(a, "SELECT j.id FROM jobs j JOIN nodes n ON "
+	                 "n.boot = j.node WHERE n.name = 'alpha' AND "
+	                 "j.status = 'running'");
+	ck_assert_ptr_nonnull(id);
+	close(fd);
+	/* Cancelled on A (its 600 s attempt stopped), seen from both. */
+	ck_assert_int_eq(wait_attempt(b, id, "cancelled", 20000), 1);
+	ck_assert(jd_wait_metric(a, "jobd_workers_busy", 0, 10000));
+	free(id);
+	free(busy);
+	ck_assert_int_eq(jd_stop(b, 20000), 0);
+	ck_assert_int_eq(jd_stop(a, 20000), 0);
+	jd_free(b);
+	jd_free(a);
+}
+END_TEST
+
 /* ---- kill -9 rounds under load ---- */
 
-#define LOAD_THREADS 32
+#define LOAD_THREADS 64
 #define MAX_IDS 300000
+/* Acknowledged jobs a round may add (so that 200 rounds stay within
+ * MAX_IDS, every acknowledged id checked): clients wait beyond it. */
+#define ROUND_BUDGET 1400
 
 struct load {
 	int port[2];
@@ -347,6 +538,7 @@ struct load {
 	char (*ids)[40];
 	size_t n;
 	atomic_long refused;
+	atomic_size_t budget;     /* clients pause once n reaches it */
 	pthread_t t[LOAD_THREADS];
 };
 
@@ -365,6 +557,13 @@ load_main(void *arg)
 	jd_client *c = jd_client_new(l->port[me->which]);
 
 	while (!atomic_load(&l->stop)) {
+		pthread_mutex_lock(&l->mu);
+		bool full = l->n >= atomic_load(&l->budget);
+		pthread_mutex_unlock(&l->mu);
+		if (full) {
+			jd_pause_ms(5);
+			continue;
+		}
 		struct jd_resp *r = jd_client_request(c, "POST", "/jobs", json,
 		                                      "{\"type\":\"noop\"}");
 		if (r->status == 202 && jd_resp_str(r, "id") != NULL) {
@@ -415,6 +614,7 @@ START_TEST(test_kill9_rounds_under_load)
 		ck_assert_int_eq(jd_start(n[i]), 0);
 		l->port[i] = n[i]->port;
 	}
+	atomic_store(&l->budget, ROUND_BUDGET);
 	for (int i = 0; i < LOAD_THREADS; i++) {
 		loaders[i] = (struct loader){l, i % 2};
 		ck_assert_int_eq(pthread_create(&l->t[i], NULL, load_main,
@@ -423,6 +623,7 @@ START_TEST(test_kill9_rounds_under_load)
 	for (int round = 0; round < rounds; round++) {
 		jd *victim = n[round % 2];
 		size_t before = load_count(l);
+		atomic_store(&l->budget, before + ROUND_BUDGET);
 		/* Until this round's load has reached the store. */
 		while (load_count(l) < before + 200)
 			jd_pause_ms(10);
@@ -435,6 +636,7 @@ START_TEST(test_kill9_rounds_under_load)
 		pthread_join(l->t[i], NULL);
 	/* Every acknowledged id present. */
 	present = jd_sql_count_ids(n[0], l->ids[0], sizeof(l->ids[0]), l->n);
+	ck_assert_msg(l->n < MAX_IDS, "more acknowledged jobs than recorded");
 	ck_assert_msg(present == (long long)l->n, "%lld of %zu acknowledged "
 	              "jobs in the store", present, l->n);
 	for (int64_t until = jd_mono_ms() + 60000; jd_mono_ms() < until;) {
@@ -543,16 +745,25 @@ suite(void)
 		suite_add_tcase(s, tc);
 		return s;
 	}
-	tcase_add_test(tc, test_get_nodes);
-	tcase_add_test(tc, test_cancel_reaches_other_node);
-	tcase_add_test(tc, test_long_poll_on_other_node);
-	tcase_add_test(tc, test_frozen_node_fences_itself);
-	tcase_add_test(tc, test_leader_failover);
-	tcase_add_test(tc, test_kill9_rounds_under_load);
-	tcase_add_test(tc, test_same_node_name_refused);
-	tcase_add_test(tc, test_work_spreads_over_nodes);
-	tcase_add_test(tc, test_dead_node_rescued);
-	tcase_add_test(tc, test_restarted_node_recovers_its_own);
+	/* JOBD_NODES_ONLY=test_name runs that test alone. */
+#define ADD(t) do { const char *only = getenv("JOBD_NODES_ONLY"); \
+		if (only == NULL || strcmp(only, #t) == 0) \
+			tcase_add_test(tc, t); } while (0)
+	ADD(test_get_nodes);
+	ADD(test_cancel_reaches_other_node);
+	ADD(test_long_poll_on_other_node);
+	ADD(test_frozen_node_fences_itself);
+	ADD(test_leader_failover);
+	ADD(test_kill9_rounds_under_load);
+	ADD(test_same_node_name_refused);
+	ADD(test_work_spreads_over_nodes);
+	ADD(test_dead_node_rescued);
+	ADD(test_restarted_node_recovers_its_own);
+	ADD(test_idle_nodes_do_not_poll);
+	ADD(test_delayed_job_wakes_other_node);
+	ADD(test_no_heartbeat_fences_node);
+	ADD(test_disconnect_cancels_on_other_node);
+#undef ADD
 	suite_add_tcase(s, tc);
 	return s;
 }
