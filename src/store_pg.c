@@ -507,11 +507,20 @@ on_notice(void *arg, const char *msg)
 static PGconn *
 connect_to(struct pgs *s, bool writer, char *err, size_t errlen)
 {
-	/* Defaults first: what the URI says wins (expand_dbname). */
+	/* Defaults first: what the URI says wins (expand_dbname).  A peer
+	 * cut off while data is in flight is given up after tcp_user_timeout
+	 * (keepalives do not run then; the kernel would retry for minutes):
+	 * 10 s, or half the lease, so that a heartbeat stuck on a dead link
+	 * still lets its node fence itself in time. */
+	char tcp[24];
+	int64_t t = s->lease_ms / 2 < 10000 ? s->lease_ms / 2 : 10000;
+	snprintf(tcp, sizeof(tcp), "%lld", (long long)(t < 1000 ? 1000 : t));
 	const char *keys[] = {"connect_timeout", "application_name",
 	                      "keepalives_idle", "keepalives_interval",
-	                      "keepalives_count", "dbname", NULL};
-	const char *vals[] = {"5", s->appname, "10", "5", "3", s->uri, NULL};
+	                      "keepalives_count", "tcp_user_timeout", "dbname",
+	                      NULL};
+	const char *vals[] = {"5", s->appname, "10", "5", "3", tcp, s->uri,
+	                      NULL};
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	char msg[400];
 	PGresult *r;
