@@ -145,11 +145,15 @@ static const char *const writer_sql[W_NSTMT] = {
 		" $14::int2, $4, $5, $6, $7, $8, $9, $10,"
 		" $11, (($7::int8 <= $6::int8)::int), $13, $12)",
 	[W_FIND_IDEM] = "SELECT " JOB_COLS " FROM jobd.jobs WHERE idem_key = $1",
-	/* Idempotent, and rows another node is promoting are skipped (not
-	 * waited for): any node's claim may run it. */
+	/* Idempotent, under a transaction-level advisory lock (a node
+	 * whose writer is promoting at that moment does it for all), and
+	 * rows locked otherwise are skipped, not waited for: any node's
+	 * claim may run it. */
 	[W_PROMOTE] = "UPDATE jobd.jobs SET due = 1 WHERE id = ANY (ARRAY("
 		"SELECT id FROM jobd.jobs WHERE status = 'queued' AND due = 0"
-		" AND run_at <= $1 FOR UPDATE SKIP LOCKED))",
+		" AND run_at <= $1"
+		" AND (SELECT pg_try_advisory_xact_lock(hashtext('jobd.promote')))"
+		" FOR UPDATE SKIP LOCKED))",
 	/* id = ANY(ARRAY(subquery)): the subquery runs once and the update
 	 * is a primary key scan, whatever the statistics say; the writer's
 	 * session has enable_sort = off, so that the subquery walks
@@ -1563,6 +1567,8 @@ hb_rescue(struct pgs *s)
 	/* Dead nodes are shown (GET /nodes) until the retention has passed;
 	 * never one whose jobs were not all rescued. */
 	r = PQexecParams(s->hb, "DELETE FROM jobd.nodes n WHERE dead"
+	                 " AND (SELECT pg_try_advisory_xact_lock("
+	                 "  hashtext('jobd.forget')))"
 	                 " AND seen_at < now() - $1::interval"
 	                 " AND seen_at < now() - $2::interval"
 	                 " AND NOT EXISTS (SELECT 1 FROM jobd.jobs j"

@@ -189,6 +189,48 @@ START_TEST(test_dead_node_rescued)
 }
 END_TEST
 
+/* A dead node is listed (GET /nodes) until the retention has passed, then
+ * forgotten; a live one never is. */
+START_TEST(test_dead_node_forgotten)
+{
+	char extra[256];
+	struct jd_opts o = {.threads = 1, .extra = extra};
+	jd *a, *b;
+
+	snprintf(extra, sizeof(extra), "[store]\nnode = alpha\nlease = 2s\n"
+	         "retention = 60s\n");
+	a = jd_new(&o);
+	ck_assert_ptr_nonnull(a);
+	snprintf(extra, sizeof(extra), "[store]\nnode = bravo\nlease = 2s\n"
+	         "retention = 60s\n");
+	o.share_store = a;
+	b = jd_new(&o);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(jd_start(a), 0);
+	ck_assert_int_eq(jd_start(b), 0);
+	ck_assert(jd_wait_metric(b, "jobd_nodes", 2, 10000));
+	ck_assert_int_eq(jd_kill9(a), 128 + 9);
+	/* Dead after a lease, still listed... */
+	for (int64_t t0 = jd_mono_ms(); jd_sql_int(b, "SELECT count(*) FROM "
+	     "nodes WHERE name = 'alpha' AND dead") != 1; jd_pause_ms(100))
+		ck_assert_msg(jd_mono_ms() - t0 < 20000, "alpha never dead");
+	/* ...then gone once its last heartbeat is older than the retention
+	 * (a minute: its heartbeat is moved back rather than waited for). */
+	ck_assert_int_eq(jd_sql_exec(b, "UPDATE nodes SET seen_at = now() - "
+	                             "interval '61 seconds' WHERE name = "
+	                             "'alpha'"), 0);
+	for (int64_t t0 = jd_mono_ms(); jd_sql_int(b, "SELECT count(*) FROM "
+	     "nodes WHERE name = 'alpha'") != 0; jd_pause_ms(100))
+		ck_assert_msg(jd_mono_ms() - t0 < 20000, "alpha never "
+		              "forgotten");
+	ck_assert_int_eq(jd_sql_int(b, "SELECT count(*) FROM nodes WHERE "
+	                            "name = 'bravo'"), 1);
+	ck_assert_int_eq(jd_stop(b, 20000), 0);
+	jd_free(b);
+	jd_free(a);
+}
+END_TEST
+
 /* A node restarted under its name recovers its own interrupted jobs at
  * once (its lock proves the old run is gone), not after a lease; the
  * other node's running job is left alone. */
@@ -763,6 +805,7 @@ suite(void)
 	ADD(test_delayed_job_wakes_other_node);
 	ADD(test_no_heartbeat_fences_node);
 	ADD(test_disconnect_cancels_on_other_node);
+	ADD(test_dead_node_forgotten);
 #undef ADD
 	suite_add_tcase(s, tc);
 	return s;
