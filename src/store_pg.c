@@ -516,14 +516,18 @@ connect_to(struct pgs *s, bool writer, char *err, size_t errlen)
 	 * (keepalives do not run then; the kernel would retry for minutes):
 	 * 10 s, or half the lease, so that a heartbeat stuck on a dead link
 	 * still lets its node fence itself in time. */
-	char tcp[24];
+	char tcp[24], ct[24];
 	int64_t t = s->lease_ms / 2 < 10000 ? s->lease_ms / 2 : 10000;
 	snprintf(tcp, sizeof(tcp), "%lld", (long long)(t < 1000 ? 1000 : t));
+	/* connect_timeout (s; libpq's least is 2): half the lease, 2..5 s,
+	 * for the same reason. */
+	t = s->lease_ms / 2000;
+	snprintf(ct, sizeof(ct), "%lld", (long long)(t < 2 ? 2 : t > 5 ? 5 : t));
 	const char *keys[] = {"connect_timeout", "application_name",
 	                      "keepalives_idle", "keepalives_interval",
 	                      "keepalives_count", "tcp_user_timeout", "dbname",
 	                      NULL};
-	const char *vals[] = {"5", s->appname, "10", "5", "3", tcp, s->uri,
+	const char *vals[] = {ct, s->appname, "10", "5", "3", tcp, s->uri,
 	                      NULL};
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	char msg[400];
@@ -1460,6 +1464,54 @@ new_boot_id(char *out, size_t len)
 		snprintf(out + 2 * i, 3, "%02x", rnd[i]);
 }
 
+static void hb_drop(struct pgs *s);
+
+/*
+ * A statement on the heartbeat's connection, answered within a deadline:
+ * half the lease, at most 5 s.  A link that takes the query and never
+ * answers (a stalled network, a hung proxy: TCP keeps it alive) must not
+ * stop the heartbeat loop, which fences the node when it cannot write.
+ * On timeout or a lost connection the connection is dropped (the next
+ * beat reconnects) and NULL is returned (PQresultStatus(NULL) is an
+ * error; PQclear(NULL) is harmless).
+ */
+static PGresult *
+hb_exec(struct pgs *s, const char *sql, int n, const char *const *v)
+{
+	int64_t limit = s->lease_ms / 2 < 5000 ? s->lease_ms / 2 : 5000;
+	int64_t until = clock_mono_ms() + (limit < 200 ? 200 : limit);
+	PGresult *last = NULL, *r;
+
+	/* n < 0: several statements, no parameters (the simple protocol) */
+	if (s->hb == NULL || !(n < 0 ? PQsendQuery(s->hb, sql)
+	    : PQsendQueryParams(s->hb, sql, n, NULL, v, NULL, NULL, 0))) {
+		hb_drop(s);
+		return NULL;
+	}
+	for (;;) {
+		while (!PQisBusy(s->hb)) {
+			r = PQgetResult(s->hb);
+			if (r == NULL)
+				return last;
+			PQclear(last);
+			last = r;
+		}
+		struct pollfd p = {.fd = PQsocket(s->hb), .events = POLLIN};
+		int64_t left = until - clock_mono_ms();
+		if (left <= 0 || (poll(&p, 1, (int)left) < 0 && errno != EINTR)) {
+			log_warn("store", "pg: the heartbeat's statement had no "
+			         "answer within %lld ms; reconnecting",
+			         (long long)limit);
+			break;
+		}
+		if (PQconsumeInput(s->hb) != 1)
+			break;
+	}
+	PQclear(last);
+	hb_drop(s);
+	return NULL;
+}
+
 /* One heartbeat: 1 written, 0 when the row was gone or marked dead
  * (declared dead by the others), -1 on error. */
 static int
@@ -1467,9 +1519,8 @@ hb_beat(struct pgs *s)
 {
 	char boot[33];
 	const char *v[1] = {get_boot(s, boot)};
-	PGresult *r = PQexecParams(s->hb, "UPDATE jobd.nodes SET seen_at ="
-	                           " now() WHERE boot = $1 AND NOT dead", 1,
-	                           NULL, v, NULL, NULL, 0);
+	PGresult *r = hb_exec(s, "UPDATE jobd.nodes SET seen_at ="
+	                           " now() WHERE boot = $1 AND NOT dead", 1, v);
 	int rc = -1;
 
 	if (PQresultStatus(r) == PGRES_COMMAND_OK)
@@ -1488,10 +1539,9 @@ hb_is_leader(struct pgs *s)
 
 	snprintf(lease, sizeof(lease), "%lld milliseconds",
 	         (long long)s->lease_ms);
-	r = PQexecParams(s->hb, "SELECT boot = $1, count(*) OVER ()"
+	r = hb_exec(s, "SELECT boot = $1, count(*) OVER ()"
 	                 " FROM jobd.nodes WHERE seen_at >= now() - $2::interval"
-	                 " AND NOT dead ORDER BY started_at, boot LIMIT 1", 2,
-	                 NULL, v, NULL, NULL, 0);
+	                 " AND NOT dead ORDER BY started_at, boot LIMIT 1", 2, v);
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
 		yes = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 		atomic_store(&s->live, atoi(PQgetvalue(r, 0, 1)));
@@ -1526,7 +1576,7 @@ hb_rescue(struct pgs *s)
 	snprintf(keep, sizeof(keep), "%lld milliseconds",
 	         (long long)s->retention_ms);
 	snprintf(now, sizeof(now), "%" PRId64, clock_now_us());
-	r = PQexecParams(s->hb,
+	r = hb_exec(s,
 	    "WITH go AS (SELECT pg_try_advisory_xact_lock("
 	    "  hashtext('jobd.rescue')) AND now() - pg_postmaster_start_time()"
 	    "  > $1::interval AS ok),"
@@ -1552,7 +1602,7 @@ hb_rescue(struct pgs *s)
 	    " SELECT n, CASE WHEN q THEN pg_notify('jobd_work', $3) END"
 	    " FROM (SELECT count(*) AS n, bool_or(status = 'queued') AS q"
 	    "  FROM back) AS x",
-	    3, NULL, v, NULL, NULL, 0);
+	    3, v);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		char msg[300];
 		one_line(msg, sizeof(msg), PQresultErrorMessage(r));
@@ -1566,14 +1616,14 @@ hb_rescue(struct pgs *s)
 	PQclear(r);
 	/* Dead nodes are shown (GET /nodes) until the retention has passed;
 	 * never one whose jobs were not all rescued. */
-	r = PQexecParams(s->hb, "DELETE FROM jobd.nodes n WHERE dead"
+	r = hb_exec(s, "DELETE FROM jobd.nodes n WHERE dead"
 	                 " AND (SELECT pg_try_advisory_xact_lock("
 	                 "  hashtext('jobd.forget')))"
 	                 " AND seen_at < now() - $1::interval"
 	                 " AND seen_at < now() - $2::interval"
 	                 " AND NOT EXISTS (SELECT 1 FROM jobd.jobs j"
 	                 "  WHERE j.node = n.boot AND j.status = 'running')",
-	                 2, NULL, f, NULL, NULL, 0);
+	                 2, f);
 	PQclear(r);
 }
 
@@ -1582,8 +1632,8 @@ hb_rescue(struct pgs *s)
 static void
 hb_due_at(struct pgs *s)
 {
-	PGresult *r = PQexec(s->hb, "SELECT min(run_at) FROM jobd.jobs"
-	                     " WHERE status = 'queued' AND due = 0");
+	PGresult *r = hb_exec(s, "SELECT min(run_at) FROM jobd.jobs"
+	                      " WHERE status = 'queued' AND due = 0", 0, NULL);
 
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 &&
 	    !PQgetisnull(r, 0, 0)) {
@@ -1617,16 +1667,15 @@ hb_remote(struct pgs *s)
 	pthread_mutex_unlock(&s->hb_mu);
 	if (!want)
 		return;
-	c = PQexecParams(s->hb, "SELECT id FROM jobd.jobs WHERE node = $1"
+	c = hb_exec(s, "SELECT id FROM jobd.jobs WHERE node = $1"
 	                 " AND status = 'running' AND cancel_requested = 1", 1,
-	                 NULL, v, NULL, NULL, 0);
+	                 v);
 	snprintf(since, sizeof(since), "%" PRId64,
 	         s->seen_finished_us - 1000000);
-	f = PQexecParams(s->hb, "SELECT id, status, finished_at FROM jobd.jobs"
+	f = hb_exec(s, "SELECT id, status, finished_at FROM jobd.jobs"
 	                 " WHERE finished_at IS NOT NULL AND finished_at > $2"
 	                 " AND node IS DISTINCT FROM $1"
-	                 " ORDER BY finished_at LIMIT 20000", 2, NULL, v, NULL,
-	                 NULL, 0);
+	                 " ORDER BY finished_at LIMIT 20000", 2, v);
 	/* Delivered under hb_mu: once store_set_hooks() has returned, the
 	 * hooks it replaced are never called again (main clears them before
 	 * it frees what they use). */
@@ -1680,7 +1729,7 @@ hb_listen(struct pgs *s)
 
 	snprintf(sql, sizeof(sql), "UNLISTEN *; LISTEN jobd_work;"
 	         " LISTEN jobd_%s", get_boot(s, boot));
-	r = PQexec(s->hb, sql);
+	r = hb_exec(s, sql, -1, NULL);
 	atomic_store(&s->listening, PQresultStatus(r) == PGRES_COMMAND_OK);
 	PQclear(r);
 	if (atomic_load(&s->listening))
@@ -1769,8 +1818,8 @@ hb_reborn(struct pgs *s, char *err, size_t errlen)
 	/* The old life is dead at once (not the leader any more); the
 	 * leader rescues what it still has running a lease after its last
 	 * heartbeat, if the attempts' ends did not give it back first. */
-	r = PQexecParams(s->hb, "UPDATE jobd.nodes SET dead = true"
-	                 " WHERE boot = $1", 1, NULL, v, NULL, NULL, 0);
+	r = hb_exec(s, "UPDATE jobd.nodes SET dead = true"
+	                 " WHERE boot = $1", 1, v);
 	rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0
 	    : result_error(s->hb, r, "mark the old boot id dead", err, errlen);
 	PQclear(r);
@@ -1853,7 +1902,7 @@ hb_main(void *arg)
 			if (s->hb != NULL && PQstatus(s->hb) == CONNECTION_BAD)
 				hb_drop(s);
 			if (!atomic_load(&s->fenced) &&
-			    now - s->hb_ok_mono_ms >= s->lease_ms) {
+			    clock_mono_ms() - s->hb_ok_mono_ms >= s->lease_ms) {
 				/* Silent for a whole lease: the others may
 				 * rescue our jobs at any moment; stop running
 				 * them, claim nothing until we can write. */

@@ -9,6 +9,7 @@
 #include <check.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -565,6 +566,204 @@ START_TEST(test_disconnect_cancels_on_other_node)
 }
 END_TEST
 
+/* ---- a link that stalls ---- */
+
+/* A TCP relay to PostgreSQL that can stall: while stalled it moves no
+ * byte (what is sent waits in the sockets' buffers, acknowledged by TCP),
+ * like a network that stopped delivering or a hung proxy; the connections
+ * stay open, and flow again when it resumes. */
+struct relay {
+	int lfd, port, target;
+	atomic_bool stalled, stop;
+	pthread_t t;
+};
+
+struct pump {
+	struct relay *r;
+	int a, b;
+};
+
+static void *
+pump_main(void *arg)
+{
+	struct pump *p = arg;
+	char buf[16384];
+
+	while (!atomic_load(&p->r->stop)) {
+		struct pollfd f[2] = {{.fd = p->a, .events = POLLIN},
+		                      {.fd = p->b, .events = POLLIN}};
+		if (atomic_load(&p->r->stalled)) {
+			jd_pause_ms(20);
+			continue;
+		}
+		if (poll(f, 2, 50) <= 0)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			if (f[i].revents == 0)
+				continue;
+			int from = i ? p->b : p->a, to = i ? p->a : p->b;
+			ssize_t n = read(from, buf, sizeof(buf));
+			if (n <= 0)
+				goto out;
+			for (ssize_t off = 0; off < n; ) {
+				ssize_t w = write(to, buf + off, (size_t)(n - off));
+				if (w <= 0)
+					goto out;
+				off += w;
+			}
+		}
+	}
+out:
+	close(p->a);
+	close(p->b);
+	free(p);
+	return NULL;
+}
+
+static void *
+relay_main(void *arg)
+{
+	struct relay *r = arg;
+
+	for (;;) {
+		int c = accept(r->lfd, NULL, NULL);
+		if (c < 0)
+			return NULL; /* shut down */
+		struct sockaddr_in sa = {.sin_family = AF_INET};
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sa.sin_port = htons((uint16_t)r->target);
+		int u = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct pump *p = malloc(sizeof(*p));
+		pthread_t t;
+		if (u < 0 || p == NULL ||
+		    connect(u, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+			close(c);
+			if (u >= 0)
+				close(u);
+			free(p);
+			continue;
+		}
+		*p = (struct pump){r, c, u};
+		if (pthread_create(&t, NULL, pump_main, p) != 0) {
+			close(c);
+			close(u);
+			free(p);
+			continue;
+		}
+		pthread_detach(t);
+	}
+}
+
+static void
+relay_start(struct relay *r, int target)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+
+	memset(r, 0, sizeof(*r));
+	r->target = target;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	r->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(r->lfd, 0);
+	ck_assert_int_eq(bind(r->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(r->lfd, 64), 0);
+	ck_assert_int_eq(getsockname(r->lfd, (struct sockaddr *)&sa, &len), 0);
+	r->port = ntohs(sa.sin_port);
+	ck_assert_int_eq(pthread_create(&r->t, NULL, relay_main, r), 0);
+}
+
+static void
+relay_stop(struct relay *r)
+{
+	atomic_store(&r->stop, true);
+	shutdown(r->lfd, SHUT_RDWR);
+	pthread_join(r->t, NULL);
+	close(r->lfd);
+	jd_pause_ms(200); /* the pumps see stop within 50 ms and close */
+}
+
+/* d's config goes through the relay: its store URI's port replaced. */
+static void
+through_relay(jd *d, const struct relay *r)
+{
+	char *conf = jd_read_file(d->conf_path, NULL), from[32], to[32];
+	char *at;
+	FILE *f;
+
+	ck_assert_ptr_nonnull(conf);
+	snprintf(from, sizeof(from), ":%d/", r->target);
+	snprintf(to, sizeof(to), ":%d/", r->port);
+	at = strstr(conf, from);
+	ck_assert_ptr_nonnull(at);
+	f = fopen(d->conf_path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "%.*s%s%s", (int)(at - conf), conf, to, at + strlen(from));
+	ck_assert_int_eq(fclose(f), 0);
+	free(conf);
+}
+
+/* The link between a node and PostgreSQL stalls (nothing delivered, the
+ * connection open) while the node runs a job: its heartbeat gives up on
+ * the unanswered statement, the node fences itself (stops its attempt),
+ * the other node runs the job (attempt 2); when the link flows again, the
+ * stalled node comes back under a new boot id and its late end changes
+ * nothing. */
+START_TEST(test_stalled_link_fences_node)
+{
+	jd *a = node(NULL, "alpha", 1, "2s");
+	jd *b = node(a, "bravo", 1, "2s");
+	struct relay r;
+	const char *port = strstr(a->db_path, "127.0.0.1:");
+	char *id, *log, *boot0, *boot1, path[80];
+	struct jd_resp *resp;
+
+	ck_assert_ptr_nonnull(port);
+	relay_start(&r, atoi(port + strlen("127.0.0.1:")));
+	through_relay(a, &r);
+	ck_assert_int_eq(jd_start(a), 0);
+	ck_assert_int_eq(jd_start(b), 0);
+	id = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":600}}");
+	wait_attempt(a, id, "running", 10000);
+	boot0 = jd_sql_text(b, "SELECT boot FROM nodes WHERE name = 'alpha'"
+	                    " AND NOT dead");
+	ck_assert_ptr_nonnull(boot0);
+	atomic_store(&r.stalled, true);
+	log = jd_wait_log(a, "could not write its heartbeat for the whole "
+	                  "lease", 15000);
+	ck_assert_ptr_nonnull(log);
+	free(log);
+	/* Rescued by the leader (B: A was marked dead), run by B. */
+	for (int64_t t0 = jd_mono_ms();
+	     jd_sql_int(b, "SELECT attempt FROM jobs j JOIN nodes n ON "
+	                "n.boot = j.node WHERE n.name = 'bravo' AND "
+	                "j.status = 'running'") != 2; jd_pause_ms(100))
+		ck_assert_msg(jd_mono_ms() - t0 < 20000, "not rescued");
+	atomic_store(&r.stalled, false);
+	log = jd_wait_log(a, "registered again as boot id", 20000);
+	ck_assert_ptr_nonnull(log);
+	free(log);
+	boot1 = jd_sql_text(b, "SELECT boot FROM nodes WHERE name = 'alpha'"
+	                    " AND NOT dead");
+	ck_assert_ptr_nonnull(boot1);
+	ck_assert_str_ne(boot0, boot1);
+	/* A stopped its attempt; its late end changed nothing. */
+	ck_assert(jd_wait_metric(a, "jobd_workers_busy", 0, 10000));
+	snprintf(path, sizeof(path), "/jobs/%s", id);
+	resp = jd_request(b, "GET", path, NULL, NULL);
+	ck_assert_str_eq(jd_resp_str(resp, "status"), "running");
+	ck_assert_int_eq(jd_num(jd_json(resp), "attempt", -1), 2);
+	jd_resp_free(resp);
+	free(boot0);
+	free(boot1);
+	free(id);
+	ck_assert_int_eq(jd_stop(b, 20000), 0);
+	ck_assert_int_eq(jd_stop(a, 20000), 0);
+	relay_stop(&r);
+	jd_free(b);
+	jd_free(a);
+}
+END_TEST
+
 /* ---- kill -9 rounds under load ---- */
 
 #define LOAD_THREADS 64
@@ -806,6 +1005,7 @@ suite(void)
 	ADD(test_no_heartbeat_fences_node);
 	ADD(test_disconnect_cancels_on_other_node);
 	ADD(test_dead_node_forgotten);
+	ADD(test_stalled_link_fences_node);
 #undef ADD
 	suite_add_tcase(s, tc);
 	return s;
