@@ -314,6 +314,7 @@ enum { R_GET, R_COUNTS, R_BY_TYPE, R_PING, R_NODES, R_LIST0,
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 #define READER_WAIT_MS 1000
+#define READER_ANSWER_MS 5000
 #define MAX_TOKENS 8
 #define LOCK_WAIT_MS 5000
 
@@ -2733,10 +2734,37 @@ r_exec(struct pgs *s, struct reader *rd, int stmt, int n,
        size_t errlen)
 {
 	char name[16];
-	PGresult *r;
+	PGresult *r = NULL, *next;
+	int64_t until = clock_mono_ms() + READER_ANSWER_MS;
 
 	snprintf(name, sizeof(name), "r%d", stmt);
-	r = PQexecPrepared(rd->c, name, n, v, NULL, NULL, 0);
+	/* Answered within READER_ANSWER_MS (the server's lock_timeout is
+	 * 2 s): a link that stalls (nothing delivered, TCP alive) must not
+	 * hold an HTTP thread for ever.  On timeout the connection goes
+	 * (reader_put drops a bad one): the request gets 503. */
+	if (!PQsendQueryPrepared(rd->c, name, n, v, NULL, NULL, 0))
+		return result_error(rd->c, NULL, what, err, errlen);
+	for (;;) {
+		while (!PQisBusy(rd->c)) {
+			next = PQgetResult(rd->c);
+			if (next == NULL)
+				goto answered;
+			PQclear(r);
+			r = next;
+		}
+		struct pollfd p = {.fd = PQsocket(rd->c), .events = POLLIN};
+		int64_t left = until - clock_mono_ms();
+		if (left <= 0 || (poll(&p, 1, (int)left) < 0 && errno != EINTR) ||
+		    PQconsumeInput(rd->c) != 1) {
+			PQclear(r);
+			PQfinish(rd->c);
+			rd->c = NULL;
+			return jobd_seterr(err, errlen, JOBD_EUNAVAIL, "pg: %s: "
+			                   "no answer from PostgreSQL within %d ms",
+			                   what, READER_ANSWER_MS);
+		}
+	}
+answered:
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		int rc = result_error(rd->c, r, what, err, errlen);
 		PQclear(r);

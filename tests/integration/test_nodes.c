@@ -732,6 +732,13 @@ START_TEST(test_stalled_link_fences_node)
 	                  "lease", 15000);
 	ck_assert_ptr_nonnull(log);
 	free(log);
+	/* A read on A gets an answer: 503 (its reader gives up on the
+	 * stalled link), not a thread held for as long as the stall. */
+	snprintf(path, sizeof(path), "/jobs/%s", id);
+	resp = jd_request(a, "GET", path, NULL, NULL);
+	ck_assert_msg(resp->status == 503, "GET on the stalled node: %ld %s",
+	              resp->status, resp->body ? resp->body : "");
+	jd_resp_free(resp);
 	/* Rescued by the leader (B: A was marked dead), run by B. */
 	for (int64_t t0 = jd_mono_ms();
 	     jd_sql_int(b, "SELECT attempt FROM jobs j JOIN nodes n ON "
@@ -748,7 +755,6 @@ START_TEST(test_stalled_link_fences_node)
 	ck_assert_str_ne(boot0, boot1);
 	/* A stopped its attempt; its late end changed nothing. */
 	ck_assert(jd_wait_metric(a, "jobd_workers_busy", 0, 10000));
-	snprintf(path, sizeof(path), "/jobs/%s", id);
 	resp = jd_request(b, "GET", path, NULL, NULL);
 	ck_assert_str_eq(jd_resp_str(resp, "status"), "running");
 	ck_assert_int_eq(jd_num(jd_json(resp), "attempt", -1), 2);
