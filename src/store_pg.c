@@ -47,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bus.h"
 #include "clock.h"
 #include "err.h"
 #include "log.h"
@@ -356,13 +357,10 @@ struct pgs {
 	bool durability_full;
 	char appname[160];
 	char node[64];           /* this daemon's node name (store.node) */
-	/* This run's id (jobs.node, jobd.nodes): a new one after a fence.
-	 * Changed by the heartbeat thread under boot_mu; others copy it
-	 * (get_boot). */
-	pthread_mutex_t boot_mu;
-	char boot[33];
 	int64_t lease_ms;
-	int64_t retention_ms;    /* dead nodes are forgotten after it */
+	/* the other nodes: heartbeat, leader, fencing, wake-ups (bus.c);
+	 * it also keeps this run's boot id (jobs.node, jobd.nodes) */
+	bus *bus;
 
 	/* writer thread only */
 	PGconn *w;
@@ -405,34 +403,17 @@ struct pgs {
 	int64_t r_retry_ms;      /* guarded by pool_mu */
 	int r_backoff_ms;
 
-	/* the heartbeat thread (see "nodes" below): its own connection */
-	pthread_t hb_thread;
-	bool hb_started;
-	pthread_mutex_t hb_mu;
-	pthread_cond_t hb_cond;
-	bool hb_stop;            /* hb_mu */
-	PGconn *hb;              /* the heartbeat thread's */
-	int64_t hb_ok_mono_ms;   /* last heartbeat written (its thread) */
-	int64_t hb_fail_mono_ms; /* last one that failed, -1 none */
-	int hb_wake[2];          /* a pipe: pg_close() wakes the thread */
-	_Atomic bool leader;
-	_Atomic int live;        /* live nodes, as of the last heartbeat */
-	_Atomic bool listening;  /* LISTEN is up on s->hb */
-	_Atomic bool fenced;     /* no heartbeat for a lease: claim nothing */
 	bool notified;           /* writer: W_NOTIFY sent in this transaction */
 	struct store_hooks hooks;  /* hb_mu */
 	int64_t seen_finished_us;  /* the heartbeat thread's: finished_at of
 	                              the last remote end it reported */
 };
 
-/* This run's boot id, copied (the heartbeat thread may change it). */
+/* This run's boot id, copied (the bus changes it at a new life). */
 static const char *
-get_boot(struct pgs *s, char out[33])
+get_boot(struct pgs *s, char out[BUS_BOOT_LEN])
 {
-	pthread_mutex_lock(&s->boot_mu);
-	memcpy(out, s->boot, 33);
-	pthread_mutex_unlock(&s->boot_mu);
-	return out;
+	return bus_boot(s->bus, out);
 }
 
 /* ---- errors ---- */
@@ -465,20 +446,6 @@ map_sqlstate(const char *st)
 }
 
 /* One line of libpq's message (they end with newlines, some have two). */
-static void
-one_line(char *dst, size_t len, const char *msg)
-{
-	size_t n;
-
-	snprintf(dst, len, "%s", msg ? msg : "");
-	n = strlen(dst);
-	while (n > 0 && (dst[n - 1] == '\n' || dst[n - 1] == ' '))
-		dst[--n] = '\0';
-	for (char *p = dst; *p; p++)
-		if (*p == '\n')
-			*p = ' ';
-}
-
 static int
 result_error(PGconn *c, const PGresult *r, const char *what, char *err,
              size_t errlen)
@@ -487,7 +454,7 @@ result_error(PGconn *c, const PGresult *r, const char *what, char *err,
 	char msg[400];
 	int code;
 
-	one_line(msg, sizeof(msg), r && *PQresultErrorMessage(r)
+	bus_one_line(msg, sizeof(msg), r && *PQresultErrorMessage(r)
 	         ? PQresultErrorMessage(r) : PQerrorMessage(c));
 	code = PQstatus(c) == CONNECTION_BAD ? JOBD_EUNAVAIL
 	                                     : map_sqlstate(state);
@@ -505,7 +472,7 @@ on_notice(void *arg, const char *msg)
 	char line[400];
 
 	(void)arg;
-	one_line(line, sizeof(line), msg);
+	bus_one_line(line, sizeof(line), msg);
 	log_debug("store", "pg: %s", line);
 }
 
@@ -540,7 +507,7 @@ connect_to(struct pgs *s, bool writer, char *err, size_t errlen)
 		return NULL;
 	}
 	if (PQstatus(c) != CONNECTION_OK) {
-		one_line(msg, sizeof(msg), PQerrorMessage(c));
+		bus_one_line(msg, sizeof(msg), PQerrorMessage(c));
 		jobd_seterr(err, errlen, JOBD_EUNAVAIL, "pg: connect: %s", msg);
 		PQfinish(c);
 		return NULL;
@@ -895,7 +862,7 @@ register_node(struct pgs *s, PGconn *c, char *err, size_t errlen)
 static int64_t
 twin_seen(struct pgs *s, PGconn *c, char *who, size_t wholen)
 {
-	char boot[33];
+	char boot[BUS_BOOT_LEN];
 	const char *v[2] = {s->node, get_boot(s, boot)};
 	PGresult *r = PQexecParams(c, "SELECT (extract(epoch FROM seen_at)"
 	                           " * 1000)::int8, 'pid ' || pid || ' started "
@@ -1084,7 +1051,7 @@ w_send_to(struct pgs *s, int stmt, int n, const char *const *vals,
 	snprintf(name, sizeof(name), "w%d", stmt);
 	if (PQsendQueryPrepared(s->w, name, n, vals, NULL, NULL, 0) != 1) {
 		char msg[300];
-		one_line(msg, sizeof(msg), PQerrorMessage(s->w));
+		bus_one_line(msg, sizeof(msg), PQerrorMessage(s->w));
 		jobd_seterr(err, errlen, JOBD_EUNAVAIL, "pg: send: %s", msg);
 		return w_lost(s, JOBD_EUNAVAIL);
 	}
@@ -1111,7 +1078,7 @@ w_send_text(struct pgs *s, const char *sql, char *err, size_t errlen)
 	}
 	if (PQsendQueryParams(s->w, sql, 0, NULL, NULL, NULL, NULL, 0) != 1) {
 		char msg[300];
-		one_line(msg, sizeof(msg), PQerrorMessage(s->w));
+		bus_one_line(msg, sizeof(msg), PQerrorMessage(s->w));
 		jobd_seterr(err, errlen, JOBD_EUNAVAIL, "pg: send: %s", msg);
 		return w_lost(s, JOBD_EUNAVAIL);
 	}
@@ -1230,7 +1197,7 @@ w_drain(struct pgs *s, PGresult **out, char *err, size_t errlen)
 		                             s->perr_text) : 0;
 	if (PQsendFlushRequest(s->w) != 1 || PQflush(s->w) != 0) {
 		char msg[300];
-		one_line(msg, sizeof(msg), PQerrorMessage(s->w));
+		bus_one_line(msg, sizeof(msg), PQerrorMessage(s->w));
 		jobd_seterr(err, errlen, JOBD_EUNAVAIL, "pg: flush: %s", msg);
 		return w_lost(s, JOBD_EUNAVAIL);
 	}
@@ -1313,7 +1280,7 @@ rows_send(struct pgs *s, char *err, size_t errlen)
 		}
 		/* The inserts' node: this run (for rows inserted claimed). */
 		int n = ncols[k];
-		char boot[33];
+		char boot[BUS_BOOT_LEN];
 		if (k == K_INSERT)
 			v[n++] = get_boot(s, boot);
 		rc = w_send_to(s, stmt[k], n, v, NULL, err, errlen);
@@ -1385,7 +1352,7 @@ w_sync(struct pgs *s, char *err, size_t errlen)
 
 	if (PQpipelineSync(s->w) != 1) {
 		char msg[300];
-		one_line(msg, sizeof(msg), PQerrorMessage(s->w));
+		bus_one_line(msg, sizeof(msg), PQerrorMessage(s->w));
 		jobd_seterr(err, errlen, JOBD_EUNAVAIL, "pg: sync: %s", msg);
 		return w_lost(s, JOBD_EUNAVAIL);
 	}
@@ -1423,20 +1390,8 @@ w_sync(struct pgs *s, char *err, size_t errlen)
 	return rc;
 }
 
-/* ---- nodes: heartbeats, leader, rescue ----
- *
- * Each daemon writes its row's seen_at every min(1 s, lease / 4) on a
- * connection of its own (a busy writer never delays it).  The leader is
- * the oldest live node (the same answer on every node); it rescues the
- * jobs of nodes silent for a whole lease: back to queued (attempt counted
- * when it had started; failed when none is left; cancelled when a cancel
- * was requested), in one transaction under an advisory lock, so two
- * leaders for a moment do no harm.  No rescue within a lease of the
- * database's own start, nor while this node's heartbeats fail: an outage
- * must not declare every node dead.  A node that finds its row gone was
- * declared dead: it says so and registers again (its old claims are
- * fenced: their completions change nothing).
- */
+/* ---- nodes: the bus (bus.c) does heartbeats, leader, rescue, fencing
+ * and wake-ups; what it needs of the store is below ---- */
 
 static bool
 node_name_ok(const char *n)
@@ -1449,493 +1404,40 @@ node_name_ok(const char *n)
 	              "0123456789._-") == len;
 }
 
-static void
-new_boot_id(char *out, size_t len)
+static PGconn *
+bus_connect(void *arg, char *err, size_t errlen)
 {
-	unsigned char rnd[8] = {0};
-	FILE *f = fopen("/dev/urandom", "re");
-
-	if (f == NULL || fread(rnd, 1, sizeof(rnd), f) != sizeof(rnd)) {
-		int64_t t = clock_now_us() ^ ((int64_t)getpid() << 40);
-		memcpy(rnd, &t, sizeof(rnd));
-	}
-	if (f != NULL)
-		fclose(f);
-	for (size_t i = 0; i < sizeof(rnd) && 2 * i + 2 < len; i++)
-		snprintf(out + 2 * i, 3, "%02x", rnd[i]);
+	return connect_to(arg, false, err, errlen);
 }
 
-static void hb_drop(struct pgs *s);
-
-/*
- * A statement on the heartbeat's connection, answered within a deadline:
- * half the lease, at most 5 s.  A link that takes the query and never
- * answers (a stalled network, a hung proxy: TCP keeps it alive) must not
- * stop the heartbeat loop, which fences the node when it cannot write.
- * On timeout or a lost connection the connection is dropped (the next
- * beat reconnects) and NULL is returned (PQresultStatus(NULL) is an
- * error; PQclear(NULL) is harmless).
- */
-static PGresult *
-hb_exec(struct pgs *s, const char *sql, int n, const char *const *v)
-{
-	int64_t limit = s->lease_ms / 2 < 5000 ? s->lease_ms / 2 : 5000;
-	int64_t until = clock_mono_ms() + (limit < 200 ? 200 : limit);
-	PGresult *last = NULL, *r;
-
-	/* n < 0: several statements, no parameters (the simple protocol) */
-	if (s->hb == NULL || !(n < 0 ? PQsendQuery(s->hb, sql)
-	    : PQsendQueryParams(s->hb, sql, n, NULL, v, NULL, NULL, 0))) {
-		hb_drop(s);
-		return NULL;
-	}
-	for (;;) {
-		while (!PQisBusy(s->hb)) {
-			r = PQgetResult(s->hb);
-			if (r == NULL)
-				return last;
-			PQclear(last);
-			last = r;
-		}
-		struct pollfd p = {.fd = PQsocket(s->hb), .events = POLLIN};
-		int64_t left = until - clock_mono_ms();
-		if (left <= 0 || (poll(&p, 1, (int)left) < 0 && errno != EINTR)) {
-			log_warn("store", "pg: the heartbeat's statement had no "
-			         "answer within %lld ms; reconnecting",
-			         (long long)limit);
-			break;
-		}
-		if (PQconsumeInput(s->hb) != 1)
-			break;
-	}
-	PQclear(last);
-	hb_drop(s);
-	return NULL;
-}
-
-/* One heartbeat: 1 written, 0 when the row was gone or marked dead
- * (declared dead by the others), -1 on error. */
 static int
-hb_beat(struct pgs *s)
+bus_register(void *arg, PGconn *c, char *err, size_t errlen)
 {
-	char boot[33];
-	const char *v[1] = {get_boot(s, boot)};
-	PGresult *r = hb_exec(s, "UPDATE jobd.nodes SET seen_at ="
-	                           " now() WHERE boot = $1 AND NOT dead", 1, v);
-	int rc = -1;
-
-	if (PQresultStatus(r) == PGRES_COMMAND_OK)
-		rc = atoi(PQcmdTuples(r)) > 0;
-	PQclear(r);
-	return rc;
+	return register_node(arg, c, err, errlen);
 }
 
 static bool
-hb_is_leader(struct pgs *s)
+bus_writer_up(void *arg)
 {
-	char lease[32], boot[33];
-	const char *v[2] = {get_boot(s, boot), lease};
-	PGresult *r;
-	bool yes = false;
-
-	snprintf(lease, sizeof(lease), "%lld milliseconds",
-	         (long long)s->lease_ms);
-	r = hb_exec(s, "SELECT boot = $1, count(*) OVER ()"
-	                 " FROM jobd.nodes WHERE seen_at >= now() - $2::interval"
-	                 " AND NOT dead ORDER BY started_at, boot LIMIT 1", 2, v);
-	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
-		yes = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-		atomic_store(&s->live, atoi(PQgetvalue(r, 0, 1)));
-	}
-	PQclear(r);
-	return yes;
-}
-
-static void
-hb_call_work(struct pgs *s)
-{
-	pthread_mutex_lock(&s->hb_mu);
-	if (s->hooks.work != NULL)
-		s->hooks.work(s->hooks.arg);
-	pthread_mutex_unlock(&s->hb_mu);
-}
-
-/* The leader's rescue of dead nodes' running jobs (one statement: the
- * nodes silent for a lease are marked dead and their running jobs go back
- * in the same transaction, which wakes the other nodes when it made work
- * due), and the forgetting of nodes dead for longer than the retention. */
-static void
-hb_rescue(struct pgs *s)
-{
-	char lease[32], now[24], keep[32], boot[33];
-	const char *v[3] = {lease, now, get_boot(s, boot)};
-	const char *f[2] = {lease, keep};
-	PGresult *r;
-
-	snprintf(lease, sizeof(lease), "%lld milliseconds",
-	         (long long)s->lease_ms);
-	snprintf(keep, sizeof(keep), "%lld milliseconds",
-	         (long long)s->retention_ms);
-	snprintf(now, sizeof(now), "%" PRId64, clock_now_us());
-	r = hb_exec(s,
-	    "WITH go AS (SELECT pg_try_advisory_xact_lock("
-	    "  hashtext('jobd.rescue')) AND now() - pg_postmaster_start_time()"
-	    "  > $1::interval AS ok),"
-	    " dead AS (UPDATE jobd.nodes SET dead = true WHERE (SELECT ok FROM go)"
-	    "  AND seen_at < now() - $1::interval RETURNING boot),"
-	    " back AS (UPDATE jobd.jobs j SET"
-	    "  status = CASE WHEN cancel_requested = 1 THEN 'cancelled'"
-	    "   WHEN attempt_started = 1 AND attempt >= max_attempts"
-	    "   THEN 'failed' ELSE 'queued' END,"
-	    "  finished_at = CASE WHEN cancel_requested = 1 OR"
-	    "   (attempt_started = 1 AND attempt >= max_attempts)"
-	    "   THEN $2::int8 ELSE NULL END,"
-	    "  error = CASE WHEN cancel_requested = 0 AND attempt_started = 1"
-	    "   AND attempt >= max_attempts THEN 'the node running it stopped"
-	    " answering during the last attempt (no attempts left)'"
-	    "   ELSE error END,"
-	    "  run_at = CASE WHEN cancel_requested = 1 THEN run_at"
-	    "   ELSE $2::int8 END,"
-	    "  attempt = attempt - 1 + attempt_started, attempt_started = 0,"
-	    "  claim = NULL, due = 1, cancel_requested = 0"
-	    " FROM dead WHERE j.node = dead.boot AND j.status = 'running'"
-	    " RETURNING j.id, j.status)"
-	    " SELECT n, CASE WHEN q THEN pg_notify('jobd_work', $3) END"
-	    " FROM (SELECT count(*) AS n, bool_or(status = 'queued') AS q"
-	    "  FROM back) AS x",
-	    3, v);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		char msg[300];
-		one_line(msg, sizeof(msg), PQresultErrorMessage(r));
-		log_warn("store", "pg: rescue: %s", msg);
-	} else if (PQntuples(r) > 0 && atoi(PQgetvalue(r, 0, 0)) > 0) {
-		log_notice("store", "rescued %s job(s) of node(s) silent for "
-		           "the whole lease (%lld ms)", PQgetvalue(r, 0, 0),
-		           (long long)s->lease_ms);
-		hb_call_work(s); /* our own NOTIFY does not wake us */
-	}
-	PQclear(r);
-	/* Dead nodes are shown (GET /nodes) until the retention has passed;
-	 * never one whose jobs were not all rescued. */
-	r = hb_exec(s, "DELETE FROM jobd.nodes n WHERE dead"
-	                 " AND (SELECT pg_try_advisory_xact_lock("
-	                 "  hashtext('jobd.forget')))"
-	                 " AND seen_at < now() - $1::interval"
-	                 " AND seen_at < now() - $2::interval"
-	                 " AND NOT EXISTS (SELECT 1 FROM jobd.jobs j"
-	                 "  WHERE j.node = n.boot AND j.status = 'running')",
-	                 2, f);
-	PQclear(r);
-}
-
-/* The leader's look at the delayed jobs: the earliest run_at not yet due,
- * given to the writer's timer (jobs_waiting: one index probe). */
-static void
-hb_due_at(struct pgs *s)
-{
-	PGresult *r = hb_exec(s, "SELECT min(run_at) FROM jobd.jobs"
-	                      " WHERE status = 'queued' AND due = 0", 0, NULL);
-
-	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 &&
-	    !PQgetisnull(r, 0, 0)) {
-		int64_t at = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-		pthread_mutex_lock(&s->hb_mu);
-		if (s->hooks.due_at != NULL)
-			s->hooks.due_at(s->hooks.arg, at);
-		pthread_mutex_unlock(&s->hb_mu);
-	}
-	PQclear(r);
-}
-
-/*
- * What the other nodes did for us, once a beat (the fallback of the
- * notifications): cancels requested for the jobs running here (DELETE on
- * another node), and the jobs other nodes finished since the last look,
- * for the waiters here (their finished_at comes from their clocks: looked
- * at with a second of slack, so a job may be reported twice, which
- * waiters do not mind).
- */
-static void
-hb_remote(struct pgs *s)
-{
-	char since[24], boot[33];
-	const char *v[2] = {get_boot(s, boot), since};
-	PGresult *c, *f;
-	bool want;
-
-	pthread_mutex_lock(&s->hb_mu);
-	want = s->hooks.cancel != NULL || s->hooks.finished != NULL;
-	pthread_mutex_unlock(&s->hb_mu);
-	if (!want)
-		return;
-	c = hb_exec(s, "SELECT id FROM jobd.jobs WHERE node = $1"
-	                 " AND status = 'running' AND cancel_requested = 1", 1,
-	                 v);
-	snprintf(since, sizeof(since), "%" PRId64,
-	         s->seen_finished_us - 1000000);
-	f = hb_exec(s, "SELECT id, status, finished_at FROM jobd.jobs"
-	                 " WHERE finished_at IS NOT NULL AND finished_at > $2"
-	                 " AND node IS DISTINCT FROM $1"
-	                 " ORDER BY finished_at LIMIT 20000", 2, v);
-	/* Delivered under hb_mu: once store_set_hooks() has returned, the
-	 * hooks it replaced are never called again (main clears them before
-	 * it frees what they use). */
-	pthread_mutex_lock(&s->hb_mu);
-	if (PQresultStatus(c) == PGRES_TUPLES_OK && s->hooks.cancel != NULL)
-		for (int i = 0; i < PQntuples(c); i++)
-			s->hooks.cancel(s->hooks.arg, PQgetvalue(c, i, 0));
-	if (PQresultStatus(f) == PGRES_TUPLES_OK) {
-		for (int i = 0; i < PQntuples(f); i++) {
-			int st = job_status_parse(PQgetvalue(f, i, 1));
-			int64_t at = strtoll(PQgetvalue(f, i, 2), NULL, 10);
-			if (st >= 0 && s->hooks.finished != NULL)
-				s->hooks.finished(s->hooks.arg,
-				                  PQgetvalue(f, i, 0), st);
-			if (at > s->seen_finished_us)
-				s->seen_finished_us = at;
-		}
-	}
-	pthread_mutex_unlock(&s->hb_mu);
-	PQclear(c);
-	PQclear(f);
+	return atomic_load(&((struct pgs *)arg)->wstate) == WS_UP;
 }
 
 static void
 pg_set_hooks(void *impl, const struct store_hooks *h)
 {
-	struct pgs *s = impl;
-
-	pthread_mutex_lock(&s->hb_mu);
-	s->hooks = *h;
-	pthread_mutex_unlock(&s->hb_mu);
-}
-
-static void
-hb_call_fence(struct pgs *s)
-{
-	pthread_mutex_lock(&s->hb_mu);
-	if (s->hooks.fence != NULL)
-		s->hooks.fence(s->hooks.arg);
-	pthread_mutex_unlock(&s->hb_mu);
-}
-
-/* Listens on the work channel and this run's own one ("jobd_<boot>":
- * cancels of jobs running here); then looks for work once, for the
- * notifications it may have missed while it did not listen. */
-static void
-hb_listen(struct pgs *s)
-{
-	char sql[96], boot[33];
-	PGresult *r;
-
-	snprintf(sql, sizeof(sql), "UNLISTEN *; LISTEN jobd_work;"
-	         " LISTEN jobd_%s", get_boot(s, boot));
-	r = hb_exec(s, sql, -1, NULL);
-	atomic_store(&s->listening, PQresultStatus(r) == PGRES_COMMAND_OK);
-	PQclear(r);
-	if (atomic_load(&s->listening))
-		hb_call_work(s);
-}
-
-/* The notifications read so far: work from another node (not our own
- * commits'), or a cancel of a job running here. */
-static void
-hb_notices(struct pgs *s)
-{
-	PGnotify *n;
-	char boot[33];
-	bool work = false;
-
-	get_boot(s, boot);
-	while ((n = PQnotifies(s->hb)) != NULL) {
-		if (strcmp(n->relname, "jobd_work") == 0) {
-			if (strcmp(n->extra, boot) != 0)
-				work = true;
-		} else if (strncmp(n->extra, "c ", 2) == 0) {
-			pthread_mutex_lock(&s->hb_mu);
-			if (s->hooks.cancel != NULL)
-				s->hooks.cancel(s->hooks.arg, n->extra + 2);
-			pthread_mutex_unlock(&s->hb_mu);
-		}
-		PQfreemem(n);
-	}
-	if (work)
-		hb_call_work(s);
-}
-
-static void
-hb_drop(struct pgs *s)
-{
-	if (s->hb != NULL)
-		PQfinish(s->hb);
-	s->hb = NULL;
-	atomic_store(&s->listening, false);
-}
-
-/*
- * Sleeps until the deadline (monotonic ms), a notification, or pg_close().
- * Reads what arrived; a connection that fails to read is dropped (the next
- * beat reconnects).
- */
-static void
-hb_sleep(struct pgs *s, int64_t until)
-{
-	for (;;) {
-		struct pollfd p[2] = {
-			{.fd = s->hb_wake[0], .events = POLLIN},
-			{.fd = s->hb != NULL ? PQsocket(s->hb) : -1,
-			 .events = POLLIN},
-		};
-		int64_t left = until - clock_mono_ms();
-		if (left <= 0)
-			return;
-		if (poll(p, 2, (int)left) < 0 && errno != EINTR)
-			return;
-		if (p[0].revents != 0)
-			return; /* pg_close() */
-		if (p[1].fd >= 0 && p[1].revents != 0) {
-			if (PQconsumeInput(s->hb) != 1) {
-				hb_drop(s);
-				continue;
-			}
-			hb_notices(s);
-		}
-	}
-}
-
-/*
- * A new life after a fence: a new boot id, registered afresh (started
- * now, so the leadership passes to an older node), listened to.  Until it
- * is done the node claims nothing.
- */
-static int
-hb_reborn(struct pgs *s, char *err, size_t errlen)
-{
-	char boot[33], old[33];
-	const char *v[1] = {get_boot(s, old)};
-	PGresult *r;
-	int rc;
-
-	/* The old life is dead at once (not the leader any more); the
-	 * leader rescues what it still has running a lease after its last
-	 * heartbeat, if the attempts' ends did not give it back first. */
-	r = hb_exec(s, "UPDATE jobd.nodes SET dead = true"
-	                 " WHERE boot = $1", 1, v);
-	rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0
-	    : result_error(s->hb, r, "mark the old boot id dead", err, errlen);
-	PQclear(r);
-	if (rc != 0)
-		return rc;
-	new_boot_id(boot, sizeof(boot));
-	pthread_mutex_lock(&s->boot_mu);
-	memcpy(s->boot, boot, sizeof(boot));
-	pthread_mutex_unlock(&s->boot_mu);
-	rc = register_node(s, s->hb, err, errlen);
-	if (rc != 0)
-		return rc;
-	log_notice("store", "node %s registered again as boot id %s",
-	           s->node, boot);
-	hb_listen(s);
-	atomic_store(&s->fenced, false);
-	hb_call_work(s);
-	return 0;
-}
-
-static void *
-hb_main(void *arg)
-{
-	struct pgs *s = arg;
-	int64_t every = s->lease_ms / 4 < 1000 ? s->lease_ms / 4 : 1000;
-	char err[400];
-	bool said_dead = false;
-
-	pthread_setname_np(pthread_self(), "jobd-heartbeat");
-	s->hb_ok_mono_ms = clock_mono_ms();
-	s->seen_finished_us = clock_now_us();
-	pthread_mutex_lock(&s->hb_mu);
-	while (!s->hb_stop) {
-		int64_t now = clock_mono_ms();
-		pthread_mutex_unlock(&s->hb_mu);
-		if (s->hb != NULL && (PQstatus(s->hb) == CONNECTION_BAD ||
-		    PQconsumeInput(s->hb) != 1))
-			hb_drop(s);
-		if (s->hb == NULL) {
-			s->hb = connect_to(s, false, err, sizeof(err));
-			if (s->hb != NULL && !atomic_load(&s->fenced))
-				hb_listen(s);
-		}
-		int beat = s->hb != NULL ? hb_beat(s) : -1;
-		if (beat == 0 && atomic_load(&s->wstate) == WS_UP) {
-			/* Declared dead while alive (silent for a lease): the
-			 * leader requeued our running jobs; their late ends are
-			 * stale and change nothing. */
-			if (!said_dead)
-				log_err("store", "this node (%s) was declared "
-				        "dead by the others (silent for the whole "
-				        "lease): its running jobs run elsewhere; "
-				        "stopping its attempts and registering "
-				        "again", s->node);
-			said_dead = true;
-			atomic_store(&s->fenced, true);
-			hb_call_fence(s);
-		}
-		if (beat >= 0 && atomic_load(&s->fenced) &&
-		    atomic_load(&s->wstate) == WS_UP &&
-		    hb_reborn(s, err, sizeof(err)) == 0)
-			beat = 1;
-		if (beat > 0) {
-			s->hb_ok_mono_ms = now;
-			said_dead = false;
-			bool lead = hb_is_leader(s);
-			bool was = atomic_exchange(&s->leader, lead);
-			if (lead && !was)
-				hb_call_work(s); /* its writer purges, times */
-			/* Not within a lease of our own failed heartbeats. */
-			if (lead && (s->hb_fail_mono_ms < 0 ||
-			    now - s->hb_fail_mono_ms > s->lease_ms))
-				hb_rescue(s);
-			if (lead)
-				hb_due_at(s);
-			hb_remote(s);
-		} else if (beat < 0) {
-			s->hb_fail_mono_ms = now;
-			atomic_store(&s->leader, false);
-			if (s->hb != NULL && PQstatus(s->hb) == CONNECTION_BAD)
-				hb_drop(s);
-			if (!atomic_load(&s->fenced) &&
-			    clock_mono_ms() - s->hb_ok_mono_ms >= s->lease_ms) {
-				/* Silent for a whole lease: the others may
-				 * rescue our jobs at any moment; stop running
-				 * them, claim nothing until we can write. */
-				log_err("store", "this node (%s) could not write "
-				        "its heartbeat for the whole lease (%lld "
-				        "ms): stopping its attempts (they will "
-				        "run elsewhere) and claiming nothing "
-				        "until it can", s->node,
-				        (long long)s->lease_ms);
-				atomic_store(&s->fenced, true);
-				hb_call_fence(s);
-			}
-		}
-		if (s->hb != NULL)
-			hb_notices(s);
-		hb_sleep(s, now + every);
-		pthread_mutex_lock(&s->hb_mu);
-	}
-	pthread_mutex_unlock(&s->hb_mu);
-	return NULL;
+	bus_set_hooks(((struct pgs *)impl)->bus, h);
 }
 
 static bool
 pg_may_claim(void *impl)
 {
-	return !atomic_load(&((struct pgs *)impl)->fenced);
+	return !bus_fenced(((struct pgs *)impl)->bus);
 }
 
 static bool
 pg_listening(void *impl)
 {
-	return atomic_load(&((struct pgs *)impl)->listening);
+	return bus_listening(((struct pgs *)impl)->bus);
 }
 
 /* Writer: one NOTIFY in this transaction, sent with the next statement. */
@@ -1943,7 +1445,7 @@ static int
 pg_notify_work(void *impl, char *err, size_t errlen)
 {
 	struct pgs *s = impl;
-	char boot[33];
+	char boot[BUS_BOOT_LEN];
 	const char *v[1] = {get_boot(s, boot)};
 	int rc;
 
@@ -1985,16 +1487,21 @@ pg_open(const char *path, const struct store_options *opt, void **impl,
 	}
 	s->durability_full = opt->durability_full;
 	s->lease_ms = opt->lease_ms > 0 ? opt->lease_ms : 30000;
-	s->retention_ms = opt->retention_ms > 0 ? opt->retention_ms
-	    : 7 * 86400000LL;
 	snprintf(s->node, sizeof(s->node), "%s", node);
-	new_boot_id(s->boot, sizeof(s->boot));
 	snprintf(s->appname, sizeof(s->appname), "jobd pid %ld on %s, node %s",
 	         (long)getpid(), host, s->node);
-	pthread_mutex_init(&s->hb_mu, NULL);
-	pthread_mutex_init(&s->boot_mu, NULL);
-	clock_cond_init(&s->hb_cond);
-	s->hb_fail_mono_ms = -1;
+	s->bus = bus_new(&(struct bus_config){
+		.node = s->node, .lease_ms = s->lease_ms,
+		.retention_ms = opt->retention_ms > 0 ? opt->retention_ms
+		    : 7 * 86400000LL,
+		.connect = bus_connect, .register_node = bus_register,
+		.writer_up = bus_writer_up, .arg = s}, err, errlen);
+	if (s->bus == NULL) {
+		free(s->uri);
+		free(s->readers);
+		free(s);
+		return JOBD_ENOMEM;
+	}
 	pthread_mutex_init(&s->pool_mu, NULL);
 	pthread_cond_init(&s->pool_cond, NULL);
 	s->w_backoff_ms = s->r_backoff_ms = BACKOFF_MIN_MS;
@@ -2008,22 +1515,12 @@ pg_open(const char *path, const struct store_options *opt, void **impl,
 		s->w_retry_ms = clock_mono_ms() + s->w_backoff_ms;
 		rc = 0;
 	}
-	s->hb_wake[0] = s->hb_wake[1] = -1;
-	if (rc == 0 && pipe2(s->hb_wake, O_CLOEXEC | O_NONBLOCK) != 0)
-		rc = jobd_seterr(err, errlen, JOBD_ESYS, "pipe: %s",
-		                 strerror(errno));
-	if (rc == 0 && pthread_create(&s->hb_thread, NULL, hb_main, s) != 0)
-		rc = jobd_seterr(err, errlen, JOBD_ESYS, "cannot start the "
-		                 "heartbeat thread");
+	if (rc == 0)
+		rc = bus_start(s->bus, err, errlen);
 	if (rc != 0) {
 		w_close(s);
 		rows_free(s);
-		for (int i = 0; i < 2; i++)
-			if (s->hb_wake[i] >= 0)
-				close(s->hb_wake[i]);
-		pthread_mutex_destroy(&s->boot_mu);
-		pthread_mutex_destroy(&s->hb_mu);
-		pthread_cond_destroy(&s->hb_cond);
+		bus_free(s->bus);
 		pthread_mutex_destroy(&s->pool_mu);
 		pthread_cond_destroy(&s->pool_cond);
 		free(s->readers);
@@ -2031,7 +1528,6 @@ pg_open(const char *path, const struct store_options *opt, void **impl,
 		free(s);
 		return rc;
 	}
-	s->hb_started = true;
 	*impl = s;
 	return 0;
 }
@@ -2043,25 +1539,9 @@ pg_close(void *impl)
 
 	if (s == NULL)
 		return;
-	if (s->hb_started) {
-		pthread_mutex_lock(&s->hb_mu);
-		s->hb_stop = true;
-		pthread_cond_signal(&s->hb_cond);
-		pthread_mutex_unlock(&s->hb_mu);
-		if (write(s->hb_wake[1], "x", 1) < 0 && errno != EAGAIN)
-			log_warn("store", "pg: cannot wake the heartbeat "
-			         "thread: %s", strerror(errno));
-		pthread_join(s->hb_thread, NULL);
-		close(s->hb_wake[0]);
-		close(s->hb_wake[1]);
-	}
-	if (s->hb != NULL)
-		PQfinish(s->hb);
-	pthread_mutex_destroy(&s->boot_mu);
+	bus_free(s->bus);
 	w_close(s);
 	rows_free(s);
-	pthread_mutex_destroy(&s->hb_mu);
-	pthread_cond_destroy(&s->hb_cond);
 	for (size_t i = 0; i < s->nreaders; i++)
 		if (s->readers[i].c != NULL)
 			PQfinish(s->readers[i].c);
@@ -2480,7 +1960,7 @@ pg_cancel(void *impl, const char *id, int64_t now_us, int *status, char *err,
 	if (rc != 0)
 		return rc;
 	if (*status == JOB_RUNNING) {
-		char boot[33];
+		char boot[BUS_BOOT_LEN];
 		const char *m[2] = {id, get_boot(s, boot)};
 		rc = w_defer(s, W_MARK_CANCEL, 2, m, err, errlen);
 		if (rc != 0)
@@ -2519,7 +1999,7 @@ pg_recover(void *impl, int64_t now_us, int *requeued, int *failed,
 	char b[24];
 	/* Only the jobs this node name's earlier runs left running: other
 	 * nodes' are theirs (or the leader's rescue's). */
-	char boot[33];
+	char boot[BUS_BOOT_LEN];
 	const char *v[3] = {i64(b, now_us), s->node, get_boot(s, boot)};
 	const int steps[] = {W_RECOVER_CANCEL, W_RECOVER_FAIL,
 	                     W_RECOVER_REQUEUE};
@@ -2939,13 +2419,13 @@ pg_nodes(void *impl, store_node_fn fn, void *arg, char *err, size_t errlen)
 static bool
 pg_is_leader(void *impl)
 {
-	return atomic_load(&((struct pgs *)impl)->leader);
+	return bus_is_leader(((struct pgs *)impl)->bus);
 }
 
 static int
 pg_live_nodes(void *impl)
 {
-	return atomic_load(&((struct pgs *)impl)->live);
+	return bus_live_nodes(((struct pgs *)impl)->bus);
 }
 
 static bool
@@ -2996,7 +2476,7 @@ store_pg_check_uri(const char *uri, char *err, size_t errlen)
 	if (o == NULL) {
 		char line[300];
 		size_t n;
-		one_line(line, sizeof(line), msg ? msg : "out of memory");
+		bus_one_line(line, sizeof(line), msg ? msg : "out of memory");
 		PQfreemem(msg);
 		/* libpq quotes the URI, or a piece of it, from the first
 		 * '"' on ("invalid percent-encoded token: \"<password>\""):
