@@ -27,6 +27,8 @@ void metrics_run_seconds(const char *type, double s);
 void metrics_commit_batch(size_t n);
 /* A store transaction committed (fsynced or not), or failed (JOBD_E*). */
 void metrics_store_commit(bool fsynced);
+/* A commit carried a wake-up of the other nodes (NOTIFY). */
+void metrics_store_notify(void);
 void metrics_store_error(int code);
 /* An HTTP answer was sent with status (100..599). */
 void metrics_http_answer(int status);

@@ -52,7 +52,7 @@ static struct histogram intake, queue_wait, commit_batch;
 /* HTTP answers by status code (100..599). */
 static atomic_uint_fast64_t http_codes[600];
 /* Store commits, those fsynced, and failed transactions by kind. */
-static atomic_uint_fast64_t store_commits, store_fsyncs;
+static atomic_uint_fast64_t store_commits, store_fsyncs, store_notifies;
 enum { SE_FULL, SE_IO, SE_UNAVAIL, SE_BUSY, SE_OTHER, SE_N };
 static const char *const store_error_names[SE_N] = {
 	"full", "io", "unavailable", "busy", "other",
@@ -164,6 +164,12 @@ metrics_store_commit(bool fsynced)
 	if (fsynced)
 		atomic_fetch_add_explicit(&store_fsyncs, 1,
 		                          memory_order_relaxed);
+}
+
+void
+metrics_store_notify(void)
+{
+	atomic_fetch_add_explicit(&store_notifies, 1, memory_order_relaxed);
 }
 
 void
@@ -392,6 +398,11 @@ metrics_render(const struct metrics_gauges *g)
 	        "# TYPE jobd_store_fsyncs_total counter\n"
 	        "jobd_store_fsyncs_total %llu\n",
 	        (unsigned long long)atomic_load(&store_fsyncs));
+	out(&b, "# HELP jobd_store_notifies_total Commits that woke the "
+	        "other nodes (one NOTIFY each; several nodes only).\n"
+	        "# TYPE jobd_store_notifies_total counter\n"
+	        "jobd_store_notifies_total %llu\n",
+	        (unsigned long long)atomic_load(&store_notifies));
 	out(&b, "# HELP jobd_store_errors_total Store transactions that "
 	        "failed, by kind.\n# TYPE jobd_store_errors_total counter\n");
 	for (int k = 0; k < SE_N; k++)

@@ -939,6 +939,7 @@ publish_batch(writer *w, struct batch *b, struct writer_op *ops,
 		    (npurged == PURGE_CHUNK ? 0 : PURGE_INTERVAL_MS);
 	}
 	if (b->notified) {
+		metrics_store_notify();
 		w->notify_owed = false;
 		w->notified_mono_ms = clock_mono_ms();
 	} else if (b->notify_owed) {

@@ -107,6 +107,9 @@ START_TEST(test_work_spreads_over_nodes)
 	wait_attempt(a, busy, "running", 10000);
 	for (int i = 0; i < 6; i++)
 		ids[i] = submit(a, "{\"type\":\"noop\"}");
+	/* A's commits that left them queued woke B (a NOTIFY). */
+	ck_assert_msg(jd_metric(a, "jobd_store_notifies_total") >= 1,
+	              "no wake-up sent");
 	/* B sees A's jobs, and runs them (A's only worker is busy). */
 	for (int i = 0; i < 6; i++) {
 		ck_assert_int_eq(wait_attempt(b, ids[i], "succeeded", 20000), 1);
