@@ -40,6 +40,24 @@ node(const jd *owner, const char *name, int threads, const char *lease)
 	return d;
 }
 
+/* Both nodes started (a first: the older one, the leader). */
+static void
+start_pair(jd *a, jd *b)
+{
+	ck_assert_int_eq(jd_start(a), 0);
+	ck_assert_int_eq(jd_start(b), 0);
+}
+
+/* Both stopped (b first) and freed. */
+static void
+stop_pair(jd *a, jd *b)
+{
+	ck_assert_int_eq(jd_stop(b, 20000), 0);
+	ck_assert_int_eq(jd_stop(a, 20000), 0);
+	jd_free(b);
+	jd_free(a);
+}
+
 static char *
 submit(jd *d, const char *body)
 {
@@ -101,8 +119,7 @@ START_TEST(test_work_spreads_over_nodes)
 	char *busy, *ids[6], *later, path[80];
 	struct jd_resp *r;
 
-	ck_assert_int_eq(jd_start(a), 0);
-	ck_assert_int_eq(jd_start(b), 0);
+	start_pair(a, b);
 	busy = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":60}}");
 	wait_attempt(a, busy, "running", 10000);
 	for (int i = 0; i < 6; i++)
@@ -128,10 +145,7 @@ START_TEST(test_work_spreads_over_nodes)
 	ck_assert_int_eq(wait_attempt(a, later, "cancelled", 10000), 0);
 	free(later);
 	free(busy);
-	ck_assert_int_eq(jd_stop(b, 20000), 0);
-	ck_assert_int_eq(jd_stop(a, 20000), 0);
-	jd_free(b);
-	jd_free(a);
+	stop_pair(a, b);
 }
 END_TEST
 
@@ -144,8 +158,7 @@ START_TEST(test_dead_node_rescued)
 	char *id;
 	int64_t t0;
 
-	ck_assert_int_eq(jd_start(a), 0);
-	ck_assert_int_eq(jd_start(b), 0);
+	start_pair(a, b);
 	id = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":30}}");
 	wait_attempt(a, id, "running", 10000);
 	ck_assert_int_eq(jd_sql_int(a, "SELECT count(*) FROM jobs j JOIN "
@@ -210,8 +223,7 @@ START_TEST(test_dead_node_forgotten)
 	o.share_store = a;
 	b = jd_new(&o);
 	ck_assert_ptr_nonnull(b);
-	ck_assert_int_eq(jd_start(a), 0);
-	ck_assert_int_eq(jd_start(b), 0);
+	start_pair(a, b);
 	ck_assert(jd_wait_metric(b, "jobd_nodes", 2, 10000));
 	ck_assert_int_eq(jd_kill9(a), 128 + 9);
 	/* Dead after a lease, still listed... */
@@ -244,8 +256,7 @@ START_TEST(test_restarted_node_recovers_its_own)
 	jd *b = node(a, "bravo", 1, "1h");
 	char *mine, *theirs;
 
-	ck_assert_int_eq(jd_start(a), 0);
-	ck_assert_int_eq(jd_start(b), 0);
+	start_pair(a, b);
 	theirs = submit(b, "{\"type\":\"sleep\",\"payload\":{\"seconds\":60}}");
 	wait_attempt(b, theirs, "running", 10000);
 	mine = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":2}}");
@@ -275,8 +286,7 @@ START_TEST(test_cancel_reaches_other_node)
 	char *id, path[80];
 	struct jd_resp *r;
 
-	ck_assert_int_eq(jd_start(a), 0);
-	ck_assert_int_eq(jd_start(b), 0);
+	start_pair(a, b);
 	id = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":600}}");
 	wait_attempt(a, id, "running", 10000);
 	snprintf(path, sizeof(path), "/jobs/%s", id);
@@ -287,10 +297,7 @@ START_TEST(test_cancel_reaches_other_node)
 	ck_assert_int_eq(wait_attempt(b, id, "cancelled", 15000), 1);
 	ck_assert(jd_wait_metric(a, "jobd_workers_busy", 0, 5000));
 	free(id);
-	ck_assert_int_eq(jd_stop(b, 20000), 0);
-	ck_assert_int_eq(jd_stop(a, 20000), 0);
-	jd_free(b);
-	jd_free(a);
+	stop_pair(a, b);
 }
 END_TEST
 
@@ -303,8 +310,7 @@ START_TEST(test_long_poll_on_other_node)
 	char *id, path[96];
 	struct jd_resp *r;
 
-	ck_assert_int_eq(jd_start(a), 0);
-	ck_assert_int_eq(jd_start(b), 0);
+	start_pair(a, b);
 	id = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":1}}");
 	wait_attempt(a, id, "running", 10000);
 	snprintf(path, sizeof(path), "/jobs/%s?wait=30", id);
@@ -314,10 +320,7 @@ START_TEST(test_long_poll_on_other_node)
 	ck_assert_str_eq(jd_resp_str(r, "status"), "succeeded");
 	jd_resp_free(r);
 	free(id);
-	ck_assert_int_eq(jd_stop(b, 20000), 0);
-	ck_assert_int_eq(jd_stop(a, 20000), 0);
-	jd_free(b);
-	jd_free(a);
+	stop_pair(a, b);
 }
 END_TEST
 
@@ -333,8 +336,7 @@ START_TEST(test_frozen_node_fences_itself)
 	struct jd_resp *r;
 	int64_t t0;
 
-	ck_assert_int_eq(jd_start(a), 0);
-	ck_assert_int_eq(jd_start(b), 0);
+	start_pair(a, b);
 	id = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":600}}");
 	wait_attempt(a, id, "running", 10000);
 	ck_assert_int_eq(kill(a->pid, SIGSTOP), 0);
@@ -360,10 +362,7 @@ START_TEST(test_frozen_node_fences_itself)
 	/* A is back in the list. */
 	ck_assert(jd_wait_metric(b, "jobd_nodes", 2, 10000));
 	free(id);
-	ck_assert_int_eq(jd_stop(b, 20000), 0);
-	ck_assert_int_eq(jd_stop(a, 20000), 0);
-	jd_free(b);
-	jd_free(a);
+	stop_pair(a, b);
 }
 END_TEST
 
@@ -376,8 +375,7 @@ START_TEST(test_leader_failover)
 	char *id;
 	int64_t t0;
 
-	ck_assert_int_eq(jd_start(a), 0);
-	ck_assert_int_eq(jd_start(b), 0);
+	start_pair(a, b);
 	ck_assert(jd_wait_metric(a, "jobd_leader", 1, 10000));
 	ck_assert(jd_wait_metric(b, "jobd_leader", 0, 10000));
 	id = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":600}}");
@@ -409,8 +407,7 @@ START_TEST(test_idle_nodes_do_not_poll)
 	char *id;
 	double ca, cb;
 
-	ck_assert_int_eq(jd_start(a), 0);
-	ck_assert_int_eq(jd_start(b), 0);
+	start_pair(a, b);
 	ck_assert(jd_wait_metric(a, "jobd_leader", 1, 10000));
 	/* Some work first, so that both have claimed and gone quiet. */
 	id = submit(b, "{\"type\":\"noop\"}");
@@ -431,10 +428,7 @@ START_TEST(test_idle_nodes_do_not_poll)
 	id = submit(a, "{\"type\":\"noop\"}");
 	wait_attempt(b, id, "succeeded", 10000);
 	free(id);
-	ck_assert_int_eq(jd_stop(b, 20000), 0);
-	ck_assert_int_eq(jd_stop(a, 20000), 0);
-	jd_free(b);
-	jd_free(a);
+	stop_pair(a, b);
 }
 END_TEST
 
@@ -448,8 +442,7 @@ START_TEST(test_delayed_job_wakes_other_node)
 	jd *b = node(a, "bravo", 1, "2s");
 	char *busy, *id, q[256];
 
-	ck_assert_int_eq(jd_start(a), 0);
-	ck_assert_int_eq(jd_start(b), 0);
+	start_pair(a, b);
 	ck_assert(jd_wait_metric(a, "jobd_leader", 1, 10000));
 	ck_assert(jd_wait_metric(b, "jobd_leader", 0, 10000));
 	busy = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":600}}");
@@ -464,10 +457,7 @@ START_TEST(test_delayed_job_wakes_other_node)
 	ck_assert_int_eq(jd_sql_int(b, q), 1);
 	free(id);
 	free(busy);
-	ck_assert_int_eq(jd_stop(b, 20000), 0);
-	ck_assert_int_eq(jd_stop(a, 20000), 0);
-	jd_free(b);
-	jd_free(a);
+	stop_pair(a, b);
 }
 END_TEST
 
@@ -481,8 +471,7 @@ START_TEST(test_no_heartbeat_fences_node)
 	jd *b = node(a, "bravo", 1, "2s");
 	char *id, *log, *boot0, *boot1;
 
-	ck_assert_int_eq(jd_start(a), 0);
-	ck_assert_int_eq(jd_start(b), 0);
+	start_pair(a, b);
 	id = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":3}}");
 	wait_attempt(a, id, "running", 10000);
 	boot0 = jd_sql_text(a, "SELECT boot FROM nodes WHERE name = 'alpha'"
@@ -511,10 +500,7 @@ START_TEST(test_no_heartbeat_fences_node)
 	free(boot0);
 	free(boot1);
 	free(id);
-	ck_assert_int_eq(jd_stop(b, 20000), 0);
-	ck_assert_int_eq(jd_stop(a, 20000), 0);
-	jd_free(b);
-	jd_free(a);
+	stop_pair(a, b);
 }
 END_TEST
 
@@ -529,8 +515,7 @@ START_TEST(test_disconnect_cancels_on_other_node)
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	int fd;
 
-	ck_assert_int_eq(jd_start(a), 0);
-	ck_assert_int_eq(jd_start(b), 0);
+	start_pair(a, b);
 	busy = submit(b, "{\"type\":\"sleep\",\"payload\":{\"seconds\":600}}");
 	wait_attempt(b, busy, "running", 10000);
 	snprintf(req, sizeof(req), "POST /jobs HTTP/1.1\r\nHost: x\r\n"
@@ -562,10 +547,7 @@ START_TEST(test_disconnect_cancels_on_other_node)
 	ck_assert(jd_wait_metric(a, "jobd_workers_busy", 0, 10000));
 	free(id);
 	free(busy);
-	ck_assert_int_eq(jd_stop(b, 20000), 0);
-	ck_assert_int_eq(jd_stop(a, 20000), 0);
-	jd_free(b);
-	jd_free(a);
+	stop_pair(a, b);
 }
 END_TEST
 
@@ -723,8 +705,7 @@ START_TEST(test_stalled_link_fences_node)
 	ck_assert_ptr_nonnull(port);
 	relay_start(&r, atoi(port + strlen("127.0.0.1:")));
 	through_relay(a, &r);
-	ck_assert_int_eq(jd_start(a), 0);
-	ck_assert_int_eq(jd_start(b), 0);
+	start_pair(a, b);
 	id = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":600}}");
 	wait_attempt(a, id, "running", 10000);
 	boot0 = jd_sql_text(b, "SELECT boot FROM nodes WHERE name = 'alpha'"
@@ -925,8 +906,7 @@ START_TEST(test_get_nodes)
 	cJSON *nodes, *n0, *n1;
 	char *id;
 
-	ck_assert_int_eq(jd_start(a), 0);
-	ck_assert_int_eq(jd_start(b), 0);
+	start_pair(a, b);
 	id = submit(b, "{\"type\":\"sleep\",\"payload\":{\"seconds\":60}}");
 	wait_attempt(b, id, "running", 10000);
 	/* Each node's heartbeat has run once (jobd_nodes counts both). */
@@ -951,10 +931,7 @@ START_TEST(test_get_nodes)
 	ck_assert(jd_parse_time_ms(jd_str(n1, "started_at")) > 0);
 	jd_resp_free(r);
 	free(id);
-	ck_assert_int_eq(jd_stop(b, 20000), 0);
-	ck_assert_int_eq(jd_stop(a, 20000), 0);
-	jd_free(b);
-	jd_free(a);
+	stop_pair(a, b);
 }
 END_TEST
 
