@@ -798,8 +798,9 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 		struct sched_type *t = type_of(w, h);
 		if (t != NULL && sched_claimable(&w->sched, t, h->concurrency))
 			included[nincluded++] = h->name;
-		else
-			b->held_back = true;
+		else if (t == NULL || !t->paused)
+			b->held_back = true; /* (a pause holds every node:
+			                        nothing to look at again) */
 	}
 	struct store_claim_req req = {
 		.now_us = now, .limit = b->asked > 0 ? (size_t)b->asked : 0,
