@@ -6,6 +6,7 @@
  * its rate while other types run freely; GET /types shows both.
  */
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -339,6 +340,48 @@ START_TEST(test_rate_and_pause)
 }
 END_TEST
 
+/* A reload (SIGHUP) that lifts a type's rate releases the jobs it held
+ * back (1/h: the first job starts, the others wait for an hour). */
+START_TEST(test_rate_reload)
+{
+	jd *d = launch(2, HANDLERS "[handler.rated]\nbuiltin = noop\n"
+	               "rate = 1/h\n");
+	char *ids[3], *text, *at, *log;
+	cJSON *e;
+	FILE *f;
+
+	for (int i = 0; i < 3; i++)
+		ids[i] = submit_ok(d, "{\"type\":\"rated\"}");
+	wait_done(d, ids[0], "succeeded");
+	assert_job_status(d, ids[1], "queued");
+	assert_job_status(d, ids[2], "queued");
+	text = jd_read_file(d->conf_path, NULL);
+	ck_assert_ptr_nonnull(text);
+	at = strstr(text, "rate = 1/h\n");
+	ck_assert_ptr_nonnull(at);
+	memmove(at, at + 11, strlen(at + 11) + 1); /* the line goes */
+	f = fopen(d->conf_path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	free(text);
+	ck_assert_int_eq(kill(d->pid, SIGHUP), 0);
+	log = jd_wait_log(d, "SIGHUP: reloaded", 10000);
+	ck_assert_ptr_nonnull(log);
+	free(log);
+	e = type_entry(d, "rated");
+	ck_assert(cJSON_IsNull(cJSON_GetObjectItem(e, "rate")));
+	cJSON_Delete(e);
+	/* The reload itself wakes the writer: no token timer needed. */
+	for (int i = 1; i < 3; i++)
+		wait_done(d, ids[i], "succeeded");
+	for (int i = 0; i < 3; i++)
+		free(ids[i]);
+	ck_assert_int_eq(jd_stop(d, 20000), 0);
+	jd_free(d);
+}
+END_TEST
+
 /* PostgreSQL, two nodes: a pause made on A holds B (at B's next claim,
  * whether B inserts the job itself or claims it), and a resume made on
  * B releases them. */
@@ -394,6 +437,7 @@ suite(void)
 	tcase_add_test(tc, test_pause_refusals);
 	tcase_add_test(tc, test_rate_spaces_starts);
 	tcase_add_test(tc, test_rate_and_pause);
+	tcase_add_test(tc, test_rate_reload);
 	if (jd_store_is_pg())
 		tcase_add_test(tc, test_pause_holds_other_node);
 	suite_add_tcase(s, tc);
