@@ -50,6 +50,7 @@ SRCS := \
 	src/log.c \
 	src/metrics.c \
 	src/pgroups.c \
+	src/rate.c \
 	src/reqparse.c \
 	src/sched.c \
 	src/shellwords.c \
@@ -78,6 +79,7 @@ UNIT_TESTS := \
 	test_events \
 	test_http \
 	test_intake \
+	test_rate \
 	test_reqparse \
 	test_sched \
 	test_stats \

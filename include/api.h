@@ -44,6 +44,8 @@ enum api_route {
 	ROUTE_STATS,      /* /stats: recent rates (stats.h) */
 	ROUTE_TYPES,      /* /types */
 	ROUTE_NODES,      /* /nodes */
+	ROUTE_TYPE_PAUSE, /* /types/<name>/pause */
+	ROUTE_TYPE_RESUME, /* /types/<name>/resume */
 	ROUTE_COUNT       /* not a route: how many there are */
 };
 

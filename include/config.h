@@ -34,6 +34,9 @@ struct handler_conf {
 	int64_t backoff_base_ms; /* first retry delay upper bound */
 	int64_t backoff_max_ms;  /* cap of the exponential backoff */
 	int64_t concurrency;     /* most attempts running at once; 0 = no cap */
+	char *rate;              /* "N/s", "N/m", "N/h" as written; NULL none */
+	int64_t rate_n;          /* parsed from rate: starts per period, 0 none */
+	int64_t rate_period_us;  /* its period (1 s, 1 min or 1 h) */
 	int64_t kill_grace_ms;   /* SIGTERM -> SIGKILL delay */
 	int64_t max_output_bytes; /* stdout kept as result (exec) */
 	char *env;               /* "KEY=VALUE ..." added to the environment */

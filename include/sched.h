@@ -36,6 +36,13 @@
  * its attempts average at most SCHED_WINDOW_MS; attempts of long (or not
  * yet measured) types each hold a worker and are never claimed ahead, so
  * short work keeps its pace on the workers that long work leaves free.
+ *
+ * Pauses and rates: a paused type (the store's pause table, as the writer
+ * last read it) is held back from every claim, as a type at its cap is.
+ * A type with a rate takes a token from its bucket (rate.h) for every job
+ * claimed, ahead or not; without one it is held back, and marked so that
+ * the writer claims again when its next token comes
+ * (sched_next_token_us), not only when an attempt ends.
  */
 #ifndef JOBD_SCHED_H
 #define JOBD_SCHED_H
@@ -45,6 +52,7 @@
 #include <stdint.h>
 
 #include "job.h"
+#include "rate.h"
 
 #define SCHED_WINDOW_MS 5.0
 #define SCHED_WINDOW_MAX_MS 50.0
@@ -61,6 +69,10 @@ struct sched_type {
 	int64_t running;      /* claimed, end not received */
 	int64_t batch;        /* claimed in the batch being written */
 	double avg_run_ms;    /* moving average of its attempts, < 0 unknown */
+	bool paused;          /* in the store's pause table (last read) */
+	bool rate_held;       /* held back for want of a token */
+	int64_t rate_n, rate_period_us; /* its rate as configured, 0: none */
+	struct rate_bucket bucket;
 };
 
 struct sched {
@@ -71,6 +83,8 @@ struct sched {
 	double avg_commit_ms; /* moving average of the writer's commits */
 	struct sched_type *types;
 	size_t ntypes, captypes;
+	int64_t now_us;       /* monotonic µs of the batch (sched_set_now):
+	                         the buckets' clock */
 };
 
 /* One batch's claim budget (sched_plan, then sched_may_take per job). */
@@ -92,6 +106,34 @@ struct sched_type *sched_type(struct sched *s, const char *name);
  * what the batch being written claimed. */
 bool sched_below_cap(const struct sched_type *t, int64_t concurrency);
 
+/* The clock of the batch being written (monotonic µs). */
+void sched_set_now(struct sched *s, int64_t now_us);
+
+/* A type's rate as configured now: n per period_us (n <= 0: none).  A
+ * changed rate starts a full bucket. */
+void sched_set_rate(struct sched *s, struct sched_type *t, int64_t n,
+                    int64_t period_us);
+
+/* Forgets every pause (before the pause table is read again). */
+void sched_clear_pauses(struct sched *s);
+
+/*
+ * Whether a claim may include type t now: not paused, below its cap
+ * (concurrency <= 0: none) and with a token.  A type held back only by
+ * its rate is marked for sched_next_token_us; one included is not.
+ */
+bool sched_claimable(struct sched *s, struct sched_type *t,
+                     int64_t concurrency);
+
+/* A claim begins: which types wait for a token is found again. */
+void sched_forget_held(struct sched *s);
+
+/*
+ * When the next token of a type held back by its rate comes (monotonic
+ * µs; now_us when one is there already), -1 when no type waits for one.
+ */
+int64_t sched_next_token_us(const struct sched *s, int64_t now_us);
+
 /* The claim-ahead window per worker (ms), given the recent commits. */
 double sched_window_ms(const struct sched *s);
 
@@ -109,6 +151,8 @@ void sched_plan(const struct sched *s, struct sched_plan *p);
  * batch planned as p; when it may, counts it in p and t->batch.  Beyond
  * the idle workers, only short types, and only while the short work
  * claimed ahead, spread over the free workers, stays within the window.
+ * Never a paused type; a type with a rate takes a token (none: held back,
+ * marked for sched_next_token_us).
  */
 bool sched_may_take(const struct sched *s, struct sched_plan *p,
                     struct sched_type *t, int64_t concurrency);

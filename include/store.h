@@ -292,6 +292,27 @@ typedef void (*store_type_count_fn)(void *arg, const char *type, int status,
 int store_counts_by_type(store *st, store_type_count_fn fn, void *arg,
                          char *err, size_t errlen);
 
+/*
+ * Paused types (POST /types/NAME/pause; DESIGN §2): a small table, so
+ * that a pause holds across restarts and for every node of the store.
+ * fn(arg, type) is called for each paused type (type borrowed for the
+ * call only; fn must not call the store).  0, or a JOBD_E* code with the
+ * reason in err.
+ *
+ * store_pauses: the writer thread, inside its transaction (it sees its
+ * own changes).  store_read_pauses: any thread, through a reader (what
+ * is committed).  store_set_pause: the writer thread, inside its
+ * transaction; pausing a paused type or resuming one that is not changes
+ * nothing.
+ */
+typedef void (*store_pause_fn)(void *arg, const char *type);
+int store_pauses(store *st, store_pause_fn fn, void *arg, char *err,
+                 size_t errlen);
+int store_read_pauses(store *st, store_pause_fn fn, void *arg, char *err,
+                      size_t errlen);
+int store_set_pause(store *st, const char *type, bool paused, int64_t now_us,
+                    char *err, size_t errlen);
+
 /* A node of a shared store (GET /nodes). */
 struct store_node {
 	char name[64];

@@ -53,6 +53,13 @@ struct store_ops {
 	              size_t errlen);
 	int (*counts_by_type)(void *impl, store_type_count_fn fn, void *arg,
 	                      char *err, size_t errlen);
+	/* paused types (store_pauses, store_read_pauses, store_set_pause) */
+	int (*pauses)(void *impl, store_pause_fn fn, void *arg, char *err,
+	              size_t errlen);
+	int (*read_pauses)(void *impl, store_pause_fn fn, void *arg,
+	                   char *err, size_t errlen);
+	int (*set_pause)(void *impl, const char *type, bool paused,
+	                 int64_t now_us, char *err, size_t errlen);
 	bool (*ping)(void *impl);
 	/* several nodes (NULL when not shared) */
 	int (*nodes)(void *impl, store_node_fn fn, void *arg, char *err,

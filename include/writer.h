@@ -37,6 +37,7 @@ enum writer_op_kind {
 	WOP_RETRY,    /* retry op->id */
 	WOP_COMPLETE, /* end of an attempt (workers); op->job: the claimed
 	                 job, handed to a worker by dispatch */
+	WOP_PAUSE,    /* pause (op->pause) or resume op->type */
 };
 
 struct writer_op {
@@ -45,8 +46,10 @@ struct writer_op {
 	struct job job;
 	/* WOP_CANCEL, WOP_RETRY, WOP_COMPLETE: the job id. */
 	char id[UUID_STR_LEN];
-	/* WOP_COMPLETE: the attempt's end (strings owned by the op). */
+	/* WOP_COMPLETE: the attempt's end (strings owned by the op).
+	 * WOP_PAUSE: type, and pause (true) or resume (false). */
 	char type[JOB_TYPE_MAX + 1];
+	bool pause;
 	char claim[CLAIM_TOKEN_MAX];
 	int new_status;
 	int attempt_delta;

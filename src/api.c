@@ -28,6 +28,7 @@
 #include "err.h"
 #include "handler.h"
 #include "log.h"
+#include "rate.h"
 #include "reqparse.h"
 #include "stats.h"
 #include "submit.h"
@@ -101,6 +102,21 @@ api_route(const char *path, char id[37])
 		return ROUTE_TYPES;
 	if (strcmp(path, "/nodes") == 0)
 		return ROUTE_NODES;
+	if (strncmp(path, "/types/", 7) == 0) {
+		char name[JOB_TYPE_MAX + 1];
+		n = strcspn(path + 7, "/");
+		if (n < 1 || n > JOB_TYPE_MAX)
+			return ROUTE_NONE;
+		memcpy(name, path + 7, n);
+		name[n] = '\0';
+		if (!job_type_valid(name))
+			return ROUTE_NONE;
+		if (strcmp(path + 7 + n, "/pause") == 0)
+			return ROUTE_TYPE_PAUSE;
+		if (strcmp(path + 7 + n, "/resume") == 0)
+			return ROUTE_TYPE_RESUME;
+		return ROUTE_NONE;
+	}
 	if (strcmp(path, "/jobs") == 0 || strcmp(path, "/jobs/") == 0)
 		return ROUTE_JOBS;
 	if (strncmp(path, "/jobs/", 6) != 0)
@@ -133,6 +149,8 @@ api_route_allow(int route)
 	case ROUTE_JOBS: return "GET, HEAD, POST";
 	case ROUTE_JOB: return "GET, HEAD, DELETE";
 	case ROUTE_JOB_RETRY: return "POST";
+	case ROUTE_TYPE_PAUSE: return "POST";
+	case ROUTE_TYPE_RESUME: return "POST";
 	default: return "GET, HEAD";
 	}
 }
@@ -148,6 +166,8 @@ method_allowed(int route, int method)
 		return method == API_GET || method == API_HEAD ||
 		       method == API_DELETE;
 	case ROUTE_JOB_RETRY:
+	case ROUTE_TYPE_PAUSE:
+	case ROUTE_TYPE_RESUME:
 		return method == API_POST;
 	default:
 		return method == API_GET || method == API_HEAD;
@@ -691,7 +711,18 @@ handle_ready(api *a, struct api_call *call)
 struct type_counts {
 	const struct config *cfg;
 	int64_t (*n)[2];        /* per handler: queued, running */
+	bool *paused;           /* per handler */
 };
+
+static void
+add_type_paused(void *arg, const char *type)
+{
+	struct type_counts *tc = arg;
+
+	for (size_t i = 0; i < tc->cfg->nhandlers; i++)
+		if (strcmp(tc->cfg->handlers[i].name, type) == 0)
+			tc->paused[i] = true;
+}
 
 static void
 add_type_count(void *arg, const char *type, int status, int64_t n)
@@ -705,24 +736,29 @@ add_type_count(void *arg, const char *type, int status, int64_t n)
 
 /*
  * GET /types (DESIGN §2): every configured handler (as reloaded), with
- * the queued and running counts of one store query.  Jobs of a type no
- * longer configured are not listed.  Pauses and rates come with issue
- * 15: paused is false and rate null for now.
+ * its pause (the store's pause table), its rate as configured, and the
+ * queued and running counts of one store query.  Jobs of a type no longer
+ * configured are not listed.  only != NULL: that type's object alone (the
+ * answer to a pause or a resume), 404 when it has no handler.
  */
 static void
-handle_types(api *a, struct api_call *call)
+handle_types(api *a, struct api_call *call, const char *only)
 {
 	struct config *cur = config_acquire();
 	const struct config *cfg = cur ? cur : a->cfg;
-	struct type_counts tc = {cfg, NULL};
-	cJSON *root = NULL, *arr;
+	struct type_counts tc = {cfg, NULL, NULL};
+	cJSON *root = NULL, *arr, *one = NULL;
 	char err[256];
 	int rc = JOBD_ENOMEM;
 
 	tc.n = calloc(cfg->nhandlers + 1, sizeof(*tc.n));
-	if (tc.n == NULL)
+	tc.paused = calloc(cfg->nhandlers + 1, sizeof(*tc.paused));
+	if (tc.n == NULL || tc.paused == NULL)
 		goto out;
 	rc = store_counts_by_type(a->st, add_type_count, &tc, err, sizeof(err));
+	if (rc == 0)
+		rc = store_read_pauses(a->st, add_type_paused, &tc, err,
+		                       sizeof(err));
 	if (rc != 0)
 		goto out;
 	rc = JOBD_ENOMEM;
@@ -731,26 +767,44 @@ handle_types(api *a, struct api_call *call)
 		goto out;
 	for (size_t i = 0; i < cfg->nhandlers; i++) {
 		const struct handler_conf *h = &cfg->handlers[i];
+		char rate[RATE_TEXT_MAX];
+		if (only != NULL && strcmp(h->name, only) != 0)
+			continue;
 		cJSON *o = cJSON_CreateObject();
 		if (o == NULL || !cJSON_AddItemToArray(arr, o)) {
 			cJSON_Delete(o);
 			goto out;
 		}
+		one = o;
+		rate_format(h->rate_n, h->rate_period_us, rate, sizeof(rate));
 		if (!cJSON_AddStringToObject(o, "name", h->name) ||
 		    !cJSON_AddStringToObject(o, "kind", handler_kind_of(h)->name) ||
-		    !cJSON_AddFalseToObject(o, "paused") ||
+		    !cJSON_AddBoolToObject(o, "paused", tc.paused[i]) ||
 		    !(h->concurrency > 0
 		      ? cJSON_AddNumberToObject(o, "concurrency",
 		                                (double)h->concurrency)
 		      : cJSON_AddNullToObject(o, "concurrency")) ||
-		    !cJSON_AddNullToObject(o, "rate") ||
+		    !(rate[0] != '\0'
+		      ? cJSON_AddStringToObject(o, "rate", rate)
+		      : cJSON_AddNullToObject(o, "rate")) ||
 		    !cJSON_AddNumberToObject(o, "queued", (double)tc.n[i][0]) ||
 		    !cJSON_AddNumberToObject(o, "running", (double)tc.n[i][1]))
 			goto out;
 	}
+	if (only != NULL && one == NULL) {
+		rc = jobd_seterr(err, sizeof(err), JOBD_ENOTFOUND,
+		                 "no handler for type %s", only);
+		goto out;
+	}
+	if (only != NULL) {
+		cJSON_DetachItemViaPointer(arr, one);
+		cJSON_Delete(root);
+		root = one;
+	}
 	rc = 0;
 out:
 	free(tc.n);
+	free(tc.paused);
 	config_release(cur);
 	if (rc != 0) {
 		cJSON_Delete(root);
@@ -758,6 +812,51 @@ out:
 		return;
 	}
 	set_json(call, 200, root);
+}
+
+/* The type name of /types/<name>/pause|resume (api_route checked it). */
+static void
+route_type(const struct api_call *call, char name[JOB_TYPE_MAX + 1])
+{
+	size_t n = strcspn(call->path + 7, "/");
+
+	if (n > JOB_TYPE_MAX)
+		n = JOB_TYPE_MAX;
+	memcpy(name, call->path + 7, n);
+	name[n] = '\0';
+}
+
+static bool make_wait(api *a, struct api_call *call, int kind,
+                      int64_t wait_ms);
+
+/*
+ * POST /types/<name>/pause, /resume: through the writer (the pause table
+ * is in the store), then the type as GET /types shows it.  404 for a type
+ * with no handler.
+ */
+static int
+handle_pause(api *a, struct api_call *call, bool pause)
+{
+	struct config *cfg = config_acquire(); /* handlers as reloaded */
+	char name[JOB_TYPE_MAX + 1];
+	bool known;
+
+	route_type(call, name);
+	known = config_handler(cfg ? cfg : a->cfg, name) != NULL;
+	config_release(cfg);
+	if (!known) {
+		char detail[128];
+		snprintf(detail, sizeof(detail), "no handler for type %s", name);
+		api_problem(call, 404, "not-found", NULL, detail);
+		return API_DONE;
+	}
+	if (!make_wait(a, call, WOP_PAUSE, -1))
+		return API_DONE;
+	struct writer_op *op = wait_op(call->wait);
+	snprintf(op->type, sizeof(op->type), "%s", name);
+	op->pause = pause;
+	call->pending = PENDING_WRITER;
+	return API_PENDING;
 }
 
 /* One /nodes entry. */
@@ -1001,9 +1100,12 @@ api_handle(api *a, struct api_call *call)
 		add_header(call, "Cache-Control", "no-store");
 		return API_DONE;
 	case ROUTE_TYPES:
-		handle_types(a, call);
+		handle_types(a, call, NULL);
 		add_header(call, "Cache-Control", "no-store");
 		return API_DONE;
+	case ROUTE_TYPE_PAUSE:
+	case ROUTE_TYPE_RESUME:
+		return handle_pause(a, call, call->route == ROUTE_TYPE_PAUSE);
 	case ROUTE_NODES:
 		handle_nodes(a, call);
 		add_header(call, "Cache-Control", "no-store");
@@ -1139,6 +1241,17 @@ api_finish(api *a, struct api_call *call)
 			            ? "no job with this id" : op->err);
 		}
 		return;
+	case WOP_PAUSE: {
+		char name[JOB_TYPE_MAX + 1];
+		if (op->rc != 0) {
+			problem_for(call, op->rc, op->err);
+			return;
+		}
+		snprintf(name, sizeof(name), "%s", op->type);
+		handle_types(a, call, name);
+		add_header(call, "Cache-Control", "no-store");
+		return;
+	}
 	default:
 		problem_for(call, JOBD_EINVAL, "unexpected operation");
 	}

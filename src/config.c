@@ -28,6 +28,7 @@
 #include "err.h"
 #include "job.h"
 #include "log.h"
+#include "rate.h"
 #include "shellwords.h"
 
 enum conf_type { T_STR, T_SIZE, T_DUR, T_INT, T_ENUM, T_LISTEN };
@@ -125,6 +126,10 @@ static const struct conf_key conf_keys[] = {
 	{"handler", "concurrency", T_INT, H(concurrency), "0", 0, 1024, NULL,
 	 "most attempts of this type running at once (0 = up to "
 	 "workers.threads)"},
+	{"handler", "rate", T_STR, H(rate), NULL, 0, 0, NULL,
+	 "most attempts started per period by this daemon: N/s, N/m or N/h "
+	 "(a token bucket of one token: starts spaced evenly; unset = no "
+	 "limit)"},
 	{"handler", "kill_grace", T_DUR, H(kill_grace_ms), "5s", 0, 3600000, NULL,
 	 "after SIGTERM, wait this long before SIGKILL"},
 	{"handler", "max_output", T_SIZE, H(max_output_bytes), "1M", 0,
@@ -842,6 +847,14 @@ validate(struct loader *ld)
 				}
 			}
 			shellwords_free(words);
+		}
+		if (h->rate != NULL) {
+			char why[128];
+			if (rate_parse(h->rate, &h->rate_n, &h->rate_period_us,
+			               why, sizeof(why)) != 0)
+				loader_error(ld, key_line(ld, sec, "rate") ?
+				             key_line(ld, sec, "rate") : h->line,
+				             sec, "rate", "%s", why);
 		}
 		if (h->backoff_max_ms < h->backoff_base_ms) {
 			int max_line = key_line(ld, sec, "backoff_max");

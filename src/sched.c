@@ -50,6 +50,66 @@ sched_type(struct sched *s, const char *name)
 	return t;
 }
 
+void
+sched_set_now(struct sched *s, int64_t now_us)
+{
+	s->now_us = now_us;
+}
+
+void
+sched_set_rate(struct sched *s, struct sched_type *t, int64_t n,
+               int64_t period_us)
+{
+	if (n <= 0)
+		n = period_us = 0;
+	if (t->rate_n == n && t->rate_period_us == period_us)
+		return;
+	t->rate_n = n;
+	t->rate_period_us = period_us;
+	t->rate_held = false;
+	/* One token at most: starts spaced evenly, no burst. */
+	rate_init(&t->bucket, n, period_us, 1, s->now_us);
+}
+
+void
+sched_clear_pauses(struct sched *s)
+{
+	for (size_t i = 0; i < s->ntypes; i++)
+		s->types[i].paused = false;
+}
+
+bool
+sched_claimable(struct sched *s, struct sched_type *t, int64_t concurrency)
+{
+	if (t->paused || !sched_below_cap(t, concurrency))
+		return false;
+	t->rate_held = !rate_ready(&t->bucket, s->now_us);
+	return !t->rate_held;
+}
+
+void
+sched_forget_held(struct sched *s)
+{
+	for (size_t i = 0; i < s->ntypes; i++)
+		s->types[i].rate_held = false;
+}
+
+int64_t
+sched_next_token_us(const struct sched *s, int64_t now_us)
+{
+	int64_t next = -1;
+
+	for (size_t i = 0; i < s->ntypes; i++) {
+		const struct sched_type *t = &s->types[i];
+		if (!t->rate_held || t->paused)
+			continue;
+		int64_t at = rate_next_us(&t->bucket, now_us);
+		if (at >= 0 && (next < 0 || at < next))
+			next = at;
+	}
+	return next;
+}
+
 bool
 sched_below_cap(const struct sched_type *t, int64_t concurrency)
 {
@@ -147,8 +207,12 @@ bool
 sched_may_take(const struct sched *s, struct sched_plan *p,
                struct sched_type *t, int64_t concurrency)
 {
-	if (p->slots <= 0 || !sched_below_cap(t, concurrency))
+	if (p->slots <= 0 || t->paused || !sched_below_cap(t, concurrency))
 		return false;
+	if (!rate_ready(&t->bucket, s->now_us)) {
+		t->rate_held = true;
+		return false;
+	}
 	if (!sched_next_is_idle(p)) {
 		/* Ahead of the workers: short work only, within the window
 		 * spread over the workers long attempts leave free. */
@@ -159,6 +223,7 @@ sched_may_take(const struct sched *s, struct sched_plan *p,
 	}
 	if (is_short(t))
 		p->ahead_ms += t->avg_run_ms;
+	rate_take(&t->bucket, s->now_us);
 	p->taken++;
 	p->slots--;
 	t->batch++;

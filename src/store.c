@@ -258,6 +258,18 @@ int store_counts_by_type(store *st, store_type_count_fn fn, void *arg,
                          char *err, size_t errlen)
 { return st->ops->counts_by_type(st->impl, fn, arg, err, errlen); }
 
+int store_pauses(store *st, store_pause_fn fn, void *arg, char *err,
+                 size_t errlen)
+{ return st->ops->pauses(st->impl, fn, arg, err, errlen); }
+
+int store_read_pauses(store *st, store_pause_fn fn, void *arg, char *err,
+                      size_t errlen)
+{ return st->ops->read_pauses(st->impl, fn, arg, err, errlen); }
+
+int store_set_pause(store *st, const char *type, bool paused, int64_t now_us,
+                    char *err, size_t errlen)
+{ return st->ops->set_pause(st->impl, type, paused, now_us, err, errlen); }
+
 int store_nodes(store *st, store_node_fn fn, void *arg, char *err,
                 size_t errlen)
 {

@@ -124,6 +124,12 @@ static const char *const migrations[] = {
 	 * retention has passed; its own heartbeat then finds it dead. */
 	"ALTER TABLE jobd.nodes ADD COLUMN dead boolean NOT NULL"
 	"  DEFAULT false;",
+	/* 4: paused types (POST /types/NAME/pause): no node starts a new
+	 * attempt of a type listed here; each reads it at every claim. */
+	"CREATE TABLE jobd.type_pauses ("
+	"  type text PRIMARY KEY,"
+	"  paused_at int8 NOT NULL"
+	");",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -133,7 +139,7 @@ enum {
 	W_START, W_CANCEL, W_STATUS_OF, W_MARK_CANCEL, W_RETRY,
 	W_RECOVER_CANCEL, W_RECOVER_FAIL, W_RECOVER_REQUEUE, W_PURGE,
 	W_NEXT_RUN_AT, W_INSERT_MANY, W_START_MANY, W_COMPLETE_MANY,
-	W_FORGET_OLD, W_NOTIFY, W_NSTMT
+	W_FORGET_OLD, W_NOTIFY, W_PAUSE, W_RESUME, W_PAUSES, W_NSTMT
 };
 
 static const char *const writer_sql[W_NSTMT] = {
@@ -301,11 +307,16 @@ static const char *const writer_sql[W_NSTMT] = {
 	[W_FORGET_OLD] = "DELETE FROM jobd.nodes WHERE name = $1 AND boot <> $2",
 	/* Due work this node cannot take: wakes the others (at the commit). */
 	[W_NOTIFY] = "SELECT pg_notify('jobd_work', $1)",
+	/* Paused types: a table of a few rows (one per type at most). */
+	[W_PAUSE] = "INSERT INTO jobd.type_pauses (type, paused_at)"
+		" VALUES ($1, $2) ON CONFLICT (type) DO NOTHING",
+	[W_RESUME] = "DELETE FROM jobd.type_pauses WHERE type = $1",
+	[W_PAUSES] = "SELECT type FROM jobd.type_pauses",
 };
 
 /* Reader statements, prepared on each reader connection. */
 #define LIST_VARIANTS 8 /* bit 0: status, bit 1: type, bit 2: after */
-enum { R_GET, R_COUNTS, R_BY_TYPE, R_PING, R_NODES, R_LIST0,
+enum { R_GET, R_COUNTS, R_BY_TYPE, R_PING, R_NODES, R_PAUSES, R_LIST0,
        R_NSTMT = R_LIST0 + LIST_VARIANTS };
 
 /* Deferred sends read back in one go beyond this many (so that neither
@@ -2065,6 +2076,35 @@ pg_next_run_at(void *impl, int64_t *out_us, char *err, size_t errlen)
 	return rc;
 }
 
+/* The paused types, read inside the writer's transaction: one round
+ * trip, at every claim (another node may have paused a type). */
+static int
+pg_pauses(void *impl, store_pause_fn fn, void *arg, char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+	PGresult *r;
+	int rc = w_call(s, W_PAUSES, 0, NULL, &r, err, errlen);
+
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < PQntuples(r); i++)
+		fn(arg, PQgetvalue(r, i, 0));
+	PQclear(r);
+	return 0;
+}
+
+static int
+pg_set_pause(void *impl, const char *type, bool paused, int64_t now_us,
+             char *err, size_t errlen)
+{
+	char b[24];
+	const char *v[2] = {type, i64(b, now_us)};
+
+	/* Deferred: its answer comes with the next call or the commit. */
+	return w_defer(impl, paused ? W_PAUSE : W_RESUME, paused ? 2 : 1, v,
+	               err, errlen);
+}
+
 /* ---- readers ---- */
 
 static int
@@ -2078,6 +2118,7 @@ r_prepare(PGconn *c, char *err, size_t errlen)
 			" WHERE status IN ('queued', 'running')"
 			" GROUP BY type, status",
 		[R_PING] = "SELECT 1 FROM jobd.jobs LIMIT 1",
+		[R_PAUSES] = "SELECT type FROM jobd.type_pauses",
 		/* Oldest first; the leader is the oldest live one. */
 		[R_NODES] = "SELECT n.name, n.boot,"
 			" (extract(epoch FROM n.started_at) * 1000)::int8,"
@@ -2384,6 +2425,28 @@ pg_counts_by_type(void *impl, store_type_count_fn fn, void *arg, char *err,
 }
 
 static int
+pg_read_pauses(void *impl, store_pause_fn fn, void *arg, char *err,
+               size_t errlen)
+{
+	struct pgs *s = impl;
+	struct reader *rd;
+	PGresult *r;
+	int rc;
+
+	rd = reader_get(s, &rc, err, errlen);
+	if (rd == NULL)
+		return rc;
+	rc = r_exec(s, rd, R_PAUSES, 0, NULL, &r, "pauses", err, errlen);
+	reader_put(s, rd);
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < PQntuples(r); i++)
+		fn(arg, PQgetvalue(r, i, 0));
+	PQclear(r);
+	return 0;
+}
+
+static int
 pg_nodes(void *impl, store_node_fn fn, void *arg, char *err, size_t errlen)
 {
 	struct pgs *s = impl;
@@ -2527,6 +2590,9 @@ const struct store_ops store_pg_ops = {
 	.counts = pg_counts,
 	.counts_by_type = pg_counts_by_type,
 	.ping = pg_ping,
+	.pauses = pg_pauses,
+	.read_pauses = pg_read_pauses,
+	.set_pause = pg_set_pause,
 	.nodes = pg_nodes,
 	.is_leader = pg_is_leader,
 	.set_hooks = pg_set_hooks,

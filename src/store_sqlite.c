@@ -110,6 +110,12 @@ static const char *const migrations[] = {
 	"ALTER TABLE jobs ADD COLUMN attempt_started INTEGER NOT NULL"
 	"  DEFAULT 0;"
 	"UPDATE jobs SET attempt_started = 1 WHERE status = 'running';",
+	/* 4: paused types (POST /types/NAME/pause): no new attempt of a
+	 * type listed here starts, across restarts. */
+	"CREATE TABLE type_pauses ("
+	"  type TEXT PRIMARY KEY NOT NULL,"
+	"  paused_at INTEGER NOT NULL"      /* µs since the epoch */
+	");",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -117,7 +123,8 @@ enum {
 	W_BEGIN, W_COMMIT, W_ROLLBACK, W_INSERT, W_FIND_IDEM, W_CLAIM,
 	W_COMPLETE, W_CANCEL, W_STATUS_OF, W_MARK_CANCEL, W_RETRY,
 	W_RECOVER_CANCEL, W_RECOVER_FAIL, W_RECOVER_REQUEUE, W_PURGE,
-	W_NEXT_RUN_AT, W_PUT_BACK, W_PROMOTE, W_START, W_NSTMT
+	W_NEXT_RUN_AT, W_PUT_BACK, W_PROMOTE, W_START, W_PAUSE, W_RESUME,
+	W_PAUSES, W_NSTMT
 };
 
 static const char *const writer_sql[W_NSTMT] = {
@@ -200,6 +207,10 @@ static const char *const writer_sql[W_NSTMT] = {
 		" AND run_at <= ?1)",
 	[W_START] = "UPDATE jobs SET attempt_started = 1, started_at = ?3"
 		" WHERE id = ?1 AND claim = ?2 AND status = 'running'",
+	[W_PAUSE] = "INSERT INTO type_pauses (type, paused_at) VALUES (?1, ?2)"
+		" ON CONFLICT (type) DO NOTHING",
+	[W_RESUME] = "DELETE FROM type_pauses WHERE type = ?1",
+	[W_PAUSES] = "SELECT type FROM type_pauses ORDER BY type",
 };
 
 #define LIST_VARIANTS 8 /* bit 0: status, bit 1: type, bit 2: after */
@@ -1128,6 +1139,41 @@ sq_next_run_at(void *impl, int64_t *out_us, char *err, size_t errlen)
 	return rc;
 }
 
+/* The paused types, read by the writer inside its transaction. */
+static int
+sq_pauses(void *impl, store_pause_fn fn, void *arg, char *err, size_t errlen)
+{
+	struct sq *s = impl;
+	sqlite3_stmt *st = s->w[W_PAUSES];
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *type = (const char *)sqlite3_column_text(st, 0);
+		if (type != NULL)
+			fn(arg, type);
+	}
+	rc = rc == SQLITE_DONE ? 0 : fail(s->wdb, rc, err, errlen, "pauses");
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int
+sq_set_pause(void *impl, const char *type, bool paused, int64_t now_us,
+             char *err, size_t errlen)
+{
+	struct sq *s = impl;
+	sqlite3_stmt *st = s->w[paused ? W_PAUSE : W_RESUME];
+	int rc;
+
+	sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+	if (paused)
+		sqlite3_bind_int64(st, 2, now_us);
+	rc = step_done(st);
+	if (rc != SQLITE_OK)
+		return fail(s->wdb, rc, err, errlen, paused ? "pause" : "resume");
+	return 0;
+}
+
 /* ---- readers ---- */
 
 static int
@@ -1348,6 +1394,36 @@ sq_counts_by_type(void *impl, store_type_count_fn fn, void *arg, char *err,
 	return rc;
 }
 
+/* GET /types: the paused types as committed. */
+static int
+sq_read_pauses(void *impl, store_pause_fn fn, void *arg, char *err,
+               size_t errlen)
+{
+	struct sq *s = impl;
+	struct reader *r = reader_get(s, err, errlen);
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (r == NULL)
+		return JOBD_EIO;
+	rc = sqlite3_prepare_v3(r->db, "SELECT type FROM type_pauses", -1, 0,
+	                        &st, NULL);
+	if (rc != SQLITE_OK) {
+		rc = fail(r->db, rc, err, errlen, "pauses");
+		reader_put(s, r);
+		return rc;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *type = (const char *)sqlite3_column_text(st, 0);
+		if (type != NULL)
+			fn(arg, type);
+	}
+	rc = rc == SQLITE_DONE ? 0 : fail(r->db, rc, err, errlen, "pauses");
+	sqlite3_finalize(st);
+	reader_put(s, r);
+	return rc;
+}
+
 static bool
 sq_ping(void *impl)
 {
@@ -1397,4 +1473,7 @@ const struct store_ops store_sqlite_ops = {
 	.counts_by_type = sq_counts_by_type,
 	.ping = sq_ping,
 	.check = sq_check,
+	.pauses = sq_pauses,
+	.read_pauses = sq_read_pauses,
+	.set_pause = sq_set_pause,
 };

@@ -117,6 +117,9 @@ struct writer {
 	                                  company (may_defer), -1 none */
 	char boot_id[17];
 	uint64_t claim_seq;
+	bool pauses_known;             /* sched's pauses are the store's (one
+	                                  node: kept up to date by WOP_PAUSE;
+	                                  several: read again at each claim) */
 };
 
 /* With several nodes only the leader keeps a timer for the delayed jobs
@@ -373,6 +376,7 @@ struct batch {
 	bool planned;             /* plan made (on first need) */
 	struct sched_plan plan;   /* what may still be claimed */
 	char token[CLAIM_TOKEN_MAX]; /* the batch's claim token, "" none yet */
+	bool pauses_read;         /* the pause table was read in this batch */
 	/* Caps as configured now (SIGHUP may reload handler sections). */
 	const struct config *cfg;
 	bool draining;            /* no claims at all */
@@ -402,16 +406,72 @@ plan(writer *w, struct batch *b)
 	return &b->plan;
 }
 
+/* The sched row of handler h's type, with its rate as configured now;
+ * NULL when out of memory. */
+static struct sched_type *
+type_of(writer *w, const struct handler_conf *h)
+{
+	struct sched_type *t = sched_type(&w->sched, h->name);
+
+	if (t != NULL)
+		sched_set_rate(&w->sched, t, h->rate_n, h->rate_period_us);
+	return t;
+}
+
+struct pause_read {
+	writer *w;
+	bool failed;
+};
+
+static void
+on_pause(void *arg, const char *type)
+{
+	struct pause_read *pr = arg;
+	struct sched_type *t = sched_type(&pr->w->sched, type);
+
+	if (t == NULL)
+		pr->failed = true;
+	else
+		t->paused = true;
+}
+
+/*
+ * Brings the paused types up to date before a claim (or a claim at
+ * insert): with several nodes the pause table is read again in every
+ * batch that claims (another node may have paused a type: it holds this
+ * one from its next claim); with one, once after start or a failed batch
+ * (WOP_PAUSE keeps it up to date).
+ */
+static int
+load_pauses(writer *w, struct batch *b, char *err, size_t errlen)
+{
+	struct pause_read pr = {w, false};
+	int rc;
+
+	if (b->pauses_read || (w->pauses_known && !w->shared))
+		return 0;
+	sched_clear_pauses(&w->sched);
+	w->pauses_known = false;
+	rc = store_pauses(w->st, on_pause, &pr, err, errlen);
+	if (rc == 0 && pr.failed)
+		rc = jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	if (rc != 0)
+		return rc;
+	b->pauses_read = true;
+	w->pauses_known = true;
+	return 0;
+}
+
 /*
  * Whether a job of this type may be claimed now (a configured handler,
- * within its cap and the claim-ahead window); when it may, it is counted
- * in the batch.
+ * not paused, within its cap, its rate and the claim-ahead window); when
+ * it may, it is counted in the batch.
  */
 static bool
 may_take(writer *w, struct batch *b, const char *type)
 {
 	const struct handler_conf *h = config_handler(b->cfg, type);
-	struct sched_type *t = sched_type(&w->sched, type);
+	struct sched_type *t = h != NULL ? type_of(w, h) : NULL;
 
 	return h != NULL && t != NULL &&
 	       sched_may_take(&w->sched, plan(w, b), t, h->concurrency);
@@ -505,6 +565,9 @@ insert_claimed(writer *w, struct writer_op *op, struct batch *b,
 	if (b->draining || w->sched.state != SCHED_QUIET || b->due ||
 	    op->job.run_at_us > now)
 		return 0;
+	rc = load_pauses(w, b, op->err, sizeof(op->err));
+	if (rc != 0)
+		return rc;
 	idle = sched_next_is_idle(plan(w, b));
 	if (!may_take(w, b, op->job.type))
 		return 0;
@@ -607,6 +670,28 @@ apply_cancel_retry(writer *w, struct writer_op *op, struct batch *b,
 	return rc;
 }
 
+/* Pause or resume a type, in the store (for every node and restart) and
+ * in the claim policy at once.  A resumed type's queued jobs are due
+ * again: this batch claims, and the other nodes are woken. */
+static int
+apply_pause(writer *w, struct writer_op *op, struct batch *b, int64_t now)
+{
+	struct sched_type *t;
+	int rc = store_set_pause(w->st, op->type, op->pause, now, op->err,
+	                         sizeof(op->err));
+
+	if (rc != 0)
+		return rc;
+	t = sched_type(&w->sched, op->type);
+	if (t == NULL)
+		return jobd_seterr(op->err, sizeof(op->err), JOBD_ENOMEM,
+		                   "out of memory");
+	t->paused = op->pause;
+	if (!op->pause)
+		b->due = true;
+	return 0;
+}
+
 /* The end of an attempt (or a claim given back), fenced by its claim:
  * sent; its answer is settled after store_flush() (settle_complete). */
 static int
@@ -672,6 +757,8 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 		return apply_cancel_retry(w, op, b, now);
 	case WOP_COMPLETE:
 		return apply_complete(w, op, now);
+	case WOP_PAUSE:
+		return apply_pause(w, op, b, now);
 	}
 	return 0;
 }
@@ -696,6 +783,10 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 	 * come due (a claim of none), for the others to take. */
 	if (b->asked <= 0 && !(w->shared && b->promoted))
 		goto out;
+	rc = load_pauses(w, b, err, errlen);
+	if (rc != 0)
+		goto out;
+	sched_forget_held(&w->sched);
 	included = malloc((cfg->nhandlers ? cfg->nhandlers : 1) *
 	                  sizeof(*included));
 	if (included == NULL) {
@@ -704,11 +795,12 @@ claim(writer *w, struct batch *b, int64_t now, char *err, size_t errlen)
 	}
 	for (size_t i = 0; i < cfg->nhandlers; i++) {
 		const struct handler_conf *h = &cfg->handlers[i];
-		struct sched_type *t = sched_type(&w->sched, h->name);
-		if (t != NULL && sched_below_cap(t, h->concurrency))
+		struct sched_type *t = type_of(w, h);
+		if (t != NULL && sched_claimable(&w->sched, t, h->concurrency))
 			included[nincluded++] = h->name;
-		else
-			b->held_back = true;
+		else if (t == NULL || !t->paused)
+			b->held_back = true; /* (a pause holds every node:
+			                        nothing to look at again) */
 	}
 	struct store_claim_req req = {
 		.now_us = now, .limit = b->asked > 0 ? (size_t)b->asked : 0,
@@ -978,7 +1070,7 @@ publish_batch(writer *w, struct batch *b, struct writer_op *ops,
 		if (op->rc == 0)
 			count_op(w, op);
 		if (w->event && op->rc == 0 && !op->replayed &&
-		    op->kind != WOP_SUBMIT)
+		    op->kind != WOP_SUBMIT && op->kind != WOP_PAUSE)
 			w->event(op->id, op->status, w->hook_arg);
 		if (op->kind == WOP_CANCEL && op->rc == JOBD_ECONFLICT &&
 		    op->status == JOB_RUNNING && w->cancel)
@@ -1012,6 +1104,7 @@ fail_batch(writer *w, struct batch *b, struct writer_op *ops,
 {
 	store_rollback(w->st);
 	free_claimed(b);
+	w->pauses_known = false; /* a pause of the batch is undone */
 	sched_batch_end(&w->sched, false);
 	sched_due(&w->sched); /* whatever the claim saw is undone */
 	atomic_store(&w->healthy, false);
@@ -1088,6 +1181,7 @@ run_batch(writer *w, struct writer_op *ops, struct writer_op *starts,
 
 	/* Caps as configured now (SIGHUP may reload handler sections). */
 	b.cfg = current ? current : w->cfg;
+	sched_set_now(&w->sched, clock_mono_us()); /* the rates' clock */
 	/* A completion frees its worker as soon as it arrives, whatever
 	 * becomes of the commit. */
 	for (struct writer_op *op = ops; op; op = op->next) {
@@ -1176,6 +1270,15 @@ next_step(writer *w, bool *retry, int64_t *deadline)
 	    w->recovered && sched_capacity(&w->sched) > 0 &&
 	    now_mono >= w->claimed_mono_ms + w->poll_ms)
 		sched_due(&w->sched);
+	/* A type held back by its rate: claim again when its token comes
+	 * (while a worker is free; else an attempt's end wakes the writer). */
+	int64_t token_us = -1, now_mono_us = clock_mono_us();
+	if (may_claim && !w->draining && !backoff && !w->fatal &&
+	    w->recovered && sched_capacity(&w->sched) > 0) {
+		token_us = sched_next_token_us(&w->sched, now_mono_us);
+		if (token_us >= 0 && token_us <= now_mono_us)
+			sched_due(&w->sched);
+	}
 	bool timer = w->next_run_at_us >= 0 && w->next_run_at_us <= now;
 	bool claim_due = may_claim && !w->draining && !backoff && !w->fatal &&
 	    ((sched_capacity(&w->sched) > 0 &&
@@ -1232,6 +1335,12 @@ next_step(writer *w, bool *retry, int64_t *deadline)
 	    sched_capacity(&w->sched) > 0 &&
 	    w->claimed_mono_ms + w->poll_ms < *deadline)
 		*deadline = w->claimed_mono_ms + w->poll_ms;
+	if (token_us > now_mono_us) {
+		/* µs to ms, rounded up: never wake early. */
+		int64_t d = (token_us + 999) / 1000;
+		if (d < *deadline)
+			*deadline = d;
+	}
 	if (!w->draining && may_claim && w->next_run_at_us >= 0 &&
 	    (sched_capacity(&w->sched) > 0 || w->shared)) {
 		/* µs to ms, rounded up: never wake early. */

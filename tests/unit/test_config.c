@@ -199,6 +199,41 @@ START_TEST(test_handler_defaults)
 }
 END_TEST
 
+/* rate = N/s | N/m | N/h (DESIGN §4): parsed at load, errors at the
+ * key's line. */
+START_TEST(test_handler_rate)
+{
+	struct config *cfg = load_ok("[handler.a]\nbuiltin = noop\n"
+	                             "rate = 20/s\n"
+	                             "[handler.b]\nbuiltin = noop\n"
+	                             "rate = 3 / h\n"
+	                             "[handler.c]\nbuiltin = noop\n");
+	const struct handler_conf *h = config_handler(cfg, "a");
+
+	ck_assert_str_eq(h->rate, "20/s");
+	ck_assert_int_eq(h->rate_n, 20);
+	ck_assert_int_eq(h->rate_period_us, 1000000);
+	h = config_handler(cfg, "b");
+	ck_assert_int_eq(h->rate_n, 3);
+	ck_assert_int_eq(h->rate_period_us, 3600000000LL);
+	h = config_handler(cfg, "c");
+	ck_assert_ptr_null(h->rate);
+	ck_assert_int_eq(h->rate_n, 0);
+	config_free(cfg);
+	assert_error("[handler.a]\nbuiltin = noop\n\nrate = 5/x\n",
+	             NAME ":4: [handler.a] rate: \"5/x\" is not a rate (N/s, "
+	             "N/m or N/h, e.g. 20/s)");
+	assert_error("[handler.a]\nbuiltin = noop\nrate = 0/s\n",
+	             NAME ":3: [handler.a] rate: \"0/s\": the number of starts "
+	             "must be 1..1000000");
+	assert_error("[handler.a]\nbuiltin = noop\nrate = 1000001/m\n",
+	             NAME ":3: [handler.a] rate: \"1000001/m\": the number of "
+	             "starts must be 1..1000000");
+	assert_error("[handler.a]\nbuiltin = noop\nrate =\n",
+	             NAME ":3: [handler.a] rate: must not be empty");
+}
+END_TEST
+
 /* ---- every key of the table ---- */
 
 START_TEST(test_every_key_parses)
@@ -1068,6 +1103,7 @@ config_suite(void)
 	tcase_add_test(tc, test_defaults_empty_file);
 	tcase_add_test(tc, test_defaults_comments_and_blank_lines);
 	tcase_add_test(tc, test_handler_defaults);
+	tcase_add_test(tc, test_handler_rate);
 	tcase_add_test(tc, test_every_key_parses);
 	tcase_add_test(tc, test_log_levels);
 	tcase_add_test(tc, test_inline_comment_and_spaces);

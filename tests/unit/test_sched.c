@@ -241,6 +241,107 @@ START_TEST(test_defer)
 }
 END_TEST
 
+/* A paused type is held back from the claim and from a claim at insert;
+ * the others are not; a reread of the pause table forgets old pauses. */
+START_TEST(test_pause)
+{
+	struct sched_plan p;
+	struct sched_type *a = sched_type(&s, "a"), *b = sched_type(&s, "b");
+
+	a->paused = true;
+	ck_assert(!sched_claimable(&s, a, 0));
+	ck_assert(sched_claimable(&s, b, 0));
+	sched_plan(&s, &p);
+	ck_assert(!sched_may_take(&s, &p, a, 0));
+	ck_assert_int_eq(p.taken, 0);
+	ck_assert(sched_may_take(&s, &p, b, 0));
+	ck_assert_int_eq(a->batch, 0);
+	ck_assert(!a->rate_held); /* a pause needs no timer */
+	sched_clear_pauses(&s);
+	ck_assert(sched_claimable(&s, a, 0));
+	ck_assert(sched_may_take(&s, &p, a, 0));
+}
+END_TEST
+
+/* 2/s: the first job takes the token, the next is held back (and marked)
+ * until the token comes 500 ms later; claimed ahead or not, each job
+ * takes one; other types go on. */
+START_TEST(test_rate)
+{
+	struct sched_plan p;
+	struct sched_type *r = sched_type(&s, "r"), *o = sched_type(&s, "o");
+	int64_t t = 50 * 1000000LL;
+
+	sched_set_now(&s, t);
+	sched_set_rate(&s, r, 2, 1000000);
+	ck_assert_int_eq(sched_next_token_us(&s, t), -1);
+	ck_assert(sched_claimable(&s, r, 0));
+	sched_plan(&s, &p);
+	ck_assert(sched_may_take(&s, &p, r, 0));
+	ck_assert(!sched_may_take(&s, &p, r, 0));
+	ck_assert(r->rate_held);
+	ck_assert_int_eq(sched_next_token_us(&s, t), t + 500000);
+	ck_assert(sched_may_take(&s, &p, o, 0));
+	ck_assert(sched_may_take(&s, &p, o, 0));
+	sched_batch_end(&s, true);
+
+	/* The next claim leaves it out, and the writer wakes at the token. */
+	sched_set_now(&s, t + 100000);
+	sched_forget_held(&s);
+	ck_assert_int_eq(sched_next_token_us(&s, t + 100000), -1);
+	ck_assert(!sched_claimable(&s, r, 0));
+	ck_assert(sched_claimable(&s, o, 0));
+	ck_assert_int_eq(sched_next_token_us(&s, t + 100000), t + 500000);
+	/* A paused type waits for no token. */
+	r->paused = true;
+	ck_assert_int_eq(sched_next_token_us(&s, t + 100000), -1);
+	r->paused = false;
+
+	/* The token has come: included, no longer waited for. */
+	sched_set_now(&s, t + 500000);
+	sched_forget_held(&s);
+	ck_assert(sched_claimable(&s, r, 0));
+	ck_assert(!r->rate_held);
+	ck_assert_int_eq(sched_next_token_us(&s, t + 500000), -1);
+	sched_plan(&s, &p);
+	ck_assert(sched_may_take(&s, &p, r, 0));
+	ck_assert(!sched_may_take(&s, &p, r, 0));
+	/* A rolled-back batch does not give its token back: never more
+	 * starts than the rate, at worst fewer. */
+	sched_batch_end(&s, false);
+	sched_plan(&s, &p);
+	ck_assert(!sched_may_take(&s, &p, r, 0));
+
+	/* A reload that changes the rate starts a full bucket; the same rate
+	 * keeps its state. */
+	sched_set_rate(&s, r, 2, 1000000);
+	ck_assert(!sched_claimable(&s, r, 0));
+	sched_set_rate(&s, r, 3, 1000000);
+	ck_assert(sched_claimable(&s, r, 0));
+	sched_set_rate(&s, r, 0, 0); /* rate removed: no limit */
+	for (int i = 0; i < 3; i++)
+		ck_assert(sched_claimable(&s, r, 0));
+	ck_assert(sched_may_take(&s, &p, r, 0)); /* the last idle worker */
+	ck_assert_int_eq(sched_next_token_us(&s, t + 500000), -1);
+}
+END_TEST
+
+/* A cap and a rate together: the cap is checked first, so a type at its
+ * cap spends no token. */
+START_TEST(test_rate_with_cap)
+{
+	struct sched_plan p;
+	struct sched_type *r = running("r", 1, -1);
+
+	sched_set_now(&s, 0);
+	sched_set_rate(&s, r, 1, 1000000);
+	sched_plan(&s, &p);
+	ck_assert(!sched_may_take(&s, &p, r, 1));
+	ck_assert(!r->rate_held);
+	ck_assert(sched_may_take(&s, &p, r, 2));
+}
+END_TEST
+
 static Suite *
 sched_suite(void)
 {
@@ -258,6 +359,9 @@ sched_suite(void)
 	tcase_add_test(tc, test_window_follows_commits);
 	tcase_add_test(tc, test_averages);
 	tcase_add_test(tc, test_defer);
+	tcase_add_test(tc, test_pause);
+	tcase_add_test(tc, test_rate);
+	tcase_add_test(tc, test_rate_with_cap);
 	suite_add_tcase(su, tc);
 	return su;
 }
