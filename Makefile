@@ -34,6 +34,7 @@ SRCS := \
 	src/api.c \
 	src/auth.c \
 	src/backoff.c \
+	src/batch.c \
 	src/clock.c \
 	src/config.c \
 	src/cron.c \

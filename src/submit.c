@@ -765,7 +765,9 @@ submit_fingerprint(const char *body, size_t len,
 	unsigned int mdlen = 0;
 	int ok;
 
-	if (submit_json_strict(body, len, SUBMIT_MAX_DEPTH, NULL, 0) != 0)
+	/* + 1: a batch's array around its jobs (a single job's depth was
+	 * checked against SUBMIT_MAX_DEPTH before). */
+	if (submit_json_strict(body, len, SUBMIT_MAX_DEPTH + 1, NULL, 0) != 0)
 		return JOBD_EINVAL;
 	/* The canonical text is never longer than the body. */
 	c.cap = len + 1;
