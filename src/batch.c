@@ -188,8 +188,10 @@ batch_parse(const char *body, size_t len, const struct config *cfg,
 			                  "each element must be a JSON object "
 			                  "(a job)");
 		} else {
-			erc = submit_parse(e, spans[i].len, cfg, now_us, &out[i],
-			                   why, sizeof(why));
+			/* Checked with the whole body (an element is one
+			 * level less deep than its array). */
+			erc = submit_parse_checked(e, spans[i].len, cfg, now_us,
+			                           &out[i], why, sizeof(why));
 		}
 		if (erc == JOBD_ENOMEM) {
 			rc = jobd_seterr(err, errlen, erc, "out of memory");

@@ -654,16 +654,16 @@ apply_batch(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 		op->rc = JOBD_EFULL;
 		return 0;
 	}
-	for (size_t i = 0; i < op->nbatch; i++) {
-		struct job *j = &op->batch[i];
-		rc = store_insert(w->st, j, op->err, sizeof(op->err));
-		if (rc != 0)
-			/* Fails the transaction (a partial batch must never
-			 * commit); a conflict cannot be one job's alone. */
-			return rc == JOBD_ECONFLICT ? JOBD_EBUSY : rc;
-		j->status = JOB_QUEUED;
-		note_run_at(b, j->run_at_us, now);
-	}
+	for (size_t i = 0; i < op->nbatch; i++)
+		op->batch[i].status = JOB_QUEUED;
+	rc = store_insert_many(w->st, op->batch, op->nbatch, op->err,
+	                       sizeof(op->err));
+	if (rc != 0)
+		/* Fails the transaction (a partial batch must never commit);
+		 * a conflict cannot be one job's alone. */
+		return rc == JOBD_ECONFLICT ? JOBD_EBUSY : rc;
+	for (size_t i = 0; i < op->nbatch; i++)
+		note_run_at(b, op->batch[i].run_at_us, now);
 	b->delta[JOB_QUEUED] += (int64_t)op->nbatch;
 	op->status = JOB_QUEUED;
 	return 0;
