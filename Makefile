@@ -72,6 +72,7 @@ TEST_HOOK_SRCS := \
 
 UNIT_TESTS := \
 	test_backoff \
+	test_batch \
 	test_clock \
 	test_config \
 	test_cron \
