@@ -11,6 +11,7 @@
  */
 #include <check.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -600,6 +601,99 @@ START_TEST(test_race_with_single_posts)
 }
 END_TEST
 
+/* ---- kill -9 while batches come in ---- */
+
+#define KILL_BATCH 50
+#define KILL_MAX 4096
+
+struct feeder {
+	int port;
+	int round;
+	atomic_int acked;        /* batches answered 202 */
+	char ids[KILL_MAX][2][37]; /* first and last id of each */
+};
+
+static void *
+feed(void *arg)
+{
+	struct feeder *f = arg;
+	jd_client *c = jd_client_new(f->port);
+
+	for (int k = 0; k < KILL_MAX; k++) {
+		char tag[32];
+		snprintf(tag, sizeof(tag), "r%db%d", f->round, k);
+		char *body = batch_body(KILL_BATCH, "noop", tag);
+		const char *h[] = {"Content-Type: application/json", NULL};
+		struct jd_resp *r = jd_client_request(c, "POST", "/jobs", h, body);
+		free(body);
+		cJSON *jobs = r && r->status == 202
+		    ? cJSON_GetObjectItemCaseSensitive(jd_json(r), "jobs") : NULL;
+		if (jobs == NULL) {
+			jd_resp_free(r); /* the daemon was killed */
+			break;
+		}
+		snprintf(f->ids[k][0], 37, "%s", nth_id(jobs, 0));
+		snprintf(f->ids[k][1], 37, "%s", nth_id(jobs, KILL_BATCH - 1));
+		jd_resp_free(r);
+		atomic_store(&f->acked, k + 1);
+	}
+	jd_client_free(c);
+	return NULL;
+}
+
+/* How many of the n ids (slots of stride bytes) are stored: an SQL text
+ * for both stores (on PostgreSQL the literals become uuids). */
+static long long
+count_ids(jd *dd, const char *ids, size_t stride, size_t n)
+{
+	size_t len = 64 + n * 41, used;
+	char *sql = malloc(len);
+	long long got;
+
+	ck_assert_ptr_nonnull(sql);
+	used = (size_t)snprintf(sql, len, "SELECT count(*) FROM jobs WHERE "
+	                        "id IN (");
+	for (size_t i = 0; i < n; i++)
+		used += (size_t)snprintf(sql + used, len - used, "%s'%.36s'",
+		                         i ? "," : "", ids + i * stride);
+	snprintf(sql + used, len - used, ")");
+	got = jd_sql_int(dd, sql);
+	free(sql);
+	return got;
+}
+
+START_TEST(test_kill9_all_or_nothing)
+{
+	static struct feeder f;
+
+	for (int round = 0; round < 3; round++) {
+		pthread_t t;
+		memset(&f, 0, sizeof(f));
+		f.port = d->port;
+		f.round = round;
+		ck_assert_int_eq(pthread_create(&t, NULL, feed, &f), 0);
+		/* Killed while batches come in: after a few were answered. */
+		int64_t until = jd_mono_ms() + 60000;
+		while (atomic_load(&f.acked) < 3 + round && jd_mono_ms() < until)
+			jd_pause_ms(5);
+		ck_assert_msg(atomic_load(&f.acked) >= 3 + round,
+		              "round %d: no batches answered", round);
+		jd_kill9(d);
+		pthread_join(t, NULL);
+		ck_assert_int_eq(jd_start(d), 0);
+		/* No batch in part; every batch answered 202 in full. */
+		long long n = count_jobs(d);
+		ck_assert_msg(n % KILL_BATCH == 0, "round %d: %lld jobs, not a "
+		              "multiple of %d", round, n, KILL_BATCH);
+		int acked = atomic_load(&f.acked);
+		ck_assert_int_eq(count_ids(d, &f.ids[0][0][0], sizeof(f.ids[0]),
+		                           (size_t)acked), acked);
+		ck_assert_int_eq(count_ids(d, &f.ids[0][1][0], sizeof(f.ids[0]),
+		                           (size_t)acked), acked);
+	}
+}
+END_TEST
+
 static Suite *
 batch_suite(void)
 {
@@ -623,6 +717,7 @@ batch_suite(void)
 	tcase_add_test(tc, test_queue_full_counts_batch);
 	tcase_add_test(tc, test_prefer_wait_ignored);
 	tcase_add_test(tc, test_race_with_single_posts);
+	tcase_add_test(tc, test_kill9_all_or_nothing);
 	suite_add_tcase(s, tc);
 	return s;
 }
