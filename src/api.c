@@ -1018,7 +1018,7 @@ handle_batch(api *a, struct api_call *call)
 static void
 finish_batch(struct api_call *call, struct writer_op *op)
 {
-	/* {"id":"<36>","status":"<9>","href":"/jobs/<36>"}, per job */
+	/* {"id":"<36>","status":"<9>","href":"/jobs/<36>"}, (119 bytes) */
 	size_t cap = 16 + op->nbatch * 128, len = 0;
 	char *text;
 
@@ -1031,16 +1031,25 @@ finish_batch(struct api_call *call, struct writer_op *op)
 		problem_for(call, JOBD_ENOMEM, "out of memory");
 		return;
 	}
-	len += (size_t)snprintf(text, cap, "{\"jobs\":[");
+#define PUT(s, n) (memcpy(text + len, (s), (n)), len += (n))
+	PUT("{\"jobs\":[", 9);
 	for (size_t i = 0; i < op->nbatch; i++) {
 		const struct job *j = &op->batch[i];
 		const char *st = job_status_name(j->status);
-		len += (size_t)snprintf(text + len, cap - len,
-		                        "%s{\"id\":\"%s\",\"status\":\"%s\","
-		                        "\"href\":\"/jobs/%s\"}", i ? "," : "",
-		                        j->id, st ? st : "queued", j->id);
+		if (st == NULL)
+			st = "queued";
+		if (i > 0)
+			PUT(",", 1);
+		PUT("{\"id\":\"", 7);
+		PUT(j->id, 36);
+		PUT("\",\"status\":\"", 12);
+		PUT(st, strlen(st));
+		PUT("\",\"href\":\"/jobs/", 16);
+		PUT(j->id, 36);
+		PUT("\"}", 2);
 	}
-	snprintf(text + len, cap - len, "]}\n");
+	PUT("]}\n", 4); /* with the NUL */
+#undef PUT
 	set_body(call, 202, "application/json", text);
 	add_header(call, "Retry-After", "1");
 	if (op->replayed)
