@@ -1164,9 +1164,21 @@ fail_batch(writer *w, struct batch *b, struct writer_op *ops,
 			w->pending = op;
 			continue;
 		}
-		op->rc = rc;
 		op->replayed = false;
-		snprintf(op->err, sizeof(op->err), "%s", err);
+		if (rc == JOBD_ECONFLICT) {
+			/* A constraint another node's commit made true under
+			 * us (its submission with the same Idempotency-Key):
+			 * not these ops' fault, and their retry gets the
+			 * right answer (a replay, or 409 for another body). */
+			op->rc = JOBD_EBUSY;
+			snprintf(op->err, sizeof(op->err), "the transaction met "
+			         "a concurrent write (another node's submission "
+			         "with the same Idempotency-Key?); submit again: "
+			         "%s", err);
+		} else {
+			op->rc = rc;
+			snprintf(op->err, sizeof(op->err), "%s", err);
+		}
 		finish_op(op);
 	}
 	w->retry_at_mono_ms = clock_mono_ms() + RETRY_AFTER_FAILURE_MS;

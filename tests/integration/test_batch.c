@@ -694,6 +694,103 @@ START_TEST(test_kill9_all_or_nothing)
 }
 END_TEST
 
+/* ---- two nodes (PostgreSQL), one key ---- */
+
+struct twin {
+	jd *node;
+	const char *body;
+	const char *key;
+	pthread_barrier_t *go;
+	struct jd_resp *r;
+};
+
+static void *
+twin_post(void *arg)
+{
+	struct twin *t = arg;
+	jd_client *c = jd_client_new(t->node->port);
+	const char *h[] = {"Content-Type: application/json", t->key, NULL};
+
+	pthread_barrier_wait(t->go);
+	t->r = jd_client_request(c, "POST", "/jobs", h, t->body);
+	jd_client_free(c);
+	return NULL;
+}
+
+static jd *
+twin_node(const jd *owner, const char *name)
+{
+	char extra[160];
+	struct jd_opts o = {.threads = 1, .extra = extra, .share_store = owner};
+	jd *n;
+
+	snprintf(extra, sizeof(extra), "[store]\nnode = %s\nlease = 30s\n",
+	         name);
+	n = jd_new(&o);
+	ck_assert_ptr_nonnull(n);
+	ck_assert_int_eq(jd_start(n), 0);
+	return n;
+}
+
+/* The same batch with the same key on two nodes at once: one batch is
+ * stored, never two and never part of one; both clients end with its
+ * ids (the loser of a race between the nodes' transactions may be told
+ * to retry, 503, and its retry replays). */
+START_TEST(test_two_nodes_one_key)
+{
+	jd *a = twin_node(NULL, "alpha"), *b = twin_node(a, "bravo");
+
+	for (int round = 0; round < 10; round++) {
+		char key[64], tag[16];
+		pthread_barrier_t go;
+		pthread_t t[2];
+		struct twin tw[2];
+		int fresh = 0;
+
+		snprintf(key, sizeof(key), "Idempotency-Key: twin-%d", round);
+		snprintf(tag, sizeof(tag), "t%d", round);
+		char *body = batch_body(20, "noop", tag);
+		pthread_barrier_init(&go, NULL, 2);
+		for (int i = 0; i < 2; i++) {
+			tw[i] = (struct twin){.node = i ? b : a, .body = body,
+			                      .key = key, .go = &go};
+			ck_assert_int_eq(pthread_create(&t[i], NULL, twin_post,
+			                                &tw[i]), 0);
+		}
+		for (int i = 0; i < 2; i++)
+			pthread_join(t[i], NULL);
+		pthread_barrier_destroy(&go);
+		for (int i = 0; i < 2; i++) {
+			/* Told to retry: the retry replays (a few tries, while
+			 * the winner's transaction commits). */
+			for (int tries = 0; tw[i].r->status == 503 && tries < 50;
+			     tries++) {
+				jd_resp_free(tw[i].r);
+				jd_pause_ms(20);
+				tw[i].r = post_c(NULL, tw[i].node, body, key);
+			}
+			answer_jobs(tw[i].r, 20);
+			if (jd_header(tw[i].r, "Idempotent-Replayed") == NULL)
+				fresh++;
+		}
+		ck_assert_msg(fresh == 1, "round %d: %d fresh answers", round,
+		              fresh);
+		cJSON *ja = cJSON_GetObjectItemCaseSensitive(jd_json(tw[0].r),
+		                                             "jobs");
+		cJSON *jb = cJSON_GetObjectItemCaseSensitive(jd_json(tw[1].r),
+		                                             "jobs");
+		for (int i = 0; i < 20; i++)
+			ck_assert_str_eq(nth_id(ja, i), nth_id(jb, i));
+		ck_assert_int_eq(count_jobs(a), 20LL * (round + 1));
+		for (int i = 0; i < 2; i++)
+			jd_resp_free(tw[i].r);
+		free(body);
+	}
+	jd_free(b);
+	jd_free(a);
+}
+END_TEST
+
 static Suite *
 batch_suite(void)
 {
@@ -718,6 +815,8 @@ batch_suite(void)
 	tcase_add_test(tc, test_prefer_wait_ignored);
 	tcase_add_test(tc, test_race_with_single_posts);
 	tcase_add_test(tc, test_kill9_all_or_nothing);
+	if (jd_store_is_pg())
+		tcase_add_test(tc, test_two_nodes_one_key);
 	suite_add_tcase(s, tc);
 	return s;
 }
