@@ -34,6 +34,7 @@ SRCS := \
 	src/api.c \
 	src/auth.c \
 	src/backoff.c \
+	src/batch.c \
 	src/bus.c \
 	src/clock.c \
 	src/config.c \
@@ -73,6 +74,7 @@ TEST_HOOK_SRCS := \
 
 UNIT_TESTS := \
 	test_backoff \
+	test_batch \
 	test_clock \
 	test_config \
 	test_cron \

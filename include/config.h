@@ -49,6 +49,7 @@ struct config {
 	struct {
 		char *listen;            /* "host:port" or "[v6]:port" */
 		int64_t max_body_bytes;
+		int64_t max_batch;       /* most jobs in one POST /jobs array */
 		int64_t max_wait_ms;
 		int64_t max_waiters;
 		int64_t threads;         /* HTTP threads, 0 = one per CPU */

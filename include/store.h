@@ -151,6 +151,14 @@ void store_rollback(store *st);
 int store_insert(store *st, const struct job *job, char *err, size_t errlen);
 
 /*
+ * Inserts n new queued jobs (none claimed), in order, as store_insert()
+ * would one by one, in fewer statements (a batch, batch.h).  An error
+ * leaves some of them inserted: the caller rolls the transaction back.
+ */
+int store_insert_many(store *st, const struct job *jobs, size_t n,
+                      char *err, size_t errlen);
+
+/*
  * Looks up a live job by Idempotency-Key: 0 and the job in *out (which the
  * caller job_clear()s), or JOBD_ENOTFOUND.
  */

@@ -21,6 +21,9 @@ struct store_ops {
 	void (*rollback)(void *impl);
 	int (*insert)(void *impl, const struct job *job, char *err,
 	              size_t errlen);
+	/* queued jobs only; NULL: insert one by one */
+	int (*insert_many)(void *impl, const struct job *jobs, size_t n,
+	                   char *err, size_t errlen);
 	int (*find_idem)(void *impl, const char *key, struct job *out,
 	                 char *err, size_t errlen);
 	int (*claim)(void *impl, const struct store_claim_req *req,

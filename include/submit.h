@@ -50,6 +50,14 @@ char *submit_json_compact(const char *buf, size_t len);
 int submit_parse(const char *body, size_t len, const struct config *cfg,
                  int64_t now_us, struct job *job, char *err, size_t errlen);
 
+/*
+ * The same for text already checked as UTF-8 and strict JSON within
+ * SUBMIT_MAX_DEPTH (a batch's element, checked with the whole body).
+ */
+int submit_parse_checked(const char *body, size_t len,
+                         const struct config *cfg, int64_t now_us,
+                         struct job *job, char *err, size_t errlen);
+
 #define SUBMIT_FINGERPRINT_LEN 64
 
 /*

@@ -38,12 +38,18 @@ enum writer_op_kind {
 	WOP_COMPLETE, /* end of an attempt (workers); op->job: the claimed
 	                 job, handed to a worker by dispatch */
 	WOP_PAUSE,    /* pause (op->pause) or resume op->type */
+	WOP_BATCH,    /* insert op->batch: all of its jobs or none (batch.h) */
 };
 
 struct writer_op {
 	int kind;                       /* enum writer_op_kind */
 	/* WOP_SUBMIT: the job to insert (the op owns its strings). */
 	struct job job;
+	/* WOP_BATCH: the jobs, in order (the op owns the array and their
+	 * strings; batch_jobs_free); after a replay their ids and statuses
+	 * are the earlier batch's. */
+	struct job *batch;
+	size_t nbatch;
 	/* WOP_CANCEL, WOP_RETRY, WOP_COMPLETE: the job id. */
 	char id[UUID_STR_LEN];
 	/* WOP_COMPLETE: the attempt's end (strings owned by the op).

@@ -23,6 +23,7 @@
 #include <strings.h>
 
 #include "api.h"
+#include "batch.h"
 #include "clock.h"
 #include "dashboard.h"
 #include "err.h"
@@ -1017,6 +1018,143 @@ handle_submit(api *a, struct api_call *call)
 	return API_PENDING;
 }
 
+/*
+ * A refused batch: problem details with "errors": [{"index", "detail"}]
+ * for every invalid element (none when the batch as a whole is refused).
+ */
+static void
+batch_problem(struct api_call *call, int rc, const char *detail,
+              const struct batch_error *errs, size_t nerrs)
+{
+	cJSON *o, *arr, *e;
+	int status = api_status_for(rc);
+
+	problem_for(call, rc, detail);
+	if (nerrs == 0)
+		return;
+	o = cJSON_CreateObject();
+	arr = cJSON_AddArrayToObject(o, "errors");
+	if (arr == NULL ||
+	    !cJSON_AddStringToObject(o, "type", rc == JOBD_EINVAL
+	                             ? "/problems/bad-request"
+	                             : "/problems/invalid-field") ||
+	    !cJSON_AddStringToObject(o, "title", status_title(status)) ||
+	    !cJSON_AddNumberToObject(o, "status", status) ||
+	    !cJSON_AddStringToObject(o, "detail", detail))
+		goto out;
+	for (size_t i = 0; i < nerrs; i++) {
+		e = cJSON_CreateObject();
+		if (e == NULL || !cJSON_AddItemToArray(arr, e) ||
+		    !cJSON_AddNumberToObject(e, "index", (double)errs[i].index) ||
+		    !cJSON_AddStringToObject(e, "detail", errs[i].detail))
+			goto out;
+	}
+	/* "errors" after the usual members. */
+	cJSON_DetachItemViaPointer(o, arr);
+	cJSON_AddItemToObject(o, "errors", arr);
+	arr = NULL;
+	char *text = json_line(cJSON_PrintUnformatted(o));
+	if (text != NULL)
+		set_body(call, status, "application/problem+json", text);
+out:
+	cJSON_Delete(o);
+}
+
+/* POST /jobs with an array (DESIGN.md §2): one op for the writer, all of
+ * its jobs or none.  Prefer: wait is ignored for batches. */
+static int
+handle_batch(api *a, struct api_call *call)
+{
+	struct batch_error *errs = NULL;
+	struct job *jobs = NULL;
+	size_t n = 0, nerrs = 0;
+	char err[256];
+	const char *key;
+	int rc;
+
+	if (atomic_load(&a->draining)) {
+		api_problem(call, 503, "shutting-down", NULL,
+		            "jobd is shutting down; submit again shortly");
+		return API_DONE;
+	}
+	if (!make_wait(a, call, WOP_BATCH, -1))
+		return API_DONE;
+	struct writer_op *op = wait_op(call->wait);
+	struct config *cfg = config_acquire(); /* handlers as reloaded */
+	rc = batch_parse(call->body, call->body_len, cfg ? cfg : a->cfg,
+	                 a->cfg->server.max_batch, clock_now_us(), &jobs, &n,
+	                 &errs, &nerrs, err, sizeof(err));
+	config_release(cfg);
+	if (rc != 0) {
+		batch_problem(call, rc, err, errs, nerrs);
+		free(errs);
+		return API_DONE;
+	}
+	op->batch = jobs; /* the op's from now on */
+	op->nbatch = n;
+	if (batch_assign_ids(jobs, n) != 0) {
+		problem_for(call, JOBD_EBUSY, "cannot read random bytes");
+		return API_DONE;
+	}
+	key = call->header(call->h, "Idempotency-Key");
+	if (key != NULL) {
+		char fp[SUBMIT_FINGERPRINT_LEN + 1];
+		if (reqparse_idem_key(key, err, sizeof(err)) != 0) {
+			api_problem(call, 400, "bad-request", NULL, err);
+			return API_DONE;
+		}
+		if (submit_fingerprint(call->body, call->body_len, fp) != 0 ||
+		    batch_set_keys(jobs, n, key, fp) != 0) {
+			problem_for(call, JOBD_ENOMEM, "out of memory");
+			return API_DONE;
+		}
+	}
+	call->pending = PENDING_WRITER;
+	return API_PENDING;
+}
+
+/* The answer to a committed batch: its jobs' ids in the order given. */
+static void
+finish_batch(struct api_call *call, struct writer_op *op)
+{
+	/* {"id":"<36>","status":"<9>","href":"/jobs/<36>"}, (119 bytes) */
+	size_t cap = 16 + op->nbatch * 128, len = 0;
+	char *text;
+
+	if (op->rc != 0) {
+		problem_for(call, op->rc, op->err);
+		return;
+	}
+	text = malloc(cap);
+	if (text == NULL) {
+		problem_for(call, JOBD_ENOMEM, "out of memory");
+		return;
+	}
+#define PUT(s, n) (memcpy(text + len, (s), (n)), len += (n))
+	PUT("{\"jobs\":[", 9);
+	for (size_t i = 0; i < op->nbatch; i++) {
+		const struct job *j = &op->batch[i];
+		const char *st = job_status_name(j->status);
+		if (st == NULL)
+			st = "queued";
+		if (i > 0)
+			PUT(",", 1);
+		PUT("{\"id\":\"", 7);
+		PUT(j->id, 36);
+		PUT("\",\"status\":\"", 12);
+		PUT(st, strlen(st));
+		PUT("\",\"href\":\"/jobs/", 16);
+		PUT(j->id, 36);
+		PUT("\"}", 2);
+	}
+	PUT("]}\n", 4); /* with the NUL */
+#undef PUT
+	set_body(call, 202, "application/json", text);
+	add_header(call, "Retry-After", "1");
+	if (op->replayed)
+		add_header(call, "Idempotent-Replayed", "true");
+}
+
 /* GET /jobs/<id>, long-polling with ?wait=N or Prefer: wait=N (the query
  * wins when both are there; both must be well-formed). */
 static int
@@ -1112,7 +1250,8 @@ api_handle(api *a, struct api_call *call)
 		return API_DONE;
 	case ROUTE_JOBS:
 		if (call->method == API_POST)
-			return handle_submit(a, call);
+			return batch_is_array(call->body, call->body_len)
+			    ? handle_batch(a, call) : handle_submit(a, call);
 		handle_list(a, call);
 		return API_DONE;
 	case ROUTE_JOB:
@@ -1175,6 +1314,9 @@ api_finish(api *a, struct api_call *call)
 		return;
 	}
 	switch (op->kind) {
+	case WOP_BATCH:
+		finish_batch(call, op);
+		return;
 	case WOP_SUBMIT:
 		if (op->rc != 0) {
 			problem_for(call, op->rc, op->err);

@@ -60,6 +60,8 @@ static const struct conf_key conf_keys[] = {
 	 "takes IPv4 too); ignored when systemd passes a socket (LISTEN_FDS)"},
 	{"server", "max_body", T_SIZE, C(server.max_body_bytes), "1M", 1024,
 	 1LL << 30, NULL, "largest accepted request body (413 above)"},
+	{"server", "max_batch", T_INT, C(server.max_batch), "1000", 1,
+	 1000000, NULL, "most jobs in one POST /jobs array (422 above)"},
 	{"server", "max_wait", T_DUR, C(server.max_wait_ms), "60s", 0,
 	 DAY, NULL, "cap on ?wait= / Prefer: wait= long-polls"},
 	{"server", "max_waiters", T_INT, C(server.max_waiters), "10000", 0,

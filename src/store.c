@@ -163,6 +163,20 @@ void store_rollback(store *st)
 int store_insert(store *st, const struct job *job, char *err, size_t errlen)
 { return st->ops->insert(st->impl, job, err, errlen); }
 
+int
+store_insert_many(store *st, const struct job *jobs, size_t n, char *err,
+                  size_t errlen)
+{
+	if (st->ops->insert_many != NULL)
+		return st->ops->insert_many(st->impl, jobs, n, err, errlen);
+	for (size_t i = 0; i < n; i++) {
+		int rc = st->ops->insert(st->impl, &jobs[i], err, errlen);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
 int store_find_idem(store *st, const char *key, struct job *out, char *err,
                     size_t errlen)
 { return st->ops->find_idem(st->impl, key, out, err, errlen); }

@@ -229,6 +229,8 @@ struct sq {
 	bool durability_full;
 	sqlite3 *wdb;
 	sqlite3_stmt *w[W_NSTMT];
+	/* INSERT of insert_many_rows[i] rows, made on first use */
+	sqlite3_stmt *insert_many[3];
 	pthread_mutex_t pool_mu;
 	struct reader *readers; /* free list; guarded by pool_mu */
 	int lock_fd;            /* "<path>.lock", flock()ed; -1 when none */
@@ -610,6 +612,8 @@ sq_close(void *impl)
 	}
 	for (int i = 0; i < W_NSTMT; i++)
 		sqlite3_finalize(s->w[i]);
+	for (int i = 0; i < 3; i++)
+		sqlite3_finalize(s->insert_many[i]);
 	if (s->wdb != NULL && sqlite3_close(s->wdb) != SQLITE_OK)
 		log_err("store", "close: %s", sqlite3_errmsg(s->wdb));
 	/* After SQLite's last connection (see open_file), the lock last. */
@@ -778,6 +782,97 @@ sq_insert(void *impl, const struct job *job, char *err, size_t errlen)
 	                         job->attempt_started);
 	rc = step_done(st);
 	return rc ? fail(s->wdb, rc, err, errlen, "insert") : 0;
+}
+
+/*
+ * Queued jobs, 64, 16 or 4 rows to a statement (the last 0 to 3 one by
+ * one): one statement's set-up (its cursors, the CHECK's IN list, the
+ * statement journal) for many rows.  The same row as W_INSERT makes
+ * unclaimed.
+ */
+static const int insert_many_rows[3] = {64, 16, 4};
+#define INSERT_MANY_COLS 11
+
+static int
+prepare_insert_many(struct sq *s, int which, char *err, size_t errlen)
+{
+	int rows = insert_many_rows[which];
+	size_t cap = 256 + (size_t)rows * 160, len;
+	char *sql = malloc(cap);
+	int rc;
+
+	if (sql == NULL)
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	len = (size_t)snprintf(sql, cap, "INSERT INTO jobs (id, type, status,"
+	    " priority, attempt, max_attempts, timeout_ms, created_at, run_at,"
+	    " payload, cancel_on_disconnect, idem_key, idem_fp, due,"
+	    " started_at, claim, attempt_started) VALUES ");
+	for (int r = 0; r < rows; r++) {
+		int b = r * INSERT_MANY_COLS;
+		len += (size_t)snprintf(sql + len, cap - len, "%s(?%d, ?%d, "
+		    "'queued', ?%d, 0, ?%d, ?%d, ?%d, ?%d, ?%d, ?%d, ?%d, ?%d, "
+		    "?%d <= ?%d, NULL, NULL, 0)", r ? "," : "", b + 1, b + 2,
+		    b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10,
+		    b + 11, b + 7, b + 6);
+	}
+	rc = sqlite3_prepare_v3(s->wdb, sql, -1, SQLITE_PREPARE_PERSISTENT,
+	                        &s->insert_many[which], NULL);
+	free(sql);
+	return rc != SQLITE_OK ? fail(s->wdb, rc, err, errlen, "insert many")
+	                       : 0;
+}
+
+/* One statement of insert_many_rows[which] jobs. */
+static int
+insert_chunk(struct sq *s, int which, const struct job *jobs, char *err,
+             size_t errlen)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (s->insert_many[which] == NULL &&
+	    (rc = prepare_insert_many(s, which, err, errlen)) != 0)
+		return rc;
+	st = s->insert_many[which];
+	for (int r = 0; r < insert_many_rows[which]; r++) {
+		const struct job *job = &jobs[r];
+		int b = r * INSERT_MANY_COLS;
+		sqlite3_bind_text(st, b + 1, job->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, b + 2, job->type, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, b + 3, job->priority);
+		sqlite3_bind_int(st, b + 4, job->max_attempts);
+		sqlite3_bind_int64(st, b + 5, job->timeout_ms);
+		sqlite3_bind_int64(st, b + 6, job->created_at_us);
+		sqlite3_bind_int64(st, b + 7, job->run_at_us);
+		sqlite3_bind_text(st, b + 8, job->payload ? job->payload
+		                  : "null", -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, b + 9, job->cancel_on_disconnect);
+		bind_text_or_null(st, b + 10, job->idem_key);
+		bind_text_or_null(st, b + 11, job->idem_fp);
+	}
+	rc = step_done(st);
+	return rc ? fail(s->wdb, rc, err, errlen, "insert many") : 0;
+}
+
+static int
+sq_insert_many(void *impl, const struct job *jobs, size_t n, char *err,
+               size_t errlen)
+{
+	struct sq *s = impl;
+	size_t i = 0;
+	int rc;
+
+	for (int which = 0; which < 3; which++) {
+		size_t rows = (size_t)insert_many_rows[which];
+		for (; n - i >= rows; i += rows)
+			if ((rc = insert_chunk(s, which, &jobs[i], err,
+			                       errlen)) != 0)
+				return rc;
+	}
+	for (; i < n; i++)
+		if ((rc = sq_insert(impl, &jobs[i], err, errlen)) != 0)
+			return rc;
+	return 0;
 }
 
 static int
@@ -1456,6 +1551,7 @@ const struct store_ops store_sqlite_ops = {
 	.commit = sq_commit,
 	.rollback = sq_rollback,
 	.insert = sq_insert,
+	.insert_many = sq_insert_many,
 	.find_idem = sq_find_idem,
 	.claim = sq_claim,
 	.complete = sq_complete,

@@ -368,8 +368,8 @@ get_int(const cJSON *item, const char *name, long min, long max, long *out,
  * *out (caller deletes), or JOBD_EINVAL with err.
  */
 static int
-parse_document(const char *body, size_t len, cJSON **out, char *err,
-               size_t errlen)
+parse_document(const char *body, size_t len, bool checked, cJSON **out,
+               char *err, size_t errlen)
 {
 	const char *end = NULL;
 	cJSON *root;
@@ -378,10 +378,11 @@ parse_document(const char *body, size_t len, cJSON **out, char *err,
 	if (len == 0)
 		return jobd_seterr(err, errlen, JOBD_EINVAL,
 		                   "the body is empty; send a JSON object");
-	if (!utf8_valid(body, len))
+	if (!checked && !utf8_valid(body, len))
 		return jobd_seterr(err, errlen, JOBD_EINVAL,
 		                   "the body is not valid UTF-8");
-	rc = submit_json_strict(body, len, SUBMIT_MAX_DEPTH, err, errlen);
+	rc = checked ? 0 : submit_json_strict(body, len, SUBMIT_MAX_DEPTH, err,
+	                                      errlen);
 	if (rc != 0)
 		return rc;
 	root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
@@ -572,16 +573,17 @@ parse_when(const cJSON *root, int64_t now_us, struct job *job, char *err,
 	return 0;
 }
 
-int
-submit_parse(const char *body, size_t len, const struct config *cfg,
-             int64_t now_us, struct job *job, char *err, size_t errlen)
+static int
+parse_job(const char *body, size_t len, bool checked,
+          const struct config *cfg, int64_t now_us, struct job *job,
+          char *err, size_t errlen)
 {
 	struct member members[MAX_MEMBERS];
 	const struct member *type_m, *payload_m;
 	cJSON *root = NULL;
 	int rc;
 
-	rc = parse_document(body, len, &root, err, errlen);
+	rc = parse_document(body, len, checked, &root, err, errlen);
 	if (rc != 0)
 		return rc;
 	rc = check_members(body, len, root, members, &type_m, &payload_m, err,
@@ -605,6 +607,21 @@ submit_parse(const char *body, size_t len, const struct config *cfg,
 	if (rc != 0)
 		job_clear(job);
 	return rc;
+}
+
+int
+submit_parse(const char *body, size_t len, const struct config *cfg,
+             int64_t now_us, struct job *job, char *err, size_t errlen)
+{
+	return parse_job(body, len, false, cfg, now_us, job, err, errlen);
+}
+
+int
+submit_parse_checked(const char *body, size_t len, const struct config *cfg,
+                     int64_t now_us, struct job *job, char *err,
+                     size_t errlen)
+{
+	return parse_job(body, len, true, cfg, now_us, job, err, errlen);
 }
 
 /*
@@ -765,7 +782,9 @@ submit_fingerprint(const char *body, size_t len,
 	unsigned int mdlen = 0;
 	int ok;
 
-	if (submit_json_strict(body, len, SUBMIT_MAX_DEPTH, NULL, 0) != 0)
+	/* + 1: a batch's array around its jobs (a single job's depth was
+	 * checked against SUBMIT_MAX_DEPTH before). */
+	if (submit_json_strict(body, len, SUBMIT_MAX_DEPTH + 1, NULL, 0) != 0)
 		return JOBD_EINVAL;
 	/* The canonical text is never longer than the body. */
 	c.cap = len + 1;

@@ -133,8 +133,8 @@ op_done(struct writer_op *op, void *arg)
 	/* Runs before any worker can have the job: the waiter cannot miss
 	 * the job's end.  Intake ends here, at the commit, whatever the
 	 * client then waits for (Prefer: wait). */
-	if (op->kind == WOP_SUBMIT && op->rc == 0 && !op->replayed &&
-	    r->start_us > 0)
+	if ((op->kind == WOP_SUBMIT || op->kind == WOP_BATCH) &&
+	    op->rc == 0 && !op->replayed && r->start_us > 0)
 		metrics_intake_seconds(
 			(double)(clock_mono_us() - r->start_us) / 1e6);
 	if (op->kind == WOP_SUBMIT && op->rc == 0 && r->wait_ms > 0 &&

@@ -26,6 +26,7 @@
 
 #include "clock.h"
 #include "err.h"
+#include "batch.h"
 #include "intake.h"
 #include "log.h"
 #include "metrics.h"
@@ -144,6 +145,9 @@ void
 writer_op_clear(struct writer_op *op)
 {
 	job_clear(&op->job);
+	batch_jobs_free(op->batch, op->nbatch);
+	op->batch = NULL;
+	op->nbatch = 0;
 	free(op->result);
 	free(op->error);
 	op->result = NULL;
@@ -639,6 +643,95 @@ apply_submit(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 	return 0;
 }
 
+/*
+ * A batch's earlier jobs (its key K named an earlier batch, prev, with the
+ * same body): their ids and statuses in op->batch.  A batch whose later
+ * jobs were purged (finished long before its first one) cannot be
+ * replayed: a conflict that says so.
+ */
+static int
+replay_batch(writer *w, struct writer_op *op, const struct intake_prev *prev)
+{
+	const char *key = op->batch[0].idem_key;
+	char k[BATCH_KEY_MAX + 1];
+	struct job j;
+	int rc;
+
+	memcpy(op->batch[0].id, prev->id, sizeof(prev->id));
+	op->batch[0].status = prev->status;
+	for (size_t i = 1; i < op->nbatch; i++) {
+		batch_element_key(key, i, prev->id, k, sizeof(k));
+		job_init(&j);
+		rc = store_find_idem(w->st, k, &j, op->err, sizeof(op->err));
+		if (rc == JOBD_ENOTFOUND) {
+			jobd_seterr(op->err, sizeof(op->err), JOBD_ECONFLICT,
+			            "Idempotency-Key names a batch whose job "
+			            "#%zu was purged after the retention", i);
+			op->rc = JOBD_ECONFLICT;
+			return 0;
+		}
+		if (rc != 0)
+			return rc;
+		memcpy(op->batch[i].id, j.id, sizeof(j.id));
+		op->batch[i].status = j.status;
+		job_clear(&j);
+	}
+	op->replayed = true;
+	return 0;
+}
+
+/*
+ * A batch, inside the transaction: all of its jobs or none.  Everything
+ * that could refuse one of them is decided before the first insert (the
+ * key, the queue's room for the whole batch; the jobs' own keys are
+ * unique by construction, batch.h), so an insert fails only when the
+ * store does, which fails the whole transaction: no savepoint needed, and
+ * the other clients' ops in the transaction are untouched by a refusal.
+ */
+static int
+apply_batch(writer *w, struct writer_op *op, struct batch *b, int64_t now)
+{
+	int64_t queued = atomic_load(&w->counts[JOB_QUEUED]) +
+	                 b->delta[JOB_QUEUED];
+	struct intake_prev prev;
+	int verdict, rc;
+
+	/* The key (on job 0) and a queue that holds one more job. */
+	rc = intake_check(w->st, &op->batch[0], queued +
+	                  (int64_t)op->nbatch - 1, w->cfg->store.max_queued,
+	                  &verdict, &prev, op->err, sizeof(op->err));
+	if (rc != 0)
+		return rc;
+	switch (verdict) {
+	case INTAKE_REPLAY:
+		return replay_batch(w, op, &prev);
+	case INTAKE_CONFLICT:
+		op->rc = JOBD_ECONFLICT;
+		return 0;
+	case INTAKE_FULL:
+		jobd_seterr(op->err, sizeof(op->err), JOBD_EFULL, "the batch "
+		            "of %zu jobs does not fit: the queue holds %lld of "
+		            "store.max_queued = %lld jobs", op->nbatch,
+		            (long long)queued,
+		            (long long)w->cfg->store.max_queued);
+		op->rc = JOBD_EFULL;
+		return 0;
+	}
+	for (size_t i = 0; i < op->nbatch; i++)
+		op->batch[i].status = JOB_QUEUED;
+	rc = store_insert_many(w->st, op->batch, op->nbatch, op->err,
+	                       sizeof(op->err));
+	if (rc != 0)
+		/* Fails the transaction (a partial batch must never commit);
+		 * a conflict cannot be one job's alone. */
+		return rc == JOBD_ECONFLICT ? JOBD_EBUSY : rc;
+	for (size_t i = 0; i < op->nbatch; i++)
+		note_run_at(b, op->batch[i].run_at_us, now);
+	b->delta[JOB_QUEUED] += (int64_t)op->nbatch;
+	op->status = JOB_QUEUED;
+	return 0;
+}
+
 /* A cancel or a retry: the store says whether the job could. */
 static int
 apply_cancel_retry(writer *w, struct writer_op *op, struct batch *b,
@@ -755,6 +848,8 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 	case WOP_CANCEL:
 	case WOP_RETRY:
 		return apply_cancel_retry(w, op, b, now);
+	case WOP_BATCH:
+		return apply_batch(w, op, b, now);
 	case WOP_COMPLETE:
 		return apply_complete(w, op, now);
 	case WOP_PAUSE:
@@ -876,6 +971,12 @@ count_op(writer *w, struct writer_op *op)
 	case WOP_SUBMIT:
 		if (!op->replayed) {
 			metrics_submitted(op->job.type);
+			stats_submitted();
+		}
+		return;
+	case WOP_BATCH:
+		for (size_t i = 0; i < op->nbatch && !op->replayed; i++) {
+			metrics_submitted(op->batch[i].type);
 			stats_submitted();
 		}
 		return;
@@ -1070,7 +1171,8 @@ publish_batch(writer *w, struct batch *b, struct writer_op *ops,
 		if (op->rc == 0)
 			count_op(w, op);
 		if (w->event && op->rc == 0 && !op->replayed &&
-		    op->kind != WOP_SUBMIT && op->kind != WOP_PAUSE)
+		    op->kind != WOP_SUBMIT && op->kind != WOP_PAUSE &&
+		    op->kind != WOP_BATCH)
 			w->event(op->id, op->status, w->hook_arg);
 		if (op->kind == WOP_CANCEL && op->rc == JOBD_ECONFLICT &&
 		    op->status == JOB_RUNNING && w->cancel)
@@ -1157,9 +1259,21 @@ fail_batch(writer *w, struct batch *b, struct writer_op *ops,
 			w->pending = op;
 			continue;
 		}
-		op->rc = rc;
 		op->replayed = false;
-		snprintf(op->err, sizeof(op->err), "%s", err);
+		if (rc == JOBD_ECONFLICT) {
+			/* A constraint another node's commit made true under
+			 * us (its submission with the same Idempotency-Key):
+			 * not these ops' fault, and their retry gets the
+			 * right answer (a replay, or 409 for another body). */
+			op->rc = JOBD_EBUSY;
+			snprintf(op->err, sizeof(op->err), "the transaction met "
+			         "a concurrent write (another node's submission "
+			         "with the same Idempotency-Key?); submit again: "
+			         "%s", err);
+		} else {
+			op->rc = rc;
+			snprintf(op->err, sizeof(op->err), "%s", err);
+		}
 		finish_op(op);
 	}
 	w->retry_at_mono_ms = clock_mono_ms() + RETRY_AFTER_FAILURE_MS;

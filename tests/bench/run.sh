@@ -8,6 +8,10 @@
 #       each (workers.threads = 2, draining as configured while it accepts):
 #       wrk GET /healthz -t2 -c64 (the ceiling), then POST /jobs (noop,
 #       200-byte payload) at 1, 16 and 64 connections;
+#   2b  batch intake (issue 15): single POSTs, then arrays of 100 and of
+#       1,000 of the same jobs (batch.lua), 16 connections, durability
+#       full, one daemon with its 2 workers draining, then one with them
+#       held; jobs/s (target ≥ 150,000 with batches);
 #   3   drain: 100,000 queued noop jobs, workers.threads = 2 and 8
 #       (durability full), time until /readyz shows queued 0 and running 0;
 #       no job may have run twice (attempt != 1);
@@ -296,6 +300,63 @@ intake_scenario() {     # DURABILITY
 		note "intake$on $dur: $posted POSTs answered 2xx but only ${stored:-?} jobs in the store"
 	fi
 	integrity "intake$on $dur"
+	drop_store
+}
+
+# ------------------------------------------------------------------- 2b --
+# Batch intake (issue 15): POST /jobs with arrays of 100 and of 1,000 noop
+# jobs (batch.lua) at 16 connections, durability full, beside single-job
+# POSTs at 16 connections on the same daemon (workers.threads = 2,
+# max_queued high enough for what comes in).  MODE drain: the workers
+# drain as the jobs come in (as in scenario 1+2: each job also costs a
+# claim and a completion); MODE held: every worker is held by a block job
+# (intake alone, as a preload).
+batch_scenario() {      # MODE
+	mode=$1
+	say "batch intake, durability=full, 16 conn (workers.threads=2, $mode)"
+	start_daemon "batch-$mode" full 2 100000000
+	[ "$mode" = held ] && block 2
+	posted=0
+	if [ "$mode" = held ]; then how="workers held"; else how="workers draining"; fi
+	for n in 1 100 1000; do
+		out=$TMP/batch-$mode-$n.out
+		if [ "$n" = 1 ]; then
+			run_wrk "$out" -t2 -c16 -d"${INTAKE_SECS}s" --latency \
+				-s "$BENCH/post.lua" "$URL/jobs"
+			what="single POST /jobs (1 job per request)"
+		else
+			run_wrk "$out" -t2 -c16 -d"${INTAKE_SECS}s" --timeout 10s \
+				--latency -s "$BENCH/batch.lua" "$URL/jobs" -- "$n"
+			what="batch POST /jobs of $n jobs"
+		fi
+		req=$(bench_val "$out" requests)
+		bad=$(bench_val "$out" non2xx)
+		okn=$(( (${req:-0} - ${bad:-0}) * n ))
+		posted=$((posted + okn))
+		rate=$(per_sec "$okn" "$(bench_val "$out" duration_us)" 1e6)
+		p50=$(ms "$(bench_val "$out" p50_us)")
+		p99=$(ms "$(bench_val "$out" p99_us)")
+		echo "   batch n=$n c16 ($how): $rate jobs/s, request p50 $p50 ms p99 $p99 ms, non-2xx ${bad:-?}"
+		target="—" met=""
+		if [ "$n" -gt 1 ]; then
+			target="≥ 150,000 jobs/s (issue 15)"
+			met=$(awk -v r="$rate" -v b="${bad:-0}" 'BEGIN { print ((r >= 150000 && b == 0) ? "yes" : "no") }')
+		fi
+		extra=""
+		[ "${bad:-0}" != 0 ] && extra=" · **${bad} non-2xx**"
+		row "batch intake: $what, noop 200 B, durability=full, 16 conn, $how" \
+			"$(commas "$rate") jobs/s · request p50 $p50 ms · p99 $p99 ms$extra" \
+			"$target" "$met"
+		[ "${bad:-0}" = 0 ] || note "batch $mode n=$n: $bad answers were not 2xx"
+	done
+	[ "$mode" = held ] && unblock
+	stop_daemon
+	stored=$(sq "SELECT count(*) FROM jobs WHERE type = 'noop'")
+	if [ "${stored:-0}" -lt "$posted" ]; then
+		INTEGRITY_BAD=1
+		note "batch $mode: $posted jobs answered 2xx but only ${stored:-?} jobs in the store"
+	fi
+	integrity "batch $mode"
 	drop_store
 }
 
@@ -712,6 +773,7 @@ only() {
 }
 if has_store sqlite; then
 	if only intake; then intake_scenario full; intake_scenario normal; fi
+	if only batch; then batch_scenario drain; batch_scenario held; fi
 	if only drain; then drain_scenario 2; drain_scenario 8; fi
 	if only mixed; then mixed_scenario; fi
 	if only exec; then exec_scenario; fi

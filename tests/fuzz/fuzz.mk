@@ -26,7 +26,7 @@ FUZZ_TIMEOUT ?= 5
 FUZZ_RSS_MB ?= 2048
 # Extra libFuzzer options, e.g. FUZZ_FLAGS='-jobs=4 -workers=4'.
 FUZZ_FLAGS ?=
-FUZZ_NAMES := submit route config shellwords reqparse cron
+FUZZ_NAMES := submit route config shellwords reqparse cron batch
 # An empty FUZZ_SECONDS= on the command line means the default too.
 fuzz_seconds = $(or $(strip $(FUZZ_SECONDS)),60)
 

@@ -1675,6 +1675,57 @@ START_TEST(test_counts)
 }
 END_TEST
 
+/* store_insert_many: rows like store_insert's, 64/16/4 to a statement and
+ * the rest one by one (103 = 64 + 16 + 16 + 4 + 3). */
+START_TEST(test_insert_many_like_insert)
+{
+	enum { N = 103 };
+	struct job many[N], one;
+	char key[32];
+	int rc;
+
+	for (int i = 0; i < N; i++) {
+		make_job(&many[i], i + 1, i % 3 ? "noop" : "echo", i % 7 - 3,
+		         i % 5 ? NOW - 1000 : NOW + 60000000LL);
+		many[i].cancel_on_disconnect = i % 2;
+		if (i % 4 == 0) {
+			snprintf(key, sizeof(key), "a%d", i);
+			many[i].idem_key = strdup(key);
+			many[i].idem_fp = strdup("fp");
+		}
+	}
+	begin();
+	rc = store_insert_many(st, many, N, err, sizeof(err));
+	ck_assert_msg(rc == 0, "store_insert_many: %d %s", rc, err);
+	for (int i = 0; i < N; i++) {
+		rc = job_copy(&one, &many[i]);
+		ck_assert_int_eq(rc, 0);
+		make_id(one.id, 1000 + i);
+		if (one.idem_key != NULL)
+			one.idem_key[0] = 'b';
+		rc = store_insert(st, &one, err, sizeof(err));
+		ck_assert_msg(rc == 0, "store_insert: %d %s", rc, err);
+		job_clear(&one);
+	}
+	commit();
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM jobs"), 2 * N);
+#define COLS "type, status, priority, attempt, max_attempts, timeout_ms, " \
+	"created_at, run_at, started_at, finished_at, payload, " \
+	"cancel_on_disconnect, cancel_requested, claim, substr(idem_key, 2), " \
+	"idem_fp, output_truncated, due, attempt_started"
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM (SELECT " COLS " FROM "
+	                         "jobs WHERE id < '01900000-0000-7000-8000-"
+	                         "000000001000' EXCEPT SELECT " COLS " FROM jobs"
+	                         " WHERE id >= '01900000-0000-7000-8000-"
+	                         "000000001000')"), 0);
+#undef COLS
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM jobs WHERE due = 0"),
+	                 2 * 21);
+	for (int i = 0; i < N; i++)
+		job_clear(&many[i]);
+}
+END_TEST
+
 static Suite *
 store_suite(void)
 {
@@ -1731,6 +1782,7 @@ store_suite(void)
 	tcase_add_test(tc, test_list);
 	tcase_add_test(tc, test_list_walks_all_pages);
 	tcase_add_test(tc, test_counts);
+	tcase_add_test(tc, test_insert_many_like_insert);
 	suite_add_tcase(s, tc);
 	return s;
 }
