@@ -51,6 +51,7 @@ SRCS := \
 	src/pgroups.c \
 	src/reqparse.c \
 	src/sched.c \
+	src/schedule.c \
 	src/shellwords.c \
 	src/stats.c \
 	src/store.c \

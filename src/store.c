@@ -258,6 +258,14 @@ int store_counts_by_type(store *st, store_type_count_fn fn, void *arg,
                          char *err, size_t errlen)
 { return st->ops->counts_by_type(st->impl, fn, arg, err, errlen); }
 
+int store_schedules(store *st, store_schedule_fn fn, void *arg, char *err,
+                    size_t errlen)
+{ return st->ops->schedules(st->impl, fn, arg, err, errlen); }
+
+int store_schedule_put(store *st, const struct store_schedule *s, char *err,
+                       size_t errlen)
+{ return st->ops->schedule_put(st->impl, s, err, errlen); }
+
 int store_nodes(store *st, store_node_fn fn, void *arg, char *err,
                 size_t errlen)
 {
