@@ -371,6 +371,8 @@ struct store_schedule {
 	int64_t last_run_ms;    /* tick (or trigger) time of the last job */
 	char last_job_id[UUID_STR_LEN]; /* "" none */
 	int paused;             /* 0 or 1; -1 in a put: unchanged */
+	bool unless_paused;     /* in a put: change nothing and answer
+	                           JOBD_ECONFLICT when the row is paused */
 };
 typedef void (*store_schedule_fn)(void *arg, const struct store_schedule *s);
 

@@ -347,6 +347,7 @@ apply_step(schedules *s, const struct config *cfg,
 		schedule_format_tick(step->tick_ms, when, sizeof(when));
 		snprintf(key, sizeof(key), "schedule:%s:%s", sc->name, when);
 		op->schedule.last_run_ms = step->tick_ms;
+		op->schedule.unless_paused = true;
 		rc = schedule_make_job(sc, cfg, key, clock_now_us(), &op->job,
 		                       err, sizeof(err));
 		if (rc != 0) {
@@ -374,7 +375,12 @@ apply_step(schedules *s, const struct config *cfg,
 	rc = submit_wait(s, op);
 	if (rc == 0)
 		rc = op->rc;
-	if (rc == JOBD_ECONFLICT && op->kind == WOP_SUBMIT) {
+	if (rc == JOBD_ESTALE && op->kind == WOP_SUBMIT) {
+		/* Paused meanwhile (here or on another node): no job. */
+		log_info("schedule", "%s: paused; tick %s makes no job",
+		         sc->name, when);
+		rc = 0;
+	} else if (rc == JOBD_ECONFLICT && op->kind == WOP_SUBMIT) {
 		/* The key's job exists with another body (the payload
 		 * changed since it was made): the tick is done. */
 		log_warn("schedule", "%s: tick %s was made earlier with "

@@ -318,7 +318,8 @@ static const char *const writer_sql[W_NSTMT] = {
 		" last_run_ms = CASE WHEN $3::int8 IS NOT NULL AND"
 		"   (s.last_run_ms IS NULL OR $3::int8 >= s.last_run_ms)"
 		"   THEN $3::int8 ELSE s.last_run_ms END,"
-		" paused = coalesce($5::int2, s.paused)",
+		" paused = coalesce($5::int2, s.paused)"
+		" WHERE $6::int2 IS NULL OR s.paused = 0",
 };
 
 /* Reader statements, prepared on each reader connection. */
@@ -2910,23 +2911,24 @@ pg_schedule_put(void *impl, const struct store_schedule *u, char *err,
                 size_t errlen)
 {
 	char b1[24], b2[24], b3[8];
-	const char *v[5] = {
+	const char *v[6] = {
 		u->name,
 		u->cursor_ms >= 0 ? i64(b1, u->cursor_ms) : NULL,
 		u->last_run_ms >= 0 ? i64(b2, u->last_run_ms) : NULL,
 		u->last_job_id[0] != '\0' ? u->last_job_id : NULL,
 		NULL,
+		u->unless_paused ? "1" : NULL,
 	};
-	PGresult *r;
-	int rc;
+	int rows, rc;
 
 	if (u->paused >= 0) {
 		snprintf(b3, sizeof(b3), "%d", u->paused ? 1 : 0);
 		v[4] = b3;
 	}
-	rc = w_call(impl, W_SCHEDULE_PUT, 5, v, &r, err, errlen);
-	if (rc == 0)
-		PQclear(r);
+	rc = changed(impl, W_SCHEDULE_PUT, 6, v, &rows, err, errlen);
+	if (rc == 0 && u->unless_paused && rows == 0)
+		rc = jobd_seterr(err, errlen, JOBD_ECONFLICT,
+		                 "schedule %s is paused", u->name);
 	return rc;
 }
 

@@ -1419,7 +1419,8 @@ sq_schedule_put(void *impl, const struct store_schedule *u, char *err,
 	    "   OR ?3 >= last_run_ms) THEN ?4 ELSE last_job_id END,"
 	    " last_run_ms = CASE WHEN ?3 IS NOT NULL AND (last_run_ms IS NULL"
 	    "   OR ?3 >= last_run_ms) THEN ?3 ELSE last_run_ms END,"
-	    " paused = coalesce(?5, paused)", -1, 0, &st, NULL);
+	    " paused = coalesce(?5, paused)"
+	    " WHERE ?6 IS NULL OR paused = 0", -1, 0, &st, NULL);
 
 	if (rc != SQLITE_OK)
 		return fail(s->wdb, rc, err, errlen, "schedule put");
@@ -1432,9 +1433,14 @@ sq_schedule_put(void *impl, const struct store_schedule *u, char *err,
 		sqlite3_bind_text(st, 4, u->last_job_id, -1, SQLITE_STATIC);
 	if (u->paused >= 0)
 		sqlite3_bind_int(st, 5, u->paused);
+	if (u->unless_paused)
+		sqlite3_bind_int(st, 6, 1);
 	rc = sqlite3_step(st);
 	rc = rc == SQLITE_DONE ? 0 : fail(s->wdb, rc, err, errlen,
 	                                  "schedule put");
+	if (rc == 0 && u->unless_paused && sqlite3_changes(s->wdb) == 0)
+		rc = jobd_seterr(err, errlen, JOBD_ECONFLICT,
+		                 "schedule %s is paused", u->name);
 	sqlite3_finalize(st);
 	return rc;
 }

@@ -666,7 +666,26 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 	op->err[0] = '\0';
 	switch (op->kind) {
 	case WOP_SUBMIT: {
-		int rc = apply_submit(w, op, b, now);
+		int rc;
+		if (op->schedule.unless_paused) {
+			/* A tick: none while its schedule is paused (the
+			 * store decides a pause racing the tick). */
+			struct store_schedule guard = {.cursor_ms = -1,
+			    .last_run_ms = -1, .paused = -1,
+			    .unless_paused = true};
+			memcpy(guard.name, op->schedule.name,
+			       sizeof(guard.name));
+			rc = store_schedule_put(w->st, &guard, op->err,
+			                        sizeof(op->err));
+			if (rc == JOBD_ECONFLICT) {
+				op->rc = JOBD_ESTALE;
+				return 0;
+			}
+			if (rc != 0)
+				return rc;
+			op->schedule.unless_paused = false;
+		}
+		rc = apply_submit(w, op, b, now);
 		if (rc != 0 || op->rc != 0 || op->schedule.name[0] == '\0')
 			return rc;
 		memcpy(op->schedule.last_job_id, op->job.id, UUID_STR_LEN);
