@@ -80,6 +80,7 @@ UNIT_TESTS := \
 	test_intake \
 	test_reqparse \
 	test_sched \
+	test_schedule \
 	test_stats \
 	test_store \
 	test_store_faults \
