@@ -612,6 +612,55 @@ START_TEST(test_two_nodes_one_job_per_tick)
 }
 END_TEST
 
+/* PostgreSQL: the leader stops; the other node takes over once the
+ * leader's lease has passed.  No tick twice; the ticks that fell due
+ * while no node led make one job (catch_up = one); then every tick. */
+START_TEST(test_two_nodes_leader_change)
+{
+	if (!jd_store_is_pg())
+		return;
+	const char *extra = EVERY_SECOND("tick", "")
+	    "[workers]\nshutdown_grace = 1s\n";
+	char ea[256], eb[256], when[32], *log, *at;
+	snprintf(ea, sizeof(ea), "[store]\nnode = alpha\nlease = 2s\n%s",
+	         extra);
+	snprintf(eb, sizeof(eb), "[store]\nnode = beta\nlease = 2s\n%s",
+	         extra);
+	struct jd_opts oa = {.threads = 2, .extra = ea};
+	jd *a = jd_launch(&oa);
+	ck_assert_ptr_nonnull(a);
+	struct jd_opts ob = {.threads = 2, .extra = eb, .share_store = a};
+	jd *b = jd_launch(&ob);
+	ck_assert_ptr_nonnull(b);
+	int64_t last_a, missed;
+
+	wait_ticks(a, "tick", tick_jobs(a, "tick") + 3, 20000);
+	/* alpha, the older, leads: it stops. */
+	ck_assert_int_eq(jd_stop(a, 10000), 0);
+	last_a = edge_tick(b, "tick", true);
+	wait_tick_after(b, "tick", jd_now_ms() + 2000, 30000);
+	log = jd_wait_log(b, "catch_up = one makes", 10000);
+	ck_assert_msg(log != NULL, "beta did not catch up");
+	at = strstr(log, "ticks missed up to ");
+	ck_assert_ptr_nonnull(at);
+	snprintf(when, sizeof(when), "%.20s", at + strlen("ticks missed up to "));
+	free(log);
+	missed = tick_ms(when);
+	ck_assert_int_gt(missed, last_a);
+	/* Between alpha's last tick and the missed one: nothing; the
+	 * missed one: one job; from there on: every tick once. */
+	ck_assert_int_eq(tick_jobs_between(b, "tick", last_a, missed), 0);
+	ck_assert_int_eq(tick_jobs_between(b, "tick", missed - 1000,
+	                                   missed + 1000), 1);
+	assert_no_gap(b, "tick", missed);
+	/* alpha's ticks, before: every one once. */
+	ck_assert_int_eq(tick_jobs_between(b, "tick", -1, last_a + 1000),
+	                 (last_a - edge_tick(b, "tick", false)) / 1000 + 1);
+	jd_free(b);
+	jd_free(a);
+}
+END_TEST
+
 static Suite *
 schedules_suite(void)
 {
@@ -629,6 +678,7 @@ schedules_suite(void)
 	tcase_add_test(tc, test_bad_config_lines);
 	tcase_add_test(tc, test_reload_adds_and_removes);
 	tcase_add_test(tc, test_two_nodes_one_job_per_tick);
+	tcase_add_test(tc, test_two_nodes_leader_change);
 	suite_add_tcase(s, tc);
 	return s;
 }
