@@ -85,6 +85,10 @@ reload(const char *path, const struct config *base, auth *au)
 	log_notice("main", "SIGHUP: reloaded %zu handler(s) from %s; they "
 	           "apply to attempts started from now on", next->nhandlers,
 	           path);
+	/* Schedules added, removed or changed apply at once (the thread is
+	 * poked); a removed one's row stays in the store. */
+	log_notice("main", "SIGHUP: %zu schedule(s) in effect",
+	           next->nschedules);
 	config_set_current(next);
 }
 

@@ -234,6 +234,7 @@ struct schedules {
 	bool stop, poked, op_done; /* mu */
 	bool leader;               /* mu: the thread's last look */
 	int64_t since_ms;          /* thread: runs schedules since */
+	bool read_failed;          /* thread: said so once */
 };
 
 schedules *
@@ -420,10 +421,15 @@ run_once(schedules *s)
 	if (cfg == NULL || cfg->nschedules == 0)
 		goto out;
 	if (read_rows(s->st, &rows, err, sizeof(err)) != 0) {
-		log_warn("schedule", "cannot read the schedules: %s", err);
+		/* Said once per outage; tried again every second. */
+		if (!s->read_failed)
+			log_warn("schedule", "cannot read the schedules (tried "
+			         "again every second): %s", err);
+		s->read_failed = true;
 		wake = now + 1000;
 		goto out;
 	}
+	s->read_failed = false;
 	for (size_t i = 0; i < cfg->nschedules && !again; i++) {
 		const struct schedule_conf *sc = &cfg->schedules[i];
 		const struct store_schedule *row = find_row(&rows, sc->name);
