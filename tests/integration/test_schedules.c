@@ -458,6 +458,37 @@ START_TEST(test_auth)
 }
 END_TEST
 
+/* A client cannot take a tick's key (it would replace or block the
+ * tick's job): the "schedule:" prefix is reserved. */
+START_TEST(test_reserved_key_prefix)
+{
+	jd *d = launch(2, EVERY_SECOND("tick", ""));
+	char hdr[128], when[32];
+	struct jd_resp *r;
+	int64_t t = (jd_now_ms() / 1000 + 3) * 1000;
+
+	format_tick(t, when, sizeof(when));
+	snprintf(hdr, sizeof(hdr), "Idempotency-Key: schedule:tick:%s", when);
+	r = jd_request(d, "POST", "/jobs", (const char *const[]){
+	               "Content-Type: application/json", hdr, NULL},
+	               "{\"type\": \"echo\", \"payload\": \"spoof\"}");
+	assert_status(r, 400);
+	ck_assert_ptr_nonnull(strstr(r->body, "schedule:"));
+	jd_resp_free(r);
+	wait_tick_after(d, "tick", t, 20000);
+	ck_assert_int_eq(sql_int(d, "SELECT count(*) FROM jobs WHERE type = "
+	                 "'echo'"), 0);
+	/* Other keys, and the prefix in another case, are the client's. */
+	r = jd_request(d, "POST", "/jobs", (const char *const[]){
+	               "Content-Type: application/json",
+	               "Idempotency-Key: Schedule:tick:x", NULL},
+	               "{\"type\": \"echo\"}");
+	assert_status(r, 202);
+	jd_resp_free(r);
+	jd_free(d);
+}
+END_TEST
+
 /* The line of the config file that holds needle (1-based), or 0. */
 static int
 line_of(const char *path, const char *needle)
@@ -675,6 +706,7 @@ schedules_suite(void)
 	tcase_add_test(tc, test_pause_persists_and_resume);
 	tcase_add_test(tc, test_trigger);
 	tcase_add_test(tc, test_auth);
+	tcase_add_test(tc, test_reserved_key_prefix);
 	tcase_add_test(tc, test_bad_config_lines);
 	tcase_add_test(tc, test_reload_adds_and_removes);
 	tcase_add_test(tc, test_two_nodes_one_job_per_tick);
