@@ -181,7 +181,7 @@ START_TEST(test_every_second_one_job_per_tick)
 {
 	jd *d = launch(2, EVERY_SECOND("tick", "payload = {\"n\": 1}\n")
 	               "[schedule.nightly]\ncron = 30 2 * * *\ntype = echo\n");
-	cJSON *s;
+	cJSON *s, *s0;
 	char *key, sql[256];
 
 	wait_ticks(d, "tick", 4, 20000);
@@ -195,6 +195,21 @@ START_TEST(test_every_second_one_job_per_tick)
 	ck_assert_int_eq(sql_int(d, "SELECT count(*) FROM jobs WHERE "
 	                 "idem_key LIKE 'schedule:tick:%%' AND type <> 'noop'"),
 	                 0);
+	/* The job says which schedule made it; a client's job says null. */
+	char path[80];
+	snprintf(path, sizeof(path), "/jobs/%s", jd_str(s0 = get_schedule(d,
+	         "tick"), "last_job_id"));
+	struct jd_resp *jr = jd_request(d, "GET", path, NULL, NULL);
+	assert_status(jr, 200);
+	ck_assert_str_eq(jd_resp_str(jr, "schedule"), "tick");
+	jd_resp_free(jr);
+	cJSON_Delete(s0);
+	char *own = submit_ok(d, "{\"type\": \"noop\"}");
+	snprintf(path, sizeof(path), "/jobs/%s", own);
+	jr = jd_request(d, "GET", path, NULL, NULL);
+	ck_assert(cJSON_IsNull(cJSON_GetObjectItem(jd_json(jr), "schedule")));
+	jd_resp_free(jr);
+	free(own);
 
 	s = get_schedule(d, "tick");
 	ck_assert_ptr_nonnull(s);
@@ -381,6 +396,7 @@ START_TEST(test_trigger)
 	ck_assert_ptr_nonnull(jd_header(r, "Location"));
 	j = wait_status(d, id, "succeeded", 10000);
 	ck_assert_str_eq(jd_resp_str(j, "type"), "echo");
+	ck_assert_str_eq(jd_resp_str(j, "schedule"), "nightly");
 	ck_assert_int_eq((int)jd_num(jd_json(j), "priority", 0), 7);
 	jd_resp_free(j);
 	snprintf(sql, sizeof(sql), "SELECT idem_key FROM jobs WHERE id = '%s'",
