@@ -683,7 +683,6 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 			}
 			if (rc != 0)
 				return rc;
-			op->schedule.unless_paused = false;
 		}
 		rc = apply_submit(w, op, b, now);
 		if (rc != 0 || op->rc != 0 || op->schedule.name[0] == '\0')
