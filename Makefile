@@ -54,6 +54,7 @@ SRCS := \
 	src/rate.c \
 	src/reqparse.c \
 	src/sched.c \
+	src/schedule.c \
 	src/shellwords.c \
 	src/stats.c \
 	src/store.c \
@@ -84,6 +85,7 @@ UNIT_TESTS := \
 	test_rate \
 	test_reqparse \
 	test_sched \
+	test_schedule \
 	test_stats \
 	test_store \
 	test_store_faults \

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "events.h"
 #include "metrics.h"
+#include "schedule.h"
 #include "store.h"
 #include "writer.h"
 
@@ -46,6 +47,10 @@ enum api_route {
 	ROUTE_NODES,      /* /nodes */
 	ROUTE_TYPE_PAUSE, /* /types/<name>/pause */
 	ROUTE_TYPE_RESUME, /* /types/<name>/resume */
+	ROUTE_SCHEDULES,  /* /schedules */
+	ROUTE_SCHEDULE_TRIGGER, /* /schedules/<name>/trigger */
+	ROUTE_SCHEDULE_PAUSE,   /* /schedules/<name>/pause */
+	ROUTE_SCHEDULE_RESUME,  /* /schedules/<name>/resume */
 	ROUTE_COUNT       /* not a route: how many there are */
 };
 
@@ -118,6 +123,10 @@ void api_free(api *a);
 /* Where GET /metrics reads its gauges (set once by main). */
 typedef void (*api_gauges_fn)(struct metrics_gauges *g, void *arg);
 void api_set_gauges(api *a, api_gauges_fn fn, void *arg);
+
+/* The schedules' thread, poked after a pause or resume (set once by
+ * main; NULL: none). */
+void api_set_schedules(api *a, schedules *sc);
 
 /* From now on POST /jobs answers 503 (shutdown).  Any thread. */
 void api_set_draining(api *a);

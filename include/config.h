@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cron.h"
+
 enum durability { DURABILITY_FULL = 0, DURABILITY_NORMAL = 1 };
 
 enum builtin_kind {
@@ -41,6 +43,23 @@ struct handler_conf {
 	int64_t max_output_bytes; /* stdout kept as result (exec) */
 	char *env;               /* "KEY=VALUE ..." added to the environment */
 	char *workdir;           /* working directory of the command */
+};
+
+enum schedule_timezone { SCHEDULE_UTC = 0, SCHEDULE_LOCAL = 1 };
+enum schedule_catch_up { CATCH_UP_ONE = 0, CATCH_UP_SKIP = 1 };
+
+/* A [schedule.NAME] section (DESIGN.md §5): cron xor every. */
+struct schedule_conf {
+	char *name;              /* [A-Za-z0-9_.-]{1,64} */
+	int line;                /* line of the [schedule.NAME] header */
+	char *cron;              /* the expression as written, or NULL */
+	struct cron cron_expr;   /* parsed (when cron != NULL) */
+	int64_t every_ms;        /* 0 with cron; whole seconds otherwise */
+	char *type;              /* the handler its jobs go to */
+	char *payload;           /* compact JSON text ("null" by default) */
+	int64_t priority;        /* -100..100 */
+	int64_t timezone;        /* enum schedule_timezone (cron only) */
+	int64_t catch_up;        /* enum schedule_catch_up */
 };
 
 struct config {
@@ -79,6 +98,8 @@ struct config {
 	} auth;
 	struct handler_conf *handlers;
 	size_t nhandlers;
+	struct schedule_conf *schedules;  /* in file order */
+	size_t nschedules;
 };
 
 /*
@@ -111,6 +132,10 @@ void config_release(struct config *cfg);
 /* Borrowed pointer to the handler for type, or NULL. */
 const struct handler_conf *config_handler(const struct config *cfg,
                                           const char *type);
+
+/* Borrowed pointer to the schedule called name, or NULL. */
+const struct schedule_conf *config_schedule(const struct config *cfg,
+                                            const char *name);
 
 /*
  * Parses a size ("512", "64k", "1M", "2G"; binary multiples) into bytes.
@@ -155,7 +180,7 @@ void config_write_reference(FILE *f);
 
 /*
  * The keys whose change a reload cannot apply (everything but the handler
- * sections, [server] log_level and the contents of [auth] tokens_file):
+ * and schedule sections, [server] log_level and the contents of [auth] tokens_file):
  * returns how many differ between running and next, and names them in out
  * ("[server] listen, [store] path").
  */

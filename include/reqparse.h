@@ -59,7 +59,8 @@ int reqparse_prefer(const char *header, int64_t max_wait_ms,
  */
 void reqparse_format_wait(int64_t ms, char *buf, size_t buflen);
 
-/* Idempotency-Key: 1..255 printable ASCII characters (0x20..0x7e). */
+/* Idempotency-Key: 1..255 printable ASCII characters (0x20..0x7e), not
+ * starting with "schedule:" (the keys of the schedules' jobs). */
 int reqparse_idem_key(const char *key, char *err, size_t errlen);
 
 /*

@@ -387,6 +387,34 @@ bool store_may_claim(store *st);
 bool store_listening(store *st);
 int store_notify_work(store *st, char *err, size_t errlen);
 
+/*
+ * The state of the schedules (GET /schedules, and the leader's ticks):
+ * one row per schedule name, shared by every node.  In a put, a field
+ * left at -1 (or "") keeps its stored value; cursor_ms and last_run_ms
+ * only move forward (the larger value wins), so a late or repeated put
+ * never takes a tick back.
+ */
+struct store_schedule {
+	char name[JOB_TYPE_MAX + 1];
+	int64_t cursor_ms;      /* every tick up to here is done; -1 none */
+	int64_t last_run_ms;    /* tick (or trigger) time of the last job */
+	char last_job_id[UUID_STR_LEN]; /* "" none */
+	int paused;             /* 0 or 1; -1 in a put: unchanged */
+	bool unless_paused;     /* in a put: change nothing and answer
+	                           JOBD_ECONFLICT when the row is paused */
+};
+typedef void (*store_schedule_fn)(void *arg, const struct store_schedule *s);
+
+/* Every stored schedule row, each given to fn (caller's thread; fn must
+ * not call the store).  Reader connection; any thread.  0 or JOBD_E*. */
+int store_schedules(store *st, store_schedule_fn fn, void *arg, char *err,
+                    size_t errlen);
+
+/* Writer calls, inside its transaction: inserts or updates the row of
+ * s->name as described above.  0 or JOBD_E*. */
+int store_schedule_put(store *st, const struct store_schedule *s, char *err,
+                       size_t errlen);
+
 /* True when the store answers a trivial read (for /readyz). */
 bool store_ping(store *st);
 

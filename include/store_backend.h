@@ -74,6 +74,10 @@ struct store_ops {
 	bool (*listening)(void *impl);
 	int (*notify_work)(void *impl, char *err, size_t errlen);
 	int (*check)(void *impl, char *err, size_t errlen);
+	int (*schedules)(void *impl, store_schedule_fn fn, void *arg,
+	                 char *err, size_t errlen);
+	int (*schedule_put)(void *impl, const struct store_schedule *s,
+	                    char *err, size_t errlen);
 };
 
 extern const struct store_ops store_sqlite_ops;

@@ -39,6 +39,8 @@ enum writer_op_kind {
 	                 job, handed to a worker by dispatch */
 	WOP_PAUSE,    /* pause (op->pause) or resume op->type */
 	WOP_BATCH,    /* insert op->batch: all of its jobs or none (batch.h) */
+	WOP_SCHEDULE, /* store_schedule_put(op->schedule): a pause, a resume,
+	                 a tick that made no job (schedule.h) */
 };
 
 struct writer_op {
@@ -68,6 +70,10 @@ struct writer_op {
 	bool output_truncated;
 	int64_t started_at_us;          /* when the attempt really began */
 	int64_t run_us;                 /* how long it ran */
+	/* WOP_SCHEDULE: the row to put.  WOP_SUBMIT: a job a schedule
+	 * makes when name is set; then the row (cursor, last run, and the
+	 * job's id as last_job_id) is put in the job's transaction. */
+	struct store_schedule schedule;
 
 	/* Outcome, valid in done(): rc is 0 or JOBD_E*; status is the job's
 	 * status after the operation (or its current one on ECONFLICT). */

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <strings.h>
+#include <time.h>
 
 #include "api.h"
 #include "batch.h"
@@ -75,11 +76,51 @@ struct api {
 	pthread_mutex_t bodies_mu;
 	struct api_body *bodies[API_SHARED_BODIES];
 	int64_t started_at_ms;   /* GET /nodes of an unshared store */
+	schedules *sched;        /* poked after a pause or resume */
 };
 
 enum { PENDING_NONE, PENDING_WRITER, PENDING_WAIT };
 
 /* ---- routes ---- */
+
+/* "/schedules/<name>/<action>": the schedule's name into out (a valid
+ * name, else ""). */
+static void
+schedule_name(const char *path, char out[JOB_TYPE_MAX + 1])
+{
+	size_t n;
+
+	out[0] = '\0';
+	if (strncmp(path, "/schedules/", 11) != 0)
+		return;
+	path += 11;
+	n = strcspn(path, "/");
+	if (n == 0 || n > JOB_TYPE_MAX)
+		return;
+	memcpy(out, path, n);
+	out[n] = '\0';
+	if (!job_type_valid(out))
+		out[0] = '\0';
+}
+
+static int
+schedule_route(const char *path)
+{
+	char name[JOB_TYPE_MAX + 1];
+	const char *act;
+
+	schedule_name(path, name);
+	if (name[0] == '\0')
+		return ROUTE_NONE;
+	act = path + 11 + strlen(name);
+	if (strcmp(act, "/trigger") == 0)
+		return ROUTE_SCHEDULE_TRIGGER;
+	if (strcmp(act, "/pause") == 0)
+		return ROUTE_SCHEDULE_PAUSE;
+	if (strcmp(act, "/resume") == 0)
+		return ROUTE_SCHEDULE_RESUME;
+	return ROUTE_NONE;
+}
 
 int
 api_route(const char *path, char id[37])
@@ -118,6 +159,10 @@ api_route(const char *path, char id[37])
 			return ROUTE_TYPE_RESUME;
 		return ROUTE_NONE;
 	}
+	if (strcmp(path, "/schedules") == 0)
+		return ROUTE_SCHEDULES;
+	if (strncmp(path, "/schedules/", 11) == 0)
+		return schedule_route(path);
 	if (strcmp(path, "/jobs") == 0 || strcmp(path, "/jobs/") == 0)
 		return ROUTE_JOBS;
 	if (strncmp(path, "/jobs/", 6) != 0)
@@ -152,6 +197,9 @@ api_route_allow(int route)
 	case ROUTE_JOB_RETRY: return "POST";
 	case ROUTE_TYPE_PAUSE: return "POST";
 	case ROUTE_TYPE_RESUME: return "POST";
+	case ROUTE_SCHEDULE_TRIGGER:
+	case ROUTE_SCHEDULE_PAUSE:
+	case ROUTE_SCHEDULE_RESUME: return "POST";
 	default: return "GET, HEAD";
 	}
 }
@@ -169,6 +217,9 @@ method_allowed(int route, int method)
 	case ROUTE_JOB_RETRY:
 	case ROUTE_TYPE_PAUSE:
 	case ROUTE_TYPE_RESUME:
+	case ROUTE_SCHEDULE_TRIGGER:
+	case ROUTE_SCHEDULE_PAUSE:
+	case ROUTE_SCHEDULE_RESUME:
 		return method == API_POST;
 	default:
 		return method == API_GET || method == API_HEAD;
@@ -285,6 +336,12 @@ api_set_gauges(api *a, api_gauges_fn fn, void *arg)
 {
 	a->gauges = fn;
 	a->gauges_arg = arg;
+}
+
+void
+api_set_schedules(api *a, schedules *sc)
+{
+	a->sched = sc;
 }
 
 void
@@ -1157,6 +1214,96 @@ finish_batch(struct api_call *call, struct writer_op *op)
 
 /* GET /jobs/<id>, long-polling with ?wait=N or Prefer: wait=N (the query
  * wins when both are there; both must be well-formed). */
+/* GET /schedules, or one schedule's object (after a pause or resume). */
+static void
+answer_schedules(api *a, struct api_call *call, const char *name)
+{
+	struct config *cfg = config_acquire(); /* schedules as reloaded */
+	char err[256];
+	int code = 0;
+	cJSON *o = schedules_json(cfg ? cfg : a->cfg, a->st, name,
+	                          clock_now_ms(), &code, err, sizeof(err));
+
+	config_release(cfg);
+	if (o == NULL) {
+		problem_for(call, code, code == JOBD_ENOTFOUND
+		            ? "no schedule of this name" : err);
+		return;
+	}
+	set_json(call, 200, o);
+	add_header(call, "Cache-Control", "no-store");
+}
+
+/*
+ * POST /schedules/<name>/trigger|pause|resume: through the writer.  A
+ * trigger is a submission like POST /jobs (202), its key
+ * "schedule:<name>:manual:<now, RFC 3339 in µs>"; a pause or a resume
+ * puts the schedule's row (a resume moves its cursor to now: the ticks
+ * of the pause are not caught up).
+ */
+static int
+handle_schedule_action(api *a, struct api_call *call)
+{
+	char name[JOB_TYPE_MAX + 1], err[256];
+	struct config *cfg;
+	const struct schedule_conf *sc;
+	struct writer_op *op;
+	int64_t now_us = clock_now_us();
+	int rc = 0;
+
+	schedule_name(call->path, name);
+	cfg = config_acquire();
+	sc = config_schedule(cfg ? cfg : a->cfg, name);
+	if (sc == NULL) {
+		config_release(cfg);
+		api_problem(call, 404, "not-found", NULL,
+		            "no schedule of this name");
+		return API_DONE;
+	}
+	if (call->route == ROUTE_SCHEDULE_TRIGGER &&
+	    atomic_load(&a->draining)) {
+		config_release(cfg);
+		api_problem(call, 503, "shutting-down", NULL,
+		            "jobd is shutting down; submit again shortly");
+		return API_DONE;
+	}
+	if (!make_wait(a, call, call->route == ROUTE_SCHEDULE_TRIGGER
+	               ? WOP_SUBMIT : WOP_SCHEDULE, -1)) {
+		config_release(cfg);
+		return API_DONE;
+	}
+	op = wait_op(call->wait);
+	snprintf(op->schedule.name, sizeof(op->schedule.name), "%s", name);
+	op->schedule.cursor_ms = -1;
+	op->schedule.last_run_ms = -1;
+	op->schedule.paused = -1;
+	if (call->route == ROUTE_SCHEDULE_TRIGGER) {
+		char when[40], key[SCHEDULE_KEY_MAX + 48];
+		time_t t = (time_t)(now_us / 1000000);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(key, sizeof(key), "schedule:%s:manual:%s.%06lldZ",
+		         name, when, (long long)(now_us % 1000000));
+		op->schedule.last_run_ms = now_us / 1000;
+		rc = schedule_make_job(sc, cfg ? cfg : a->cfg, key, now_us,
+		                       &op->job, err, sizeof(err));
+	} else {
+		op->schedule.paused = call->route == ROUTE_SCHEDULE_PAUSE;
+		if (call->route == ROUTE_SCHEDULE_RESUME)
+			op->schedule.cursor_ms = now_us / 1000;
+	}
+	config_release(cfg);
+	if (rc != 0) {
+		problem_for(call, rc, err);
+		return API_DONE;
+	}
+	call->pending = PENDING_WRITER;
+	return API_PENDING;
+}
+
+/* GET /jobs/<id>, long-polling with ?wait=N or Prefer: wait=N (the query
+ * wins when both are there; both must be well-formed). */
 static int
 handle_get(api *a, struct api_call *call)
 {
@@ -1264,6 +1411,13 @@ api_handle(api *a, struct api_call *call)
 			return API_PENDING;
 		}
 		return handle_get(a, call);
+	case ROUTE_SCHEDULES:
+		answer_schedules(a, call, NULL);
+		return API_DONE;
+	case ROUTE_SCHEDULE_TRIGGER:
+	case ROUTE_SCHEDULE_PAUSE:
+	case ROUTE_SCHEDULE_RESUME:
+		return handle_schedule_action(a, call);
 	case ROUTE_JOB_RETRY:
 		if (!make_wait(a, call, WOP_RETRY, -1))
 			return API_DONE;
@@ -1368,6 +1522,14 @@ api_finish(api *a, struct api_call *call)
 			problem_for(call, op->rc, op->rc == JOBD_ENOTFOUND
 			            ? "no job with this id" : op->err);
 		}
+		return;
+	case WOP_SCHEDULE:
+		if (op->rc != 0) {
+			problem_for(call, op->rc, op->err);
+			return;
+		}
+		schedules_poke(a->sched);
+		answer_schedules(a, call, op->schedule.name);
 		return;
 	case WOP_RETRY:
 		if (op->rc == 0) {

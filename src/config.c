@@ -25,19 +25,23 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "cron.h"
 #include "err.h"
 #include "job.h"
 #include "log.h"
 #include "rate.h"
 #include "shellwords.h"
+#include "submit.h"
 
 enum conf_type { T_STR, T_SIZE, T_DUR, T_INT, T_ENUM, T_LISTEN };
 
 struct conf_key {
-	const char *section; /* "handler" for [handler.NAME] sections */
+	const char *section; /* "handler" for [handler.NAME] sections,
+	                        "schedule" for [schedule.NAME] */
 	const char *key;
 	enum conf_type type;
-	size_t offset;       /* in struct config, or in struct handler_conf */
+	size_t offset;       /* in struct config, handler_conf or
+	                        schedule_conf */
 	const char *def;     /* default as text; NULL = unset */
 	int64_t min, max;
 	const char *const *names; /* T_ENUM: value names, index = value */
@@ -47,11 +51,14 @@ struct conf_key {
 static const char *const durability_names[] = {"full", "normal", NULL};
 static const char *const builtin_names[] = {"", "noop", "sleep", "echo",
                                             "fail", NULL};
+static const char *const tz_names[] = {"UTC", "local", NULL};
+static const char *const catch_up_names[] = {"one", "skip", NULL};
 static const char *const level_names[] = {"", "", "", "err", "warning",
                                           "notice", "info", "debug", NULL};
 
 #define C(f) offsetof(struct config, f)
 #define H(f) offsetof(struct handler_conf, f)
+#define S(f) offsetof(struct schedule_conf, f)
 #define DAY (86400LL * 1000)
 
 static const struct conf_key conf_keys[] = {
@@ -140,6 +147,25 @@ static const struct conf_key conf_keys[] = {
 	 "extra environment, KEY=VALUE words (exec)"},
 	{"handler", "workdir", T_STR, H(workdir), NULL, 0, 0, NULL,
 	 "working directory of the command (exec; default: jobd's own)"},
+
+	{"schedule", "cron", T_STR, S(cron), NULL, 0, 0, NULL,
+	 "five cron fields (minute hour day month weekday; names, ranges, "
+	 "steps, lists) or @hourly @daily @weekly @monthly @yearly; "
+	 "exclusive with every"},
+	{"schedule", "every", T_DUR, S(every_ms), NULL, 1000, 366 * DAY, NULL,
+	 "a tick every this long (whole seconds), aligned to the Unix epoch "
+	 "(15m ticks at :00 :15 :30 :45 UTC); exclusive with cron"},
+	{"schedule", "type", T_STR, S(type), NULL, 0, 0, NULL,
+	 "job type of each tick's job: a configured [handler.NAME]"},
+	{"schedule", "payload", T_STR, S(payload), "null", 0, 0, NULL,
+	 "the jobs' payload, JSON text"},
+	{"schedule", "priority", T_INT, S(priority), "0", -100, 100, NULL,
+	 "the jobs' priority"},
+	{"schedule", "timezone", T_ENUM, S(timezone), "UTC", 0, 1, tz_names,
+	 "UTC | local: the time zone cron is read in (every ignores it)"},
+	{"schedule", "catch_up", T_ENUM, S(catch_up), "one", 0, 1,
+	 catch_up_names, "one | skip: ticks missed while no jobd ran "
+	 "schedules make one job, or none"},
 };
 
 #define NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -529,6 +555,30 @@ get_handler(struct loader *ld, const char *name, int line)
 	return h;
 }
 
+static struct schedule_conf *
+get_schedule(struct loader *ld, const char *name, int line)
+{
+	struct config *cfg = ld->cfg;
+	struct schedule_conf *sc;
+
+	for (size_t i = 0; i < cfg->nschedules; i++)
+		if (strcmp(cfg->schedules[i].name, name) == 0)
+			return &cfg->schedules[i];
+	sc = realloc(cfg->schedules, (cfg->nschedules + 1) * sizeof(*sc));
+	if (sc == NULL)
+		return NULL;
+	cfg->schedules = sc;
+	sc = &cfg->schedules[cfg->nschedules];
+	memset(sc, 0, sizeof(*sc));
+	sc->name = strdup(name);
+	if (sc->name == NULL)
+		return NULL;
+	sc->line = line;
+	cfg->nschedules++;
+	apply_defaults(sc, "schedule");
+	return sc;
+}
+
 static bool
 seen_before(struct loader *ld, const char *section, const char *key)
 {
@@ -601,6 +651,22 @@ ini_cb(void *user, const char *section, const char *name, const char *value)
 			return 1;
 		}
 		base = get_handler(ld, hname, ld->line);
+		if (base == NULL) {
+			loader_error(ld, ld->line, section, name,
+			             "out of memory");
+			return 1;
+		}
+	} else if (strncmp(section, "schedule.", 9) == 0) {
+		const char *sname = section + 9;
+		if (!job_type_valid(sname))
+			return 1; /* reported once, from the section header */
+		k = find_key("schedule", name);
+		if (k == NULL) {
+			loader_error(ld, ld->line, section, name,
+			             "unknown key");
+			return 1;
+		}
+		base = get_schedule(ld, sname, ld->line);
 		if (base == NULL) {
 			loader_error(ld, ld->line, section, name,
 			             "out of memory");
@@ -679,6 +745,22 @@ note_section_line(struct loader *ld, const char *line)
 				return;
 			}
 		if (get_handler(ld, name + 8, ld->line) == NULL)
+			loader_error(ld, ld->line, name, "NAME",
+			             "out of memory");
+	} else if (strncmp(name, "schedule.", 9) == 0) {
+		if (!job_type_valid(name + 9)) {
+			loader_error(ld, ld->line, name, "NAME",
+			             "schedule name must match "
+			             "[A-Za-z0-9_.-]{1,64}");
+			return;
+		}
+		for (size_t i = 0; i < ld->cfg->nschedules; i++)
+			if (strcmp(ld->cfg->schedules[i].name, name + 9) == 0) {
+				loader_error(ld, ld->line, name, "NAME",
+				             "schedule section appears twice");
+				return;
+			}
+		if (get_schedule(ld, name + 9, ld->line) == NULL)
 			loader_error(ld, ld->line, name, "NAME",
 			             "out of memory");
 	} else if (!is_known_section(name)) {
@@ -782,6 +864,74 @@ validate_tls_files(struct loader *ld)
 		             (unsigned)(st.st_mode & 07777));
 }
 
+/*
+ * The [schedule.NAME] sections: cron xor every (every in whole seconds),
+ * the cron expression parses, type names a handler, payload is JSON (kept
+ * compact).  Errors point at the key's line, the header's when missing.
+ */
+static void
+validate_schedules(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+
+	for (size_t i = 0; i < cfg->nschedules; i++) {
+		struct schedule_conf *sc = &cfg->schedules[i];
+		char sec[80], why[256];
+		bool bad = false;
+		snprintf(sec, sizeof(sec), "schedule.%s", sc->name);
+		for (size_t k = 0; k < ld->nbad && !bad; k++)
+			bad = strcmp(ld->bad[k], sec) == 0;
+		if (bad)
+			continue;
+		int cron_line = key_line(ld, sec, "cron");
+		int every_line = key_line(ld, sec, "every");
+		int type_line = key_line(ld, sec, "type");
+		int payload_line = key_line(ld, sec, "payload");
+		if (sc->cron == NULL && sc->every_ms == 0)
+			loader_error(ld, sc->line, sec, "cron",
+			             "a schedule needs \"cron\" or \"every\"");
+		else if (sc->cron != NULL && sc->every_ms != 0)
+			loader_error(ld, cron_line > every_line ? cron_line
+			                                        : every_line,
+			             sec, cron_line > every_line ? "cron"
+			                                         : "every",
+			             "\"cron\" and \"every\" exclude each other");
+		else if (sc->cron != NULL &&
+		         cron_parse(&sc->cron_expr, sc->cron, why,
+		                    sizeof(why)) != 0)
+			loader_error(ld, cron_line, sec, "cron", "%s", why);
+		else if (sc->every_ms % 1000 != 0)
+			loader_error(ld, every_line, sec, "every",
+			             "must be whole seconds");
+		if (sc->type == NULL)
+			loader_error(ld, sc->line, sec, "type",
+			             "a schedule needs \"type\" (a handler's "
+			             "name)");
+		else if (config_handler(cfg, sc->type) == NULL)
+			loader_error(ld, type_line, sec, "type",
+			             "no [handler.%.64s] is configured",
+			             sc->type);
+		if (sc->payload != NULL) {
+			size_t len = strlen(sc->payload);
+			if (submit_json_strict(sc->payload, len,
+			                       SUBMIT_MAX_DEPTH, why,
+			                       sizeof(why)) != 0) {
+				loader_error(ld, payload_line, sec, "payload",
+				             "not JSON: %s", why);
+			} else {
+				char *c = submit_json_compact(sc->payload, len);
+				if (c == NULL) {
+					loader_error(ld, payload_line, sec,
+					             "payload", "out of memory");
+				} else {
+					free(sc->payload);
+					sc->payload = c;
+				}
+			}
+		}
+	}
+}
+
 static void
 validate(struct loader *ld)
 {
@@ -875,6 +1025,7 @@ validate(struct loader *ld)
 				             "larger than backoff_max (%s)", max);
 		}
 	}
+	validate_schedules(ld);
 	validate_tls_files(ld);
 	if ((cfg->server.tls_cert == NULL) != (cfg->server.tls_key == NULL)) {
 		const char *set = cfg->server.tls_cert ? "tls_cert" : "tls_key";
@@ -977,7 +1128,8 @@ config_free(struct config *cfg)
 	for (size_t i = 0; i < NKEYS; i++) {
 		const struct conf_key *k = &conf_keys[i];
 		if ((k->type == T_STR || k->type == T_LISTEN) &&
-		    strcmp(k->section, "handler") != 0)
+		    strcmp(k->section, "handler") != 0 &&
+		    strcmp(k->section, "schedule") != 0)
 			free(*(char **)((char *)cfg + k->offset));
 	}
 	for (size_t h = 0; h < cfg->nhandlers; h++) {
@@ -991,6 +1143,17 @@ config_free(struct config *cfg)
 		free(cfg->handlers[h].name);
 	}
 	free(cfg->handlers);
+	for (size_t s = 0; s < cfg->nschedules; s++) {
+		for (size_t i = 0; i < NKEYS; i++) {
+			const struct conf_key *k = &conf_keys[i];
+			if (k->type == T_STR &&
+			    strcmp(k->section, "schedule") == 0)
+				free(*(char **)((char *)&cfg->schedules[s] +
+				                k->offset));
+		}
+		free(cfg->schedules[s].name);
+	}
+	free(cfg->schedules);
 	free(cfg->file);
 	free(cfg);
 }
@@ -1050,6 +1213,15 @@ config_handler(const struct config *cfg, const char *type)
 	return NULL;
 }
 
+const struct schedule_conf *
+config_schedule(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; cfg != NULL && i < cfg->nschedules; i++)
+		if (strcmp(cfg->schedules[i].name, name) == 0)
+			return &cfg->schedules[i];
+	return NULL;
+}
+
 const char *
 config_builtin_name(int64_t kind)
 {
@@ -1068,7 +1240,9 @@ config_write_reference(FILE *f)
 		if (strcmp(k->section, last) != 0) {
 			fprintf(f, "%s### `[%s%s]`\n\n| key | default | doc |\n"
 			        "|---|---|---|\n", i ? "\n" : "", k->section,
-			        strcmp(k->section, "handler") == 0 ? ".NAME" : "");
+			        strcmp(k->section, "handler") == 0 ||
+			        strcmp(k->section, "schedule") == 0 ? ".NAME"
+			                                            : "");
 			last = k->section;
 		}
 		fprintf(f, "| `%s` | %s%s%s | ", k->key, k->def ? "`" : "",
@@ -1286,6 +1460,7 @@ config_restart_changes(const struct config *running,
 	for (size_t i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++) {
 		const struct conf_key *k = &conf_keys[i];
 		bool reloadable = strcmp(k->section, "handler") == 0 ||
+		    strcmp(k->section, "schedule") == 0 ||
 		    (strcmp(k->section, "server") == 0 &&
 		     strcmp(k->key, "log_level") == 0);
 		if (reloadable)

@@ -130,6 +130,25 @@ time_or_null(int64_t us)
 	return cJSON_CreateString(buf);
 }
 
+/* The schedule that made the job, from its key
+ * ("schedule:<name>:<tick>", a prefix clients may not use), or null. */
+static cJSON *
+schedule_or_null(const struct job *job)
+{
+	const char *k = job->idem_key, *end;
+	char name[JOB_TYPE_MAX + 1];
+
+	if (k == NULL || strncmp(k, "schedule:", 9) != 0)
+		return cJSON_CreateNull();
+	k += 9;
+	end = strchr(k, ':');
+	if (end == NULL || end == k || (size_t)(end - k) > JOB_TYPE_MAX)
+		return cJSON_CreateNull();
+	memcpy(name, k, (size_t)(end - k));
+	name[end - k] = '\0';
+	return cJSON_CreateString(name);
+}
+
 static cJSON *
 job_to_cjson(const struct job *job)
 {
@@ -169,6 +188,7 @@ job_to_cjson(const struct job *job)
 	                                 job->output_truncated);
 	ok = ok && cJSON_AddNumberToObject(o, "timeout",
 	                                   (double)job->timeout_ms / 1000.0);
+	ok = ok && cJSON_AddItemToObject(o, "schedule", schedule_or_null(job));
 	if (!ok) {
 		cJSON_Delete(o);
 		return NULL;

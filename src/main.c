@@ -85,6 +85,10 @@ reload(const char *path, const struct config *base, auth *au)
 	log_notice("main", "SIGHUP: reloaded %zu handler(s) from %s; they "
 	           "apply to attempts started from now on", next->nhandlers,
 	           path);
+	/* Schedules added, removed or changed apply at once (the thread is
+	 * poked); a removed one's row stays in the store. */
+	log_notice("main", "SIGHUP: %zu schedule(s) in effect",
+	           next->nschedules);
 	config_set_current(next);
 }
 
@@ -212,6 +216,7 @@ struct hooks {
 	events *ev;
 	writer *w;
 	store *st;
+	schedules *sc;
 };
 
 static void
@@ -275,6 +280,8 @@ on_work(void *arg)
 	struct hooks *h = arg;
 
 	writer_poke(h->w);
+	/* Also when this node has just become the leader. */
+	schedules_leader_hint(h->sc);
 }
 
 /* The leader's writer wakes at the earliest delayed job's run_at. */
@@ -305,6 +312,7 @@ struct daemon {
 	events *ev;
 	auth *au;
 	api *a;
+	schedules *sc;
 	http_server *srv;
 	struct hooks hooks;
 	sigset_t sigs;          /* what the main thread waits for */
@@ -435,12 +443,14 @@ daemon_start(struct daemon *d)
 	d->pool = d->w ? worker_pool_new(cfg, d->w) : NULL;
 	d->ev = d->pool ? events_new((size_t)cfg->server.max_waiters) : NULL;
 	d->a = d->ev ? api_new(cfg, d->st, d->w, d->ev, d->au) : NULL;
-	if (d->a == NULL) {
+	d->sc = d->a ? schedules_new(d->st, d->w) : NULL;
+	if (d->sc == NULL) {
 		log_err("main", "out of memory");
 		return EX_OSERR;
 	}
 	d->hooks = (struct hooks){.pool = d->pool, .ev = d->ev, .w = d->w,
-	                          .st = d->st};
+	                          .st = d->st, .sc = d->sc};
+	api_set_schedules(d->a, d->sc);
 	store_set_hooks(d->st, &(struct store_hooks){
 		.cancel = on_remote_cancel, .finished = on_remote_finished,
 		.fence = on_fenced, .work = on_work, .due_at = on_due_at,
@@ -467,7 +477,7 @@ daemon_start(struct daemon *d)
 		return EX_IOERR;
 	}
 	if (events_start(d->ev) != 0 || worker_pool_start(d->pool) != 0 ||
-	    writer_start(d->w) != 0) {
+	    writer_start(d->w) != 0 || schedules_start(d->sc) != 0) {
 		log_err("main", "cannot start threads");
 		return EX_OSERR;
 	}
@@ -532,6 +542,7 @@ fail_stop(struct daemon *d)
 	 * unknown). */
 	api_set_draining(d->a);
 	store_set_hooks(d->st, &(struct store_hooks){0});
+	schedules_stop(d->sc);
 	events_stop(d->ev);
 	writer_drain(d->w);
 	worker_pool_stop(d->pool, 0);
@@ -577,6 +588,7 @@ wait_for_stop(struct daemon *d)
 		if (sig == SIGHUP) {
 			reload(d->config_path, d->cfg, d->au);
 			writer_poke(d->w); /* handlers or caps may have changed */
+			schedules_poke(d->sc); /* and schedules */
 			continue;
 		}
 		if (sig == SIGUSR2 && si.si_pid == getpid())
@@ -601,6 +613,7 @@ daemon_drain(struct daemon *d)
 	 * epoll ("Failed to remove listen FD from epoll set"), so it is not
 	 * used. */
 	api_set_draining(d->a);
+	schedules_stop(d->sc); /* its submission in flight is answered */
 	events_stop(d->ev); /* every waiter gets its answer now */
 	writer_drain(d->w);
 	worker_pool_stop(d->pool, d->cfg->workers.shutdown_grace_ms);
@@ -624,6 +637,7 @@ daemon_free(struct daemon *d, int status)
 		writer_drain(d->w);
 		worker_pool_stop(d->pool, 0);
 	}
+	schedules_free(d->sc); /* before the writer it submits to */
 	if (d->w != NULL)
 		writer_stop(d->w);
 	if (d->ev != NULL)

@@ -197,6 +197,12 @@ reqparse_idem_key(const char *key, char *err, size_t errlen)
 	if (!ok)
 		return jobd_seterr(err, errlen, JOBD_EINVAL, "Idempotency-Key "
 		                   "must be 1 to 255 printable ASCII characters");
+	/* The keys of the schedules' jobs (schedule.h): a client's job
+	 * under a tick's key would replace the tick's job. */
+	if (strncmp(key, "schedule:", 9) == 0)
+		return jobd_seterr(err, errlen, JOBD_EINVAL, "Idempotency-Key "
+		                   "must not start with \"schedule:\" (reserved "
+		                   "for the jobs of schedules)");
 	return 0;
 }
 

@@ -283,6 +283,13 @@ int store_read_pauses(store *st, store_pause_fn fn, void *arg, char *err,
 int store_set_pause(store *st, const char *type, bool paused, int64_t now_us,
                     char *err, size_t errlen)
 { return st->ops->set_pause(st->impl, type, paused, now_us, err, errlen); }
+int store_schedules(store *st, store_schedule_fn fn, void *arg, char *err,
+                    size_t errlen)
+{ return st->ops->schedules(st->impl, fn, arg, err, errlen); }
+
+int store_schedule_put(store *st, const struct store_schedule *s, char *err,
+                       size_t errlen)
+{ return st->ops->schedule_put(st->impl, s, err, errlen); }
 
 int store_nodes(store *st, store_node_fn fn, void *arg, char *err,
                 size_t errlen)

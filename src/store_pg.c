@@ -130,6 +130,15 @@ static const char *const migrations[] = {
 	"  type text PRIMARY KEY,"
 	"  paused_at int8 NOT NULL"
 	");",
+	/* 5: the schedules' state (schedule.h), shared by the nodes: the
+	 * last tick done, the last job made, the pause. */
+	"CREATE TABLE jobd.schedules ("
+	"  name text PRIMARY KEY,"
+	"  cursor_ms int8,"
+	"  last_run_ms int8,"
+	"  last_job_id uuid,"
+	"  paused smallint NOT NULL DEFAULT 0"
+	");",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -139,7 +148,8 @@ enum {
 	W_START, W_CANCEL, W_STATUS_OF, W_MARK_CANCEL, W_RETRY,
 	W_RECOVER_CANCEL, W_RECOVER_FAIL, W_RECOVER_REQUEUE, W_PURGE,
 	W_NEXT_RUN_AT, W_INSERT_MANY, W_START_MANY, W_COMPLETE_MANY,
-	W_FORGET_OLD, W_NOTIFY, W_PAUSE, W_RESUME, W_PAUSES, W_NSTMT
+	W_FORGET_OLD, W_NOTIFY, W_PAUSE, W_RESUME, W_PAUSES, W_SCHEDULE_PUT,
+	W_NSTMT
 };
 
 static const char *const writer_sql[W_NSTMT] = {
@@ -312,11 +322,26 @@ static const char *const writer_sql[W_NSTMT] = {
 		" VALUES ($1, $2) ON CONFLICT (type) DO NOTHING",
 	[W_RESUME] = "DELETE FROM jobd.type_pauses WHERE type = $1",
 	[W_PAUSES] = "SELECT type FROM jobd.type_pauses",
+	/* A schedule's row (store.h): by its primary key. */
+	[W_SCHEDULE_PUT] = "INSERT INTO jobd.schedules AS s (name, cursor_ms,"
+		" last_run_ms, last_job_id, paused)"
+		" VALUES ($1, $2::int8, $3::int8, $4::uuid, coalesce($5::int2, 0))"
+		" ON CONFLICT (name) DO UPDATE SET"
+		" cursor_ms = CASE WHEN $2::int8 IS NULL THEN s.cursor_ms"
+		"   ELSE greatest(s.cursor_ms, $2::int8) END,"
+		" last_job_id = CASE WHEN $3::int8 IS NOT NULL AND"
+		"   (s.last_run_ms IS NULL OR $3::int8 >= s.last_run_ms)"
+		"   THEN $4::uuid ELSE s.last_job_id END,"
+		" last_run_ms = CASE WHEN $3::int8 IS NOT NULL AND"
+		"   (s.last_run_ms IS NULL OR $3::int8 >= s.last_run_ms)"
+		"   THEN $3::int8 ELSE s.last_run_ms END,"
+		" paused = coalesce($5::int2, s.paused)"
+		" WHERE $6::int2 IS NULL OR s.paused = 0",
 };
 
 /* Reader statements, prepared on each reader connection. */
 #define LIST_VARIANTS 8 /* bit 0: status, bit 1: type, bit 2: after */
-enum { R_GET, R_COUNTS, R_BY_TYPE, R_PING, R_NODES, R_PAUSES, R_LIST0,
+enum { R_GET, R_COUNTS, R_BY_TYPE, R_PING, R_NODES, R_PAUSES, R_SCHEDULES, R_LIST0,
        R_NSTMT = R_LIST0 + LIST_VARIANTS };
 
 /* Deferred sends read back in one go beyond this many (so that neither
@@ -2129,6 +2154,8 @@ r_prepare(PGconn *c, char *err, size_t errlen)
 			"   WHERE seen_at >= now() - $1::interval AND NOT dead"
 			"   ORDER BY started_at, boot LIMIT 1)"
 			" FROM jobd.nodes n ORDER BY n.started_at, n.boot",
+		[R_SCHEDULES] = "SELECT name, cursor_ms, last_run_ms,"
+			" last_job_id, paused FROM jobd.schedules",
 	};
 	int rc = 0;
 
@@ -2479,6 +2506,68 @@ pg_nodes(void *impl, store_node_fn fn, void *arg, char *err, size_t errlen)
 	return 0;
 }
 
+static int
+pg_schedules(void *impl, store_schedule_fn fn, void *arg, char *err,
+             size_t errlen)
+{
+	struct pgs *s = impl;
+	struct reader *rd;
+	PGresult *r;
+	int rc;
+
+	rd = reader_get(s, &rc, err, errlen);
+	if (rd == NULL)
+		return rc;
+	rc = r_exec(s, rd, R_SCHEDULES, 0, NULL, &r, "schedules", err, errlen);
+	reader_put(s, rd);
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct store_schedule row = {.cursor_ms = -1,
+		                             .last_run_ms = -1};
+		snprintf(row.name, sizeof(row.name), "%s", PQgetvalue(r, i, 0));
+		if (!PQgetisnull(r, i, 1))
+			row.cursor_ms = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+		if (!PQgetisnull(r, i, 2))
+			row.last_run_ms = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+		if (!PQgetisnull(r, i, 3))
+			snprintf(row.last_job_id, sizeof(row.last_job_id), "%s",
+			         PQgetvalue(r, i, 3));
+		row.paused = atoi(PQgetvalue(r, i, 4)) != 0;
+		fn(arg, &row);
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* The writer's upsert of a schedule row; rare, so it waits for its
+ * answer. */
+static int
+pg_schedule_put(void *impl, const struct store_schedule *u, char *err,
+                size_t errlen)
+{
+	char b1[24], b2[24], b3[8];
+	const char *v[6] = {
+		u->name,
+		u->cursor_ms >= 0 ? i64(b1, u->cursor_ms) : NULL,
+		u->last_run_ms >= 0 ? i64(b2, u->last_run_ms) : NULL,
+		u->last_job_id[0] != '\0' ? u->last_job_id : NULL,
+		NULL,
+		u->unless_paused ? "1" : NULL,
+	};
+	int rows, rc;
+
+	if (u->paused >= 0) {
+		snprintf(b3, sizeof(b3), "%d", u->paused ? 1 : 0);
+		v[4] = b3;
+	}
+	rc = changed(impl, W_SCHEDULE_PUT, 6, v, &rows, err, errlen);
+	if (rc == 0 && u->unless_paused && rows == 0)
+		rc = jobd_seterr(err, errlen, JOBD_ECONFLICT,
+		                 "schedule %s is paused", u->name);
+	return rc;
+}
+
 static bool
 pg_is_leader(void *impl)
 {
@@ -2594,6 +2683,8 @@ const struct store_ops store_pg_ops = {
 	.read_pauses = pg_read_pauses,
 	.set_pause = pg_set_pause,
 	.nodes = pg_nodes,
+	.schedules = pg_schedules,
+	.schedule_put = pg_schedule_put,
 	.is_leader = pg_is_leader,
 	.set_hooks = pg_set_hooks,
 	.live_nodes = pg_live_nodes,

@@ -116,6 +116,15 @@ static const char *const migrations[] = {
 	"  type TEXT PRIMARY KEY NOT NULL,"
 	"  paused_at INTEGER NOT NULL"      /* µs since the epoch */
 	");",
+	/* 5: the schedules' state (schedule.h): the last tick done, the
+	 * last job made, the pause. */
+	"CREATE TABLE schedules ("
+	"  name TEXT PRIMARY KEY,"
+	"  cursor_ms INTEGER,"
+	"  last_run_ms INTEGER,"
+	"  last_job_id TEXT,"
+	"  paused INTEGER NOT NULL DEFAULT 0"
+	");",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1519,6 +1528,94 @@ sq_read_pauses(void *impl, store_pause_fn fn, void *arg, char *err,
 	return rc;
 }
 
+static int
+sq_schedules(void *impl, store_schedule_fn fn, void *arg, char *err,
+             size_t errlen)
+{
+	struct sq *s = impl;
+	struct reader *r = reader_get(s, err, errlen);
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (r == NULL)
+		return JOBD_EIO;
+	rc = sqlite3_prepare_v3(r->db, "SELECT name, cursor_ms, last_run_ms,"
+	                        " last_job_id, paused FROM schedules", -1, 0,
+	                        &st, NULL);
+	if (rc != SQLITE_OK) {
+		rc = fail(r->db, rc, err, errlen, "schedules");
+		reader_put(s, r);
+		return rc;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_schedule row = {.cursor_ms = -1,
+		                             .last_run_ms = -1};
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		const char *job = (const char *)sqlite3_column_text(st, 3);
+		if (name == NULL)
+			continue;
+		snprintf(row.name, sizeof(row.name), "%s", name);
+		if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+			row.cursor_ms = sqlite3_column_int64(st, 1);
+		if (sqlite3_column_type(st, 2) != SQLITE_NULL)
+			row.last_run_ms = sqlite3_column_int64(st, 2);
+		if (job != NULL)
+			snprintf(row.last_job_id, sizeof(row.last_job_id), "%s",
+			         job);
+		row.paused = sqlite3_column_int(st, 4) != 0;
+		fn(arg, &row);
+	}
+	rc = rc == SQLITE_DONE ? 0 : fail(r->db, rc, err, errlen, "schedules");
+	sqlite3_finalize(st);
+	reader_put(s, r);
+	return rc;
+}
+
+/* The writer's upsert of a schedule row (store.h has the rules).  Rare:
+ * prepared each time. */
+static int
+sq_schedule_put(void *impl, const struct store_schedule *u, char *err,
+                size_t errlen)
+{
+	struct sq *s = impl;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v3(s->wdb,
+	    "INSERT INTO schedules (name, cursor_ms, last_run_ms, last_job_id,"
+	    " paused) VALUES (?1, ?2, ?3, ?4, coalesce(?5, 0))"
+	    " ON CONFLICT (name) DO UPDATE SET"
+	    " cursor_ms = CASE WHEN ?2 IS NULL THEN cursor_ms"
+	    "   WHEN cursor_ms IS NULL OR ?2 > cursor_ms THEN ?2"
+	    "   ELSE cursor_ms END,"
+	    " last_job_id = CASE WHEN ?3 IS NOT NULL AND (last_run_ms IS NULL"
+	    "   OR ?3 >= last_run_ms) THEN ?4 ELSE last_job_id END,"
+	    " last_run_ms = CASE WHEN ?3 IS NOT NULL AND (last_run_ms IS NULL"
+	    "   OR ?3 >= last_run_ms) THEN ?3 ELSE last_run_ms END,"
+	    " paused = coalesce(?5, paused)"
+	    " WHERE ?6 IS NULL OR paused = 0", -1, 0, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return fail(s->wdb, rc, err, errlen, "schedule put");
+	sqlite3_bind_text(st, 1, u->name, -1, SQLITE_STATIC);
+	if (u->cursor_ms >= 0)
+		sqlite3_bind_int64(st, 2, u->cursor_ms);
+	if (u->last_run_ms >= 0)
+		sqlite3_bind_int64(st, 3, u->last_run_ms);
+	if (u->last_job_id[0] != '\0')
+		sqlite3_bind_text(st, 4, u->last_job_id, -1, SQLITE_STATIC);
+	if (u->paused >= 0)
+		sqlite3_bind_int(st, 5, u->paused);
+	if (u->unless_paused)
+		sqlite3_bind_int(st, 6, 1);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_DONE ? 0 : fail(s->wdb, rc, err, errlen,
+	                                  "schedule put");
+	if (rc == 0 && u->unless_paused && sqlite3_changes(s->wdb) == 0)
+		rc = jobd_seterr(err, errlen, JOBD_ECONFLICT,
+		                 "schedule %s is paused", u->name);
+	sqlite3_finalize(st);
+	return rc;
+}
+
 static bool
 sq_ping(void *impl)
 {
@@ -1572,4 +1669,6 @@ const struct store_ops store_sqlite_ops = {
 	.pauses = sq_pauses,
 	.read_pauses = sq_read_pauses,
 	.set_pause = sq_set_pause,
+	.schedules = sq_schedules,
+	.schedule_put = sq_schedule_put,
 };

@@ -843,8 +843,35 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 	op->rc = 0;
 	op->err[0] = '\0';
 	switch (op->kind) {
-	case WOP_SUBMIT:
-		return apply_submit(w, op, b, now);
+	case WOP_SUBMIT: {
+		int rc;
+		if (op->schedule.unless_paused) {
+			/* A tick: none while its schedule is paused (the
+			 * store decides a pause racing the tick). */
+			struct store_schedule guard = {.cursor_ms = -1,
+			    .last_run_ms = -1, .paused = -1,
+			    .unless_paused = true};
+			memcpy(guard.name, op->schedule.name,
+			       sizeof(guard.name));
+			rc = store_schedule_put(w->st, &guard, op->err,
+			                        sizeof(op->err));
+			if (rc == JOBD_ECONFLICT) {
+				op->rc = JOBD_ESTALE;
+				return 0;
+			}
+			if (rc != 0)
+				return rc;
+		}
+		rc = apply_submit(w, op, b, now);
+		if (rc != 0 || op->rc != 0 || op->schedule.name[0] == '\0')
+			return rc;
+		memcpy(op->schedule.last_job_id, op->job.id, UUID_STR_LEN);
+		return store_schedule_put(w->st, &op->schedule, op->err,
+		                          sizeof(op->err));
+	}
+	case WOP_SCHEDULE:
+		return store_schedule_put(w->st, &op->schedule, op->err,
+		                          sizeof(op->err));
 	case WOP_CANCEL:
 	case WOP_RETRY:
 		return apply_cancel_retry(w, op, b, now);
@@ -1172,7 +1199,7 @@ publish_batch(writer *w, struct batch *b, struct writer_op *ops,
 			count_op(w, op);
 		if (w->event && op->rc == 0 && !op->replayed &&
 		    op->kind != WOP_SUBMIT && op->kind != WOP_PAUSE &&
-		    op->kind != WOP_BATCH)
+		    op->kind != WOP_BATCH && op->kind != WOP_SCHEDULE)
 			w->event(op->id, op->status, w->hook_arg);
 		if (op->kind == WOP_CANCEL && op->rc == JOBD_ECONFLICT &&
 		    op->status == JOB_RUNNING && w->cancel)

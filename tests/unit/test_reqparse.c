@@ -170,6 +170,11 @@ START_TEST(test_list_parameters)
 	ck_assert_int_eq(reqparse_idem_key("order-1", NULL, 0), 0);
 	ck_assert_int_eq(reqparse_idem_key("", NULL, 0), JOBD_EINVAL);
 	ck_assert_int_eq(reqparse_idem_key("a\tb", NULL, 0), JOBD_EINVAL);
+	/* Reserved for the jobs of schedules (schedule.h). */
+	ck_assert_int_eq(reqparse_idem_key("schedule:a:2026-01-01T00:00:00Z",
+	                                   NULL, 0), JOBD_EINVAL);
+	ck_assert_int_eq(reqparse_idem_key("schedule", NULL, 0), 0);
+	ck_assert_int_eq(reqparse_idem_key("Schedule:a", NULL, 0), 0);
 }
 END_TEST
 
