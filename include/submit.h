@@ -50,6 +50,17 @@ char *submit_json_compact(const char *buf, size_t len);
 int submit_parse(const char *body, size_t len, const struct config *cfg,
                  int64_t now_us, struct job *job, char *err, size_t errlen);
 
+/*
+ * The "depends_on" of a job from its ids (already resolved ids: a batch
+ * turns its "#N" references into the ids it made first): checks that there
+ * are at most JOB_MAX_DEPENDS_ON and that each is a job id (JOBD_ERANGE,
+ * 422, naming the index), drops repeats, and returns in *out a new string
+ * (the caller frees it) of the lowercase ids separated by one space, or
+ * NULL when n is 0.  0, JOBD_ERANGE or JOBD_ENOMEM.
+ */
+int submit_depends_on(const char *const *ids, size_t n, char **out,
+                      char *err, size_t errlen);
+
 #define SUBMIT_FINGERPRINT_LEN 64
 
 /*

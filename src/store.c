@@ -295,3 +295,26 @@ bool store_ping(store *st)
 
 int store_check(store *st, char *err, size_t errlen)
 { return st->ops->check(st->impl, err, errlen); }
+
+int store_deps_link(store *st, const struct job *job, int64_t now_us,
+                    int *status, char *err, size_t errlen)
+{ return st->ops->deps_link(st->impl, job, now_us, status, err, errlen); }
+
+int store_deps_resolve(store *st, const char *const *ids,
+                       const int *statuses, size_t n, int64_t now_us,
+                       store_dep_fn fn, void *arg, char *err, size_t errlen)
+{
+	return n == 0 ? 0 : st->ops->deps_resolve(st->impl, ids, statuses, n,
+	                                          now_us, fn, arg, err, errlen);
+}
+
+int store_deps_sweep(store *st, int64_t now_us, store_dep_fn fn, void *arg,
+                     char *err, size_t errlen)
+{ return st->ops->deps_sweep(st->impl, now_us, fn, arg, err, errlen); }
+
+int store_deps_cancel(store *st, const char *id, int64_t now_us,
+                      bool *cancelled, char *err, size_t errlen)
+{
+	return st->ops->deps_cancel(st->impl, id, now_us, cancelled, err,
+	                            errlen);
+}

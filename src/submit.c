@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "clock.h"
 #include "err.h"
@@ -15,6 +16,7 @@
 
 #include "submit.h"
 #include "utf8.h"
+#include "uuid.h"
 
 #define MAX_DELAY_MS (366LL * 86400 * 1000)   /* one year ahead at most */
 #define MAX_TIMEOUT_MS (7LL * 86400 * 1000)   /* a week per attempt */
@@ -415,7 +417,8 @@ check_members(const char *body, size_t len, const cJSON *root,
 {
 	static const char *const known[] = {
 		"type", "payload", "priority", "delay", "run_at",
-		"max_attempts", "timeout", "cancel_on_disconnect", NULL,
+		"max_attempts", "timeout", "cancel_on_disconnect",
+		"depends_on", NULL,
 	};
 	size_t nmembers, nitems = 0;
 
@@ -573,6 +576,76 @@ parse_when(const cJSON *root, int64_t now_us, struct job *job, char *err,
 }
 
 int
+submit_depends_on(const char *const *ids, size_t n, char **out, char *err,
+                  size_t errlen)
+{
+	char *text = NULL;
+	size_t used = 0;
+
+	*out = NULL;
+	if (n > JOB_MAX_DEPENDS_ON)
+		return jobd_seterr(err, errlen, JOBD_ERANGE, "\"depends_on\" "
+		                   "lists %zu jobs; at most %d", n,
+		                   JOB_MAX_DEPENDS_ON);
+	for (size_t i = 0; i < n; i++)
+		if (!uuid_is_valid(ids[i]))
+			return jobd_seterr(err, errlen, JOBD_ERANGE,
+			                   "\"depends_on\"[%zu]: no such job "
+			                   "(not a job id)", i);
+	if (n == 0)
+		return 0;
+	text = malloc(n * UUID_STR_LEN);
+	if (text == NULL)
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	text[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		char id[UUID_STR_LEN];
+		bool seen = false;
+		/* A repeated id is one dependency. */
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = strcasecmp(ids[j], ids[i]) == 0;
+		if (seen)
+			continue;
+		for (size_t k = 0; k < UUID_STR_LEN; k++)
+			id[k] = (char)tolower((unsigned char)ids[i][k]);
+		used += (size_t)sprintf(text + used, "%s%s", used ? " " : "",
+		                        id);
+	}
+	*out = text;
+	return 0;
+}
+
+/* "depends_on": an array of job ids (already resolved: a batch turns its
+ * "#N" references into ids before this). */
+static int
+parse_depends_on(const cJSON *root, struct job *job, char *err,
+                 size_t errlen)
+{
+	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "depends_on");
+	const char *ids[JOB_MAX_DEPENDS_ON];
+	const cJSON *item;
+	size_t n = 0;
+
+	if (arr == NULL)
+		return 0;
+	if (!cJSON_IsArray(arr))
+		return jobd_seterr(err, errlen, JOBD_EINVAL, "\"depends_on\" "
+		                   "must be an array of job ids");
+	cJSON_ArrayForEach(item, arr) {
+		if (!cJSON_IsString(item))
+			return jobd_seterr(err, errlen, JOBD_EINVAL,
+			                   "\"depends_on\"[%zu] must be a job id "
+			                   "(a string)", n);
+		if (n == JOB_MAX_DEPENDS_ON)
+			return jobd_seterr(err, errlen, JOBD_ERANGE,
+			                   "\"depends_on\" lists more than %d "
+			                   "jobs", JOB_MAX_DEPENDS_ON);
+		ids[n++] = item->valuestring;
+	}
+	return submit_depends_on(ids, n, &job->depends_on, err, errlen);
+}
+
+int
 submit_parse(const char *body, size_t len, const struct config *cfg,
              int64_t now_us, struct job *job, char *err, size_t errlen)
 {
@@ -592,6 +665,8 @@ submit_parse(const char *body, size_t len, const struct config *cfg,
 		rc = parse_options(root, job, err, errlen);
 	if (rc == 0)
 		rc = parse_when(root, now_us, job, err, errlen);
+	if (rc == 0)
+		rc = parse_depends_on(root, job, err, errlen);
 	if (rc == 0) {
 		/* The payload as sent, less insignificant whitespace. */
 		job->payload = payload_m != NULL
