@@ -376,6 +376,8 @@ struct dep_batch {
 	struct dep_change *changes;
 	size_t nchanges, capchanges;
 	bool oom;                     /* a change could not be kept */
+	bool foreign;                 /* promoted a type this node does not
+	                                 run: the others must hear of it */
 };
 
 /* Per-batch changes, applied to the counters only after the commit. */
@@ -591,8 +593,11 @@ dep_changed(void *arg, const char *id, const char *type, int status,
 
 	b->delta[JOB_WAITING]--;
 	b->delta[status]++;
-	if (status == JOB_QUEUED)
+	if (status == JOB_QUEUED) {
 		note_run_at(b, run_at_us, b->now);
+		if (config_handler(b->cfg, type) == NULL)
+			d->foreign = true;
+	}
 	if (d->nchanges == d->capchanges) {
 		size_t cap = d->capchanges ? d->capchanges * 2 : 16;
 		struct dep_change *c = realloc(d->changes, cap * sizeof(*c));
@@ -998,7 +1003,8 @@ wake_others(writer *w, struct batch *b, char *err, size_t errlen)
 {
 	bool all_taken = b->claimed_any && b->asked > 0 &&
 	    b->got < b->asked && !b->held_back && !b->promoted;
-	bool leaves = w->shared && (b->due || b->promoted) && !all_taken;
+	bool leaves = w->shared && (((b->due || b->promoted) && !all_taken) ||
+	                            b->deps.foreign);
 
 	if (!leaves && !w->notify_owed)
 		return 0;
