@@ -129,7 +129,10 @@ static const char *const migrations[] = {
 	 * (a job's end finds its dependents by the primary key, never by a
 	 * scan).  link_deps() and resolve_deps() run the rules server-side:
 	 * one round trip for a submission, one for a batch's ends, whatever
-	 * the fan-out or the depth of the cascade. */
+	 * the fan-out or the depth of the cascade.  Their plans are cached
+	 * for the session, perhaps made when the tables were small: seq
+	 * scans are off inside them, so that every step stays a key lookup
+	 * however the tables have grown since. */
 	"ALTER TABLE jobd.jobs DROP CONSTRAINT jobs_status_check;"
 	"ALTER TABLE jobd.jobs ADD CONSTRAINT jobs_status_check CHECK (status"
 	"  IN ('queued','running','succeeded','failed','cancelled',"
@@ -147,7 +150,8 @@ static const char *const migrations[] = {
 	 * sees the end), then sets the job waiting, queued or cancelled.
 	 * '!<id>' for an unknown dependency (the job is removed again). */
 	"CREATE FUNCTION jobd.link_deps(j uuid, deps uuid[], ids text,"
-	"  now_us int8) RETURNS text LANGUAGE plpgsql AS $$"
+	"  now_us int8) RETURNS text LANGUAGE plpgsql"
+	"  SET enable_seqscan = off AS $$"
 	"DECLARE r record; n int := 0; pend uuid[] := '{}'; why text;"
 	"BEGIN"
 	"  FOR r IN SELECT d.id AS want, x.id AS got, x.status"
@@ -180,10 +184,12 @@ static const char *const migrations[] = {
 	 * for each job waiting on it (queued when it was the last), a
 	 * failure or cancel cancels them, and theirs, breadth first.  Each
 	 * step reads the edges of one dependency by the primary key and
-	 * deletes them.  Returns every job changed. */
+	 * deletes them.  Returns every job changed.  (status || '': the
+	 * dependents are found by their ids, never through jobs_status,
+	 * which the planner would walk over every waiting job.) */
 	"CREATE FUNCTION jobd.resolve_deps(ids uuid[], sts text[], now_us int8)"
 	"  RETURNS TABLE (rid uuid, rtype text, rstatus text, rrun_at int8)"
-	"  LANGUAGE plpgsql AS $$"
+	"  LANGUAGE plpgsql SET enable_seqscan = off AS $$"
 	"DECLARE i int := 1; x uuid; s text; r record;"
 	"BEGIN"
 	"  WHILE i <= coalesce(cardinality(ids), 0) LOOP"
@@ -195,7 +201,7 @@ static const char *const migrations[] = {
 	"        due = CASE WHEN t.unmet <= 1 AND t.run_at <= now_us"
 	"          THEN 1 ELSE 0 END"
 	"        WHERE t.id = ANY (ARRAY(SELECT d.job FROM jobd.job_deps d"
-	"          WHERE d.dep = x)) AND t.status = 'waiting'"
+	"          WHERE d.dep = x)) AND t.status || '' = 'waiting'"
 	"        RETURNING t.id, t.type, t.status, t.run_at LOOP"
 	"        IF r.status = 'queued' THEN"
 	"          rid := r.id; rtype := r.type; rstatus := r.status;"
@@ -206,7 +212,7 @@ static const char *const migrations[] = {
 	"      FOR r IN UPDATE jobd.jobs AS t SET status = 'cancelled',"
 	"        finished_at = now_us, error = 'dependency ' || x || ' ' || s"
 	"        WHERE t.id = ANY (ARRAY(SELECT d.job FROM jobd.job_deps d"
-	"          WHERE d.dep = x)) AND t.status = 'waiting'"
+	"          WHERE d.dep = x)) AND t.status || '' = 'waiting'"
 	"        RETURNING t.id, t.type, t.status, t.run_at LOOP"
 	"        rid := r.id; rtype := r.type; rstatus := r.status;"
 	"        rrun_at := r.run_at; RETURN NEXT;"
@@ -220,7 +226,7 @@ static const char *const migrations[] = {
 	 * start-up recovery). */
 	"CREATE FUNCTION jobd.sweep_deps(now_us int8)"
 	"  RETURNS TABLE (rid uuid, rtype text, rstatus text, rrun_at int8)"
-	"  LANGUAGE plpgsql AS $$"
+	"  LANGUAGE plpgsql SET enable_seqscan = off AS $$"
 	"DECLARE a uuid[]; b text[];"
 	"BEGIN"
 	"  SELECT array_agg(j.id), array_agg(j.status) INTO a, b"

@@ -350,7 +350,7 @@ START_TEST(test_open_creates_and_migrates)
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s,
 	                                    NULL), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
-	ck_assert_int_eq(sqlite3_column_int(s, 0), 3);
+	ck_assert_int_eq(sqlite3_column_int(s, 0), 4);
 	sqlite3_finalize(s);
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s,
 	                                    NULL), SQLITE_OK);
@@ -423,6 +423,9 @@ START_TEST(test_migrate_v1_times_to_us)
 	                           " run_at = 1767323050000, started_at = 1767323050002,"
 	                           " finished_at = 1767323050003;"
 	                           " ALTER TABLE jobs DROP COLUMN attempt_started;"
+	                           " ALTER TABLE jobs DROP COLUMN depends_on;"
+	                           " ALTER TABLE jobs DROP COLUMN unmet;"
+	                           " DROP TABLE job_deps;"
 	                           " PRAGMA user_version = 1;", NULL, NULL,
 	                           &msg) == SQLITE_OK, "%s", msg ? msg : "");
 	sqlite3_close(db);
