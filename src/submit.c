@@ -413,7 +413,8 @@ parse_document(const char *body, size_t len, cJSON **out, char *err,
 static int
 check_members(const char *body, size_t len, const cJSON *root,
               struct member *members, const struct member **type_m,
-              const struct member **payload_m, char *err, size_t errlen)
+              const struct member **payload_m, const struct member **deps_m,
+              char *err, size_t errlen)
 {
 	static const char *const known[] = {
 		"type", "payload", "priority", "delay", "run_at",
@@ -422,7 +423,7 @@ check_members(const char *body, size_t len, const cJSON *root,
 	};
 	size_t nmembers, nitems = 0;
 
-	*type_m = *payload_m = NULL;
+	*type_m = *payload_m = *deps_m = NULL;
 	for (const cJSON *item = root->child; item != NULL; item = item->next)
 		nitems++;
 	if (nitems > MAX_MEMBERS)
@@ -452,6 +453,8 @@ check_members(const char *body, size_t len, const cJSON *root,
 			*type_m = mi;
 		else if (k == 1)
 			*payload_m = mi;
+		else if (k == 8)
+			*deps_m = mi;
 	}
 	return 0;
 }
@@ -618,8 +621,8 @@ submit_depends_on(const char *const *ids, size_t n, char **out, char *err,
 /* "depends_on": an array of job ids (already resolved: a batch turns its
  * "#N" references into ids before this). */
 static int
-parse_depends_on(const cJSON *root, struct job *job, char *err,
-                 size_t errlen)
+parse_depends_on(const cJSON *root, const struct member *deps_m,
+                 struct job *job, char *err, size_t errlen)
 {
 	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "depends_on");
 	const char *ids[JOB_MAX_DEPENDS_ON];
@@ -631,6 +634,11 @@ parse_depends_on(const cJSON *root, struct job *job, char *err,
 	if (!cJSON_IsArray(arr))
 		return jobd_seterr(err, errlen, JOBD_EINVAL, "\"depends_on\" "
 		                   "must be an array of job ids");
+	/* Ids need no escapes; an escaped one might hide a NUL, after
+	 * which cJSON's string would stop at a job id it is not. */
+	if (deps_m != NULL && memchr(deps_m->val, '\\', deps_m->val_len))
+		return jobd_seterr(err, errlen, JOBD_ERANGE, "\"depends_on\": "
+		                   "no such job (job ids have no escapes)");
 	cJSON_ArrayForEach(item, arr) {
 		if (!cJSON_IsString(item))
 			return jobd_seterr(err, errlen, JOBD_EINVAL,
@@ -650,15 +658,15 @@ submit_parse(const char *body, size_t len, const struct config *cfg,
              int64_t now_us, struct job *job, char *err, size_t errlen)
 {
 	struct member members[MAX_MEMBERS];
-	const struct member *type_m, *payload_m;
+	const struct member *type_m, *payload_m, *deps_m;
 	cJSON *root = NULL;
 	int rc;
 
 	rc = parse_document(body, len, &root, err, errlen);
 	if (rc != 0)
 		return rc;
-	rc = check_members(body, len, root, members, &type_m, &payload_m, err,
-	                   errlen);
+	rc = check_members(body, len, root, members, &type_m, &payload_m,
+	                   &deps_m, err, errlen);
 	if (rc == 0)
 		rc = parse_type(root, type_m, cfg, now_us, job, err, errlen);
 	if (rc == 0)
@@ -666,7 +674,7 @@ submit_parse(const char *body, size_t len, const struct config *cfg,
 	if (rc == 0)
 		rc = parse_when(root, now_us, job, err, errlen);
 	if (rc == 0)
-		rc = parse_depends_on(root, job, err, errlen);
+		rc = parse_depends_on(root, deps_m, job, err, errlen);
 	if (rc == 0) {
 		/* The payload as sent, less insignificant whitespace. */
 		job->payload = payload_m != NULL

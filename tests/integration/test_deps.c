@@ -388,6 +388,10 @@ START_TEST(test_bad_depends_on)
 		ck_assert_msg(post(d, body, NULL, 0, NULL, 0) == 400, "%s",
 		              body);
 	}
+	/* A known id with a NUL and more after it is not that id. */
+	snprintf(body, sizeof(body), "{\"type\": \"noop\", \"depends_on\": "
+	         "[\"%s\\u0000x\"]}", ok);
+	ck_assert_int_eq(post(d, body, NULL, 0, NULL, 0), 422);
 	/* 101 entries: 422 (100 repeats of one id: fine, one dependency). */
 	used = (size_t)snprintf(body, sizeof(body), "{\"type\": \"noop\", "
 	                        "\"depends_on\": [");
