@@ -191,7 +191,7 @@ settle(store *st, int rc, const struct store_answer *a, const char *id,
 int store_complete(store *st, const struct store_completion *c, int *status,
                    char *err, size_t errlen)
 {
-	struct store_answer a = {0, -1};
+	struct store_answer a = {0, -1, false};
 	int rc = st->ops->complete(st->impl, c, &a, err, errlen);
 
 	return settle(st, rc, &a, c->id, c->claim, status, err, errlen);
@@ -230,7 +230,7 @@ int store_next_run_at(store *st, int64_t *out_us, char *err, size_t errlen)
 int store_put_back(store *st, const char *id, const char *claim,
                    int64_t now_us, int *status, char *err, size_t errlen)
 {
-	struct store_answer a = {0, -1};
+	struct store_answer a = {0, -1, false};
 	int rc = st->ops->put_back(st->impl, id, claim, now_us, &a, err,
 	                           errlen);
 

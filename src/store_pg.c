@@ -132,30 +132,36 @@ static const char *const migrations[] = {
 	 * the fan-out or the depth of the cascade.  Their plans are cached
 	 * for the session, perhaps made when the tables were small: seq
 	 * scans are off inside them, so that every step stays a key lookup
-	 * however the tables have grown since. */
+	 * however the tables have grown since.  Sorts are on (the writer's
+	 * session has them off; the cost that adds to any plan with a sort
+	 * would start JIT compilation, tens of ms a call), and JIT is off. */
 	"ALTER TABLE jobd.jobs DROP CONSTRAINT jobs_status_check;"
 	"ALTER TABLE jobd.jobs ADD CONSTRAINT jobs_status_check CHECK (status"
 	"  IN ('queued','running','succeeded','failed','cancelled',"
 	"  'waiting'));"
 	"ALTER TABLE jobd.jobs ADD COLUMN depends_on text,"
-	"  ADD COLUMN unmet int NOT NULL DEFAULT 0;"
+	"  ADD COLUMN unmet int NOT NULL DEFAULT 0,"
+	"  ADD COLUMN dependents smallint NOT NULL DEFAULT 0;"
 	"CREATE TABLE jobd.job_deps ("
 	"  dep uuid NOT NULL,"
 	"  job uuid NOT NULL,"
 	"  PRIMARY KEY (dep, job)"
 	");"
 	/* A job just inserted (queued) with its dependencies: locks them
-	 * (FOR SHARE: a node ending one at this moment waits for this
-	 * transaction, then sees its edge; or this waits for that one and
-	 * sees the end), then sets the job waiting, queued or cancelled.
-	 * '!<id>' for an unknown dependency (the job is removed again). */
+	 * (a node ending one at this moment waits for this transaction,
+	 * then sees its flag "dependents" set and resolves its edges; or
+	 * this waits for that one and sees the end), then sets the job
+	 * waiting, queued or cancelled.  '!<id>' for an unknown dependency
+	 * (the job is removed again).  Locked in id order: two links on the
+	 * same jobs never wait for each other in a cycle. */
 	"CREATE FUNCTION jobd.link_deps(j uuid, deps uuid[], ids text,"
 	"  now_us int8) RETURNS text LANGUAGE plpgsql"
-	"  SET enable_seqscan = off AS $$"
+	"  SET enable_seqscan = off SET enable_sort = on SET jit = off AS $$"
 	"DECLARE r record; n int := 0; pend uuid[] := '{}'; why text;"
 	"BEGIN"
 	"  FOR r IN SELECT d.id AS want, x.id AS got, x.status"
-	"    FROM unnest(deps) AS d(id) LEFT JOIN LATERAL (SELECT id, status"
+	"    FROM (SELECT u FROM unnest(deps) AS u ORDER BY u) AS d(id)"
+	"    LEFT JOIN LATERAL (SELECT id, status"
 	"    FROM jobd.jobs WHERE id = d.id FOR SHARE) x ON true LOOP"
 	"    IF r.got IS NULL THEN"
 	"      DELETE FROM jobd.jobs WHERE id = j;"
@@ -175,6 +181,8 @@ static const char *const migrations[] = {
 	"  INSERT INTO jobd.job_deps (dep, job) SELECT p, j FROM unnest(pend)"
 	"    AS p ON CONFLICT DO NOTHING;"
 	"  GET DIAGNOSTICS n = ROW_COUNT;"
+	"  UPDATE jobd.jobs SET dependents = 1 WHERE id = ANY (pend)"
+	"    AND dependents = 0;"
 	"  UPDATE jobd.jobs SET depends_on = ids, unmet = n,"
 	"    status = CASE WHEN n > 0 THEN 'waiting' ELSE 'queued' END,"
 	"    due = CASE WHEN n > 0 THEN 0 ELSE due END WHERE id = j;"
@@ -189,7 +197,7 @@ static const char *const migrations[] = {
 	 * which the planner would walk over every waiting job.) */
 	"CREATE FUNCTION jobd.resolve_deps(ids uuid[], sts text[], now_us int8)"
 	"  RETURNS TABLE (rid uuid, rtype text, rstatus text, rrun_at int8)"
-	"  LANGUAGE plpgsql SET enable_seqscan = off AS $$"
+	"  LANGUAGE plpgsql SET enable_seqscan = off SET enable_sort = on SET jit = off AS $$"
 	"DECLARE i int := 1; x uuid; s text; r record;"
 	"BEGIN"
 	"  WHILE i <= coalesce(cardinality(ids), 0) LOOP"
@@ -226,7 +234,7 @@ static const char *const migrations[] = {
 	 * start-up recovery). */
 	"CREATE FUNCTION jobd.sweep_deps(now_us int8)"
 	"  RETURNS TABLE (rid uuid, rtype text, rstatus text, rrun_at int8)"
-	"  LANGUAGE plpgsql SET enable_seqscan = off AS $$"
+	"  LANGUAGE plpgsql SET enable_seqscan = off SET enable_sort = on SET jit = off AS $$"
 	"DECLARE a uuid[]; b text[];"
 	"BEGIN"
 	"  SELECT array_agg(j.id), array_agg(j.status) INTO a, b"
@@ -293,7 +301,7 @@ static const char *const writer_sql[W_NSTMT] = {
 		" started_at = coalesce($10::int8, started_at), due = 0,"
 		" cancel_requested = 0"
 		" WHERE id = $1 AND claim = $2 AND status = 'running'"
-		" RETURNING status",
+		" RETURNING status, dependents",
 	[W_PUT_BACK] = "UPDATE jobd.jobs SET"
 		" status = CASE WHEN cancel_requested = 1 THEN 'cancelled'"
 		"   ELSE 'queued' END,"
@@ -304,7 +312,7 @@ static const char *const writer_sql[W_NSTMT] = {
 		" attempt = attempt - 1, attempt_started = 0, claim = NULL,"
 		" due = 0, cancel_requested = 0"
 		" WHERE id = $1 AND claim = $2 AND status = 'running'"
-		" RETURNING status",
+		" RETURNING status, dependents",
 	[W_START] = "UPDATE jobd.jobs SET attempt_started = 1, started_at = $3"
 		" WHERE id = $1 AND claim = $2 AND status = 'running'",
 	[W_CANCEL] = "UPDATE jobd.jobs SET status = 'cancelled',"
@@ -404,7 +412,7 @@ static const char *const writer_sql[W_NSTMT] = {
 		" started_at, now, n)"
 		" WHERE j.id = c.id"
 		" AND j.claim = c.claim AND j.status = 'running'"
-		" RETURNING c.n, j.status",
+		" RETURNING c.n, j.status, j.dependents",
 	/* After recovery: this node name's earlier incarnations are gone. */
 	[W_FORGET_OLD] = "DELETE FROM jobd.nodes WHERE name = $1 AND boot <> $2",
 	/* Due work this node cannot take: wakes the others (at the commit). */
@@ -1233,6 +1241,8 @@ sink_fill(struct sink *sk, const PGresult *r)
 		sk->one->rc = PQntuples(r) > 0 ? 0 : JOBD_ESTALE;
 		sk->one->status = PQntuples(r) > 0
 		                  ? job_status_parse(PQgetvalue(r, 0, 0)) : -1;
+		sk->one->dependents = PQntuples(r) > 0 && PQnfields(r) > 1 &&
+		                      strcmp(PQgetvalue(r, 0, 1), "0") != 0;
 	}
 	if (sk->many == NULL)
 		return;
@@ -1247,6 +1257,8 @@ sink_fill(struct sink *sk, const PGresult *r)
 			sk->many[n - 1]->rc = 0;
 			sk->many[n - 1]->status =
 				job_status_parse(PQgetvalue(r, i, 1));
+			sk->many[n - 1]->dependents = PQnfields(r) > 2 &&
+			    strcmp(PQgetvalue(r, i, 2), "0") != 0;
 		}
 	}
 }

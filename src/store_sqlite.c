@@ -955,6 +955,7 @@ answer(int rc, int status, struct store_answer *ans)
 	if (ans != NULL) {
 		ans->rc = rc;
 		ans->status = status;
+		ans->dependents = true;
 	}
 	return 0;
 }

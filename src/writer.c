@@ -787,6 +787,7 @@ apply_complete(writer *w, struct writer_op *op, int64_t now)
 
 	op->answer.rc = 0;
 	op->answer.status = -1;
+	op->answer.dependents = false;
 	if (op->attempt_delta < 0) /* never started, or shutdown */
 		return store_put_back_later(w->st, op->id, op->claim, now,
 		                            &op->answer, op->err,
@@ -1051,6 +1052,7 @@ write_batch(writer *w, struct batch *b, struct writer_op *ops,
 		if (op->kind == WOP_COMPLETE && op->rc == 0) {
 			settle_complete(w, op, b, now);
 			if (op->rc == 0 && job_status_is_final(op->status) &&
+			    op->answer.dependents &&
 			    dep_ended(b, op->id, op->status) != 0)
 				return jobd_seterr(err, errlen, JOBD_ENOMEM,
 				                   "out of memory");
