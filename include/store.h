@@ -176,6 +176,10 @@ int store_claim(store *st, const struct store_claim_req *req,
 struct store_answer {
 	int rc;                /* 0, or JOBD_ESTALE: the claim was not current */
 	int status;            /* the job's status now (rc 0) */
+	/* jobs may wait on it: when it ended, store_deps_resolve() it
+	 * (PostgreSQL tells from a flag that link sets on the row; SQLite
+	 * always says true, its resolve is a key lookup) */
+	bool dependents;
 };
 
 /*

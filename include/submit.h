@@ -61,6 +61,20 @@ int submit_parse(const char *body, size_t len, const struct config *cfg,
 int submit_depends_on(const char *const *ids, size_t n, char **out,
                       char *err, size_t errlen);
 
+/*
+ * The same for element index of a batch: an entry may also be "#N", the
+ * element at 0-based index N of the same batch, N < index (else
+ * JOBD_ERANGE naming the entry: itself, forward, or not a number).  The
+ * "#N" entries stay as they are in *out until the batch's ids are made;
+ * then submit_depends_on_resolve(&jobs[i].depends_on, jobs, i) turns them
+ * into jobs[N].id (dropping repeats).  0, JOBD_ERANGE (a "#N" not below
+ * njobs) or JOBD_ENOMEM; *depends_on is replaced only on success.
+ */
+int submit_depends_on_batch(const char *const *ids, size_t n, size_t index,
+                            char **out, char *err, size_t errlen);
+int submit_depends_on_resolve(char **depends_on, const struct job *jobs,
+                              size_t njobs);
+
 #define SUBMIT_FINGERPRINT_LEN 64
 
 /*

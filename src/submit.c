@@ -578,9 +578,28 @@ parse_when(const cJSON *root, int64_t now_us, struct job *job, char *err,
 	return 0;
 }
 
-int
-submit_depends_on(const char *const *ids, size_t n, char **out, char *err,
-                  size_t errlen)
+/* "#N", N a decimal index below limit (no sign, no leading zero): N,
+ * else -1. */
+static long
+batch_ref(const char *s, size_t limit)
+{
+	long v = 0;
+
+	if (s[0] != '#' || !isdigit((unsigned char)s[1]) ||
+	    (s[1] == '0' && s[2] != '\0'))
+		return -1;
+	for (const char *p = s + 1; *p != '\0'; p++) {
+		if (!isdigit((unsigned char)*p) || v > 1000000)
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	return (size_t)v < limit ? v : -1;
+}
+
+/* submit_depends_on(), with "#N" allowed for N < refs_below. */
+static int
+depends_on_text(const char *const *ids, size_t n, size_t refs_below,
+                char **out, char *err, size_t errlen)
 {
 	char *text = NULL;
 	size_t used = 0;
@@ -590,31 +609,85 @@ submit_depends_on(const char *const *ids, size_t n, char **out, char *err,
 		return jobd_seterr(err, errlen, JOBD_ERANGE, "\"depends_on\" "
 		                   "lists %zu jobs; at most %d", n,
 		                   JOB_MAX_DEPENDS_ON);
-	for (size_t i = 0; i < n; i++)
-		if (!uuid_is_valid(ids[i]))
+	for (size_t i = 0; i < n; i++) {
+		if (uuid_is_valid(ids[i]))
+			continue;
+		if (refs_below > 0 && ids[i][0] == '#') {
+			if (batch_ref(ids[i], refs_below) >= 0)
+				continue;
 			return jobd_seterr(err, errlen, JOBD_ERANGE,
-			                   "\"depends_on\"[%zu]: no such job "
-			                   "(not a job id)", i);
+			                   "\"depends_on\"[%zu]: \"#N\" must name "
+			                   "an earlier element of the batch", i);
+		}
+		return jobd_seterr(err, errlen, JOBD_ERANGE,
+		                   "\"depends_on\"[%zu]: no such job (not a job "
+		                   "id)", i);
+	}
 	if (n == 0)
 		return 0;
+	/* Every entry is at most 36 characters (an id, or "#" and at most
+	 * 7 digits), each followed by a space or the NUL. */
 	text = malloc(n * UUID_STR_LEN);
 	if (text == NULL)
 		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
 	text[0] = '\0';
 	for (size_t i = 0; i < n; i++) {
-		char id[UUID_STR_LEN];
 		bool seen = false;
 		/* A repeated id is one dependency. */
 		for (size_t j = 0; j < i && !seen; j++)
 			seen = strcasecmp(ids[j], ids[i]) == 0;
 		if (seen)
 			continue;
-		for (size_t k = 0; k < UUID_STR_LEN; k++)
-			id[k] = (char)tolower((unsigned char)ids[i][k]);
-		used += (size_t)sprintf(text + used, "%s%s", used ? " " : "",
-		                        id);
+		if (used > 0)
+			text[used++] = ' ';
+		for (const char *c = ids[i]; *c != '\0'; c++)
+			text[used++] = (char)tolower((unsigned char)*c);
+		text[used] = '\0';
 	}
 	*out = text;
+	return 0;
+}
+
+int
+submit_depends_on(const char *const *ids, size_t n, char **out, char *err,
+                  size_t errlen)
+{
+	return depends_on_text(ids, n, 0, out, err, errlen);
+}
+
+int
+submit_depends_on_batch(const char *const *ids, size_t n, size_t index,
+                        char **out, char *err, size_t errlen)
+{
+	return depends_on_text(ids, n, index, out, err, errlen);
+}
+
+int
+submit_depends_on_resolve(char **depends_on, const struct job *jobs,
+                          size_t njobs)
+{
+	char ids[JOB_MAX_DEPENDS_ON][UUID_STR_LEN], *text = NULL;
+	const char *toks[JOB_MAX_DEPENDS_ON], *p = *depends_on;
+	size_t n = 0;
+	int rc;
+
+	if (p == NULL || strchr(p, '#') == NULL)
+		return 0;
+	while (n < JOB_MAX_DEPENDS_ON && job_depends_on_next(&p, ids[n])) {
+		if (ids[n][0] == '#') {
+			long r = batch_ref(ids[n], njobs);
+			if (r < 0)
+				return JOBD_ERANGE;
+			snprintf(ids[n], UUID_STR_LEN, "%s", jobs[r].id);
+		}
+		toks[n] = ids[n];
+		n++;
+	}
+	rc = depends_on_text(toks, n, 0, &text, NULL, 0);
+	if (rc != 0)
+		return rc;
+	free(*depends_on);
+	*depends_on = text;
 	return 0;
 }
 

@@ -614,6 +614,52 @@ START_TEST(test_depends_on_ids)
 }
 END_TEST
 
+/* A batch's "#N": kept, then resolved to the ids the batch made. */
+START_TEST(test_depends_on_batch_refs)
+{
+	struct job jobs[3];
+	const char *ids[4];
+	char *out = NULL;
+
+	for (int i = 0; i < 3; i++) {
+		job_init(&jobs[i]);
+		snprintf(jobs[i].id, sizeof(jobs[i].id),
+		         "01900000-0000-7000-8000-00000000000%d", i);
+	}
+	ids[0] = "#0";
+	ids[1] = "#1";
+	ids[2] = "01900000-0000-7000-8000-00000000000F";
+	ids[3] = "#0";
+	ck_assert_int_eq(submit_depends_on_batch(ids, 4, 2, &out, err,
+	                 sizeof(err)), 0);
+	ck_assert_str_eq(out, "#0 #1 01900000-0000-7000-8000-00000000000f");
+	ck_assert_int_eq(submit_depends_on_resolve(&out, jobs, 2), 0);
+	ck_assert_str_eq(out, "01900000-0000-7000-8000-000000000000 "
+	                 "01900000-0000-7000-8000-000000000001 "
+	                 "01900000-0000-7000-8000-00000000000f");
+	free(out);
+	/* Itself, forward, not a number, a leading zero, a sign: 422. */
+	const char *const bad[] = {"#2", "#3", "#", "#x", "#01", "#+1", "#-1",
+	                           "# 1", "#1 ", "#99999999999999999999"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		ids[0] = bad[i];
+		ck_assert_msg(submit_depends_on_batch(ids, 1, 2, &out, err,
+		              sizeof(err)) == JOBD_ERANGE, "%s", bad[i]);
+		ck_assert_ptr_null(out);
+	}
+	/* Outside a batch "#0" is no job id. */
+	ids[0] = "#0";
+	ck_assert_int_eq(submit_depends_on(ids, 1, &out, err, sizeof(err)),
+	                 JOBD_ERANGE);
+	/* Resolving with fewer ids than a reference needs: refused. */
+	out = strdup("#1");
+	ck_assert_int_eq(submit_depends_on_resolve(&out, jobs, 1),
+	                 JOBD_ERANGE);
+	ck_assert_str_eq(out, "#1");
+	free(out);
+}
+END_TEST
+
 START_TEST(test_json_depth_direct)
 {
 	static const struct { const char *s; int limit; int want; } cases[] = {
@@ -690,6 +736,7 @@ submit_suite(void)
 	tcase_add_test(tc, test_escaped_surrogates);
 	tcase_add_test(tc, test_json_depth_direct);
 	tcase_add_test(tc, test_depends_on_ids);
+	tcase_add_test(tc, test_depends_on_batch_refs);
 	suite_add_tcase(s, tc);
 	return s;
 }
