@@ -18,6 +18,7 @@ enum job_status {
 	JOB_SUCCEEDED,
 	JOB_FAILED,
 	JOB_CANCELLED,
+	JOB_WAITING,              /* for its dependencies (depends_on) */
 	JOB_NSTATUS
 };
 
@@ -51,7 +52,18 @@ struct job {
 	char *idem_key;           /* Idempotency-Key or NULL */
 	char *idem_fp;            /* fingerprint of the submission or NULL */
 	char claim[CLAIM_TOKEN_MAX]; /* token of the current claim ("" none) */
+	/* The ids it depends on, lowercase, separated by one space, as
+	 * JOBD_DEPENDS_ON shows them; NULL when none. */
+	char *depends_on;
 };
+
+#define JOB_MAX_DEPENDS_ON 100
+
+/*
+ * Walks the ids of a depends_on text: copies the next id into out, moves
+ * *p past it and returns true; false at the end (also for *p NULL).
+ */
+bool job_depends_on_next(const char **p, char out[UUID_STR_LEN]);
 
 /* Status name ("queued", ...) or NULL for an out-of-range value. */
 const char *job_status_name(int status);

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "job.h"
+
 void metrics_submitted(const char *type);
 void metrics_started(const char *type);
 void metrics_finished(const char *type, int status);
@@ -35,7 +37,7 @@ void metrics_http_answer(int status);
 
 /* Gauges read at scrape time through callbacks set by main. */
 struct metrics_gauges {
-	int64_t jobs[5];         /* per enum job_status */
+	int64_t jobs[JOB_NSTATUS]; /* per enum job_status */
 	int64_t workers_busy;
 	int64_t waiters;
 	int64_t leader;          /* 1 when this node is the leader */

@@ -184,6 +184,10 @@ int store_claim(store *st, const struct store_claim_req *req,
 struct store_answer {
 	int rc;                /* 0, or JOBD_ESTALE: the claim was not current */
 	int status;            /* the job's status now (rc 0) */
+	/* jobs may wait on it: when it ended, store_deps_resolve() it
+	 * (PostgreSQL tells from a flag that link sets on the row; SQLite
+	 * always says true, its resolve is a key lookup) */
+	bool dependents;
 };
 
 /*
@@ -414,6 +418,43 @@ int store_schedules(store *st, store_schedule_fn fn, void *arg, char *err,
  * s->name as described above.  0 or JOBD_E*. */
 int store_schedule_put(store *st, const struct store_schedule *s, char *err,
                        size_t errlen);
+
+/*
+ * ---- dependencies (writer calls; DESIGN §3) ----
+ *
+ * A job with depends_on is inserted (store_insert) and then linked, in
+ * the same transaction: store_deps_link() looks at each dependency and
+ * sets the job's status: JOB_WAITING (some have not succeeded yet: an
+ * edge (dependency, job) for each, and the number of them), JOB_QUEUED
+ * (all succeeded already), or JOB_CANCELLED (one is failed or cancelled:
+ * error "dependency <id> <status>").  JOBD_ERANGE (422) with "no job
+ * <id>" in err when a dependency does not exist: the row is removed again.
+ *
+ * Whoever ends a job (complete, cancel, put back) in a transaction calls
+ * store_deps_resolve() with the ids that reached a final status, before
+ * the commit: a success counts for each job waiting on it, and makes it
+ * queued when it was the last (its run_at then applies); a failure or
+ * cancel cancels the jobs waiting on it, and theirs, transitively.  It
+ * touches the edges of those ids only (an index on the dependency), and
+ * deletes them.  fn (no store calls) hears of every job it changed: its
+ * id, type, new status (JOB_QUEUED or JOB_CANCELLED) and run_at.
+ *
+ * store_deps_sweep() resolves the edges of dependencies that ended unseen
+ * (start-up recovery, another node's rescue): a scan of the edges left.
+ * store_deps_cancel() cancels a waiting job (DELETE): *cancelled tells
+ * whether it was waiting; the caller resolves its dependents.
+ */
+typedef void (*store_dep_fn)(void *arg, const char *id, const char *type,
+                             int status, int64_t run_at_us);
+int store_deps_link(store *st, const struct job *job, int64_t now_us,
+                    int *status, char *err, size_t errlen);
+int store_deps_resolve(store *st, const char *const *ids,
+                       const int *statuses, size_t n, int64_t now_us,
+                       store_dep_fn fn, void *arg, char *err, size_t errlen);
+int store_deps_sweep(store *st, int64_t now_us, store_dep_fn fn, void *arg,
+                     char *err, size_t errlen);
+int store_deps_cancel(store *st, const char *id, int64_t now_us,
+                      bool *cancelled, char *err, size_t errlen);
 
 /* True when the store answers a trivial read (for /readyz). */
 bool store_ping(store *st);

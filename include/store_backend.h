@@ -78,6 +78,17 @@ struct store_ops {
 	                 char *err, size_t errlen);
 	int (*schedule_put)(void *impl, const struct store_schedule *s,
 	                    char *err, size_t errlen);
+	/* dependencies (store.h) */
+	int (*deps_link)(void *impl, const struct job *job, int64_t now_us,
+	                 int *status, char *err, size_t errlen);
+	int (*deps_resolve)(void *impl, const char *const *ids,
+	                    const int *statuses, size_t n, int64_t now_us,
+	                    store_dep_fn fn, void *arg, char *err,
+	                    size_t errlen);
+	int (*deps_sweep)(void *impl, int64_t now_us, store_dep_fn fn,
+	                  void *arg, char *err, size_t errlen);
+	int (*deps_cancel)(void *impl, const char *id, int64_t now_us,
+	                   bool *cancelled, char *err, size_t errlen);
 };
 
 extern const struct store_ops store_sqlite_ops;

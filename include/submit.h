@@ -58,6 +58,31 @@ int submit_parse_checked(const char *body, size_t len,
                          const struct config *cfg, int64_t now_us,
                          struct job *job, char *err, size_t errlen);
 
+/*
+ * The "depends_on" of a job from its ids (already resolved ids: a batch
+ * turns its "#N" references into the ids it made first): checks that there
+ * are at most JOB_MAX_DEPENDS_ON and that each is a job id (JOBD_ERANGE,
+ * 422, naming the index), drops repeats, and returns in *out a new string
+ * (the caller frees it) of the lowercase ids separated by one space, or
+ * NULL when n is 0.  0, JOBD_ERANGE or JOBD_ENOMEM.
+ */
+int submit_depends_on(const char *const *ids, size_t n, char **out,
+                      char *err, size_t errlen);
+
+/*
+ * The same for element index of a batch: an entry may also be "#N", the
+ * element at 0-based index N of the same batch, N < index (else
+ * JOBD_ERANGE naming the entry: itself, forward, or not a number).  The
+ * "#N" entries stay as they are in *out until the batch's ids are made;
+ * then submit_depends_on_resolve(&jobs[i].depends_on, jobs, i) turns them
+ * into jobs[N].id (dropping repeats).  0, JOBD_ERANGE (a "#N" not below
+ * njobs) or JOBD_ENOMEM; *depends_on is replaced only on success.
+ */
+int submit_depends_on_batch(const char *const *ids, size_t n, size_t index,
+                            char **out, char *err, size_t errlen);
+int submit_depends_on_resolve(char **depends_on, const struct job *jobs,
+                              size_t njobs);
+
 #define SUBMIT_FINGERPRINT_LEN 64
 
 /*

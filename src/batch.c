@@ -192,6 +192,13 @@ batch_parse(const char *body, size_t len, const struct config *cfg,
 			 * level less deep than its array). */
 			erc = submit_parse_checked(e, spans[i].len, cfg, now_us,
 			                           &out[i], why, sizeof(why));
+			/* Not yet: a batch's jobs are inserted queued, and
+			 * linking them (with "#N" references) is to come. */
+			if (erc == 0 && out[i].depends_on != NULL)
+				erc = jobd_seterr(why, sizeof(why), JOBD_ERANGE,
+				                  "\"depends_on\" is not supported "
+				                  "inside a batch yet: submit jobs "
+				                  "with dependencies one by one");
 		}
 		if (erc == JOBD_ENOMEM) {
 			rc = jobd_seterr(err, errlen, erc, "out of memory");
@@ -234,8 +241,9 @@ batch_assign_ids(struct job *jobs, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if (uuid_v7_new(jobs[i].id) != 0)
 			return JOBD_EBUSY;
-	/* "#N" references of depends_on resolve here, from jobs[N].id
-	 * (N < the referring element's index). */
+	/* "#N" references of depends_on will resolve here, from
+	 * jobs[N].id (submit_depends_on_resolve); until the writer links a
+	 * batch's jobs, batch_parse refuses depends_on in a batch. */
 	return 0;
 }
 

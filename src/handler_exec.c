@@ -6,7 +6,8 @@
  * becomes an argument.  The child gets its own session (so its own process
  * group), only fds 0-2 (closefrom 3), an empty signal mask with default
  * dispositions, and a clean environment: PATH, JOBD_JOB_ID, JOBD_JOB_TYPE,
- * JOBD_ATTEMPT, JOBD_MAX_ATTEMPTS and the handler's env words.
+ * JOBD_ATTEMPT, JOBD_MAX_ATTEMPTS, JOBD_DEPENDS_ON and the handler's env
+ * words.
  *
  * One poll loop services stdin (the payload), stdout (kept up to
  * max_output, the rest read and dropped), stderr (its last 4 KiB kept), a
@@ -68,7 +69,7 @@
 #define DRAIN_AFTER_EXIT_MS 1000
 #define PROG_CACHE 4        /* command lines a worker thread keeps */
 #define PATH_TTL_MS 1000    /* a PATH lookup is trusted this long */
-#define ENV_OWN 5           /* environment strings made per attempt */
+#define ENV_OWN 6           /* environment strings made per attempt */
 
 /* A growable byte buffer with a cap; bytes past the cap are counted only. */
 struct capbuf {
@@ -382,7 +383,9 @@ make_env(const struct prog *pg, const struct jobd_job_view *job)
 	    asprintf(&env[n++], "JOBD_JOB_ID=%s", job->id) < 0 ||
 	    asprintf(&env[n++], "JOBD_JOB_TYPE=%s", job->type) < 0 ||
 	    asprintf(&env[n++], "JOBD_ATTEMPT=%d", job->attempt) < 0 ||
-	    asprintf(&env[n++], "JOBD_MAX_ATTEMPTS=%d", job->max_attempts) < 0) {
+	    asprintf(&env[n++], "JOBD_MAX_ATTEMPTS=%d", job->max_attempts) < 0 ||
+	    asprintf(&env[n++], "JOBD_DEPENDS_ON=%s",
+	             job->depends_on ? job->depends_on : "") < 0) {
 		env[n - 1] = NULL;
 		env_free(env);
 		return NULL;

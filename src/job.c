@@ -15,6 +15,7 @@
 
 static const char *const status_names[JOB_NSTATUS] = {
 	"queued", "running", "succeeded", "failed", "cancelled",
+	"waiting",
 };
 
 const char *
@@ -75,6 +76,7 @@ job_clear(struct job *job)
 	free(job->error);
 	free(job->idem_key);
 	free(job->idem_fp);
+	free(job->depends_on);
 	job_init(job);
 }
 
@@ -99,8 +101,9 @@ job_copy(struct job *dst, const struct job *src)
 {
 	*dst = *src;
 	dst->payload = dst->result = dst->error = NULL;
-	dst->idem_key = dst->idem_fp = NULL;
-	if (dup_or_null(src->payload, &dst->payload) ||
+	dst->idem_key = dst->idem_fp = dst->depends_on = NULL;
+	if (dup_or_null(src->depends_on, &dst->depends_on) ||
+	    dup_or_null(src->payload, &dst->payload) ||
 	    dup_or_null(src->result, &dst->result) ||
 	    dup_or_null(src->error, &dst->error) ||
 	    dup_or_null(src->idem_key, &dst->idem_key) ||
@@ -149,6 +152,38 @@ schedule_or_null(const struct job *job)
 	return cJSON_CreateString(name);
 }
 
+bool
+job_depends_on_next(const char **p, char out[UUID_STR_LEN])
+{
+	while (*p != NULL && **p != '\0') {
+		size_t n = strcspn(*p, " ");
+		const char *id = *p;
+		*p += n;
+		*p += strspn(*p, " ");
+		if (n > 0 && n < UUID_STR_LEN) {
+			memcpy(out, id, n);
+			out[n] = '\0';
+			return true;
+		}
+	}
+	return false;
+}
+
+/* "depends_on": the ids as an array ([] when none). */
+static bool
+add_depends_on(cJSON *o, const char *ids)
+{
+	cJSON *a = cJSON_AddArrayToObject(o, "depends_on");
+	char id[UUID_STR_LEN];
+
+	if (a == NULL)
+		return false;
+	while (job_depends_on_next(&ids, id))
+		if (!cJSON_AddItemToArray(a, cJSON_CreateString(id)))
+			return false;
+	return true;
+}
+
 static cJSON *
 job_to_cjson(const struct job *job)
 {
@@ -189,6 +224,7 @@ job_to_cjson(const struct job *job)
 	ok = ok && cJSON_AddNumberToObject(o, "timeout",
 	                                   (double)job->timeout_ms / 1000.0);
 	ok = ok && cJSON_AddItemToObject(o, "schedule", schedule_or_null(job));
+	ok = ok && add_depends_on(o, job->depends_on);
 	if (!ok) {
 		cJSON_Delete(o);
 		return NULL;

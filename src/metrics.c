@@ -342,7 +342,7 @@ metrics_render(const struct metrics_gauges *g)
 	out(&b, "# HELP jobd_jobs_finished_total Jobs that reached a final "
 	        "status.\n# TYPE jobd_jobs_finished_total counter\n");
 	for (size_t i = 0; i < n; i++)
-		for (int s = JOB_SUCCEEDED; s < JOB_NSTATUS; s++)
+		for (int s = JOB_SUCCEEDED; s <= JOB_CANCELLED; s++)
 			out(&b, "jobd_jobs_finished_total{type=\"%s\",status="
 			    "\"%s\"} %llu\n", types[i].name, job_status_name(s),
 			    (unsigned long long)types[i].finished[s]);

@@ -205,7 +205,7 @@ settle(store *st, int rc, const struct store_answer *a, const char *id,
 int store_complete(store *st, const struct store_completion *c, int *status,
                    char *err, size_t errlen)
 {
-	struct store_answer a = {0, -1};
+	struct store_answer a = {0, -1, false};
 	int rc = st->ops->complete(st->impl, c, &a, err, errlen);
 
 	return settle(st, rc, &a, c->id, c->claim, status, err, errlen);
@@ -244,7 +244,7 @@ int store_next_run_at(store *st, int64_t *out_us, char *err, size_t errlen)
 int store_put_back(store *st, const char *id, const char *claim,
                    int64_t now_us, int *status, char *err, size_t errlen)
 {
-	struct store_answer a = {0, -1};
+	struct store_answer a = {0, -1, false};
 	int rc = st->ops->put_back(st->impl, id, claim, now_us, &a, err,
 	                           errlen);
 
@@ -328,3 +328,26 @@ bool store_ping(store *st)
 
 int store_check(store *st, char *err, size_t errlen)
 { return st->ops->check(st->impl, err, errlen); }
+
+int store_deps_link(store *st, const struct job *job, int64_t now_us,
+                    int *status, char *err, size_t errlen)
+{ return st->ops->deps_link(st->impl, job, now_us, status, err, errlen); }
+
+int store_deps_resolve(store *st, const char *const *ids,
+                       const int *statuses, size_t n, int64_t now_us,
+                       store_dep_fn fn, void *arg, char *err, size_t errlen)
+{
+	return n == 0 ? 0 : st->ops->deps_resolve(st->impl, ids, statuses, n,
+	                                          now_us, fn, arg, err, errlen);
+}
+
+int store_deps_sweep(store *st, int64_t now_us, store_dep_fn fn, void *arg,
+                     char *err, size_t errlen)
+{ return st->ops->deps_sweep(st->impl, now_us, fn, arg, err, errlen); }
+
+int store_deps_cancel(store *st, const char *id, int64_t now_us,
+                      bool *cancelled, char *err, size_t errlen)
+{
+	return st->ops->deps_cancel(st->impl, id, now_us, cancelled, err,
+	                            errlen);
+}

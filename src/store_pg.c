@@ -59,7 +59,7 @@
 	"id, type, status, priority, attempt, max_attempts, timeout_ms, " \
 	"created_at, run_at, started_at, finished_at, payload, result, error, " \
 	"exit_code, cancel_on_disconnect, claim, idem_key, idem_fp, " \
-	"output_truncated"
+	"output_truncated, depends_on"
 
 /* The migrations, in order; store_pg_migrate() applies what a database
  * lacks, in one transaction under an advisory lock. */
@@ -139,6 +139,126 @@ static const char *const migrations[] = {
 	"  last_job_id uuid,"
 	"  paused smallint NOT NULL DEFAULT 0"
 	");",
+	/* 6: dependencies (DESIGN §3).  Status 'waiting'; the ids a job
+	 * depends on (depends_on, as shown) and how many have not succeeded
+	 * yet (unmet); the edges still to resolve, keyed by the dependency
+	 * (a job's end finds its dependents by the primary key, never by a
+	 * scan).  link_deps() and resolve_deps() run the rules server-side:
+	 * one round trip for a submission, one for a batch's ends, whatever
+	 * the fan-out or the depth of the cascade.  Their plans are cached
+	 * for the session, perhaps made when the tables were small: seq
+	 * scans are off inside them, so that every step stays a key lookup
+	 * however the tables have grown since.  Sorts are on (the writer's
+	 * session has them off; the cost that adds to any plan with a sort
+	 * would start JIT compilation, tens of ms a call), and JIT is off. */
+	"ALTER TABLE jobd.jobs DROP CONSTRAINT jobs_status_check;"
+	"ALTER TABLE jobd.jobs ADD CONSTRAINT jobs_status_check CHECK (status"
+	"  IN ('queued','running','succeeded','failed','cancelled',"
+	"  'waiting'));"
+	"ALTER TABLE jobd.jobs ADD COLUMN depends_on text,"
+	"  ADD COLUMN unmet int NOT NULL DEFAULT 0,"
+	"  ADD COLUMN dependents smallint NOT NULL DEFAULT 0;"
+	"CREATE TABLE jobd.job_deps ("
+	"  dep uuid NOT NULL,"
+	"  job uuid NOT NULL,"
+	"  PRIMARY KEY (dep, job)"
+	");"
+	/* A job just inserted (queued) with its dependencies: locks them
+	 * (a node ending one at this moment waits for this transaction,
+	 * then sees its flag "dependents" set and resolves its edges; or
+	 * this waits for that one and sees the end), then sets the job
+	 * waiting, queued or cancelled.  '!<id>' for an unknown dependency
+	 * (the job is removed again).  Locked in id order: two links on the
+	 * same jobs never wait for each other in a cycle. */
+	"CREATE FUNCTION jobd.link_deps(j uuid, deps uuid[], ids text,"
+	"  now_us int8) RETURNS text LANGUAGE plpgsql"
+	"  SET enable_seqscan = off SET enable_sort = on SET jit = off AS $$"
+	"DECLARE r record; n int := 0; pend uuid[] := '{}'; why text;"
+	"BEGIN"
+	"  FOR r IN SELECT d.id AS want, x.id AS got, x.status"
+	"    FROM (SELECT u FROM unnest(deps) AS u ORDER BY u) AS d(id)"
+	"    LEFT JOIN LATERAL (SELECT id, status"
+	"    FROM jobd.jobs WHERE id = d.id FOR SHARE) x ON true LOOP"
+	"    IF r.got IS NULL THEN"
+	"      DELETE FROM jobd.jobs WHERE id = j;"
+	"      RETURN '!' || r.want;"
+	"    END IF;"
+	"    IF r.status IN ('failed', 'cancelled') AND why IS NULL THEN"
+	"      why := 'dependency ' || r.got || ' ' || r.status;"
+	"    ELSIF r.status NOT IN ('succeeded', 'failed', 'cancelled') THEN"
+	"      pend := pend || r.got;"
+	"    END IF;"
+	"  END LOOP;"
+	"  IF why IS NOT NULL THEN"
+	"    UPDATE jobd.jobs SET status = 'cancelled', error = why,"
+	"      finished_at = now_us, depends_on = ids, due = 0 WHERE id = j;"
+	"    RETURN 'cancelled';"
+	"  END IF;"
+	"  INSERT INTO jobd.job_deps (dep, job) SELECT p, j FROM unnest(pend)"
+	"    AS p ON CONFLICT DO NOTHING;"
+	"  GET DIAGNOSTICS n = ROW_COUNT;"
+	"  UPDATE jobd.jobs SET dependents = 1 WHERE id = ANY (pend)"
+	"    AND dependents = 0;"
+	"  UPDATE jobd.jobs SET depends_on = ids, unmet = n,"
+	"    status = CASE WHEN n > 0 THEN 'waiting' ELSE 'queued' END,"
+	"    due = CASE WHEN n > 0 THEN 0 ELSE due END WHERE id = j;"
+	"  RETURN CASE WHEN n > 0 THEN 'waiting' ELSE 'queued' END;"
+	"END $$;"
+	/* The jobs that ended (ids, their final statuses): a success counts
+	 * for each job waiting on it (queued when it was the last), a
+	 * failure or cancel cancels them, and theirs, breadth first.  Each
+	 * step reads the edges of one dependency by the primary key and
+	 * deletes them.  Returns every job changed.  (status || '': the
+	 * dependents are found by their ids, never through jobs_status,
+	 * which the planner would walk over every waiting job.) */
+	"CREATE FUNCTION jobd.resolve_deps(ids uuid[], sts text[], now_us int8)"
+	"  RETURNS TABLE (rid uuid, rtype text, rstatus text, rrun_at int8)"
+	"  LANGUAGE plpgsql SET enable_seqscan = off SET enable_sort = on SET jit = off AS $$"
+	"DECLARE i int := 1; x uuid; s text; r record;"
+	"BEGIN"
+	"  WHILE i <= coalesce(cardinality(ids), 0) LOOP"
+	"    x := ids[i]; s := sts[i]; i := i + 1;"
+	"    IF s = 'succeeded' THEN"
+	"      FOR r IN UPDATE jobd.jobs AS t SET unmet = t.unmet - 1,"
+	"        status = CASE WHEN t.unmet <= 1 THEN 'queued'"
+	"          ELSE 'waiting' END,"
+	"        due = CASE WHEN t.unmet <= 1 AND t.run_at <= now_us"
+	"          THEN 1 ELSE 0 END"
+	"        WHERE t.id = ANY (ARRAY(SELECT d.job FROM jobd.job_deps d"
+	"          WHERE d.dep = x)) AND t.status || '' = 'waiting'"
+	"        RETURNING t.id, t.type, t.status, t.run_at LOOP"
+	"        IF r.status = 'queued' THEN"
+	"          rid := r.id; rtype := r.type; rstatus := r.status;"
+	"          rrun_at := r.run_at; RETURN NEXT;"
+	"        END IF;"
+	"      END LOOP;"
+	"    ELSIF s IN ('failed', 'cancelled') THEN"
+	"      FOR r IN UPDATE jobd.jobs AS t SET status = 'cancelled',"
+	"        finished_at = now_us, error = 'dependency ' || x || ' ' || s"
+	"        WHERE t.id = ANY (ARRAY(SELECT d.job FROM jobd.job_deps d"
+	"          WHERE d.dep = x)) AND t.status || '' = 'waiting'"
+	"        RETURNING t.id, t.type, t.status, t.run_at LOOP"
+	"        rid := r.id; rtype := r.type; rstatus := r.status;"
+	"        rrun_at := r.run_at; RETURN NEXT;"
+	"        ids := ids || r.id; sts := sts || 'cancelled'::text;"
+	"      END LOOP;"
+	"    END IF;"
+	"    DELETE FROM jobd.job_deps d WHERE d.dep = x;"
+	"  END LOOP;"
+	"END $$;"
+	/* Edges whose dependency ended unseen (a dead node's rescue,
+	 * start-up recovery). */
+	"CREATE FUNCTION jobd.sweep_deps(now_us int8)"
+	"  RETURNS TABLE (rid uuid, rtype text, rstatus text, rrun_at int8)"
+	"  LANGUAGE plpgsql SET enable_seqscan = off SET enable_sort = on SET jit = off AS $$"
+	"DECLARE a uuid[]; b text[];"
+	"BEGIN"
+	"  SELECT array_agg(j.id), array_agg(j.status) INTO a, b"
+	"    FROM (SELECT DISTINCT dep FROM jobd.job_deps) d"
+	"    JOIN jobd.jobs j ON j.id = d.dep"
+	"    WHERE j.status IN ('succeeded', 'failed', 'cancelled');"
+	"  RETURN QUERY SELECT * FROM jobd.resolve_deps(a, b, now_us);"
+	"END $$;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -149,7 +269,7 @@ enum {
 	W_RECOVER_CANCEL, W_RECOVER_FAIL, W_RECOVER_REQUEUE, W_PURGE,
 	W_NEXT_RUN_AT, W_INSERT_MANY, W_START_MANY, W_COMPLETE_MANY,
 	W_FORGET_OLD, W_NOTIFY, W_PAUSE, W_RESUME, W_PAUSES, W_SCHEDULE_PUT,
-	W_NSTMT
+	W_DEP_LINK, W_DEP_CANCEL, W_DEP_RESOLVE, W_DEP_SWEEP, W_NSTMT
 };
 
 static const char *const writer_sql[W_NSTMT] = {
@@ -201,7 +321,7 @@ static const char *const writer_sql[W_NSTMT] = {
 		" started_at = coalesce($10::int8, started_at), due = 0,"
 		" cancel_requested = 0"
 		" WHERE id = $1 AND claim = $2 AND status = 'running'"
-		" RETURNING status",
+		" RETURNING status, dependents",
 	[W_PUT_BACK] = "UPDATE jobd.jobs SET"
 		" status = CASE WHEN cancel_requested = 1 THEN 'cancelled'"
 		"   ELSE 'queued' END,"
@@ -212,7 +332,7 @@ static const char *const writer_sql[W_NSTMT] = {
 		" attempt = attempt - 1, attempt_started = 0, claim = NULL,"
 		" due = 0, cancel_requested = 0"
 		" WHERE id = $1 AND claim = $2 AND status = 'running'"
-		" RETURNING status",
+		" RETURNING status, dependents",
 	[W_START] = "UPDATE jobd.jobs SET attempt_started = 1, started_at = $3"
 		" WHERE id = $1 AND claim = $2 AND status = 'running'",
 	[W_CANCEL] = "UPDATE jobd.jobs SET status = 'cancelled',"
@@ -312,7 +432,7 @@ static const char *const writer_sql[W_NSTMT] = {
 		" started_at, now, n)"
 		" WHERE j.id = c.id"
 		" AND j.claim = c.claim AND j.status = 'running'"
-		" RETURNING c.n, j.status",
+		" RETURNING c.n, j.status, j.dependents",
 	/* After recovery: this node name's earlier incarnations are gone. */
 	[W_FORGET_OLD] = "DELETE FROM jobd.nodes WHERE name = $1 AND boot <> $2",
 	/* Due work this node cannot take: wakes the others (at the commit). */
@@ -337,6 +457,14 @@ static const char *const writer_sql[W_NSTMT] = {
 		"   THEN $3::int8 ELSE s.last_run_ms END,"
 		" paused = coalesce($5::int2, s.paused)"
 		" WHERE $6::int2 IS NULL OR s.paused = 0",
+	/* Dependencies: the functions of migration 4. */
+	[W_DEP_LINK] = "SELECT jobd.link_deps($1::uuid, $2::uuid[], $3, $4)",
+	[W_DEP_CANCEL] = "UPDATE jobd.jobs SET status = 'cancelled',"
+		" finished_at = $2 WHERE id = $1 AND status = 'waiting'",
+	[W_DEP_RESOLVE] = "SELECT rid, rtype, rstatus, rrun_at"
+		" FROM jobd.resolve_deps($1::uuid[], $2::text[], $3)",
+	[W_DEP_SWEEP] = "SELECT rid, rtype, rstatus, rrun_at"
+		" FROM jobd.sweep_deps($1)",
 };
 
 /* Reader statements, prepared on each reader connection. */
@@ -1133,6 +1261,8 @@ sink_fill(struct sink *sk, const PGresult *r)
 		sk->one->rc = PQntuples(r) > 0 ? 0 : JOBD_ESTALE;
 		sk->one->status = PQntuples(r) > 0
 		                  ? job_status_parse(PQgetvalue(r, 0, 0)) : -1;
+		sk->one->dependents = PQntuples(r) > 0 && PQnfields(r) > 1 &&
+		                      strcmp(PQgetvalue(r, 0, 1), "0") != 0;
 	}
 	if (sk->many == NULL)
 		return;
@@ -1147,6 +1277,8 @@ sink_fill(struct sink *sk, const PGresult *r)
 			sk->many[n - 1]->rc = 0;
 			sk->many[n - 1]->status =
 				job_status_parse(PQgetvalue(r, i, 1));
+			sk->many[n - 1]->dependents = PQnfields(r) > 2 &&
+			    strcmp(PQgetvalue(r, i, 2), "0") != 0;
 		}
 	}
 }
@@ -1635,7 +1767,10 @@ row_to_job(const PGresult *r, int row, struct job *job)
 	job->idem_key = val_dup(r, row, 17);
 	job->idem_fp = val_dup(r, row, 18);
 	job->output_truncated = val_int(r, row, 19) != 0;
+	job->depends_on = PQnfields(r) > 20 ? val_dup(r, row, 20) : NULL;
 	if (job->payload == NULL ||
+	    (PQnfields(r) > 20 && !PQgetisnull(r, row, 20) &&
+	     !job->depends_on) ||
 	    (!PQgetisnull(r, row, 12) && !job->result) ||
 	    (!PQgetisnull(r, row, 13) && !job->error) ||
 	    (!PQgetisnull(r, row, 17) && !job->idem_key) ||
@@ -2183,8 +2318,8 @@ r_prepare(PGconn *c, char *err, size_t errlen)
 			         " max_attempts, timeout_ms, created_at, run_at,"
 			         " started_at, finished_at, 'null', NULL, error,"
 			         " exit_code, cancel_on_disconnect, claim,"
-			         " idem_key, idem_fp, output_truncated"
-			         " FROM jobd.jobs WHERE true%s%s%s"
+			         " idem_key, idem_fp, output_truncated,"
+			         " depends_on FROM jobd.jobs WHERE true%s%s%s"
 			         " ORDER BY id DESC LIMIT $%d", cs, ct, ca, k);
 		}
 		snprintf(name, sizeof(name), "r%d", i);
@@ -2654,6 +2789,132 @@ store_pg_check_uri(const char *uri, char *err, size_t errlen)
 	return 0;
 }
 
+/* ---- dependencies (the functions of migration 4) ---- */
+
+static int
+pg_deps_link(void *impl, const struct job *job, int64_t now_us, int *status,
+             char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+	char b[24], *arr = NULL, id[UUID_STR_LEN];
+	const char *p = job->depends_on, *v[4];
+	size_t len = strlen(job->depends_on) + 3, used = 0;
+	PGresult *r;
+	int rc;
+
+	arr = malloc(len);
+	if (arr == NULL)
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	used += (size_t)snprintf(arr, len, "{");
+	while (job_depends_on_next(&p, id))
+		used += (size_t)snprintf(arr + used, len - used, "%s%s",
+		                         used > 1 ? "," : "", id);
+	snprintf(arr + used, len - used, "}");
+	v[0] = job->id;
+	v[1] = arr;
+	v[2] = job->depends_on;
+	v[3] = i64(b, now_us);
+	rc = w_call(s, W_DEP_LINK, 4, v, &r, err, errlen);
+	free(arr);
+	if (rc != 0)
+		return rc;
+	const char *t = PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "";
+	if (t[0] == '!')
+		rc = jobd_seterr(err, errlen, JOBD_ERANGE,
+		                 "\"depends_on\": no job %.36s", t + 1);
+	else if ((*status = job_status_parse(t)) < 0)
+		rc = jobd_seterr(err, errlen, JOBD_EIO, "pg: link_deps "
+		                 "answered \"%.40s\"", t);
+	PQclear(r);
+	return rc;
+}
+
+static int
+pg_deps_cancel(void *impl, const char *id, int64_t now_us, bool *cancelled,
+               char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+	char b[24];
+	const char *v[2] = {id, i64(b, now_us)};
+	int rows, rc = changed(s, W_DEP_CANCEL, 2, v, &rows, err, errlen);
+
+	if (rc == 0)
+		*cancelled = rows > 0;
+	return rc;
+}
+
+/* The rows of resolve_deps()/sweep_deps(), each given to fn. */
+static int
+deps_changes(struct pgs *s, int stmt, int n, const char *const *v,
+             store_dep_fn fn, void *arg, char *err, size_t errlen)
+{
+	PGresult *r;
+	int rc = w_call(s, stmt, n, v, &r, err, errlen);
+
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < PQntuples(r) && fn != NULL; i++) {
+		int st = job_status_parse(PQgetvalue(r, i, 2));
+		if (st >= 0)
+			fn(arg, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), st,
+			   val_time(r, i, 3));
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int
+pg_deps_resolve(void *impl, const char *const *ids, const int *statuses,
+                size_t n, int64_t now_us, store_dep_fn fn, void *arg,
+                char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+	char b[24], *a = NULL, *t = NULL;
+	size_t used_a = 0, used_t = 0, k = 0;
+	const char *v[3];
+	int rc;
+
+	/* Array literals: ids are uuids, statuses plain words. */
+	a = malloc(n * (UUID_STR_LEN + 1) + 3);
+	t = malloc(n * 12 + 3);
+	if (a == NULL || t == NULL) {
+		free(a);
+		free(t);
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	}
+	used_a += (size_t)sprintf(a, "{");
+	used_t += (size_t)sprintf(t, "{");
+	for (size_t i = 0; i < n; i++) {
+		if (!job_status_is_final(statuses[i]))
+			continue;
+		used_a += (size_t)sprintf(a + used_a, "%s%.36s", k ? "," : "",
+		                          ids[i]);
+		used_t += (size_t)sprintf(t + used_t, "%s%s", k ? "," : "",
+		                          job_status_name(statuses[i]));
+		k++;
+	}
+	sprintf(a + used_a, "}");
+	sprintf(t + used_t, "}");
+	v[0] = a;
+	v[1] = t;
+	v[2] = i64(b, now_us);
+	rc = k == 0 ? 0 : deps_changes(s, W_DEP_RESOLVE, 3, v, fn, arg, err,
+	                               errlen);
+	free(a);
+	free(t);
+	return rc;
+}
+
+static int
+pg_deps_sweep(void *impl, int64_t now_us, store_dep_fn fn, void *arg,
+              char *err, size_t errlen)
+{
+	char b[24];
+	const char *v[1] = {i64(b, now_us)};
+
+	return deps_changes(impl, W_DEP_SWEEP, 1, v, fn, arg, err, errlen);
+}
+
 const struct store_ops store_pg_ops = {
 	.name = "postgresql",
 	.shared = true,
@@ -2692,4 +2953,8 @@ const struct store_ops store_pg_ops = {
 	.listening = pg_listening,
 	.notify_work = pg_notify_work,
 	.check = pg_check,
+	.deps_link = pg_deps_link,
+	.deps_cancel = pg_deps_cancel,
+	.deps_resolve = pg_deps_resolve,
+	.deps_sweep = pg_deps_sweep,
 };

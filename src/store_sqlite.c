@@ -52,7 +52,7 @@
 	"id, type, status, priority, attempt, max_attempts, timeout_ms, " \
 	"created_at, run_at, started_at, finished_at, payload, result, error, " \
 	"exit_code, cancel_on_disconnect, claim, idem_key, idem_fp, " \
-	"output_truncated"
+	"output_truncated, depends_on"
 
 static const char *const migrations[] = {
 	/* 1: the jobs table and the indexes of the claim, the timer, listing
@@ -125,6 +125,25 @@ static const char *const migrations[] = {
 	"  last_job_id TEXT,"
 	"  paused INTEGER NOT NULL DEFAULT 0"
 	");",
+	/* 6: dependencies.  Status 'waiting' (the CHECK constraint gains it:
+	 * rewritten in place, as SQLite documents for loosening a
+	 * constraint, so that the columns other migrations added stay);
+	 * the ids a job depends on (depends_on, as shown), how many of them
+	 * have not succeeded yet (unmet), and the edges still to resolve,
+	 * keyed by the dependency: a job's end finds its dependents by an
+	 * index, never by a scan. */
+	"PRAGMA writable_schema = ON;"
+	"UPDATE sqlite_schema SET sql = replace(sql, '''cancelled'')',"
+	"  '''cancelled'',''waiting'')') WHERE type = 'table'"
+	"  AND name = 'jobs';"
+	"PRAGMA writable_schema = RESET;"
+	"ALTER TABLE jobs ADD COLUMN depends_on TEXT;"
+	"ALTER TABLE jobs ADD COLUMN unmet INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE job_deps ("
+	"  dep TEXT NOT NULL,"
+	"  job TEXT NOT NULL,"
+	"  PRIMARY KEY (dep, job)"
+	") WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -133,7 +152,9 @@ enum {
 	W_COMPLETE, W_CANCEL, W_STATUS_OF, W_MARK_CANCEL, W_RETRY,
 	W_RECOVER_CANCEL, W_RECOVER_FAIL, W_RECOVER_REQUEUE, W_PURGE,
 	W_NEXT_RUN_AT, W_PUT_BACK, W_PROMOTE, W_START, W_PAUSE, W_RESUME,
-	W_PAUSES, W_NSTMT
+	W_PAUSES,
+	W_DEP_EDGE, W_DEP_SET, W_DEP_DROP, W_DEP_CANCEL, W_DEP_MET, W_DEP_FAIL,
+	W_DEP_DONE, W_DEP_SWEEP, W_NSTMT
 };
 
 static const char *const writer_sql[W_NSTMT] = {
@@ -220,6 +241,32 @@ static const char *const writer_sql[W_NSTMT] = {
 		" ON CONFLICT (type) DO NOTHING",
 	[W_RESUME] = "DELETE FROM type_pauses WHERE type = ?1",
 	[W_PAUSES] = "SELECT type FROM type_pauses ORDER BY type",
+	/* Dependencies (deps_*): edges by dependency, resolved when it
+	 * ends, in the transaction that ends it. */
+	[W_DEP_EDGE] = "INSERT OR IGNORE INTO job_deps (dep, job)"
+		" VALUES (?1, ?2)",
+	[W_DEP_SET] = "UPDATE jobs SET status = ?2, unmet = ?3,"
+		" depends_on = ?4, error = ?5, finished_at = ?6,"
+		" due = iif(?2 = 'queued', due, 0) WHERE id = ?1",
+	[W_DEP_DROP] = "DELETE FROM jobs WHERE id = ?1",
+	[W_DEP_CANCEL] = "UPDATE jobs SET status = 'cancelled',"
+		" finished_at = ?2 WHERE id = ?1 AND status = 'waiting'",
+	[W_DEP_MET] = "UPDATE jobs SET unmet = unmet - 1,"
+		" status = iif(unmet <= 1, 'queued', 'waiting'),"
+		" due = iif(unmet <= 1, run_at <= ?2, 0)"
+		" WHERE id IN (SELECT job FROM job_deps WHERE dep = ?1)"
+		" AND status = 'waiting'"
+		" RETURNING id, type, status, run_at",
+	[W_DEP_FAIL] = "UPDATE jobs SET status = 'cancelled', finished_at = ?2,"
+		" error = 'dependency ' || ?1 || ' ' || ?3"
+		" WHERE id IN (SELECT job FROM job_deps WHERE dep = ?1)"
+		" AND status = 'waiting'"
+		" RETURNING id, type, status, run_at",
+	[W_DEP_DONE] = "DELETE FROM job_deps WHERE dep = ?1",
+	/* Edges whose dependency ended unseen (start-up recovery). */
+	[W_DEP_SWEEP] = "SELECT DISTINCT d.dep, j.status FROM job_deps d"
+		" JOIN jobs j ON j.id = d.dep"
+		" WHERE j.status IN ('succeeded', 'failed', 'cancelled')",
 };
 
 #define LIST_VARIANTS 8 /* bit 0: status, bit 1: type, bit 2: after */
@@ -683,7 +730,9 @@ row_to_job(sqlite3_stmt *st, struct job *job)
 	job->idem_key = col_strdup(st, 17);
 	job->idem_fp = col_strdup(st, 18);
 	job->output_truncated = sqlite3_column_int(st, 19) != 0;
+	job->depends_on = col_strdup(st, 20);
 	if (job->payload == NULL ||
+	    (sqlite3_column_type(st, 20) != SQLITE_NULL && !job->depends_on) ||
 	    (sqlite3_column_type(st, 12) != SQLITE_NULL && !job->result) ||
 	    (sqlite3_column_type(st, 13) != SQLITE_NULL && !job->error)) {
 		job_clear(job);
@@ -1021,6 +1070,7 @@ answer(int rc, int status, struct store_answer *ans)
 	if (ans != NULL) {
 		ans->rc = rc;
 		ans->status = status;
+		ans->dependents = true;
 	}
 	return 0;
 }
@@ -1323,7 +1373,8 @@ reader_get(struct sq *s, char *err, size_t errlen)
 		         " max_attempts, timeout_ms, created_at, run_at,"
 		         " started_at, finished_at, 'null', NULL, error,"
 		         " exit_code, cancel_on_disconnect, claim, idem_key,"
-		         " idem_fp, output_truncated FROM jobs WHERE 1%s%s%s"
+		         " idem_fp, output_truncated, depends_on FROM jobs"
+		         " WHERE 1%s%s%s"
 		         " ORDER BY id DESC LIMIT :limit",
 		         v & 1 ? " AND status = :status" : "",
 		         v & 2 ? " AND type = :type" : "",
@@ -1640,6 +1691,209 @@ sq_check(void *impl, char *err, size_t errlen)
 	return file_check(impl, err, errlen);
 }
 
+/* ---- dependencies ---- */
+
+static int
+sq_deps_link(void *impl, const struct job *job, int64_t now_us, int *status,
+             char *err, size_t errlen)
+{
+	struct sq *s = impl;
+	char deps[JOB_MAX_DEPENDS_ON][UUID_STR_LEN], why[128] = "";
+	bool pending[JOB_MAX_DEPENDS_ON];
+	const char *p = job->depends_on;
+	size_t n = 0;
+	int unmet = 0, rc;
+	sqlite3_stmt *st;
+
+	while (n < JOB_MAX_DEPENDS_ON && job_depends_on_next(&p, deps[n])) {
+		int dst;
+		rc = writer_status_of(s, deps[n], &dst, err, errlen);
+		if (rc == JOBD_ENOTFOUND) {
+			st = s->w[W_DEP_DROP];
+			sqlite3_bind_text(st, 1, job->id, -1, SQLITE_STATIC);
+			rc = step_done(st);
+			if (rc != SQLITE_OK)
+				return fail(s->wdb, rc, err, errlen, "drop");
+			return jobd_seterr(err, errlen, JOBD_ERANGE,
+			                   "\"depends_on\": no job %s", deps[n]);
+		}
+		if (rc != 0)
+			return rc;
+		if ((dst == JOB_FAILED || dst == JOB_CANCELLED) && !why[0])
+			snprintf(why, sizeof(why), "dependency %.36s %s", deps[n],
+			         job_status_name(dst));
+		pending[n] = !job_status_is_final(dst);
+		n++;
+	}
+	for (size_t i = 0; i < n && !why[0]; i++) {
+		if (!pending[i])
+			continue;
+		st = s->w[W_DEP_EDGE];
+		sqlite3_bind_text(st, 1, deps[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, job->id, -1, SQLITE_STATIC);
+		rc = step_done(st);
+		if (rc != SQLITE_OK)
+			return fail(s->wdb, rc, err, errlen, "dependency edge");
+		unmet++;
+	}
+	*status = why[0] ? JOB_CANCELLED : unmet > 0 ? JOB_WAITING : JOB_QUEUED;
+	st = s->w[W_DEP_SET];
+	sqlite3_bind_text(st, 1, job->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, job_status_name(*status), -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, unmet);
+	sqlite3_bind_text(st, 4, job->depends_on, -1, SQLITE_STATIC);
+	bind_text_or_null(st, 5, why[0] ? why : NULL);
+	bind_time_or_null(st, 6, why[0] ? now_us : -1);
+	rc = step_done(st);
+	return rc != SQLITE_OK ? fail(s->wdb, rc, err, errlen, "dependencies")
+	                       : 0;
+}
+
+static int
+sq_deps_cancel(void *impl, const char *id, int64_t now_us, bool *cancelled,
+               char *err, size_t errlen)
+{
+	struct sq *s = impl;
+	sqlite3_stmt *st = s->w[W_DEP_CANCEL];
+	int rc;
+
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_us);
+	rc = step_done(st);
+	if (rc != SQLITE_OK)
+		return fail(s->wdb, rc, err, errlen, "cancel waiting");
+	*cancelled = sqlite3_changes(s->wdb) > 0;
+	return 0;
+}
+
+/* A job whose dependents are to be resolved. */
+struct dep_end {
+	char id[UUID_STR_LEN];
+	int status;
+};
+
+static int
+dep_push(struct dep_end **q, size_t *n, size_t *cap, const char *id,
+         int status)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 64;
+		struct dep_end *more = realloc(*q, c * sizeof(**q));
+		if (more == NULL)
+			return JOBD_ENOMEM;
+		*q = more;
+		*cap = c;
+	}
+	snprintf((*q)[*n].id, UUID_STR_LEN, "%s", id);
+	(*q)[*n].status = status;
+	(*n)++;
+	return 0;
+}
+
+/* Breadth first: the ends given, then the jobs their failure cancels. */
+static int
+sq_deps_resolve(void *impl, const char *const *ids, const int *statuses,
+                size_t n, int64_t now_us, store_dep_fn fn, void *arg,
+                char *err, size_t errlen)
+{
+	struct sq *s = impl;
+	struct dep_end *q = NULL;
+	size_t nq = 0, cap = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if (job_status_is_final(statuses[i]))
+			rc = dep_push(&q, &nq, &cap, ids[i], statuses[i]);
+	for (size_t i = 0; i < nq && rc == 0; i++) {
+		bool ok = q[i].status == JOB_SUCCEEDED;
+		sqlite3_stmt *st = s->w[ok ? W_DEP_MET : W_DEP_FAIL];
+		char id[UUID_STR_LEN];
+		int step;
+
+		/* (q may move as it grows: the id is copied.) */
+		snprintf(id, sizeof(id), "%s", q[i].id);
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 2, now_us);
+		if (!ok)
+			sqlite3_bind_text(st, 3, job_status_name(q[i].status),
+			                  -1, SQLITE_STATIC);
+		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *jid = (const char *)sqlite3_column_text(st, 0);
+			const char *type = (const char *)sqlite3_column_text(st, 1);
+			int to = job_status_parse(
+				(const char *)sqlite3_column_text(st, 2));
+			if (to == JOB_WAITING || jid == NULL || type == NULL)
+				continue; /* a dependency still to come */
+			if (fn != NULL)
+				fn(arg, jid, type, to,
+				   sqlite3_column_int64(st, 3));
+			if (to == JOB_CANCELLED &&
+			    dep_push(&q, &nq, &cap, jid, JOB_CANCELLED) != 0) {
+				step = SQLITE_NOMEM;
+				break;
+			}
+		}
+		rc = step == SQLITE_DONE ? 0
+		     : fail(s->wdb, step, err, errlen, "resolve dependents");
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		if (rc == 0) {
+			st = s->w[W_DEP_DONE];
+			sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+			step = step_done(st);
+			if (step != SQLITE_OK)
+				rc = fail(s->wdb, step, err, errlen,
+				          "dependency edges");
+		}
+	}
+	free(q);
+	return rc;
+}
+
+static int
+sq_deps_sweep(void *impl, int64_t now_us, store_dep_fn fn, void *arg,
+              char *err, size_t errlen)
+{
+	struct sq *s = impl;
+	sqlite3_stmt *st = s->w[W_DEP_SWEEP];
+	struct dep_end *q = NULL;
+	size_t nq = 0, cap = 0;
+	const char **ids = NULL;
+	int *statuses = NULL;
+	int rc = 0, step;
+
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(st, 0);
+		int status = job_status_parse(
+			(const char *)sqlite3_column_text(st, 1));
+		if (id != NULL && dep_push(&q, &nq, &cap, id, status) != 0) {
+			step = SQLITE_NOMEM;
+			break;
+		}
+	}
+	rc = step == SQLITE_DONE ? 0 : fail(s->wdb, step, err, errlen,
+	                                    "dependency sweep");
+	sqlite3_reset(st);
+	if (rc == 0 && nq > 0) {
+		ids = malloc(nq * sizeof(*ids));
+		statuses = malloc(nq * sizeof(*statuses));
+		if (ids == NULL || statuses == NULL)
+			rc = jobd_seterr(err, errlen, JOBD_ENOMEM,
+			                 "out of memory");
+		for (size_t i = 0; rc == 0 && i < nq; i++) {
+			ids[i] = q[i].id;
+			statuses[i] = q[i].status;
+		}
+		if (rc == 0)
+			rc = sq_deps_resolve(s, ids, statuses, nq, now_us, fn,
+			                     arg, err, errlen);
+	}
+	free(ids);
+	free(statuses);
+	free(q);
+	return rc;
+}
+
 const struct store_ops store_sqlite_ops = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -1671,4 +1925,8 @@ const struct store_ops store_sqlite_ops = {
 	.set_pause = sq_set_pause,
 	.schedules = sq_schedules,
 	.schedule_put = sq_schedule_put,
+	.deps_link = sq_deps_link,
+	.deps_cancel = sq_deps_cancel,
+	.deps_resolve = sq_deps_resolve,
+	.deps_sweep = sq_deps_sweep,
 };

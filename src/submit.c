@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "clock.h"
 #include "err.h"
@@ -15,6 +16,7 @@
 
 #include "submit.h"
 #include "utf8.h"
+#include "uuid.h"
 
 #define MAX_DELAY_MS (366LL * 86400 * 1000)   /* one year ahead at most */
 #define MAX_TIMEOUT_MS (7LL * 86400 * 1000)   /* a week per attempt */
@@ -412,15 +414,17 @@ parse_document(const char *body, size_t len, bool checked, cJSON **out,
 static int
 check_members(const char *body, size_t len, const cJSON *root,
               struct member *members, const struct member **type_m,
-              const struct member **payload_m, char *err, size_t errlen)
+              const struct member **payload_m, const struct member **deps_m,
+              char *err, size_t errlen)
 {
 	static const char *const known[] = {
 		"type", "payload", "priority", "delay", "run_at",
-		"max_attempts", "timeout", "cancel_on_disconnect", NULL,
+		"max_attempts", "timeout", "cancel_on_disconnect",
+		"depends_on", NULL,
 	};
 	size_t nmembers, nitems = 0;
 
-	*type_m = *payload_m = NULL;
+	*type_m = *payload_m = *deps_m = NULL;
 	for (const cJSON *item = root->child; item != NULL; item = item->next)
 		nitems++;
 	if (nitems > MAX_MEMBERS)
@@ -450,6 +454,8 @@ check_members(const char *body, size_t len, const cJSON *root,
 			*type_m = mi;
 		else if (k == 1)
 			*payload_m = mi;
+		else if (k == 8)
+			*deps_m = mi;
 	}
 	return 0;
 }
@@ -573,27 +579,177 @@ parse_when(const cJSON *root, int64_t now_us, struct job *job, char *err,
 	return 0;
 }
 
+/* "#N", N a decimal index below limit (no sign, no leading zero): N,
+ * else -1. */
+static long
+batch_ref(const char *s, size_t limit)
+{
+	long v = 0;
+
+	if (s[0] != '#' || !isdigit((unsigned char)s[1]) ||
+	    (s[1] == '0' && s[2] != '\0'))
+		return -1;
+	for (const char *p = s + 1; *p != '\0'; p++) {
+		if (!isdigit((unsigned char)*p) || v > 1000000)
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	return (size_t)v < limit ? v : -1;
+}
+
+/* submit_depends_on(), with "#N" allowed for N < refs_below. */
+static int
+depends_on_text(const char *const *ids, size_t n, size_t refs_below,
+                char **out, char *err, size_t errlen)
+{
+	char *text = NULL;
+	size_t used = 0;
+
+	*out = NULL;
+	if (n > JOB_MAX_DEPENDS_ON)
+		return jobd_seterr(err, errlen, JOBD_ERANGE, "\"depends_on\" "
+		                   "lists %zu jobs; at most %d", n,
+		                   JOB_MAX_DEPENDS_ON);
+	for (size_t i = 0; i < n; i++) {
+		if (uuid_is_valid(ids[i]))
+			continue;
+		if (refs_below > 0 && ids[i][0] == '#') {
+			if (batch_ref(ids[i], refs_below) >= 0)
+				continue;
+			return jobd_seterr(err, errlen, JOBD_ERANGE,
+			                   "\"depends_on\"[%zu]: \"#N\" must name "
+			                   "an earlier element of the batch", i);
+		}
+		return jobd_seterr(err, errlen, JOBD_ERANGE,
+		                   "\"depends_on\"[%zu]: no such job (not a job "
+		                   "id)", i);
+	}
+	if (n == 0)
+		return 0;
+	/* Every entry is at most 36 characters (an id, or "#" and at most
+	 * 7 digits), each followed by a space or the NUL. */
+	text = malloc(n * UUID_STR_LEN);
+	if (text == NULL)
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	text[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		bool seen = false;
+		/* A repeated id is one dependency. */
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = strcasecmp(ids[j], ids[i]) == 0;
+		if (seen)
+			continue;
+		if (used > 0)
+			text[used++] = ' ';
+		for (const char *c = ids[i]; *c != '\0'; c++)
+			text[used++] = (char)tolower((unsigned char)*c);
+		text[used] = '\0';
+	}
+	*out = text;
+	return 0;
+}
+
+int
+submit_depends_on(const char *const *ids, size_t n, char **out, char *err,
+                  size_t errlen)
+{
+	return depends_on_text(ids, n, 0, out, err, errlen);
+}
+
+int
+submit_depends_on_batch(const char *const *ids, size_t n, size_t index,
+                        char **out, char *err, size_t errlen)
+{
+	return depends_on_text(ids, n, index, out, err, errlen);
+}
+
+int
+submit_depends_on_resolve(char **depends_on, const struct job *jobs,
+                          size_t njobs)
+{
+	char ids[JOB_MAX_DEPENDS_ON][UUID_STR_LEN], *text = NULL;
+	const char *toks[JOB_MAX_DEPENDS_ON], *p = *depends_on;
+	size_t n = 0;
+	int rc;
+
+	if (p == NULL || strchr(p, '#') == NULL)
+		return 0;
+	while (n < JOB_MAX_DEPENDS_ON && job_depends_on_next(&p, ids[n])) {
+		if (ids[n][0] == '#') {
+			long r = batch_ref(ids[n], njobs);
+			if (r < 0)
+				return JOBD_ERANGE;
+			snprintf(ids[n], UUID_STR_LEN, "%s", jobs[r].id);
+		}
+		toks[n] = ids[n];
+		n++;
+	}
+	rc = depends_on_text(toks, n, 0, &text, NULL, 0);
+	if (rc != 0)
+		return rc;
+	free(*depends_on);
+	*depends_on = text;
+	return 0;
+}
+
+/* "depends_on": an array of job ids (already resolved: a batch turns its
+ * "#N" references into ids before this). */
+static int
+parse_depends_on(const cJSON *root, const struct member *deps_m,
+                 struct job *job, char *err, size_t errlen)
+{
+	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "depends_on");
+	const char *ids[JOB_MAX_DEPENDS_ON];
+	const cJSON *item;
+	size_t n = 0;
+
+	if (arr == NULL)
+		return 0;
+	if (!cJSON_IsArray(arr))
+		return jobd_seterr(err, errlen, JOBD_EINVAL, "\"depends_on\" "
+		                   "must be an array of job ids");
+	/* Ids need no escapes; an escaped one might hide a NUL, after
+	 * which cJSON's string would stop at a job id it is not. */
+	if (deps_m != NULL && memchr(deps_m->val, '\\', deps_m->val_len))
+		return jobd_seterr(err, errlen, JOBD_ERANGE, "\"depends_on\": "
+		                   "no such job (job ids have no escapes)");
+	cJSON_ArrayForEach(item, arr) {
+		if (!cJSON_IsString(item))
+			return jobd_seterr(err, errlen, JOBD_EINVAL,
+			                   "\"depends_on\"[%zu] must be a job id "
+			                   "(a string)", n);
+		if (n == JOB_MAX_DEPENDS_ON)
+			return jobd_seterr(err, errlen, JOBD_ERANGE,
+			                   "\"depends_on\" lists more than %d "
+			                   "jobs", JOB_MAX_DEPENDS_ON);
+		ids[n++] = item->valuestring;
+	}
+	return submit_depends_on(ids, n, &job->depends_on, err, errlen);
+}
+
 static int
 parse_job(const char *body, size_t len, bool checked,
           const struct config *cfg, int64_t now_us, struct job *job,
           char *err, size_t errlen)
 {
 	struct member members[MAX_MEMBERS];
-	const struct member *type_m, *payload_m;
+	const struct member *type_m, *payload_m, *deps_m;
 	cJSON *root = NULL;
 	int rc;
 
 	rc = parse_document(body, len, checked, &root, err, errlen);
 	if (rc != 0)
 		return rc;
-	rc = check_members(body, len, root, members, &type_m, &payload_m, err,
-	                   errlen);
+	rc = check_members(body, len, root, members, &type_m, &payload_m,
+	                   &deps_m, err, errlen);
 	if (rc == 0)
 		rc = parse_type(root, type_m, cfg, now_us, job, err, errlen);
 	if (rc == 0)
 		rc = parse_options(root, job, err, errlen);
 	if (rc == 0)
 		rc = parse_when(root, now_us, job, err, errlen);
+	if (rc == 0)
+		rc = parse_depends_on(root, deps_m, job, err, errlen);
 	if (rc == 0) {
 		/* The payload as sent, less insignificant whitespace. */
 		job->payload = payload_m != NULL

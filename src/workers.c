@@ -261,6 +261,7 @@ run_one(worker_pool *p, size_t index, struct writer_op *op)
 		.max_attempts = job->max_attempts, .payload = job->payload,
 		.payload_len = strlen(job->payload),
 		.timeout_ms = job->timeout_ms,
+		.depends_on = job->depends_on ? job->depends_on : "",
 	};
 	handler_run(h, &view, ctx, &res);
 	stop = jobd_ctx_stop_reason(ctx);

@@ -240,6 +240,11 @@ writer_recover(writer *w, char *err, size_t errlen)
 	}
 	rc = store_recover(w->st, clock_now_us(), &requeued, &failed, err,
 	                   errlen);
+	/* Jobs that recovery failed or cancelled, and any other end not
+	 * yet seen by their dependents (counts are read again below). */
+	if (rc == 0)
+		rc = store_deps_sweep(w->st, clock_now_us(), NULL, NULL, err,
+		                      errlen);
 	if (rc == 0 && keeps_timer(w))
 		rc = store_next_run_at(w->st, &w->next_run_at_us, err, errlen);
 	if (rc != 0) {
@@ -364,6 +369,24 @@ writer_inflight(writer *w)
 	return atomic_load(&w->inflight);
 }
 
+/* A job that a dependency's end changed (promoted or cancelled). */
+struct dep_change {
+	char id[UUID_STR_LEN];
+	char type[JOB_TYPE_MAX + 1];
+	int status;
+};
+
+struct dep_batch {
+	char (*ended)[UUID_STR_LEN];  /* ids that reached a final status */
+	int *ended_status;
+	size_t nended, capended;
+	struct dep_change *changes;
+	size_t nchanges, capchanges;
+	bool oom;                     /* a change could not be kept */
+	bool foreign;                 /* promoted a type this node does not
+	                                 run: the others must hear of it */
+};
+
 /* Per-batch changes, applied to the counters only after the commit. */
 struct batch {
 	int64_t delta[JOB_NSTATUS];   /* per-status count changes */
@@ -387,6 +410,10 @@ struct batch {
 	bool promoted;            /* the timer fired: the claim promoted */
 	bool notified;            /* the others were woken (NOTIFY sent) */
 	bool notify_owed;         /* they should be, after NOTIFY_GAP_MS */
+	/* Dependencies: the jobs that ended in the batch (their dependents
+	 * are resolved before the commit) and the jobs that changed so. */
+	struct dep_batch deps;
+	int64_t now;              /* the batch's time (µs since the epoch) */
 };
 
 
@@ -598,6 +625,121 @@ insert_claimed(writer *w, struct writer_op *op, struct batch *b,
 	return rc;
 }
 
+/* The end of a job in this batch, whose dependents are resolved before
+ * the commit (deps_resolve). */
+static int
+dep_ended(struct batch *b, const char *id, int status)
+{
+	struct dep_batch *d = &b->deps;
+
+	if (d->nended == d->capended) {
+		size_t cap = d->capended ? d->capended * 2 : 16;
+		char (*ids)[UUID_STR_LEN] = realloc(d->ended, cap * sizeof(*ids));
+		if (ids == NULL)
+			return JOBD_ENOMEM;
+		d->ended = ids;
+		int *st = realloc(d->ended_status, cap * sizeof(*st));
+		if (st == NULL)
+			return JOBD_ENOMEM;
+		d->ended_status = st;
+		d->capended = cap;
+	}
+	snprintf(d->ended[d->nended], UUID_STR_LEN, "%s", id);
+	d->ended_status[d->nended++] = status;
+	return 0;
+}
+
+/* store_dep_fn: a job a dependency's end promoted or cancelled, counted
+ * in the batch (its event and metrics after the commit). */
+static void
+dep_changed(void *arg, const char *id, const char *type, int status,
+            int64_t run_at_us)
+{
+	struct batch *b = arg;
+	struct dep_batch *d = &b->deps;
+
+	b->delta[JOB_WAITING]--;
+	b->delta[status]++;
+	if (status == JOB_QUEUED) {
+		note_run_at(b, run_at_us, b->now);
+		if (config_handler(b->cfg, type) == NULL)
+			d->foreign = true;
+	}
+	if (d->nchanges == d->capchanges) {
+		size_t cap = d->capchanges ? d->capchanges * 2 : 16;
+		struct dep_change *c = realloc(d->changes, cap * sizeof(*c));
+		if (c == NULL) {
+			d->oom = true;
+			return;
+		}
+		d->changes = c;
+		d->capchanges = cap;
+	}
+	struct dep_change *c = &d->changes[d->nchanges++];
+	snprintf(c->id, sizeof(c->id), "%s", id);
+	snprintf(c->type, sizeof(c->type), "%s", type);
+	c->status = status;
+}
+
+/* Resolves the dependents of the jobs that ended in the batch. */
+static int
+deps_resolve(writer *w, struct batch *b, int64_t now, char *err,
+             size_t errlen)
+{
+	struct dep_batch *d = &b->deps;
+	const char **ids;
+	int rc;
+
+	if (d->nended == 0)
+		return 0;
+	ids = malloc(d->nended * sizeof(*ids));
+	if (ids == NULL)
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	for (size_t i = 0; i < d->nended; i++)
+		ids[i] = d->ended[i];
+	rc = store_deps_resolve(w->st, ids, d->ended_status, d->nended, now,
+	                        dep_changed, b, err, errlen);
+	free(ids);
+	if (rc == 0 && d->oom)
+		rc = jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	return rc;
+}
+
+static void
+deps_free(struct dep_batch *d)
+{
+	free(d->ended);
+	free(d->ended_status);
+	free(d->changes);
+	memset(d, 0, sizeof(*d));
+}
+
+/* A submission with depends_on: inserted, then linked to its
+ * dependencies, which say whether it waits, is queued or is cancelled at
+ * once (never claimed as it is inserted). */
+static int
+submit_dependent(writer *w, struct writer_op *op, struct batch *b,
+                 int64_t now)
+{
+	int status = JOB_QUEUED;
+	int rc = store_insert(w->st, &op->job, op->err, sizeof(op->err));
+
+	if (rc == 0)
+		rc = store_deps_link(w->st, &op->job, now, &status, op->err,
+		                     sizeof(op->err));
+	if (rc == JOBD_ECONFLICT || rc == JOBD_ERANGE) {
+		op->rc = rc;
+		return 0;
+	}
+	if (rc != 0)
+		return rc;
+	op->status = status;
+	b->delta[status]++;
+	if (status == JOB_QUEUED)
+		note_run_at(b, op->job.run_at_us, now);
+	return 0;
+}
+
 /* A submission, inside the transaction: the intake rules, then the insert
  * (claimed at once when a worker may take it). */
 static int
@@ -609,7 +751,9 @@ apply_submit(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 
 	rc = intake_check(w->st, &op->job,
 	                  atomic_load(&w->counts[JOB_QUEUED]) +
-	                  b->delta[JOB_QUEUED], w->cfg->store.max_queued,
+	                  b->delta[JOB_QUEUED] +
+	                  atomic_load(&w->counts[JOB_WAITING]) +
+	                  b->delta[JOB_WAITING], w->cfg->store.max_queued,
 	                  &verdict, &prev, op->err, sizeof(op->err));
 	if (rc != 0)
 		return rc;
@@ -628,6 +772,8 @@ apply_submit(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 	}
 	/* The answer says "queued" either way: accepted, not run. */
 	op->status = JOB_QUEUED;
+	if (op->job.depends_on != NULL)
+		return submit_dependent(w, op, b, now);
 	rc = insert_claimed(w, op, b, now, &taken);
 	if (rc == 0 && !taken)
 		rc = store_insert(w->st, &op->job, op->err, sizeof(op->err));
@@ -740,12 +886,26 @@ apply_cancel_retry(writer *w, struct writer_op *op, struct batch *b,
 	int rc;
 
 	if (op->kind == WOP_CANCEL) {
-		rc = store_cancel(w->st, op->id, now, &op->status, op->err,
-		                  sizeof(op->err));
-		if (rc == 0) {
-			b->delta[JOB_QUEUED]--;
+		bool waiting = false;
+		rc = store_deps_cancel(w->st, op->id, now, &waiting, op->err,
+		                       sizeof(op->err));
+		if (rc != 0)
+			return rc;
+		if (waiting) {
+			op->status = JOB_CANCELLED;
+			b->delta[JOB_WAITING]--;
 			b->delta[JOB_CANCELLED]++;
+		} else {
+			rc = store_cancel(w->st, op->id, now, &op->status,
+			                  op->err, sizeof(op->err));
+			if (rc == 0) {
+				b->delta[JOB_QUEUED]--;
+				b->delta[JOB_CANCELLED]++;
+			}
 		}
+		if (rc == 0 && dep_ended(b, op->id, JOB_CANCELLED) != 0)
+			return jobd_seterr(op->err, sizeof(op->err),
+			                   JOBD_ENOMEM, "out of memory");
 	} else {
 		rc = store_retry(w->st, op->id, now, &op->status, op->err,
 		                 sizeof(op->err));
@@ -805,6 +965,7 @@ apply_complete(writer *w, struct writer_op *op, int64_t now)
 
 	op->answer.rc = 0;
 	op->answer.status = -1;
+	op->answer.dependents = false;
 	if (op->attempt_delta < 0) /* never started, or shutdown */
 		return store_put_back_later(w->st, op->id, op->claim, now,
 		                            &op->answer, op->err,
@@ -999,6 +1160,10 @@ count_op(writer *w, struct writer_op *op)
 		if (!op->replayed) {
 			metrics_submitted(op->job.type);
 			stats_submitted();
+			if (op->status == JOB_CANCELLED) { /* a dependency */
+				metrics_finished(op->job.type, JOB_CANCELLED);
+				stats_finished();
+			}
 		}
 		return;
 	case WOP_BATCH:
@@ -1059,7 +1224,8 @@ wake_others(writer *w, struct batch *b, char *err, size_t errlen)
 {
 	bool all_taken = b->claimed_any && b->asked > 0 &&
 	    b->got < b->asked && !b->held_back && !b->promoted;
-	bool leaves = w->shared && (b->due || b->promoted) && !all_taken;
+	bool leaves = w->shared && (((b->due || b->promoted) && !all_taken) ||
+	                            b->deps.foreign);
 
 	if (!leaves && !w->notify_owed)
 		return 0;
@@ -1103,8 +1269,19 @@ write_batch(writer *w, struct batch *b, struct writer_op *ops,
 	if (rc != 0)
 		return rc;
 	for (struct writer_op *op = ops; op; op = op->next)
-		if (op->kind == WOP_COMPLETE && op->rc == 0)
+		if (op->kind == WOP_COMPLETE && op->rc == 0) {
 			settle_complete(w, op, b, now);
+			if (op->rc == 0 && job_status_is_final(op->status) &&
+			    op->answer.dependents &&
+			    dep_ended(b, op->id, op->status) != 0)
+				return jobd_seterr(err, errlen, JOBD_ENOMEM,
+				                   "out of memory");
+		}
+	/* Their dependents, in the same transaction (promoted rows are
+	 * claimed below like any due row). */
+	rc = deps_resolve(w, b, now, err, errlen);
+	if (rc != 0)
+		return rc;
 	b->claimed_any = !b->draining &&
 	    (sched_wants_claim(&w->sched) || b->due);
 	if (b->claimed_any && (rc = claim(w, b, now, err, errlen)) != 0)
@@ -1113,6 +1290,15 @@ write_batch(writer *w, struct batch *b, struct writer_op *ops,
 	if (rc != 0)
 		return rc;
 	if (clock_mono_ms() >= w->next_purge_mono_ms && keeps_timer(w)) {
+		/* Dependencies that ended unseen (rescued on a dead node)
+		 * are resolved first: a finished job is purged only once
+		 * nothing waits on it. */
+		rc = store_deps_sweep(w->st, now, dep_changed, b, err, errlen);
+		if (rc == 0 && b->deps.oom)
+			rc = jobd_seterr(err, errlen, JOBD_ENOMEM,
+			                 "out of memory");
+		if (rc != 0)
+			return rc;
 		rc = store_purge(w->st, now - w->cfg->store.retention_ms * 1000,
 		                 PURGE_CHUNK, b->purged, err, errlen);
 		if (rc != 0)
@@ -1205,6 +1391,15 @@ publish_batch(writer *w, struct batch *b, struct writer_op *ops,
 		    op->status == JOB_RUNNING && w->cancel)
 			w->cancel(op->id, w->hook_arg);
 		finish_op(op);
+	}
+	for (size_t i = 0; i < b->deps.nchanges; i++) {
+		struct dep_change *c = &b->deps.changes[i];
+		if (c->status == JOB_CANCELLED) {
+			metrics_finished(c->type, JOB_CANCELLED);
+			stats_finished();
+		}
+		if (w->event)
+			w->event(c->id, c->status, w->hook_arg);
 	}
 	for (size_t i = 0; i < b->nclaimed; i++) {
 		struct job *j = &b->claimed[i]->job;
@@ -1320,6 +1515,7 @@ run_batch(writer *w, struct writer_op *ops, struct writer_op *starts,
 	int64_t now = clock_now_us();
 	int rc;
 
+	b.now = now;
 	/* Caps as configured now (SIGHUP may reload handler sections). */
 	b.cfg = current ? current : w->cfg;
 	sched_set_now(&w->sched, clock_mono_us()); /* the rates' clock */
@@ -1339,6 +1535,7 @@ run_batch(writer *w, struct writer_op *ops, struct writer_op *starts,
 		publish_batch(w, &b, ops, now);
 	else
 		fail_batch(w, &b, ops, starts, rc, err);
+	deps_free(&b.deps);
 	config_release(current);
 }
 

@@ -40,6 +40,8 @@ struct jobd_job_view {
 	const char *payload;  /* compact JSON text, NUL-terminated */
 	size_t payload_len;
 	int64_t timeout_ms;
+	const char *depends_on; /* the ids it depended on, separated by one
+	                           space; "" when none */
 };
 
 /* What a handler returns; strings are malloc'ed and owned by jobd after. */

@@ -441,6 +441,7 @@ START_TEST(test_exec_contract_recorded)
 	ck_assert(asprintf(&want_env[nw++], "JOBD_JOB_TYPE=rec") > 0);
 	ck_assert(asprintf(&want_env[nw++], "JOBD_ATTEMPT=1") > 0);
 	ck_assert(asprintf(&want_env[nw++], "JOBD_MAX_ATTEMPTS=2") > 0);
+	ck_assert(asprintf(&want_env[nw++], "JOBD_DEPENDS_ON=") > 0);
 	ck_assert(asprintf(&want_env[nw++], "GREETING=hello") > 0);
 	ck_assert(asprintf(&want_env[nw++], "NAME=with spaces") > 0);
 	ck_assert(asprintf(&want_env[nw++], "DOLLAR=$HOME") > 0);
@@ -541,6 +542,7 @@ START_TEST(test_exec_bare_child)
 	ck_assert(asprintf(&want[nw++], "JOBD_JOB_TYPE=bare") > 0);
 	ck_assert(asprintf(&want[nw++], "JOBD_ATTEMPT=1") > 0);
 	ck_assert(asprintf(&want[nw++], "JOBD_MAX_ATTEMPTS=2") > 0);
+	ck_assert(asprintf(&want[nw++], "JOBD_DEPENDS_ON=") > 0);
 	ck_assert(asprintf(&want[nw++], "GREETING=hello") > 0);
 	ck_assert(asprintf(&want[nw++], "NAME=with spaces") > 0);
 	words = proc_words(pid, "environ", &n);

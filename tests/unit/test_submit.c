@@ -576,6 +576,90 @@ START_TEST(test_escaped_surrogates)
 }
 END_TEST
 
+/* depends_on from ids already resolved (a batch's "#N" made ids first):
+ * checked, deduplicated case-insensitively, lower case, space-separated. */
+START_TEST(test_depends_on_ids)
+{
+	const char *a = "01900000-0000-7000-8000-00000000000A";
+	const char *b = "01900000-0000-7000-8000-00000000000b";
+	const char *ids[101] = {0};
+	char *out = (char *)1;
+
+	ck_assert_int_eq(submit_depends_on(ids, 0, &out, err, sizeof(err)), 0);
+	ck_assert_ptr_null(out);
+	ids[0] = a;
+	ids[1] = b;
+	ids[2] = "01900000-0000-7000-8000-00000000000a";
+	ck_assert_int_eq(submit_depends_on(ids, 3, &out, err, sizeof(err)), 0);
+	ck_assert_str_eq(out, "01900000-0000-7000-8000-00000000000a "
+	                 "01900000-0000-7000-8000-00000000000b");
+	free(out);
+	ids[1] = "01900000-0000-7000-8000-00000000000";
+	ck_assert_int_eq(submit_depends_on(ids, 2, &out, err, sizeof(err)),
+	                 JOBD_ERANGE);
+	ck_assert_ptr_null(out);
+	ck_assert_msg(strstr(err, "[1]") != NULL, "%s", err);
+	ids[1] = "#0";
+	ck_assert_int_eq(submit_depends_on(ids, 2, &out, err, sizeof(err)),
+	                 JOBD_ERANGE);
+	for (int i = 0; i < 101; i++)
+		ids[i] = a;
+	ck_assert_int_eq(submit_depends_on(ids, 100, &out, err, sizeof(err)),
+	                 0);
+	ck_assert_str_eq(out, "01900000-0000-7000-8000-00000000000a");
+	free(out);
+	ck_assert_int_eq(submit_depends_on(ids, 101, &out, err, sizeof(err)),
+	                 JOBD_ERANGE);
+	ck_assert_ptr_null(out);
+}
+END_TEST
+
+/* A batch's "#N": kept, then resolved to the ids the batch made. */
+START_TEST(test_depends_on_batch_refs)
+{
+	struct job jobs[3];
+	const char *ids[4];
+	char *out = NULL;
+
+	for (int i = 0; i < 3; i++) {
+		job_init(&jobs[i]);
+		snprintf(jobs[i].id, sizeof(jobs[i].id),
+		         "01900000-0000-7000-8000-00000000000%d", i);
+	}
+	ids[0] = "#0";
+	ids[1] = "#1";
+	ids[2] = "01900000-0000-7000-8000-00000000000F";
+	ids[3] = "#0";
+	ck_assert_int_eq(submit_depends_on_batch(ids, 4, 2, &out, err,
+	                 sizeof(err)), 0);
+	ck_assert_str_eq(out, "#0 #1 01900000-0000-7000-8000-00000000000f");
+	ck_assert_int_eq(submit_depends_on_resolve(&out, jobs, 2), 0);
+	ck_assert_str_eq(out, "01900000-0000-7000-8000-000000000000 "
+	                 "01900000-0000-7000-8000-000000000001 "
+	                 "01900000-0000-7000-8000-00000000000f");
+	free(out);
+	/* Itself, forward, not a number, a leading zero, a sign: 422. */
+	const char *const bad[] = {"#2", "#3", "#", "#x", "#01", "#+1", "#-1",
+	                           "# 1", "#1 ", "#99999999999999999999"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		ids[0] = bad[i];
+		ck_assert_msg(submit_depends_on_batch(ids, 1, 2, &out, err,
+		              sizeof(err)) == JOBD_ERANGE, "%s", bad[i]);
+		ck_assert_ptr_null(out);
+	}
+	/* Outside a batch "#0" is no job id. */
+	ids[0] = "#0";
+	ck_assert_int_eq(submit_depends_on(ids, 1, &out, err, sizeof(err)),
+	                 JOBD_ERANGE);
+	/* Resolving with fewer ids than a reference needs: refused. */
+	out = strdup("#1");
+	ck_assert_int_eq(submit_depends_on_resolve(&out, jobs, 1),
+	                 JOBD_ERANGE);
+	ck_assert_str_eq(out, "#1");
+	free(out);
+}
+END_TEST
+
 START_TEST(test_json_depth_direct)
 {
 	static const struct { const char *s; int limit; int want; } cases[] = {
@@ -651,6 +735,8 @@ submit_suite(void)
 	tcase_add_test(tc, test_invalid_utf8_rejected);
 	tcase_add_test(tc, test_escaped_surrogates);
 	tcase_add_test(tc, test_json_depth_direct);
+	tcase_add_test(tc, test_depends_on_ids);
+	tcase_add_test(tc, test_depends_on_batch_refs);
 	suite_add_tcase(s, tc);
 	return s;
 }
