@@ -77,6 +77,7 @@ UNIT_TESTS := \
 	test_backoff \
 	test_batch \
 	test_clock \
+	test_metrics \
 	test_config \
 	test_cron \
 	test_events \

@@ -1128,8 +1128,8 @@ scrape(jd *d, const char *const headers[], struct prom *p)
 	              "Content-Type %s, expected text/plain; version=0.0.4",
 	              ct ? ct : "(none)");
 	ck_assert_msg(prom_parse(r->body, p) == 0,
-	              "GET /metrics is not Prometheus text 0.0.4: %s\n%s",
-	              p->err, r->body);
+	              "GET /metrics is not Prometheus text 0.0.4: %s\n%.1500s",
+	              p->err, r->body); /* Check's messages are bounded */
 	jd_resp_free(r);
 }
 
