@@ -59,11 +59,34 @@ int batch_parse(const char *body, size_t len, const struct config *cfg,
 
 /*
  * Gives the jobs fresh UUIDv7 ids, in order (so they sort like the
- * batch).  This is where a "#N" reference of depends_on can be resolved:
- * after it, jobs[N].id is the id element N will have.  Returns 0 or
+ * batch).  After it, jobs[N].id is the id element N will have; "#N"
+ * references stay in depends_on for the writer.  Returns 0 or
  * JOBD_EBUSY (no random bytes).
  */
 int batch_assign_ids(struct job *jobs, size_t n);
+
+/*
+ * The writer's part of depends_on in a batch (DESIGN §2), inside its
+ * transaction and before the first insert: the ids named outside the
+ * batch must all exist (store_deps_missing), so that an unknown one
+ * refuses the whole batch with its element's index; then the "#N"
+ * references become the ids of elements N.
+ *
+ * batch_outside_deps() lists the ids that are not "#N" (d->ids, with the
+ * index of the element that names each in d->element; free with
+ * batch_deps_free).  batch_resolve_refs() replaces every "#N" with
+ * jobs[N].id (dropping repeats).  0 or JOBD_ENOMEM (JOBD_ERANGE for a
+ * "#N" not below its element, which batch_parse refused already).
+ */
+struct batch_deps {
+	char (*ids)[UUID_STR_LEN];
+	size_t *element;
+	size_t n;
+};
+int batch_outside_deps(const struct job *jobs, size_t n,
+                       struct batch_deps *d);
+void batch_deps_free(struct batch_deps *d);
+int batch_resolve_refs(struct job *jobs, size_t n);
 
 /*
  * Sets the batch's Idempotency-Key (borrowed key, fingerprint fp of the

@@ -443,6 +443,11 @@ int store_schedule_put(store *st, const struct store_schedule *s, char *err,
  * (start-up recovery, another node's rescue): a scan of the edges left.
  * store_deps_cancel() cancels a waiting job (DELETE): *cancelled tells
  * whether it was waiting; the caller resolves its dependents.
+ *
+ * store_deps_missing() looks for ids[0..n) among the jobs, before a batch
+ * links its jobs (so that an unknown id refuses the batch before any of
+ * it is inserted): *missing is the index of the first id that names no
+ * job, or n when all do.  One statement on PostgreSQL.
  */
 typedef void (*store_dep_fn)(void *arg, const char *id, const char *type,
                              int status, int64_t run_at_us);
@@ -455,6 +460,8 @@ int store_deps_sweep(store *st, int64_t now_us, store_dep_fn fn, void *arg,
                      char *err, size_t errlen);
 int store_deps_cancel(store *st, const char *id, int64_t now_us,
                       bool *cancelled, char *err, size_t errlen);
+int store_deps_missing(store *st, const char *const *ids, size_t n,
+                       size_t *missing, char *err, size_t errlen);
 
 /* True when the store answers a trivial read (for /readyz). */
 bool store_ping(store *st);

@@ -89,6 +89,8 @@ struct store_ops {
 	                  void *arg, char *err, size_t errlen);
 	int (*deps_cancel)(void *impl, const char *id, int64_t now_us,
 	                   bool *cancelled, char *err, size_t errlen);
+	int (*deps_missing)(void *impl, const char *const *ids, size_t n,
+	                    size_t *missing, char *err, size_t errlen);
 };
 
 extern const struct store_ops store_sqlite_ops;

@@ -51,10 +51,12 @@ int submit_parse(const char *body, size_t len, const struct config *cfg,
                  int64_t now_us, struct job *job, char *err, size_t errlen);
 
 /*
- * The same for text already checked as UTF-8 and strict JSON within
- * SUBMIT_MAX_DEPTH (a batch's element, checked with the whole body).
+ * The same for element index of a batch, text already checked as UTF-8
+ * and strict JSON within SUBMIT_MAX_DEPTH (with the whole body): its
+ * depends_on may also name an earlier element as "#N" (see
+ * submit_depends_on_batch), kept as "#N" in job->depends_on.
  */
-int submit_parse_checked(const char *body, size_t len,
+int submit_parse_element(const char *body, size_t len, size_t index,
                          const struct config *cfg, int64_t now_us,
                          struct job *job, char *err, size_t errlen);
 

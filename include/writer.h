@@ -52,6 +52,7 @@ struct writer_op {
 	 * are the earlier batch's. */
 	struct job *batch;
 	size_t nbatch;
+	size_t err_element;  /* refused for element i (depends_on): i + 1 */
 	/* WOP_CANCEL, WOP_RETRY, WOP_COMPLETE: the job id. */
 	char id[UUID_STR_LEN];
 	/* WOP_COMPLETE: the attempt's end (strings owned by the op).

@@ -1178,6 +1178,14 @@ finish_batch(struct api_call *call, struct writer_op *op)
 	size_t cap = 16 + op->nbatch * 128, len = 0;
 	char *text;
 
+	if (op->rc != 0 && op->err_element > 0) {
+		struct batch_error e = {.index = op->err_element - 1,
+		                        .rc = op->rc};
+		snprintf(e.detail, sizeof(e.detail), "%.199s", op->err);
+		batch_problem(call, op->rc, "1 of the jobs is invalid (see "
+		              "errors); nothing was submitted", &e, 1);
+		return;
+	}
 	if (op->rc != 0) {
 		problem_for(call, op->rc, op->err);
 		return;

@@ -190,15 +190,9 @@ batch_parse(const char *body, size_t len, const struct config *cfg,
 		} else {
 			/* Checked with the whole body (an element is one
 			 * level less deep than its array). */
-			erc = submit_parse_checked(e, spans[i].len, cfg, now_us,
-			                           &out[i], why, sizeof(why));
-			/* Not yet: a batch's jobs are inserted queued, and
-			 * linking them (with "#N" references) is to come. */
-			if (erc == 0 && out[i].depends_on != NULL)
-				erc = jobd_seterr(why, sizeof(why), JOBD_ERANGE,
-				                  "\"depends_on\" is not supported "
-				                  "inside a batch yet: submit jobs "
-				                  "with dependencies one by one");
+			erc = submit_parse_element(e, spans[i].len, i, cfg,
+			                           now_us, &out[i], why,
+			                           sizeof(why));
 		}
 		if (erc == JOBD_ENOMEM) {
 			rc = jobd_seterr(err, errlen, erc, "out of memory");
@@ -241,9 +235,63 @@ batch_assign_ids(struct job *jobs, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if (uuid_v7_new(jobs[i].id) != 0)
 			return JOBD_EBUSY;
-	/* "#N" references of depends_on will resolve here, from
-	 * jobs[N].id (submit_depends_on_resolve); until the writer links a
-	 * batch's jobs, batch_parse refuses depends_on in a batch. */
+	/* "#N" references of depends_on stay until the writer, which
+	 * checks the other ids first (batch_resolve_refs). */
+	return 0;
+}
+
+int
+batch_outside_deps(const struct job *jobs, size_t n, struct batch_deps *d)
+{
+	size_t cap = 0;
+
+	memset(d, 0, sizeof(*d));
+	for (size_t i = 0; i < n; i++) {
+		const char *p = jobs[i].depends_on;
+		char id[UUID_STR_LEN];
+		while (p != NULL && job_depends_on_next(&p, id)) {
+			if (id[0] == '#')
+				continue;
+			if (d->n == cap) {
+				size_t c = cap ? cap * 2 : 16;
+				char (*ids)[UUID_STR_LEN] =
+				    realloc(d->ids, c * sizeof(*ids));
+				size_t *el = ids ? realloc(d->element,
+				                           c * sizeof(*el))
+				                 : NULL;
+				if (ids != NULL)
+					d->ids = ids;
+				if (el == NULL) {
+					batch_deps_free(d);
+					return JOBD_ENOMEM;
+				}
+				d->element = el;
+				cap = c;
+			}
+			memcpy(d->ids[d->n], id, UUID_STR_LEN);
+			d->element[d->n++] = i;
+		}
+	}
+	return 0;
+}
+
+void
+batch_deps_free(struct batch_deps *d)
+{
+	free(d->ids);
+	free(d->element);
+	memset(d, 0, sizeof(*d));
+}
+
+int
+batch_resolve_refs(struct job *jobs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc = submit_depends_on_resolve(&jobs[i].depends_on, jobs,
+		                                   i);
+		if (rc != 0)
+			return rc;
+	}
 	return 0;
 }
 

@@ -329,6 +329,14 @@ bool store_ping(store *st)
 int store_check(store *st, char *err, size_t errlen)
 { return st->ops->check(st->impl, err, errlen); }
 
+int store_deps_missing(store *st, const char *const *ids, size_t n,
+                       size_t *missing, char *err, size_t errlen)
+{
+	*missing = n;
+	return n == 0 ? 0 : st->ops->deps_missing(st->impl, ids, n, missing,
+	                                          err, errlen);
+}
+
 int store_deps_link(store *st, const struct job *job, int64_t now_us,
                     int *status, char *err, size_t errlen)
 { return st->ops->deps_link(st->impl, job, now_us, status, err, errlen); }

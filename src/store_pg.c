@@ -269,7 +269,8 @@ enum {
 	W_RECOVER_CANCEL, W_RECOVER_FAIL, W_RECOVER_REQUEUE, W_PURGE,
 	W_NEXT_RUN_AT, W_INSERT_MANY, W_START_MANY, W_COMPLETE_MANY,
 	W_FORGET_OLD, W_NOTIFY, W_PAUSE, W_RESUME, W_PAUSES, W_SCHEDULE_PUT,
-	W_DEP_LINK, W_DEP_CANCEL, W_DEP_RESOLVE, W_DEP_SWEEP, W_NSTMT
+	W_DEP_LINK, W_DEP_CANCEL, W_DEP_RESOLVE, W_DEP_SWEEP, W_DEP_MISSING,
+	W_NSTMT
 };
 
 static const char *const writer_sql[W_NSTMT] = {
@@ -465,6 +466,11 @@ static const char *const writer_sql[W_NSTMT] = {
 		" FROM jobd.resolve_deps($1::uuid[], $2::text[], $3)",
 	[W_DEP_SWEEP] = "SELECT rid, rtype, rstatus, rrun_at"
 		" FROM jobd.sweep_deps($1)",
+	/* The first of a batch's outside ids that names no job. */
+	[W_DEP_MISSING] = "SELECT u.i - 1 FROM unnest($1::uuid[])"
+		" WITH ORDINALITY AS u(id, i) WHERE NOT EXISTS"
+		" (SELECT 1 FROM jobd.jobs j WHERE j.id = u.id)"
+		" ORDER BY u.i LIMIT 1",
 };
 
 /* Reader statements, prepared on each reader connection. */
@@ -2830,6 +2836,34 @@ pg_deps_link(void *impl, const struct job *job, int64_t now_us, int *status,
 }
 
 static int
+pg_deps_missing(void *impl, const char *const *ids, size_t n,
+                size_t *missing, char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+	size_t len = 3 + n * (UUID_STR_LEN + 1), used = 0;
+	char *arr = malloc(len);
+	const char *v[1] = {arr};
+	PGresult *r;
+	int rc;
+
+	if (arr == NULL)
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	arr[used++] = '{';
+	for (size_t i = 0; i < n; i++)
+		used += (size_t)snprintf(arr + used, len - used, "%s%.36s",
+		                         i > 0 ? "," : "", ids[i]);
+	snprintf(arr + used, len - used, "}");
+	rc = w_call(s, W_DEP_MISSING, 1, v, &r, err, errlen);
+	free(arr);
+	if (rc != 0)
+		return rc;
+	*missing = PQntuples(r) > 0
+	    ? (size_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10) : n;
+	PQclear(r);
+	return 0;
+}
+
+static int
 pg_deps_cancel(void *impl, const char *id, int64_t now_us, bool *cancelled,
                char *err, size_t errlen)
 {
@@ -2955,6 +2989,7 @@ const struct store_ops store_pg_ops = {
 	.check = pg_check,
 	.deps_link = pg_deps_link,
 	.deps_cancel = pg_deps_cancel,
+	.deps_missing = pg_deps_missing,
 	.deps_resolve = pg_deps_resolve,
 	.deps_sweep = pg_deps_sweep,
 };

@@ -1750,6 +1750,26 @@ sq_deps_link(void *impl, const struct job *job, int64_t now_us, int *status,
 }
 
 static int
+sq_deps_missing(void *impl, const char *const *ids, size_t n,
+                size_t *missing, char *err, size_t errlen)
+{
+	struct sq *s = impl;
+	int status;
+
+	for (size_t i = 0; i < n; i++) {
+		int rc = writer_status_of(s, ids[i], &status, err, errlen);
+		if (rc == JOBD_ENOTFOUND) {
+			*missing = i;
+			return 0;
+		}
+		if (rc != 0)
+			return rc;
+	}
+	*missing = n;
+	return 0;
+}
+
+static int
 sq_deps_cancel(void *impl, const char *id, int64_t now_us, bool *cancelled,
                char *err, size_t errlen)
 {
@@ -1927,6 +1947,7 @@ const struct store_ops store_sqlite_ops = {
 	.schedule_put = sq_schedule_put,
 	.deps_link = sq_deps_link,
 	.deps_cancel = sq_deps_cancel,
+	.deps_missing = sq_deps_missing,
 	.deps_resolve = sq_deps_resolve,
 	.deps_sweep = sq_deps_sweep,
 };

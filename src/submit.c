@@ -597,7 +597,11 @@ batch_ref(const char *s, size_t limit)
 	return (size_t)v < limit ? v : -1;
 }
 
-/* submit_depends_on(), with "#N" allowed for N < refs_below. */
+/* refs_below for a job that is not in a batch: no "#N" at all. */
+#define NO_BATCH SIZE_MAX
+
+/* submit_depends_on(), with "#N" allowed for N < refs_below (in element
+ * refs_below of a batch). */
 static int
 depends_on_text(const char *const *ids, size_t n, size_t refs_below,
                 char **out, char *err, size_t errlen)
@@ -613,7 +617,7 @@ depends_on_text(const char *const *ids, size_t n, size_t refs_below,
 	for (size_t i = 0; i < n; i++) {
 		if (uuid_is_valid(ids[i]))
 			continue;
-		if (refs_below > 0 && ids[i][0] == '#') {
+		if (refs_below != NO_BATCH && ids[i][0] == '#') {
 			if (batch_ref(ids[i], refs_below) >= 0)
 				continue;
 			return jobd_seterr(err, errlen, JOBD_ERANGE,
@@ -653,7 +657,7 @@ int
 submit_depends_on(const char *const *ids, size_t n, char **out, char *err,
                   size_t errlen)
 {
-	return depends_on_text(ids, n, 0, out, err, errlen);
+	return depends_on_text(ids, n, NO_BATCH, out, err, errlen);
 }
 
 int
@@ -684,7 +688,7 @@ submit_depends_on_resolve(char **depends_on, const struct job *jobs,
 		toks[n] = ids[n];
 		n++;
 	}
-	rc = depends_on_text(toks, n, 0, &text, NULL, 0);
+	rc = depends_on_text(toks, n, NO_BATCH, &text, NULL, 0);
 	if (rc != 0)
 		return rc;
 	free(*depends_on);
@@ -692,11 +696,12 @@ submit_depends_on_resolve(char **depends_on, const struct job *jobs,
 	return 0;
 }
 
-/* "depends_on": an array of job ids (already resolved: a batch turns its
- * "#N" references into ids before this). */
+/* "depends_on": an array of job ids; in element refs_below of a batch,
+ * also "#N" for N < refs_below (resolved by the writer). */
 static int
 parse_depends_on(const cJSON *root, const struct member *deps_m,
-                 struct job *job, char *err, size_t errlen)
+                 size_t refs_below, struct job *job, char *err,
+                 size_t errlen)
 {
 	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "depends_on");
 	const char *ids[JOB_MAX_DEPENDS_ON];
@@ -724,11 +729,12 @@ parse_depends_on(const cJSON *root, const struct member *deps_m,
 			                   "jobs", JOB_MAX_DEPENDS_ON);
 		ids[n++] = item->valuestring;
 	}
-	return submit_depends_on(ids, n, &job->depends_on, err, errlen);
+	return depends_on_text(ids, n, refs_below, &job->depends_on, err,
+	                       errlen);
 }
 
 static int
-parse_job(const char *body, size_t len, bool checked,
+parse_job(const char *body, size_t len, bool checked, size_t refs_below,
           const struct config *cfg, int64_t now_us, struct job *job,
           char *err, size_t errlen)
 {
@@ -749,7 +755,8 @@ parse_job(const char *body, size_t len, bool checked,
 	if (rc == 0)
 		rc = parse_when(root, now_us, job, err, errlen);
 	if (rc == 0)
-		rc = parse_depends_on(root, deps_m, job, err, errlen);
+		rc = parse_depends_on(root, deps_m, refs_below, job, err,
+		                      errlen);
 	if (rc == 0) {
 		/* The payload as sent, less insignificant whitespace. */
 		job->payload = payload_m != NULL
@@ -769,15 +776,17 @@ int
 submit_parse(const char *body, size_t len, const struct config *cfg,
              int64_t now_us, struct job *job, char *err, size_t errlen)
 {
-	return parse_job(body, len, false, cfg, now_us, job, err, errlen);
+	return parse_job(body, len, false, NO_BATCH, cfg, now_us, job, err,
+	                 errlen);
 }
 
 int
-submit_parse_checked(const char *body, size_t len, const struct config *cfg,
-                     int64_t now_us, struct job *job, char *err,
-                     size_t errlen)
+submit_parse_element(const char *body, size_t len, size_t index,
+                     const struct config *cfg, int64_t now_us,
+                     struct job *job, char *err, size_t errlen)
 {
-	return parse_job(body, len, true, cfg, now_us, job, err, errlen);
+	return parse_job(body, len, true, index, cfg, now_us, job, err,
+	                 errlen);
 }
 
 /*

@@ -827,6 +827,47 @@ replay_batch(writer *w, struct writer_op *op, const struct intake_prev *prev)
 }
 
 /*
+ * A batch's depends_on, before its first insert: every id named outside
+ * the batch must name a job (else the batch is refused: 422 naming the
+ * element), then its "#N" references become ids.
+ */
+static int
+batch_deps_check(writer *w, struct writer_op *op)
+{
+	struct batch_deps d;
+	const char **ids;
+	size_t missing;
+	int rc;
+
+	if (batch_outside_deps(op->batch, op->nbatch, &d) != 0)
+		return jobd_seterr(op->err, sizeof(op->err), JOBD_ENOMEM,
+		                   "out of memory");
+	ids = d.n > 0 ? malloc(d.n * sizeof(*ids)) : NULL;
+	if (d.n > 0 && ids == NULL) {
+		batch_deps_free(&d);
+		return jobd_seterr(op->err, sizeof(op->err), JOBD_ENOMEM,
+		                   "out of memory");
+	}
+	for (size_t i = 0; i < d.n; i++)
+		ids[i] = d.ids[i];
+	rc = store_deps_missing(w->st, ids, d.n, &missing, op->err,
+	                        sizeof(op->err));
+	if (rc == 0 && missing < d.n) {
+		op->err_element = d.element[missing] + 1;
+		jobd_seterr(op->err, sizeof(op->err), JOBD_ERANGE,
+		            "\"depends_on\": no job %s", d.ids[missing]);
+		op->rc = JOBD_ERANGE;
+	}
+	free(ids);
+	batch_deps_free(&d);
+	if (rc == 0 && op->rc == 0 && batch_resolve_refs(op->batch,
+	                                                 op->nbatch) != 0)
+		rc = jobd_seterr(op->err, sizeof(op->err), JOBD_ENOMEM,
+		                 "out of memory");
+	return rc;
+}
+
+/*
  * A batch, inside the transaction: all of its jobs or none.  Everything
  * that could refuse one of them is decided before the first insert (the
  * key, the queue's room for the whole batch; the jobs' own keys are
@@ -838,7 +879,9 @@ static int
 apply_batch(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 {
 	int64_t queued = atomic_load(&w->counts[JOB_QUEUED]) +
-	                 b->delta[JOB_QUEUED];
+	                 b->delta[JOB_QUEUED] +
+	                 atomic_load(&w->counts[JOB_WAITING]) +
+	                 b->delta[JOB_WAITING];
 	struct intake_prev prev;
 	int verdict, rc;
 
@@ -863,6 +906,9 @@ apply_batch(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 		op->rc = JOBD_EFULL;
 		return 0;
 	}
+	rc = batch_deps_check(w, op);
+	if (rc != 0 || op->rc != 0)
+		return rc;
 	for (size_t i = 0; i < op->nbatch; i++)
 		op->batch[i].status = JOB_QUEUED;
 	rc = store_insert_many(w->st, op->batch, op->nbatch, op->err,
@@ -871,9 +917,20 @@ apply_batch(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 		/* Fails the transaction (a partial batch must never commit);
 		 * a conflict cannot be one job's alone. */
 		return rc == JOBD_ECONFLICT ? JOBD_EBUSY : rc;
-	for (size_t i = 0; i < op->nbatch; i++)
-		note_run_at(b, op->batch[i].run_at_us, now);
-	b->delta[JOB_QUEUED] += (int64_t)op->nbatch;
+	for (size_t i = 0; i < op->nbatch; i++) {
+		struct job *j = &op->batch[i];
+		if (j->depends_on != NULL) {
+			/* Its dependencies exist (checked above, or earlier
+			 * in this batch): waiting, queued or cancelled. */
+			rc = store_deps_link(w->st, j, now, &j->status,
+			                     op->err, sizeof(op->err));
+			if (rc != 0)
+				return rc == JOBD_ERANGE ? JOBD_EBUSY : rc;
+		}
+		b->delta[j->status]++;
+		if (j->status == JOB_QUEUED)
+			note_run_at(b, j->run_at_us, now);
+	}
 	op->status = JOB_QUEUED;
 	return 0;
 }

@@ -58,7 +58,8 @@ free_port() {
 # write_conf DIR PORT DURABILITY WORKERS MAX_QUEUED
 # Handlers: noop (builtin), block (builtin sleep: holds a worker until it is
 # cancelled, so a queue can be preloaded without being drained) and true
-# (exec /bin/true), s50 (builtin sleep, for {"seconds":0.05} jobs).  With
+# (exec /bin/true), s50 (builtin sleep, for {"seconds":0.05} jobs), gate
+# (exec cat of DIR/gate.fifo: runs until the bench opens and closes it).  With
 # NODE set, the store gets "node = NODE" and "lease = 30s" (several nodes).
 write_conf() {
 	nodeconf=""
@@ -94,6 +95,10 @@ command = /bin/true
 
 [handler.s50]
 builtin = sleep
+
+[handler.gate]
+command = /bin/cat $1/gate.fifo
+max_attempts = 1
 EOF
 }
 

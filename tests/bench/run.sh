@@ -12,6 +12,12 @@
 #       1,000 of the same jobs (batch.lua), 16 connections, durability
 #       full, one daemon with its 2 workers draining, then one with them
 #       held; jobs/s (target ≥ 150,000 with batches);
+#   2c  promotion (issue 15): a gate job (exec, cat of a FIFO) with 1 and
+#       then DEPS_N (10,000) noop dependents, submitted in batches of
+#       1,000 while it runs; the gate is let go (FIFO opened and closed)
+#       and its success promotes them all in its own transaction.  From
+#       the store: the first dependent's start after the gate's end (the
+#       promoting commit and a claim), and the last dependent's end;
 #   3   drain: 100,000 queued noop jobs, workers.threads = 2 and 8
 #       (durability full), time until /readyz shows queued 0 and running 0;
 #       no job may have run twice (attempt != 1);
@@ -33,7 +39,8 @@
 #       GET /healthz -t2 -c64 (the ceiling), then POST /jobs at 64
 #       connections;
 #   P2  drain: 100,000 queued noop jobs, workers.threads = 2 and 8
-#       (PG_DRAIN_WORKERS), durability = full; no job may have run twice.
+#       (PG_DRAIN_WORKERS), durability = full; no job may have run twice;
+#   P2c promotion as in 2c.
 #
 # And several nodes on one PostgreSQL database (issue 14), daemons n1..nN
 # with lease = 30s, one fresh database per run:
@@ -76,6 +83,7 @@ CEIL_SECS=${CEIL_SECS:-5}          # wrk -d of the ceiling
 INTAKE_SECS=${INTAKE_SECS:-4}      # wrk -d of each intake run
 DRAIN_JOBS=${DRAIN_JOBS:-100000}
 MIXED_JOBS=${MIXED_JOBS:-50000}
+DEPS_N=${DEPS_N:-10000}            # 2c: dependents of the gate job
 EXEC_JOBS=${EXEC_JOBS:-20000}
 SPAWN_N=${SPAWN_N:-10000}          # spawns of the spawn ceiling
 PICKUP_JOBS=${PICKUP_JOBS:-1000}
@@ -360,6 +368,77 @@ batch_scenario() {      # MODE
 	drop_store
 }
 
+# ------------------------------------------------------------------- 2c --
+# Promotion (issue 15): the cost of a dependency's success for its
+# dependents.  One daemon per run (durability full, 2 workers): a gate job
+# (exec: cat of a FIFO) runs; N noop jobs depending on it are submitted in
+# batches of up to 1,000 and wait; the FIFO is opened and closed, the gate
+# succeeds, and the transaction of its end promotes the N jobs.  Measured:
+# the time from letting the gate go until GET /metrics shows no job
+# waiting (polled back to back; the gate's exit, its completion's
+# transaction with the promotion, and a scrape's resolution of a few ms),
+# and from the store the last dependent's finished_at − the gate's
+# finished_at.  Run with 1 dependent, then with DEPS_N: the difference is
+# the promotion's cost.
+deps_run() {            # N: sets DEPS_SEEN_MS DEPS_ALL_MS DEPS_BAD
+	n=$1
+	DEPS_BAD=""
+	start_daemon "deps-$n" full 2
+	mkfifo "$DDIR/gate.fifo" || die "mkfifo"
+	gate=$(post_job '{"type":"gate"}')
+	[ -n "$gate" ] || die "could not submit the gate job"
+	left=$n
+	while [ "$left" -gt 0 ]; do
+		k=$left
+		[ "$k" -gt 1000 ] && k=1000
+		awk -v k="$k" -v g="$gate" 'BEGIN { printf "["
+			for (i = 0; i < k; i++)
+				printf "%s{\"type\":\"noop\",\"depends_on\":[\"%s\"]}", (i ? "," : ""), g
+			printf "]" }' >"$DDIR/deps.json"
+		code=$(curl -s -m 60 -o "$DDIR/deps.out" -w '%{http_code}' \
+			-H 'Content-Type: application/json' \
+			--data-binary "@$DDIR/deps.json" "$URL/jobs")
+		[ "$code" = 202 ] || { DEPS_BAD="a batch answered $code: $(head -c 300 "$DDIR/deps.out")"; break; }
+		left=$((left - k))
+	done
+	if [ -z "$DEPS_BAD" ]; then
+		w=$(curl -s -m 5 "$URL/metrics" | sed -n 's/^jobd_jobs{status="waiting"} \([0-9]*\).*/\1/p')
+		[ "$w" = "$n" ] || DEPS_BAD="$w jobs waiting, $n expected"
+	fi
+	t0=$(now_ms)
+	: >"$DDIR/gate.fifo"    # cat reads EOF: the gate succeeds
+	# Polled without a pause (one curl at a time) until none waits.
+	DEPS_SEEN_MS=""
+	while [ "$(($(now_ms) - t0))" -lt $((DRAIN_CAP * 1000)) ]; do
+		w=$(curl -s -m 5 "$URL/metrics" | sed -n 's/^jobd_jobs{status="waiting"} \([0-9]*\).*/\1/p')
+		if [ "$w" = 0 ]; then DEPS_SEEN_MS=$(($(now_ms) - t0)); break; fi
+	done
+	[ -n "$DEPS_SEEN_MS" ] || DEPS_BAD="${DEPS_BAD:-still $w waiting after ${DRAIN_CAP} s}"
+	drain_wait "$n" "$DRAIN_CAP" "$t0" || DEPS_BAD="${DEPS_BAD:-$DR_LEFT jobs left after ${DRAIN_CAP} s}"
+	stop_daemon
+	gf=$(sq "SELECT finished_at FROM jobs WHERE type = 'gate'")
+	DEPS_ALL_MS=$(sq "SELECT (max(finished_at) - $gf) / 1000.0 FROM jobs WHERE type = 'noop'")
+	ran=$(sq "SELECT count(*) FROM jobs WHERE type = 'noop' AND status = 'succeeded' AND started_at >= $gf")
+	[ "$ran" = "$n" ] || DEPS_BAD="${DEPS_BAD:-only $ran of $n dependents ran after the gate}"
+	integrity "deps $n"
+	drop_store
+}
+
+deps_scenario() {
+	on=""
+	[ "$STORE" = pg ] && on=" on PostgreSQL"
+	say "promotion$on: a gate job with 1, then $DEPS_N dependents"
+	deps_run 1
+	one_seen=$DEPS_SEEN_MS one_bad=$DEPS_BAD
+	deps_run "$DEPS_N"
+	echo "   promotion$on: none waiting $one_seen ms after the gate went with 1 dependent, $DEPS_SEEN_MS ms with $DEPS_N; all done +$DEPS_ALL_MS ms ${DEPS_BAD:+($DEPS_BAD)}"
+	res=$(awk -v a="${one_seen:-0}" -v b="${DEPS_SEEN_MS:-0}" -v c="${DEPS_ALL_MS:-0}" -v n="$DEPS_N" -v ns="$(commas "$DEPS_N")" \
+		'BEGIN { printf "none waiting %d ms after the gate was let go (%d ms with 1 dependent: promotion ≈ %d ms, %.1f µs per dependent); the %s dependents all done %.0f ms after the gate ended", b, a, b - a, (b - a) * 1000 / n, ns, c }')
+	[ -n "$DEPS_BAD$one_bad" ] && { res="$res · **$DEPS_BAD$one_bad**"; INTEGRITY_BAD=1; note "deps$on: $DEPS_BAD$one_bad"; }
+	row "promotion$on: one job's success makes $(commas "$DEPS_N") waiting dependents queued (one transaction), durability=full" \
+		"$res" "proportional to the edges (issue 15)" ""
+}
+
 # -------------------------------------------------------------------- 3 --
 # On PostgreSQL (STORE=pg) with caps of its own (PG_PRELOAD_CAP,
 # PG_DRAIN_CAP) and its target (issue 13).
@@ -607,6 +686,9 @@ pg_scenario() {
 	scale_scenario)
 		row "P3 capacity scaling on PostgreSQL: 1 vs 2 vs 3 nodes, 50 ms sleeps" \
 			"$why" "2 nodes ≥ 1.8×, 3 nodes ≥ 2.6× one node (issue 14)" "$met" ;;
+	deps_scenario)
+		row "promotion on PostgreSQL: $(commas "$DEPS_N") dependents" \
+			"$why" "proportional to the edges (issue 15)" "$met" ;;
 	p4_scenario)
 		row "P4 drain on PostgreSQL: $(commas "$P4_JOBS") queued noop, 1 and 2 nodes" \
 			"$why" "report only (issue 14)" "" ;;
@@ -774,6 +856,7 @@ only() {
 if has_store sqlite; then
 	if only intake; then intake_scenario full; intake_scenario normal; fi
 	if only batch; then batch_scenario drain; batch_scenario held; fi
+	if only deps; then deps_scenario; fi
 	if only drain; then drain_scenario 2; drain_scenario 8; fi
 	if only mixed; then mixed_scenario; fi
 	if only exec; then exec_scenario; fi
@@ -785,6 +868,7 @@ if has_store pg; then
 	if only drain; then
 		for w in $PG_DRAIN_WORKERS; do pg_scenario drain_scenario "$w"; done
 	fi
+	if only deps; then pg_scenario deps_scenario; fi
 	if only scale; then
 		pg_scenario scale_scenario
 		pg_scenario p4_scenario

@@ -8,8 +8,10 @@
  * refused whole (no jobs); the errors of a refused batch name each invalid
  * element once, in index order, and the status is 400 exactly when one of
  * them is malformed; whatever batch_is_array() says is not an array is
- * refused; and each accepted job is what submit_parse() makes of the
- * element alone.
+ * refused; each accepted job is what submit_parse() makes of the
+ * element alone; and once ids are made, the writer's part of depends_on
+ * (the ids outside the batch listed, then "#N" resolved) leaves only job
+ * ids, each an outside one or an earlier element's.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -134,6 +136,27 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      single.timeout_ms == jobs[0].timeout_ms,
 		      "the element alone differs");
 		job_clear(&single);
+	}
+	struct batch_deps d;
+	CHECK(batch_assign_ids(jobs, njobs) == 0, "ids");
+	rc = batch_outside_deps(jobs, njobs, &d);
+	CHECK(rc == 0 || rc == JOBD_ENOMEM, "outside deps: %d", rc);
+	for (size_t i = 0; rc == 0 && i < d.n; i++)
+		CHECK(d.ids[i][0] != '#' && d.element[i] < njobs &&
+		      (i == 0 || d.element[i] >= d.element[i - 1]),
+		      "outside dep %zu", i);
+	batch_deps_free(&d);
+	rc = batch_resolve_refs(jobs, njobs);
+	CHECK(rc == 0 || rc == JOBD_ENOMEM, "resolve: %d", rc);
+	for (size_t i = 0; rc == 0 && i < njobs; i++) {
+		const char *p = jobs[i].depends_on;
+		char id[UUID_STR_LEN];
+		while (p != NULL && job_depends_on_next(&p, id)) {
+			CHECK(id[0] != '#', "job %zu kept %s", i, id);
+			for (size_t k = i; k < njobs; k++)
+				CHECK(strcmp(id, jobs[k].id) != 0,
+				      "job %zu depends on job %zu", i, k);
+		}
 	}
 	batch_jobs_free(jobs, njobs);
 	return 0;

@@ -248,26 +248,6 @@ END_TEST
 /* depends_on inside a batch is refused (422 naming the element): a
  * batch's jobs are inserted queued, so a dependent one would run at once
  * (it did, before the refusal). */
-START_TEST(test_depends_on_refused_in_batch)
-{
-	char body[256];
-	char *id = jd_submit(d, "{\"type\":\"noop\"}");
-	struct jd_resp *r;
-	int want[] = {1, 2};
-
-	ck_assert_ptr_nonnull(id);
-	snprintf(body, sizeof(body), "[{\"type\":\"noop\"},{\"type\":\"noop\","
-	         "\"depends_on\":[\"%s\"]},{\"type\":\"noop\",\"depends_on\":"
-	         "[\"#0\"]}]", id);
-	r = post(body, NULL);
-	assert_errors(r, 422, want, 2);
-	ck_assert_msg(strstr(r->body, "depends_on") != NULL, "%s", r->body);
-	jd_resp_free(r);
-	ck_assert_int_eq(count_jobs(d), 1);
-	free(id);
-}
-END_TEST
-
 START_TEST(test_non_object_elements)
 {
 	struct jd_resp *r = post("[1, \"noop\", null, true, {}, "
@@ -827,7 +807,6 @@ batch_suite(void)
 	tcase_add_test(tc, test_one_bad_element_none_stored);
 	tcase_add_test(tc, test_every_invalid_index);
 	tcase_add_test(tc, test_non_object_elements);
-	tcase_add_test(tc, test_depends_on_refused_in_batch);
 	tcase_add_test(tc, test_nested_arrays);
 	tcase_add_test(tc, test_empty_array);
 	tcase_add_test(tc, test_max_batch);

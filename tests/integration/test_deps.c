@@ -611,6 +611,219 @@ END_TEST
 
 /* ---- 10,000 ---- */
 
+/* ---- depends_on inside a batch (DESIGN §2: "#N") ---- */
+
+/* POST of a batch: the answer (202 expected). */
+static struct jd_resp *
+post_batch(jd *d, const char *body, const char *extra)
+{
+	const char *h[] = {"Content-Type: application/json", extra, NULL};
+	struct jd_resp *r = jd_request(d, "POST", "/jobs", h, body);
+
+	ck_assert_ptr_nonnull(r);
+	return r;
+}
+
+/* Element i of a batch's answer: its id into id, its status into st. */
+static void
+batch_nth(struct jd_resp *r, int i, char *id, char *st)
+{
+	cJSON *jobs = cJSON_GetObjectItem(jd_json(r), "jobs");
+	cJSON *j = cJSON_GetArrayItem(jobs, i);
+
+	ck_assert_msg(j != NULL, "no element %d in %s", i, r->body);
+	snprintf(id, 64, "%s", jd_str(j, "id"));
+	snprintf(st, 32, "%s", jd_str(j, "status"));
+}
+
+/* The job's depends_on, as "a b c". */
+static void
+deps_of(jd *d, const char *id, char *out, size_t outlen)
+{
+	struct jd_resp *r = get_job(d, id);
+	cJSON *deps = cJSON_GetObjectItem(jd_json(r), "depends_on"), *e;
+	size_t used = 0;
+
+	out[0] = '\0';
+	ck_assert(cJSON_IsArray(deps));
+	cJSON_ArrayForEach(e, deps)
+		used += (size_t)snprintf(out + used, outlen - used, "%s%s",
+		                         used ? " " : "", e->valuestring);
+	jd_resp_free(r);
+}
+
+/* "#N" names an earlier element: the batch is a graph committed at once,
+ * shown with real ids, run in its order; its key replays it. */
+START_TEST(test_batch_refs)
+{
+	char fifo[300], body[1024], ids[4][64], st[4][32], want[512], got[512];
+	jd *d = launch_gated(4, NULL, fifo, sizeof(fifo));
+	char *g = submit_ok(d, "{\"type\": \"gate\"}");
+	struct jd_resp *r;
+
+	snprintf(body, sizeof(body), "[{\"type\": \"noop\", \"depends_on\": "
+	         "[\"%s\"]}, {\"type\": \"noop\", \"depends_on\": [\"#0\"]}, "
+	         "{\"type\": \"noop\", \"depends_on\": [\"#0\", \"#1\", \"%s\", "
+	         "\"#1\"]}, {\"type\": \"noop\"}]", g, g);
+	r = post_batch(d, body, "Idempotency-Key: graph-1");
+	assert_status(r, 202);
+	for (int i = 0; i < 4; i++)
+		batch_nth(r, i, ids[i], st[i]);
+	jd_resp_free(r);
+	ck_assert_str_eq(st[0], "waiting");
+	ck_assert_str_eq(st[1], "waiting");
+	ck_assert_str_eq(st[2], "waiting");
+	ck_assert_str_eq(st[3], "queued");
+	/* Real ids, in the order given, repeats dropped. */
+	deps_of(d, ids[1], got, sizeof(got));
+	ck_assert_str_eq(got, ids[0]);
+	deps_of(d, ids[2], got, sizeof(got));
+	snprintf(want, sizeof(want), "%s %s %s", ids[0], ids[1], g);
+	ck_assert_str_eq(got, want);
+	ck_assert_int_eq(jd_sql_int(d, "SELECT count(*) FROM job_deps"), 5);
+	jd_resp_free(wait_status(d, ids[3], "succeeded", WAIT_MS));
+	assert_job_status(d, ids[2], "waiting");
+	/* The same batch and key: the same ids, nothing new. */
+	long long before = jd_sql_int(d, "SELECT count(*) FROM jobs");
+	r = post_batch(d, body, "Idempotency-Key: graph-1");
+	assert_status(r, 202);
+	ck_assert_str_eq(jd_header(r, "Idempotent-Replayed"), "true");
+	for (int i = 0; i < 4; i++) {
+		char id[64], s[32];
+		batch_nth(r, i, id, s);
+		ck_assert_str_eq(id, ids[i]);
+	}
+	jd_resp_free(r);
+	ck_assert_int_eq(jd_sql_int(d, "SELECT count(*) FROM jobs"), before);
+
+	open_gate(fifo);
+	jd_resp_free(wait_status(d, ids[2], "succeeded", WAIT_MS));
+	ck_assert_int_le(time_of(d, g, "finished_at"),
+	                 time_of(d, ids[0], "started_at"));
+	ck_assert_int_le(time_of(d, ids[0], "finished_at"),
+	                 time_of(d, ids[1], "started_at"));
+	ck_assert_int_le(time_of(d, ids[1], "finished_at"),
+	                 time_of(d, ids[2], "started_at"));
+	ck_assert_int_eq(jd_sql_int(d, "SELECT count(*) FROM job_deps"), 0);
+	free(g);
+	jd_stop(d, 10000);
+	jd_free(d);
+}
+END_TEST
+
+/* A problem whose errors[] is exactly one entry for element index. */
+static void
+assert_one_error(struct jd_resp *r, int index, const char *needle)
+{
+	cJSON *errs = cJSON_GetObjectItem(jd_json(r), "errors");
+
+	assert_status(r, 422);
+	ck_assert_msg(cJSON_IsArray(errs) && cJSON_GetArraySize(errs) == 1,
+	              "%s", r->body);
+	ck_assert_msg(jd_num(errs->child, "index", -1) == index, "%s",
+	              r->body);
+	ck_assert_msg(strstr(jd_str(errs->child, "detail"), needle) != NULL,
+	              "%s", r->body);
+}
+
+/* A "#N" that is not an earlier element, or an id outside the batch that
+ * names no job: 422 with that element's index, and nothing stored. */
+START_TEST(test_batch_refs_refused)
+{
+	jd *d = launch(2, NULL);
+	char *ok = submit_ok(d, "{\"type\": \"noop\"}");
+	char body[1024];
+	struct jd_resp *r;
+	long long before;
+
+	jd_resp_free(wait_status(d, ok, "succeeded", WAIT_MS));
+	before = jd_sql_int(d, "SELECT count(*) FROM jobs");
+	const char *const refs[] = {"#1", "#2", "#9", "#01", "#-1", "#",
+	                            "#1x", "# 0", "#99999999999999999999",
+	                            "#0\\u0000"};
+	for (size_t i = 0; i < sizeof(refs) / sizeof(*refs); i++) {
+		/* Element 1 names itself, a later one, or no number. */
+		snprintf(body, sizeof(body), "[{\"type\": \"noop\"}, "
+		         "{\"type\": \"noop\", \"depends_on\": [\"%s\"]}, "
+		         "{\"type\": \"noop\"}]", refs[i]);
+		r = post_batch(d, body, NULL);
+		ck_assert_msg(r->status == 422, "%s: %ld", refs[i], r->status);
+		assert_one_error(r, 1, "depends_on");
+		jd_resp_free(r);
+	}
+	/* "#0" in element 0: itself.  Outside a batch: not a job id. */
+	r = post_batch(d, "[{\"type\": \"noop\", \"depends_on\": [\"#0\"]}]",
+	               NULL);
+	assert_one_error(r, 0, "depends_on");
+	jd_resp_free(r);
+	r = post_batch(d, "{\"type\": \"noop\", \"depends_on\": [\"#0\"]}",
+	               NULL);
+	assert_status(r, 422);
+	jd_resp_free(r);
+	/* An unknown id in element 2, after good ones and a "#N": refused
+	 * by the writer, the elements before it not stored either. */
+	snprintf(body, sizeof(body), "[{\"type\": \"noop\", \"depends_on\": "
+	         "[\"%s\"]}, {\"type\": \"noop\", \"depends_on\": [\"#0\"]}, "
+	         "{\"type\": \"noop\", \"depends_on\": [\"#1\", \"%s\", "
+	         "\"01900000-0000-7000-8000-0000000000ff\"]}]", ok, ok);
+	r = post_batch(d, body, "Idempotency-Key: refused-1");
+	assert_one_error(r, 2, "01900000-0000-7000-8000-0000000000ff");
+	jd_resp_free(r);
+	ck_assert_int_eq(jd_sql_int(d, "SELECT count(*) FROM jobs"), before);
+	ck_assert_int_eq(jd_sql_int(d, "SELECT count(*) FROM job_deps"), 0);
+	/* The key was not taken by the refused batch. */
+	r = post_batch(d, "[{\"type\": \"noop\"}]", "Idempotency-Key: refused-1");
+	assert_status(r, 202);
+	jd_resp_free(r);
+	free(ok);
+	jd_stop(d, 10000);
+	jd_free(d);
+}
+END_TEST
+
+/* Ended dependencies at submission: a failed one cancels its dependent
+ * in the batch at once, and the elements that name that one by "#N". */
+START_TEST(test_batch_refs_ended)
+{
+	jd *d = launch(2, "[handler.once]\ncommand = /bin/false\n"
+	               "max_attempts = 1\n");
+	char *ok = submit_ok(d, "{\"type\": \"noop\"}");
+	char *bad = submit_ok(d, "{\"type\": \"once\"}");
+	char body[1024], ids[3][64], st[3][32], want[128], *err;
+	struct jd_resp *r;
+
+	jd_resp_free(wait_status(d, ok, "succeeded", WAIT_MS));
+	jd_resp_free(wait_status(d, bad, "failed", WAIT_MS));
+	snprintf(body, sizeof(body), "[{\"type\": \"noop\", \"depends_on\": "
+	         "[\"%s\", \"%s\"]}, {\"type\": \"noop\", \"depends_on\": "
+	         "[\"#0\"]}, {\"type\": \"noop\", \"depends_on\": [\"%s\"]}]",
+	         ok, bad, ok);
+	r = post_batch(d, body, NULL);
+	assert_status(r, 202);
+	for (int i = 0; i < 3; i++)
+		batch_nth(r, i, ids[i], st[i]);
+	jd_resp_free(r);
+	ck_assert_str_eq(st[0], "cancelled");
+	ck_assert_str_eq(st[1], "cancelled");
+	ck_assert_str_eq(st[2], "queued");
+	err = cancelled_error(d, ids[0]);
+	snprintf(want, sizeof(want), "dependency %s failed", bad);
+	ck_assert_str_eq(err, want);
+	free(err);
+	err = cancelled_error(d, ids[1]);
+	snprintf(want, sizeof(want), "dependency %s cancelled", ids[0]);
+	ck_assert_str_eq(err, want);
+	free(err);
+	jd_resp_free(wait_status(d, ids[2], "succeeded", WAIT_MS));
+	ck_assert(jd_wait_metric(d, "jobd_jobs{status=\"waiting\"}", 0,
+	                         WAIT_MS));
+	free(ok);
+	free(bad);
+	jd_stop(d, 10000);
+	jd_free(d);
+}
+END_TEST
+
 /* JOBD_DEPS_BIG overrides the size (for a quick look). */
 static int
 big(void)
@@ -709,6 +922,9 @@ deps_suite(void)
 	tcase_add_test(tc, test_restart_while_waiting);
 	tcase_add_test(tc, test_unseen_end_is_swept);
 	tcase_add_test(tc, test_two_nodes);
+	tcase_add_test(tc, test_batch_refs);
+	tcase_add_test(tc, test_batch_refs_refused);
+	tcase_add_test(tc, test_batch_refs_ended);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("big");
 	tcase_set_timeout(tc, 600);

@@ -134,6 +134,57 @@ START_TEST(test_every_invalid_index)
 }
 END_TEST
 
+/* "#N" in depends_on: an earlier element only (each invalid one listed);
+ * the ids outside the batch listed for the writer's check, with their
+ * elements; then the references become the elements' ids. */
+START_TEST(test_depends_on_refs)
+{
+	const char *x = "01900000-0000-7000-8000-00000000000a";
+	char body[1024], want[256];
+	struct batch_deps d;
+
+	snprintf(body, sizeof(body), "[{\"type\":\"noop\",\"depends_on\":"
+	         "[\"#0\"]},{\"type\":\"noop\",\"depends_on\":[\"#1\"]},"
+	         "{\"type\":\"noop\",\"depends_on\":[\"#0\",\"#3\"]},"
+	         "{\"type\":\"noop\",\"depends_on\":[\"#2\",\"#02\"]},"
+	         "{\"type\":\"noop\",\"depends_on\":[\"#3\"]}]");
+	ck_assert_int_eq(parse(body), JOBD_ERANGE);
+	ck_assert_uint_eq(nerrs, 4);
+	for (size_t i = 0; i < 4; i++) {
+		ck_assert_uint_eq(errs[i].index, i);
+		ck_assert_msg(strstr(errs[i].detail, "earlier element") != NULL,
+		              "%s", errs[i].detail);
+	}
+	snprintf(body, sizeof(body), "[{\"type\":\"noop\",\"depends_on\":"
+	         "[\"%s\"]},{\"type\":\"noop\",\"depends_on\":[\"#0\"]},"
+	         "{\"type\":\"noop\",\"depends_on\":[\"#1\",\"%s\",\"#0\","
+	         "\"#1\"]},{\"type\":\"noop\"}]", x, x);
+	ck_assert_int_eq(parse(body), 0);
+	ck_assert_uint_eq(njobs, 4);
+	ck_assert_str_eq(jobs[1].depends_on, "#0");
+	ck_assert_int_eq(batch_assign_ids(jobs, njobs), 0);
+	ck_assert_int_eq(batch_outside_deps(jobs, njobs, &d), 0);
+	ck_assert_uint_eq(d.n, 2);
+	ck_assert_str_eq(d.ids[0], x);
+	ck_assert_uint_eq(d.element[0], 0);
+	ck_assert_str_eq(d.ids[1], x);
+	ck_assert_uint_eq(d.element[1], 2);
+	batch_deps_free(&d);
+	ck_assert_int_eq(batch_resolve_refs(jobs, njobs), 0);
+	ck_assert_str_eq(jobs[0].depends_on, x);
+	ck_assert_str_eq(jobs[1].depends_on, jobs[0].id);
+	snprintf(want, sizeof(want), "%s %s %s", jobs[1].id, x, jobs[0].id);
+	ck_assert_str_eq(jobs[2].depends_on, want);
+	ck_assert_ptr_null(jobs[3].depends_on);
+	/* No outside ids: an empty list. */
+	ck_assert_int_eq(parse("[{\"type\":\"noop\"},{\"type\":\"noop\","
+	                       "\"depends_on\":[\"#0\"]}]"), 0);
+	ck_assert_int_eq(batch_outside_deps(jobs, njobs, &d), 0);
+	ck_assert_uint_eq(d.n, 0);
+	batch_deps_free(&d);
+}
+END_TEST
+
 START_TEST(test_non_objects)
 {
 	ck_assert_int_eq(parse("[1, \"x\", null, true, [], [{\"type\":"
@@ -284,6 +335,7 @@ batch_suite(void)
 	tcase_add_test(tc, test_is_array);
 	tcase_add_test(tc, test_order_and_fields);
 	tcase_add_test(tc, test_every_invalid_index);
+	tcase_add_test(tc, test_depends_on_refs);
 	tcase_add_test(tc, test_non_objects);
 	tcase_add_test(tc, test_empty_and_max);
 	tcase_add_test(tc, test_malformed_whole);
