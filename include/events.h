@@ -74,6 +74,14 @@ bool events_cancel(events *ev, struct waiter *w);
 /* A job's state changed (after commit): wakes its waiters if final. */
 void events_publish(events *ev, const char *id, int status);
 
+/*
+ * A running job reported progress (json: one JSON object, borrowed), for
+ * GET /events streams (issue 16: sse.c feeds its ring from here).  Any
+ * thread; does not block.
+ */
+void events_progress(events *ev, const char *id, const char *type,
+                     const char *json);
+
 /* Number of waiters now. */
 size_t events_count(events *ev);
 

@@ -377,3 +377,14 @@ events_stop(events *ev)
 		pthread_join(ev->thread, NULL);
 	ev->started = false;
 }
+
+/* Issue 16 (GET /events) replaces this: no stream listens yet. */
+void
+events_progress(events *ev, const char *id, const char *type,
+                const char *json)
+{
+	(void)ev;
+	(void)id;
+	(void)type;
+	(void)json;
+}

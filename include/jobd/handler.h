@@ -67,4 +67,12 @@ int jobd_ctx_sleep(jobd_ctx *ctx, int64_t ms);
 /* The attempt's deadline on the monotonic clock (ms), for poll loops. */
 int64_t jobd_ctx_deadline_ms(jobd_ctx *ctx);
 
+/*
+ * Reports the attempt's progress: json must be one JSON object (at most
+ * 4 KiB); it becomes the job's "progress" (the last report wins).  Returns
+ * 0, or -1 when json is not an acceptable object (ignored).  Any thread of
+ * the attempt; cheap (the store sees it at most once a second).
+ */
+int jobd_ctx_progress(jobd_ctx *ctx, const char *json);
+
 #endif
