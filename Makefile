@@ -99,6 +99,13 @@ UNIT_TESTS := \
 # Every tests/integration/test_*.c is a suite run by `make check`.
 INTEGRATION_TESTS := $(sort $(patsubst tests/integration/%.c,%,\
 	$(wildcard tests/integration/test_*.c)))
+# The suites that CI runs on PostgreSQL under ASan+UBSan (every suite runs
+# on PostgreSQL in `make check`, and on SQLite under ASan+UBSan): those
+# that drive the PostgreSQL store's own code (claims, dependencies,
+# batches, pauses, nodes, faults, hostile values); the others test HTTP,
+# exec or timing paths that do not depend on the store.
+PG_SANITIZE_TESTS := test_api test_batch test_deps test_lifecycle \
+	test_nodes test_pgattack test_pgfaults test_pgserver test_types
 
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/pages.o
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
@@ -233,9 +240,11 @@ integration: $(BUILD)/jobd $(BUILD)/jobd-test \
 		$(INTEGRATION_TESTS:%=$(BUILD)/itests/%)
 	@set -e; for t in $(INTEGRATION_TESTS); do \
 		echo "== integration$${JOBD_TEST_STORE:+ ($$JOBD_TEST_STORE)}: $$t"; \
+		t0=$$(date +%s); \
 		JOBD_BIN=$(BUILD)/jobd JOBD_TEST_BIN=$(BUILD)/jobd-test \
 			JOBD_SANITIZE=$(SANITIZE) CK_FORK=yes \
-			$(BUILD)/itests/$$t; done
+			$(BUILD)/itests/$$t; \
+		echo "== $$t: $$(($$(date +%s) - t0)) s"; done
 
 # The same suites, every daemon on PostgreSQL: one private server for the
 # run (tests/pg/with_server.sh), a database per daemon (the harness).
@@ -279,3 +288,7 @@ clean:
 
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/test/obj/*.d $(BUILD)/tests/*.d \
 	$(BUILD)/itests/*.d)
+
+# make -s print-VAR: a variable's value (for .ci/run).
+print-%:
+	@echo $($*)
