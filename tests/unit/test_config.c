@@ -641,12 +641,12 @@ END_TEST
 START_TEST(test_handler_without_builtin_or_command)
 {
 	assert_error("[server]\nthreads = 1\n[handler.a]\ntimeout = 5s\n",
-	             NAME ":3: [handler.a] command: a handler needs \"builtin\" "
-	             "or \"command\"");
+	             NAME ":3: [handler.a] command: a handler needs \"builtin\", "
+	             "\"command\" or \"plugin\"");
 	/* An empty handler section is a handler without either. */
 	assert_error("[handler.empty]\n",
 	             NAME ":1: [handler.empty] command: a handler needs "
-	             "\"builtin\" or \"command\"");
+	             "\"builtin\", \"command\" or \"plugin\"");
 }
 END_TEST
 
