@@ -156,12 +156,12 @@ $(BUILD)/jobd-test: $(TEST_LIB_OBJS) $(BUILD)/test/obj/main.o $(EXPORTS)
 # headers named like system ones, sched.h).  The header must compile
 # alone as C11 and as C++ (its .stamp).
 CXX ?= c++
-PLUGIN_CFLAGS = -std=c11 -O2 -g -Wall -Wextra -Werror -Wshadow -fPIC \
+PLUGIN_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -fPIC \
 	-fvisibility=hidden -I $(BUILD)/include
 ifneq ($(SANITIZE),)
 PLUGIN_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
 endif
-EXAMPLE_PLUGINS := sha256 fetch
+EXAMPLE_PLUGINS := sha256 fetch hello
 TEST_PLUGINS := $(sort $(patsubst tests/plugins/%.c,%,\
 	$(wildcard tests/plugins/*.c)))
 
@@ -179,17 +179,16 @@ $(BUILD)/gen/handler_h.stamp: include/jobd/handler.h
 		-x c++ include/jobd/handler.h
 	@touch $@
 
-$(BUILD)/plugins/sha256.so: examples/plugins/sha256.c include/jobd/handler.h \
-		$(BUILD)/gen/handler_h.stamp
-	@mkdir -p $(dir $@)
-	$(CC) $(PLUGIN_CFLAGS) -shared -o $@ $< \
-		$(shell pkg-config --libs libcrypto libcjson)
+# The libraries (pkg-config names) each example plugin links.
+PLUGIN_PKGS_sha256 := libcrypto libcjson
+PLUGIN_PKGS_fetch := libcurl libcjson
+PLUGIN_PKGS_hello :=
 
-$(BUILD)/plugins/fetch.so: examples/plugins/fetch.c include/jobd/handler.h \
+$(BUILD)/plugins/%.so: examples/plugins/%.c include/jobd/handler.h \
 		$(BUILD)/gen/handler_h.stamp
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_CFLAGS) -shared -o $@ $< \
-		$(shell pkg-config --libs libcurl libcjson)
+		$(if $(PLUGIN_PKGS_$*),$(shell pkg-config --libs $(PLUGIN_PKGS_$*)))
 
 $(BUILD)/test-plugins/%.so: tests/plugins/%.c include/jobd/handler.h \
 		$(BUILD)/gen/handler_h.stamp

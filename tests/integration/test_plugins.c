@@ -213,6 +213,93 @@ START_TEST(test_sha256_end_to_end)
 }
 END_TEST
 
+/* Several workers hash at once (run is called concurrently on one
+ * state); a DELETE stops a hash between chunks (a sparse terabyte: only
+ * the DELETE can end it within the hour's timeout); so does shutdown,
+ * which puts the job back. */
+START_TEST(test_sha256_concurrent_and_stopped)
+{
+	char so[PBUF], extra[TBUF], file[PBUF], payload[TBUF], path[128];
+	char *ids[24];
+	jd *d;
+
+	plugin_path(so, sizeof(so), true, "sha256");
+	snprintf(extra, sizeof(extra), "[handler.sha256]\nplugin = %s\n"
+	         "timeout = 1h\n[workers]\nshutdown_grace = 0\n", so);
+	d = launch_with(extra, 4);
+	snprintf(file, sizeof(file), "%s/abc", d->dir);
+	write_file(file, "abc", 3);
+	snprintf(payload, sizeof(payload), "{\"path\": \"%s\"}", file);
+	for (size_t i = 0; i < 24; i++)
+		ids[i] = submit_type(d, "sha256", payload);
+	for (size_t i = 0; i < 24; i++) {
+		struct jd_resp *r = finish(d, ids[i], "succeeded");
+		ck_assert_ptr_nonnull(strstr(r->body, "ba7816bf8f01cfea4141"));
+		jd_resp_free(r);
+		free(ids[i]);
+	}
+
+	snprintf(file, sizeof(file), "%s/sparse", d->dir);
+	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 1LL << 40), 0);
+	close(fd);
+	snprintf(payload, sizeof(payload), "{\"path\": \"%s\"}", file);
+	char *id = submit_type(d, "sha256", payload);
+	jd_resp_free(finish(d, id, "running"));
+	snprintf(path, sizeof(path), "/jobs/%s", id);
+	struct jd_resp *r = jd_request(d, "DELETE", path, NULL, NULL);
+	assert_status(r, 202);
+	jd_resp_free(r);
+	jd_resp_free(finish(d, id, "cancelled"));
+	assert_stored(d, id, "cancelled", 1);
+	free(id);
+
+	id = submit_type(d, "sha256", payload);
+	jd_resp_free(finish(d, id, "running"));
+	ck_assert_int_eq(jd_stop(d, WAIT_MS), 0);
+	assert_stored(d, id, "queued", 0);
+	free(id);
+	jd_free(d);
+}
+END_TEST
+
+/* The README's minimal plugin, as shipped in examples/plugins/hello.c:
+ * plugin_config, progress, stop and the result. */
+START_TEST(test_hello_example)
+{
+	char so[PBUF], extra[TBUF];
+	jd *d;
+
+	plugin_path(so, sizeof(so), true, "hello");
+	snprintf(extra, sizeof(extra), "[handler.hello]\nplugin = %s\n"
+	         "plugin_config = 3\n[handler.slow]\nplugin = %s\n"
+	         "plugin_config = 100\ntimeout = 250ms\nmax_attempts = 1\n",
+	         so, so);
+	d = launch_with(extra, 2);
+	char *id = submit_type(d, "hello", "null");
+	struct jd_resp *r = finish(d, id, "succeeded");
+	const cJSON *res = cJSON_GetObjectItemCaseSensitive(jd_json(r),
+	                                                    "result");
+	ck_assert_str_eq(jd_str(res, "hello"), id);
+	ck_assert_int_eq((int)jd_num(res, "attempt", -1), 1);
+	jd_resp_free(r);
+	free(id);
+	id = submit_type(d, "hello", "\"fail\"");
+	r = finish(d, id, "failed");
+	ck_assert_str_eq(jd_resp_str(r, "error"), "asked to fail");
+	jd_resp_free(r);
+	free(id);
+	/* 100 steps of 100 ms against a 250 ms timeout: stopped by it. */
+	id = submit_type(d, "slow", "null");
+	r = finish(d, id, "failed");
+	ck_assert_ptr_nonnull(strstr(jd_resp_str(r, "error"), "timed out"));
+	jd_resp_free(r);
+	free(id);
+	jd_free(d);
+}
+END_TEST
+
 /* plugin_config confines sha256 to a directory; a bad one refuses. */
 START_TEST(test_sha256_root)
 {
@@ -832,6 +919,8 @@ plugins_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_sha256_end_to_end);
 	tcase_add_test(tc, test_sha256_root);
+	tcase_add_test(tc, test_sha256_concurrent_and_stopped);
+	tcase_add_test(tc, test_hello_example);
 	tcase_add_test(tc, test_fetch_end_to_end);
 	tcase_add_test(tc, test_refuse_missing_file);
 	tcase_add_test(tc, test_refuse_not_shared_object);
