@@ -147,7 +147,8 @@ static const struct conf_key conf_keys[] = {
 	{"handler", "kill_grace", T_DUR, H(kill_grace_ms), "5s", 0, 3600000, NULL,
 	 "after SIGTERM, wait this long before SIGKILL"},
 	{"handler", "max_output", T_SIZE, H(max_output_bytes), "1M", 0,
-	 1LL << 30, NULL, "stdout bytes kept as the result (exec)"},
+	 1LL << 30, NULL, "stdout bytes kept as the result (exec); a larger "
+	 "plugin result is dropped"},
 	{"handler", "env", T_STR, H(env), NULL, 0, 0, NULL,
 	 "extra environment, KEY=VALUE words (exec)"},
 	{"handler", "workdir", T_STR, H(workdir), NULL, 0, 0, NULL,
