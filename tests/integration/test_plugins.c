@@ -118,7 +118,32 @@ assert_stored(jd *d, const char *id, const char *status, int attempt)
 	free(st);
 	snprintf(sql, sizeof(sql), "SELECT attempt FROM jobs WHERE id = '%s'",
 	         id);
-	ck_assert_int_eq(jd_sql_int(d, sql), attempt);
+	long long got = jd_sql_int(d, sql);
+	if (got != attempt) {
+		char path[128];
+		snprintf(path, sizeof(path), "/jobs/%s", id);
+		struct jd_resp *r = jd_request(d, "GET", path, NULL, NULL);
+		ck_assert_msg(0, "stored attempt %lld, expected %d; GET: %s",
+		              got, attempt, r ? r->body : "");
+	}
+}
+
+/* Waits until a worker has started the job's attempt (the store's
+ * attempt_started): "running" alone is shown from the claim on, and a
+ * job claimed but not yet started is cancelled without its attempt. */
+static void
+wait_started(jd *d, const char *id)
+{
+	char sql[256];
+	int64_t until = jd_mono_ms() + WAIT_MS;
+
+	snprintf(sql, sizeof(sql), "SELECT attempt_started FROM jobs WHERE "
+	         "id = '%s' AND status = 'running'", id);
+	while (jd_sql_int(d, sql) != 1) {
+		ck_assert_msg(jd_mono_ms() < until, "job %s was not started "
+		              "within %d ms", id, WAIT_MS);
+		jd_pause_ms(20);
+	}
 }
 
 /* ================================================================
@@ -247,6 +272,7 @@ START_TEST(test_sha256_concurrent_and_stopped)
 	snprintf(payload, sizeof(payload), "{\"path\": \"%s\"}", file);
 	char *id = submit_type(d, "sha256", payload);
 	jd_resp_free(finish(d, id, "running"));
+	wait_started(d, id);
 	snprintf(path, sizeof(path), "/jobs/%s", id);
 	struct jd_resp *r = jd_request(d, "DELETE", path, NULL, NULL);
 	assert_status(r, 202);
@@ -257,6 +283,7 @@ START_TEST(test_sha256_concurrent_and_stopped)
 
 	id = submit_type(d, "sha256", payload);
 	jd_resp_free(finish(d, id, "running"));
+	wait_started(d, id);
 	ck_assert_int_eq(jd_stop(d, WAIT_MS), 0);
 	assert_stored(d, id, "queued", 0);
 	free(id);
@@ -546,6 +573,7 @@ START_TEST(test_fetch_end_to_end)
 	id = submit_type(d, "fetch", payload);
 	ck_assert_msg(wait_flag(&s->stalled, WAIT_MS), "no stalled request");
 	jd_resp_free(finish(d, id, "running"));
+	wait_started(d, id);
 	char path[128];
 	snprintf(path, sizeof(path), "/jobs/%s", id);
 	r = jd_request(d, "DELETE", path, NULL, NULL);
@@ -835,6 +863,7 @@ START_TEST(test_probe_config_and_returns)
 	/* A DELETE reaches the plugin in jobd_ctx_sleep. */
 	id = submit_type(d, "probe", "\"wait\"");
 	jd_resp_free(finish(d, id, "running"));
+	wait_started(d, id);
 	char path[128];
 	snprintf(path, sizeof(path), "/jobs/%s", id);
 	r = jd_request(d, "DELETE", path, NULL, NULL);
@@ -848,6 +877,7 @@ START_TEST(test_probe_config_and_returns)
 	 * runs once per init. */
 	id = submit_type(d, "probe3", "\"wait\"");
 	jd_resp_free(finish(d, id, "running"));
+	wait_started(d, id);
 	ck_assert_int_eq(count_files(counts, "fini"), 0);
 	ck_assert_int_eq(jd_stop(d, WAIT_MS), 0);
 	ck_assert_int_eq(count_files(counts, "fini"), 2);
@@ -910,6 +940,49 @@ START_TEST(test_reload)
 }
 END_TEST
 
+/* Two nodes on one PostgreSQL store: a DELETE sent to the node that
+ * does not run the plugin's attempt stops it on the other (PostgreSQL
+ * only: SQLite has one daemon per store). */
+START_TEST(test_two_nodes_cancel)
+{
+	char so[PBUF], extra[TBUF], path[128];
+	struct jd_opts o = {.threads = 1, .extra = extra};
+	jd *a, *b;
+
+	if (!jd_store_is_pg()) {
+		fprintf(stderr, "test_plugins: test_two_nodes_cancel: PostgreSQL "
+		        "only\n");
+		return;
+	}
+	plugin_path(so, sizeof(so), false, "probe");
+	snprintf(extra, sizeof(extra), "[handler.probe]\nplugin = %s\n"
+	         "[store]\nnode = a\n", so);
+	a = jd_launch(&o);
+	ck_assert_ptr_nonnull(a);
+	/* b starts once the attempt runs on a: the attempt is a's. */
+	snprintf(extra, sizeof(extra), "[handler.probe]\nplugin = %s\n"
+	         "[store]\nnode = b\n", so);
+	o.share_store = a;
+	b = jd_new(&o);
+	ck_assert_ptr_nonnull(b);
+
+	char *id = submit_type(a, "probe", "\"wait\"");
+	jd_resp_free(finish(a, id, "running"));
+	wait_started(a, id);
+	ck_assert_int_eq(jd_start(b), 0);
+	snprintf(path, sizeof(path), "/jobs/%s", id);
+	struct jd_resp *r = jd_request(b, "DELETE", path, NULL, NULL);
+	assert_status(r, 202);
+	jd_resp_free(r);
+	jd_resp_free(finish(b, id, "cancelled"));
+	jd_resp_free(finish(a, id, "cancelled"));
+	assert_stored(a, id, "cancelled", 1);
+	free(id);
+	jd_free(b);
+	jd_free(a);
+}
+END_TEST
+
 static Suite *
 plugins_suite(void)
 {
@@ -931,6 +1004,7 @@ plugins_suite(void)
 	tcase_add_test(tc, test_refuse_bad_plugin_config);
 	tcase_add_test(tc, test_probe_config_and_returns);
 	tcase_add_test(tc, test_reload);
+	tcase_add_test(tc, test_two_nodes_cancel);
 	suite_add_tcase(s, tc);
 	return s;
 }
