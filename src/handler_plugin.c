@@ -18,11 +18,13 @@
  */
 #include <cJSON.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "err.h"
 #include "handler_plugin.h"
@@ -103,6 +105,7 @@ plugin_load(const char *path, const char *config,
 {
 	struct handler_plugin *p = calloc(1, sizeof(*p));
 	char ierr[512] = "";
+	struct stat sb;
 	const char *e;
 	int rc;
 
@@ -111,6 +114,25 @@ plugin_load(const char *path, const char *config,
 	    (config != NULL && (p->config = strdup(config)) == NULL)) {
 		plugin_unload(p, false);
 		return jobd_seterr(why, whylen, JOBD_ENOMEM, "out of memory");
+	}
+	/* dlopen would block on a FIFO and take code from a file others may
+	 * have written: refuse both first. */
+	if (stat(path, &sb) != 0) {
+		rc = jobd_seterr(why, whylen, JOBD_EINVAL, "cannot load: %s",
+		                 strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		rc = jobd_seterr(why, whylen, JOBD_EINVAL, "not a regular file");
+		goto fail;
+	}
+	if (sb.st_mode & (S_IWGRP | S_IWOTH)) {
+		rc = jobd_seterr(why, whylen, JOBD_EINVAL, "writable by %s "
+		                 "(mode %04o): whoever can write it runs code "
+		                 "inside jobd; chmod go-w it",
+		                 sb.st_mode & S_IWOTH ? "others" : "its group",
+		                 (unsigned)(sb.st_mode & 07777));
+		goto fail;
 	}
 	dlerror();
 	p->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);

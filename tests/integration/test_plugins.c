@@ -685,6 +685,33 @@ START_TEST(test_refuse_not_shared_object)
 	write_file(path, "#!/bin/sh\necho I am a script\n", 29);
 	refused(path, "", "cannot load");
 	unlink(path);
+	/* A FIFO (dlopen would wait for a writer forever), a directory. */
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	refused(path, "", "not a regular file");
+	unlink(path);
+	refused(getenv("JOBD_ITEST_ROOT"), "", "not a regular file");
+}
+END_TEST
+
+/* A plugin file others or its group may write is refused. */
+START_TEST(test_refuse_writable_file)
+{
+	char so[PBUF], copy[PBUF];
+	size_t len;
+	char *data;
+
+	plugin_path(so, sizeof(so), false, "probe");
+	data = jd_read_file(so, &len);
+	ck_assert_ptr_nonnull(data);
+	snprintf(copy, sizeof(copy), "%s/probe-copy.so",
+	         getenv("JOBD_ITEST_ROOT"));
+	write_file(copy, data, len);
+	free(data);
+	ck_assert_int_eq(chmod(copy, 0666), 0);
+	refused(copy, "", "writable by others (mode 0666)");
+	ck_assert_int_eq(chmod(copy, 0660), 0);
+	refused(copy, "", "writable by its group (mode 0660)");
+	unlink(copy);
 }
 END_TEST
 
@@ -998,6 +1025,7 @@ plugins_suite(void)
 	tcase_add_test(tc, test_refuse_missing_file);
 	tcase_add_test(tc, test_refuse_not_shared_object);
 	tcase_add_test(tc, test_refuse_no_symbol);
+	tcase_add_test(tc, test_refuse_writable_file);
 	tcase_add_test(tc, test_refuse_wrong_abi);
 	tcase_add_test(tc, test_refuse_init_failing);
 	tcase_add_test(tc, test_refuse_unexported_symbol);
