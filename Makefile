@@ -189,11 +189,13 @@ $(BUILD)/plugins/%.so: examples/plugins/%.c include/jobd/handler.h \
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_CFLAGS) -shared -o $@ $< \
 		$(if $(PLUGIN_PKGS_$*),$(shell pkg-config --libs $(PLUGIN_PKGS_$*)))
+	@chmod go-w $@ # jobd refuses a plugin its group or others may write
 
 $(BUILD)/test-plugins/%.so: tests/plugins/%.c include/jobd/handler.h \
 		$(BUILD)/gen/handler_h.stamp
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_CFLAGS) -shared -o $@ $<
+	@chmod go-w $@
 
 $(BUILD)/test-plugins/cplusplus.so: tests/plugins/cplusplus.cc \
 		include/jobd/handler.h $(BUILD)/gen/handler_h.stamp
@@ -201,6 +203,7 @@ $(BUILD)/test-plugins/cplusplus.so: tests/plugins/cplusplus.cc \
 	$(CXX) -std=c++11 -O2 -Wall -Wextra -Werror -fPIC \
 		-fvisibility=hidden -I $(BUILD)/include $(filter -fsanitize=%,\
 		$(PLUGIN_CFLAGS)) -shared -o $@ $<
+	@chmod go-w $@
 
 # The built-in pages (dashboard, sign-in), embedded as byte arrays.
 PAGES := dashboard_html src/dashboard.html login_html src/login.html
