@@ -214,7 +214,7 @@ check_config(struct config *cfg)
 	}
 	/* Plugins are loaded and initialised as at start-up, then let go
 	 * (quietly: only problems are printed). */
-	log_set_level(4);
+	log_set_level(LOG_WARN_);
 	if (handler_plugin_attach(cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
 		status = EX_CONFIG;
