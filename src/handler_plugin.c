@@ -165,6 +165,10 @@ plugin_load(const char *path, const char *config,
 		int irc = p->def->init(config, &p->state, ierr, sizeof(ierr));
 		if (irc != 0) {
 			ierr[sizeof(ierr) - 1] = '\0';
+			/* One line per error in the log and on stderr. */
+			for (char *c = ierr; *c != '\0'; c++)
+				if (*c == '\n' || *c == '\r')
+					*c = ' ';
 			char *clean = utf8_sanitize(ierr, strlen(ierr));
 			rc = jobd_seterr(why, whylen, JOBD_EINVAL, "init failed "
 			                 "(returned %d)%s%s", irc,

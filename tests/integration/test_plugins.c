@@ -741,7 +741,7 @@ START_TEST(test_refuse_init_failing)
 	plugin_path(so, sizeof(so), false, "init_fails");
 	refused(so, "plugin_config = some settings\n",
 	        "init failed (returned 7): init_fails says no to \"some "
-	        "settings\"");
+	        "settings\" second line");
 }
 END_TEST
 

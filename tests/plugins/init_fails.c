@@ -9,7 +9,7 @@ static int
 nope_init(const char *config, void **state, char *err, size_t errlen)
 {
 	(void)state;
-	snprintf(err, errlen, "init_fails says no to \"%s\"",
+	snprintf(err, errlen, "init_fails says no to \"%s\"\nsecond line",
 	         config ? config : "(none)");
 	return 7;
 }
