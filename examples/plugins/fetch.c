@@ -10,7 +10,7 @@
  *
  * Only http:// and https:// URLs; redirects are not followed; the body is
  * counted and thrown away.  Progress ({"bytes", "total", "percent"}) goes
- * to jobd_ctx_progress; a stop request (DELETE, timeout, shutdown) aborts
+ * to jobd_ctx_progress, at most five times a second; a stop request (DELETE, timeout, shutdown) aborts
  * the transfer from libcurl's progress callback, which libcurl calls at
  * least once a second even while nothing arrives.  A transfer error or a
  * 5xx/408/429 answer is retried; another 4xx fails for good.
@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jobd/handler.h>
 
@@ -98,8 +99,18 @@ struct transfer {
 	jobd_ctx *ctx;
 	long long bytes;        /* body bytes received */
 	long long reported;     /* bytes at the last progress report */
+	int64_t reported_ms;    /* when (mono_ms) */
 	bool stopped;           /* aborted on a stop request */
 };
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static size_t
 on_body(char *data, size_t size, size_t n, void *arg)
@@ -123,7 +134,10 @@ on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 		t->stopped = true;
 		return 1; /* CURLE_ABORTED_BY_CALLBACK */
 	}
-	if (dlnow != t->reported) {
+	/* At most five reports a second: each one may reach every /events
+	 * stream watching the job. */
+	int64_t now = mono_ms();
+	if (dlnow != t->reported && now - t->reported_ms >= 200) {
 		char p[128];
 		int pct = dltotal > 0 ? (int)(dlnow * 100 / dltotal) : -1;
 		if (pct >= 0)
@@ -135,6 +149,7 @@ on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 			         (long long)dlnow);
 		jobd_ctx_progress(t->ctx, p);
 		t->reported = dlnow;
+		t->reported_ms = now;
 	}
 	return 0;
 }
@@ -171,7 +186,8 @@ fetch_run(void *state, const struct jobd_job_view *job, jobd_ctx *ctx,
           struct jobd_result *result)
 {
 	const struct fetch_state *st = state;
-	struct transfer t = {.ctx = ctx, .reported = -1};
+	struct transfer t = {.ctx = ctx, .reported = -1,
+	                     .reported_ms = INT64_MIN / 2};
 	char curl_err[CURL_ERROR_SIZE] = "";
 	cJSON *root = cJSON_ParseWithLength(job->payload, job->payload_len);
 	const cJSON *url = cJSON_GetObjectItemCaseSensitive(root, "url");
