@@ -13,7 +13,8 @@
  * to jobd_ctx_progress, at most five times a second; a stop request (DELETE, timeout, shutdown) aborts
  * the transfer from libcurl's progress callback, which libcurl calls at
  * least once a second even while nothing arrives.  A transfer error or a
- * 5xx/408/429 answer is retried; another 4xx fails for good.
+ * 5xx/408/429 answer is retried; another 4xx, or a URL libcurl refuses,
+ * fails for good.
  *
  * Build: cc -shared -fPIC -o fetch.so fetch.c -lcurl -lcjson
  */
@@ -237,7 +238,12 @@ fetch_run(void *state, const struct jobd_job_view *job, jobd_ctx *ctx,
 		goto out;
 	}
 	if (rc != CURLE_OK) {
-		outcome = fail(result, JOBD_RETRY, "fetch: %s",
+		/* A URL libcurl will not take (control bytes, spaces, another
+		 * scheme) stays so: no retry.  Anything else may pass. */
+		bool bad_url = rc == CURLE_URL_MALFORMAT ||
+		               rc == CURLE_UNSUPPORTED_PROTOCOL;
+		outcome = fail(result, bad_url ? JOBD_FAILED_FOR_GOOD
+		                               : JOBD_RETRY, "fetch: %s",
 		               curl_err[0] ? curl_err : curl_easy_strerror(rc));
 		goto out;
 	}

@@ -555,14 +555,22 @@ START_TEST(test_fetch_end_to_end)
 	int before = atomic_load(&s->requests);
 	const char *refused[] = {"{\"url\": \"http://127.0.0.2:1/x\"}",
 	                         "{\"url\": \"file:///etc/passwd\"}",
-	                         "{\"url\": 42}", NULL};
-	char nul[256];
+	                         "{\"url\": 42}", NULL, NULL, NULL};
+	char nul[256], crlf[256], space[256];
 	snprintf(nul, sizeof(nul), "{\"url\": \"http://127.0.0.1:%d/ok"
 	         "\\u0000@evil\"}", s->port);
-	refused[3] = nul;
-	for (size_t i = 0; i < 4; i++) {
+	snprintf(crlf, sizeof(crlf), "{\"url\": \"http://127.0.0.1:%d/ok"
+	         "\\r\\nX-Injected: 1\"}", s->port);
+	snprintf(space, sizeof(space), "{\"url\": \"http://127.0.0.1:%d/o k"
+	         "\"}", s->port);
+	refused[3] = nul, refused[4] = crlf, refused[5] = space;
+	/* Each fails for good: a retry would not make it any better. */
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
 		id = submit_type(d, "fetch", refused[i]);
-		jd_resp_free(finish(d, id, "failed"));
+		r = finish(d, id, "failed");
+		ck_assert_msg(jd_num(jd_json(r), "attempt", -1) == 1,
+		              "%s: %s", refused[i], r->body);
+		jd_resp_free(r);
 		free(id);
 	}
 	ck_assert_int_eq(atomic_load(&s->requests), before);
