@@ -922,6 +922,27 @@ START_TEST(test_probe_config_and_returns)
 }
 END_TEST
 
+/* Waits (bounded) until d's log holds needle n times. */
+static void
+wait_log_count(jd *d, const char *needle, int n)
+{
+	int64_t until = jd_mono_ms() + WAIT_MS;
+
+	for (;;) {
+		char *log = jd_read_file(d->log_path, NULL);
+		int seen = 0;
+		for (const char *p = log; p && (p = strstr(p, needle)) != NULL;
+		     p += strlen(needle))
+			seen++;
+		free(log);
+		if (seen >= n)
+			return;
+		ck_assert_msg(jd_mono_ms() < until, "\"%s\" %d times in the "
+		              "log, not %d", needle, seen, n);
+		jd_pause_ms(20);
+	}
+}
+
 /* SIGHUP: a new plugin section loads; one that cannot load rejects the
  * reload and the running configuration stays. */
 START_TEST(test_reload)
@@ -930,25 +951,37 @@ START_TEST(test_reload)
 	char more[TBUF];
 	jd *d;
 
+	char counts[PBUF];
+
 	plugin_path(so, sizeof(so), false, "probe");
 	plugin_path(bad, sizeof(bad), false, "bad_abi");
+	snprintf(counts, sizeof(counts), "%s/counts-XXXXXX",
+	         getenv("JOBD_ITEST_ROOT"));
+	ck_assert_ptr_nonnull(mkdtemp(counts));
 	snprintf(extra, sizeof(extra), "[handler.probe]\nplugin = %s\n"
-	         "plugin_config = one\n", so);
+	         "plugin_config = count=%s one\n", so, counts);
 	d = launch_with(extra, 1);
+	ck_assert_int_eq(count_files(counts, "init"), 1);
 
 	FILE *f = fopen(d->conf_path, "a");
 	ck_assert_ptr_nonnull(f);
-	fprintf(f, "[handler.later]\nplugin = %s\nplugin_config = two\n", so);
+	fprintf(f, "[handler.later]\nplugin = %s\nplugin_config = count=%s "
+	        "two\n", so, counts);
 	ck_assert_int_eq(fclose(f), 0);
 	ck_assert_int_eq(kill(d->pid, SIGHUP), 0);
-	char *log = jd_wait_log(d, "SIGHUP: reloaded", WAIT_MS);
-	ck_assert_ptr_nonnull(log);
-	free(log);
+	wait_log_count(d, "SIGHUP: reloaded", 1);
+	ck_assert_int_eq(count_files(counts, "init"), 2);
 	char *id = submit_type(d, "later", "\"config\"");
 	struct jd_resp *r = finish(d, id, "succeeded");
-	ck_assert_str_eq(jd_resp_str(r, "result"), "two");
+	ck_assert_ptr_nonnull(strstr(jd_resp_str(r, "result"), " two"));
 	jd_resp_free(r);
 	free(id);
+
+	/* A reload that changes no plugin section initialises nothing. */
+	ck_assert_int_eq(kill(d->pid, SIGHUP), 0);
+	wait_log_count(d, "SIGHUP: reloaded", 2);
+	ck_assert_int_eq(count_files(counts, "init"), 2);
+	char *log;
 
 	/* A broken plugin: rejected, naming it; "later" still runs. */
 	snprintf(more, sizeof(more), "[handler.broken]\nplugin = %s\n", bad);
@@ -970,7 +1003,9 @@ START_TEST(test_reload)
 	               "{\"type\": \"broken\"}");
 	assert_status(r, 422);
 	jd_resp_free(r);
+	ck_assert_int_eq(count_files(counts, "fini"), 0);
 	ck_assert_int_eq(jd_stop(d, WAIT_MS), 0);
+	ck_assert_int_eq(count_files(counts, "fini"), 2);
 	jd_free(d);
 }
 END_TEST
