@@ -111,9 +111,11 @@ int jobd_ctx_progress(jobd_ctx *ctx, const char *json);
  *     };
  *
  * jobd loads the shared object with dlopen(RTLD_NOW | RTLD_LOCAL) at
- * start-up, once per [handler.NAME] section that names it, and calls
- * init once per section.  Then run is called for every attempt of the
- * section's jobs, on worker threads: SEVERAL AT ONCE, with the same
+ * start-up (and at a reload that adds a section naming it), and calls
+ * init once per plugin_config text that the [handler.NAME] sections
+ * naming it give (sections with the same text share one state);
+ * jobd --check-config calls init and then fini too.  Then run is called
+ * for every attempt of those sections' jobs, on worker threads: SEVERAL AT ONCE, with the same
  * state, so run must be thread-safe (state read-only, or guarded by the
  * plugin's own locks).  fini is called once per successful init, at
  * shutdown, after every worker has stopped.  A plugin runs inside the
@@ -129,7 +131,7 @@ struct jobd_plugin {
 	const char *name;
 
 	/*
-	 * Called once per handler section, on jobd's main thread, before
+	 * Called once per plugin_config text, on jobd's main thread, before
 	 * any run.  config is the section's plugin_config text (borrowed;
 	 * valid during the call only), or NULL when it has none.  Stores
 	 * what run needs in *state (NULL is fine; it starts NULL).  Returns
