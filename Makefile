@@ -45,6 +45,7 @@ SRCS := \
 	src/handler_builtin.c \
 	src/handler_ctx.c \
 	src/handler_exec.c \
+	src/handler_plugin.c \
 	src/http.c \
 	src/intake.c \
 	src/job.c \
@@ -131,10 +132,11 @@ override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 .PHONY: all run check unit integration integration-pg ops smoke bench \
-	install clean deps check-browser reliability check-crash soak test-build
+	install clean deps check-browser reliability check-crash soak test-build \
+	plugins test-plugins
 
 all: deps
-	@$(MAKE) --no-print-directory $(BUILD)/jobd
+	@$(MAKE) --no-print-directory $(BUILD)/jobd plugins
 
 deps:
 	@sh scripts/deps.sh
@@ -142,11 +144,73 @@ deps:
 test-build: deps
 	@$(MAKE) --no-print-directory $(BUILD)/jobd-test
 
-$(BUILD)/jobd: $(OBJS) $(BUILD)/obj/main.o
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+# What plugins may call in the executable (jobd_ctx_*), and nothing else.
+EXPORTS := include/jobd/exports.list
+EXPORT_LDFLAGS := -Wl,--dynamic-list=$(EXPORTS)
 
-$(BUILD)/jobd-test: $(TEST_LIB_OBJS) $(BUILD)/test/obj/main.o
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+$(BUILD)/jobd: $(OBJS) $(BUILD)/obj/main.o $(EXPORTS)
+	$(CC) $(LDFLAGS) $(EXPORT_LDFLAGS) -o $@ $(filter %.o,$^) \
+		$(PKG_LIBS) -lm
+
+$(BUILD)/jobd-test: $(TEST_LIB_OBJS) $(BUILD)/test/obj/main.o $(EXPORTS)
+	$(CC) $(LDFLAGS) $(EXPORT_LDFLAGS) -o $@ $(filter %.o,$^) \
+		$(PKG_LIBS) -lm
+
+# Plugins (DESIGN §4): the examples, built into $(BUILD)/plugins/, and
+# the tests' own (tests/plugins/: good, broken on purpose, C++) into
+# $(BUILD)/test-plugins/.  They see jobd/handler.h as an installed header
+# would be seen: a copy alone in $(BUILD)/include (include/ also holds
+# headers named like system ones, sched.h).  The header must compile
+# alone as C11 and as C++ (its .stamp).
+CXX ?= c++
+PLUGIN_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -fPIC \
+	-fvisibility=hidden -I $(BUILD)/include
+ifneq ($(SANITIZE),)
+PLUGIN_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+endif
+EXAMPLE_PLUGINS := sha256 fetch hello
+TEST_PLUGINS := $(sort $(patsubst tests/plugins/%.c,%,\
+	$(wildcard tests/plugins/*.c)))
+
+plugins: $(EXAMPLE_PLUGINS:%=$(BUILD)/plugins/%.so)
+
+test-plugins: plugins $(TEST_PLUGINS:%=$(BUILD)/test-plugins/%.so) \
+	$(BUILD)/test-plugins/cplusplus.so
+
+$(BUILD)/gen/handler_h.stamp: include/jobd/handler.h
+	@mkdir -p $(dir $@) $(BUILD)/include/jobd
+	cp include/jobd/handler.h $(BUILD)/include/jobd/handler.h
+	$(CC) -std=c11 -pedantic -Wall -Wextra -Werror -fsyntax-only \
+		-x c include/jobd/handler.h
+	$(CXX) -std=c++11 -pedantic -Wall -Wextra -Werror -fsyntax-only \
+		-x c++ include/jobd/handler.h
+	@touch $@
+
+# The libraries (pkg-config names) each example plugin links.
+PLUGIN_PKGS_sha256 := libcrypto libcjson
+PLUGIN_PKGS_fetch := libcurl libcjson
+PLUGIN_PKGS_hello :=
+
+$(BUILD)/plugins/%.so: examples/plugins/%.c include/jobd/handler.h \
+		$(BUILD)/gen/handler_h.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -shared -o $@ $< \
+		$(if $(PLUGIN_PKGS_$*),$(shell pkg-config --libs $(PLUGIN_PKGS_$*)))
+	@chmod go-w $@ # jobd refuses a plugin its group or others may write
+
+$(BUILD)/test-plugins/%.so: tests/plugins/%.c include/jobd/handler.h \
+		$(BUILD)/gen/handler_h.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -shared -o $@ $<
+	@chmod go-w $@
+
+$(BUILD)/test-plugins/cplusplus.so: tests/plugins/cplusplus.cc \
+		include/jobd/handler.h $(BUILD)/gen/handler_h.stamp
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++11 -O2 -Wall -Wextra -Werror -fPIC \
+		-fvisibility=hidden -I $(BUILD)/include $(filter -fsanitize=%,\
+		$(PLUGIN_CFLAGS)) -shared -o $@ $<
+	@chmod go-w $@
 
 # The built-in pages (dashboard, sign-in), embedded as byte arrays.
 PAGES := dashboard_html src/dashboard.html login_html src/login.html
@@ -236,12 +300,14 @@ unit: $(BUILD)/jobd $(UNIT_TESTS:%=$(BUILD)/tests/%)
 	@set -e; for t in $(UNIT_TESTS); do \
 		echo "== unit: $$t"; CK_FORK=yes $(BUILD)/tests/$$t; done
 
-integration: $(BUILD)/jobd $(BUILD)/jobd-test \
+integration: $(BUILD)/jobd $(BUILD)/jobd-test test-plugins \
 		$(INTEGRATION_TESTS:%=$(BUILD)/itests/%)
 	@set -e; for t in $(INTEGRATION_TESTS); do \
 		echo "== integration$${JOBD_TEST_STORE:+ ($$JOBD_TEST_STORE)}: $$t"; \
 		t0=$$(date +%s); \
 		JOBD_BIN=$(BUILD)/jobd JOBD_TEST_BIN=$(BUILD)/jobd-test \
+			JOBD_PLUGIN_DIR=$(BUILD)/plugins \
+			JOBD_TEST_PLUGIN_DIR=$(BUILD)/test-plugins \
 			JOBD_SANITIZE=$(SANITIZE) CK_FORK=yes \
 			$(BUILD)/itests/$$t; \
 		echo "== $$t: $$(($$(date +%s) - t0)) s"; done
@@ -274,6 +340,12 @@ install: all
 	fi
 	install -D -m 0755 examples/handlers/greet.sh \
 		$(DESTDIR)$(PREFIX)/share/jobd/examples/handlers/greet.sh
+	install -D -m 0644 include/jobd/handler.h \
+		$(DESTDIR)$(PREFIX)/include/jobd/handler.h
+	for p in $(EXAMPLE_PLUGINS); do \
+		install -D -m 0644 $(BUILD)/plugins/$$p.so \
+			$(DESTDIR)$(PREFIX)/lib/jobd/plugins/$$p.so || exit 1; \
+	done
 	mkdir -p $(DESTDIR)$(UNITDIR)
 	sed 's#/usr/local/bin/jobd#$(PREFIX)/bin/jobd#' systemd/jobd.service \
 		> $(DESTDIR)$(UNITDIR)/jobd.service

@@ -25,12 +25,20 @@ enum builtin_kind {
 	BUILTIN_FAIL,
 };
 
+struct handler_plugin;
+
 struct handler_conf {
 	char *name;              /* the job type this handler serves */
 	int line;                /* line of the [handler.NAME] header */
 	int command_line;        /* line of its command key (else line) */
 	int64_t builtin;         /* enum builtin_kind, BUILTIN_NONE for exec */
 	char *command;           /* exec command line (NULL for builtins) */
+	char *plugin;            /* plugin shared object's path, or NULL */
+	char *plugin_config;     /* text for the plugin's init, or NULL */
+	int plugin_line;         /* line of its plugin key (else line) */
+	struct handler_plugin *loaded; /* the loaded plugin (borrowed from
+	                            handler_plugin.c, which sets it); NULL
+	                            until handler_plugin_attach() */
 	int64_t timeout_ms;      /* default per-attempt timeout */
 	int64_t max_attempts;    /* default attempt budget, 1..100 */
 	int64_t backoff_base_ms; /* first retry delay upper bound */

@@ -121,9 +121,14 @@ static const struct conf_key conf_keys[] = {
 	 "file of name:token lines; unset = no authentication"},
 
 	{"handler", "builtin", T_ENUM, H(builtin), NULL, 1, 4, builtin_names,
-	 "noop | sleep | echo | fail (exclusive with command)"},
+	 "noop | sleep | echo | fail (exclusive with command and plugin)"},
 	{"handler", "command", T_STR, H(command), NULL, 0, 0, NULL,
 	 "program and arguments, split like shell words, run without a shell"},
+	{"handler", "plugin", T_STR, H(plugin), NULL, 0, 0, NULL,
+	 "path of a plugin shared object (a '/' in it; see \"Writing a "
+	 "plugin\"), loaded at start-up; exclusive with builtin and command"},
+	{"handler", "plugin_config", T_STR, H(plugin_config), NULL, 0, 0, NULL,
+	 "text handed to the plugin's init (plugin only)"},
 	{"handler", "timeout", T_DUR, H(timeout_ms), "60s", 1, DAY, NULL,
 	 "an attempt is stopped after this (per-job \"timeout\" overrides)"},
 	{"handler", "max_attempts", T_INT, H(max_attempts), "3", 1, 100, NULL,
@@ -142,7 +147,8 @@ static const struct conf_key conf_keys[] = {
 	{"handler", "kill_grace", T_DUR, H(kill_grace_ms), "5s", 0, 3600000, NULL,
 	 "after SIGTERM, wait this long before SIGKILL"},
 	{"handler", "max_output", T_SIZE, H(max_output_bytes), "1M", 0,
-	 1LL << 30, NULL, "stdout bytes kept as the result (exec)"},
+	 1LL << 30, NULL, "stdout bytes kept as the result (exec); a larger "
+	 "plugin result is dropped"},
 	{"handler", "env", T_STR, H(env), NULL, 0, 0, NULL,
 	 "extra environment, KEY=VALUE words (exec)"},
 	{"handler", "workdir", T_STR, H(workdir), NULL, 0, 0, NULL,
@@ -953,10 +959,27 @@ validate(struct loader *ld)
 		int cmd_line = key_line(ld, sec, "command");
 		int builtin_line = key_line(ld, sec, "builtin");
 		int env_line = key_line(ld, sec, "env");
+		int plugin_line = key_line(ld, sec, "plugin");
 		h->command_line = cmd_line ? cmd_line : h->line;
-		if (h->builtin == BUILTIN_NONE && h->command == NULL)
+		h->plugin_line = plugin_line ? plugin_line : h->line;
+		if (h->plugin != NULL &&
+		    (h->builtin != BUILTIN_NONE || h->command != NULL))
+			loader_error(ld, h->plugin_line, sec, "plugin",
+			             "\"plugin\" and \"%s\" exclude each other",
+			             h->command != NULL ? "command" : "builtin");
+		else if (h->plugin != NULL && strchr(h->plugin, '/') == NULL)
+			loader_error(ld, h->plugin_line, sec, "plugin",
+			             "must be a path with a '/' (a bare name "
+			             "would be searched for like a library)");
+		else if (h->plugin == NULL && h->plugin_config != NULL)
+			loader_error(ld, key_line(ld, sec, "plugin_config"),
+			             sec, "plugin_config", "only for a \"plugin\" "
+			             "handler");
+		else if (h->plugin == NULL && h->builtin == BUILTIN_NONE &&
+		         h->command == NULL)
 			loader_error(ld, h->line, sec, "command",
-			             "a handler needs \"builtin\" or \"command\"");
+			             "a handler needs \"builtin\", \"command\" or "
+			             "\"plugin\"");
 		else if (h->builtin != BUILTIN_NONE && h->command != NULL)
 			loader_error(ld, cmd_line > builtin_line ? cmd_line
 			                                         : builtin_line,

@@ -6,10 +6,13 @@
  */
 #include "config.h"
 #include "handler.h"
+#include "handler_plugin.h"
 
 const struct handler_kind *
 handler_kind_of(const struct handler_conf *h)
 {
+	if (h->plugin != NULL)
+		return &handler_plugin_kind;
 	return h->builtin != BUILTIN_NONE ? &handler_builtin_kind
 	                                  : &handler_exec_kind;
 }

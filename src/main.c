@@ -28,6 +28,7 @@
 #include "config.h"
 #include "err.h"
 #include "events.h"
+#include "handler_plugin.h"
 #include "http.h"
 #include "log.h"
 #include "pgroups.h"
@@ -65,6 +66,17 @@ reload(const char *path, const struct config *base, auth *au)
 			log_err("config", "%s", line);
 		log_err("main", "SIGHUP: %s rejected; the running "
 		        "configuration is kept", path);
+		return;
+	}
+	/* Plugins of new or changed sections load now; loaded ones stay
+	 * (a changed .so file at the same path needs a restart). */
+	if (handler_plugin_attach(next, err, sizeof(err)) != 0) {
+		for (char *line = strtok(err, "\n"); line;
+		     line = strtok(NULL, "\n"))
+			log_err("config", "%s", line);
+		log_err("main", "SIGHUP: %s rejected; the running "
+		        "configuration is kept", path);
+		config_free(next);
 		return;
 	}
 	/* The tokens first: a bad file keeps the old ones and the rest of
@@ -200,6 +212,14 @@ check_config(struct config *cfg)
 		fprintf(stderr, "%s\n", err);
 		status = EX_CONFIG;
 	}
+	/* Plugins are loaded and initialised as at start-up, then let go
+	 * (quietly: only problems are printed). */
+	log_set_level(LOG_WARN_);
+	if (handler_plugin_attach(cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		status = EX_CONFIG;
+	}
+	handler_plugin_unload_all();
 	if (config_warnings(cfg, warn, sizeof(warn)) > 0)
 		for (char *line = strtok(warn, "\n"); line;
 		     line = strtok(NULL, "\n"))
@@ -423,6 +443,15 @@ daemon_start(struct daemon *d)
 		         "can submit and cancel jobs", cfg->server.listen);
 	}
 	block_signals(&d->sigs);
+	/* Plugins before the store: one that cannot load refuses the start
+	 * with the store untouched.  After block_signals: threads a plugin's
+	 * init starts must not take the daemon's signals. */
+	if (handler_plugin_attach(d->cfg, err, sizeof(err)) != 0) {
+		for (char *line = strtok(err, "\n"); line;
+		     line = strtok(NULL, "\n"))
+			log_err("config", "%s", line);
+		return EX_CONFIG;
+	}
 
 	struct store_options so = {
 		.durability_full = cfg->store.durability == DURABILITY_FULL,
@@ -643,6 +672,7 @@ daemon_free(struct daemon *d, int status)
 	if (d->ev != NULL)
 		events_stop(d->ev);
 	worker_pool_free(d->pool);
+	handler_plugin_unload_all(); /* no worker runs any more */
 	events_free(d->ev);
 	writer_free(d->w);
 	api_free(d->a);

@@ -641,12 +641,12 @@ END_TEST
 START_TEST(test_handler_without_builtin_or_command)
 {
 	assert_error("[server]\nthreads = 1\n[handler.a]\ntimeout = 5s\n",
-	             NAME ":3: [handler.a] command: a handler needs \"builtin\" "
-	             "or \"command\"");
+	             NAME ":3: [handler.a] command: a handler needs \"builtin\", "
+	             "\"command\" or \"plugin\"");
 	/* An empty handler section is a handler without either. */
 	assert_error("[handler.empty]\n",
 	             NAME ":1: [handler.empty] command: a handler needs "
-	             "\"builtin\" or \"command\"");
+	             "\"builtin\", \"command\" or \"plugin\"");
 }
 END_TEST
 
@@ -659,6 +659,40 @@ START_TEST(test_handler_builtin_and_command)
 	assert_error("\n[handler.a]\ncommand = /bin/true\n\nbuiltin = noop\n",
 	             NAME ":5: [handler.a] builtin: \"builtin\" and \"command\" "
 	             "exclude each other");
+}
+END_TEST
+
+/* plugin = PATH.so (DESIGN §4): exclusive with builtin and command, a
+ * path, plugin_config only with it; the loading is handler_plugin.c's. */
+START_TEST(test_handler_plugin)
+{
+	struct config *cfg = load_ok("[handler.p]\nplugin = /x/p.so\n"
+	                             "plugin_config = a = b; \"c\"\n"
+	                             "[handler.q]\nplugin = ./q.so\n");
+	const struct handler_conf *h = config_handler(cfg, "p");
+
+	ck_assert_str_eq(h->plugin, "/x/p.so");
+	ck_assert_str_eq(h->plugin_config, "a = b; \"c\"");
+	ck_assert_int_eq(h->plugin_line, 2);
+	ck_assert_ptr_null(h->command);
+	ck_assert_ptr_null(h->loaded);
+	ck_assert_ptr_null(config_handler(cfg, "q")->plugin_config);
+	config_free(cfg);
+
+	assert_error("[handler.a]\ncommand = /bin/true\nplugin = /x/p.so\n",
+	             NAME ":3: [handler.a] plugin: \"plugin\" and \"command\" "
+	             "exclude each other");
+	assert_error("[handler.a]\nplugin = /x/p.so\nbuiltin = noop\n",
+	             NAME ":2: [handler.a] plugin: \"plugin\" and \"builtin\" "
+	             "exclude each other");
+	assert_error("[handler.a]\nplugin = p.so\n",
+	             NAME ":2: [handler.a] plugin: must be a path with a '/' "
+	             "(a bare name would be searched for like a library)");
+	assert_error("[handler.a]\nplugin =\n",
+	             NAME ":2: [handler.a] plugin: must not be empty");
+	assert_error("[handler.a]\nbuiltin = noop\nplugin_config = x\n",
+	             NAME ":3: [handler.a] plugin_config: only for a "
+	             "\"plugin\" handler");
 }
 END_TEST
 
@@ -1120,6 +1154,7 @@ config_suite(void)
 	tcase_add_test(tc, test_handler_section_twice);
 	tcase_add_test(tc, test_handler_without_builtin_or_command);
 	tcase_add_test(tc, test_handler_builtin_and_command);
+	tcase_add_test(tc, test_handler_plugin);
 	tcase_add_test(tc, test_handler_errors_on_key_lines);
 	tcase_add_test(tc, test_missing_bracket_first_and_alone);
 	tcase_add_test(tc, test_handler_bad_builtin);
