@@ -104,7 +104,6 @@ plugin_load(const char *path, const char *config,
             struct handler_plugin **out, char *why, size_t whylen)
 {
 	struct handler_plugin *p = calloc(1, sizeof(*p));
-	char ierr[512] = "";
 	struct stat sb;
 	const char *e;
 	int rc;
@@ -162,19 +161,13 @@ plugin_load(const char *path, const char *config,
 		goto fail;
 	}
 	if (p->def->init != NULL) {
-		int irc = p->def->init(config, &p->state, ierr, sizeof(ierr));
+		/* DESIGN §4: init(config, &state); a plugin says why it
+		 * refuses on stderr, before this line. */
+		int irc = p->def->init(config, &p->state);
 		if (irc != 0) {
-			ierr[sizeof(ierr) - 1] = '\0';
-			/* One line per error in the log and on stderr. */
-			for (char *c = ierr; *c != '\0'; c++)
-				if (*c == '\n' || *c == '\r')
-					*c = ' ';
-			char *clean = utf8_sanitize(ierr, strlen(ierr));
 			rc = jobd_seterr(why, whylen, JOBD_EINVAL, "init failed "
-			                 "(returned %d)%s%s", irc,
-			                 clean && clean[0] ? ": " : "",
-			                 clean ? clean : "");
-			free(clean);
+			                 "(returned %d; the plugin's own reason, "
+			                 "if any, is on the line before)", irc);
 			goto fail;
 		}
 	}

@@ -51,13 +51,13 @@ fetch_fini(void *state)
 }
 
 static int
-fetch_init(const char *config, void **state, char *err, size_t errlen)
+fetch_init(const char *config, void **state)
 {
 	struct fetch_state *st;
 	const char *p = config;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		snprintf(err, errlen, "curl_global_init failed");
+		fprintf(stderr, "fetch: curl_global_init failed\n");
 		return -1;
 	}
 	st = calloc(1, sizeof(*st));
@@ -72,8 +72,8 @@ fetch_init(const char *config, void **state, char *err, size_t errlen)
 			break;
 		if (strncmp(p, "http://", 7) != 0 &&
 		    strncmp(p, "https://", 8) != 0) {
-			snprintf(err, errlen, "plugin_config: \"%.*s\" is not "
-			         "an http:// or https:// prefix", (int)n, p);
+			fprintf(stderr, "fetch: plugin_config: \"%.*s\" is not "
+			         "an http:// or https:// prefix\n", (int)n, p);
 			fetch_fini(st);
 			*state = NULL;
 			return -1;
@@ -89,7 +89,7 @@ fetch_init(const char *config, void **state, char *err, size_t errlen)
 	}
 	return 0;
 nomem:
-	snprintf(err, errlen, "out of memory");
+	fprintf(stderr, "fetch: out of memory\n");
 	fetch_fini(st);
 	*state = NULL;
 	return -1;

@@ -10,17 +10,17 @@ struct hello {
 };
 
 static int
-hello_init(const char *config, void **state, char *err, size_t errlen)
+hello_init(const char *config, void **state)
 {
 	struct hello *h = malloc(sizeof(*h));
 
 	if (h == NULL) {
-		snprintf(err, errlen, "out of memory");
+		fprintf(stderr, "hello: out of memory\n");
 		return -1;
 	}
 	h->steps = config ? atoi(config) : 5;
 	if (h->steps < 1 || h->steps > 100) {
-		snprintf(err, errlen, "plugin_config: 1..100 steps, not \"%s\"",
+		fprintf(stderr, "hello: plugin_config: 1..100 steps, not \"%s\"\n",
 		         config);
 		free(h);
 		return -1;

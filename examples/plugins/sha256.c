@@ -39,7 +39,7 @@ struct sha256_state {
 };
 
 static int
-sha256_init(const char *config, void **state, char *err, size_t errlen)
+sha256_init(const char *config, void **state)
 {
 	struct sha256_state *st;
 	struct stat sb;
@@ -48,7 +48,7 @@ sha256_init(const char *config, void **state, char *err, size_t errlen)
 		return 0; /* no restriction: state stays NULL */
 	st = calloc(1, sizeof(*st));
 	if (st == NULL) {
-		snprintf(err, errlen, "out of memory");
+		fprintf(stderr, "sha256: out of memory\n");
 		return -1;
 	}
 	const char *why = NULL;
@@ -59,8 +59,8 @@ sha256_init(const char *config, void **state, char *err, size_t errlen)
 	else if (!S_ISDIR(sb.st_mode))
 		why = "not a directory";
 	if (why != NULL) {
-		snprintf(err, errlen, "plugin_config must be a directory: "
-		         "%s: %s", config, why);
+		fprintf(stderr, "sha256: plugin_config must be a directory: "
+		         "%s: %s\n", config, why);
 		free(st);
 		return -1;
 	}

@@ -136,12 +136,12 @@ struct jobd_plugin {
 	 * valid during the call only), or NULL when it has none.  Stores
 	 * what run needs in *state (NULL is fine; it starts NULL).  Returns
 	 * 0, or any other value to refuse: then jobd refuses to start (or
-	 * rejects a reload) with the text written into err (errlen bytes,
-	 * NUL-terminated; may stay empty), and fini is not called.  May be
-	 * NULL (state stays NULL).
+	 * rejects a reload), naming the file and the value, and fini is not
+	 * called.  To say why, write one line to stderr first (jobd's
+	 * stderr: the journal under systemd).  May be NULL (state stays
+	 * NULL).
 	 */
-	int (*init)(const char *config, void **state, char *err,
-	            size_t errlen);
+	int (*init)(const char *config, void **state);
 
 	/*
 	 * Runs one attempt of job (every pointer in job borrowed, valid

@@ -6,11 +6,11 @@
 #include <jobd/handler.h>
 
 static int
-nope_init(const char *config, void **state, char *err, size_t errlen)
+nope_init(const char *config, void **state)
 {
 	(void)state;
-	snprintf(err, errlen, "init_fails says no to \"%s\"\nsecond line",
-	         config ? config : "(none)");
+	fprintf(stderr, "init_fails says no to \"%s\"\n",
+	        config ? config : "(none)");
 	return 7;
 }
 

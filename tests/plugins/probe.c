@@ -46,13 +46,11 @@ touch(const struct probe *p, const char *what)
 }
 
 static int
-probe_init(const char *config, void **state, char *err, size_t errlen)
+probe_init(const char *config, void **state)
 {
 	struct probe *p = calloc(1, sizeof(*p));
 	const char *c;
 
-	(void)err;
-	(void)errlen;
 	if (p == NULL)
 		return -1;
 	p->config = config ? strdup(config) : NULL;
