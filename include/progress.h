@@ -69,7 +69,8 @@ void progress_lines_end(struct progress_lines *l, progress_line_fn fn,
 
 /*
  * A table that writes through w and tells ev (both borrowed, must outlive
- * it).  NULL when out of memory.  progress_start() starts its thread
+ * it; NULL: nothing is written or told, for unit tests).  NULL when out
+ * of memory.  progress_start() starts its thread
  * (0 or JOBD_ESYS); progress_stop() stops it (what is not written yet
  * goes with the attempts' completions); progress_free() frees the table.
  */

@@ -472,9 +472,10 @@ START_TEST(test_two_nodes)
 		printf("test_two_nodes: PostgreSQL only; skipped\n");
 		return;
 	}
-	a = launch_prog(NULL, fifo, sizeof(fifo));
+	a = launch_prog("[store]\nnode = alpha\n", fifo, sizeof(fifo));
 	/* b has no handler "prog": it never runs the job. */
-	struct jd_opts o = {.threads = 1, .share_store = a};
+	struct jd_opts o = {.threads = 1, .share_store = a,
+	                    .extra = "[store]\nnode = bravo\n"};
 	b = jd_launch(&o);
 	ck_assert_ptr_nonnull(b);
 	id = submit_scenario(a, "lines");
