@@ -158,12 +158,14 @@ progress_free(progress *p)
 	free(p);
 }
 
-/* The entry of job id, or NULL.  p->mu held. */
+/* The entry of job id's attempt under claim, or NULL.  (A job may have
+ * two for a moment: an attempt that ended, its completion on its way,
+ * and the next.)  p->mu held. */
 static struct entry *
-find(progress *p, const char *id)
+find(progress *p, const char *id, const char *claim)
 {
 	for (struct entry *e = p->entries; e != NULL; e = e->next)
-		if (strcmp(e->id, id) == 0)
+		if (strcmp(e->id, id) == 0 && strcmp(e->claim, claim) == 0)
 			return e;
 	return NULL;
 }
@@ -214,16 +216,7 @@ progress_report(progress *p, const char *id, const char *type,
 		return 0;
 	}
 	pthread_mutex_lock(&p->mu);
-	e = find(p, id);
-	if (e != NULL && strcmp(e->claim, claim) != 0) {
-		/* An earlier attempt's, its completion not yet written:
-		 * this attempt's claim is the current one now. */
-		free(e->text);
-		e->text = NULL;
-		e->ended = e->dirty = false;
-		e->written_mono_ms = INT64_MIN;
-		snprintf(e->claim, sizeof(e->claim), "%s", claim);
-	}
+	e = find(p, id, claim);
 	if (e == NULL) {
 		e = calloc(1, sizeof(*e));
 		if (e == NULL) {
@@ -268,8 +261,8 @@ progress_end(progress *p, const char *id, const char *claim)
 	if (p == NULL)
 		return NULL;
 	pthread_mutex_lock(&p->mu);
-	e = find(p, id);
-	if (e != NULL && strcmp(e->claim, claim) == 0) {
+	e = find(p, id, claim);
+	if (e != NULL) {
 		e->ended = true;
 		e->dirty = false;
 		if (e->text != NULL)
@@ -310,8 +303,8 @@ progress_apply(progress *p, struct job *jobs, size_t n)
 			struct entry *e;
 			char *text;
 			if (j->status != JOB_RUNNING || j->claim[0] == '\0' ||
-			    (e = find(p, j->id)) == NULL || e->text == NULL ||
-			    strcmp(e->claim, j->claim) != 0)
+			    (e = find(p, j->id, j->claim)) == NULL ||
+			    e->text == NULL)
 				continue;
 			/* Out of memory: the store's (older) report stays. */
 			if ((text = strdup(e->text)) != NULL) {

@@ -264,10 +264,18 @@ START_TEST(test_table)
 	ck_assert_str_eq(j[0].progress, "{\"a\":2}");
 	job_clear(&j[0]);
 
-	/* A new attempt's report replaces an ended one not yet forgotten;
-	 * forgetting the old claim then leaves the new one. */
+	/* A new attempt's report beside an ended one not yet forgotten
+	 * (and a stale attempt's, still running here): each is shown for
+	 * its own claim only; forgetting the old claim leaves the new one. */
 	ck_assert_int_eq(progress_report(p, id, "t", "c2", text("{\"b\":1}")),
 	                 0);
+	ck_assert_int_eq(progress_report(p, id, "t", "c0", text("{\"z\":1}")),
+	                 0);
+	j[0] = running(id, "c1");
+	progress_apply(p, j, 1);
+	ck_assert_str_eq(j[0].progress, "{\"a\":2}");
+	job_clear(&j[0]);
+	progress_forget(p, id, "c0");
 	progress_forget(p, id, "c1");
 	j[0] = running(id, "c2");
 	progress_apply(p, j, 1);
