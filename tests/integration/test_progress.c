@@ -528,6 +528,55 @@ START_TEST(test_builtin_sleep)
 }
 END_TEST
 
+/*
+ * The store's writes of a job's progress, logged by a trigger: sleep
+ * reports every 100 ms for 3 s, the store gets a report at most about
+ * once a second while it runs (commits may jitter: at least half a second
+ * apart is asked), and the last one with the attempt's end.
+ */
+START_TEST(test_store_rate)
+{
+	jd *d = launch(2, NULL);
+	char *id;
+	long long writes, gap;
+	int rc;
+
+	if (jd_store_is_pg())
+		rc = jd_sql_exec(d, "CREATE TABLE jobd.progress_log"
+		    " (at float8, p text);"
+		    " CREATE FUNCTION jobd.log_progress() RETURNS trigger"
+		    " LANGUAGE plpgsql AS $$ BEGIN INSERT INTO jobd.progress_log"
+		    " VALUES (extract(epoch FROM clock_timestamp()) * 1000,"
+		    " NEW.progress); RETURN NEW; END $$;"
+		    " CREATE TRIGGER log_progress AFTER UPDATE OF progress"
+		    " ON jobd.jobs FOR EACH ROW WHEN (NEW.progress IS NOT NULL)"
+		    " EXECUTE FUNCTION jobd.log_progress();");
+	else
+		rc = jd_sql_exec(d, "CREATE TABLE progress_log (at REAL, p TEXT);"
+		    " CREATE TRIGGER log_progress AFTER UPDATE OF progress"
+		    " ON jobs WHEN NEW.progress IS NOT NULL BEGIN"
+		    " INSERT INTO progress_log VALUES"
+		    " (julianday('now') * 86400000.0, NEW.progress); END;");
+	ck_assert_int_eq(rc, 0);
+	id = submit_ok(d, "{\"type\": \"sleep\", \"payload\": "
+	                  "{\"seconds\": 3}}");
+	assert_final(d, id, "succeeded", "{\"percent\":100}");
+	writes = jd_sql_int(d, "SELECT count(*) FROM progress_log");
+	/* About 30 reports: one write at the first, about one a second
+	 * after, and the end (more than 8 would be more than one a second);
+	 * more than the end alone. */
+	ck_assert_msg(writes >= 3 && writes <= 8, "%lld store writes", writes);
+	gap = jd_sql_int(d, "SELECT CAST(min(gap) AS INTEGER) FROM"
+	                 " (SELECT at - lag(at) OVER (ORDER BY at) AS gap,"
+	                 " row_number() OVER (ORDER BY at DESC) AS rn"
+	                 " FROM progress_log) AS x"
+	                 " WHERE rn > 1 AND gap IS NOT NULL");
+	ck_assert_msg(gap >= 500, "two writes %lld ms apart", gap);
+	free(id);
+	jd_free(d);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -544,6 +593,7 @@ suite(void)
 	tcase_add_test(tc, test_restart);
 	tcase_add_test(tc, test_two_nodes);
 	tcase_add_test(tc, test_builtin_sleep);
+	tcase_add_test(tc, test_store_rate);
 	suite_add_tcase(s, tc);
 	return s;
 }
