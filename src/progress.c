@@ -14,7 +14,9 @@
  * writer's queue lock (writer_submit is called with p->mu held, so that
  * two writes of one job reach the writer in the order they were made)
  * and before the events' locks (events_progress, so that /events sees a
- * job's reports in the table's order).  Neither ever calls back in here.
+ * job's reports in the table's order).  The writer calls back in here
+ * (progress_forget, from a completion's done()) only with none of its
+ * locks held.
  */
 #include <pthread.h>
 #include <signal.h>
