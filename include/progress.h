@@ -9,8 +9,10 @@
  * The table keeps the last report of each attempt running here, keyed by
  * job id and claim token, so that GET shows it at once (progress_apply)
  * while the store lags by up to a second: a report goes to the writer
- * (WOP_PROGRESS, fenced by the claim) when the job's last write is a
- * second old, else the table's thread sends it when that second is up.
+ * (WOP_PROGRESS, fenced by the claim) when the job's last write (or its
+ * first report) is a second old, else the table's thread sends it when
+ * that second is up; so an attempt shorter than that writes its progress
+ * with its completion only.
  * The attempt's last report rides with its completion (progress_end), and
  * the entry is dropped once that completion is written or discarded
  * (progress_forget).  Each change is told to events_progress() (the

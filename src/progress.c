@@ -37,8 +37,8 @@ struct entry {
 	char type[JOB_TYPE_MAX + 1];
 	char claim[CLAIM_TOKEN_MAX];
 	char *text;             /* the last report (compact JSON) */
-	int64_t written_mono_ms; /* when one last went to the writer;
-	                           INT64_MIN: never */
+	int64_t written_mono_ms; /* when one last went to the writer (at
+	                           first: when the first report came) */
 	bool dirty;             /* text has not gone to the writer */
 	bool ended;             /* the completion carries text now */
 	struct entry *next;
@@ -229,7 +229,9 @@ progress_report(progress *p, const char *id, const char *type,
 		snprintf(e->id, sizeof(e->id), "%s", id);
 		snprintf(e->type, sizeof(e->type), "%s", type);
 		snprintf(e->claim, sizeof(e->claim), "%s", claim);
-		e->written_mono_ms = INT64_MIN;
+		/* The first report waits its second too: an attempt that
+		 * ends before costs no write but its completion's. */
+		e->written_mono_ms = now;
 		e->next = p->entries;
 		p->entries = e;
 	}
@@ -243,8 +245,7 @@ progress_report(progress *p, const char *id, const char *type,
 	e->text = text;
 	if (p->ev != NULL)
 		events_progress(p->ev, e->id, e->type, e->text);
-	if (e->written_mono_ms == INT64_MIN ||
-	    now - e->written_mono_ms >= PROGRESS_STORE_INTERVAL_MS) {
+	if (now - e->written_mono_ms >= PROGRESS_STORE_INTERVAL_MS) {
 		write_now(p, e, now);
 	} else if (!e->dirty) {
 		e->dirty = true;
