@@ -47,6 +47,11 @@ case $payload in
 *'"eof"'*)
 	printf '{"percent": 80}' >&"$fd"
 	;;
+*'"quotes"'*)
+	# what SQL and array literals must carry: quotes, backslashes,
+	# braces, commas, an escaped NUL, UTF-8, NULL as a word
+	say '{"m": "q\"b\\s {a,b} \u0000 é NULL", "n": null}'
+	;;
 *'"fd"'*)
 	# which fds it got, into FIFO.fds (a child lists this shell's, as
 	# record.sh does), and the variable
