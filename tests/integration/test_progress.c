@@ -262,8 +262,9 @@ START_TEST(test_exec_lines)
 {
 	char fifo[300];
 	jd *d = launch_prog(NULL, fifo, sizeof(fifo));
-	char *id = submit_scenario(d, "lines"), *got;
+	char *id = submit_scenario(d, "lines"), *got, path[128];
 	const char *forty = "{\"percent\":40,\"message\":\"resizing\"}";
+	struct jd_resp *r;
 
 	wait_progress(d, id, forty, "running");
 	got = listed_progress(d, id);
@@ -275,6 +276,13 @@ START_TEST(test_exec_lines)
 	wait_stored(d, id, forty);
 
 	open_gate(fifo);
+	/* A long poll's answer carries it too. */
+	snprintf(path, sizeof(path), "/jobs/%s?wait=20", id);
+	r = jd_request(d, "GET", path, NULL, NULL);
+	assert_status(r, 200);
+	ck_assert_msg(strstr(r->body, "\"progress\":{\"percent\":60}") !=
+	              NULL, "%s", r->body);
+	jd_resp_free(r);
 	assert_final(d, id, "succeeded", "{\"percent\":60}");
 	free(id);
 	jd_free(d);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "handler_ctx.h"
 #include "progress.h"
 
 /* progress_parse of a NUL-terminated text: its compact form, or NULL. */
@@ -296,6 +297,47 @@ START_TEST(test_table)
 }
 END_TEST
 
+/* jobd_ctx_progress(), as builtins and plugins call it. */
+START_TEST(test_ctx)
+{
+	progress *p = progress_new(NULL, NULL);
+	const char *id = "01900000-0000-7000-8000-000000000002";
+	jobd_ctx *ctx = NULL;
+	size_t big = 1 << 20;
+	char *huge = malloc(big + 1);
+	struct job j;
+
+	ck_assert_ptr_nonnull(p);
+	ck_assert_ptr_nonnull(huge);
+	ck_assert_int_eq(handler_ctx_init(&ctx, INT64_MAX, 1000), 0);
+	/* No table yet: checked, then dropped. */
+	ck_assert_int_eq(jobd_ctx_progress(ctx, "{\"a\": 1}"), 0);
+	ck_assert_int_eq(jobd_ctx_progress(ctx, "[1]"), -1);
+	ck_assert(!handler_ctx_reported(ctx));
+	handler_ctx_set_job(ctx, p, id, "t", "c");
+	ck_assert_int_eq(jobd_ctx_progress(NULL, "{}"), -1);
+	ck_assert_int_eq(jobd_ctx_progress(ctx, NULL), -1);
+	ck_assert_int_eq(jobd_ctx_progress(ctx, ""), -1);
+	ck_assert_int_eq(jobd_ctx_progress(ctx, "{\"a\": }"), -1);
+	/* A MiB-long text is refused without being read whole. */
+	memset(huge, ' ', big);
+	huge[0] = '{';
+	huge[big - 1] = '}';
+	huge[big] = '\0';
+	ck_assert_int_eq(jobd_ctx_progress(ctx, huge), -1);
+	ck_assert(!handler_ctx_reported(ctx));
+	ck_assert_int_eq(jobd_ctx_progress(ctx, "{\"percent\": 7}"), 0);
+	ck_assert(handler_ctx_reported(ctx));
+	j = running(id, "c");
+	progress_apply(p, &j, 1);
+	ck_assert_str_eq(j.progress, "{\"percent\":7}");
+	job_clear(&j);
+	handler_ctx_free(ctx);
+	free(huge);
+	progress_free(p);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -307,6 +349,7 @@ suite(void)
 	tcase_add_test(tc, test_lines);
 	tcase_add_test(tc, test_lines_too_long);
 	tcase_add_test(tc, test_table);
+	tcase_add_test(tc, test_ctx);
 	suite_add_tcase(s, tc);
 	return s;
 }
