@@ -5,6 +5,7 @@
  * shown for the current claim only, until the completion is written.
  */
 #include <check.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,6 +339,73 @@ START_TEST(test_ctx)
 }
 END_TEST
 
+/* Threads of one attempt report at once (a plugin may), beside GET and
+ * the worker's end: every report is taken whole, the last of one of them
+ * wins. */
+struct racer {
+	progress *p;
+	int n;
+};
+
+#define RACE_ID "01900000-0000-7000-8000-000000000003"
+
+static void *
+race_report(void *arg)
+{
+	struct racer *r = arg;
+	char buf[64];
+
+	for (int i = 0; i <= 2000; i++) {
+		snprintf(buf, sizeof(buf), "{\"t\":%d,\"i\":%d}", r->n, i);
+		ck_assert_int_eq(progress_report(r->p, RACE_ID, "t", "c",
+		                                 text(buf)), 0);
+	}
+	return NULL;
+}
+
+static void *
+race_get(void *arg)
+{
+	struct racer *r = arg;
+
+	for (int i = 0; i < 2000; i++) {
+		struct job j = running(RACE_ID, "c");
+		progress_apply(r->p, &j, 1);
+		ck_assert(j.progress == NULL || j.progress[0] == '{');
+		job_clear(&j);
+	}
+	return NULL;
+}
+
+START_TEST(test_race)
+{
+	progress *p = progress_new(NULL, NULL);
+	struct racer r[5];
+	pthread_t t[5];
+	struct job j;
+	char *last;
+
+	ck_assert_ptr_nonnull(p);
+	for (int i = 0; i < 5; i++) {
+		r[i] = (struct racer){p, i};
+		ck_assert_int_eq(pthread_create(&t[i], NULL, i < 4 ? race_report
+		                                : race_get, &r[i]), 0);
+	}
+	for (int i = 0; i < 5; i++)
+		pthread_join(t[i], NULL);
+	last = progress_end(p, RACE_ID, "c");
+	ck_assert_ptr_nonnull(last);
+	ck_assert_msg(strstr(last, "\"i\":2000}") != NULL, "%s", last);
+	j = running(RACE_ID, "c");
+	progress_apply(p, &j, 1);
+	ck_assert_str_eq(j.progress, last);
+	job_clear(&j);
+	free(last);
+	progress_forget(p, RACE_ID, "c");
+	progress_free(p);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -350,6 +418,7 @@ suite(void)
 	tcase_add_test(tc, test_lines_too_long);
 	tcase_add_test(tc, test_table);
 	tcase_add_test(tc, test_ctx);
+	tcase_add_test(tc, test_race);
 	suite_add_tcase(s, tc);
 	return s;
 }
