@@ -650,9 +650,9 @@ daemon_free(struct daemon *d, int status)
 	if (d->ev != NULL)
 		events_stop(d->ev);
 	worker_pool_free(d->pool);
-	progress_free(d->prog); /* the writer has answered every op */
 	events_free(d->ev);
 	writer_free(d->w);
+	progress_free(d->prog); /* the writer has answered every op */
 	api_free(d->a);
 	auth_free(d->au);
 	store_close(d->st);
