@@ -52,6 +52,7 @@ SRCS := \
 	src/log.c \
 	src/metrics.c \
 	src/pgroups.c \
+	src/progress.c \
 	src/rate.c \
 	src/reqparse.c \
 	src/sched.c \
@@ -79,6 +80,7 @@ UNIT_TESTS := \
 	test_batch \
 	test_clock \
 	test_metrics \
+	test_progress \
 	test_config \
 	test_cron \
 	test_events \

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "events.h"
 #include "metrics.h"
+#include "progress.h"
 #include "schedule.h"
 #include "store.h"
 #include "writer.h"
@@ -127,6 +128,10 @@ void api_set_gauges(api *a, api_gauges_fn fn, void *arg);
 /* The schedules' thread, poked after a pause or resume (set once by
  * main; NULL: none). */
 void api_set_schedules(api *a, schedules *sc);
+
+/* The progress of the attempts running here (borrowed): GET shows it at
+ * once, where the store's may be a second old.  Before serving. */
+void api_set_progress(api *a, progress *p);
 
 /* From now on POST /jobs answers 503 (shutdown).  Any thread. */
 void api_set_draining(api *a);

@@ -13,10 +13,12 @@
 #ifndef JOBD_HANDLER_CTX_H
 #define JOBD_HANDLER_CTX_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "jobd/handler.h"
+#include "progress.h"
 
 /*
  * Initialises ctx for an attempt that must end by deadline_mono_ms.
@@ -44,5 +46,23 @@ int handler_ctx_wake_fd(jobd_ctx *ctx);
 
 /* Kill grace of the attempt in ms. */
 int64_t handler_ctx_kill_grace_ms(jobd_ctx *ctx);
+
+/*
+ * Where the attempt's progress goes: table p (may be NULL), for the
+ * attempt of job id, type, claim (all borrowed; they must outlive ctx).
+ * The worker sets it before the handler runs.
+ */
+void handler_ctx_set_job(jobd_ctx *ctx, progress *p, const char *id,
+                         const char *type, const char *claim);
+
+/*
+ * jobd_ctx_progress() with a length: text[0..len) need not be
+ * NUL-terminated (an exec handler's line).  0 or -1 (not a report).
+ */
+int handler_ctx_progress_len(jobd_ctx *ctx, const char *text, size_t len);
+
+/* Whether the attempt reported progress (then its entry must be ended
+ * and forgotten, progress.h). */
+bool handler_ctx_reported(jobd_ctx *ctx);
 
 #endif

@@ -55,6 +55,9 @@ struct job {
 	/* The ids it depends on, lowercase, separated by one space, as
 	 * JOBD_DEPENDS_ON shows them; NULL when none. */
 	char *depends_on;
+	/* The last progress its handler reported (one compact JSON object,
+	 * at most 4 KiB; progress.h), or NULL. */
+	char *progress;
 };
 
 #define JOB_MAX_DEPENDS_ON 100

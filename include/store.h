@@ -79,6 +79,7 @@ struct store_completion {
 	bool output_truncated;
 	int64_t started_at_us; /* when the attempt began (-1: keep) */
 	int64_t now_us;        /* finished_at when a cancel overrides status */
+	const char *progress;  /* the last report (JSON) or NULL: keep */
 };
 
 /* Filters of GET /jobs. */
@@ -224,6 +225,16 @@ int store_put_back_later(store *st, const char *id, const char *claim,
  * transaction.
  */
 int store_flush(store *st, char *err, size_t errlen);
+
+/*
+ * A running attempt's progress report (JSON text, progress.h): written
+ * when claim is still the job's current claim, else nothing changes (and
+ * 0 all the same: a stale report is no error).  A claim clears the
+ * progress (a new attempt starts with none), as does a retry; the
+ * completion writes the attempt's last one.
+ */
+int store_progress(store *st, const char *id, const char *claim,
+                   const char *json, char *err, size_t errlen);
 
 /*
  * Records that a worker started the claimed attempt (it counts from now:

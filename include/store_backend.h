@@ -38,6 +38,9 @@ struct store_ops {
 	                int64_t now_us, struct store_answer *ans, char *err,
 	                size_t errlen);
 	int (*flush)(void *impl, char *err, size_t errlen);
+	/* a running attempt's report, fenced by its claim (store.h) */
+	int (*progress)(void *impl, const char *id, const char *claim,
+	                const char *json, char *err, size_t errlen);
 	int (*cancel)(void *impl, const char *id, int64_t now_us, int *status,
 	              char *err, size_t errlen);
 	int (*retry)(void *impl, const char *id, int64_t now_us, int *status,

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "job.h"
+#include "progress.h"
 #include "writer.h"
 
 typedef struct worker_pool worker_pool;
@@ -24,6 +25,10 @@ void worker_pool_free(worker_pool *p);
 
 /* Starts the threads.  Returns 0 or JOBD_ESYS. */
 int worker_pool_start(worker_pool *p);
+
+/* Where the attempts' progress reports go (progress.h; borrowed, must
+ * outlive the pool).  Before worker_pool_start(). */
+void worker_pool_set_progress(worker_pool *p, progress *prog);
 
 /*
  * Queues claimed jobs (each in its completion op, see writer.h); takes

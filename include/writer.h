@@ -41,6 +41,8 @@ enum writer_op_kind {
 	WOP_BATCH,    /* insert op->batch: all of its jobs or none (batch.h) */
 	WOP_SCHEDULE, /* store_schedule_put(op->schedule): a pause, a resume,
 	                 a tick that made no job (schedule.h) */
+	WOP_PROGRESS, /* store_progress(op->id, op->claim, op->progress):
+	                 a running attempt's report (progress.h) */
 };
 
 struct writer_op {
@@ -71,6 +73,9 @@ struct writer_op {
 	bool output_truncated;
 	int64_t started_at_us;          /* when the attempt really began */
 	int64_t run_us;                 /* how long it ran */
+	/* WOP_PROGRESS, WOP_COMPLETE: the attempt's last report (JSON text
+	 * owned by the op); NULL in a completion: keep the stored one. */
+	char *progress;
 	/* WOP_SCHEDULE: the row to put.  WOP_SUBMIT: a job a schedule
 	 * makes when name is set; then the row (cursor, last run, and the
 	 * job's id as last_job_id) is put in the job's transaction. */

@@ -77,6 +77,7 @@ struct api {
 	struct api_body *bodies[API_SHARED_BODIES];
 	int64_t started_at_ms;   /* GET /nodes of an unshared store */
 	schedules *sched;        /* poked after a pause or resume */
+	progress *prog;          /* running attempts' reports, or NULL */
 };
 
 enum { PENDING_NONE, PENDING_WRITER, PENDING_WAIT };
@@ -342,6 +343,12 @@ void
 api_set_schedules(api *a, schedules *sc)
 {
 	a->sched = sc;
+}
+
+void
+api_set_progress(api *a, progress *p)
+{
+	a->prog = p;
 }
 
 void
@@ -657,6 +664,7 @@ answer_job(api *a, struct api_call *call, int status, const char *id)
 		return -1;
 	}
 	job_status = job.status;
+	progress_apply(a->prog, &job, 1);
 	if (call->shared_ok && job_status_is_final(job_status) &&
 	    (b = body_lookup(a, &job)) == NULL) {
 		text = json_line(job_to_json(&job));
@@ -712,6 +720,7 @@ handle_list(api *a, struct api_call *call)
 		problem_for(call, rc, err);
 		return;
 	}
+	progress_apply(a->prog, jobs, n);
 	root = cJSON_CreateObject();
 	arr = cJSON_AddArrayToObject(root, "jobs");
 	rc = arr ? 0 : JOBD_ENOMEM;

@@ -5,7 +5,10 @@
  * LOCKING: ctx->mu guards stop_reason's transitions, pgid and the condition
  * variable builtins sleep on.  stop_reason is also atomic so that handlers
  * can poll it without the lock.  The spare wake eventfd is thread-specific
- * data, so it needs no lock.
+ * data, so it needs no lock.  The progress sink (prog, id, type, claim) is
+ * set before the handler runs and only read after; reports may come from
+ * any thread of the attempt (the table has its own lock), and reported
+ * is atomic.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -30,6 +33,10 @@ struct jobd_ctx {
 	int64_t kill_grace_ms;
 	pid_t pgid;                 /* exec child's group, 0 = none; mu */
 	int wake_fd;                /* eventfd written on stop, -1 = none; mu */
+	/* where reports go (handler_ctx_set_job), borrowed */
+	progress *prog;
+	const char *id, *type, *claim;
+	atomic_bool reported;       /* a report reached the table */
 };
 
 /*
@@ -217,10 +224,46 @@ jobd_ctx_deadline_ms(jobd_ctx *ctx)
 	return ctx->deadline_mono_ms;
 }
 
-/* Issue 16 (progress) replaces this: reports are accepted and dropped. */
+void
+handler_ctx_set_job(jobd_ctx *ctx, progress *p, const char *id,
+                    const char *type, const char *claim)
+{
+	ctx->prog = p;
+	ctx->id = id;
+	ctx->type = type;
+	ctx->claim = claim;
+}
+
+bool
+handler_ctx_reported(jobd_ctx *ctx)
+{
+	return atomic_load(&ctx->reported);
+}
+
+int
+handler_ctx_progress_len(jobd_ctx *ctx, const char *text, size_t len)
+{
+	char *compact = NULL;
+
+	if (ctx == NULL || text == NULL ||
+	    progress_parse(text, len, &compact) != 0)
+		return -1;
+	if (ctx->prog == NULL || ctx->id == NULL) {
+		free(compact); /* nowhere to go (a context made by a test) */
+		return 0;
+	}
+	/* Set first: the worker ends the entry it may have made. */
+	atomic_store(&ctx->reported, true);
+	return progress_report(ctx->prog, ctx->id, ctx->type, ctx->claim,
+	                       compact) == 0 ? 0 : -1;
+}
+
 int
 jobd_ctx_progress(jobd_ctx *ctx, const char *json)
 {
-	(void)ctx;
-	return json != NULL && json[0] == '{' ? 0 : -1;
+	if (json == NULL)
+		return -1;
+	/* A longer text is refused without reading all of it. */
+	return handler_ctx_progress_len(ctx, json,
+	                                strnlen(json, PROGRESS_MAX + 2));
 }

@@ -4,14 +4,16 @@
  * The command is split into argv like shell words (shellwords.c) and run
  * with posix_spawn - never through a shell, and nothing from the job ever
  * becomes an argument.  The child gets its own session (so its own process
- * group), only fds 0-2 (closefrom 3), an empty signal mask with default
- * dispositions, and a clean environment: PATH, JOBD_JOB_ID, JOBD_JOB_TYPE,
- * JOBD_ATTEMPT, JOBD_MAX_ATTEMPTS, JOBD_DEPENDS_ON and the handler's env
- * words.
+ * group), only fds 0-3 (closefrom 4; fd 3 is the progress pipe), an empty
+ * signal mask with default dispositions, and a clean environment: PATH,
+ * JOBD_JOB_ID, JOBD_JOB_TYPE, JOBD_ATTEMPT, JOBD_MAX_ATTEMPTS,
+ * JOBD_DEPENDS_ON, JOBD_PROGRESS_FD=3 and the handler's env words.
  *
  * One poll loop services stdin (the payload), stdout (kept up to
- * max_output, the rest read and dropped), stderr (its last 4 KiB kept), a
- * pidfd (the child's exit) and the context's eventfd (cancel, shutdown).
+ * max_output, the rest read and dropped), stderr (its last 4 KiB kept), fd
+ * 3 (progress: lines, each a report when it is a JSON object of at most
+ * 4 KiB, progress.h), a pidfd (the child's exit) and the context's eventfd
+ * (cancel, shutdown).
  * Timeout and stop requests send SIGTERM to the process group and SIGKILL
  * after kill_grace.  When the child exits, the rest of its group is killed
  * before it is reaped (the zombie keeps the group id reserved), so no
@@ -27,9 +29,9 @@
  * each worker thread keeps its last few command lines split into words
  * (and their env words) with the program's path; a payload that fits in
  * the pipe is written before the spawn; and jobd keeps its own copies of
- * the stdout and stderr write ends until the child is reaped, so that a
- * quiet child's exit is one wake-up (the pidfd), not one for the pipes'
- * EOF and another for the pidfd.
+ * the stdout, stderr and progress write ends until the child is reaped,
+ * so that a quiet child's exit is one wake-up (the pidfd), not one for
+ * the pipes' EOF and another for the pidfd.
  *
  * LOCKING: none.  Every worker thread may run attempts at once; the
  * command cache is thread-specific data, and spawn_attr is written once
@@ -69,7 +71,8 @@
 #define DRAIN_AFTER_EXIT_MS 1000
 #define PROG_CACHE 4        /* command lines a worker thread keeps */
 #define PATH_TTL_MS 1000    /* a PATH lookup is trusted this long */
-#define ENV_OWN 6           /* environment strings made per attempt */
+#define ENV_OWN 7           /* environment strings made per attempt */
+#define PROGRESS_FD 3       /* the child's end of the progress pipe */
 
 /* A growable byte buffer with a cap; bytes past the cap are counted only. */
 struct capbuf {
@@ -385,7 +388,8 @@ make_env(const struct prog *pg, const struct jobd_job_view *job)
 	    asprintf(&env[n++], "JOBD_ATTEMPT=%d", job->attempt) < 0 ||
 	    asprintf(&env[n++], "JOBD_MAX_ATTEMPTS=%d", job->max_attempts) < 0 ||
 	    asprintf(&env[n++], "JOBD_DEPENDS_ON=%s",
-	             job->depends_on ? job->depends_on : "") < 0) {
+	             job->depends_on ? job->depends_on : "") < 0 ||
+	    asprintf(&env[n++], "JOBD_PROGRESS_FD=%d", PROGRESS_FD) < 0) {
 		env[n - 1] = NULL;
 		env_free(env);
 		return NULL;
@@ -407,17 +411,18 @@ close_fd(int *fd)
 /*
  * One attempt's command: its pipes, what it has been given and has
  * written, and how it ended.  Each pipe is {read end, write end}; jobd
- * keeps the child's ends of stdout and stderr until the reap, so that a
- * quiet child's exit is one wake-up (the pidfd), not one for the pipes'
- * EOF and another for the pidfd.
+ * keeps the child's ends of stdout, stderr and fd 3 until the reap, so
+ * that a quiet child's exit is one wake-up (the pidfd), not one for the
+ * pipes' EOF and another for the pidfd.
  */
 struct run {
 	pid_t pid;           /* the command, its group's leader; -1 = none */
 	int pidfd;
-	int in[2], out[2], err[2];
+	int in[2], out[2], err[2], prog[2];
 	size_t written;      /* payload bytes written to stdin */
 	struct capbuf sout;  /* stdout, up to max_output */
 	struct tail serr;    /* the end of stderr */
+	struct progress_lines plines; /* fd 3, split into lines */
 	int64_t kill_at;     /* SIGKILL the group then (mono ms); -1 = no */
 	int64_t drain_until; /* after the exit: stop reading then */
 	bool exited;         /* reaped; status is valid */
@@ -472,7 +477,7 @@ spawn(const struct handler_conf *h, struct prog *pg, char **envp,
 	int rc;
 
 	if (pipe2(r->in, O_CLOEXEC) || pipe2(r->out, O_CLOEXEC) ||
-	    pipe2(r->err, O_CLOEXEC)) {
+	    pipe2(r->err, O_CLOEXEC) || pipe2(r->prog, O_CLOEXEC)) {
 		set_error(res, JOBD_RETRY, "cannot run %s: pipe: %s",
 		          pg->path, strerror(errno));
 		return -1;
@@ -497,7 +502,8 @@ spawn(const struct handler_conf *h, struct prog *pg, char **envp,
 	posix_spawn_file_actions_adddup2(&fa, r->in[0], 0);
 	posix_spawn_file_actions_adddup2(&fa, r->out[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, r->err[1], 2);
-	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	posix_spawn_file_actions_adddup2(&fa, r->prog[1], PROGRESS_FD);
+	posix_spawn_file_actions_addclosefrom_np(&fa, PROGRESS_FD + 1);
 	if (h->workdir != NULL)
 		posix_spawn_file_actions_addchdir_np(&fa, h->workdir);
 	rc = posix_spawn(&r->pid, pg->path, &fa, &spawn_attr, pg->argv, envp);
@@ -561,19 +567,27 @@ enforce_stop(struct run *r, jobd_ctx *ctx, int64_t now)
  * escaped the group still holds a pipe.  No deadline applies after the
  * reap: the exit status is known.
  */
+/* progress_line_fn: a line of fd 3 (progress_parse says whether it is a
+ * report; anything else is ignored). */
+static void
+progress_line(void *arg, const char *line, size_t len)
+{
+	handler_ctx_progress_len(arg, line, len);
+}
+
 static void
 io_loop(struct run *r, const struct jobd_job_view *job, jobd_ctx *ctx)
 {
 	int wake = handler_ctx_wake_fd(ctx);
 
 	for (;;) {
-		struct pollfd fds[5];
+		struct pollfd fds[6];
 		int nfds = 0, i_in = -1, i_out = -1, i_err = -1, i_pid = -1,
-		    i_wake = -1;
+		    i_wake = -1, i_prog = -1;
 		int64_t now = clock_mono_ms(), timeout;
 
-		if (r->exited && ((r->out[0] < 0 && r->err[0] < 0) ||
-		                  now >= r->drain_until))
+		if (r->exited && ((r->out[0] < 0 && r->err[0] < 0 &&
+		                   r->prog[0] < 0) || now >= r->drain_until))
 			return;
 		timeout = r->exited ? r->drain_until - now
 		                    : enforce_stop(r, ctx, now);
@@ -588,6 +602,10 @@ io_loop(struct run *r, const struct jobd_job_view *job, jobd_ctx *ctx)
 		if (r->err[0] >= 0) {
 			i_err = nfds;
 			fds[nfds++] = (struct pollfd){r->err[0], POLLIN, 0};
+		}
+		if (r->prog[0] >= 0) {
+			i_prog = nfds;
+			fds[nfds++] = (struct pollfd){r->prog[0], POLLIN, 0};
 		}
 		if (!r->exited) {
 			i_pid = nfds;
@@ -640,6 +658,19 @@ io_loop(struct run *r, const struct jobd_job_view *job, jobd_ctx *ctx)
 			else if (rd == 0 || errno != EINTR)
 				close_fd(&r->err[0]);
 		}
+		if (i_prog >= 0 && fds[i_prog].revents) {
+			char buf[16384];
+			ssize_t rd = fds[i_prog].revents & POLLIN
+			                 ? read(r->prog[0], buf, sizeof(buf)) : 0;
+			if (rd > 0) {
+				progress_lines_feed(&r->plines, buf, (size_t)rd,
+				                    progress_line, ctx);
+			} else if (rd == 0 || errno != EINTR) {
+				progress_lines_end(&r->plines, progress_line,
+				                   ctx);
+				close_fd(&r->prog[0]);
+			}
+		}
 		if (i_wake >= 0 && fds[i_wake].revents) {
 			eventfd_t v;
 			eventfd_read(wake, &v);
@@ -649,6 +680,7 @@ io_loop(struct run *r, const struct jobd_job_view *job, jobd_ctx *ctx)
 			close_fd(&r->in[1]);
 			close_fd(&r->out[1]); /* now EOF comes when the output */
 			close_fd(&r->err[1]); /* has all been read */
+			close_fd(&r->prog[1]);
 			r->drain_until = clock_mono_ms() + DRAIN_AFTER_EXIT_MS;
 		}
 	}
@@ -724,7 +756,8 @@ exec_run(const struct handler_conf *h, const struct jobd_job_view *job,
 	struct prog *pg = NULL, *own = NULL;
 	struct run r = {
 		.pid = -1, .pidfd = -1, .in = {-1, -1}, .out = {-1, -1},
-		.err = {-1, -1}, .kill_at = -1, .drain_until = -1,
+		.err = {-1, -1}, .prog = {-1, -1}, .kill_at = -1,
+		.drain_until = -1,
 		.sout = {.limit = (size_t)h->max_output_bytes},
 		.stop = JOBD_STOP_NONE,
 	};
@@ -767,6 +800,7 @@ out:
 		close_fd(&r.in[i]);
 		close_fd(&r.out[i]);
 		close_fd(&r.err[i]);
+		close_fd(&r.prog[i]);
 	}
 	close_fd(&r.pidfd);
 	free(r.sout.data);

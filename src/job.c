@@ -77,6 +77,7 @@ job_clear(struct job *job)
 	free(job->idem_key);
 	free(job->idem_fp);
 	free(job->depends_on);
+	free(job->progress);
 	job_init(job);
 }
 
@@ -101,8 +102,9 @@ job_copy(struct job *dst, const struct job *src)
 {
 	*dst = *src;
 	dst->payload = dst->result = dst->error = NULL;
-	dst->idem_key = dst->idem_fp = dst->depends_on = NULL;
+	dst->idem_key = dst->idem_fp = dst->depends_on = dst->progress = NULL;
 	if (dup_or_null(src->depends_on, &dst->depends_on) ||
+	    dup_or_null(src->progress, &dst->progress) ||
 	    dup_or_null(src->payload, &dst->payload) ||
 	    dup_or_null(src->result, &dst->result) ||
 	    dup_or_null(src->error, &dst->error) ||
@@ -225,6 +227,10 @@ job_to_cjson(const struct job *job)
 	                                   (double)job->timeout_ms / 1000.0);
 	ok = ok && cJSON_AddItemToObject(o, "schedule", schedule_or_null(job));
 	ok = ok && add_depends_on(o, job->depends_on);
+	ok = ok && cJSON_AddItemToObject(o, "progress",
+	                                 job->progress
+	                                     ? cJSON_CreateRaw(job->progress)
+	                                     : cJSON_CreateNull());
 	if (!ok) {
 		cJSON_Delete(o);
 		return NULL;

@@ -333,6 +333,7 @@ struct daemon {
 	auth *au;
 	api *a;
 	schedules *sc;
+	progress *prog;
 	http_server *srv;
 	struct hooks hooks;
 	sigset_t sigs;          /* what the main thread waits for */
@@ -473,13 +474,16 @@ daemon_start(struct daemon *d)
 	d->ev = d->pool ? events_new((size_t)cfg->server.max_waiters) : NULL;
 	d->a = d->ev ? api_new(cfg, d->st, d->w, d->ev, d->au) : NULL;
 	d->sc = d->a ? schedules_new(d->st, d->w) : NULL;
-	if (d->sc == NULL) {
+	d->prog = d->sc ? progress_new(d->w, d->ev) : NULL;
+	if (d->prog == NULL) {
 		log_err("main", "out of memory");
 		return EX_OSERR;
 	}
 	d->hooks = (struct hooks){.pool = d->pool, .ev = d->ev, .w = d->w,
 	                          .st = d->st, .sc = d->sc};
 	api_set_schedules(d->a, d->sc);
+	api_set_progress(d->a, d->prog);
+	worker_pool_set_progress(d->pool, d->prog);
 	store_set_hooks(d->st, &(struct store_hooks){
 		.cancel = on_remote_cancel, .finished = on_remote_finished,
 		.fence = on_fenced, .work = on_work, .due_at = on_due_at,
@@ -506,7 +510,8 @@ daemon_start(struct daemon *d)
 		return EX_IOERR;
 	}
 	if (events_start(d->ev) != 0 || worker_pool_start(d->pool) != 0 ||
-	    writer_start(d->w) != 0 || schedules_start(d->sc) != 0) {
+	    writer_start(d->w) != 0 || schedules_start(d->sc) != 0 ||
+	    progress_start(d->prog) != 0) {
 		log_err("main", "cannot start threads");
 		return EX_OSERR;
 	}
@@ -646,6 +651,7 @@ daemon_drain(struct daemon *d)
 	events_stop(d->ev); /* every waiter gets its answer now */
 	writer_drain(d->w);
 	worker_pool_stop(d->pool, d->cfg->workers.shutdown_grace_ms);
+	progress_stop(d->prog); /* the attempts' ends carry the rest */
 	writer_stop(d->w);
 	log_notice("main", "stopped: %lld job(s) queued",
 	           (long long)writer_queued(d->w));
@@ -667,6 +673,7 @@ daemon_free(struct daemon *d, int status)
 		worker_pool_stop(d->pool, 0);
 	}
 	schedules_free(d->sc); /* before the writer it submits to */
+	progress_stop(d->prog);
 	if (d->w != NULL)
 		writer_stop(d->w);
 	if (d->ev != NULL)
@@ -675,6 +682,7 @@ daemon_free(struct daemon *d, int status)
 	handler_plugin_unload_all(); /* no worker runs any more */
 	events_free(d->ev);
 	writer_free(d->w);
+	progress_free(d->prog); /* the writer has answered every op */
 	api_free(d->a);
 	auth_free(d->au);
 	store_close(d->st);

@@ -218,6 +218,10 @@ int store_complete_later(store *st, const struct store_completion *c,
 int store_flush(store *st, char *err, size_t errlen)
 { return st->ops->flush(st->impl, err, errlen); }
 
+int store_progress(store *st, const char *id, const char *claim,
+                   const char *json, char *err, size_t errlen)
+{ return st->ops->progress(st->impl, id, claim, json, err, errlen); }
+
 int store_start(store *st, const char *id, const char *claim,
                 int64_t started_at_us, char *err, size_t errlen)
 { return st->ops->start(st->impl, id, claim, started_at_us, err, errlen); }

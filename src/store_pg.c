@@ -59,7 +59,7 @@
 	"id, type, status, priority, attempt, max_attempts, timeout_ms, " \
 	"created_at, run_at, started_at, finished_at, payload, result, error, " \
 	"exit_code, cancel_on_disconnect, claim, idem_key, idem_fp, " \
-	"output_truncated, depends_on"
+	"output_truncated, depends_on, progress"
 
 /* The migrations, in order; store_pg_migrate() applies what a database
  * lacks, in one transaction under an advisory lock. */
@@ -259,6 +259,9 @@ static const char *const migrations[] = {
 	"    WHERE j.status IN ('succeeded', 'failed', 'cancelled');"
 	"  RETURN QUERY SELECT * FROM jobd.resolve_deps(a, b, now_us);"
 	"END $$;",
+	/* 7: progress (DESIGN §4): the last report of the job's handler,
+	 * one JSON object of at most 4 KiB (text: kept as reported). */
+	"ALTER TABLE jobd.jobs ADD COLUMN progress text;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -270,7 +273,7 @@ enum {
 	W_NEXT_RUN_AT, W_INSERT_MANY, W_START_MANY, W_COMPLETE_MANY,
 	W_FORGET_OLD, W_NOTIFY, W_PAUSE, W_RESUME, W_PAUSES, W_SCHEDULE_PUT,
 	W_DEP_LINK, W_DEP_CANCEL, W_DEP_RESOLVE, W_DEP_SWEEP, W_DEP_MISSING,
-	W_NSTMT
+	W_PROGRESS, W_NSTMT
 };
 
 static const char *const writer_sql[W_NSTMT] = {
@@ -299,7 +302,7 @@ static const char *const writer_sql[W_NSTMT] = {
 	[W_CLAIM] = "UPDATE jobd.jobs SET status = 'running',"
 		" attempt = attempt + 1, started_at = $1, finished_at = NULL,"
 		" claim = $2, attempt_started = 0, cancel_requested = 0,"
-		" node = $5"
+		" node = $5, progress = NULL"
 		" WHERE id = ANY (ARRAY(SELECT id FROM jobd.jobs"
 		"   WHERE status = 'queued' AND due = 1"
 		"   AND type = ANY ($3::text[])"
@@ -320,7 +323,7 @@ static const char *const writer_sql[W_NSTMT] = {
 		"   THEN coalesce($7, 'cancelled') ELSE $7 END,"
 		" exit_code = $8, output_truncated = $9, claim = NULL,"
 		" started_at = coalesce($10::int8, started_at), due = 0,"
-		" cancel_requested = 0"
+		" cancel_requested = 0, progress = coalesce($12, progress)"
 		" WHERE id = $1 AND claim = $2 AND status = 'running'"
 		" RETURNING status, dependents",
 	[W_PUT_BACK] = "UPDATE jobd.jobs SET"
@@ -350,7 +353,7 @@ static const char *const writer_sql[W_NSTMT] = {
 	[W_RETRY] = "UPDATE jobd.jobs SET status = 'queued', attempt = 0,"
 		" run_at = $2, started_at = NULL, finished_at = NULL,"
 		" result = NULL, error = NULL, exit_code = NULL,"
-		" cancel_requested = 0, claim = NULL, due = 1"
+		" cancel_requested = 0, claim = NULL, due = 1, progress = NULL"
 		" WHERE id = $1 AND status IN ('failed', 'cancelled')",
 	[W_RECOVER_CANCEL] = "UPDATE jobd.jobs SET status = 'cancelled',"
 		" finished_at = $1, claim = NULL,"
@@ -425,12 +428,13 @@ static const char *const writer_sql[W_NSTMT] = {
 		"   ELSE c.error END,"
 		" exit_code = c.exit_code, output_truncated = c.trunc,"
 		" claim = NULL, started_at = coalesce(c.started_at, j.started_at),"
-		" due = 0, cancel_requested = 0"
+		" due = 0, cancel_requested = 0,"
+		" progress = coalesce(c.progress, j.progress)"
 		" FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[],"
 		" $5::int8[], $6::text[], $7::text[], $8::int[], $9::int2[],"
-		" $10::int8[], $11::int8[]) WITH ORDINALITY AS c(id, claim,"
-		" status, run_at, finished_at, result, error, exit_code, trunc,"
-		" started_at, now, n)"
+		" $10::int8[], $11::int8[], $12::text[]) WITH ORDINALITY AS"
+		" c(id, claim, status, run_at, finished_at, result, error,"
+		" exit_code, trunc, started_at, now, progress, n)"
 		" WHERE j.id = c.id"
 		" AND j.claim = c.claim AND j.status = 'running'"
 		" RETURNING c.n, j.status, j.dependents",
@@ -471,6 +475,9 @@ static const char *const writer_sql[W_NSTMT] = {
 		" WITH ORDINALITY AS u(id, i) WHERE NOT EXISTS"
 		" (SELECT 1 FROM jobd.jobs j WHERE j.id = u.id)"
 		" ORDER BY u.i LIMIT 1",
+	/* A running attempt's report, fenced by its claim. */
+	[W_PROGRESS] = "UPDATE jobd.jobs SET progress = $3"
+		" WHERE id = $1 AND claim = $2 AND status = 'running'",
 };
 
 /* Reader statements, prepared on each reader connection. */
@@ -1429,7 +1436,7 @@ rows_send(struct pgs *s, char *err, size_t errlen)
 {
 	static const int stmt[NKINDS] = {W_INSERT_MANY, W_START_MANY,
 	                                 W_COMPLETE_MANY};
-	static const int ncols[NKINDS] = {14, 3, 11};
+	static const int ncols[NKINDS] = {14, 3, 12};
 
 	for (int k = 0; k < NKINDS; k++) {
 		struct rows *r = &s->rows[k];
@@ -1774,7 +1781,10 @@ row_to_job(const PGresult *r, int row, struct job *job)
 	job->idem_fp = val_dup(r, row, 18);
 	job->output_truncated = val_int(r, row, 19) != 0;
 	job->depends_on = PQnfields(r) > 20 ? val_dup(r, row, 20) : NULL;
+	job->progress = PQnfields(r) > 21 ? val_dup(r, row, 21) : NULL;
 	if (job->payload == NULL ||
+	    (PQnfields(r) > 21 && !PQgetisnull(r, row, 21) &&
+	     !job->progress) ||
 	    (PQnfields(r) > 20 && !PQgetisnull(r, row, 20) &&
 	     !job->depends_on) ||
 	    (!PQgetisnull(r, row, 12) && !job->result) ||
@@ -2034,7 +2044,7 @@ pg_complete(void *impl, const struct store_completion *c,
 {
 	struct pgs *s = impl;
 	char b[5][24];
-	const char *v[11];
+	const char *v[12];
 
 	v[0] = c->id;
 	v[1] = c->claim;
@@ -2048,9 +2058,10 @@ pg_complete(void *impl, const struct store_completion *c,
 	v[8] = c->output_truncated ? "1" : "0";
 	v[9] = c->started_at_us > 0 ? i64(b[3], c->started_at_us) : NULL;
 	v[10] = i64(b[4], c->now_us);
+	v[11] = c->progress;
 	/* Gathered: a batch of results is one statement, answered by the
 	 * next flush. */
-	return rows_add(s, K_COMPLETE, v, 11, ans, err, errlen);
+	return rows_add(s, K_COMPLETE, v, 12, ans, err, errlen);
 }
 
 static int
@@ -2072,6 +2083,16 @@ pg_flush(void *impl, char *err, size_t errlen)
 		return jobd_seterr(err, errlen, JOBD_EUNAVAIL, "PostgreSQL is "
 		                   "unreachable");
 	return w_drain(s, NULL, err, errlen);
+}
+
+/* Deferred: a report whose claim is gone changes nothing. */
+static int
+pg_progress(void *impl, const char *id, const char *claim, const char *json,
+            char *err, size_t errlen)
+{
+	const char *v[3] = {id, claim, json};
+
+	return w_defer(impl, W_PROGRESS, 3, v, err, errlen);
 }
 
 static int
@@ -2325,7 +2346,8 @@ r_prepare(PGconn *c, char *err, size_t errlen)
 			         " started_at, finished_at, 'null', NULL, error,"
 			         " exit_code, cancel_on_disconnect, claim,"
 			         " idem_key, idem_fp, output_truncated,"
-			         " depends_on FROM jobd.jobs WHERE true%s%s%s"
+			         " depends_on, progress FROM jobd.jobs"
+			         " WHERE true%s%s%s"
 			         " ORDER BY id DESC LIMIT $%d", cs, ct, ca, k);
 		}
 		snprintf(name, sizeof(name), "r%d", i);
@@ -2962,6 +2984,7 @@ const struct store_ops store_pg_ops = {
 	.claim = pg_claim,
 	.complete = pg_complete,
 	.start = pg_start,
+	.progress = pg_progress,
 	.put_back = pg_put_back,
 	.flush = pg_flush,
 	.cancel = pg_cancel,

@@ -52,7 +52,7 @@
 	"id, type, status, priority, attempt, max_attempts, timeout_ms, " \
 	"created_at, run_at, started_at, finished_at, payload, result, error, " \
 	"exit_code, cancel_on_disconnect, claim, idem_key, idem_fp, " \
-	"output_truncated, depends_on"
+	"output_truncated, depends_on, progress"
 
 static const char *const migrations[] = {
 	/* 1: the jobs table and the indexes of the claim, the timer, listing
@@ -144,6 +144,9 @@ static const char *const migrations[] = {
 	"  job TEXT NOT NULL,"
 	"  PRIMARY KEY (dep, job)"
 	") WITHOUT ROWID;",
+	/* 7: progress (DESIGN §4): the last report of the job's handler,
+	 * one JSON object of at most 4 KiB. */
+	"ALTER TABLE jobs ADD COLUMN progress TEXT;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -154,7 +157,7 @@ enum {
 	W_NEXT_RUN_AT, W_PUT_BACK, W_PROMOTE, W_START, W_PAUSE, W_RESUME,
 	W_PAUSES,
 	W_DEP_EDGE, W_DEP_SET, W_DEP_DROP, W_DEP_CANCEL, W_DEP_MET, W_DEP_FAIL,
-	W_DEP_DONE, W_DEP_SWEEP, W_NSTMT
+	W_DEP_DONE, W_DEP_SWEEP, W_PROGRESS, W_NSTMT
 };
 
 static const char *const writer_sql[W_NSTMT] = {
@@ -171,7 +174,7 @@ static const char *const writer_sql[W_NSTMT] = {
 	[W_FIND_IDEM] = "SELECT " JOB_COLS " FROM jobs WHERE idem_key = ?1",
 	[W_CLAIM] = "UPDATE jobs SET status = 'running', attempt = attempt + 1,"
 		" started_at = ?1, finished_at = NULL, claim = ?2,"
-		" attempt_started = 0, cancel_requested = 0"
+		" attempt_started = 0, cancel_requested = 0, progress = NULL"
 		" WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_queue"
 		"   WHERE status = 'queued' AND due = 1"
 		"   AND type IN (SELECT value FROM json_each(?3))"
@@ -192,7 +195,7 @@ static const char *const writer_sql[W_NSTMT] = {
 		"   coalesce(?7, 'cancelled'), ?7),"
 		" exit_code = ?8, output_truncated = ?9, claim = NULL,"
 		" started_at = coalesce(?10, started_at), due = 0,"
-		" cancel_requested = 0"
+		" cancel_requested = 0, progress = coalesce(?12, progress)"
 		" WHERE id = ?1 AND claim = ?2 AND status = 'running'"
 		" RETURNING status",
 	[W_CANCEL] = "UPDATE jobs SET status = 'cancelled', finished_at = ?2,"
@@ -203,7 +206,7 @@ static const char *const writer_sql[W_NSTMT] = {
 	[W_RETRY] = "UPDATE jobs SET status = 'queued', attempt = 0,"
 		" run_at = ?2, started_at = NULL, finished_at = NULL,"
 		" result = NULL, error = NULL, exit_code = NULL,"
-		" cancel_requested = 0, claim = NULL, due = 1"
+		" cancel_requested = 0, claim = NULL, due = 1, progress = NULL"
 		" WHERE id = ?1 AND status IN ('failed', 'cancelled')",
 	/* A claim whose attempt never started (attempt_started = 0) gives
 	 * its attempt back. */
@@ -267,6 +270,9 @@ static const char *const writer_sql[W_NSTMT] = {
 	[W_DEP_SWEEP] = "SELECT DISTINCT d.dep, j.status FROM job_deps d"
 		" JOIN jobs j ON j.id = d.dep"
 		" WHERE j.status IN ('succeeded', 'failed', 'cancelled')",
+	/* A running attempt's report, fenced by its claim. */
+	[W_PROGRESS] = "UPDATE jobs SET progress = ?3"
+		" WHERE id = ?1 AND claim = ?2 AND status = 'running'",
 };
 
 #define LIST_VARIANTS 8 /* bit 0: status, bit 1: type, bit 2: after */
@@ -731,8 +737,10 @@ row_to_job(sqlite3_stmt *st, struct job *job)
 	job->idem_fp = col_strdup(st, 18);
 	job->output_truncated = sqlite3_column_int(st, 19) != 0;
 	job->depends_on = col_strdup(st, 20);
+	job->progress = col_strdup(st, 21);
 	if (job->payload == NULL ||
 	    (sqlite3_column_type(st, 20) != SQLITE_NULL && !job->depends_on) ||
+	    (sqlite3_column_type(st, 21) != SQLITE_NULL && !job->progress) ||
 	    (sqlite3_column_type(st, 12) != SQLITE_NULL && !job->result) ||
 	    (sqlite3_column_type(st, 13) != SQLITE_NULL && !job->error)) {
 		job_clear(job);
@@ -1106,6 +1114,7 @@ sq_complete(void *impl, const struct store_completion *c,
 	sqlite3_bind_int(st, 9, c->output_truncated);
 	bind_time_or_null(st, 10, c->started_at_us > 0 ? c->started_at_us : -1);
 	sqlite3_bind_int64(st, 11, c->now_us);
+	bind_text_or_null(st, 12, c->progress);
 	int status = -1;
 	int rc = step_fenced(s, st, "complete", c->id, c->claim, &status, err,
 	                     errlen);
@@ -1126,6 +1135,21 @@ sq_put_back(void *impl, const char *id, const char *claim, int64_t now_us,
 	int rc = step_fenced(s, st, "put back", id, claim, &status, err,
 	                     errlen);
 	return answer(rc, status, ans);
+}
+
+static int
+sq_progress(void *impl, const char *id, const char *claim, const char *json,
+            char *err, size_t errlen)
+{
+	struct sq *s = impl;
+	sqlite3_stmt *st = s->w[W_PROGRESS];
+	int rc;
+
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, claim, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, json, -1, SQLITE_STATIC);
+	rc = step_done(st);
+	return rc == SQLITE_OK ? 0 : fail(s->wdb, rc, err, errlen, "progress");
 }
 
 static int
@@ -1364,7 +1388,7 @@ reader_get(struct sq *s, char *err, size_t errlen)
 		rc = prepare(r->db, "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
 		             &r->get, err, errlen);
 	for (int v = 0; rc == 0 && v < LIST_VARIANTS; v++) {
-		char sql[512];
+		char sql[640];
 		/* List pages leave out payload and result (each up to a
 		 * MiB; DESIGN §2): never read from the file, they cost
 		 * nothing here. */
@@ -1373,7 +1397,8 @@ reader_get(struct sq *s, char *err, size_t errlen)
 		         " max_attempts, timeout_ms, created_at, run_at,"
 		         " started_at, finished_at, 'null', NULL, error,"
 		         " exit_code, cancel_on_disconnect, claim, idem_key,"
-		         " idem_fp, output_truncated, depends_on FROM jobs"
+		         " idem_fp, output_truncated, depends_on, progress"
+		         " FROM jobs"
 		         " WHERE 1%s%s%s"
 		         " ORDER BY id DESC LIMIT :limit",
 		         v & 1 ? " AND status = :status" : "",
@@ -1927,6 +1952,7 @@ const struct store_ops store_sqlite_ops = {
 	.claim = sq_claim,
 	.complete = sq_complete,
 	.start = sq_start,
+	.progress = sq_progress,
 	.put_back = sq_put_back,
 	.flush = sq_flush,
 	.cancel = sq_cancel,

@@ -54,6 +54,7 @@ struct worker_pool {
 	int stop_reason;          /* given to new attempts (shutdown) */
 	int busy;
 	atomic_int alive;
+	progress *prog;           /* running attempts' reports, or NULL */
 };
 
 struct worker_arg {
@@ -207,9 +208,25 @@ report(worker_pool *p, struct writer_op *op, const struct handler_conf *h,
 	if (writer_submit(p->w, op) != 0) {
 		log_warn("workers", "job %s: the writer has stopped; the job "
 		         "will be requeued at the next start", op->id);
-		writer_op_clear(op);
-		free(op);
+		if (op->done != NULL)
+			op->done(op, op->arg);
+		else {
+			writer_op_clear(op);
+			free(op);
+		}
 	}
+}
+
+/* A completion that carried progress is written (or discarded): the
+ * table shows the store's from now on.  Writer thread. */
+static void
+progress_written(struct writer_op *op, void *arg)
+{
+	worker_pool *p = arg;
+
+	progress_forget(p->prog, op->id, op->claim);
+	writer_op_clear(op);
+	free(op);
 }
 
 static void
@@ -251,6 +268,7 @@ run_one(worker_pool *p, size_t index, struct writer_op *op)
 	if (p->stop_reason != JOBD_STOP_NONE)
 		handler_ctx_request_stop(ctx, p->stop_reason);
 	pthread_mutex_unlock(&p->mu);
+	handler_ctx_set_job(ctx, p->prog, op->id, op->type, op->claim);
 
 	/* From here on the attempt counts (already, when the writer gave
 	 * the job to an idle worker). */
@@ -271,6 +289,13 @@ run_one(worker_pool *p, size_t index, struct writer_op *op)
 	pthread_mutex_lock(&p->mu);
 	p->slots[index].ctx = NULL;
 	pthread_mutex_unlock(&p->mu);
+	if (handler_ctx_reported(ctx)) {
+		/* The last report goes with the completion (fenced like it);
+		 * the table shows it until that is written. */
+		op->progress = progress_end(p->prog, op->id, op->claim);
+		op->done = progress_written;
+		op->arg = p;
+	}
 	handler_ctx_free(ctx);
 	int64_t run_us = clock_mono_us() - start_us;
 	metrics_run_seconds(job->type, (double)run_us / 1e6);
@@ -320,6 +345,12 @@ worker_main(void *arg)
 	pthread_mutex_unlock(&p->mu);
 	atomic_fetch_sub(&p->alive, 1);
 	return NULL;
+}
+
+void
+worker_pool_set_progress(worker_pool *p, progress *prog)
+{
+	p->prog = prog;
 }
 
 int

@@ -150,8 +150,10 @@ writer_op_clear(struct writer_op *op)
 	op->nbatch = 0;
 	free(op->result);
 	free(op->error);
+	free(op->progress);
 	op->result = NULL;
 	op->error = NULL;
+	op->progress = NULL;
 }
 
 writer *
@@ -1018,6 +1020,7 @@ apply_complete(writer *w, struct writer_op *op, int64_t now)
 		.output_truncated = op->output_truncated,
 		.started_at_us = op->started_at_us,
 		.now_us = now,
+		.progress = op->progress,
 	};
 
 	op->answer.rc = 0;
@@ -1099,6 +1102,9 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 		return apply_complete(w, op, now);
 	case WOP_PAUSE:
 		return apply_pause(w, op, b, now);
+	case WOP_PROGRESS: /* a stale claim changes nothing */
+		return store_progress(w->st, op->id, op->claim, op->progress,
+		                      op->err, sizeof(op->err));
 	}
 	return 0;
 }
@@ -1442,7 +1448,8 @@ publish_batch(writer *w, struct batch *b, struct writer_op *ops,
 			count_op(w, op);
 		if (w->event && op->rc == 0 && !op->replayed &&
 		    op->kind != WOP_SUBMIT && op->kind != WOP_PAUSE &&
-		    op->kind != WOP_BATCH && op->kind != WOP_SCHEDULE)
+		    op->kind != WOP_BATCH && op->kind != WOP_SCHEDULE &&
+		    op->kind != WOP_PROGRESS)
 			w->event(op->id, op->status, w->hook_arg);
 		if (op->kind == WOP_CANCEL && op->rc == JOBD_ECONFLICT &&
 		    op->status == JOB_RUNNING && w->cancel)

@@ -442,6 +442,7 @@ START_TEST(test_exec_contract_recorded)
 	ck_assert(asprintf(&want_env[nw++], "JOBD_ATTEMPT=1") > 0);
 	ck_assert(asprintf(&want_env[nw++], "JOBD_MAX_ATTEMPTS=2") > 0);
 	ck_assert(asprintf(&want_env[nw++], "JOBD_DEPENDS_ON=") > 0);
+	ck_assert(asprintf(&want_env[nw++], "JOBD_PROGRESS_FD=3") > 0);
 	ck_assert(asprintf(&want_env[nw++], "GREETING=hello") > 0);
 	ck_assert(asprintf(&want_env[nw++], "NAME=with spaces") > 0);
 	ck_assert(asprintf(&want_env[nw++], "DOLLAR=$HOME") > 0);
@@ -454,13 +455,13 @@ START_TEST(test_exec_contract_recorded)
 	for (int i = 0; i < nw; i++)
 		free(want_env[i]);
 
-	/* fds: 0, 1 and 2, all pipes to jobd.  Anything else may only be
-	 * the script file itself, which dash opens after exec to read it
+	/* fds: 0 to 3 (progress), all pipes to jobd.  Anything else may only
+	 * be the script file itself, which dash opens after exec to read it
 	 * (close-on-exec, on fd 10 or above); jobd never opens it. */
 	got = slurp_in(out, "fds", NULL);
 	ck_assert_msg(got != NULL, "record.sh wrote no fds file");
 	n = split_lines(got, lines, 64);
-	bool std[3] = {false, false, false};
+	bool std[4] = {false, false, false, false};
 	int own = 0;
 	for (int i = 0; i < n; i++) {
 		char *arrow = strstr(lines[i], " -> "), *num;
@@ -471,7 +472,7 @@ START_TEST(test_exec_contract_recorded)
 		ck_assert_ptr_nonnull(num);
 		int fd = atoi(num + 1);
 		const char *target = arrow + 4;
-		if (fd >= 0 && fd <= 2) {
+		if (fd >= 0 && fd <= 3) {
 			ck_assert_msg(strncmp(target, "pipe:", 5) == 0,
 			              "fd %d is %s, not a pipe", fd, target);
 			std[fd] = true;
@@ -482,7 +483,8 @@ START_TEST(test_exec_contract_recorded)
 			own++;
 		}
 	}
-	ck_assert_msg(std[0] && std[1] && std[2], "fds 0-2 not all open");
+	ck_assert_msg(std[0] && std[1] && std[2] && std[3],
+	              "fds 0-3 not all open");
 	ck_assert_msg(own <= 1, "the script is open on %d fds", own);
 	free(got);
 
@@ -498,7 +500,7 @@ END_TEST
 /*
  * A command with no shell in between (sleep, found on PATH), inspected
  * through /proc while it runs: exact argv (argv[0] as configured, not the
- * resolved path), exact environment, fds 0-2 only, default signals, its
+ * resolved path), exact environment, fds 0-3 only, default signals, its
  * own session.  Then DELETE stops it.  jobd itself starts with SIGQUIT
  * and SIGUSR1 ignored, as a shell starts a background job (SIGINT too,
  * but the harness resets that one): the command must not inherit that.
@@ -517,12 +519,12 @@ START_TEST(test_exec_bare_child)
 	id = submit_ok(d, "{\"type\":\"bare\",\"payload\":{\"x\":1}}");
 	r = wait_status(d, id, "running", 10000);
 	int64_t deadline = jd_mono_ms() + 5000;
-	char **words, *want[8], fdpath[64], *v, *ignored;
+	char **words, *want[10], fdpath[64], *v, *ignored;
 	pid_t pid;
 	int n, nw = 0;
 	DIR *dir;
 	struct dirent *e;
-	bool std[3] = {false, false, false};
+	bool std[4] = {false, false, false, false};
 
 	jd_resp_free(r);
 	while ((pid = child_of(d->pid, "sleep")) < 0) {
@@ -553,6 +555,7 @@ START_TEST(test_exec_bare_child)
 	ck_assert(asprintf(&want[nw++], "JOBD_ATTEMPT=1") > 0);
 	ck_assert(asprintf(&want[nw++], "JOBD_MAX_ATTEMPTS=2") > 0);
 	ck_assert(asprintf(&want[nw++], "JOBD_DEPENDS_ON=") > 0);
+	ck_assert(asprintf(&want[nw++], "JOBD_PROGRESS_FD=3") > 0);
 	ck_assert(asprintf(&want[nw++], "GREETING=hello") > 0);
 	ck_assert(asprintf(&want[nw++], "NAME=with spaces") > 0);
 	words = proc_words(pid, "environ", &n);
@@ -571,7 +574,7 @@ START_TEST(test_exec_bare_child)
 		dir = opendir(fdpath);
 		ck_assert_msg(dir != NULL, "%s: %s", fdpath, strerror(errno));
 		while ((e = readdir(dir)) != NULL)
-			above += e->d_name[0] != '.' && atoi(e->d_name) > 2;
+			above += e->d_name[0] != '.' && atoi(e->d_name) > 3;
 		closedir(dir);
 		if (above == 0)
 			break;
@@ -587,14 +590,15 @@ START_TEST(test_exec_bare_child)
 		snprintf(link, sizeof(link), "%s/%s", fdpath, e->d_name);
 		tl = readlink(link, target, sizeof(target) - 1);
 		target[tl > 0 ? tl : 0] = '\0';
-		ck_assert_msg(fd >= 0 && fd <= 2, "the child has fd %d open "
+		ck_assert_msg(fd >= 0 && fd <= 3, "the child has fd %d open "
 		              "(%s)", fd, target);
 		ck_assert_msg(strncmp(target, "pipe:", 5) == 0,
 		              "fd %d is %s, not a pipe", fd, target);
 		std[fd] = true;
 	}
 	closedir(dir);
-	ck_assert_msg(std[0] && std[1] && std[2], "fds 0-2 not all open");
+	ck_assert_msg(std[0] && std[1] && std[2] && std[3],
+	              "fds 0-3 not all open");
 
 	v = proc_status(pid, "SigBlk:");
 	ck_assert_msg(v != NULL && strspn(v, "0") == strlen(v),

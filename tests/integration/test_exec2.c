@@ -569,10 +569,11 @@ count_fds(pid_t pid)
 	return n;
 }
 
-/* Free fd numbers left to an attempt: the first, second or third of its
- * pipes cannot be made.  (With six, the pipes fit, and the stdin pipe's
- * two are closed again before jobd needs its pidfd.) */
-static const int free_fds[] = {0, 1, 3, 5};
+/* Free fd numbers left to an attempt: the first, second, third or fourth
+ * (progress, fd 3) of its pipes cannot be made.  (With eight, the pipes
+ * fit, and the stdin pipe's two are closed again before jobd needs its
+ * pidfd.) */
+static const int free_fds[] = {0, 1, 3, 5, 7};
 
 /*
  * jobd out of file descriptors (its RLIMIT_NOFILE lowered under it): the

@@ -350,7 +350,7 @@ START_TEST(test_open_creates_and_migrates)
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s,
 	                                    NULL), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
-	ck_assert_int_eq(sqlite3_column_int(s, 0), 6);
+	ck_assert_int_eq(sqlite3_column_int(s, 0), 7);
 	sqlite3_finalize(s);
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s,
 	                                    NULL), SQLITE_OK);
@@ -368,7 +368,7 @@ START_TEST(test_open_creates_and_migrates)
 
 	/* Opening again does not migrate twice. */
 	open_store();
-	ck_assert_int_eq(sql_int("PRAGMA user_version"), 6);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), 7);
 }
 END_TEST
 
@@ -399,7 +399,7 @@ START_TEST(test_reopen_keeps_data)
 	ck_assert(!got.cancel_on_disconnect);
 	ck_assert_str_eq(got.idem_key, "key-1");
 	ck_assert_str_eq(got.idem_fp, "fp-1");
-	ck_assert_int_eq(sql_int("PRAGMA user_version"), 6);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), 7);
 	job_clear(&got);
 	job_clear(&j);
 }
@@ -428,6 +428,7 @@ START_TEST(test_migrate_v1_times_to_us)
 	                           " ALTER TABLE jobs DROP COLUMN depends_on;"
 	                           " ALTER TABLE jobs DROP COLUMN unmet;"
 	                           " DROP TABLE job_deps;"
+	                           " ALTER TABLE jobs DROP COLUMN progress;"
 	                           " PRAGMA user_version = 1;", NULL, NULL,
 	                           &msg) == SQLITE_OK, "%s", msg ? msg : "");
 	sqlite3_close(db);
@@ -438,7 +439,7 @@ START_TEST(test_migrate_v1_times_to_us)
 	ck_assert_int_eq(got.run_at_us, 1767323050000000LL);
 	ck_assert_int_eq(got.started_at_us, 1767323050002000LL);
 	ck_assert_int_eq(got.finished_at_us, 1767323050003000LL);
-	ck_assert_int_eq(sql_int("PRAGMA user_version"), 6);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), 7);
 	job_clear(&got);
 	job_clear(&j);
 }
@@ -1379,6 +1380,78 @@ START_TEST(test_start_fenced)
 }
 END_TEST
 
+/* A report of job n's attempt under token. */
+static int
+progress_write(int n, const char *token, const char *json)
+{
+	char id[UUID_STR_LEN];
+	int rc;
+
+	make_id(id, n);
+	begin();
+	rc = store_progress(st, id, token, json, err, sizeof(err));
+	commit();
+	return rc;
+}
+
+static void
+assert_progress(int n, const char *want)
+{
+	struct job got = get(n);
+
+	if (want == NULL)
+		ck_assert_ptr_null(got.progress);
+	else
+		ck_assert_str_eq(got.progress, want);
+	job_clear(&got);
+}
+
+/* Progress is written for the current claim only (a stale one changes
+ * nothing, and is no error), kept by a completion that brings none,
+ * cleared by the next claim and by a retry, and set by a completion that
+ * brings one; lists show it. */
+START_TEST(test_progress_fenced)
+{
+	char id[UUID_STR_LEN];
+	struct store_completion c = {
+		.id = id, .claim = "u", .status = JOB_FAILED,
+		.finished_at_us = NOW + 9, .now_us = NOW + 9,
+		.progress = "{\"a\":4}",
+	};
+	struct store_filter f = {.status = -1, .limit = 10};
+	struct job *jobs = NULL;
+	size_t n = 0;
+	int status = -1;
+
+	add(1, "noop", 0, NOW, 3);
+	assert_progress(1, NULL);
+	claim_one(1, "t");
+	ck_assert_int_eq(progress_write(1, "other", "{\"a\":1}"), 0);
+	assert_progress(1, NULL);
+	ck_assert_int_eq(progress_write(1, "t", "{\"a\":2}"), 0);
+	assert_progress(1, "{\"a\":2}");
+	ck_assert_int_eq(complete(1, "t", JOB_QUEUED, NOW, NULL, "again", 1),
+	                 0);
+	assert_progress(1, "{\"a\":2}");
+	/* The ended attempt's late report. */
+	ck_assert_int_eq(progress_write(1, "t", "{\"a\":3}"), 0);
+	assert_progress(1, "{\"a\":2}");
+	claim_one(1, "u");
+	assert_progress(1, NULL);
+	make_id(id, 1);
+	begin();
+	ck_assert_int_eq(store_complete(st, &c, NULL, err, sizeof(err)), 0);
+	commit();
+	assert_progress(1, "{\"a\":4}");
+	ck_assert_int_eq(store_list(st, &f, &jobs, &n, err, sizeof(err)), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(jobs[0].progress, "{\"a\":4}");
+	free_jobs(jobs, n);
+	ck_assert_int_eq(retry(1, NOW + 10, &status), 0);
+	assert_progress(1, NULL);
+}
+END_TEST
+
 START_TEST(test_recover_nothing)
 {
 	int requeued = -1, failed = -1;
@@ -1762,6 +1835,7 @@ store_suite(void)
 	tcase_add_test(tc, test_claim_included_types);
 	tcase_add_test(tc, test_cancel_decided_at_completion);
 	tcase_add_test(tc, test_start_fenced);
+	tcase_add_test(tc, test_progress_fenced);
 	tcase_add_test(tc, test_claim_token_longest);
 	tcase_add_test(tc, test_claim_marks_running);
 	tcase_add_test(tc, test_complete_with_right_claim);
