@@ -56,6 +56,7 @@ SRCS := \
 	src/sched.c \
 	src/schedule.c \
 	src/shellwords.c \
+	src/sse.c \
 	src/stats.c \
 	src/store.c \
 	src/store_pg.c \
