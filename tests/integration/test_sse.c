@@ -631,7 +631,11 @@ END_TEST
 START_TEST(test_two_nodes)
 {
 	jd *a, *b;
-	struct jd_opts oa = {.threads = 2}, ob = {.threads = 0};
+	struct jd_opts oa = {.threads = 2, .extra = "[store]\nnode = a\n"};
+	/* b has no echo handler: the job runs on a */
+	struct jd_opts ob = {.threads = 1, .no_default_handlers = true,
+	                     .extra = "[store]\nnode = b\n"
+	                              "[handler.noop]\nbuiltin = noop\n"};
 	struct stream s;
 	struct event e;
 	char *id, v[64];
@@ -642,14 +646,10 @@ START_TEST(test_two_nodes)
 	a = jd_launch(&oa);
 	ck_assert_ptr_nonnull(a);
 	ob.share_store = a;
-	ob.extra = "[workers]\nthreads = 1\n";
-	ob.threads = 1;
 	b = jd_launch(&ob);
 	ck_assert_ptr_nonnull(b);
 	ck_assert_int_eq(stream_open(&s, b, "/events", NULL), 200);
 	expect_waiters(b, 1);
-	/* paused on b: the job runs on a */
-	jd_resp_free(jd_request(b, "POST", "/types/echo/pause", NULL, NULL));
 	id = submit_ok(a, "{\"type\":\"echo\",\"payload\":{}}");
 	jd_resp_free(wait_status(a, id, "succeeded", LIMIT_MS));
 	while (!seen && stream_event(&s, &e, LIMIT_MS) == 1)
@@ -682,6 +682,9 @@ sse_suite(void)
 	tcase_add_test(tc, test_shutdown);
 	tcase_add_test(tc, test_http11);
 	tcase_add_test(tc, test_slow_reader);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("nodes");
+	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_two_nodes);
 	suite_add_tcase(s, tc);
 	return s;
