@@ -125,7 +125,7 @@ override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 .PHONY: all run check unit integration integration-pg ops smoke bench \
-	install clean deps check-browser reliability check-crash soak test-build
+	install clean deps check-browser bench-sse reliability check-crash soak test-build
 
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/jobd
@@ -252,6 +252,17 @@ check-browser: all
 
 bench: all
 	@sh tests/bench/run.sh
+
+# GET /events with 1,000 open streams: latency and RSS (prints figures).
+bench-sse: all $(BUILD)/bench/sse_bench
+	JOBD_BIN=$(BUILD)/jobd $(BUILD)/bench/sse_bench
+
+$(BUILD)/bench/sse_bench: tests/bench/sse_bench.c $(BUILD)/itests/harness.o \
+		$(BUILD)/itests/pg.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -Wno-missing-prototypes \
+		-iquote tests/integration -o $@ $^ $(LDFLAGS) $(PKG_LIBS) \
+		$(TEST_LIBS) -lm
 
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 

@@ -312,6 +312,15 @@ on_remote_finished(void *arg, const char *id, int status)
 	job_clear(&job);
 }
 
+/* Another node started a job (seen at its heartbeat): for /events. */
+static void
+on_remote_started(void *arg, const char *id, const char *type, int attempt)
+{
+	struct hooks *h = arg;
+
+	events_job(h->ev, id, type, JOB_RUNNING, attempt);
+}
+
 /* Every state change here, for /events: what the writer did not know
  * (a cancel's type and attempt) is read from the store (rare). */
 static void
@@ -489,7 +498,7 @@ daemon_start(struct daemon *d)
 	store_set_hooks(d->st, &(struct store_hooks){
 		.cancel = on_remote_cancel, .finished = on_remote_finished,
 		.fence = on_fenced, .work = on_work, .due_at = on_due_at,
-		.arg = &d->hooks});
+		.started = on_remote_started, .arg = &d->hooks});
 	writer_set_hooks(d->w, on_dispatch, on_cancel, on_event, &d->hooks);
 	writer_set_change_hook(d->w, on_change);
 	events_set_sse(d->ev, d->sse);

@@ -626,20 +626,21 @@ START_TEST(test_slow_reader)
 }
 END_TEST
 
-/* PostgreSQL, two nodes: a job that ends on one node reaches the other
- * node's streams. */
+/* PostgreSQL, two nodes: a job that runs and ends on one node reaches the
+ * other node's streams (running, then its end; read from the store at the
+ * heartbeat). */
 START_TEST(test_two_nodes)
 {
 	jd *a, *b;
 	struct jd_opts oa = {.threads = 2, .extra = "[store]\nnode = a\n"};
-	/* b has no echo handler: the job runs on a */
+	/* b has no sleep handler: the job runs on a */
 	struct jd_opts ob = {.threads = 1, .no_default_handlers = true,
 	                     .extra = "[store]\nnode = b\n"
 	                              "[handler.noop]\nbuiltin = noop\n"};
 	struct stream s;
 	struct event e;
 	char *id, v[64];
-	bool seen = false;
+	bool running = false, ended = false;
 
 	if (!jd_store_is_pg())
 		return;
@@ -650,14 +651,28 @@ START_TEST(test_two_nodes)
 	ck_assert_ptr_nonnull(b);
 	ck_assert_int_eq(stream_open(&s, b, "/events", NULL), 200);
 	expect_waiters(b, 1);
-	id = submit_ok(a, "{\"type\":\"echo\",\"payload\":{}}");
-	jd_resp_free(wait_status(a, id, "succeeded", LIMIT_MS));
-	while (!seen && stream_event(&s, &e, LIMIT_MS) == 1)
-		seen = strstr(e.data, id) != NULL &&
-		       strcmp(ev_field(&e, "status", v, sizeof(v)),
-		              "succeeded") == 0;
-	ck_assert_msg(seen, "node b's stream did not see job %s end on a", id);
-	ck_assert_str_eq(ev_field(&e, "type", v, sizeof(v)), "echo");
+	id = submit_ok(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":3}}");
+	while (!ended && stream_event(&s, &e, LIMIT_MS) == 1) {
+		if (strstr(e.data, id) == NULL)
+			continue;
+		ev_field(&e, "status", v, sizeof(v));
+		if (strcmp(v, "running") == 0) {
+			ck_assert_msg(!ended, "running after the end");
+			running = true;
+			ck_assert_str_eq(ev_field(&e, "type", v, sizeof(v)),
+			                 "sleep");
+			ck_assert_str_eq(ev_field(&e, "attempt", v, sizeof(v)),
+			                 "1");
+		} else if (strcmp(v, "succeeded") == 0) {
+			ended = true;
+		}
+	}
+	ck_assert_msg(running, "node b's stream did not see job %s run on a",
+	              id);
+	ck_assert_msg(ended, "node b's stream did not see job %s end on a",
+	              id);
+	ck_assert_str_eq(ev_field(&e, "type", v, sizeof(v)), "sleep");
+	ck_assert_str_eq(ev_field(&e, "attempt", v, sizeof(v)), "1");
 	stream_close(&s);
 	free(id);
 	jd_free(b);
