@@ -146,9 +146,9 @@ main(void)
 		return 1;
 	}
 	printf("jobd pid %d, %d streams, %d requests\n", (int)d->pid, n, m);
-	printf("RSS at start: %ld kB\n", jd_proc_status(d->pid, "VmRSS"));
+	printf("RSS at start: %ld kB\n", jd_proc_status(d->pid, "VmRSS:"));
 	measure(d, "no stream open:", m);
-	printf("RSS after them: %ld kB\n", jd_proc_status(d->pid, "VmRSS"));
+	printf("RSS after them: %ld kB\n", jd_proc_status(d->pid, "VmRSS:"));
 
 	fds = calloc((size_t)n, sizeof(*fds));
 	r.ep = epoll_create1(EPOLL_CLOEXEC);
@@ -164,21 +164,22 @@ main(void)
 	}
 	pthread_create(&th, NULL, reader_main, &r);
 	printf("RSS with %d streams open: %ld kB\n", n,
-	       jd_proc_status(d->pid, "VmRSS"));
+	       jd_proc_status(d->pid, "VmRSS:"));
 	measure(d, "streams open:", m);
 	want = 3LL * m * n;
 	for (int i = 0; i < 600 && atomic_load(&events_read) < want; i++)
 		jd_pause_ms(100);
 	printf("events read by the streams: %lld of %lld\n",
 	       (long long)atomic_load(&events_read), want);
-	printf("RSS after them: %ld kB\n", jd_proc_status(d->pid, "VmRSS"));
+	printf("RSS after them: %ld kB\n", jd_proc_status(d->pid, "VmRSS:"));
 	atomic_store(&stop_reader, true);
 	pthread_join(th, NULL);
 	for (int i = 0; i < n; i++)
 		close(fds[i]);
 	jd_wait_metric(d, "jobd_waiters", 0, 60000);
-	printf("RSS after the streams closed: %ld kB\n",
-	       jd_proc_status(d->pid, "VmRSS"));
+	printf("RSS after the streams closed: %ld kB (peak %ld kB)\n",
+	       jd_proc_status(d->pid, "VmRSS:"),
+	       jd_proc_status(d->pid, "VmHWM:"));
 	free(fds);
 	close(r.ep);
 	jd_stop(d, 30000);
