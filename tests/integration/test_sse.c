@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -626,6 +627,68 @@ START_TEST(test_slow_reader)
 }
 END_TEST
 
+/* Clients that come and go while events flow: some hang up before the
+ * answer, some after a few events, some after a ping of half a second;
+ * every stream is let go, and jobd stays whole. */
+struct churn {
+	int port;
+	int rounds;
+	int opened;
+};
+
+static void *
+churn_main(void *arg)
+{
+	struct churn *c = arg;
+
+	for (int i = 0; i < c->rounds; i++) {
+		struct stream s;
+		struct event e;
+		stream_connect(&s, c->port, i % 3 == 0
+		               ? "GET /events?type=noop HTTP/1.0\r\n\r\n"
+		               : "GET /events HTTP/1.1\r\nHost: x\r\n\r\n", 0);
+		if (i % 4 != 0) {
+			if (stream_header(&s) == 200)
+				c->opened++;
+			for (int k = 0; k < i % 5; k++)
+				if (stream_block(&s, &e, 50) != 1)
+					break;
+		}
+		stream_close(&s);
+	}
+	return NULL;
+}
+
+START_TEST(test_churn)
+{
+	jd *d = launch(4, NULL);
+	struct churn c[4];
+	pthread_t th[4];
+	struct jd_resp *r;
+	int opened = 0;
+
+	for (int i = 0; i < 4; i++) {
+		c[i] = (struct churn){.port = d->port, .rounds = 60};
+		ck_assert_int_eq(pthread_create(&th[i], NULL, churn_main, &c[i]),
+		                 0);
+	}
+	for (int i = 0; i < 100; i++)
+		free(submit_ok(d, "{\"type\":\"noop\"}"));
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		opened += c[i].opened;
+	}
+	printf("churn: %d streams opened and dropped\n", opened);
+	ck_assert_int_gt(opened, 0);
+	expect_waiters(d, 0);
+	r = jd_request(d, "GET", "/healthz", NULL, NULL);
+	assert_status(r, 200);
+	jd_resp_free(r);
+	ck_assert_int_eq(jd_stop(d, LIMIT_MS), 0);
+	jd_free(d);
+}
+END_TEST
+
 /* PostgreSQL, two nodes: a job that runs and ends on one node reaches the
  * other node's streams (running, then its end; read from the store at the
  * heartbeat). */
@@ -697,6 +760,7 @@ sse_suite(void)
 	tcase_add_test(tc, test_shutdown);
 	tcase_add_test(tc, test_http11);
 	tcase_add_test(tc, test_slow_reader);
+	tcase_add_test(tc, test_churn);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("nodes");
 	tcase_set_timeout(tc, 120);
