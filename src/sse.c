@@ -266,23 +266,32 @@ publish(sse *s, const char *kind, const char *job, const char *type,
 	pthread_mutex_unlock(&s->mu);
 }
 
+/* The data of a job event, one line of JSON (a new string, freed with
+ * free()).  Ids and types are plain ASCII (uuid, job_type_valid): written
+ * directly, the writer's thread calls this for every state change. */
 static char *
 job_data(const char *id, const char *type, int status, int attempt)
 {
-	cJSON *o = cJSON_CreateObject();
+	char num[24] = "null";
+	size_t len;
 	char *text;
 
-	if (o == NULL)
+	if (!job_type_valid(type) && type[0] != '\0')
+		type = "?";
+	if (strlen(id) >= UUID_STR_LEN)
 		return NULL;
-	cJSON_AddStringToObject(o, "id", id);
-	cJSON_AddStringToObject(o, "type", type);
-	cJSON_AddStringToObject(o, "status", job_status_name(status));
+	for (const char *p = id; *p; p++)
+		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 ||
+		    (unsigned char)*p >= 0x7f)
+			return NULL;
 	if (attempt >= 0)
-		cJSON_AddNumberToObject(o, "attempt", attempt);
-	else
-		cJSON_AddNullToObject(o, "attempt");
-	text = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
+		snprintf(num, sizeof(num), "%d", attempt);
+	len = strlen(id) + strlen(type) + strlen(num) + 80;
+	text = malloc(len);
+	if (text != NULL)
+		snprintf(text, len, "{\"id\":\"%s\",\"type\":\"%s\","
+		         "\"status\":\"%s\",\"attempt\":%s}", id, type,
+		         job_status_name(status), num);
 	return text;
 }
 
@@ -301,7 +310,7 @@ sse_job(sse *s, const char *id, const char *type, int status, int attempt)
 		return;
 	}
 	publish(s, "job", id, type, job_status_is_final(status), data);
-	cJSON_free(data);
+	free(data);
 }
 
 bool
@@ -520,7 +529,7 @@ sse_stream_job_state(sse_stream *st, int status, const char *type,
 	text = malloc(len);
 	if (text != NULL)
 		snprintf(text, len, "event: job\ndata: %s\n\n", data);
-	cJSON_free(data);
+	free(data);
 	pthread_mutex_lock(&st->s->mu);
 	free(st->final_text);
 	st->final_text = text;
