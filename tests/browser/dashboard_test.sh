@@ -244,7 +244,7 @@ check "detail status" "<dd data-field=\"status\"><span class=\"badge s-succeeded
 say "detail view shows the payload"
 
 # Live updates: the page reads GET /events (the header says "live").
-check "live updates from /events" 'id="live" class="muted" title="Updates come from GET /events">live</span>' "$TMP/dom1.html"
+check "live updates from /events" 'data-state="live">live</span>' "$TMP/dom1.html"
 say "the page follows GET /events"
 
 # A progress bar that moves: the running sleep job reports its percentage
