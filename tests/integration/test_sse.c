@@ -437,6 +437,48 @@ START_TEST(test_reset)
 }
 END_TEST
 
+/* An id from jobd's previous life: reset, even though the new life's ids
+ * went on. */
+START_TEST(test_restart)
+{
+	jd *d = launch(2, NULL);
+	struct stream s;
+	struct event e;
+	unsigned long long old, now;
+	char hdr[128], *a, *b;
+
+	ck_assert_int_eq(stream_open(&s, d, "/events", NULL), 200);
+	expect_waiters(d, 1);
+	a = submit_ok(d, "{\"type\":\"noop\"}");
+	old = expect_job(&s, a, "queued", 0);
+	expect_job(&s, a, "running", 1);
+	expect_job(&s, a, "succeeded", 1);
+	ck_assert_int_eq(jd_stop(d, LIMIT_MS), 0);
+	while (stream_event(&s, &e, LIMIT_MS) == 1)
+		;
+	ck_assert(s.closed);
+	stream_close(&s);
+
+	ck_assert_int_eq(jd_start(d), 0);
+	ck_assert_int_eq(stream_open(&s, d, "/events", NULL), 200);
+	expect_waiters(d, 1);
+	b = submit_ok(d, "{\"type\":\"noop\"}");
+	now = expect_job(&s, b, "queued", 0);
+	ck_assert_msg(now > old + 2, "ids went back: %llu after %llu", now,
+	              old);
+	stream_close(&s);
+
+	snprintf(hdr, sizeof(hdr), "Last-Event-ID: %llu\r\n", old);
+	ck_assert_int_eq(stream_open(&s, d, "/events", hdr), 200);
+	expect_event(&s, &e);
+	ck_assert_str_eq(e.kind, "reset");
+	stream_close(&s);
+	free(a);
+	free(b);
+	jd_free(d);
+}
+END_TEST
+
 /* Hostile Last-Event-ID values: reset (or a 4xx), never a crash; an
  * empty one is no id at all. */
 START_TEST(test_hostile_ids)
@@ -754,6 +796,7 @@ sse_suite(void)
 	tcase_add_test(tc, test_filters);
 	tcase_add_test(tc, test_resume);
 	tcase_add_test(tc, test_reset);
+	tcase_add_test(tc, test_restart);
 	tcase_add_test(tc, test_hostile_ids);
 	tcase_add_test(tc, test_ping);
 	tcase_add_test(tc, test_max_waiters);
