@@ -1313,8 +1313,6 @@ handle_schedule_action(api *a, struct api_call *call)
 	return API_PENDING;
 }
 
-/* GET /jobs/<id>, long-polling with ?wait=N or Prefer: wait=N (the query
- * wins when both are there; both must be well-formed). */
 /*
  * GET /events: checks the filters, then opens a stream that http sends
  * (call->stream).  With ?job=, the job must exist; its state is read
@@ -1378,6 +1376,8 @@ handle_events(api *a, struct api_call *call)
 	add_header(call, "X-Accel-Buffering", "no");
 }
 
+/* GET /jobs/<id>, long-polling with ?wait=N or Prefer: wait=N (the query
+ * wins when both are there; both must be well-formed). */
 /* GET /jobs/<id>, long-polling with ?wait=N or Prefer: wait=N (the query
  * wins when both are there; both must be well-formed). */
 static int
