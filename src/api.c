@@ -1225,6 +1225,8 @@ finish_batch(struct api_call *call, struct writer_op *op)
 		add_header(call, "Idempotent-Replayed", "true");
 }
 
+/* GET /jobs/<id>, long-polling with ?wait=N or Prefer: wait=N (the query
+ * wins when both are there; both must be well-formed). */
 /* GET /schedules, or one schedule's object (after a pause or resume). */
 static void
 answer_schedules(api *a, struct api_call *call, const char *name)
@@ -1376,8 +1378,6 @@ handle_events(api *a, struct api_call *call)
 	add_header(call, "X-Accel-Buffering", "no");
 }
 
-/* GET /jobs/<id>, long-polling with ?wait=N or Prefer: wait=N (the query
- * wins when both are there; both must be well-formed). */
 /* GET /jobs/<id>, long-polling with ?wait=N or Prefer: wait=N (the query
  * wins when both are there; both must be well-formed). */
 static int
