@@ -14,7 +14,9 @@
  * event, a ping (every 15 s) or the end resumes it.  A stream holds at
  * most one event of its own (the one being written); a reader so slow
  * that the ring overwrote its place gets "event: reset" and goes on from
- * the newest event.  No thread per stream: one thread sends the pings.
+ * the newest event.  No thread per stream: one thread wakes the streams
+ * when events came (once per burst, off the publishing thread) and sends
+ * the pings.
  *
  * Each stream holds a waiter of the events module (events.h): it counts
  * against server.max_waiters, and the events thread tells it when its
@@ -47,9 +49,9 @@ sse *sse_new(size_t capacity, events *ev);
 /* Frees it (after sse_stop, once every stream has ended). */
 void sse_free(sse *s);
 
-/* Starts the ping thread: 0 or JOBD_ESYS. */
+/* Starts its thread: 0 or JOBD_ESYS. */
 int sse_start(sse *s);
-/* Stops the ping thread (streams end through their waiters). */
+/* Stops its thread (streams end through their waiters). */
 void sse_stop(sse *s);
 
 /*

@@ -12,7 +12,10 @@
  * libmicrohttpd; stream_done (the response's free callback) unlists it.
  * It is freed when both the response and the waiter have let go (refs).
  *
- * LOCKING: s->mu guards the ring, next, the stream list and every field
+ * One thread (jobd-sse) resumes the suspended streams when events came
+ * (s->wake, set by publish) and sends the pings.
+ *
+ * LOCKING: s->mu guards the ring, next, wake, the stream list and every field
  * of every stream except its waiter (events.c's until it fires or is
  * cancelled).  MHD_suspend_connection and MHD_resume_connection are
  * called with s->mu held (libmicrohttpd never calls stream_read or
@@ -54,7 +57,7 @@ struct seen {
 
 struct sse {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;               /* the ping thread's */
+	pthread_cond_t cv;               /* the sse thread's */
 	events *ev;
 	struct ev_slot *ring;
 	size_t cap;
@@ -66,6 +69,7 @@ struct sse {
 	struct seen *seen;
 	pthread_t thread;
 	bool started, stopping;
+	bool wake;                       /* events came: resume the streams */
 };
 
 struct sse_stream {
@@ -260,9 +264,13 @@ publish(sse *s, const char *kind, const char *job, const char *type,
 	snprintf(e->job, sizeof(e->job), "%s", job);
 	snprintf(e->type, sizeof(e->type), "%s", type);
 	e->final = final;
-	for (sse_stream *st = s->head; st; st = st->next)
-		if (st->suspended && wants(st, job, type))
-			stream_resume(st);
+	/* The streams are resumed by the sse thread: a burst of events (a
+	 * batch commits thousands) wakes each stream once, and the
+	 * publishing thread (the writer's) does not wait for them. */
+	if (!s->wake) {
+		s->wake = true;
+		pthread_cond_signal(&s->cv);
+	}
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -367,7 +375,7 @@ sse_progress(sse *s, const char *id, const char *type, const char *json)
 	cJSON_free(data);
 }
 
-/* ---- the ping thread ---- */
+/* ---- the sse thread: wake-ups and pings ---- */
 
 static void *
 ping_main(void *arg)
@@ -381,6 +389,15 @@ ping_main(void *arg)
 	pthread_mutex_lock(&s->mu);
 	while (!s->stopping) {
 		sse_stream *st = s->head;
+		if (s->wake) {
+			/* Those behind the ring's end; a filtered one that
+			 * finds nothing for it catches up and sleeps again. */
+			s->wake = false;
+			for (; st; st = st->next)
+				if (st->suspended && st->cursor < s->next)
+					stream_resume(st);
+			continue;
+		}
 		if (st == NULL) {
 			pthread_cond_wait(&s->cv, &s->mu);
 			continue;
