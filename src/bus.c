@@ -43,7 +43,6 @@ struct bus {
 	char (*running)[37];     /* other nodes' running jobs at the last
 	                            look, sorted (hooks.started) */
 	size_t nrunning;
-	bool running_known;      /* looked once: report what is new */
 
 	_Atomic bool leader;
 	_Atomic int live;        /* live nodes, as of the last heartbeat */
@@ -280,9 +279,10 @@ cmp_id(const void *a, const void *b)
 
 /*
  * The jobs other nodes run now (the partial index on running jobs): those
- * not running at the last look are reported as started.  A job that
- * started and ended between two looks is reported ended only.  Called
- * with b->mu held.
+ * not running at the last look are reported as started (at the first
+ * look, all of them: this node's streams have been told nothing yet).  A
+ * job that started and ended between two looks is reported ended only.
+ * Called with b->mu held.
  */
 static void
 hb_started(struct bus *b, PGresult *r)
@@ -296,7 +296,7 @@ hb_started(struct bus *b, PGresult *r)
 		snprintf(now[i], sizeof(now[i]), "%s",
 		         PQgetvalue(r, (int)i, 0));
 	qsort(now, n, sizeof(*now), cmp_id);
-	for (size_t i = 0; b->running_known && i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		if (b->nrunning > 0 && bsearch(now[i], b->running,
 		    b->nrunning, sizeof(*now), cmp_id) != NULL)
 			continue;
@@ -312,7 +312,6 @@ hb_started(struct bus *b, PGresult *r)
 	free(b->running);
 	b->running = now;
 	b->nrunning = n;
-	b->running_known = true;
 }
 
 /*
