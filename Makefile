@@ -58,6 +58,7 @@ SRCS := \
 	src/sched.c \
 	src/schedule.c \
 	src/shellwords.c \
+	src/sse.c \
 	src/stats.c \
 	src/store.c \
 	src/store_pg.c \
@@ -134,8 +135,8 @@ override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 .PHONY: all run check unit integration integration-pg ops smoke bench \
-	install clean deps check-browser reliability check-crash soak test-build \
-	plugins test-plugins
+	install clean deps check-browser bench-sse reliability check-crash soak \
+	test-build plugins test-plugins
 
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/jobd plugins
@@ -328,6 +329,17 @@ check-browser: all
 
 bench: all
 	@sh tests/bench/run.sh
+
+# GET /events with 1,000 open streams: latency and RSS (prints figures).
+bench-sse: all $(BUILD)/bench/sse_bench
+	JOBD_BIN=$(BUILD)/jobd $(BUILD)/bench/sse_bench
+
+$(BUILD)/bench/sse_bench: tests/bench/sse_bench.c $(BUILD)/itests/harness.o \
+		$(BUILD)/itests/pg.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -Wno-missing-prototypes \
+		-iquote tests/integration -o $@ $^ $(LDFLAGS) $(PKG_LIBS) \
+		$(TEST_LIBS) -lm
 
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 

@@ -52,6 +52,7 @@ enum api_route {
 	ROUTE_SCHEDULE_TRIGGER, /* /schedules/<name>/trigger */
 	ROUTE_SCHEDULE_PAUSE,   /* /schedules/<name>/pause */
 	ROUTE_SCHEDULE_RESUME,  /* /schedules/<name>/resume */
+	ROUTE_EVENTS,     /* /events: server-sent events (sse.h) */
 	ROUTE_COUNT       /* not a route: how many there are */
 };
 
@@ -95,6 +96,9 @@ struct api_call {
 	const char *body_shared_data;
 	struct api_header headers[API_MAX_HEADERS];
 	int nheaders;
+	/* GET /events: the stream to answer with (status 200, no body);
+	 * http takes it (sse_response) and sets it to NULL. */
+	struct sse_stream *stream;
 
 	/* Private to api.c. */
 	api *api;

@@ -79,6 +79,7 @@ struct config {
 		int64_t max_batch;       /* most jobs in one POST /jobs array */
 		int64_t max_wait_ms;
 		int64_t max_waiters;
+		int64_t event_buffer;    /* GET /events ring */
 		int64_t threads;         /* HTTP threads, 0 = one per CPU */
 		int64_t max_connections;
 		int64_t per_ip_connections; /* 0 = no per-IP limit */

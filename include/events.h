@@ -76,13 +76,23 @@ void events_publish(events *ev, const char *id, int status);
 
 /*
  * A running job reported progress (json: one JSON object, borrowed), for
- * GET /events streams (issue 16: sse.c feeds its ring from here).  Any
- * thread; does not block.
+ * GET /events streams (sse.c feeds its ring from here).  Any thread; does
+ * not block.
  */
 void events_progress(events *ev, const char *id, const char *type,
                      const char *json);
 
-/* Number of waiters now. */
+/* Every state change of a job (after commit, local or remote), for GET
+ * /events: type "" and attempt < 0 when unknown.  Any thread. */
+void events_job(events *ev, const char *id, const char *type, int status,
+                int attempt);
+
+/* Where events_job and events_progress go (sse.h; NULL: nowhere). */
+struct sse;
+void events_set_sse(events *ev, struct sse *s);
+struct sse *events_sse(events *ev);
+
+/* Number of waiters now (GET /events streams included). */
 size_t events_count(events *ev);
 
 #endif

@@ -382,6 +382,10 @@ struct store_hooks {
 	/* the leader's look at the delayed jobs: the earliest run_at of a
 	 * queued job not yet due, as of now (once a heartbeat) */
 	void (*due_at)(void *arg, int64_t run_at_us);
+	/* a job another node runs that was not running at the last look
+	 * (once a heartbeat; for GET /events) */
+	void (*started)(void *arg, const char *id, const char *type,
+	                int attempt);
 	void *arg;
 };
 /* Copies *h (not kept); a store that is not shared ignores it.  Once it

@@ -137,6 +137,13 @@ void writer_set_hooks(writer *w, writer_dispatch_fn dispatch,
                       writer_cancel_fn cancel, writer_event_fn event,
                       void *arg);
 
+/* Every state change (after commit), for GET /events: with the job's type
+ * ("" when the writer does not know it) and attempt (-1 likewise); called
+ * with writer_set_hooks()'s arg. */
+typedef void (*writer_change_fn)(const char *id, const char *type,
+                                 int status, int attempt, void *arg);
+void writer_set_change_hook(writer *w, writer_change_fn change);
+
 /*
  * Start-up, before the thread starts: recovers jobs left running by a dead
  * daemon and loads the queue counters.  Returns 0 or JOBD_E* with err.

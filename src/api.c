@@ -31,6 +31,7 @@
 #include "handler.h"
 #include "log.h"
 #include "rate.h"
+#include "sse.h"
 #include "reqparse.h"
 #include "stats.h"
 #include "submit.h"
@@ -145,6 +146,8 @@ api_route(const char *path, char id[37])
 		return ROUTE_TYPES;
 	if (strcmp(path, "/nodes") == 0)
 		return ROUTE_NODES;
+	if (strcmp(path, "/events") == 0)
+		return ROUTE_EVENTS;
 	if (strncmp(path, "/types/", 7) == 0) {
 		char name[JOB_TYPE_MAX + 1];
 		n = strcspn(path + 7, "/");
@@ -375,6 +378,8 @@ api_call_clear(struct api_call *call)
 	call->body_shared_data = NULL;
 	wait_free(call->wait);
 	call->wait = NULL;
+	sse_stream_abort(call->stream);
+	call->stream = NULL;
 }
 
 /* ---- responses ---- */
@@ -1319,6 +1324,69 @@ handle_schedule_action(api *a, struct api_call *call)
 	return API_PENDING;
 }
 
+/*
+ * GET /events: checks the filters, then opens a stream that http sends
+ * (call->stream).  With ?job=, the job must exist; its state is read
+ * again once the stream is open, so that an end between the two reads
+ * is not missed.
+ */
+static void
+handle_events(api *a, struct api_call *call)
+{
+	const char *type = call->arg(call->h, "type");
+	const char *job = call->arg(call->h, "job");
+	char err[160], id[UUID_STR_LEN] = "";
+	struct job j;
+	int rc;
+
+	if (type != NULL && reqparse_type(type, err, sizeof(err)) != 0) {
+		api_problem(call, 400, "bad-request", NULL, err);
+		return;
+	}
+	if (job != NULL) {
+		if (strlen(job) != 36 || !uuid_is_valid(job)) {
+			api_problem(call, 400, "bad-request", NULL,
+			            "job must be a job id (a UUID)");
+			return;
+		}
+		for (int i = 0; i < 36; i++)
+			id[i] = (char)tolower((unsigned char)job[i]);
+		id[36] = '\0';
+		job_init(&j);
+		rc = store_get(a->st, id, &j, err, sizeof(err));
+		job_clear(&j);
+		if (rc != 0) {
+			problem_for(call, rc, rc == JOBD_ENOTFOUND
+			            ? "no job with this id" : err);
+			return;
+		}
+	}
+	if (call->method == API_HEAD) {
+		set_body(call, 200, "text/event-stream", NULL);
+		add_header(call, "Cache-Control", "no-store");
+		return;
+	}
+	rc = sse_open(events_sse(a->ev), type, id[0] ? id : NULL,
+	              call->header(call->h, "Last-Event-ID"), call->fd,
+	              &call->stream);
+	if (rc != 0) {
+		problem_for(call, rc, rc == JOBD_EBUSY
+		            ? "too many waiting clients (server.max_waiters), "
+		              "or jobd is stopping" : "out of memory");
+		return;
+	}
+	if (id[0] != '\0') {
+		job_init(&j);
+		if (store_get(a->st, id, &j, NULL, 0) == 0)
+			sse_stream_job_state(call->stream, j.status, j.type,
+			                     j.attempt);
+		job_clear(&j);
+	}
+	set_body(call, 200, "text/event-stream", NULL);
+	add_header(call, "Cache-Control", "no-store");
+	add_header(call, "X-Accel-Buffering", "no");
+}
+
 /* GET /jobs/<id>, long-polling with ?wait=N or Prefer: wait=N (the query
  * wins when both are there; both must be well-formed). */
 static int
@@ -1408,6 +1476,9 @@ api_handle(api *a, struct api_call *call)
 	case ROUTE_TYPE_PAUSE:
 	case ROUTE_TYPE_RESUME:
 		return handle_pause(a, call, call->route == ROUTE_TYPE_PAUSE);
+	case ROUTE_EVENTS:
+		handle_events(a, call);
+		return API_DONE;
 	case ROUTE_NODES:
 		handle_nodes(a, call);
 		add_header(call, "Cache-Control", "no-store");

@@ -40,6 +40,9 @@ struct bus {
 	int64_t ok_mono_ms;      /* last heartbeat written */
 	int64_t fail_mono_ms;    /* last one that failed, -1 none */
 	int64_t seen_finished_us;/* finished_at of the last remote end seen */
+	char (*running)[37];     /* other nodes' running jobs at the last
+	                            look, sorted (hooks.started) */
+	size_t nrunning;
 
 	_Atomic bool leader;
 	_Atomic int live;        /* live nodes, as of the last heartbeat */
@@ -268,6 +271,49 @@ hb_due_at(struct bus *b)
 	PQclear(r);
 }
 
+static int
+cmp_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/*
+ * The jobs other nodes run now (the partial index on running jobs): those
+ * not running at the last look are reported as started (at the first
+ * look, all of them: this node's streams have been told nothing yet).  A
+ * job that started and ended between two looks is reported ended only.
+ * Called with b->mu held.
+ */
+static void
+hb_started(struct bus *b, PGresult *r)
+{
+	size_t n = (size_t)PQntuples(r);
+	char (*now)[37] = calloc(n ? n : 1, sizeof(*now));
+
+	if (now == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		snprintf(now[i], sizeof(now[i]), "%s",
+		         PQgetvalue(r, (int)i, 0));
+	qsort(now, n, sizeof(*now), cmp_id);
+	for (size_t i = 0; i < n; i++) {
+		if (b->nrunning > 0 && bsearch(now[i], b->running,
+		    b->nrunning, sizeof(*now), cmp_id) != NULL)
+			continue;
+		for (size_t j = 0; j < n; j++) {
+			if (strcmp(PQgetvalue(r, (int)j, 0), now[i]) != 0)
+				continue;
+			b->hooks.started(b->hooks.arg, now[i],
+			                 PQgetvalue(r, (int)j, 1),
+			                 atoi(PQgetvalue(r, (int)j, 2)));
+			break;
+		}
+	}
+	free(b->running);
+	b->running = now;
+	b->nrunning = n;
+}
+
 /*
  * What the other nodes did for us, once a beat (the fallback of the
  * notifications): cancels requested for the jobs running here (DELETE on
@@ -281,14 +327,19 @@ hb_remote(struct bus *b)
 {
 	char since[24], boot[33];
 	const char *v[2] = {bus_boot(b, boot), since};
-	PGresult *c, *f;
-	bool want;
+	PGresult *c, *f, *s = NULL;
+	bool want, started;
 
 	pthread_mutex_lock(&b->mu);
 	want = b->hooks.cancel != NULL || b->hooks.finished != NULL;
+	started = b->hooks.started != NULL;
 	pthread_mutex_unlock(&b->mu);
 	if (!want)
 		return;
+	if (started)
+		s = hb_exec(b, "SELECT id, type, attempt FROM jobd.jobs"
+		                 " WHERE status = 'running'"
+		                 " AND node IS DISTINCT FROM $1", 1, v);
 	c = hb_exec(b, "SELECT id FROM jobd.jobs WHERE node = $1"
 	                 " AND status = 'running' AND cancel_requested = 1", 1,
 	                 v);
@@ -302,6 +353,9 @@ hb_remote(struct bus *b)
 	 * hooks it replaced are never called again (main clears them before
 	 * it frees what they use). */
 	pthread_mutex_lock(&b->mu);
+	if (s != NULL && PQresultStatus(s) == PGRES_TUPLES_OK &&
+	    b->hooks.started != NULL)
+		hb_started(b, s);
 	if (PQresultStatus(c) == PGRES_TUPLES_OK && b->hooks.cancel != NULL)
 		for (int i = 0; i < PQntuples(c); i++)
 			b->hooks.cancel(b->hooks.arg, PQgetvalue(c, i, 0));
@@ -317,6 +371,7 @@ hb_remote(struct bus *b)
 		}
 	}
 	pthread_mutex_unlock(&b->mu);
+	PQclear(s);
 	PQclear(c);
 	PQclear(f);
 }
@@ -593,6 +648,7 @@ bus_free(bus *b)
 	close(b->wake[1]);
 	pthread_mutex_destroy(&b->boot_mu);
 	pthread_mutex_destroy(&b->mu);
+	free(b->running);
 	free(b);
 }
 

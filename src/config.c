@@ -74,6 +74,8 @@ static const struct conf_key conf_keys[] = {
 	{"server", "max_waiters", T_INT, C(server.max_waiters), "10000", 0,
 	 1000000, NULL, "most suspended waiting requests; beyond, waits answer "
 	 "at once"},
+	{"server", "event_buffer", T_INT, C(server.event_buffer), "10000", 1,
+	 1000000, NULL, "events GET /events keeps for Last-Event-ID resumes"},
 	{"server", "threads", T_INT, C(server.threads), "0", 0, 64, NULL,
 	 "HTTP threads (0 = one per CPU)"},
 	{"server", "max_connections", T_INT, C(server.max_connections), "4096",

@@ -27,6 +27,7 @@
 #include "events.h"
 #include "job.h"
 #include "log.h"
+#include "sse.h"
 
 #define NBUCKETS 4096
 
@@ -48,6 +49,7 @@ struct events {
 	size_t heap_len;
 	struct slot *slots;
 	uint32_t free_head;      /* UINT32_MAX: none */
+	struct sse *sse;         /* GET /events streams, NULL: none */
 };
 
 static uint32_t
@@ -378,13 +380,37 @@ events_stop(events *ev)
 	ev->started = false;
 }
 
-/* Issue 16 (GET /events) replaces this: no stream listens yet. */
+void
+events_set_sse(events *ev, struct sse *s)
+{
+	pthread_mutex_lock(&ev->mu);
+	ev->sse = s;
+	pthread_mutex_unlock(&ev->mu);
+}
+
+struct sse *
+events_sse(events *ev)
+{
+	struct sse *s;
+
+	pthread_mutex_lock(&ev->mu);
+	s = ev->sse;
+	pthread_mutex_unlock(&ev->mu);
+	return s;
+}
+
+void
+events_job(events *ev, const char *id, const char *type, int status,
+           int attempt)
+{
+	if (ev != NULL)
+		sse_job(events_sse(ev), id, type, status, attempt);
+}
+
 void
 events_progress(events *ev, const char *id, const char *type,
                 const char *json)
 {
-	(void)ev;
-	(void)id;
-	(void)type;
-	(void)json;
+	if (ev != NULL)
+		sse_progress(events_sse(ev), id, type, json);
 }

@@ -53,6 +53,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "sse.h"
 
 #define CONNECTION_MEMORY (8 * 1024)
 
@@ -421,7 +422,13 @@ send_answer(struct req *r)
 	size_t len = c->body_out_len;
 	char *body = c->body_out;
 
-	if (c->body_shared != NULL) {
+	if (c->stream != NULL) {
+		/* GET /events: a response that reads the event ring. */
+		resp = sse_response(c->stream, r->conn, &r->srv->suspended);
+		c->stream = NULL;
+		if (resp == NULL)
+			return MHD_NO;
+	} else if (c->body_shared != NULL) {
 		/* One rendering for many answers: the response takes the
 		 * call's reference and drops it when it is done. */
 		resp = MHD_create_response_from_buffer_with_free_callback_cls(

@@ -32,6 +32,7 @@
 #include "http.h"
 #include "log.h"
 #include "pgroups.h"
+#include "sse.h"
 #include "store.h"
 #include "workers.h"
 #include "writer.h"
@@ -313,13 +314,53 @@ on_due_at(void *arg, int64_t run_at_us)
 	writer_due_at(h->w, run_at_us);
 }
 
-/* Another node finished a job: for the waiters here. */
+/* Another node finished a job: for the waiters and /events here. */
 static void
 on_remote_finished(void *arg, const char *id, int status)
 {
 	struct hooks *h = arg;
+	struct job job;
 
 	events_publish(h->ev, id, status);
+	if (!sse_remote_new(events_sse(h->ev), id, status))
+		return; /* told before */
+	job_init(&job);
+	if (store_get(h->st, id, &job, NULL, 0) == 0)
+		events_job(h->ev, id, job.type, status, job.attempt);
+	else
+		events_job(h->ev, id, "", status, -1);
+	job_clear(&job);
+}
+
+/* Another node started a job (seen at its heartbeat): for /events. */
+static void
+on_remote_started(void *arg, const char *id, const char *type, int attempt)
+{
+	struct hooks *h = arg;
+
+	events_job(h->ev, id, type, JOB_RUNNING, attempt);
+}
+
+/* Every state change here, for /events: what the writer did not know
+ * (a cancel's type and attempt) is read from the store (rare). */
+static void
+on_change(const char *id, const char *type, int status, int attempt,
+          void *arg)
+{
+	struct hooks *h = arg;
+	struct job job;
+
+	if (type[0] != '\0' && attempt >= 0) {
+		events_job(h->ev, id, type, status, attempt);
+		return;
+	}
+	job_init(&job);
+	if (store_get(h->st, id, &job, NULL, 0) == 0)
+		events_job(h->ev, id, type[0] ? type : job.type, status,
+		           attempt >= 0 ? attempt : job.attempt);
+	else
+		events_job(h->ev, id, type, status, attempt);
+	job_clear(&job);
 }
 
 /* Everything the daemon runs, for the steps below. */
@@ -330,6 +371,7 @@ struct daemon {
 	writer *w;
 	worker_pool *pool;
 	events *ev;
+	sse *sse;
 	auth *au;
 	api *a;
 	schedules *sc;
@@ -472,7 +514,9 @@ daemon_start(struct daemon *d)
 	d->w = writer_new(d->st, cfg);
 	d->pool = d->w ? worker_pool_new(cfg, d->w) : NULL;
 	d->ev = d->pool ? events_new((size_t)cfg->server.max_waiters) : NULL;
-	d->a = d->ev ? api_new(cfg, d->st, d->w, d->ev, d->au) : NULL;
+	d->sse = d->ev ? sse_new((size_t)cfg->server.event_buffer, d->ev)
+	                : NULL;
+	d->a = d->sse ? api_new(cfg, d->st, d->w, d->ev, d->au) : NULL;
 	d->sc = d->a ? schedules_new(d->st, d->w) : NULL;
 	d->prog = d->sc ? progress_new(d->w, d->ev) : NULL;
 	if (d->prog == NULL) {
@@ -487,8 +531,10 @@ daemon_start(struct daemon *d)
 	store_set_hooks(d->st, &(struct store_hooks){
 		.cancel = on_remote_cancel, .finished = on_remote_finished,
 		.fence = on_fenced, .work = on_work, .due_at = on_due_at,
-		.arg = &d->hooks});
+		.started = on_remote_started, .arg = &d->hooks});
 	writer_set_hooks(d->w, on_dispatch, on_cancel, on_event, &d->hooks);
+	writer_set_change_hook(d->w, on_change);
+	events_set_sse(d->ev, d->sse);
 	api_set_gauges(d->a, read_gauges, &d->hooks);
 	rc = http_open(cfg, d->a, &d->srv, err, sizeof(err));
 	if (rc != 0) {
@@ -509,7 +555,8 @@ daemon_start(struct daemon *d)
 		log_err("main", "recovery failed: %s", err);
 		return EX_IOERR;
 	}
-	if (events_start(d->ev) != 0 || worker_pool_start(d->pool) != 0 ||
+	if (events_start(d->ev) != 0 || sse_start(d->sse) != 0 ||
+	    worker_pool_start(d->pool) != 0 ||
 	    writer_start(d->w) != 0 || schedules_start(d->sc) != 0 ||
 	    progress_start(d->prog) != 0) {
 		log_err("main", "cannot start threads");
@@ -649,6 +696,7 @@ daemon_drain(struct daemon *d)
 	api_set_draining(d->a);
 	schedules_stop(d->sc); /* its submission in flight is answered */
 	events_stop(d->ev); /* every waiter gets its answer now */
+	sse_stop(d->sse);   /* and every /events stream its end */
 	writer_drain(d->w);
 	worker_pool_stop(d->pool, d->cfg->workers.shutdown_grace_ms);
 	progress_stop(d->prog); /* the attempts' ends carry the rest */
@@ -678,8 +726,12 @@ daemon_free(struct daemon *d, int status)
 		writer_stop(d->w);
 	if (d->ev != NULL)
 		events_stop(d->ev);
+	sse_stop(d->sse);
 	worker_pool_free(d->pool);
 	handler_plugin_unload_all(); /* no worker runs any more */
+	if (d->ev != NULL)
+		events_set_sse(d->ev, NULL);
+	sse_free(d->sse);
 	events_free(d->ev);
 	writer_free(d->w);
 	progress_free(d->prog); /* the writer has answered every op */

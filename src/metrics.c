@@ -358,7 +358,8 @@ metrics_render(const struct metrics_gauges *g)
 	out(&b, "# HELP jobd_workers_busy Workers running an attempt.\n"
 	        "# TYPE jobd_workers_busy gauge\njobd_workers_busy %lld\n",
 	    (long long)g->workers_busy);
-	out(&b, "# HELP jobd_waiters Requests waiting for a job's end.\n"
+	out(&b, "# HELP jobd_waiters Requests waiting for a job's end, and "
+	        "GET /events streams.\n"
 	        "# TYPE jobd_waiters gauge\njobd_waiters %lld\n",
 	    (long long)g->waiters);
 	out(&b, "# HELP jobd_leader 1 when this node is the leader (the oldest "

@@ -69,6 +69,7 @@ struct writer {
 	writer_dispatch_fn dispatch;
 	writer_cancel_fn cancel;
 	writer_event_fn event;
+	writer_change_fn change;
 	void *hook_arg;
 
 	pthread_t thread;
@@ -1378,6 +1379,45 @@ write_batch(writer *w, struct batch *b, struct writer_op *ops,
 	return 0;
 }
 
+void
+writer_set_change_hook(writer *w, writer_change_fn change)
+{
+	w->change = change;
+}
+
+/* A committed op's state changes, for GET /events. */
+static void
+op_changes(writer *w, const struct writer_op *op)
+{
+	if (w->change == NULL || op->rc != 0 || op->replayed)
+		return;
+	switch (op->kind) {
+	case WOP_SUBMIT:
+		w->change(op->job.id, op->job.type, op->status,
+		          op->job.attempt, w->hook_arg);
+		return;
+	case WOP_BATCH:
+		for (size_t i = 0; i < op->nbatch; i++)
+			w->change(op->batch[i].id, op->batch[i].type,
+			          op->batch[i].status, op->batch[i].attempt,
+			          w->hook_arg);
+		return;
+	case WOP_COMPLETE:
+		w->change(op->id, op->job.type, op->status,
+		          op->attempt_delta < 0 ? -1 : op->job.attempt,
+		          w->hook_arg);
+		return;
+	case WOP_CANCEL:
+		w->change(op->id, "", op->status, -1, w->hook_arg);
+		return;
+	case WOP_RETRY:
+		w->change(op->id, "", op->status, 0, w->hook_arg);
+		return;
+	default:
+		return;
+	}
+}
+
 /* After the commit: the counters, the claim state, the answers, the
  * state changes and the work. */
 static void
@@ -1446,6 +1486,7 @@ publish_batch(writer *w, struct batch *b, struct writer_op *ops,
 		next = op->next;
 		if (op->rc == 0)
 			count_op(w, op);
+		op_changes(w, op);
 		if (w->event && op->rc == 0 && !op->replayed &&
 		    op->kind != WOP_SUBMIT && op->kind != WOP_PAUSE &&
 		    op->kind != WOP_BATCH && op->kind != WOP_SCHEDULE &&
@@ -1464,6 +1505,8 @@ publish_batch(writer *w, struct batch *b, struct writer_op *ops,
 		}
 		if (w->event)
 			w->event(c->id, c->status, w->hook_arg);
+		if (w->change)
+			w->change(c->id, c->type, c->status, 0, w->hook_arg);
 	}
 	for (size_t i = 0; i < b->nclaimed; i++) {
 		struct job *j = &b->claimed[i]->job;
@@ -1472,6 +1515,9 @@ publish_batch(writer *w, struct batch *b, struct writer_op *ops,
 		    ? (double)(j->started_at_us - j->run_at_us) / 1e6 : 0);
 		if (w->event)
 			w->event(j->id, JOB_RUNNING, w->hook_arg);
+		if (w->change)
+			w->change(j->id, j->type, JOB_RUNNING, j->attempt,
+			          w->hook_arg);
 	}
 	if (b->nclaimed > 0 && w->dispatch) {
 		w->dispatch(b->claimed, b->nclaimed, w->hook_arg);

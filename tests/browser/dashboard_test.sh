@@ -243,6 +243,37 @@ check "detail payload" "\"marker\": \"$MARK\"" "$TMP/detail1.html"
 check "detail status" "<dd data-field=\"status\"><span class=\"badge s-succeeded\">succeeded</span>" "$TMP/detail1.html"
 say "detail view shows the payload"
 
+# Live updates: the page reads GET /events (the header says "live").
+check "live updates from /events" 'data-state="live">live</span>' "$TMP/dom1.html"
+say "the page follows GET /events"
+
+# A progress bar that moves: the running sleep job reports its percentage
+# (builtin sleep, through the progress helper's jobd_ctx_progress).  A
+# daemon whose jobs carry no "progress" yet: said, and skipped.
+SJOB=$(curl -sS "$BASE/jobs?status=running&type=sleep" |
+       sed -n 's/.*"id":"\([0-9a-f-]\{36\}\)".*/\1/p' | head -1)
+pct() { curl -sS "$BASE/jobs/$SJOB" | sed -n 's/.*"progress":{[^}]*"percent":\([0-9.]*\).*/\1/p'; }
+P1=$(pct)
+if [ -z "$SJOB" ] || [ -z "$P1" ]; then
+	say "SKIP progress bar: the running sleep job reports no progress (no progress support in this daemon yet)"
+else
+	bar_of() { # dom file -> the data-percent of the sleep job's bar
+		sed -n "s#.*<tr data-job-id=\"$SJOB\"##p" "$1" | sed 's#</tr>.*##' |
+		    sed -n 's/.*class="progress" data-percent="\([0-9.]*\)".*/\1/p'
+	}
+	B1=$(bar_of "$TMP/dom1.html")
+	[ -n "$B1" ] || fail "no progress bar on the running sleep job $SJOB"
+	# Bounded wait for the job's progress to move on, then look again.
+	i=0
+	while [ "$(pct)" = "$P1" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	chrome --dump-dom "$BASE/" | tr -d '\n' >"$TMP/dom2.html" ||
+		fail "chromium --dump-dom (progress) failed"
+	B2=$(bar_of "$TMP/dom2.html")
+	[ -n "$B2" ] && [ "$B2" != "$B1" ] ||
+		fail "the progress bar of $SJOB did not move: '$B1' then '$B2'"
+	say "progress bar of the sleep job moved from $B1% to $B2%"
+fi
+
 # ---- screenshot ----
 mkdir -p "$OUT_DIR"
 rm -f "$SHOT"

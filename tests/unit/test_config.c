@@ -136,6 +136,7 @@ START_TEST(test_defaults_empty_file)
 	ck_assert_int_eq(cfg->server.max_body_bytes, 1 << 20);
 	ck_assert_int_eq(cfg->server.max_wait_ms, 60000);
 	ck_assert_int_eq(cfg->server.max_waiters, 10000);
+	ck_assert_int_eq(cfg->server.event_buffer, 10000);
 	ck_assert_int_eq(cfg->server.threads, 0);
 	ck_assert_int_eq(cfg->server.max_connections, 4096);
 	ck_assert_int_eq(cfg->server.per_ip_connections, 256);
@@ -417,6 +418,24 @@ START_TEST(test_size_in_file)
 	             "(1024..1073741824 bytes)");
 	assert_error_prefix("[server]\nmax_body = 2G\n",
 	                    NAME ":2: [server] max_body: \"2G\" is out of range");
+	/* GET /events' ring: at least one event, at most a million. */
+	cfg = load_ok("[server]\nevent_buffer = 1\n");
+	ck_assert_int_eq(cfg->server.event_buffer, 1);
+	config_free(cfg);
+	assert_error_prefix("[server]\nevent_buffer = 0\n",
+	                    NAME ":2: [server] event_buffer: \"0\" is out of "
+	                    "range");
+	assert_error_prefix("[server]\nevent_buffer = -1\n",
+	                    NAME ":2: [server] event_buffer: \"-1\" is out of "
+	                    "range");
+	cfg = load_ok("[server]\nevent_buffer = 1000000\n");
+	ck_assert_int_eq(cfg->server.event_buffer, 1000000);
+	config_free(cfg);
+	assert_error_prefix("[server]\nevent_buffer = 1000001\n",
+	                    NAME ":2: [server] event_buffer: \"1000001\" is "
+	                    "out of range");
+	assert_error_prefix("[server]\nevent_buffer = 9223372036854775808\n",
+	                    NAME ":2: [server] event_buffer:");
 }
 END_TEST
 
