@@ -386,6 +386,10 @@ struct store_hooks {
 	 * (once a heartbeat; for GET /events) */
 	void (*started)(void *arg, const char *id, const char *type,
 	                int attempt);
+	/* a job another node runs whose stored progress (json, borrowed)
+	 * changed since the last look (once a heartbeat; for GET /events) */
+	void (*progress)(void *arg, const char *id, const char *type,
+	                 const char *json);
 	void *arg;
 };
 /* Copies *h (not kept); a store that is not shared ignores it.  Once it

@@ -40,8 +40,9 @@ struct bus {
 	int64_t ok_mono_ms;      /* last heartbeat written */
 	int64_t fail_mono_ms;    /* last one that failed, -1 none */
 	int64_t seen_finished_us;/* finished_at of the last remote end seen */
-	char (*running)[37];     /* other nodes' running jobs at the last
-	                            look, sorted (hooks.started) */
+	struct remote_run *running; /* other nodes' running jobs at the
+	                            last look, sorted by id (hooks.started,
+	                            hooks.progress) */
 	size_t nrunning;
 
 	_Atomic bool leader;
@@ -271,43 +272,69 @@ hb_due_at(struct bus *b)
 	PQclear(r);
 }
 
+/* A job another node runs, as of a look: its id, the row of the look
+ * (while sorting), and a hash of its progress text (0: none). */
+struct remote_run {
+	char id[37];
+	int row;
+	uint64_t progress;
+};
+
 static int
-cmp_id(const void *a, const void *b)
+cmp_run(const void *a, const void *b)
 {
-	return strcmp(a, b);
+	return strcmp(((const struct remote_run *)a)->id,
+	              ((const struct remote_run *)b)->id);
+}
+
+/* FNV-1a of the progress text; 0 only for none. */
+static uint64_t
+progress_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h != 0 ? h : 1;
 }
 
 /*
- * The jobs other nodes run now (the partial index on running jobs): those
- * not running at the last look are reported as started (at the first
- * look, all of them: this node's streams have been told nothing yet).  A
- * job that started and ended between two looks is reported ended only.
- * Called with b->mu held.
+ * The jobs other nodes run now (the partial index on running jobs), with
+ * their progress as stored (written at most once a second per job by the
+ * node running it): those not running at the last look are reported as
+ * started (at the first look, all of them: this node's streams have been
+ * told nothing yet), and each whose stored progress differs from the last
+ * look's as progress.  A job that started and ended between two looks is
+ * reported ended only.  Called with b->mu held.
  */
 static void
 hb_started(struct bus *b, PGresult *r)
 {
 	size_t n = (size_t)PQntuples(r);
-	char (*now)[37] = calloc(n ? n : 1, sizeof(*now));
+	struct remote_run *now = calloc(n ? n : 1, sizeof(*now));
 
 	if (now == NULL)
 		return;
-	for (size_t i = 0; i < n; i++)
-		snprintf(now[i], sizeof(now[i]), "%s",
-		         PQgetvalue(r, (int)i, 0));
-	qsort(now, n, sizeof(*now), cmp_id);
 	for (size_t i = 0; i < n; i++) {
-		if (b->nrunning > 0 && bsearch(now[i], b->running,
-		    b->nrunning, sizeof(*now), cmp_id) != NULL)
-			continue;
-		for (size_t j = 0; j < n; j++) {
-			if (strcmp(PQgetvalue(r, (int)j, 0), now[i]) != 0)
-				continue;
-			b->hooks.started(b->hooks.arg, now[i],
-			                 PQgetvalue(r, (int)j, 1),
-			                 atoi(PQgetvalue(r, (int)j, 2)));
-			break;
-		}
+		snprintf(now[i].id, sizeof(now[i].id), "%s",
+		         PQgetvalue(r, (int)i, 0));
+		now[i].row = (int)i;
+		now[i].progress = PQgetisnull(r, (int)i, 3) ? 0
+		    : progress_hash(PQgetvalue(r, (int)i, 3));
+	}
+	qsort(now, n, sizeof(*now), cmp_run);
+	for (size_t i = 0; i < n; i++) {
+		const struct remote_run *was = b->nrunning > 0
+		    ? bsearch(&now[i], b->running, b->nrunning, sizeof(*now),
+		              cmp_run) : NULL;
+		const char *type = PQgetvalue(r, now[i].row, 1);
+		if (was == NULL && b->hooks.started != NULL)
+			b->hooks.started(b->hooks.arg, now[i].id, type,
+			                 atoi(PQgetvalue(r, now[i].row, 2)));
+		if (now[i].progress != 0 && b->hooks.progress != NULL &&
+		    (was == NULL || was->progress != now[i].progress))
+			b->hooks.progress(b->hooks.arg, now[i].id, type,
+			                  PQgetvalue(r, now[i].row, 3));
 	}
 	free(b->running);
 	b->running = now;
@@ -337,8 +364,8 @@ hb_remote(struct bus *b)
 	if (!want)
 		return;
 	if (started)
-		s = hb_exec(b, "SELECT id, type, attempt FROM jobd.jobs"
-		                 " WHERE status = 'running'"
+		s = hb_exec(b, "SELECT id, type, attempt, progress"
+		                 " FROM jobd.jobs WHERE status = 'running'"
 		                 " AND node IS DISTINCT FROM $1", 1, v);
 	c = hb_exec(b, "SELECT id FROM jobd.jobs WHERE node = $1"
 	                 " AND status = 'running' AND cancel_requested = 1", 1,

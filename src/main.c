@@ -341,6 +341,17 @@ on_remote_started(void *arg, const char *id, const char *type, int attempt)
 	events_job(h->ev, id, type, JOB_RUNNING, attempt);
 }
 
+/* Another node's job reported progress (its store write, seen at the
+ * heartbeat): for /events. */
+static void
+on_remote_progress(void *arg, const char *id, const char *type,
+                   const char *json)
+{
+	struct hooks *h = arg;
+
+	events_progress(h->ev, id, type, json);
+}
+
 /* Every state change here, for /events: what the writer did not know
  * (a cancel's type and attempt) is read from the store (rare). */
 static void
@@ -531,7 +542,8 @@ daemon_start(struct daemon *d)
 	store_set_hooks(d->st, &(struct store_hooks){
 		.cancel = on_remote_cancel, .finished = on_remote_finished,
 		.fence = on_fenced, .work = on_work, .due_at = on_due_at,
-		.started = on_remote_started, .arg = &d->hooks});
+		.started = on_remote_started, .progress = on_remote_progress,
+		.arg = &d->hooks});
 	writer_set_hooks(d->w, on_dispatch, on_cancel, on_event, &d->hooks);
 	writer_set_change_hook(d->w, on_change);
 	events_set_sse(d->ev, d->sse);

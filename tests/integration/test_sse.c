@@ -745,7 +745,7 @@ START_TEST(test_two_nodes)
 	struct stream s;
 	struct event e;
 	char *id, v[64];
-	bool running = false, ended = false;
+	bool running = false, ended = false, progressed = false;
 
 	if (!jd_store_is_pg())
 		return;
@@ -760,6 +760,16 @@ START_TEST(test_two_nodes)
 	while (!ended && stream_event(&s, &e, LIMIT_MS) == 1) {
 		if (strstr(e.data, id) == NULL)
 			continue;
+		if (strcmp(e.kind, "progress") == 0) {
+			/* The sleep's {"percent": N} as a stores it (once a
+			 * second), seen at b's heartbeat. */
+			ck_assert_msg(running && !ended, "progress outside "
+			              "the run: %s", e.data);
+			ck_assert_msg(strstr(e.data, "\"percent\"") != NULL,
+			              "%s", e.data);
+			progressed = true;
+			continue;
+		}
 		ev_field(&e, "status", v, sizeof(v));
 		if (strcmp(v, "running") == 0) {
 			ck_assert_msg(!ended, "running after the end");
@@ -776,6 +786,8 @@ START_TEST(test_two_nodes)
 	              id);
 	ck_assert_msg(ended, "node b's stream did not see job %s end on a",
 	              id);
+	ck_assert_msg(progressed, "node b's stream saw no progress of job %s "
+	              "on a", id);
 	ck_assert_str_eq(ev_field(&e, "type", v, sizeof(v)), "sleep");
 	ck_assert_str_eq(ev_field(&e, "attempt", v, sizeof(v)), "1");
 	stream_close(&s);
