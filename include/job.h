@@ -55,7 +55,13 @@ struct job {
 	/* The ids it depends on, lowercase, separated by one space, as
 	 * JOBD_DEPENDS_ON shows them; NULL when none. */
 	char *depends_on;
+	/* callback_url as submitted (store_insert() keeps it), or NULL. */
+	char *callback_url;
+	/* Read from the store: the "callback" object of the API as JSON
+	 * text ({"url", "status", "attempts", "last_error"}), or NULL. */
+	char *callback;
 };
+#define JOB_CALLBACK_URL_MAX 2048
 
 #define JOB_MAX_DEPENDS_ON 100
 

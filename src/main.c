@@ -27,6 +27,7 @@
 #include "clock.h"
 #include "config.h"
 #include "err.h"
+#include "callback.h"
 #include "events.h"
 #include "http.h"
 #include "log.h"
@@ -313,6 +314,7 @@ struct daemon {
 	auth *au;
 	api *a;
 	schedules *sc;
+	callback *cb;
 	http_server *srv;
 	struct hooks hooks;
 	sigset_t sigs;          /* what the main thread waits for */
@@ -444,7 +446,8 @@ daemon_start(struct daemon *d)
 	d->ev = d->pool ? events_new((size_t)cfg->server.max_waiters) : NULL;
 	d->a = d->ev ? api_new(cfg, d->st, d->w, d->ev, d->au) : NULL;
 	d->sc = d->a ? schedules_new(d->st, d->w) : NULL;
-	if (d->sc == NULL) {
+	d->cb = d->sc ? callback_new(d->w, d->st, cfg) : NULL;
+	if (d->cb == NULL) {
 		log_err("main", "out of memory");
 		return EX_OSERR;
 	}
@@ -456,6 +459,7 @@ daemon_start(struct daemon *d)
 		.fence = on_fenced, .work = on_work, .due_at = on_due_at,
 		.arg = &d->hooks});
 	writer_set_hooks(d->w, on_dispatch, on_cancel, on_event, &d->hooks);
+	writer_set_outbox_hook(d->w, callback_kick, d->cb);
 	api_set_gauges(d->a, read_gauges, &d->hooks);
 	rc = http_open(cfg, d->a, &d->srv, err, sizeof(err));
 	if (rc != 0) {
@@ -477,7 +481,8 @@ daemon_start(struct daemon *d)
 		return EX_IOERR;
 	}
 	if (events_start(d->ev) != 0 || worker_pool_start(d->pool) != 0 ||
-	    writer_start(d->w) != 0 || schedules_start(d->sc) != 0) {
+	    writer_start(d->w) != 0 || schedules_start(d->sc) != 0 ||
+	    callback_start(d->cb) != 0) {
 		log_err("main", "cannot start threads");
 		return EX_OSERR;
 	}
@@ -546,6 +551,7 @@ fail_stop(struct daemon *d)
 	events_stop(d->ev);
 	writer_drain(d->w);
 	worker_pool_stop(d->pool, 0);
+	callback_stop(d->cb);
 	writer_stop(d->w);
 	/* Let the 503s go out; the exit closes the sockets. */
 	http_wait_answered(d->srv, 1000);
@@ -617,6 +623,7 @@ daemon_drain(struct daemon *d)
 	events_stop(d->ev); /* every waiter gets its answer now */
 	writer_drain(d->w);
 	worker_pool_stop(d->pool, d->cfg->workers.shutdown_grace_ms);
+	callback_stop(d->cb); /* deliveries in flight are sent again later */
 	writer_stop(d->w);
 	log_notice("main", "stopped: %lld job(s) queued",
 	           (long long)writer_queued(d->w));
@@ -638,6 +645,7 @@ daemon_free(struct daemon *d, int status)
 		worker_pool_stop(d->pool, 0);
 	}
 	schedules_free(d->sc); /* before the writer it submits to */
+	callback_free(d->cb);  /* likewise */
 	if (d->w != NULL)
 		writer_stop(d->w);
 	if (d->ev != NULL)

@@ -350,7 +350,7 @@ START_TEST(test_open_creates_and_migrates)
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s,
 	                                    NULL), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
-	ck_assert_int_eq(sqlite3_column_int(s, 0), 6);
+	ck_assert_int_eq(sqlite3_column_int(s, 0), 7);
 	sqlite3_finalize(s);
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s,
 	                                    NULL), SQLITE_OK);
@@ -368,7 +368,7 @@ START_TEST(test_open_creates_and_migrates)
 
 	/* Opening again does not migrate twice. */
 	open_store();
-	ck_assert_int_eq(sql_int("PRAGMA user_version"), 6);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), 7);
 }
 END_TEST
 
@@ -399,7 +399,7 @@ START_TEST(test_reopen_keeps_data)
 	ck_assert(!got.cancel_on_disconnect);
 	ck_assert_str_eq(got.idem_key, "key-1");
 	ck_assert_str_eq(got.idem_fp, "fp-1");
-	ck_assert_int_eq(sql_int("PRAGMA user_version"), 6);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), 7);
 	job_clear(&got);
 	job_clear(&j);
 }
@@ -438,7 +438,7 @@ START_TEST(test_migrate_v1_times_to_us)
 	ck_assert_int_eq(got.run_at_us, 1767323050000000LL);
 	ck_assert_int_eq(got.started_at_us, 1767323050002000LL);
 	ck_assert_int_eq(got.finished_at_us, 1767323050003000LL);
-	ck_assert_int_eq(sql_int("PRAGMA user_version"), 6);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), 7);
 	job_clear(&got);
 	job_clear(&j);
 }

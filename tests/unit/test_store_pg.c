@@ -215,7 +215,7 @@ START_TEST(test_open_migrates_and_analyzes)
 	store *st = NULL;
 
 	ck_assert_int_eq(store_open(uri, &opt, &st, err, sizeof(err)), 0);
-	ck_assert_str_eq(version(), "6");
+	ck_assert_str_eq(version(), "7");
 	ck_assert(table_exists("jobd.jobs"));
 	ck_assert(table_exists("jobd.type_pauses"));
 	ck_assert(table_exists("jobd.nodes"));
