@@ -375,11 +375,18 @@ settle(callback *cb, const char *id, int attempts, bool ok, const char *why,
 }
 
 /* Hands outcomes to the writer (taking the array); lost when it is gone
- * (the rows stay claimed until their lease runs out). */
+ * (the rows stay claimed until their lease runs out).  Moves *next_us to
+ * the earliest retry among them. */
 static void
-write_back(callback *cb, struct writer_outbox_done *done, size_t n)
+write_back(callback *cb, struct writer_outbox_done *done, size_t n,
+           int64_t *next_us)
 {
 	struct writer_op *op;
+
+	for (size_t i = 0; i < n; i++)
+		if (done[i].status == OUTBOX_PENDING &&
+		    (*next_us < 0 || done[i].next_at_us < *next_us))
+			*next_us = done[i].next_at_us;
 
 	if (n == 0) {
 		free(done);
@@ -454,14 +461,15 @@ claim_and_start(callback *cb, bool release)
 			settle(cb, row->id, row->attempts, false, err,
 			       &bad[nbad++]);
 	}
-	write_back(cb, bad, nbad);
+	write_back(cb, bad, nbad, &next);
 	writer_op_clear(&op);
 	return next;
 }
 
-/* Collects finished transfers and writes their outcomes back. */
+/* Collects finished transfers and writes their outcomes back; moves
+ * *next_us to the earliest retry. */
 static void
-collect(callback *cb)
+collect(callback *cb, int64_t *next_us)
 {
 	struct writer_outbox_done *done = NULL;
 	size_t n = 0;
@@ -497,7 +505,7 @@ collect(callback *cb)
 		cb->ninflight--;
 		transfer_free(t);
 	}
-	write_back(cb, done, n);
+	write_back(cb, done, n, next_us);
 }
 
 static void *
@@ -522,7 +530,7 @@ run(void *arg)
 			now = clock_now_us();
 		}
 		curl_multi_perform(cb->multi, &running);
-		collect(cb);
+		collect(cb, &next_us);
 		wait_ms = next_us < 0 ? 60000 : next_us <= now ? 0
 		        : (next_us - now + 999) / 1000;
 		if (cb->shared && wait_ms > SHARED_LOOK_MS) {

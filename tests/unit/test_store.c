@@ -428,6 +428,10 @@ START_TEST(test_migrate_v1_times_to_us)
 	                           " ALTER TABLE jobs DROP COLUMN depends_on;"
 	                           " ALTER TABLE jobs DROP COLUMN unmet;"
 	                           " DROP TABLE job_deps;"
+	                           " DROP TRIGGER jobs_outbox;"
+	                           " DROP TRIGGER jobs_outbox_gone;"
+	                           " DROP TABLE outbox;"
+	                           " ALTER TABLE jobs DROP COLUMN callback_url;"
 	                           " PRAGMA user_version = 1;", NULL, NULL,
 	                           &msg) == SQLITE_OK, "%s", msg ? msg : "");
 	sqlite3_close(db);

@@ -269,7 +269,7 @@ START_TEST(test_open_refuses_newer_schema)
 	ck_assert_int_eq(store_open(uri, &opt, &st, err, sizeof(err)),
 	                 JOBD_EINVAL);
 	ck_assert_ptr_null(st);
-	ck_assert_msg(strstr(err, "version 99 is newer than this jobd (6)") !=
+	ck_assert_msg(strstr(err, "version 99 is newer than this jobd (7)") !=
 	              NULL, "%s", err);
 }
 END_TEST
