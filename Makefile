@@ -77,6 +77,7 @@ TEST_HOOK_SRCS := \
 UNIT_TESTS := \
 	test_backoff \
 	test_batch \
+	test_callback \
 	test_clock \
 	test_metrics \
 	test_config \
