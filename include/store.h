@@ -499,8 +499,9 @@ struct store_outbox_claim_req {
  * in *out (free each url, then the array), the count in *nout, and the
  * earliest next_at of the pending rows left (-1: none) in *next_us.
  * store_outbox_done: records a delivery's outcome (status, attempts,
- * next_at of a retry, last_error or NULL) unless the row's claim is no
- * longer claim (then nothing changes).
+ * next_at of a retry, last_error or NULL to keep the one before) and
+ * ends the claim, unless the row's claim is no longer claim (then
+ * nothing changes).
  */
 int store_outbox_claim(store *st, const struct store_outbox_claim_req *req,
                        struct store_outbox_row **out, size_t *nout,

@@ -508,6 +508,34 @@ collect(callback *cb, int64_t *next_us)
 	write_back(cb, done, n, next_us);
 }
 
+/* At a stop: the deliveries in flight are given back, due now and their
+ * attempt not counted, so that the next daemon (this one restarted, or
+ * another node) sends them without waiting for the claims' lease. */
+static void
+give_back(callback *cb)
+{
+	struct writer_outbox_done *done;
+	size_t n = 0;
+	int64_t now = clock_now_us(), ignored = -1;
+
+	if (cb->ninflight == 0)
+		return;
+	done = calloc(MAX_INFLIGHT, sizeof(*done));
+	if (done == NULL)
+		return;
+	for (int i = 0; i < MAX_INFLIGHT; i++) {
+		const struct transfer *t = cb->xfers[i];
+		if (t == NULL)
+			continue;
+		memcpy(done[n].id, t->id, sizeof(done[n].id));
+		done[n].status = OUTBOX_PENDING;
+		done[n].attempts = t->attempts;
+		done[n].next_at_us = now;
+		n++;
+	}
+	write_back(cb, done, n, &ignored);
+}
+
 static void *
 run(void *arg)
 {
@@ -544,6 +572,7 @@ run(void *arg)
 			wait_ms = 100; /* full: the transfers wake it */
 		curl_multi_poll(cb->multi, NULL, 0, (int)wait_ms, NULL);
 	}
+	give_back(cb);
 	return NULL;
 }
 

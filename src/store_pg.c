@@ -525,7 +525,8 @@ static const char *const writer_sql[W_NSTMT] = {
 	[W_CB_NEXT] = "SELECT min(next_at) FROM jobd.outbox"
 		" WHERE status = 'pending'",
 	[W_CB_DONE] = "UPDATE jobd.outbox SET status = $3, attempts = $4,"
-		" next_at = $5, last_error = $6, claim = NULL"
+		" next_at = $5, last_error = coalesce($6, last_error),"
+		" claim = NULL"
 		" WHERE job_id = $1 AND claim = $2",
 };
 

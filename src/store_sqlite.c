@@ -310,7 +310,8 @@ static const char *const writer_sql[W_NSTMT] = {
 	[W_CB_NEXT] = "SELECT min(next_at) FROM outbox INDEXED BY outbox_due"
 		" WHERE status = 'pending'",
 	[W_CB_DONE] = "UPDATE outbox SET status = ?3, attempts = ?4,"
-		" next_at = ?5, last_error = ?6, claim = NULL"
+		" next_at = ?5, last_error = coalesce(?6, last_error),"
+		" claim = NULL"
 		" WHERE job_id = ?1 AND claim = ?2",
 };
 

@@ -666,6 +666,32 @@ START_TEST(test_killed_in_flight)
 }
 END_TEST
 
+/* jobd stopped (SIGTERM) with a delivery in flight: it gives the row
+ * back, so the restarted daemon sends it at once (on PostgreSQL too,
+ * without waiting for the claim's lease: callbacks.timeout + store.lease,
+ * 40 s here). */
+START_TEST(test_stopped_in_flight)
+{
+	struct receiver *rv = receiver_start();
+	receiver_set(rv, 0, 200, true);
+	jd *d = launch_cb(rv, 5, NULL, NULL);
+	char *id = submit_cb(d, rv, "\"type\": \"noop\"");
+	ck_assert(receiver_wait(rv, 1, WAIT_MS));
+	ck_assert_int_eq(jd_stop(d, 10000), 0);
+	receiver_set(rv, 0, 200, false);
+	ck_assert_int_eq(jd_start(d), 0);
+	struct jd_resp *g = wait_callback(d, id, "delivered", WAIT_MS);
+	/* The abandoned delivery did not count as an attempt. */
+	ck_assert_int_eq((int)jd_num(callback_of(g), "attempts", -1), 1);
+	ck_assert_int_eq(receiver_count(rv), 2);
+	jd_resp_free(g);
+	free(id);
+	jd_stop(d, 10000);
+	jd_free(d);
+	receiver_stop(rv);
+}
+END_TEST
+
 /* Two nodes on one PostgreSQL store: every callback is delivered once. */
 START_TEST(test_two_nodes_once)
 {
@@ -715,6 +741,7 @@ callbacks_suite(void)
 	tcase_add_test(tc, test_every_final_state);
 	tcase_add_test(tc, test_pending_across_restart);
 	tcase_add_test(tc, test_killed_in_flight);
+	tcase_add_test(tc, test_stopped_in_flight);
 	tcase_add_test(tc, test_two_nodes_once);
 	suite_add_tcase(s, tc);
 	return s;
