@@ -48,6 +48,7 @@ enum writer_op_kind {
 /* What became of one callback delivery (WOP_OUTBOX_DONE). */
 struct writer_outbox_done {
 	char id[UUID_STR_LEN];
+	char claim[CLAIM_TOKEN_MAX]; /* the claim the delivery was made under */
 	int status;             /* enum store_outbox_status */
 	int attempts;
 	int64_t next_at_us;     /* of a retry */
@@ -89,7 +90,7 @@ struct writer_op {
 	/* WOP_OUTBOX_CLAIM: the claim (its token in claim) and, after it,
 	 * the rows claimed (the op's: writer_op_clear frees them) and the
 	 * earliest next_at of the pending rows left (-1 none).
-	 * WOP_OUTBOX_DONE: the outcomes, under claim (the op's). */
+	 * WOP_OUTBOX_DONE: the outcomes (the op's). */
 	struct store_outbox_claim_req outbox_req;
 	struct store_outbox_row *outbox_rows;
 	size_t noutbox_rows;

@@ -6,8 +6,8 @@
  * reads each job as GET /jobs/<id> would show it (store_get + job_to_json:
  * the API's own rendering), signs it (Standard Webhooks), and runs the
  * POSTs side by side; each finished transfer's outcome goes back to the
- * writer (WOP_OUTBOX_DONE, not waited for).  A row is claimed with this
- * run's token and a lease (callbacks.timeout + store lease): a node that
+ * writer (WOP_OUTBOX_DONE, not waited for).  A row is claimed with a
+ * token of its own (this run's id and a count) and a lease (callbacks.timeout + store lease): a node that
  * dies with rows claimed leaves them to another after the lease; a daemon
  * alone on its store takes every claim back when it starts.
  *
@@ -50,6 +50,7 @@
 struct transfer {
 	CURL *easy;
 	char id[UUID_STR_LEN];
+	char claim[CLAIM_TOKEN_MAX]; /* the row's claim */
 	int attempts;                /* before this one */
 	char *body;
 	struct curl_slist *headers;
@@ -63,7 +64,7 @@ struct callback {
 	unsigned char key[CALLBACK_KEY_MAX];
 	size_t keylen;
 	bool sign;
-	char claim[CLAIM_TOKEN_MAX];
+	unsigned long long nclaims;  /* claims made: each its own token */
 	bool shared;
 	CURLM *multi;
 	pthread_t thread;
@@ -174,7 +175,6 @@ callback_new(writer *w, store *st, const struct config *cfg)
 	cb->st = st;
 	cb->cfg = cfg;
 	cb->shared = store_is_shared(st);
-	snprintf(cb->claim, sizeof(cb->claim), "%s-cb", writer_boot_id(w));
 	if (cfg->callbacks.secret != NULL) {
 		if (callback_secret_decode(cfg->callbacks.secret, cb->key,
 		                           &cb->keylen) != 0) {
@@ -262,7 +262,7 @@ add_header(struct transfer *t, const char *fmt, const char *a,
  */
 static int
 transfer_start(callback *cb, const struct store_outbox_row *row,
-               char *err, size_t errlen)
+               const char *claim, char *err, size_t errlen)
 {
 	struct transfer *t = calloc(1, sizeof(*t));
 	struct job job;
@@ -275,6 +275,7 @@ transfer_start(callback *cb, const struct store_outbox_row *row,
 	if (t == NULL)
 		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
 	memcpy(t->id, row->id, sizeof(t->id));
+	snprintf(t->claim, sizeof(t->claim), "%s", claim);
 	t->attempts = row->attempts;
 	rc = store_get(cb->st, row->id, &job, err, errlen);
 	if (rc != 0)
@@ -348,11 +349,12 @@ out:
  * state in d; counts it.
  */
 static void
-settle(callback *cb, const char *id, int attempts, bool ok, const char *why,
-       struct writer_outbox_done *d)
+settle(callback *cb, const char *id, const char *claim, int attempts, bool ok,
+       const char *why, struct writer_outbox_done *d)
 {
 	memset(d, 0, sizeof(*d));
 	memcpy(d->id, id, sizeof(d->id));
+	snprintf(d->claim, sizeof(d->claim), "%s", claim);
 	d->attempts = attempts + 1;
 	if (ok) {
 		d->status = OUTBOX_DELIVERED;
@@ -400,7 +402,6 @@ write_back(callback *cb, struct writer_outbox_done *done, size_t n,
 		return;
 	}
 	writer_op_init(op, WOP_OUTBOX_DONE);
-	memcpy(op->claim, cb->claim, sizeof(op->claim));
 	op->outbox_done = done;
 	op->noutbox_done = n;
 	if (writer_submit(cb->w, op) != 0) {
@@ -422,7 +423,11 @@ claim_and_start(callback *cb, bool release)
 	                   cb->cfg->store.lease_ms;
 
 	writer_op_init(&op, WOP_OUTBOX_CLAIM);
-	memcpy(op.claim, cb->claim, sizeof(op.claim));
+	/* A token per claim: a row given back and claimed again (its job
+	 * retried and ended again) never takes a late outcome of the
+	 * delivery before. */
+	snprintf(op.claim, sizeof(op.claim), "%s-cb%llu", writer_boot_id(cb->w),
+	         ++cb->nclaims);
 	op.outbox_req.now_us = now;
 	op.outbox_req.until_us = now + lease_ms * 1000;
 	op.outbox_req.limit = (size_t)(MAX_INFLIGHT - cb->ninflight);
@@ -445,12 +450,16 @@ claim_and_start(callback *cb, bool release)
 		return now + FAILED_CLAIM_WAIT_MS * 1000;
 	}
 	next = op.outbox_next_us;
+	/* Due rows it could not take (another node's claim was being
+	 * written): look again a little later, not in a loop. */
+	if (op.noutbox_rows == 0 && next >= 0 && next <= now)
+		next = now + 200 * 1000;
 	if (op.noutbox_rows > 0)
 		bad = calloc(op.noutbox_rows, sizeof(*bad));
 	for (size_t i = 0; i < op.noutbox_rows; i++) {
 		const struct store_outbox_row *row = &op.outbox_rows[i];
 		char err[256];
-		int rc = transfer_start(cb, row, err, sizeof(err));
+		int rc = transfer_start(cb, row, op.claim, err, sizeof(err));
 		if (rc == 0)
 			continue;
 		/* Not sent: counts as a failed attempt (a job purged
@@ -458,7 +467,7 @@ claim_and_start(callback *cb, bool release)
 		log_warn("callback", "job %s: cannot send its callback: %s",
 		         row->id, err);
 		if (bad != NULL)
-			settle(cb, row->id, row->attempts, false, err,
+			settle(cb, row->id, op.claim, row->attempts, false, err,
 			       &bad[nbad++]);
 	}
 	write_back(cb, bad, nbad, &next);
@@ -497,7 +506,8 @@ collect(callback *cb, int64_t *next_us)
 		if (done == NULL)
 			done = calloc(MAX_INFLIGHT, sizeof(*done));
 		if (done != NULL && n < MAX_INFLIGHT)
-			settle(cb, t->id, t->attempts, ok, why, &done[n++]);
+			settle(cb, t->id, t->claim, t->attempts, ok, why,
+			       &done[n++]);
 		curl_multi_remove_handle(cb->multi, t->easy);
 		for (int i = 0; i < MAX_INFLIGHT; i++)
 			if (cb->xfers[i] == t)
@@ -528,6 +538,7 @@ give_back(callback *cb)
 		if (t == NULL)
 			continue;
 		memcpy(done[n].id, t->id, sizeof(done[n].id));
+		memcpy(done[n].claim, t->claim, sizeof(done[n].claim));
 		done[n].status = OUTBOX_PENDING;
 		done[n].attempts = t->attempts;
 		done[n].next_at_us = now;

@@ -1127,7 +1127,7 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 	case WOP_OUTBOX_DONE:
 		for (size_t i = 0; i < op->noutbox_done; i++) {
 			const struct writer_outbox_done *d = &op->outbox_done[i];
-			int rc = store_outbox_done(w->st, d->id, op->claim,
+			int rc = store_outbox_done(w->st, d->id, d->claim,
 			                           d->status, d->attempts,
 			                           d->next_at_us, d->last_error,
 			                           op->err, sizeof(op->err));

@@ -57,8 +57,11 @@ struct receiver {
 	/* what to answer (guarded by mu) */
 	int fail_first;         /* 500 to the first N requests */
 	int status;             /* then this (0: 200) */
-	bool hang;              /* hold each request unanswered while set */
+	bool hang;              /* hold requests unanswered while set, */
+	int released;           /* except the first `released` ones, */
+	int release_status[MAX_REQS]; /* answered with these (0: as above) */
 	bool stop;
+	int active;             /* connections being served */
 	/* what came (guarded by mu) */
 	int n;
 	struct req reqs[MAX_REQS];
@@ -147,8 +150,9 @@ serve_one(struct receiver *r, int c)
 	int status;
 
 	pthread_mutex_lock(&r->mu);
-	if (r->n < MAX_REQS) {
-		struct req *q = &r->reqs[r->n];
+	int k = r->n++;
+	if (k < MAX_REQS) {
+		struct req *q = &r->reqs[k];
 		snprintf(q->id, sizeof(q->id), "%s", id ? id : "");
 		sscanf(buf, "POST %127s", q->path);
 		q->ts = ts ? atoll(ts) : -1;
@@ -156,11 +160,11 @@ serve_one(struct receiver *r, int c)
 		                   (size_t)clen);
 		q->body = strndup(buf + body_off, (size_t)clen);
 	}
-	r->n++;
-	status = r->n <= r->fail_first ? 500 : r->status ? r->status : 200;
 	pthread_cond_broadcast(&r->cv);
-	while (r->hang && !r->stop)
+	while (r->hang && k >= r->released && !r->stop)
 		pthread_cond_wait(&r->cv, &r->mu);
+	status = k < MAX_REQS && r->release_status[k] ? r->release_status[k]
+	       : k < r->fail_first ? 500 : r->status ? r->status : 200;
 	bool answer = !r->stop;
 	pthread_mutex_unlock(&r->mu);
 	free(id);
@@ -172,23 +176,64 @@ serve_one(struct receiver *r, int c)
 	int n = snprintf(out, sizeof(out), "HTTP/1.1 %d X\r\nContent-Length: 0"
 	                 "\r\nConnection: close\r\n%s\r\n", status,
 	                 status == 302 ? "Location: /elsewhere\r\n" : "");
-	(void)!write(c, out, (size_t)n);
+	(void)!send(c, out, (size_t)n, MSG_NOSIGNAL);
 }
 
+struct conn {
+	struct receiver *r;
+	int fd;
+};
+
+static void *
+conn_run(void *arg)
+{
+	struct conn *cn = arg;
+	struct receiver *r = cn->r;
+
+	serve_one(r, cn->fd);
+	close(cn->fd);
+	free(cn);
+	pthread_mutex_lock(&r->mu);
+	r->active--;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+/* Accepts connections, each served by a thread of its own (a held
+ * request does not hold the others). */
 static void *
 receiver_run(void *arg)
 {
 	struct receiver *r = arg;
 
 	for (;;) {
+		pthread_t t;
+		struct conn *cn;
 		int c = accept(r->fd, NULL, NULL);
 		if (c < 0) {
 			if (errno == EINTR)
 				continue;
 			return NULL; /* shut down */
 		}
-		serve_one(r, c);
-		close(c);
+		cn = malloc(sizeof(*cn));
+		if (cn == NULL) {
+			close(c);
+			continue;
+		}
+		*cn = (struct conn){.r = r, .fd = c};
+		pthread_mutex_lock(&r->mu);
+		r->active++;
+		pthread_mutex_unlock(&r->mu);
+		if (pthread_create(&t, NULL, conn_run, cn) != 0) {
+			close(c);
+			free(cn);
+			pthread_mutex_lock(&r->mu);
+			r->active--;
+			pthread_mutex_unlock(&r->mu);
+			continue;
+		}
+		pthread_detach(t);
 	}
 }
 
@@ -226,6 +271,10 @@ receiver_stop(struct receiver *r)
 	pthread_mutex_unlock(&r->mu);
 	shutdown(r->fd, SHUT_RDWR);
 	pthread_join(r->thread, NULL);
+	pthread_mutex_lock(&r->mu);
+	while (r->active > 0)
+		pthread_cond_wait(&r->cv, &r->mu);
+	pthread_mutex_unlock(&r->mu);
 	close(r->fd);
 	for (int i = 0; i < r->n && i < MAX_REQS; i++)
 		free(r->reqs[i].body);
@@ -239,6 +288,18 @@ receiver_set(struct receiver *r, int fail_first, int status, bool hang)
 	r->fail_first = fail_first;
 	r->status = status;
 	r->hang = hang;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* Lets the next held request go, answered with status. */
+static void
+receiver_release(struct receiver *r, int status)
+{
+	pthread_mutex_lock(&r->mu);
+	if (r->released < MAX_REQS)
+		r->release_status[r->released] = status;
+	r->released++;
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
 }
@@ -692,6 +753,42 @@ START_TEST(test_stopped_in_flight)
 }
 END_TEST
 
+/* A failed job retried while its callback is in flight ends again: the
+ * new delivery is claimed afresh, and the old one's late answer (500)
+ * changes nothing of it. */
+START_TEST(test_retry_during_delivery)
+{
+	struct receiver *rv = receiver_start();
+	receiver_set(rv, 0, 200, true); /* hold every request */
+	jd *d = launch_cb(rv, 5, NULL, NULL);
+	char *id = submit_cb(d, rv, "\"type\": \"fail1\"");
+	char path[128];
+	ck_assert(receiver_wait(rv, 1, WAIT_MS));
+	snprintf(path, sizeof(path), "/jobs/%s/retry", id);
+	struct jd_resp *rt = jd_request(d, "POST", path, NULL, NULL);
+	assert_status(rt, 200);
+	jd_resp_free(rt);
+	ck_assert(receiver_wait(rv, 2, WAIT_MS)); /* the second end's */
+	/* The first answers 500 (its outcome is written first: the writer
+	 * takes ops in order), then the second 200. */
+	receiver_release(rv, 500);
+	ck_assert(jd_wait_metric(d, "jobd_callbacks_total{result=\"retried\"}",
+	                         1, WAIT_MS));
+	receiver_release(rv, 200);
+	struct jd_resp *g = wait_callback(d, id, "delivered", WAIT_MS);
+	const cJSON *cb = callback_of(g);
+	ck_assert_int_eq((int)jd_num(cb, "attempts", -1), 1);
+	ck_assert(cJSON_IsNull(cJSON_GetObjectItem(cb, "last_error")));
+	ck_assert_int_eq(receiver_count(rv), 2);
+	receiver_set(rv, 0, 200, false);
+	jd_resp_free(g);
+	free(id);
+	jd_stop(d, 10000);
+	jd_free(d);
+	receiver_stop(rv);
+}
+END_TEST
+
 /* Two nodes on one PostgreSQL store: every callback is delivered once. */
 START_TEST(test_two_nodes_once)
 {
@@ -742,6 +839,7 @@ callbacks_suite(void)
 	tcase_add_test(tc, test_pending_across_restart);
 	tcase_add_test(tc, test_killed_in_flight);
 	tcase_add_test(tc, test_stopped_in_flight);
+	tcase_add_test(tc, test_retry_during_delivery);
 	tcase_add_test(tc, test_two_nodes_once);
 	suite_add_tcase(s, tc);
 	return s;
