@@ -66,6 +66,11 @@ struct callback {
 	bool sign;
 	unsigned long long nclaims;  /* claims made: each its own token */
 	bool shared;
+	/* [callbacks] allow is set: this daemon takes callback_urls, so it
+	 * looks for rows after commits and, shared, once a second; else only
+	 * at start and when a retry it knows of comes due (rows another
+	 * config left behind) */
+	bool active;
 	CURLM *multi;
 	pthread_t thread;
 	bool started;
@@ -175,6 +180,7 @@ callback_new(writer *w, store *st, const struct config *cfg)
 	cb->st = st;
 	cb->cfg = cfg;
 	cb->shared = store_is_shared(st);
+	cb->active = cfg->callbacks.allow != NULL;
 	if (cfg->callbacks.secret != NULL) {
 		if (callback_secret_decode(cfg->callbacks.secret, cb->key,
 		                           &cb->keylen) != 0) {
@@ -198,7 +204,7 @@ callback_kick(void *arg)
 {
 	callback *cb = arg;
 
-	if (cb == NULL)
+	if (cb == NULL || !cb->active)
 		return;
 	atomic_store(&cb->kicked, true);
 	curl_multi_wakeup(cb->multi);
@@ -572,7 +578,7 @@ run(void *arg)
 		collect(cb, &next_us);
 		wait_ms = next_us < 0 ? 60000 : next_us <= now ? 0
 		        : (next_us - now + 999) / 1000;
-		if (cb->shared && wait_ms > SHARED_LOOK_MS) {
+		if (cb->shared && cb->active && wait_ms > SHARED_LOOK_MS) {
 			wait_ms = SHARED_LOOK_MS;
 			if (next_us < 0 || next_us > now + SHARED_LOOK_MS * 1000)
 				next_us = now + SHARED_LOOK_MS * 1000;
