@@ -13,6 +13,7 @@
 #ifndef JOBD_CALLBACK_H
 #define JOBD_CALLBACK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,12 @@ int callback_secret_check(const char *secret, char *err, size_t errlen);
 int callback_secret_decode(const char *secret,
                            unsigned char key[CALLBACK_KEY_MAX],
                            size_t *keylen);
+
+/*
+ * Whether url starts with one of the space-separated prefixes of allow
+ * ([callbacks] allow; NULL allows nothing).  Any thread.
+ */
+bool callback_url_allowed(const char *allow, const char *url);
 
 /*
  * The webhook-signature header's value: "v1," and the base64 of

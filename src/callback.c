@@ -165,6 +165,22 @@ callback_sign(const unsigned char *key, size_t keylen, const char *id,
 	return 0;
 }
 
+bool
+callback_url_allowed(const char *allow, const char *url)
+{
+	const char *p = allow;
+
+	while (p != NULL && *p != '\0') {
+		size_t k;
+		p += strspn(p, " \t");
+		k = strcspn(p, " \t");
+		if (k > 0 && strncmp(url, p, k) == 0)
+			return true;
+		p += k;
+	}
+	return false;
+}
+
 /* ---- the thread ---- */
 
 callback *
@@ -465,7 +481,18 @@ claim_and_start(callback *cb, bool release)
 	for (size_t i = 0; i < op.noutbox_rows; i++) {
 		const struct store_outbox_row *row = &op.outbox_rows[i];
 		char err[256];
-		int rc = transfer_start(cb, row, op.claim, err, sizeof(err));
+		int rc;
+		/* (allow may have narrowed since the job was submitted) */
+		if (!callback_url_allowed(cb->cfg->callbacks.allow, row->url)) {
+			if (bad != NULL) {
+				settle(cb, row->id, op.claim, row->attempts, false,
+				       "not allowed by [callbacks] allow",
+				       &bad[nbad]);
+				bad[nbad++].status = OUTBOX_FAILED;
+			}
+			continue;
+		}
+		rc = transfer_start(cb, row, op.claim, err, sizeof(err));
 		if (rc == 0)
 			continue;
 		/* Not sent: counts as a failed attempt (a job purged

@@ -964,11 +964,24 @@ validate_callbacks(struct loader *ld)
 		size_t n;
 		p += strspn(p, " \t");
 		n = strcspn(p, " \t");
-		if (n > 0 && strncmp(p, "http://", 7) != 0 &&
-		    strncmp(p, "https://", 8) != 0) {
+		size_t scheme = strncmp(p, "http://", 7) == 0 ? 7
+		              : strncmp(p, "https://", 8) == 0 ? 8 : 0;
+		const char *slash = scheme ? memchr(p + scheme, '/', n - scheme)
+		                           : NULL;
+		if (n > 0 && scheme == 0) {
 			loader_error(ld, key_line(ld, "callbacks", "allow"),
 			             "callbacks", "allow", "\"%.*s\" is not an "
 			             "http:// or https:// URL prefix",
+			             (int)(n > 80 ? 80 : n), p);
+			break;
+		}
+		/* "https://a.example" would allow https://a.example.evil.net
+		 * and https://a.example@evil.net too. */
+		if (n > 0 && (slash == NULL || slash == p + scheme)) {
+			loader_error(ld, key_line(ld, "callbacks", "allow"),
+			             "callbacks", "allow", "\"%.*s\" must name a "
+			             "host and end it with '/' (e.g. "
+			             "https://hooks.example.com/)",
 			             (int)(n > 80 ? 80 : n), p);
 			break;
 		}

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "callback.h"
 #include "clock.h"
 #include "err.h"
 #include <openssl/evp.h>
@@ -474,9 +475,9 @@ parse_callback_url(const cJSON *root, const struct member *cb_m,
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(root,
 	                                                     "callback_url");
-	const char *url, *p;
+	const char *url;
 	size_t n;
-	bool allowed = false;
+	bool allowed;
 
 	if (item == NULL)
 		return 0;
@@ -504,14 +505,7 @@ parse_callback_url(const cJSON *root, const struct member *cb_m,
 	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
 		return jobd_seterr(err, errlen, JOBD_ERANGE, "\"callback_url\" "
 		                   "must be an http:// or https:// URL");
-	p = cfg->callbacks.allow;
-	while (!allowed && p != NULL && *p != '\0') {
-		size_t k;
-		p += strspn(p, " \t");
-		k = strcspn(p, " \t");
-		allowed = k > 0 && strncmp(url, p, k) == 0;
-		p += k;
-	}
+	allowed = callback_url_allowed(cfg->callbacks.allow, url);
 	if (!allowed)
 		return jobd_seterr(err, errlen, JOBD_ERANGE, "\"callback_url\" "
 		                   "is not allowed by [callbacks] allow");

@@ -702,6 +702,43 @@ START_TEST(test_pending_across_restart)
 }
 END_TEST
 
+/* [callbacks] allow narrowed by a restart: a pending callback to a URL
+ * no longer allowed is not sent, and fails. */
+START_TEST(test_allow_narrowed_by_restart)
+{
+	struct receiver *rv = receiver_start();
+	receiver_set(rv, 0, 503, false);
+	jd *d = launch_cb(rv, 100, NULL, NULL);
+	char *id = submit_cb(d, rv, "\"type\": \"noop\"");
+	char was[128], now[128];
+	ck_assert(receiver_wait(rv, 1, WAIT_MS));
+	ck_assert_int_eq(jd_stop(d, 10000), 0);
+	int before = receiver_count(rv);
+	/* The same file, another prefix. */
+	char *conf = jd_read_file(d->conf_path, NULL);
+	ck_assert_ptr_nonnull(conf);
+	snprintf(was, sizeof(was), "allow = http://127.0.0.1:%d/hook", rv->port);
+	snprintf(now, sizeof(now), "allow = http://127.0.0.1:%d/else/", rv->port);
+	char *edited = replace(conf, was, now);
+	FILE *f = fopen(d->conf_path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(edited, f);
+	fclose(f);
+	free(edited);
+	free(conf);
+	ck_assert_int_eq(jd_start(d), 0);
+	struct jd_resp *g = wait_callback(d, id, "failed", WAIT_MS);
+	ck_assert_str_eq(jd_str(callback_of(g), "last_error"),
+	                 "not allowed by [callbacks] allow");
+	ck_assert_int_eq(receiver_count(rv), before);
+	jd_resp_free(g);
+	free(id);
+	jd_stop(d, 10000);
+	jd_free(d);
+	receiver_stop(rv);
+}
+END_TEST
+
 /* kill -9 with a delivery in flight (the receiver holds it): after the
  * restart it is sent again and delivered. */
 START_TEST(test_killed_in_flight)
@@ -838,6 +875,7 @@ callbacks_suite(void)
 	tcase_add_test(tc, test_every_final_state);
 	tcase_add_test(tc, test_pending_across_restart);
 	tcase_add_test(tc, test_killed_in_flight);
+	tcase_add_test(tc, test_allow_narrowed_by_restart);
 	tcase_add_test(tc, test_stopped_in_flight);
 	tcase_add_test(tc, test_retry_during_delivery);
 	tcase_add_test(tc, test_two_nodes_once);

@@ -90,6 +90,19 @@ START_TEST(test_config_errors_name_the_line)
 	              "%s", err);
 	ck_assert_msg(strstr(err, "t.conf:6: [callbacks] max_attempts") !=
 	              NULL, "%s", err);
+	/* A prefix must end its host with '/': "https://a.example" would
+	 * allow https://a.example.evil.net and https://a.example@evil.net. */
+	const char *hostless[] = {"https://a.example", "http://",
+	                          "https:///x", "http://127.0.0.1:9000"};
+	for (size_t i = 0; i < sizeof(hostless) / sizeof(hostless[0]); i++) {
+		char text[256];
+		snprintf(text, sizeof(text), "[callbacks]\nallow = "
+		         "https://ok.example/ %s\n", hostless[i]);
+		ck_assert_int_eq(config_load_string("t.conf", text, &cfg, err,
+		                                    sizeof(err)), JOBD_EINVAL);
+		ck_assert_msg(strstr(err, "t.conf:2: [callbacks] allow:") !=
+		              NULL, "%s: %s", hostless[i], err);
+	}
 	ck_assert_int_eq(config_load_string("t.conf", "[callbacks]\n"
 	    "secret = whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
 	    "allow = https://a.example/ http://127.0.0.1:9/\n", &cfg, err,
