@@ -860,6 +860,37 @@ START_TEST(test_two_nodes_once)
 }
 END_TEST
 
+/* Two nodes: the node delivering dies (kill -9) with the delivery in
+ * flight; the other takes the row over once the claim's lease
+ * (callbacks.timeout + store.lease of the dead node: 3 s) has run out. */
+START_TEST(test_two_nodes_takeover)
+{
+	if (!jd_store_is_pg())
+		return;
+	struct receiver *rv = receiver_start();
+	receiver_set(rv, 0, 200, true);
+	jd *a = launch_cb(rv, 5, "[store]\nnode = a\nlease = 1s\n", NULL);
+	jd *b = launch_cb(rv, 5, "timeout = 2s\n[store]\nnode = b\n"
+	                  "lease = 1s\n[handler.bonly]\nbuiltin = noop\n", a);
+	char *id = submit_cb(b, rv, "\"type\": \"bonly\"");
+	ck_assert(receiver_wait(rv, 1, WAIT_MS));
+	jd_kill9(b);
+	receiver_set(rv, 0, 200, false);
+	struct jd_resp *g = wait_callback(a, id, "delivered", WAIT_MS);
+	ck_assert_int_ge(receiver_count(rv), 2);
+	for (int i = 0; i < receiver_count(rv); i++) {
+		ck_assert_str_eq(rv->reqs[i].id, id);
+		ck_assert(rv->reqs[i].sig_ok);
+	}
+	jd_resp_free(g);
+	free(id);
+	jd_stop(a, 10000);
+	jd_free(b);
+	jd_free(a);
+	receiver_stop(rv);
+}
+END_TEST
+
 static Suite *
 callbacks_suite(void)
 {
@@ -879,6 +910,7 @@ callbacks_suite(void)
 	tcase_add_test(tc, test_stopped_in_flight);
 	tcase_add_test(tc, test_retry_during_delivery);
 	tcase_add_test(tc, test_two_nodes_once);
+	tcase_add_test(tc, test_two_nodes_takeover);
 	suite_add_tcase(s, tc);
 	return s;
 }
