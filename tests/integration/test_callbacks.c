@@ -891,6 +891,36 @@ START_TEST(test_two_nodes_takeover)
 }
 END_TEST
 
+/* Two nodes: the node running a job with no attempt left dies; the
+ * other's rescue fails the job, and the callback of that final state is
+ * delivered. */
+START_TEST(test_two_nodes_rescue_told)
+{
+	if (!jd_store_is_pg())
+		return;
+	struct receiver *rv = receiver_start();
+	jd *a = launch_cb(rv, 5, "[store]\nnode = a\nlease = 2s\n", NULL);
+	jd *b = launch_cb(rv, 5, "[store]\nnode = b\nlease = 2s\n"
+	                  "[handler.bsleep]\nbuiltin = sleep\n", a);
+	char *id = submit_cb(b, rv, "\"type\": \"bsleep\", \"max_attempts\": "
+	                     "1, \"payload\": {\"seconds\": 60}");
+	jd_resp_free(wait_status(b, id, "running", WAIT_MS));
+	jd_kill9(b);
+	struct jd_resp *g = wait_callback(a, id, "delivered", WAIT_MS);
+	ck_assert_str_eq(jd_resp_str(g, "status"), "failed");
+	ck_assert_int_eq(receiver_count(rv), 1);
+	cJSON *body = cJSON_Parse(rv->reqs[0].body);
+	ck_assert_str_eq(jd_str(body, "status"), "failed");
+	cJSON_Delete(body);
+	jd_resp_free(g);
+	free(id);
+	jd_stop(a, 10000);
+	jd_free(b);
+	jd_free(a);
+	receiver_stop(rv);
+}
+END_TEST
+
 static Suite *
 callbacks_suite(void)
 {
@@ -911,6 +941,7 @@ callbacks_suite(void)
 	tcase_add_test(tc, test_retry_during_delivery);
 	tcase_add_test(tc, test_two_nodes_once);
 	tcase_add_test(tc, test_two_nodes_takeover);
+	tcase_add_test(tc, test_two_nodes_rescue_told);
 	suite_add_tcase(s, tc);
 	return s;
 }
