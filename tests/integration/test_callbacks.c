@@ -477,6 +477,28 @@ START_TEST(test_delivered_signed)
 }
 END_TEST
 
+/* A proxy in the environment is not used (nothing listens at its
+ * address: a delivery through it would fail). */
+START_TEST(test_proxy_environment_ignored)
+{
+	struct receiver *rv = receiver_start();
+	setenv("http_proxy", "http://127.0.0.1:9/", 1);
+	setenv("HTTP_PROXY", "http://127.0.0.1:9/", 1);
+	setenv("ALL_PROXY", "http://127.0.0.1:9/", 1);
+	jd *d = launch_cb(rv, 1, NULL, NULL);
+	unsetenv("http_proxy");
+	unsetenv("HTTP_PROXY");
+	unsetenv("ALL_PROXY");
+	char *id = submit_cb(d, rv, "\"type\": \"noop\"");
+	jd_resp_free(wait_callback(d, id, "delivered", WAIT_MS));
+	ck_assert_int_eq(receiver_count(rv), 1);
+	free(id);
+	jd_stop(d, 10000);
+	jd_free(d);
+	receiver_stop(rv);
+}
+END_TEST
+
 /* The first two deliveries answer 500: retried (same id, each signed),
  * delivered on the third; the metric counts two retries. */
 START_TEST(test_retried_then_delivered)
@@ -929,6 +951,7 @@ callbacks_suite(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_delivered_signed);
+	tcase_add_test(tc, test_proxy_environment_ignored);
 	tcase_add_test(tc, test_retried_then_delivered);
 	tcase_add_test(tc, test_failed_after_max_attempts);
 	tcase_add_test(tc, test_redirect_not_followed);
