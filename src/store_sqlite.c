@@ -173,6 +173,7 @@ static const char *const migrations[] = {
 	"  claim = NULL;"
 	" END;"
 	"CREATE TRIGGER jobs_outbox_gone AFTER DELETE ON jobs"
+	"  WHEN OLD.callback_url IS NOT NULL"
 	" BEGIN DELETE FROM outbox WHERE job_id = OLD.id; END;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
