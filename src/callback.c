@@ -484,11 +484,19 @@ claim_and_start(callback *cb, bool release)
 		int rc;
 		/* (allow may have narrowed since the job was submitted) */
 		if (!callback_url_allowed(cb->cfg->callbacks.allow, row->url)) {
+			log_warn("callback", "job %s: %s is not allowed by "
+			         "[callbacks] allow (any more): failed unsent",
+			         row->id, row->url);
 			if (bad != NULL) {
-				settle(cb, row->id, op.claim, row->attempts, false,
-				       "not allowed by [callbacks] allow",
-				       &bad[nbad]);
-				bad[nbad++].status = OUTBOX_FAILED;
+				struct writer_outbox_done *d = &bad[nbad++];
+				memcpy(d->id, row->id, sizeof(d->id));
+				snprintf(d->claim, sizeof(d->claim), "%s",
+				         op.claim);
+				d->status = OUTBOX_FAILED;
+				d->attempts = row->attempts;
+				d->last_error = strdup("not allowed by "
+				                       "[callbacks] allow");
+				metrics_callback(2);
 			}
 			continue;
 		}

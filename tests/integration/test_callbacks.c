@@ -753,6 +753,15 @@ START_TEST(test_allow_narrowed_by_restart)
 	ck_assert_str_eq(jd_str(callback_of(g), "last_error"),
 	                 "not allowed by [callbacks] allow");
 	ck_assert_int_eq(receiver_count(rv), before);
+	/* Counted as failed, not as an attempt made. */
+	ck_assert_int_eq(jd_metric(d, "jobd_callbacks_total{result=\"failed\"}"),
+	                 1);
+	ck_assert_int_eq(jd_metric(d, "jobd_callbacks_total{result=\"retried\"}"),
+	                 0);
+	/* (one sent as jobd stopped was given back uncounted) */
+	long long attempts = jd_sql_int(d, "SELECT attempts FROM outbox");
+	ck_assert_int_le(attempts, before);
+	ck_assert_int_ge(attempts, before - 1);
 	jd_resp_free(g);
 	free(id);
 	jd_stop(d, 10000);
