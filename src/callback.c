@@ -12,13 +12,15 @@
  * alone on its store takes every claim back when it starts.
  *
  * The thread sleeps in curl_multi_poll() until a transfer moves, the
- * earliest next_at of a pending row comes, or callback_kick() wakes it
- * (curl_multi_wakeup, thread-safe).  No busy polling; with a shared store
+ * earliest next_at of a pending row comes, the writer answers its claim,
+ * or callback_kick() wakes it (curl_multi_wakeup, thread-safe).  A claim
+ * is not waited for: transfers go on while the writer works.  No busy polling; with a shared store
  * it also looks once a second (rows of other nodes: a rescue, a dead
  * claimer).
  *
  * LOCKING: mu guards the claim op's answer (claim_done) between the writer
- * thread, which answers, and the delivery thread, which waits on cond.
+ * thread, which answers, and the delivery thread, which looks at it (and
+ * waits on cond for it when stopping).
  * kicked and stopping are atomics.  Everything else belongs to the
  * delivery thread once started.
  */
@@ -77,6 +79,10 @@ struct callback {
 	atomic_bool kicked, stopping;
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
+	/* The claim op in flight (claim_pending: submitted, not yet taken
+	 * back by the thread); claim_done is set by the writer's answer. */
+	struct writer_op claim_op;
+	bool claim_pending;
 	bool claim_done;             /* guarded by mu */
 	struct transfer *xfers[MAX_INFLIGHT];
 	int ninflight;
@@ -236,6 +242,7 @@ claim_answered(struct writer_op *op, void *arg)
 	cb->claim_done = true;
 	pthread_cond_signal(&cb->cond);
 	pthread_mutex_unlock(&cb->mu);
+	curl_multi_wakeup(cb->multi);
 }
 
 static size_t
@@ -432,56 +439,96 @@ write_back(callback *cb, struct writer_outbox_done *done, size_t n,
 	}
 }
 
-/* Claims due rows and starts their transfers.  Returns the time of the
- * earliest pending row left (µs; -1 none). */
-static int64_t
-claim_and_start(callback *cb, bool release)
+/* Asks the writer to claim due rows (answered by claim_answered, while
+ * the thread goes on with its transfers).  false when the writer is not
+ * running. */
+static bool
+claim_submit(callback *cb, bool release)
 {
-	struct writer_op op;
-	struct writer_outbox_done *bad = NULL;
-	size_t nbad = 0;
-	int64_t now = clock_now_us(), next;
+	struct writer_op *op = &cb->claim_op;
+	int64_t now = clock_now_us();
 	int64_t lease_ms = cb->cfg->callbacks.timeout_ms +
 	                   cb->cfg->store.lease_ms;
 
-	writer_op_init(&op, WOP_OUTBOX_CLAIM);
+	writer_op_init(op, WOP_OUTBOX_CLAIM);
 	/* A token per claim: a row given back and claimed again (its job
 	 * retried and ended again) never takes a late outcome of the
 	 * delivery before. */
-	snprintf(op.claim, sizeof(op.claim), "%s-cb%llu", writer_boot_id(cb->w),
-	         ++cb->nclaims);
-	op.outbox_req.now_us = now;
-	op.outbox_req.until_us = now + lease_ms * 1000;
-	op.outbox_req.limit = (size_t)(MAX_INFLIGHT - cb->ninflight);
-	op.outbox_req.release = release && !cb->shared;
-	op.outbox_next_us = -1;
-	op.done = claim_answered;
-	op.arg = cb;
-	cb->claim_done = false;
-	if (writer_submit(cb->w, &op) != 0) {
-		writer_op_clear(&op);
-		return now + FAILED_CLAIM_WAIT_MS * 1000;
-	}
+	snprintf(op->claim, sizeof(op->claim), "%s-cb%llu",
+	         writer_boot_id(cb->w), ++cb->nclaims);
+	op->outbox_req.now_us = now;
+	op->outbox_req.until_us = now + lease_ms * 1000;
+	op->outbox_req.limit = (size_t)(MAX_INFLIGHT - cb->ninflight);
+	op->outbox_req.release = release && !cb->shared;
+	op->outbox_next_us = -1;
+	op->done = claim_answered;
+	op->arg = cb;
 	pthread_mutex_lock(&cb->mu);
-	while (!cb->claim_done)
-		pthread_cond_wait(&cb->cond, &cb->mu);
+	cb->claim_done = false;
 	pthread_mutex_unlock(&cb->mu);
-	if (op.rc != 0) {
-		log_warn("callback", "claim of due callbacks failed: %s", op.err);
-		writer_op_clear(&op);
+	if (writer_submit(cb->w, op) != 0) {
+		writer_op_clear(op);
+		return false;
+	}
+	cb->claim_pending = true;
+	return true;
+}
+
+/* Whether the claim in flight has been answered (then the thread takes
+ * it back). */
+static bool
+claim_answered_yet(callback *cb)
+{
+	bool done;
+
+	pthread_mutex_lock(&cb->mu);
+	done = cb->claim_done;
+	pthread_mutex_unlock(&cb->mu);
+	return done;
+}
+
+/* Takes the answered claim back: starts the transfers of the rows
+ * claimed (or, stopping, gives them back).  Returns the time of the
+ * earliest pending row left (µs; -1 none). */
+static int64_t
+claim_taken(callback *cb, bool stopping)
+{
+	struct writer_op *op = &cb->claim_op;
+	struct writer_outbox_done *bad = NULL;
+	size_t nbad = 0;
+	int64_t now = clock_now_us(), next;
+
+	cb->claim_pending = false;
+	if (op->rc != 0) {
+		log_warn("callback", "claim of due callbacks failed: %s",
+		         op->err);
+		writer_op_clear(op);
 		return now + FAILED_CLAIM_WAIT_MS * 1000;
 	}
-	next = op.outbox_next_us;
+	next = op->outbox_next_us;
 	/* Due rows it could not take (another node's claim was being
 	 * written): look again a little later, not in a loop. */
-	if (op.noutbox_rows == 0 && next >= 0 && next <= now)
+	if (op->noutbox_rows == 0 && next >= 0 && next <= now)
 		next = now + 200 * 1000;
-	if (op.noutbox_rows > 0)
-		bad = calloc(op.noutbox_rows, sizeof(*bad));
-	for (size_t i = 0; i < op.noutbox_rows; i++) {
-		const struct store_outbox_row *row = &op.outbox_rows[i];
+	if (op->noutbox_rows > 0)
+		bad = calloc(op->noutbox_rows, sizeof(*bad));
+	for (size_t i = 0; i < op->noutbox_rows; i++) {
+		const struct store_outbox_row *row = &op->outbox_rows[i];
 		char err[256];
 		int rc;
+		if (stopping) {
+			/* Given back as it was: due now, uncounted. */
+			if (bad != NULL) {
+				struct writer_outbox_done *d = &bad[nbad++];
+				memcpy(d->id, row->id, sizeof(d->id));
+				snprintf(d->claim, sizeof(d->claim), "%s",
+				         op->claim);
+				d->status = OUTBOX_PENDING;
+				d->attempts = row->attempts;
+				d->next_at_us = now;
+			}
+			continue;
+		}
 		/* (allow may have narrowed since the job was submitted) */
 		if (!callback_url_allowed(cb->cfg->callbacks.allow, row->url)) {
 			log_warn("callback", "job %s: %s is not allowed by "
@@ -491,7 +538,7 @@ claim_and_start(callback *cb, bool release)
 				struct writer_outbox_done *d = &bad[nbad++];
 				memcpy(d->id, row->id, sizeof(d->id));
 				snprintf(d->claim, sizeof(d->claim), "%s",
-				         op.claim);
+				         op->claim);
 				d->status = OUTBOX_FAILED;
 				d->attempts = row->attempts;
 				d->last_error = strdup("not allowed by "
@@ -500,7 +547,7 @@ claim_and_start(callback *cb, bool release)
 			}
 			continue;
 		}
-		rc = transfer_start(cb, row, op.claim, err, sizeof(err));
+		rc = transfer_start(cb, row, op->claim, err, sizeof(err));
 		if (rc == 0)
 			continue;
 		/* Not sent: counts as a failed attempt (a job purged
@@ -508,11 +555,11 @@ claim_and_start(callback *cb, bool release)
 		log_warn("callback", "job %s: cannot send its callback: %s",
 		         row->id, err);
 		if (bad != NULL)
-			settle(cb, row->id, op.claim, row->attempts, false, err,
+			settle(cb, row->id, op->claim, row->attempts, false, err,
 			       &bad[nbad++]);
 	}
 	write_back(cb, bad, nbad, &next);
-	writer_op_clear(&op);
+	writer_op_clear(op);
 	return next;
 }
 
@@ -594,7 +641,7 @@ run(void *arg)
 	callback *cb = arg;
 	sigset_t set;
 	int64_t next_us = 0;   /* look at once: rows left by a last run */
-	bool first = true;
+	bool first = true, kicked = false;
 
 	sigfillset(&set);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
@@ -602,12 +649,19 @@ run(void *arg)
 	while (!atomic_load(&cb->stopping)) {
 		int64_t now = clock_now_us(), wait_ms;
 		int running = 0;
-		bool kicked = atomic_exchange(&cb->kicked, false);
-		if ((kicked || (next_us >= 0 && next_us <= now)) &&
-		    cb->ninflight < MAX_INFLIGHT) {
-			next_us = claim_and_start(cb, first);
-			first = false;
+		/* (a kick during a claim asks for another after it) */
+		kicked = atomic_exchange(&cb->kicked, false) || kicked;
+		if (cb->claim_pending && claim_answered_yet(cb)) {
+			next_us = claim_taken(cb, false);
 			now = clock_now_us();
+		}
+		if (!cb->claim_pending && cb->ninflight < MAX_INFLIGHT &&
+		    (kicked || (next_us >= 0 && next_us <= now))) {
+			kicked = false;
+			if (claim_submit(cb, first))
+				first = false;
+			else
+				next_us = now + FAILED_CLAIM_WAIT_MS * 1000;
 		}
 		curl_multi_perform(cb->multi, &running);
 		collect(cb, &next_us);
@@ -620,9 +674,21 @@ run(void *arg)
 		}
 		if (wait_ms > 60000)
 			wait_ms = 60000;
-		if (cb->ninflight >= MAX_INFLIGHT && wait_ms == 0)
-			wait_ms = 100; /* full: the transfers wake it */
+		/* A claim in flight, or every slot busy: the answer or the
+		 * transfers wake it. */
+		if ((cb->claim_pending || cb->ninflight >= MAX_INFLIGHT) &&
+		    wait_ms < 1000)
+			wait_ms = 1000;
 		curl_multi_poll(cb->multi, NULL, 0, (int)wait_ms, NULL);
+	}
+	/* The claim in flight is answered (the writer stops after this
+	 * thread): its rows go back as they were. */
+	if (cb->claim_pending) {
+		pthread_mutex_lock(&cb->mu);
+		while (!cb->claim_done)
+			pthread_cond_wait(&cb->cond, &cb->mu);
+		pthread_mutex_unlock(&cb->mu);
+		claim_taken(cb, true);
 	}
 	give_back(cb);
 	return NULL;
