@@ -20,8 +20,8 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 SANITIZE ?=
 
-PKGS := libmicrohttpd sqlite3 libcjson inih libsystemd libcrypto libpq
-TEST_PKGS := check libcurl
+PKGS := libmicrohttpd sqlite3 libcjson inih libsystemd libcrypto libpq libcurl
+TEST_PKGS := check
 
 comma := ,
 ifeq ($(SANITIZE),)
@@ -36,6 +36,7 @@ SRCS := \
 	src/backoff.c \
 	src/batch.c \
 	src/bus.c \
+	src/callback.c \
 	src/clock.c \
 	src/config.c \
 	src/cron.c \
@@ -79,6 +80,7 @@ TEST_HOOK_SRCS := \
 UNIT_TESTS := \
 	test_backoff \
 	test_batch \
+	test_callback \
 	test_clock \
 	test_metrics \
 	test_progress \

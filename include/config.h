@@ -105,6 +105,13 @@ struct config {
 	struct {
 		char *tokens_file;
 	} auth;
+	struct {
+		char *secret;            /* "whsec_" + base64 key, or NULL */
+		char *allow;             /* URL prefixes, space-separated */
+		int64_t max_attempts;    /* deliveries tried before failed */
+		int64_t timeout_ms;      /* of one delivery */
+		int64_t backoff_base_ms; /* retry n waits random(0, base*2^(n-1)) */
+	} callbacks;
 	struct handler_conf *handlers;
 	size_t nhandlers;
 	struct schedule_conf *schedules;  /* in file order */

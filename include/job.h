@@ -58,7 +58,13 @@ struct job {
 	/* The last progress its handler reported (one compact JSON object,
 	 * at most 4 KiB; progress.h), or NULL. */
 	char *progress;
+	/* callback_url as submitted (store_insert() keeps it), or NULL. */
+	char *callback_url;
+	/* Read from the store: the "callback" object of the API as JSON
+	 * text ({"url", "status", "attempts", "last_error"}), or NULL. */
+	char *callback;
 };
+#define JOB_CALLBACK_URL_MAX 2048
 
 #define JOB_MAX_DEPENDS_ON 100
 

@@ -34,6 +34,9 @@ void metrics_store_notify(void);
 void metrics_store_error(int code);
 /* An HTTP answer was sent with status (100..599). */
 void metrics_http_answer(int status);
+/* A callback delivery: 0 delivered, 1 retried (failed, will be tried
+ * again), 2 failed (no attempt left).  Any thread. */
+void metrics_callback(int result);
 
 /* Gauges read at scrape time through callbacks set by main. */
 struct metrics_gauges {

@@ -485,4 +485,48 @@ int store_deps_missing(store *st, const char *const *ids, size_t n,
 /* True when the store answers a trivial read (for /readyz). */
 bool store_ping(store *st);
 
+/*
+ * Callbacks (DESIGN §2.1).  A job's callback_url is kept by store_insert();
+ * when the job reaches a final state, the store itself (a trigger, so in
+ * the transaction of that state, whatever path led there) puts a pending
+ * row in its outbox.  The delivery thread (callback.c) claims due rows
+ * and writes back what became of them, both through the writer.
+ */
+enum store_outbox_status {
+	OUTBOX_PENDING = 0, OUTBOX_DELIVERED, OUTBOX_FAILED,
+};
+
+struct store_outbox_row {
+	char id[UUID_STR_LEN];  /* the job */
+	char *url;              /* owned */
+	int attempts;           /* deliveries tried before this one */
+};
+
+struct store_outbox_claim_req {
+	int64_t now_us;
+	const char *claim;      /* token written to every claimed row */
+	int64_t until_us;       /* another claimer may take it after this */
+	size_t limit;
+	/* first give back every claim (a single daemon's start-up: no
+	 * other can hold one) */
+	bool release;
+};
+
+/*
+ * Writer calls.  store_outbox_claim: claims up to req->limit pending rows
+ * due at now, skipping rows another node holds; returns 0 and a new array
+ * in *out (free each url, then the array), the count in *nout, and the
+ * earliest next_at of the pending rows left (-1: none) in *next_us.
+ * store_outbox_done: records a delivery's outcome (status, attempts,
+ * next_at of a retry, last_error or NULL to keep the one before) and
+ * ends the claim, unless the row's claim is no longer claim (then
+ * nothing changes).
+ */
+int store_outbox_claim(store *st, const struct store_outbox_claim_req *req,
+                       struct store_outbox_row **out, size_t *nout,
+                       int64_t *next_us, char *err, size_t errlen);
+int store_outbox_done(store *st, const char *id, const char *claim,
+                      int status, int attempts, int64_t next_at_us,
+                      const char *last_error, char *err, size_t errlen);
+
 #endif

@@ -94,6 +94,16 @@ struct store_ops {
 	                   bool *cancelled, char *err, size_t errlen);
 	int (*deps_missing)(void *impl, const char *const *ids, size_t n,
 	                    size_t *missing, char *err, size_t errlen);
+	/* callbacks (store.h): a new job's callback_url, the outbox */
+	int (*set_callback)(void *impl, const char *id, const char *url,
+	                    char *err, size_t errlen);
+	int (*outbox_claim)(void *impl,
+	                    const struct store_outbox_claim_req *req,
+	                    struct store_outbox_row **out, size_t *nout,
+	                    int64_t *next_us, char *err, size_t errlen);
+	int (*outbox_done)(void *impl, const char *id, const char *claim,
+	                   int status, int attempts, int64_t next_at_us,
+	                   const char *last_error, char *err, size_t errlen);
 };
 
 extern const struct store_ops store_sqlite_ops;

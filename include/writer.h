@@ -43,6 +43,18 @@ enum writer_op_kind {
 	                 a tick that made no job (schedule.h) */
 	WOP_PROGRESS, /* store_progress(op->id, op->claim, op->progress):
 	                 a running attempt's report (progress.h) */
+	WOP_OUTBOX_CLAIM, /* store_outbox_claim(op->outbox_req) (callback.h) */
+	WOP_OUTBOX_DONE,  /* store_outbox_done() of each op->outbox_done[] */
+};
+
+/* What became of one callback delivery (WOP_OUTBOX_DONE). */
+struct writer_outbox_done {
+	char id[UUID_STR_LEN];
+	char claim[CLAIM_TOKEN_MAX]; /* the claim the delivery was made under */
+	int status;             /* enum store_outbox_status */
+	int attempts;
+	int64_t next_at_us;     /* of a retry */
+	char *last_error;       /* owned by the op, or NULL */
 };
 
 struct writer_op {
@@ -80,6 +92,16 @@ struct writer_op {
 	 * makes when name is set; then the row (cursor, last run, and the
 	 * job's id as last_job_id) is put in the job's transaction. */
 	struct store_schedule schedule;
+	/* WOP_OUTBOX_CLAIM: the claim (its token in claim) and, after it,
+	 * the rows claimed (the op's: writer_op_clear frees them) and the
+	 * earliest next_at of the pending rows left (-1 none).
+	 * WOP_OUTBOX_DONE: the outcomes (the op's). */
+	struct store_outbox_claim_req outbox_req;
+	struct store_outbox_row *outbox_rows;
+	size_t noutbox_rows;
+	int64_t outbox_next_us;
+	struct writer_outbox_done *outbox_done;
+	size_t noutbox_done;
 
 	/* Outcome, valid in done(): rc is 0 or JOBD_E*; status is the job's
 	 * status after the operation (or its current one on ECONFLICT). */
@@ -179,6 +201,12 @@ void writer_poke(writer *w);
  * run_at_us; the writer's timer fires then at the latest.  Any thread. */
 void writer_due_at(writer *w, int64_t run_at_us);
 
+/*
+ * After a commit that made a job final (so may have added an outbox row:
+ * callback.c), fn(arg) is called on the writer thread; it must not block.
+ * Set before writer_start().
+ */
+void writer_set_outbox_hook(writer *w, void (*fn)(void *arg), void *arg);
 /* Stops claiming new jobs (shutdown begins).  Any thread. */
 void writer_drain(writer *w);
 

@@ -670,8 +670,10 @@ answer_job(api *a, struct api_call *call, int status, const char *id)
 	}
 	job_status = job.status;
 	progress_apply(a->prog, &job, 1);
+	/* (A job with a callback is not shared: its "callback" changes
+	 * after the job's final state.) */
 	if (call->shared_ok && job_status_is_final(job_status) &&
-	    (b = body_lookup(a, &job)) == NULL) {
+	    job.callback == NULL && (b = body_lookup(a, &job)) == NULL) {
 		text = json_line(job_to_json(&job));
 		if (text != NULL && (b = body_share(a, &job, text)) == NULL)
 			text = NULL; /* freed by body_share */

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "callback.h"
 #include "config.h"
 #include "cron.h"
 #include "err.h"
@@ -121,6 +122,19 @@ static const struct conf_key conf_keys[] = {
 	 "before they are stopped and requeued"},
 	{"auth", "tokens_file", T_STR, C(auth.tokens_file), NULL, 0, 0, NULL,
 	 "file of name:token lines; unset = no authentication"},
+	{"callbacks", "secret", T_STR, C(callbacks.secret), NULL, 0, 0, NULL,
+	 "whsec_ + base64 key that signs callbacks (Standard Webhooks); "
+	 "unset = callbacks are sent unsigned"},
+	{"callbacks", "allow", T_STR, C(callbacks.allow), NULL, 0, 0, NULL,
+	 "space-separated URL prefixes a callback_url must start with "
+	 "(unset = every callback_url is refused)"},
+	{"callbacks", "max_attempts", T_INT, C(callbacks.max_attempts), "10",
+	 1, 100, NULL, "deliveries of a callback tried before it is failed"},
+	{"callbacks", "timeout", T_DUR, C(callbacks.timeout_ms), "10s", 1, DAY,
+	 NULL, "a delivery without an answer after this failed"},
+	{"callbacks", "backoff_base", T_DUR, C(callbacks.backoff_base_ms), "1s",
+	 0, DAY, NULL, "retry n of a callback waits random(0, backoff_base * "
+	 "2^(n-1)), at most 1h"},
 
 	{"handler", "builtin", T_ENUM, H(builtin), NULL, 1, 4, builtin_names,
 	 "noop | sleep | echo | fail (exclusive with command and plugin)"},
@@ -536,7 +550,8 @@ static bool
 is_known_section(const char *section)
 {
 	return strcmp(section, "server") == 0 || strcmp(section, "store") == 0 ||
-	       strcmp(section, "workers") == 0 || strcmp(section, "auth") == 0;
+	       strcmp(section, "workers") == 0 || strcmp(section, "auth") == 0 ||
+	       strcmp(section, "callbacks") == 0;
 }
 
 static struct handler_conf *
@@ -940,10 +955,54 @@ validate_schedules(struct loader *ld)
 	}
 }
 
+/* [callbacks]: a secret that decodes, prefixes that are http(s) URLs. */
+static void
+validate_callbacks(struct loader *ld)
+{
+	const struct config *cfg = ld->cfg;
+	const char *p = cfg->callbacks.allow;
+	char why[160];
+
+	if (cfg->callbacks.secret != NULL &&
+	    callback_secret_check(cfg->callbacks.secret, why,
+	                          sizeof(why)) != 0)
+		loader_error(ld, key_line(ld, "callbacks", "secret"),
+		             "callbacks", "secret", "%s", why);
+	while (p != NULL && *p != '\0') {
+		size_t n;
+		p += strspn(p, " \t");
+		n = strcspn(p, " \t");
+		size_t scheme = strncmp(p, "http://", 7) == 0 ? 7
+		              : strncmp(p, "https://", 8) == 0 ? 8 : 0;
+		const char *slash = scheme ? memchr(p + scheme, '/', n - scheme)
+		                           : NULL;
+		if (n > 0 && scheme == 0) {
+			loader_error(ld, key_line(ld, "callbacks", "allow"),
+			             "callbacks", "allow", "\"%.*s\" is not an "
+			             "http:// or https:// URL prefix",
+			             (int)(n > 80 ? 80 : n), p);
+			break;
+		}
+		/* "https://a.example" would allow https://a.example.evil.net
+		 * and https://a.example@evil.net too. */
+		if (n > 0 && (slash == NULL || slash == p + scheme)) {
+			loader_error(ld, key_line(ld, "callbacks", "allow"),
+			             "callbacks", "allow", "\"%.*s\" must name a "
+			             "host and end it with '/' (e.g. "
+			             "https://hooks.example.com/)",
+			             (int)(n > 80 ? 80 : n), p);
+			break;
+		}
+		p += n;
+	}
+}
+
 static void
 validate(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
+
+	validate_callbacks(ld);
 
 	for (size_t i = 0; i < cfg->nhandlers; i++) {
 		struct handler_conf *h = &cfg->handlers[i];
@@ -1078,6 +1137,7 @@ load(struct loader *ld, struct config **out, char *err, size_t errlen)
 	apply_defaults(cfg, "store");
 	apply_defaults(cfg, "workers");
 	apply_defaults(cfg, "auth");
+	apply_defaults(cfg, "callbacks");
 
 	/* Our runtime choices for Debian's libinih: long lines, no
 	 * continuation lines, ';' and '#' comments. */

@@ -78,6 +78,8 @@ job_clear(struct job *job)
 	free(job->idem_fp);
 	free(job->depends_on);
 	free(job->progress);
+	free(job->callback_url);
+	free(job->callback);
 	job_init(job);
 }
 
@@ -103,8 +105,11 @@ job_copy(struct job *dst, const struct job *src)
 	*dst = *src;
 	dst->payload = dst->result = dst->error = NULL;
 	dst->idem_key = dst->idem_fp = dst->depends_on = dst->progress = NULL;
+	dst->callback_url = dst->callback = NULL;
 	if (dup_or_null(src->depends_on, &dst->depends_on) ||
 	    dup_or_null(src->progress, &dst->progress) ||
+	    dup_or_null(src->callback_url, &dst->callback_url) ||
+	    dup_or_null(src->callback, &dst->callback) ||
 	    dup_or_null(src->payload, &dst->payload) ||
 	    dup_or_null(src->result, &dst->result) ||
 	    dup_or_null(src->error, &dst->error) ||
@@ -186,6 +191,19 @@ add_depends_on(cJSON *o, const char *ids)
 	return true;
 }
 
+/* "callback": the store's object (re-printed compact), or null. */
+static bool
+add_callback(cJSON *o, const struct job *job)
+{
+	cJSON *c = job->callback != NULL ? cJSON_Parse(job->callback) : NULL;
+
+	if (c == NULL || !cJSON_IsObject(c)) {
+		cJSON_Delete(c);
+		c = cJSON_CreateNull();
+	}
+	return cJSON_AddItemToObject(o, "callback", c);
+}
+
 static cJSON *
 job_to_cjson(const struct job *job)
 {
@@ -231,6 +249,7 @@ job_to_cjson(const struct job *job)
 	                                 job->progress
 	                                     ? cJSON_CreateRaw(job->progress)
 	                                     : cJSON_CreateNull());
+	ok = ok && add_callback(o, job);
 	if (!ok) {
 		cJSON_Delete(o);
 		return NULL;

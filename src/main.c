@@ -27,6 +27,7 @@
 #include "clock.h"
 #include "config.h"
 #include "err.h"
+#include "callback.h"
 #include "events.h"
 #include "handler_plugin.h"
 #include "http.h"
@@ -387,6 +388,7 @@ struct daemon {
 	api *a;
 	schedules *sc;
 	progress *prog;
+	callback *cb;
 	http_server *srv;
 	struct hooks hooks;
 	sigset_t sigs;          /* what the main thread waits for */
@@ -530,7 +532,8 @@ daemon_start(struct daemon *d)
 	d->a = d->sse ? api_new(cfg, d->st, d->w, d->ev, d->au) : NULL;
 	d->sc = d->a ? schedules_new(d->st, d->w) : NULL;
 	d->prog = d->sc ? progress_new(d->w, d->ev) : NULL;
-	if (d->prog == NULL) {
+	d->cb = d->prog ? callback_new(d->w, d->st, cfg) : NULL;
+	if (d->cb == NULL) {
 		log_err("main", "out of memory");
 		return EX_OSERR;
 	}
@@ -547,6 +550,7 @@ daemon_start(struct daemon *d)
 	writer_set_hooks(d->w, on_dispatch, on_cancel, on_event, &d->hooks);
 	writer_set_change_hook(d->w, on_change);
 	events_set_sse(d->ev, d->sse);
+	writer_set_outbox_hook(d->w, callback_kick, d->cb);
 	api_set_gauges(d->a, read_gauges, &d->hooks);
 	rc = http_open(cfg, d->a, &d->srv, err, sizeof(err));
 	if (rc != 0) {
@@ -570,7 +574,7 @@ daemon_start(struct daemon *d)
 	if (events_start(d->ev) != 0 || sse_start(d->sse) != 0 ||
 	    worker_pool_start(d->pool) != 0 ||
 	    writer_start(d->w) != 0 || schedules_start(d->sc) != 0 ||
-	    progress_start(d->prog) != 0) {
+	    progress_start(d->prog) != 0 || callback_start(d->cb) != 0) {
 		log_err("main", "cannot start threads");
 		return EX_OSERR;
 	}
@@ -639,6 +643,7 @@ fail_stop(struct daemon *d)
 	events_stop(d->ev);
 	writer_drain(d->w);
 	worker_pool_stop(d->pool, 0);
+	callback_stop(d->cb);
 	writer_stop(d->w);
 	/* Let the 503s go out; the exit closes the sockets. */
 	http_wait_answered(d->srv, 1000);
@@ -712,6 +717,7 @@ daemon_drain(struct daemon *d)
 	writer_drain(d->w);
 	worker_pool_stop(d->pool, d->cfg->workers.shutdown_grace_ms);
 	progress_stop(d->prog); /* the attempts' ends carry the rest */
+	callback_stop(d->cb); /* deliveries in flight are sent again later */
 	writer_stop(d->w);
 	log_notice("main", "stopped: %lld job(s) queued",
 	           (long long)writer_queued(d->w));
@@ -734,6 +740,7 @@ daemon_free(struct daemon *d, int status)
 	}
 	schedules_free(d->sc); /* before the writer it submits to */
 	progress_stop(d->prog);
+	callback_free(d->cb);  /* likewise */
 	if (d->w != NULL)
 		writer_stop(d->w);
 	if (d->ev != NULL)

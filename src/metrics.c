@@ -57,6 +57,11 @@ static const char *const store_error_names[SE_N] = {
 	"full", "io", "unavailable", "busy", "other",
 };
 static atomic_uint_fast64_t store_errors[SE_N];
+/* Callback deliveries by result (metrics_callback). */
+static const char *const callback_result_names[3] = {
+	"delivered", "retried", "failed",
+};
+static atomic_uint_fast64_t callback_results[3];
 
 static struct type_row *
 row_for(const char *type)
@@ -178,6 +183,14 @@ metrics_store_error(int code)
 	      : code == JOBD_EBUSY ? SE_BUSY : SE_OTHER;
 
 	atomic_fetch_add_explicit(&store_errors[k], 1, memory_order_relaxed);
+}
+
+void
+metrics_callback(int result)
+{
+	if (result >= 0 && result < 3)
+		atomic_fetch_add_explicit(&callback_results[result], 1,
+		                          memory_order_relaxed);
 }
 
 void
@@ -409,6 +422,12 @@ metrics_render(const struct metrics_gauges *g)
 		out(&b, "jobd_store_errors_total{kind=\"%s\"} %llu\n",
 		    store_error_names[k],
 		    (unsigned long long)atomic_load(&store_errors[k]));
+	out(&b, "# HELP jobd_callbacks_total Callback deliveries, by result."
+	        "\n# TYPE jobd_callbacks_total counter\n");
+	for (int k = 0; k < 3; k++)
+		out(&b, "jobd_callbacks_total{result=\"%s\"} %llu\n",
+		    callback_result_names[k],
+		    (unsigned long long)atomic_load(&callback_results[k]));
 	out(&b, "# HELP jobd_http_requests_total HTTP answers, by status "
 	        "code.\n# TYPE jobd_http_requests_total counter\n");
 	for (int c = 100; c < 600; c++) {

@@ -160,21 +160,63 @@ int store_commit(store *st, char *err, size_t errlen)
 void store_rollback(store *st)
 { st->ops->rollback(st->impl); }
 
+/* The callback_url of jobs just inserted: a statement of its own (rare),
+ * before anything else may end the job. */
+static int
+set_callbacks(store *st, const struct job *jobs, size_t n, char *err,
+              size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc;
+		if (jobs[i].callback_url == NULL)
+			continue;
+		rc = st->ops->set_callback(st->impl, jobs[i].id,
+		                           jobs[i].callback_url, err, errlen);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
 int store_insert(store *st, const struct job *job, char *err, size_t errlen)
-{ return st->ops->insert(st->impl, job, err, errlen); }
+{
+	int rc = st->ops->insert(st->impl, job, err, errlen);
+
+	return rc != 0 ? rc : set_callbacks(st, job, 1, err, errlen);
+}
 
 int
 store_insert_many(store *st, const struct job *jobs, size_t n, char *err,
                   size_t errlen)
 {
-	if (st->ops->insert_many != NULL)
-		return st->ops->insert_many(st->impl, jobs, n, err, errlen);
+	if (st->ops->insert_many != NULL) {
+		int rc = st->ops->insert_many(st->impl, jobs, n, err, errlen);
+		return rc != 0 ? rc : set_callbacks(st, jobs, n, err, errlen);
+	}
 	for (size_t i = 0; i < n; i++) {
-		int rc = st->ops->insert(st->impl, &jobs[i], err, errlen);
+		int rc = store_insert(st, &jobs[i], err, errlen);
 		if (rc != 0)
 			return rc;
 	}
 	return 0;
+}
+
+int
+store_outbox_claim(store *st, const struct store_outbox_claim_req *req,
+                   struct store_outbox_row **out, size_t *nout,
+                   int64_t *next_us, char *err, size_t errlen)
+{
+	return st->ops->outbox_claim(st->impl, req, out, nout, next_us, err,
+	                             errlen);
+}
+
+int
+store_outbox_done(store *st, const char *id, const char *claim, int status,
+                  int attempts, int64_t next_at_us, const char *last_error,
+                  char *err, size_t errlen)
+{
+	return st->ops->outbox_done(st->impl, id, claim, status, attempts,
+	                            next_at_us, last_error, err, errlen);
 }
 
 int store_find_idem(store *st, const char *key, struct job *out, char *err,

@@ -61,6 +61,14 @@
 	"exit_code, cancel_on_disconnect, claim, idem_key, idem_fp, " \
 	"output_truncated, depends_on, progress"
 
+/* The API's "callback" object of a job row (reads only). */
+#define CALLBACK_COL \
+	", CASE WHEN callback_url IS NULL THEN NULL ELSE coalesce((SELECT" \
+	" json_build_object('url', o.url, 'status', o.status, 'attempts'," \
+	" o.attempts, 'last_error', o.last_error)::text FROM jobd.outbox o" \
+	" WHERE o.job_id = jobs.id), json_build_object('url', callback_url," \
+	" 'status', 'pending', 'attempts', 0, 'last_error', NULL)::text) END"
+
 /* The migrations, in order; store_pg_migrate() applies what a database
  * lacks, in one transaction under an advisory lock. */
 static const char *const migrations[] = {
@@ -262,6 +270,40 @@ static const char *const migrations[] = {
 	/* 7: progress (DESIGN §4): the last report of the job's handler,
 	 * one JSON object of at most 4 KiB (text: kept as reported). */
 	"ALTER TABLE jobd.jobs ADD COLUMN progress text;",
+	/* 8: callbacks (DESIGN §2.1), as in SQLite: a job's callback_url,
+	 * and the outbox of deliveries owed, filled by a trigger in the
+	 * transaction that makes the job final (any path, any node: a
+	 * rescue too), claimed by one node at a time (claim; next_at is
+	 * then the claim's lease, after which another node may take it). */
+	"ALTER TABLE jobd.jobs ADD COLUMN callback_url text;"
+	"CREATE TABLE jobd.outbox ("
+	"  job_id uuid PRIMARY KEY REFERENCES jobd.jobs (id)"
+	"    ON DELETE CASCADE,"
+	"  url text NOT NULL,"
+	"  status text NOT NULL DEFAULT 'pending' CHECK (status IN"
+	"    ('pending', 'delivered', 'failed')),"
+	"  attempts int NOT NULL DEFAULT 0,"
+	"  next_at int8 NOT NULL DEFAULT 0,"
+	"  last_error text,"
+	"  claim text"
+	");"
+	"CREATE INDEX outbox_due ON jobd.outbox (next_at)"
+	"  WHERE status = 'pending';"
+	"CREATE FUNCTION jobd.outbox_add() RETURNS trigger"
+	"  LANGUAGE plpgsql AS $$"
+	"BEGIN"
+	"  INSERT INTO jobd.outbox (job_id, url)"
+	"    VALUES (NEW.id, NEW.callback_url)"
+	"    ON CONFLICT (job_id) DO UPDATE SET url = excluded.url,"
+	"    status = 'pending', attempts = 0, next_at = 0,"
+	"    last_error = NULL, claim = NULL;"
+	"  RETURN NULL;"
+	"END $$;"
+	"CREATE TRIGGER jobs_outbox AFTER UPDATE OF status ON jobd.jobs"
+	"  FOR EACH ROW WHEN (NEW.callback_url IS NOT NULL"
+	"  AND NEW.status IN ('succeeded', 'failed', 'cancelled')"
+	"  AND OLD.status NOT IN ('succeeded', 'failed', 'cancelled'))"
+	"  EXECUTE FUNCTION jobd.outbox_add();",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -273,7 +315,8 @@ enum {
 	W_NEXT_RUN_AT, W_INSERT_MANY, W_START_MANY, W_COMPLETE_MANY,
 	W_FORGET_OLD, W_NOTIFY, W_PAUSE, W_RESUME, W_PAUSES, W_SCHEDULE_PUT,
 	W_DEP_LINK, W_DEP_CANCEL, W_DEP_RESOLVE, W_DEP_SWEEP, W_DEP_MISSING,
-	W_PROGRESS, W_NSTMT
+	W_PROGRESS, W_CB_SET, W_CB_CLAIM, W_CB_NEXT, W_CB_DONE,
+	W_NSTMT
 };
 
 static const char *const writer_sql[W_NSTMT] = {
@@ -478,6 +521,20 @@ static const char *const writer_sql[W_NSTMT] = {
 	/* A running attempt's report, fenced by its claim. */
 	[W_PROGRESS] = "UPDATE jobd.jobs SET progress = $3"
 		" WHERE id = $1 AND claim = $2 AND status = 'running'",
+	/* Callbacks (store.h): the outbox, by its primary key and its due
+	 * index; rows another node is claiming are skipped. */
+	[W_CB_SET] = "UPDATE jobd.jobs SET callback_url = $2 WHERE id = $1",
+	[W_CB_CLAIM] = "UPDATE jobd.outbox SET claim = $1, next_at = $2"
+		" WHERE job_id = ANY (ARRAY(SELECT job_id FROM jobd.outbox"
+		"   WHERE status = 'pending' AND next_at <= $3"
+		"   ORDER BY next_at LIMIT $4 FOR UPDATE SKIP LOCKED))"
+		" RETURNING job_id, url, attempts",
+	[W_CB_NEXT] = "SELECT min(next_at) FROM jobd.outbox"
+		" WHERE status = 'pending'",
+	[W_CB_DONE] = "UPDATE jobd.outbox SET status = $3, attempts = $4,"
+		" next_at = $5, last_error = coalesce($6, last_error),"
+		" claim = NULL"
+		" WHERE job_id = $1 AND claim = $2",
 };
 
 /* Reader statements, prepared on each reader connection. */
@@ -1782,6 +1839,11 @@ row_to_job(const PGresult *r, int row, struct job *job)
 	job->output_truncated = val_int(r, row, 19) != 0;
 	job->depends_on = PQnfields(r) > 20 ? val_dup(r, row, 20) : NULL;
 	job->progress = PQnfields(r) > 21 ? val_dup(r, row, 21) : NULL;
+	job->callback = PQnfields(r) > 22 ? val_dup(r, row, 22) : NULL;
+	if (PQnfields(r) > 22 && !PQgetisnull(r, row, 22) && !job->callback) {
+		job_clear(job);
+		return JOBD_ENOMEM;
+	}
 	if (job->payload == NULL ||
 	    (PQnfields(r) > 21 && !PQgetisnull(r, row, 21) &&
 	     !job->progress) ||
@@ -2292,13 +2354,92 @@ pg_set_pause(void *impl, const char *type, bool paused, int64_t now_us,
 	               err, errlen);
 }
 
+static int
+pg_set_callback(void *impl, const char *id, const char *url, char *err,
+                size_t errlen)
+{
+	const char *v[2] = {id, url};
+
+	/* Deferred, after the gathered inserts (w_send_to sends them). */
+	return w_defer(impl, W_CB_SET, 2, v, err, errlen);
+}
+
+static int
+pg_outbox_claim(void *impl, const struct store_outbox_claim_req *req,
+                struct store_outbox_row **out, size_t *nout,
+                int64_t *next_us, char *err, size_t errlen)
+{
+	struct pgs *s = impl;
+	struct store_outbox_row *rows = NULL;
+	char b[3][24];
+	const char *v[4] = {req->claim, i64(b[0], req->until_us),
+	                    i64(b[1], req->now_us),
+	                    i64(b[2], (int64_t)req->limit)};
+	PGresult *r = NULL;
+	int rc, n;
+
+	/* (req->release is for a store no other daemon shares: a node of
+	 * PostgreSQL waits for another's claims to run out.) */
+	*out = NULL;
+	*nout = 0;
+	*next_us = -1;
+	rc = w_call(s, W_CB_CLAIM, 4, v, &r, err, errlen);
+	if (rc != 0)
+		return rc;
+	n = PQntuples(r);
+	rows = calloc(n > 0 ? (size_t)n : 1, sizeof(*rows));
+	if (rows == NULL) {
+		PQclear(r);
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	}
+	for (int i = 0; i < n; i++) {
+		snprintf(rows[i].id, sizeof(rows[i].id), "%s",
+		         PQgetvalue(r, i, 0));
+		rows[i].url = val_dup(r, i, 1);
+		rows[i].attempts = val_int(r, i, 2);
+		if (rows[i].url == NULL)
+			rc = jobd_seterr(err, errlen, JOBD_ENOMEM,
+			                 "out of memory");
+	}
+	PQclear(r);
+	if (rc == 0)
+		rc = w_call(s, W_CB_NEXT, 0, NULL, &r, err, errlen);
+	if (rc == 0) {
+		*next_us = PQntuples(r) > 0 ? val_time(r, 0, 0) : -1;
+		PQclear(r);
+	}
+	if (rc != 0) {
+		for (int i = 0; i < n; i++)
+			free(rows[i].url);
+		free(rows);
+		return rc;
+	}
+	*out = rows;
+	*nout = (size_t)n;
+	return 0;
+}
+
+static int
+pg_outbox_done(void *impl, const char *id, const char *claim, int status,
+               int attempts, int64_t next_at_us, const char *last_error,
+               char *err, size_t errlen)
+{
+	static const char *const names[] = {"pending", "delivered", "failed"};
+	char b[2][24];
+	const char *v[6] = {id, claim, names[status], i64(b[0], attempts),
+	                    i64(b[1], next_at_us), last_error};
+
+	return w_defer(impl, W_CB_DONE, 6, v, err, errlen);
+}
+
 /* ---- readers ---- */
 
 static int
 r_prepare(PGconn *c, char *err, size_t errlen)
 {
 	static const char *const fixed[R_LIST0] = {
-		[R_GET] = "SELECT " JOB_COLS " FROM jobd.jobs WHERE id = $1",
+		[R_GET] = "SELECT " JOB_COLS CALLBACK_COL
+			" FROM jobd.jobs WHERE id = $1",
 		[R_COUNTS] = "SELECT status, count(*) FROM jobd.jobs"
 			" GROUP BY status",
 		[R_BY_TYPE] = "SELECT type, status, count(*) FROM jobd.jobs"
@@ -2322,7 +2463,7 @@ r_prepare(PGconn *c, char *err, size_t errlen)
 	int rc = 0;
 
 	for (int i = 0; rc == 0 && i < R_NSTMT; i++) {
-		char name[16], sql[640];
+		char name[16], sql[1280];
 		const char *text = sql;
 		PGresult *r;
 		if (i < R_LIST0) {
@@ -2346,8 +2487,8 @@ r_prepare(PGconn *c, char *err, size_t errlen)
 			         " started_at, finished_at, 'null', NULL, error,"
 			         " exit_code, cancel_on_disconnect, claim,"
 			         " idem_key, idem_fp, output_truncated,"
-			         " depends_on, progress FROM jobd.jobs"
-			         " WHERE true%s%s%s"
+			         " depends_on, progress" CALLBACK_COL
+			         " FROM jobd.jobs WHERE true%s%s%s"
 			         " ORDER BY id DESC LIMIT $%d", cs, ct, ca, k);
 		}
 		snprintf(name, sizeof(name), "r%d", i);
@@ -3015,4 +3156,7 @@ const struct store_ops store_pg_ops = {
 	.deps_missing = pg_deps_missing,
 	.deps_resolve = pg_deps_resolve,
 	.deps_sweep = pg_deps_sweep,
+	.set_callback = pg_set_callback,
+	.outbox_claim = pg_outbox_claim,
+	.outbox_done = pg_outbox_done,
 };

@@ -147,6 +147,37 @@ static const char *const migrations[] = {
 	/* 7: progress (DESIGN §4): the last report of the job's handler,
 	 * one JSON object of at most 4 KiB. */
 	"ALTER TABLE jobs ADD COLUMN progress TEXT;",
+	/* 8: callbacks (DESIGN §2.1).  A job's callback_url; the outbox of
+	 * deliveries owed, one row per job, put there by a trigger in the
+	 * transaction that makes the job final (every path: completion,
+	 * cancel, dependency, recovery) and reset when a retried job ends
+	 * again; claimed by a delivery thread (claim, next_at: its lease),
+	 * then pending again (next_at: the retry), delivered or failed. */
+	"ALTER TABLE jobs ADD COLUMN callback_url TEXT;"
+	"CREATE TABLE outbox ("
+	"  job_id TEXT PRIMARY KEY NOT NULL,"
+	"  url TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN"
+	"    ('pending', 'delivered', 'failed')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_at INTEGER NOT NULL DEFAULT 0,"  /* µs since the epoch */
+	"  last_error TEXT,"
+	"  claim TEXT"
+	");"
+	"CREATE INDEX outbox_due ON outbox(next_at) WHERE status = 'pending';"
+	"CREATE TRIGGER jobs_outbox AFTER UPDATE OF status ON jobs"
+	"  WHEN NEW.callback_url IS NOT NULL"
+	"  AND NEW.status IN ('succeeded', 'failed', 'cancelled')"
+	"  AND OLD.status NOT IN ('succeeded', 'failed', 'cancelled')"
+	" BEGIN"
+	"  INSERT INTO outbox (job_id, url) VALUES (NEW.id, NEW.callback_url)"
+	"  ON CONFLICT (job_id) DO UPDATE SET url = excluded.url,"
+	"  status = 'pending', attempts = 0, next_at = 0, last_error = NULL,"
+	"  claim = NULL;"
+	" END;"
+	"CREATE TRIGGER jobs_outbox_gone AFTER DELETE ON jobs"
+	"  WHEN OLD.callback_url IS NOT NULL"
+	" BEGIN DELETE FROM outbox WHERE job_id = OLD.id; END;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -157,7 +188,8 @@ enum {
 	W_NEXT_RUN_AT, W_PUT_BACK, W_PROMOTE, W_START, W_PAUSE, W_RESUME,
 	W_PAUSES,
 	W_DEP_EDGE, W_DEP_SET, W_DEP_DROP, W_DEP_CANCEL, W_DEP_MET, W_DEP_FAIL,
-	W_DEP_DONE, W_DEP_SWEEP, W_PROGRESS, W_NSTMT
+	W_DEP_DONE, W_DEP_SWEEP, W_PROGRESS,
+	W_CB_SET, W_CB_RELEASE, W_CB_CLAIM, W_CB_NEXT, W_CB_DONE, W_NSTMT
 };
 
 static const char *const writer_sql[W_NSTMT] = {
@@ -273,7 +305,30 @@ static const char *const writer_sql[W_NSTMT] = {
 	/* A running attempt's report, fenced by its claim. */
 	[W_PROGRESS] = "UPDATE jobs SET progress = ?3"
 		" WHERE id = ?1 AND claim = ?2 AND status = 'running'",
+	/* Callbacks (store.h): the outbox, by its due index. */
+	[W_CB_SET] = "UPDATE jobs SET callback_url = ?2 WHERE id = ?1",
+	[W_CB_RELEASE] = "UPDATE outbox SET claim = NULL, next_at = ?1"
+		" WHERE status = 'pending' AND claim IS NOT NULL",
+	[W_CB_CLAIM] = "UPDATE outbox SET claim = ?1, next_at = ?2"
+		" WHERE job_id IN (SELECT job_id FROM outbox INDEXED BY"
+		"   outbox_due WHERE status = 'pending' AND next_at <= ?3"
+		"   ORDER BY next_at LIMIT ?4)"
+		" RETURNING job_id, url, attempts",
+	[W_CB_NEXT] = "SELECT min(next_at) FROM outbox INDEXED BY outbox_due"
+		" WHERE status = 'pending'",
+	[W_CB_DONE] = "UPDATE outbox SET status = ?3, attempts = ?4,"
+		" next_at = ?5, last_error = coalesce(?6, last_error),"
+		" claim = NULL"
+		" WHERE job_id = ?1 AND claim = ?2",
 };
+
+/* The API's "callback" object of a job row (reads only). */
+#define CALLBACK_COL \
+	", iif(callback_url IS NULL, NULL, coalesce((SELECT json_object(" \
+	"'url', o.url, 'status', o.status, 'attempts', o.attempts," \
+	" 'last_error', o.last_error) FROM outbox o WHERE o.job_id = jobs.id)," \
+	" json_object('url', callback_url, 'status', 'pending', 'attempts', 0," \
+	" 'last_error', NULL)))"
 
 #define LIST_VARIANTS 8 /* bit 0: status, bit 1: type, bit 2: after */
 
@@ -738,6 +793,14 @@ row_to_job(sqlite3_stmt *st, struct job *job)
 	job->output_truncated = sqlite3_column_int(st, 19) != 0;
 	job->depends_on = col_strdup(st, 20);
 	job->progress = col_strdup(st, 21);
+	if (sqlite3_column_count(st) > 22) {
+		job->callback = col_strdup(st, 22);
+		if (sqlite3_column_type(st, 22) != SQLITE_NULL &&
+		    !job->callback) {
+			job_clear(job);
+			return JOBD_ENOMEM;
+		}
+	}
 	if (job->payload == NULL ||
 	    (sqlite3_column_type(st, 20) != SQLITE_NULL && !job->depends_on) ||
 	    (sqlite3_column_type(st, 21) != SQLITE_NULL && !job->progress) ||
@@ -1352,6 +1415,108 @@ sq_set_pause(void *impl, const char *type, bool paused, int64_t now_us,
 	return 0;
 }
 
+static int
+sq_set_callback(void *impl, const char *id, const char *url, char *err,
+                size_t errlen)
+{
+	struct sq *s = impl;
+	sqlite3_stmt *st = s->w[W_CB_SET];
+	int rc;
+
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, url, -1, SQLITE_STATIC);
+	rc = step_done(st);
+	return rc != SQLITE_OK ? fail(s->wdb, rc, err, errlen, "callback_url")
+	                       : 0;
+}
+
+static int
+sq_outbox_claim(void *impl, const struct store_outbox_claim_req *req,
+                struct store_outbox_row **out, size_t *nout,
+                int64_t *next_us, char *err, size_t errlen)
+{
+	struct sq *s = impl;
+	sqlite3_stmt *st;
+	struct store_outbox_row *rows = NULL;
+	size_t n = 0;
+	int rc;
+
+	*out = NULL;
+	*nout = 0;
+	*next_us = -1;
+	if (req->release) {
+		st = s->w[W_CB_RELEASE];
+		sqlite3_bind_int64(st, 1, req->now_us);
+		rc = step_done(st);
+		if (rc != SQLITE_OK)
+			return fail(s->wdb, rc, err, errlen, "outbox release");
+	}
+	rows = calloc(req->limit ? req->limit : 1, sizeof(*rows));
+	if (rows == NULL)
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
+	st = s->w[W_CB_CLAIM];
+	sqlite3_bind_text(st, 1, req->claim, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, req->until_us);
+	sqlite3_bind_int64(st, 3, req->now_us);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)req->limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < req->limit) {
+		const char *id = (const char *)sqlite3_column_text(st, 0);
+		snprintf(rows[n].id, sizeof(rows[n].id), "%s", id ? id : "");
+		rows[n].url = col_strdup(st, 1);
+		rows[n].attempts = sqlite3_column_int(st, 2);
+		n++;
+		if (rows[n - 1].url == NULL) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	if (rc == SQLITE_ROW) /* (never: LIMIT) */
+		rc = SQLITE_DONE;
+	rc = rc == SQLITE_DONE ? 0 : fail(s->wdb, rc, err, errlen,
+	                                  "outbox claim");
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == 0) {
+		st = s->w[W_CB_NEXT];
+		int r2 = sqlite3_step(st);
+		if (r2 == SQLITE_ROW)
+			*next_us = col_time(st, 0);
+		else
+			rc = fail(s->wdb, r2, err, errlen, "outbox next");
+		sqlite3_reset(st);
+	}
+	if (rc != 0) {
+		for (size_t i = 0; i < n; i++)
+			free(rows[i].url);
+		free(rows);
+		return rc;
+	}
+	*out = rows;
+	*nout = n;
+	return 0;
+}
+
+static int
+sq_outbox_done(void *impl, const char *id, const char *claim, int status,
+               int attempts, int64_t next_at_us, const char *last_error,
+               char *err, size_t errlen)
+{
+	static const char *const names[] = {"pending", "delivered", "failed"};
+	struct sq *s = impl;
+	sqlite3_stmt *st = s->w[W_CB_DONE];
+	int rc;
+
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, claim, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, names[status], -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, attempts);
+	sqlite3_bind_int64(st, 5, next_at_us);
+	bind_text_or_null(st, 6, last_error);
+	rc = step_done(st);
+	return rc != SQLITE_OK ? fail(s->wdb, rc, err, errlen, "outbox done")
+	                       : 0;
+}
+
 /* ---- readers ---- */
 
 static int
@@ -1385,10 +1550,10 @@ reader_get(struct sq *s, char *err, size_t errlen)
 	}
 	rc = open_db(s->path, s->durability_full, 4096, &r->db, err, errlen);
 	if (rc == 0)
-		rc = prepare(r->db, "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
-		             &r->get, err, errlen);
+		rc = prepare(r->db, "SELECT " JOB_COLS CALLBACK_COL
+		             " FROM jobs WHERE id = ?1", &r->get, err, errlen);
 	for (int v = 0; rc == 0 && v < LIST_VARIANTS; v++) {
-		char sql[640];
+		char sql[1024];
 		/* List pages leave out payload and result (each up to a
 		 * MiB; DESIGN §2): never read from the file, they cost
 		 * nothing here. */
@@ -1398,8 +1563,7 @@ reader_get(struct sq *s, char *err, size_t errlen)
 		         " started_at, finished_at, 'null', NULL, error,"
 		         " exit_code, cancel_on_disconnect, claim, idem_key,"
 		         " idem_fp, output_truncated, depends_on, progress"
-		         " FROM jobs"
-		         " WHERE 1%s%s%s"
+		         CALLBACK_COL " FROM jobs WHERE 1%s%s%s"
 		         " ORDER BY id DESC LIMIT :limit",
 		         v & 1 ? " AND status = :status" : "",
 		         v & 2 ? " AND type = :type" : "",
@@ -1976,4 +2140,7 @@ const struct store_ops store_sqlite_ops = {
 	.deps_missing = sq_deps_missing,
 	.deps_resolve = sq_deps_resolve,
 	.deps_sweep = sq_deps_sweep,
+	.set_callback = sq_set_callback,
+	.outbox_claim = sq_outbox_claim,
+	.outbox_done = sq_outbox_done,
 };

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "callback.h"
 #include "clock.h"
 #include "err.h"
 #include <openssl/evp.h>
@@ -415,16 +416,16 @@ static int
 check_members(const char *body, size_t len, const cJSON *root,
               struct member *members, const struct member **type_m,
               const struct member **payload_m, const struct member **deps_m,
-              char *err, size_t errlen)
+              const struct member **cb_m, char *err, size_t errlen)
 {
 	static const char *const known[] = {
 		"type", "payload", "priority", "delay", "run_at",
 		"max_attempts", "timeout", "cancel_on_disconnect",
-		"depends_on", NULL,
+		"depends_on", "callback_url", NULL,
 	};
 	size_t nmembers, nitems = 0;
 
-	*type_m = *payload_m = *deps_m = NULL;
+	*type_m = *payload_m = *deps_m = *cb_m = NULL;
 	for (const cJSON *item = root->child; item != NULL; item = item->next)
 		nitems++;
 	if (nitems > MAX_MEMBERS)
@@ -456,7 +457,61 @@ check_members(const char *body, size_t len, const cJSON *root,
 			*payload_m = mi;
 		else if (k == 8)
 			*deps_m = mi;
+		else if (k == 9)
+			*cb_m = mi;
 	}
+	return 0;
+}
+
+/*
+ * "callback_url": an http(s) URL of printable ASCII (no space, no
+ * control, no escaped NUL that would cut it short), at most
+ * JOB_CALLBACK_URL_MAX bytes, starting with one of [callbacks] allow.
+ */
+static int
+parse_callback_url(const cJSON *root, const struct member *cb_m,
+                   const struct config *cfg, struct job *job, char *err,
+                   size_t errlen)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(root,
+	                                                     "callback_url");
+	const char *url;
+	size_t n;
+	bool allowed;
+
+	if (item == NULL)
+		return 0;
+	if (!cJSON_IsString(item))
+		return jobd_seterr(err, errlen, JOBD_EINVAL,
+		                   "\"callback_url\" must be a string");
+	url = item->valuestring;
+	n = strlen(url);
+	if (n > JOB_CALLBACK_URL_MAX)
+		return jobd_seterr(err, errlen, JOBD_ERANGE, "\"callback_url\" "
+		                   "is longer than %d bytes",
+		                   JOB_CALLBACK_URL_MAX);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)url[i] <= 0x20 ||
+		    (unsigned char)url[i] >= 0x7f)
+			return jobd_seterr(err, errlen, JOBD_ERANGE,
+			                   "\"callback_url\" must be printable "
+			                   "ASCII without spaces");
+	for (size_t i = 0; cb_m != NULL && i + 6 <= cb_m->val_len; i++)
+		if (cb_m->val[i] == '\\' && cb_m->val[i + 1] == 'u' &&
+		    strncmp(cb_m->val + i + 2, "0000", 4) == 0)
+			return jobd_seterr(err, errlen, JOBD_ERANGE,
+			                   "\"callback_url\" must not contain "
+			                   "\\u0000");
+	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+		return jobd_seterr(err, errlen, JOBD_ERANGE, "\"callback_url\" "
+		                   "must be an http:// or https:// URL");
+	allowed = callback_url_allowed(cfg->callbacks.allow, url);
+	if (!allowed)
+		return jobd_seterr(err, errlen, JOBD_ERANGE, "\"callback_url\" "
+		                   "is not allowed by [callbacks] allow");
+	job->callback_url = strdup(url);
+	if (job->callback_url == NULL)
+		return jobd_seterr(err, errlen, JOBD_ENOMEM, "out of memory");
 	return 0;
 }
 
@@ -739,7 +794,7 @@ parse_job(const char *body, size_t len, bool checked, size_t refs_below,
           char *err, size_t errlen)
 {
 	struct member members[MAX_MEMBERS];
-	const struct member *type_m, *payload_m, *deps_m;
+	const struct member *type_m, *payload_m, *deps_m, *cb_m;
 	cJSON *root = NULL;
 	int rc;
 
@@ -747,7 +802,7 @@ parse_job(const char *body, size_t len, bool checked, size_t refs_below,
 	if (rc != 0)
 		return rc;
 	rc = check_members(body, len, root, members, &type_m, &payload_m,
-	                   &deps_m, err, errlen);
+	                   &deps_m, &cb_m, err, errlen);
 	if (rc == 0)
 		rc = parse_type(root, type_m, cfg, now_us, job, err, errlen);
 	if (rc == 0)
@@ -757,6 +812,8 @@ parse_job(const char *body, size_t len, bool checked, size_t refs_below,
 	if (rc == 0)
 		rc = parse_depends_on(root, deps_m, refs_below, job, err,
 		                      errlen);
+	if (rc == 0)
+		rc = parse_callback_url(root, cb_m, cfg, job, err, errlen);
 	if (rc == 0) {
 		/* The payload as sent, less insignificant whitespace. */
 		job->payload = payload_m != NULL

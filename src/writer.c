@@ -71,6 +71,8 @@ struct writer {
 	writer_event_fn event;
 	writer_change_fn change;
 	void *hook_arg;
+	void (*outbox_hook)(void *arg);  /* set before start */
+	void *outbox_arg;
 
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -155,6 +157,16 @@ writer_op_clear(struct writer_op *op)
 	op->result = NULL;
 	op->error = NULL;
 	op->progress = NULL;
+	for (size_t i = 0; i < op->noutbox_rows && op->outbox_rows; i++)
+		free(op->outbox_rows[i].url);
+	free(op->outbox_rows);
+	op->outbox_rows = NULL;
+	op->noutbox_rows = 0;
+	for (size_t i = 0; i < op->noutbox_done; i++)
+		free(op->outbox_done[i].last_error);
+	free(op->outbox_done);
+	op->outbox_done = NULL;
+	op->noutbox_done = 0;
 }
 
 writer *
@@ -196,6 +208,13 @@ writer_free(writer *w)
 	pthread_mutex_destroy(&w->mu);
 	sched_fini(&w->sched);
 	free(w);
+}
+
+void
+writer_set_outbox_hook(writer *w, void (*fn)(void *arg), void *arg)
+{
+	w->outbox_hook = fn;
+	w->outbox_arg = arg;
 }
 
 void
@@ -1106,6 +1125,23 @@ apply_op(writer *w, struct writer_op *op, struct batch *b, int64_t now)
 	case WOP_PROGRESS: /* a stale claim changes nothing */
 		return store_progress(w->st, op->id, op->claim, op->progress,
 		                      op->err, sizeof(op->err));
+	case WOP_OUTBOX_CLAIM:
+		op->outbox_req.claim = op->claim;
+		return store_outbox_claim(w->st, &op->outbox_req,
+		                          &op->outbox_rows, &op->noutbox_rows,
+		                          &op->outbox_next_us, op->err,
+		                          sizeof(op->err));
+	case WOP_OUTBOX_DONE:
+		for (size_t i = 0; i < op->noutbox_done; i++) {
+			const struct writer_outbox_done *d = &op->outbox_done[i];
+			int rc = store_outbox_done(w->st, d->id, d->claim,
+			                           d->status, d->attempts,
+			                           d->next_at_us, d->last_error,
+			                           op->err, sizeof(op->err));
+			if (rc != 0)
+				return rc;
+		}
+		return 0;
 	}
 	return 0;
 }
@@ -1482,6 +1518,14 @@ publish_batch(writer *w, struct batch *b, struct writer_op *ops,
 			w->next_run_at_us = next > now ? next
 			    : w->shared && next >= 0 ? now + 1000000 : -1;
 	}
+	bool finals = false; /* outbox rows may have come: callback.c */
+	for (struct writer_op *op = ops; op; op = op->next)
+		finals = finals || (op->rc == 0 &&
+		                    job_status_is_final(op->status));
+	for (size_t i = 0; i < b->deps.nchanges; i++)
+		finals = finals || job_status_is_final(b->deps.changes[i].status);
+	if (finals && w->outbox_hook)
+		w->outbox_hook(w->outbox_arg);
 	for (struct writer_op *op = ops, *next; op; op = next) {
 		next = op->next;
 		if (op->rc == 0)
@@ -1490,7 +1534,8 @@ publish_batch(writer *w, struct batch *b, struct writer_op *ops,
 		if (w->event && op->rc == 0 && !op->replayed &&
 		    op->kind != WOP_SUBMIT && op->kind != WOP_PAUSE &&
 		    op->kind != WOP_BATCH && op->kind != WOP_SCHEDULE &&
-		    op->kind != WOP_PROGRESS)
+		    op->kind != WOP_PROGRESS &&
+		    op->kind != WOP_OUTBOX_CLAIM && op->kind != WOP_OUTBOX_DONE)
 			w->event(op->id, op->status, w->hook_arg);
 		if (op->kind == WOP_CANCEL && op->rc == JOBD_ECONFLICT &&
 		    op->status == JOB_RUNNING && w->cancel)

@@ -32,7 +32,8 @@ fuzz_seconds = $(or $(strip $(FUZZ_SECONDS)),60)
 
 FUZZ_DIR := build/fuzz
 FUZZ_SRC_DIR := tests/fuzz
-FUZZ_PKGS := libmicrohttpd sqlite3 libcjson inih libsystemd libcrypto libpq
+FUZZ_PKGS := libmicrohttpd sqlite3 libcjson inih libsystemd libcrypto libpq \
+	libcurl
 FUZZ_SANITIZE := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS := $(FUZZ_SANITIZE) -g -O1 -fno-omit-frame-pointer -std=c11 \
 	-D_GNU_SOURCE -pthread -Wall -Wno-unused-parameter -iquote include -MMD -MP

@@ -65,7 +65,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	                       "[handler.wc]\n"
 	                       "command = wc -c\n"
 	                       "[handler.a.b-c_9]\n"
-	                       "builtin = noop\n",
+	                       "builtin = noop\n"
+	                       "[callbacks]\n"
+	                       "allow = http://a.example/ https://b.example/x\n",
 	                       &cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "fuzz_submit: config: %s\n", err);
 		abort();

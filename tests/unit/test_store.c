@@ -350,7 +350,7 @@ START_TEST(test_open_creates_and_migrates)
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s,
 	                                    NULL), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
-	ck_assert_int_eq(sqlite3_column_int(s, 0), 7);
+	ck_assert_int_eq(sqlite3_column_int(s, 0), 8);
 	sqlite3_finalize(s);
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s,
 	                                    NULL), SQLITE_OK);
@@ -368,7 +368,7 @@ START_TEST(test_open_creates_and_migrates)
 
 	/* Opening again does not migrate twice. */
 	open_store();
-	ck_assert_int_eq(sql_int("PRAGMA user_version"), 7);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), 8);
 }
 END_TEST
 
@@ -399,7 +399,7 @@ START_TEST(test_reopen_keeps_data)
 	ck_assert(!got.cancel_on_disconnect);
 	ck_assert_str_eq(got.idem_key, "key-1");
 	ck_assert_str_eq(got.idem_fp, "fp-1");
-	ck_assert_int_eq(sql_int("PRAGMA user_version"), 7);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), 8);
 	job_clear(&got);
 	job_clear(&j);
 }
@@ -429,6 +429,10 @@ START_TEST(test_migrate_v1_times_to_us)
 	                           " ALTER TABLE jobs DROP COLUMN unmet;"
 	                           " DROP TABLE job_deps;"
 	                           " ALTER TABLE jobs DROP COLUMN progress;"
+	                           " DROP TRIGGER jobs_outbox;"
+	                           " DROP TRIGGER jobs_outbox_gone;"
+	                           " DROP TABLE outbox;"
+	                           " ALTER TABLE jobs DROP COLUMN callback_url;"
 	                           " PRAGMA user_version = 1;", NULL, NULL,
 	                           &msg) == SQLITE_OK, "%s", msg ? msg : "");
 	sqlite3_close(db);
@@ -439,7 +443,7 @@ START_TEST(test_migrate_v1_times_to_us)
 	ck_assert_int_eq(got.run_at_us, 1767323050000000LL);
 	ck_assert_int_eq(got.started_at_us, 1767323050002000LL);
 	ck_assert_int_eq(got.finished_at_us, 1767323050003000LL);
-	ck_assert_int_eq(sql_int("PRAGMA user_version"), 7);
+	ck_assert_int_eq(sql_int("PRAGMA user_version"), 8);
 	job_clear(&got);
 	job_clear(&j);
 }
@@ -1803,6 +1807,148 @@ START_TEST(test_insert_many_like_insert)
 }
 END_TEST
 
+/* ---- the callbacks' outbox ---- */
+
+static size_t
+outbox_claim(int64_t now, const char *token, int64_t until, bool release,
+             struct store_outbox_row **rows, int64_t *next)
+{
+	struct store_outbox_claim_req req = {.now_us = now, .claim = token,
+	    .until_us = until, .limit = 10, .release = release};
+	size_t n = 99;
+	int rc;
+
+	begin();
+	rc = store_outbox_claim(st, &req, rows, &n, next, err, sizeof(err));
+	ck_assert_msg(rc == 0, "store_outbox_claim: %d %s", rc, err);
+	commit();
+	return n;
+}
+
+static void
+outbox_rows_free(struct store_outbox_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(rows[i].url);
+	free(rows);
+}
+
+static void
+outbox_done(int n, const char *token, int status, int attempts, int64_t next,
+            const char *why)
+{
+	char id[UUID_STR_LEN];
+	int rc;
+
+	make_id(id, n);
+	begin();
+	rc = store_outbox_done(st, id, token, status, attempts, next, why, err,
+	                       sizeof(err));
+	ck_assert_msg(rc == 0, "store_outbox_done: %d %s", rc, err);
+	commit();
+}
+
+/* A job's end puts its callback in the outbox (whatever ends it); one
+ * claimer at a time, until its lease; a late outcome under an old claim
+ * changes nothing; purge takes the row with the job. */
+START_TEST(test_outbox)
+{
+	struct job j;
+	struct store_outbox_row *rows = NULL;
+	int64_t next = 0;
+	int st_out;
+	char id1[UUID_STR_LEN];
+
+	make_id(id1, 1);
+	make_job(&j, 1, "noop", 0, NOW);
+	j.callback_url = strdup("http://127.0.0.1:9/a");
+	insert_job(&j);
+	job_clear(&j);
+	make_job(&j, 2, "noop", 0, NOW);
+	j.callback_url = strdup("http://127.0.0.1:9/b");
+	insert_job(&j);
+	job_clear(&j);
+	add(3, "noop", 0, NOW + 1000000000, 3); /* no callback */
+	/* Not final: nothing owed, "pending" shown. */
+	ck_assert_int_eq(outbox_claim(NOW, "t1", NOW + 100, false, &rows,
+	                              &next), 0);
+	outbox_rows_free(rows, 0);
+	ck_assert_int_eq(next, -1);
+	j = get(1);
+	ck_assert_str_eq(j.callback, "{\"url\":\"http://127.0.0.1:9/a\","
+	                 "\"status\":\"pending\",\"attempts\":0,"
+	                 "\"last_error\":null}");
+	job_clear(&j);
+	j = get(3);
+	ck_assert_ptr_null(j.callback);
+	job_clear(&j);
+	/* Job 1 succeeds, job 2 is cancelled, job 3 too (no row). */
+	claim_one(1, "c");
+	ck_assert_int_eq(complete(1, "c", JOB_SUCCEEDED, NOW + 5, NULL, NULL,
+	                          -1), 0);
+	ck_assert_int_eq(cancel(2, NOW + 6, &st_out), 0);
+	ck_assert_int_eq(cancel(3, NOW + 6, &st_out), 0);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM outbox"), 2);
+	ck_assert_uint_eq(outbox_claim(NOW + 10, "t1", NOW + 100, false, &rows,
+	                               &next), 2);
+	ck_assert_int_eq(rows[0].attempts, 0);
+	outbox_rows_free(rows, 2);
+	ck_assert_int_eq(next, NOW + 100); /* the claims' lease */
+	/* Claimed: nobody else takes them before the lease. */
+	ck_assert_uint_eq(outbox_claim(NOW + 99, "t2", NOW + 200, false, &rows,
+	                               &next), 0);
+	outbox_rows_free(rows, 0);
+	/* Job 1: a retry at NOW + 150; job 2: delivered. */
+	outbox_done(1, "t1", OUTBOX_PENDING, 1, NOW + 150, "HTTP 500");
+	outbox_done(2, "t1", OUTBOX_DELIVERED, 1, 0, NULL);
+	/* A late outcome under a claim no longer current: nothing. */
+	outbox_done(1, "t0", OUTBOX_FAILED, 9, 0, "late");
+	j = get(1);
+	ck_assert_str_eq(j.callback, "{\"url\":\"http://127.0.0.1:9/a\","
+	                 "\"status\":\"pending\",\"attempts\":1,"
+	                 "\"last_error\":\"HTTP 500\"}");
+	job_clear(&j);
+	ck_assert_uint_eq(outbox_claim(NOW + 149, "t3", NOW + 300, false,
+	                               &rows, &next), 0);
+	ck_assert_int_eq(next, NOW + 150);
+	outbox_rows_free(rows, 0);
+	ck_assert_uint_eq(outbox_claim(NOW + 150, "t3", NOW + 300, false,
+	                               &rows, &next), 1);
+	ck_assert_str_eq(rows[0].id, id1);
+	ck_assert_str_eq(rows[0].url, "http://127.0.0.1:9/a");
+	ck_assert_int_eq(rows[0].attempts, 1);
+	outbox_rows_free(rows, 1);
+	/* Its lease runs out: another claimer takes it over. */
+	ck_assert_uint_eq(outbox_claim(NOW + 300, "t4", NOW + 400, false,
+	                               &rows, &next), 1);
+	outbox_rows_free(rows, 1);
+	/* A start-up alone on the store takes every claim back. */
+	ck_assert_uint_eq(outbox_claim(NOW + 301, "t5", NOW + 500, true,
+	                               &rows, &next), 1);
+	outbox_rows_free(rows, 1);
+	outbox_done(1, "t5", OUTBOX_FAILED, 2, 0, NULL);
+	j = get(1);
+	ck_assert_str_eq(j.callback, "{\"url\":\"http://127.0.0.1:9/a\","
+	                 "\"status\":\"failed\",\"attempts\":2,"
+	                 "\"last_error\":\"HTTP 500\"}");
+	job_clear(&j);
+	/* A retried job that ends again owes a new delivery. */
+	ck_assert_int_eq(retry(2, NOW + 500, &st_out), 0);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM outbox WHERE"
+	                         " status = 'pending'"), 0);
+	ck_assert_int_eq(cancel(2, NOW + 501, &st_out), 0);
+	ck_assert_int_eq(sql_int("SELECT attempts FROM outbox WHERE"
+	                         " status = 'pending'"), 0);
+	/* Purge takes the rows with their jobs. */
+	int64_t by[JOB_NSTATUS] = {0};
+	begin();
+	ck_assert_int_eq(store_purge(st, NOW + 1000000, 100, by, err,
+	                             sizeof(err)), 0);
+	commit();
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM outbox"), 0);
+}
+END_TEST
+
 static Suite *
 store_suite(void)
 {
@@ -1861,6 +2007,7 @@ store_suite(void)
 	tcase_add_test(tc, test_list_walks_all_pages);
 	tcase_add_test(tc, test_counts);
 	tcase_add_test(tc, test_insert_many_like_insert);
+	tcase_add_test(tc, test_outbox);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -215,7 +215,7 @@ START_TEST(test_open_migrates_and_analyzes)
 	store *st = NULL;
 
 	ck_assert_int_eq(store_open(uri, &opt, &st, err, sizeof(err)), 0);
-	ck_assert_str_eq(version(), "7");
+	ck_assert_str_eq(version(), "8");
 	ck_assert(table_exists("jobd.jobs"));
 	ck_assert(table_exists("jobd.type_pauses"));
 	ck_assert(table_exists("jobd.nodes"));
@@ -269,7 +269,7 @@ START_TEST(test_open_refuses_newer_schema)
 	ck_assert_int_eq(store_open(uri, &opt, &st, err, sizeof(err)),
 	                 JOBD_EINVAL);
 	ck_assert_ptr_null(st);
-	ck_assert_msg(strstr(err, "version 99 is newer than this jobd (7)") !=
+	ck_assert_msg(strstr(err, "version 99 is newer than this jobd (8)") !=
 	              NULL, "%s", err);
 }
 END_TEST
