@@ -424,11 +424,15 @@ START_TEST(test_reset)
 	c = submit_ok(d, "{\"type\":\"noop\"}");
 	ck_assert_uint_eq(expect_job(&s, c, "queued", 0), first + 6);
 	stream_close(&s);
+	/* c's 3 events are all in: the ring holds first + 5 .. first + 8
+	 * (not waiting for them made the next look race c's run). */
+	jd_resp_free(wait_status(d, c, "succeeded", LIMIT_MS));
 
 	/* the oldest still in the ring: resumed, no reset */
-	snprintf(hdr, sizeof(hdr), "Last-Event-ID: %llu\r\n", first + 3);
+	snprintf(hdr, sizeof(hdr), "Last-Event-ID: %llu\r\n", first + 4);
 	ck_assert_int_eq(stream_open(&s, d, "/events", hdr), 200);
-	ck_assert_uint_eq(expect_job(&s, b, "running", 1), first + 4);
+	ck_assert_uint_eq(expect_job(&s, b, "succeeded", 1), first + 5);
+	ck_assert_uint_eq(expect_job(&s, c, "queued", 0), first + 6);
 	stream_close(&s);
 	free(a);
 	free(b);
