@@ -5,9 +5,10 @@
 # /var/lib/jobd), the systemd units (ExecStart in /usr/bin), the sysusers and
 # tmpfiles entries, the plugin header, both manual pages and the bash
 # completion when the tree has one; unpacked into a throwaway root
-# (dpkg -x), the installed binary prints its version and passes
-# --check-config on the installed configuration (its paths moved into that
-# root); lintian reports no error and no warning.  Exit 77 (skipped) only
+# (dpkg -x), its sysusers and tmpfiles entries make the jobd user and
+# /var/lib/jobd there, and the installed binary prints its version and
+# passes --check-config on the installed configuration (its paths moved
+# into that root); lintian reports no error and no warning.  Exit 77 (skipped) only
 # when dpkg-buildpackage is not there.
 set -u
 command -v dpkg-buildpackage >/dev/null 2>&1 || {
@@ -66,7 +67,20 @@ got=$("$root/usr/bin/jobd" --version) || fail "--version failed"
 conf=$root/etc/jobd/jobd.conf
 grep -qx 'path = /var/lib/jobd/jobs.db' "$conf" ||
 	fail "the installed store path: $(grep '^path' "$conf")"
-mkdir -p "$root/var/lib/jobd"
+# What the postinst does, into the root: the jobd user, its state directory.
+if command -v systemd-sysusers >/dev/null 2>&1; then
+	systemd-sysusers --root="$root" jobd.conf >/dev/null 2>&1 ||
+		fail "systemd-sysusers on the package's entry failed"
+	uid=$(awk -F: '$1 == "jobd" && $6 == "/var/lib/jobd" { print $3 }' \
+		"$root/etc/passwd")
+	[ -n "$uid" ] || fail "sysusers made no jobd user: $(cat "$root/etc/passwd")"
+	systemd-tmpfiles --root="$root" --create jobd.conf >/dev/null 2>&1 ||
+		fail "systemd-tmpfiles on the package's entry failed"
+	[ "$(stat -c '%u %a' "$root/var/lib/jobd")" = "$uid 750" ] ||
+		fail "/var/lib/jobd: $(stat -c '%u %a' "$root/var/lib/jobd")"
+else
+	mkdir -p "$root/var/lib/jobd"
+fi
 sed -e "s#/var/lib/jobd#$root/var/lib/jobd#" \
 	-e "s#/usr/share/jobd#$root/usr/share/jobd#" "$conf" >"$TMP/check.conf"
 out=$("$root/usr/bin/jobd" --check-config --config "$TMP/check.conf" 2>&1) ||
