@@ -357,7 +357,16 @@ parse_args(int argc, char **argv, const char **config_path, bool *check_only)
 		case 't': *check_only = true; break;
 		case 'V': printf("jobd %s\n", JOBD_VERSION); return EX_OK;
 		case 'h': usage(stdout); return EX_OK;
-		case 'R': return write_reference(optarg);
+		case 'R':
+			/* "--config-reference mdoc" would print Markdown. */
+			if (optarg == NULL && optind < argc &&
+			    argv[optind][0] != '-') {
+				fprintf(stderr, "jobd: the format follows an "
+				        "'=': --config-reference=%s\n",
+				        argv[optind]);
+				return EX_USAGE;
+			}
+			return write_reference(optarg);
 		default: usage(stderr); return EX_USAGE;
 		}
 	}

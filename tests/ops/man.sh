@@ -31,6 +31,16 @@ got=$(awk '
 $(printf '%s\n' "$want" >"${TMPDIR:-/tmp}/man-want.$$";
   printf '%s\n' "$got" | diff "${TMPDIR:-/tmp}/man-want.$$" -;
   rm -f "${TMPDIR:-/tmp}/man-want.$$")"
+# The format comes after '=', and an unknown one is a usage error (64).
+[ "$("$JOBD" --config-reference=markdown)" = "$ref" ] ||
+	fail "--config-reference=markdown differs from --config-reference"
+for bad in --config-reference=bogus --config-reference= \
+	"--config-reference mdoc"; do
+	# shellcheck disable=SC2086 # the last one is two words on purpose
+	"$JOBD" $bad >/dev/null 2>&1
+	rc=$?
+	[ $rc -eq 64 ] || fail "jobd $bad exited $rc, not 64"
+done
 # The client's commands and exit codes of DESIGN §9 are in jobd(8).
 for c in submit get wait ls cancel retry schedules types nodes; do
 	grep -q "^\.It Cm $c\>" "$MAN/jobd.8" || fail "jobd.8: no client command $c"
