@@ -134,8 +134,7 @@ override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 .PHONY: all run check unit integration integration-pg ops smoke bench \
-	install clean deps check-browser reliability check-crash soak test-build \
-	man deb
+	install clean deps check-browser reliability check-crash soak test-build
 
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/jobd
@@ -195,6 +194,8 @@ $(BUILD)/itests/test_%: $(BUILD)/itests/test_%.o $(BUILD)/itests/harness.o \
 # its @CONFIG_KEYS@ line replaced by the key list that the binary writes
 # from the configuration table, so that the page cannot drift from it.
 MAN_PAGES := $(BUILD)/man/jobd.8 $(BUILD)/man/jobd.conf.5
+
+.PHONY: man deb
 
 man: deps
 	@$(MAKE) --no-print-directory $(MAN_PAGES)
