@@ -40,6 +40,9 @@ for u in jobd.service jobd.socket; do
 	grep -Eqx "(/usr)?/lib/systemd/system/$u" "$TMP/files" ||
 		fail "$deb lacks the unit $u"
 done
+for p in $(make -s --no-print-directory print-EXAMPLE_PLUGINS); do
+	has "/usr/lib/jobd/plugins/$p.so"
+done
 if [ -f packaging/bash-completion/jobd ]; then
 	has /usr/share/bash-completion/completions/jobd
 fi
