@@ -86,6 +86,11 @@ else
 fi
 sed -e "s#/var/lib/jobd#$root/var/lib/jobd#" \
 	-e "s#/usr/share/jobd#$root/usr/share/jobd#" "$conf" >"$TMP/check.conf"
+# A shipped plugin loads into the shipped binary (--check-config inits it).
+if [ -f "$root/usr/lib/jobd/plugins/hello.so" ]; then
+	printf '\n[handler.hello]\nplugin = %s\n' \
+		"$root/usr/lib/jobd/plugins/hello.so" >>"$TMP/check.conf"
+fi
 out=$("$root/usr/bin/jobd" --check-config --config "$TMP/check.conf" 2>&1) ||
 	fail "--check-config: $out"
 [ "$out" = "config OK" ] || fail "--check-config said: $out"
