@@ -298,10 +298,6 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 install: all man
 	install -D -m 0755 $(BUILD)/jobd $(DESTDIR)$(PREFIX)/bin/jobd
-	install -D -m 0644 $(BUILD)/man/jobd.8 \
-		$(DESTDIR)$(PREFIX)/share/man/man8/jobd.8
-	install -D -m 0644 $(BUILD)/man/jobd.conf.5 \
-		$(DESTDIR)$(PREFIX)/share/man/man5/jobd.conf.5
 	@if [ -e $(DESTDIR)/etc/jobd/jobd.conf ]; then \
 		echo "keeping the existing $(DESTDIR)/etc/jobd/jobd.conf"; \
 	else \
@@ -319,6 +315,10 @@ install: all man
 		$(DESTDIR)$(PREFIX)/lib/sysusers.d/jobd.conf
 	install -D -m 0644 systemd/jobd.tmpfiles \
 		$(DESTDIR)$(PREFIX)/lib/tmpfiles.d/jobd.conf
+	install -D -m 0644 $(BUILD)/man/jobd.8 \
+		$(DESTDIR)$(PREFIX)/share/man/man8/jobd.8
+	install -D -m 0644 $(BUILD)/man/jobd.conf.5 \
+		$(DESTDIR)$(PREFIX)/share/man/man5/jobd.conf.5
 
 clean:
 	rm -rf build
