@@ -20,7 +20,7 @@ done
 # Every key of the table, section by section, is an item of jobd.conf(5),
 # in the same order.
 ref=$("$JOBD" --config-reference) || fail "--config-reference failed"
-want=$(echo "$ref" | awk '
+want=$(printf "%s\n" "$ref" | awk '
 /^### `\[/ { s = $2; gsub(/[`\[\]]/, "", s) }
 /^\| `/ { k = $2; gsub(/`/, "", k); print s " " k }')
 got=$(awk '
@@ -48,4 +48,4 @@ done
 for x in 0 1 2 64 65 69 75; do
 	grep -q "^\.It $x\$" "$MAN/jobd.8" || fail "jobd.8: no exit status $x"
 done
-echo "man: ok ($(echo "$want" | wc -l) keys)"
+echo "man: ok ($(printf "%s\n" "$want" | wc -l) keys)"
