@@ -8,8 +8,8 @@
 # (dpkg -x), its sysusers and tmpfiles entries make the jobd user and
 # /var/lib/jobd there, and the installed binary prints its version and
 # passes --check-config on the installed configuration (its paths moved
-# into that root); lintian reports no error and no warning.  Exit 77 (skipped) only
-# when dpkg-buildpackage is not there.
+# into that root); lintian reports no error and no warning.  Exit 77
+# (skipped) only when dpkg-buildpackage is not there.
 set -u
 command -v dpkg-buildpackage >/dev/null 2>&1 || {
 	echo "deb: dpkg-buildpackage is not installed"; exit 77; }
@@ -18,7 +18,8 @@ trap 'rm -rf "$TMP"' EXIT
 fail() { echo "deb: FAIL: $*" >&2; exit 1; }
 
 before=$(git status --porcelain 2>/dev/null)
-deb=$(sh scripts/deb.sh | tail -n 1) || fail "scripts/deb.sh failed"
+sh scripts/deb.sh >"$TMP/deb.out" || fail "scripts/deb.sh failed"
+deb=$(tail -n 1 "$TMP/deb.out")
 [ -f "$deb" ] || fail "no package: $deb"
 case $deb in build/jobd_*_*.deb) ;; *) fail "unexpected name: $deb" ;; esac
 [ "$(git status --porcelain 2>/dev/null)" = "$before" ] ||
