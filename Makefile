@@ -9,6 +9,9 @@
 #   make integration-pg  the integration suites with every daemon on
 #                     PostgreSQL (a private server: tests/pg/with_server.sh)
 #   make bench        benchmarks (tests/bench)
+#   make man          the manual pages in build/man (jobd.conf.5 generated
+#                     from the configuration table)
+#   make deb          the Debian package, build/jobd_<version>_<arch>.deb
 #   make install      PREFIX=/usr/local DESTDIR=
 #   make clean
 #
@@ -256,6 +259,34 @@ $(BUILD)/itests/test_%: $(BUILD)/itests/test_%.o $(BUILD)/itests/harness.o \
 		$(BUILD)/itests/pg.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS) -lm
 
+# Manual pages: jobd.8 as written; jobd.conf.5 is man/jobd.conf.5.in with
+# its @CONFIG_KEYS@ line replaced by the key list that the binary writes
+# from the configuration table, so that the page cannot drift from it.
+MAN_PAGES := $(BUILD)/man/jobd.8 $(BUILD)/man/jobd.conf.5
+
+.PHONY: man deb
+
+man: deps
+	@$(MAKE) --no-print-directory $(MAN_PAGES)
+
+$(BUILD)/man/jobd.8: man/jobd.8
+	@mkdir -p $(dir $@)
+	cp man/jobd.8 $@
+
+$(BUILD)/man/jobd.conf.5: man/jobd.conf.5.in $(BUILD)/jobd
+	@mkdir -p $(dir $@)
+	$(BUILD)/jobd --config-reference=mdoc > $@.keys
+	sed -e '/^\.\\" @CONFIG_KEYS@$$/{r $@.keys' -e 'd}' \
+		man/jobd.conf.5.in > $@.tmp
+	@grep -q '^\.It Cm' $@.tmp || { echo "$@: no keys" >&2; exit 1; }
+	rm -f $@.keys && mv $@.tmp $@
+
+# The Debian package (packaging/debian, DESIGN §9), built by
+# dpkg-buildpackage in a copy of the tree (build/deb/), so that neither the
+# tree nor build/ gets the package build's objects; the .deb lands in build/.
+deb: deps
+	@sh scripts/deb.sh
+
 run: all
 	@mkdir -p var
 	exec $(BUILD)/jobd --config conf/jobd.conf
@@ -264,10 +295,12 @@ check: deps
 	@$(MAKE) --no-print-directory unit integration integration-pg ops \
 		reliability smoke
 
-# Shell tests of what ships beside the binary (systemd units); 77 = skip.
-ops: $(BUILD)/jobd
+# Shell tests of what ships beside the binary (systemd units, manual
+# pages, the Debian package); 77 = skip.
+ops: $(BUILD)/jobd $(MAN_PAGES)
 	@for t in tests/ops/*.sh; do \
-		echo "== $$t"; JOBD_BIN=$(BUILD)/jobd sh $$t; rc=$$?; \
+		echo "== $$t"; JOBD_BIN=$(BUILD)/jobd JOBD_MAN=$(BUILD)/man \
+			sh $$t; rc=$$?; \
 		if [ $$rc -eq 77 ]; then echo "(skipped)"; \
 		elif [ $$rc -ne 0 ]; then exit $$rc; fi; done
 
@@ -345,7 +378,7 @@ $(BUILD)/bench/sse_bench: tests/bench/sse_bench.c $(BUILD)/itests/harness.o \
 
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 
-install: all
+install: all man
 	install -D -m 0755 $(BUILD)/jobd $(DESTDIR)$(PREFIX)/bin/jobd
 	@if [ -e $(DESTDIR)/etc/jobd/jobd.conf ]; then \
 		echo "keeping the existing $(DESTDIR)/etc/jobd/jobd.conf"; \
@@ -370,6 +403,10 @@ install: all
 		$(DESTDIR)$(PREFIX)/lib/sysusers.d/jobd.conf
 	install -D -m 0644 systemd/jobd.tmpfiles \
 		$(DESTDIR)$(PREFIX)/lib/tmpfiles.d/jobd.conf
+	install -D -m 0644 $(BUILD)/man/jobd.8 \
+		$(DESTDIR)$(PREFIX)/share/man/man8/jobd.8
+	install -D -m 0644 $(BUILD)/man/jobd.conf.5 \
+		$(DESTDIR)$(PREFIX)/share/man/man5/jobd.conf.5
 
 clean:
 	rm -rf build

@@ -195,6 +195,12 @@ size_t config_warnings(const struct config *cfg, char *out, size_t outlen);
 void config_write_reference(FILE *f);
 
 /*
+ * Writes the same reference as mdoc(7) lines, one .Ss and .Bl -tag list per
+ * section, for the generated jobd.conf(5) (man/jobd.conf.5.in).
+ */
+void config_write_mdoc(FILE *f);
+
+/*
  * The keys whose change a reload cannot apply (everything but the handler
  * and schedule sections, [server] log_level and the contents of [auth] tokens_file):
  * returns how many differ between running and next, and names them in out

@@ -3,7 +3,9 @@
 # packages, when something is missing.  Run by `make` before building.
 # As root it runs one apt-get line; otherwise it prints that line and fails.
 # libpq-dev builds the PostgreSQL store (the daemon links libpq);
-# postgresql is the tests' private server (tests/pg).
+# postgresql is the tests' private server (tests/pg).  mandoc lints the
+# manual pages; debhelper, dpkg-dev, fakeroot and lintian build and check
+# the Debian package (make deb, tests/ops).
 #
 #   scripts/deps.sh        build and `make check`
 #   scripts/deps.sh ci     also what .ci/run adds (valgrind, clang for the
@@ -12,8 +14,10 @@ set -eu
 
 PACKAGES="build-essential pkg-config libmicrohttpd-dev libsqlite3-dev \
 libcjson-dev libinih-dev libsystemd-dev check libcurl4-openssl-dev \
-curl sqlite3 wrk procps openssl libssl-dev systemd postgresql libpq-dev"
-COMMANDS="cc pkg-config curl sqlite3 wrk pgrep openssl systemd-analyze"
+curl sqlite3 wrk procps openssl libssl-dev systemd postgresql libpq-dev \
+mandoc debhelper dpkg-dev fakeroot lintian"
+COMMANDS="cc pkg-config curl sqlite3 wrk pgrep openssl systemd-analyze \
+mandoc dh dpkg-buildpackage fakeroot lintian"
 if [ "${1:-}" = ci ]; then
 	PACKAGES="$PACKAGES valgrind clang libclang-rt-14-dev"
 	COMMANDS="$COMMANDS valgrind clang"

@@ -1338,6 +1338,138 @@ config_write_reference(FILE *f)
 	}
 }
 
+/* Writes s as roff text lines of about 72 bytes, broken at spaces: a
+ * backslash is \e, and no line starts with a control character. */
+static void
+mdoc_text(FILE *f, const char *s)
+{
+	size_t col = 0;
+
+	for (; *s; s++) {
+		if (*s == ' ' && col >= 72 && s[1] != '\0' && s[1] != ' ') {
+			fputc('\n', f);
+			col = 0;
+			continue;
+		}
+		if (col == 0 && (*s == '.' || *s == '\''))
+			col += (size_t)fprintf(f, "\\&");
+		if (*s == '\\')
+			col += (size_t)fprintf(f, "\\e");
+		else if (*s != '\n') {
+			fputc(*s, f);
+			col++;
+		}
+	}
+}
+
+/* Writes s as one quoted macro argument (a '"' inside is doubled). */
+static void
+mdoc_arg(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++)
+		if (*s == '\\')
+			fputs("\\e", f);
+		else if (*s == '"')
+			fputs("\"\"", f);
+		else if (*s != '\n')
+			fputc(*s, f);
+	fputc('"', f);
+}
+
+/* A size bound in the largest unit that divides it ("1k", "1G"). */
+static void
+format_size(char *buf, size_t len, int64_t bytes)
+{
+	static const struct { const char *suffix; int64_t n; } u[] = {
+		{"G", 1LL << 30}, {"M", 1LL << 20}, {"k", 1LL << 10},
+	};
+
+	for (size_t i = 0; i < sizeof(u) / sizeof(u[0]); i++)
+		if (bytes != 0 && bytes % u[i].n == 0) {
+			snprintf(buf, len, "%lld%s", (long long)(bytes / u[i].n),
+			         u[i].suffix);
+			return;
+		}
+	snprintf(buf, len, "%lld", (long long)bytes);
+}
+
+/* A key's bounds as text ("" when it has none). */
+static void
+format_bound(char *buf, size_t len, const struct conf_key *k, int64_t v)
+{
+	if (k->type == T_SIZE)
+		format_size(buf, len, v);
+	else if (k->type == T_DUR && v != 0) {
+		size_t u = 0; /* the largest unit that divides it: "1d" */
+		while (v % dur_units[u].ms != 0)
+			u++;
+		format_duration(buf, len, v, u);
+	} else if (k->type == T_DUR)
+		snprintf(buf, len, "0");
+	else
+		snprintf(buf, len, "%lld", (long long)v);
+}
+
+void
+config_write_mdoc(FILE *f)
+{
+	static const char *const what[] = {
+		[T_STR] = "text", [T_SIZE] = "size", [T_DUR] = "duration",
+		[T_INT] = "integer", [T_ENUM] = "word",
+		[T_LISTEN] = "address:port",
+	};
+	const char *last = "";
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+		bool named = strcmp(k->section, "handler") == 0 ||
+		             strcmp(k->section, "schedule") == 0;
+		char lo[64], hi[64];
+
+		if (strcmp(k->section, last) != 0) {
+			if (i > 0)
+				fputs(".El\n", f);
+			fprintf(f, ".Ss \"[%s%s]\\&\"\n.Bl -tag -width Ds\n",
+			        k->section, named ? ".NAME" : "");
+			last = k->section;
+		}
+		fputs(".It Cm ", f);
+		mdoc_arg(f, k->key);
+		fprintf(f, " No = Ar %s\n", what[k->type]);
+		mdoc_text(f, k->doc);
+		fputs(".\n", f);
+		if (k->type == T_ENUM) {
+			fputs("One of", f);
+			for (int64_t v = k->min; v <= k->max; v++) {
+				fputs(v == k->min ? "\n.Cm " : " ,\n.Cm ", f);
+				mdoc_arg(f, k->names[v]);
+			}
+			fputs(" .\n", f);
+		} else if (k->type == T_INT || k->type == T_SIZE ||
+		           k->type == T_DUR) {
+			/* min == max == 0 would mean no bounds (never so for
+			 * these types in the table). */
+			format_bound(lo, sizeof(lo), k, k->min);
+			format_bound(hi, sizeof(hi), k, k->max);
+			fputs("From\n.Ql ", f);
+			mdoc_arg(f, lo);
+			fputs("\nto\n.Ql ", f);
+			mdoc_arg(f, hi);
+			fputs(" .\n", f);
+		}
+		if (k->def != NULL) {
+			fputs("Default:\n.Ql ", f);
+			mdoc_arg(f, k->def);
+			fputs(" .\n", f);
+		} else {
+			fputs("Unset by default.\n", f);
+		}
+	}
+	if (NKEYS > 0)
+		fputs(".El\n", f);
+}
+
 /* ---- checks beyond the file's syntax (start-up and --check-config) ---- */
 
 /* Where exec handlers look for a program named without a '/' (the PATH

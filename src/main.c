@@ -118,8 +118,24 @@ usage(FILE *f)
 	        "\"config OK\" and exit\n"
 	        "  -V, --version         print the version and exit\n"
 	        "  -h, --help            print this help and exit\n"
-	        "      --config-reference  print every configuration key "
-	        "(Markdown)\n", DEFAULT_CONFIG);
+	        "      --config-reference[=markdown|mdoc]  print every "
+	        "configuration key\n", DEFAULT_CONFIG);
+}
+
+/* --config-reference: Markdown (README) or mdoc (jobd.conf(5)). */
+static int
+write_reference(const char *format)
+{
+	if (format == NULL || strcmp(format, "markdown") == 0)
+		config_write_reference(stdout);
+	else if (strcmp(format, "mdoc") == 0)
+		config_write_mdoc(stdout);
+	else {
+		fprintf(stderr, "jobd: --config-reference: unknown format "
+		        "\"%s\" (markdown, mdoc)\n", format);
+		return EX_USAGE;
+	}
+	return fflush(stdout) == 0 && !ferror(stdout) ? EX_OK : EX_IOERR;
 }
 
 /* Open files an exec attempt may hold (pipes, pidfd) while it runs, and
@@ -406,7 +422,7 @@ parse_args(int argc, char **argv, const char **config_path, bool *check_only)
 		{"check-config", no_argument, NULL, 't'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
-		{"config-reference", no_argument, NULL, 'R'},
+		{"config-reference", optional_argument, NULL, 'R'},
 		{NULL, 0, NULL, 0},
 	};
 	int opt;
@@ -417,7 +433,16 @@ parse_args(int argc, char **argv, const char **config_path, bool *check_only)
 		case 't': *check_only = true; break;
 		case 'V': printf("jobd %s\n", JOBD_VERSION); return EX_OK;
 		case 'h': usage(stdout); return EX_OK;
-		case 'R': config_write_reference(stdout); return EX_OK;
+		case 'R':
+			/* "--config-reference mdoc" would print Markdown. */
+			if (optarg == NULL && optind < argc &&
+			    argv[optind][0] != '-') {
+				fprintf(stderr, "jobd: the format follows an "
+				        "'=': --config-reference=%s\n",
+				        argv[optind]);
+				return EX_USAGE;
+			}
+			return write_reference(optarg);
 		default: usage(stderr); return EX_USAGE;
 		}
 	}
