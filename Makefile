@@ -22,6 +22,8 @@ SANITIZE ?=
 
 PKGS := libmicrohttpd sqlite3 libcjson inih libsystemd libcrypto libpq
 TEST_PKGS := check libcurl
+# The client (src/client.c) speaks HTTP with libcurl.
+PKGS += libcurl
 
 comma := ,
 ifeq ($(SANITIZE),)
@@ -36,6 +38,7 @@ SRCS := \
 	src/backoff.c \
 	src/batch.c \
 	src/bus.c \
+	src/client.c \
 	src/clock.c \
 	src/config.c \
 	src/cron.c \
