@@ -1177,16 +1177,15 @@ job_path(struct client *c, const char *id, const char *suffix)
 }
 
 /*
- * Long-polls the job until it ends or, when bounded, wait_s seconds have
- * passed; the bar (may be off) shows its progress meanwhile.  a holds the
+ * Long-polls the job until it ends or, when bounded, until deadline
+ * (CLOCK_MONOTONIC ms); the bar (may be off) shows its progress meanwhile.  a holds the
  * last answer.  Returns the exit status (0/1/2 by the final state, 75,
  * or 65/69 for a refused or failed request); prints the job.
  */
 static int
-wait_job(struct client *c, const char *id, bool bounded, long long wait_s,
+wait_job(struct client *c, const char *id, bool bounded, long long deadline,
          struct bar *b, struct answer *a)
 {
-	long long deadline = now_ms(CLOCK_MONOTONIC) + wait_s * 1000;
 	cJSON *job = NULL;
 	int ret;
 
@@ -1293,6 +1292,7 @@ cmd_submit(struct client *c, const struct args *a)
 	size_t plen = 0, nh = 0;
 	cJSON *body = NULL, *parsed = NULL, *deps, *resp = NULL;
 	struct answer ans = {0};
+	long long deadline;
 	int ret = EX_OSERR;
 
 	if (payload != NULL && strcmp(payload, "-") == 0) {
@@ -1347,6 +1347,7 @@ cmd_submit(struct client *c, const struct args *a)
 		snprintf(preferh, sizeof(preferh), "Prefer: wait=%lld", a->wait_s);
 		headers[nh++] = preferh;
 	}
+	deadline = now_ms(CLOCK_MONOTONIC) + a->wait_s * 1000;
 	http_request(c, "POST", "/jobs", headers, text,
 	             ((a->given & OPT_WAIT) ? (long)a->wait_s : 0) +
 	             REQUEST_SLACK_S, &ans);
@@ -1376,7 +1377,7 @@ cmd_submit(struct client *c, const struct args *a)
 	}
 	{
 		struct bar b = {0};
-		ret = wait_job(c, jstr(resp, "id"), true, a->wait_s, &b, &ans);
+		ret = wait_job(c, jstr(resp, "id"), true, deadline, &b, &ans);
 	}
 	goto out;
 oom:
@@ -1405,7 +1406,7 @@ cmd_get(struct client *c, const struct args *a, bool wait_cmd)
 	if (wait_cmd || (a->given & OPT_WAIT)) {
 		b.on = wait_cmd && !c->json && isatty(STDERR_FILENO);
 		ret = wait_job(c, a->words[0], !wait_cmd || (a->given & OPT_WAIT),
-		               a->wait_s, &b, &ans);
+		               b.start_ms + a->wait_s * 1000, &b, &ans);
 		goto out;
 	}
 	if ((path = job_path(c, a->words[0], "")) == NULL) {
