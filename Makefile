@@ -268,6 +268,8 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 install: all
 	install -D -m 0755 $(BUILD)/jobd $(DESTDIR)$(PREFIX)/bin/jobd
+	install -D -m 0644 packaging/bash-completion/jobd \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/jobd
 	@if [ -e $(DESTDIR)/etc/jobd/jobd.conf ]; then \
 		echo "keeping the existing $(DESTDIR)/etc/jobd/jobd.conf"; \
 	else \
