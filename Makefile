@@ -79,6 +79,7 @@ TEST_HOOK_SRCS := \
 UNIT_TESTS := \
 	test_backoff \
 	test_batch \
+	test_client \
 	test_clock \
 	test_metrics \
 	test_config \

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -672,6 +673,22 @@ answer_reset(struct answer *a)
 	memset(a, 0, sizeof(*a));
 }
 
+/* Proxies as libcurl takes them from the environment, but never for
+ * this machine: the default URL is loopback, and a proxy configured for
+ * the web must not see (or break) it. */
+static void
+client_noproxy(struct client *c)
+{
+	const char *np = getenv("no_proxy");
+	char noproxy[4096];
+
+	if (np == NULL || *np == '\0')
+		np = getenv("NO_PROXY");
+	snprintf(noproxy, sizeof(noproxy), "localhost,127.0.0.1,::1%s%s",
+	         np != NULL && *np != '\0' ? "," : "", np != NULL ? np : "");
+	curl_easy_setopt(c->curl, CURLOPT_NOPROXY, noproxy);
+}
+
 /*
  * Sends method base+path with the extra headers (NULL-terminated, may be
  * NULL) and body (NULL: none), allowing timeout_s for the whole exchange.
@@ -745,19 +762,7 @@ http_request(struct client *c, const char *method, const char *path,
 	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c->curl, CURLOPT_MAXFILESIZE_LARGE,
 	                 (curl_off_t)MAX_ANSWER_BYTES);
-	/* Proxies as libcurl takes them from the environment, but never for
-	 * this machine: the default URL is loopback, and a proxy configured
-	 * for the web must not see (or break) it. */
-	{
-		const char *np = getenv("no_proxy");
-		char noproxy[4096];
-		if (np == NULL || *np == '\0')
-			np = getenv("NO_PROXY");
-		snprintf(noproxy, sizeof(noproxy), "localhost,127.0.0.1,::1%s%s",
-		         np != NULL && *np != '\0' ? "," : "",
-		         np != NULL ? np : "");
-		curl_easy_setopt(c->curl, CURLOPT_NOPROXY, noproxy);
-	}
+	client_noproxy(c);
 
 	rc = curl_easy_perform(c->curl);
 	if (rc != CURLE_OK) {
@@ -1122,15 +1127,15 @@ bar_clear(struct bar *b)
 	b->drawn = 0;
 }
 
-/* Draws the job's progress.percent (or an empty bar and its status). */
+/* Draws progress.percent and .message (progress may be NULL: an empty
+ * bar) beside the job's status and the time waited. */
 static void
-bar_draw(struct bar *b, const cJSON *job)
+bar_show(struct bar *b, const char *status, const cJSON *prog)
 {
-	const cJSON *prog = cJSON_GetObjectItemCaseSensitive(job, "progress");
 	const cJSON *pc = cJSON_GetObjectItemCaseSensitive(prog, "percent");
 	const char *msg = jstr(prog, "message");
 	char line[256], cells[BAR_CELLS + 16];
-	char *st = cell_dup(jstr(job, "status")), *m = NULL;
+	char *st = cell_dup(status), *m = NULL;
 	int n;
 
 	if (!b->on)
@@ -1156,6 +1161,238 @@ bar_draw(struct bar *b, const cJSON *job)
 out:
 	free(st);
 	free(m);
+}
+
+static void
+bar_draw(struct bar *b, const cJSON *job)
+{
+	bar_show(b, jstr(job, "status"),
+	         cJSON_GetObjectItemCaseSensitive(job, "progress"));
+}
+
+/* ---- following GET /events?job=ID (the bar's source when served) ---- */
+
+#define SSE_LINE_MAX 65536
+
+/* One event stream being read (WHATWG EventSource format). */
+struct sse {
+	struct client *c;
+	struct bar *b;
+	char line[SSE_LINE_MAX];
+	size_t linelen;
+	char event[32];
+	char *data;              /* the event's data lines, joined by '\n' */
+	size_t datalen;
+	bool checked;            /* the answer's status and type were seen */
+	bool served;             /* 200 text/event-stream */
+	bool done;               /* the job's final-state event came */
+	bool failed;             /* a line too long, out of memory */
+	bool after_cr;           /* the last character was '\r' */
+	long long deadline;      /* CLOCK_MONOTONIC ms; 0: none */
+	char status[16];         /* the job's last status */
+	cJSON *progress;         /* its last progress (owned) */
+};
+
+static void
+sse_dispatch(struct sse *s)
+{
+	cJSON *o;
+
+	if (s->data == NULL)
+		goto out;
+	o = cJSON_ParseWithLength(s->data, s->datalen);
+	if (o != NULL && strcmp(s->event, "progress") == 0) {
+		cJSON *p = cJSON_DetachItemFromObjectCaseSensitive(o,
+		                                                   "progress");
+		if (p != NULL) {
+			cJSON_Delete(s->progress);
+			s->progress = p;
+		}
+		bar_show(s->b, s->status[0] ? s->status : "running", s->progress);
+	} else if (o != NULL && strcmp(s->event, "job") == 0 &&
+	           jstr(o, "status") != NULL) {
+		snprintf(s->status, sizeof(s->status), "%s", jstr(o, "status"));
+		if (status_final(s->status))
+			s->done = true;
+		else
+			bar_show(s->b, s->status, s->progress);
+	}
+	cJSON_Delete(o);
+out:
+	free(s->data);
+	s->data = NULL;
+	s->datalen = 0;
+	s->event[0] = '\0';
+}
+
+/* One line of the stream (without its end). */
+static void
+sse_line(struct sse *s, char *line, size_t len)
+{
+	char *value;
+	size_t vlen;
+
+	if (len == 0) {
+		sse_dispatch(s);
+		return;
+	}
+	if (line[0] == ':')
+		return;                 /* a comment: ": ping" */
+	value = memchr(line, ':', len);
+	if (value == NULL) {
+		vlen = 0;
+		value = line + len;
+	} else {
+		*value++ = '\0';
+		if (*value == ' ')
+			value++;
+		vlen = len - (size_t)(value - line);
+	}
+	if (strcmp(line, "event") == 0) {
+		snprintf(s->event, sizeof(s->event), "%.*s", (int)vlen, value);
+	} else if (strcmp(line, "data") == 0) {
+		char *more = realloc(s->data, s->datalen + vlen + 2);
+		if (more == NULL) {
+			s->failed = true;
+			return;
+		}
+		s->data = more;
+		if (s->datalen > 0)
+			s->data[s->datalen++] = '\n';
+		memcpy(s->data + s->datalen, value, vlen);
+		s->datalen += vlen;
+		s->data[s->datalen] = '\0';
+	}
+}
+
+static size_t
+on_sse(char *data, size_t size, size_t n, void *arg)
+{
+	struct sse *s = arg;
+	size_t len = size * n;
+
+	if (!s->checked) {
+		long code = 0;
+		char *ct = NULL;
+		s->checked = true;
+		curl_easy_getinfo(s->c->curl, CURLINFO_RESPONSE_CODE, &code);
+		curl_easy_getinfo(s->c->curl, CURLINFO_CONTENT_TYPE, &ct);
+		s->served = code == 200 && ct != NULL &&
+		            strncasecmp(ct, "text/event-stream", 17) == 0;
+	}
+	if (!s->served)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char ch = data[i];
+		if (ch == '\n' || ch == '\r') {
+			/* "\r\n" ends one line, not two (even split
+			 * between two reads). */
+			bool crlf = ch == '\n' && s->after_cr;
+			s->after_cr = ch == '\r';
+			if (crlf)
+				continue;
+			s->line[s->linelen] = '\0';
+			sse_line(s, s->line, s->linelen);
+			s->linelen = 0;
+			if (s->done || s->failed)
+				return 0;
+			continue;
+		}
+		if (s->linelen + 1 >= sizeof(s->line)) {
+			s->failed = true;
+			return 0;
+		}
+		s->after_cr = false;
+		s->line[s->linelen++] = ch;
+	}
+	return len;
+}
+
+/* About once a second: redraws the bar (its clock) and ends the stream
+ * at the deadline. */
+static int
+on_sse_tick(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+            curl_off_t un)
+{
+	struct sse *s = arg;
+	long long now = now_ms(CLOCK_MONOTONIC);
+
+	if (s->deadline != 0 && now >= s->deadline)
+		return 1;
+	if (s->served && s->b->drawn > 0)
+		bar_show(s->b, s->status[0] ? s->status : "running", s->progress);
+	return 0;
+}
+
+/*
+ * Follows GET /events?job=ID, drawing the bar from its events, until the
+ * job's final-state event, the stream's end, or the deadline (ms,
+ * CLOCK_MONOTONIC; 0: none).  Returns true when the stream was served
+ * (whatever happened then), false when the daemon does not serve it
+ * (an older daemon: 404) or refused it: the caller long-polls instead.
+ */
+static bool
+follow_events(struct client *c, const char *id, long long deadline,
+              struct bar *b)
+{
+	struct sse *s = calloc(1, sizeof(*s));
+	struct curl_slist *hl = NULL, *more;
+	char *esc = NULL, *url = NULL;
+	size_t n;
+	bool served = false;
+
+	if (s == NULL || (esc = curl_easy_escape(c->curl, id, 0)) == NULL)
+		goto out;
+	n = strlen(c->base) + strlen(esc) + 32;
+	if ((url = malloc(n)) == NULL)
+		goto out;
+	snprintf(url, n, "%s/events?job=%s", c->base, esc);
+	if ((hl = curl_slist_append(NULL, "Accept: text/event-stream")) == NULL)
+		goto out;
+	if (c->auth != NULL) {
+		if ((more = curl_slist_append(hl, c->auth)) == NULL)
+			goto out;
+		hl = more;
+	}
+	s->c = c;
+	s->b = b;
+	s->deadline = deadline;
+	curl_easy_reset(c->curl);
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "jobd/" JOBD_VERSION);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_sse);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_sse_tick);
+	curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, s);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+	/* The daemon pings every 15 s: a stream silent for a minute is dead
+	 * (the long-polls that follow say why). */
+	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_TIME, REQUEST_SLACK_S);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	client_noproxy(c);
+	(void)curl_easy_perform(c->curl);
+	served = s->served;
+out:
+	if (c->curl != NULL) {
+		curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+		curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 1L);
+	}
+	curl_slist_free_all(hl);
+	if (esc != NULL)
+		curl_free(esc);
+	free(url);
+	if (s != NULL) {
+		free(s->data);
+		cJSON_Delete(s->progress);
+		free(s);
+	}
+	return served;
 }
 
 /* ---- commands ---- */
@@ -1405,6 +1642,14 @@ cmd_get(struct client *c, const struct args *a, bool wait_cmd)
 
 	if (wait_cmd || (a->given & OPT_WAIT)) {
 		b.on = wait_cmd && !c->json && isatty(STDERR_FILENO);
+		/* On a terminal, the bar follows the job's events when the
+		 * daemon serves them; the long-polls then find it ended (or
+		 * take over). */
+		if (b.on)
+			(void)follow_events(c, a->words[0],
+			                    (a->given & OPT_WAIT)
+			                        ? b.start_ms + a->wait_s * 1000
+			                        : 0, &b);
 		ret = wait_job(c, a->words[0], !wait_cmd || (a->given & OPT_WAIT),
 		               b.start_ms + a->wait_s * 1000, &b, &ans);
 		goto out;

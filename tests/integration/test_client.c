@@ -947,10 +947,19 @@ END_TEST
 
 /* A fake daemon: answers every connection with `answer` (and then
  * `extra` bytes of filler), count connections. */
+struct fake_route {
+	const char *request;    /* the request line's start, "GET /events" */
+	const char *answer;
+	bool keep_open;         /* leave the connection open afterwards */
+};
+
 struct fake {
 	int fd, port, count;
 	const char *answer;
 	size_t extra;
+	const struct fake_route *routes; /* when set: answer by request */
+	int open_fds[8];
+	int nopen;
 	pthread_t t;
 };
 
@@ -973,6 +982,31 @@ fake_run(void *arg)
 			buf[got] = '\0';
 			if (strstr(buf, "\r\n\r\n") != NULL)
 				break;
+		}
+		if (f->routes != NULL) {
+			const struct fake_route *rt = f->routes;
+			while (rt->request != NULL &&
+			       strncmp(buf, rt->request, strlen(rt->request)) != 0)
+				rt++;
+			if (rt->request == NULL) {
+				close(c);
+				continue;
+			}
+			/* In two writes, cut inside a line end. */
+			{
+				const char *cut = strstr(rt->answer, "\r\n\r\n");
+				size_t half = cut != NULL ? (size_t)(cut - rt->answer) + 1
+				                          : strlen(rt->answer);
+				(void)!write(c, rt->answer, half);
+				(void)!write(c, rt->answer + half,
+				             strlen(rt->answer) - half);
+			}
+			if (rt->keep_open && f->nopen < 8) {
+				f->open_fds[f->nopen++] = c;
+				continue;
+			}
+			close(c);
+			continue;
 		}
 		(void)!write(c, f->answer, strlen(f->answer));
 		if (f->extra > 0) {
@@ -1011,6 +1045,8 @@ fake_stop(struct fake *f)
 	shutdown(f->fd, SHUT_RDWR);
 	pthread_join(f->t, NULL);
 	close(f->fd);
+	for (int i = 0; i < f->nopen; i++)
+		close(f->open_fds[i]);
 }
 
 START_TEST(test_bad_daemon)
@@ -1054,6 +1090,55 @@ START_TEST(test_bad_daemon)
 		run_free(&r);
 		fake_stop(&f);
 	}
+}
+END_TEST
+
+/* jobd wait on a terminal follows GET /events?job=ID when served: the
+ * bar shows the progress events, the final-state event ends it (the
+ * stream is left open here: the client must not wait for its end), and
+ * the job's GET gives the result and the exit status. */
+START_TEST(test_wait_events)
+{
+	static const char job[] =
+		"{\"id\":\"J1\",\"type\":\"resize\",\"status\":\"failed\","
+		"\"error\":\"boom\",\"created_at\":\"2026-01-01T00:00:00.000Z\"}";
+	char job_answer[512];
+	const struct fake_route routes[] = {
+		{"GET /events?job=J1 ",
+		 "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+		 "Cache-Control: no-cache\r\n\r\n"
+		 ": ping\r\n\r\n"
+		 "id: 1\r\nevent: job\r\ndata: {\"id\":\"J1\",\"type\":"
+		 "\"resize\",\"status\":\"running\",\"attempt\":1}\r\n\r\n"
+		 "id: 2\nevent: progress\ndata: {\"id\":\"J1\",\"type\":"
+		 "\"resize\",\"progress\":{\"percent\":40,\"message\":"
+		 "\"resizing\\u001b[2J\"}}\n\n"
+		 "id: 3\nevent: job\ndata: {\"id\":\"J1\",\"type\":\"resize\","
+		 "\"status\":\"failed\",\"attempt\":1}\n\n",
+		 true},
+		{"GET /jobs/J1", job_answer, false},
+		{NULL, NULL, false},
+	};
+	struct fake f = {.routes = routes, .count = 2};
+	struct run r;
+	char url[64];
+
+	snprintf(job_answer, sizeof(job_answer),
+	         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+	         "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+	         strlen(job), job);
+	fake_start(&f);
+	snprintf(url, sizeof(url), "JOBD_URL=http://127.0.0.1:%d", f.port);
+	r = run_pty((const char *const[]){url, "NO_COLOR=1", NULL},
+	            (const char *const[]){"wait", "J1", NULL});
+	assert_rc(r, 1);
+	ck_assert_msg(strstr(r.out, "[############                  ]  40%") !=
+	              NULL, "no bar at 40%%: %s", r.out);
+	ck_assert_ptr_nonnull(strstr(r.out, "resizing?[2J"));
+	ck_assert_ptr_nonnull(strstr(r.out, "error: boom"));
+	ck_assert_msg(strchr(r.out, '\033') == NULL, "escape: %s", r.out);
+	run_free(&r);
+	fake_stop(&f);
 }
 END_TEST
 
@@ -1198,6 +1283,7 @@ suite(void)
 	tcase_add_test(tc, test_lists);
 	tcase_add_test(tc, test_url);
 	tcase_add_test(tc, test_bad_daemon);
+	tcase_add_test(tc, test_wait_events);
 	tcase_add_test(tc, test_token);
 	tcase_add_test(tc, test_terminal);
 	suite_add_tcase(s, tc);
