@@ -1208,7 +1208,8 @@ sse_dispatch(struct sse *s)
 			cJSON_Delete(s->progress);
 			s->progress = p;
 		}
-		bar_show(s->b, s->status[0] ? s->status : "running", s->progress);
+		bar_show(s->b, s->status[0] ? s->status : "running",
+		         s->progress);
 	} else if (o != NULL && strcmp(s->event, "job") == 0 &&
 	           jstr(o, "status") != NULL) {
 		snprintf(s->status, sizeof(s->status), "%s", jstr(o, "status"));
@@ -1279,6 +1280,8 @@ on_sse(char *data, size_t size, size_t n, void *arg)
 		curl_easy_getinfo(s->c->curl, CURLINFO_CONTENT_TYPE, &ct);
 		s->served = code == 200 && ct != NULL &&
 		            strncasecmp(ct, "text/event-stream", 17) == 0;
+		if (s->served)
+			bar_show(s->b, "...", NULL);
 	}
 	if (!s->served)
 		return 0;
@@ -1319,8 +1322,10 @@ on_sse_tick(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 
 	if (s->deadline != 0 && now >= s->deadline)
 		return 1;
-	if (s->served && s->b->drawn > 0)
-		bar_show(s->b, s->status[0] ? s->status : "running", s->progress);
+	if (s->served)
+		bar_show(s->b, s->status[0] ? s->status
+		                            : s->progress ? "running" : "...",
+		         s->progress);
 	return 0;
 }
 
@@ -1524,7 +1529,7 @@ cmd_submit(struct client *c, const struct args *a)
 	const char *type = a->words[0];
 	const char *payload = a->nwords > 1 ? a->words[1] : NULL;
 	char *input = NULL, *text = NULL, *path = NULL;
-	char keyh[300], preferh[64], prio[32];
+	char *keyh = NULL, preferh[64], prio[32];
 	const char *headers[3] = {NULL, NULL, NULL};
 	size_t plen = 0, nh = 0;
 	cJSON *body = NULL, *parsed = NULL, *deps, *resp = NULL;
@@ -1577,7 +1582,10 @@ cmd_submit(struct client *c, const struct args *a)
 	if ((text = cJSON_PrintUnformatted(body)) == NULL)
 		goto oom;
 	if (a->key != NULL) {
-		snprintf(keyh, sizeof(keyh), "Idempotency-Key: %.280s", a->key);
+		size_t kn = strlen(a->key) + 20;
+		if ((keyh = malloc(kn)) == NULL)
+			goto oom;
+		snprintf(keyh, kn, "Idempotency-Key: %s", a->key);
 		headers[nh++] = keyh;
 	}
 	if (a->given & OPT_WAIT) {
@@ -1621,6 +1629,7 @@ oom:
 	fprintf(stderr, "jobd: out of memory\n");
 	ret = EX_OSERR;
 out:
+	free(keyh);
 	free(path);
 	free(input);
 	free(text);
@@ -1676,8 +1685,9 @@ out:
 	return ret;
 }
 
-/* Appends "&name=<escaped value>" (or '?' first) to q. */
-static void
+/* Appends "&name=<escaped value>" ('?' for the first) to q, which the
+ * caller sized for it.  0, or -1 when out of memory. */
+static int
 query_add(struct client *c, char *q, size_t qlen, const char *name,
           const char *value)
 {
@@ -1685,9 +1695,11 @@ query_add(struct client *c, char *q, size_t qlen, const char *name,
 	size_t n = strlen(q);
 
 	if (esc == NULL)
-		return;
-	snprintf(q + n, qlen - n, "%c%s=%s", n == 0 ? '?' : '&', name, esc);
+		return -1;
+	snprintf(q + n, qlen - n, "%c%s=%s", strchr(q, '?') ? '&' : '?', name,
+	         esc);
 	curl_free(esc);
+	return 0;
 }
 
 static int
@@ -1698,18 +1710,28 @@ cmd_ls(struct client *c, const struct args *a)
 	static const char *const fields[] = {"id", "type", "status", "attempt",
 	                                     "created_at"};
 	struct answer ans = {0};
-	char q[1200] = "", path[1300], num[32];
+	char num[32], *path;
+	size_t plen = 64 + 3 * ((a->status ? strlen(a->status) : 0) +
+	                        (a->type ? strlen(a->type) : 0));
 	int ret;
 
-	if (a->status != NULL)
-		query_add(c, q, sizeof(q), "status", a->status);
-	if (a->type != NULL)
-		query_add(c, q, sizeof(q), "type", a->type);
-	if (a->given & OPT_LIMIT) {
-		snprintf(num, sizeof(num), "%lld", a->limit);
-		query_add(c, q, sizeof(q), "limit", num);
+	/* Sized for the escaped values: a long value is sent whole (and
+	 * refused by the daemon), never cut into another query. */
+	if ((path = malloc(plen)) == NULL) {
+		fprintf(stderr, "jobd: out of memory\n");
+		return EX_OSERR;
 	}
-	snprintf(path, sizeof(path), "/jobs%s", q);
+	strcpy(path, "/jobs");
+	snprintf(num, sizeof(num), "%lld", a->limit);
+	if ((a->status != NULL &&
+	     query_add(c, path, plen, "status", a->status) != 0) ||
+	    (a->type != NULL && query_add(c, path, plen, "type", a->type) != 0) ||
+	    ((a->given & OPT_LIMIT) &&
+	     query_add(c, path, plen, "limit", num) != 0)) {
+		fprintf(stderr, "jobd: out of memory\n");
+		ret = EX_OSERR;
+		goto out;
+	}
 	http_request(c, "GET", path, NULL, NULL, REQUEST_SLACK_S, &ans);
 	if ((ret = answer_check(c, &ans)) != 0)
 		goto out;
@@ -1718,6 +1740,7 @@ cmd_ls(struct client *c, const struct args *a)
 	else
 		ret = print_list(c, &ans, "jobs", headers, fields, 5, 2);
 out:
+	free(path);
 	answer_reset(&ans);
 	return ret;
 }
