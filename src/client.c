@@ -189,6 +189,7 @@ struct answer {
 	long status;             /* 0: no answer (error says why) */
 	char *body;
 	size_t len;
+	size_t cap;              /* bytes allocated for body */
 	bool too_big;
 	char error[CURL_ERROR_SIZE + 64];
 };
@@ -656,10 +657,17 @@ on_body(char *data, size_t size, size_t n, void *arg)
 		a->too_big = true;
 		return 0;
 	}
-	more = realloc(a->body, a->len + len + 1);
-	if (more == NULL)
-		return 0;
-	a->body = more;
+	/* Doubling: a realloc per chunk copies the whole body each time
+	 * wherever realloc cannot grow in place (quadratic). */
+	if (a->len + len + 1 > a->cap) {
+		size_t cap = a->cap == 0 ? 16384 : a->cap;
+		while (cap < a->len + len + 1)
+			cap *= 2;
+		if ((more = realloc(a->body, cap)) == NULL)
+			return 0;
+		a->body = more;
+		a->cap = cap;
+	}
 	memcpy(a->body + a->len, data, len);
 	a->len += len;
 	a->body[a->len] = '\0';

@@ -1086,7 +1086,7 @@ START_TEST(test_bad_daemon)
 		r = run_env(f.port, NULL, NULL, 0,
 		            (const char *const[]){"types", NULL});
 		assert_rc(r, 69);
-		ck_assert_ptr_nonnull(strstr(r.err, "larger than"));
+		ck_assert_msg(strstr(r.err, "larger than") != NULL, "%s", r.err);
 		run_free(&r);
 		fake_stop(&f);
 	}
