@@ -1260,8 +1260,11 @@ sse_line(struct sse *s, char *line, size_t len)
 	if (strcmp(line, "event") == 0) {
 		snprintf(s->event, sizeof(s->event), "%.*s", (int)vlen, value);
 	} else if (strcmp(line, "data") == 0) {
-		char *more = realloc(s->data, s->datalen + vlen + 2);
-		if (more == NULL) {
+		char *more = NULL;
+		/* An event is a job's state or progress (4 KiB): one of
+		 * many lines is no event of ours. */
+		if (s->datalen + vlen > SSE_LINE_MAX ||
+		    (more = realloc(s->data, s->datalen + vlen + 2)) == NULL) {
 			s->failed = true;
 			return;
 		}
