@@ -24,7 +24,7 @@ DESTDIR ?=
 SANITIZE ?=
 
 PKGS := libmicrohttpd sqlite3 libcjson inih libsystemd libcrypto libpq libcurl
-TEST_PKGS := check
+TEST_PKGS := check libcurl
 
 comma := ,
 ifeq ($(SANITIZE),)
@@ -40,6 +40,7 @@ SRCS := \
 	src/batch.c \
 	src/bus.c \
 	src/callback.c \
+	src/client.c \
 	src/clock.c \
 	src/config.c \
 	src/cron.c \
@@ -84,6 +85,7 @@ UNIT_TESTS := \
 	test_backoff \
 	test_batch \
 	test_callback \
+	test_client \
 	test_clock \
 	test_metrics \
 	test_progress \
@@ -380,6 +382,8 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 install: all man
 	install -D -m 0755 $(BUILD)/jobd $(DESTDIR)$(PREFIX)/bin/jobd
+	install -D -m 0644 packaging/bash-completion/jobd \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/jobd
 	@if [ -e $(DESTDIR)/etc/jobd/jobd.conf ]; then \
 		echo "keeping the existing $(DESTDIR)/etc/jobd/jobd.conf"; \
 	else \

@@ -24,6 +24,7 @@
 
 #include "api.h"
 #include "auth.h"
+#include "client.h"
 #include "clock.h"
 #include "config.h"
 #include "err.h"
@@ -112,6 +113,7 @@ usage(FILE *f)
 	fprintf(f,
 	        "usage: jobd [--config FILE] [--check-config]\n"
 	        "       jobd --version | --help | --config-reference\n"
+	        "       jobd COMMAND [ARGS] [OPTIONS]   the client (jobd help)\n"
 	        "\n"
 	        "  -c, --config FILE     configuration file (default %s)\n"
 	        "  -t, --check-config    validate the configuration, print "
@@ -794,6 +796,9 @@ main(int argc, char **argv)
 	char err[8192];
 	int rc, status;
 
+	/* A command word (or nothing at all): the client (client.h). */
+	if (client_selected(argc, argv))
+		return client_main(argc, argv);
 	status = parse_args(argc, argv, &d.config_path, &check_only);
 	if (status >= 0)
 		return status;
