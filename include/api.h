@@ -51,6 +51,7 @@ enum api_route {
 	ROUTE_SCHEDULE_TRIGGER, /* /schedules/<name>/trigger */
 	ROUTE_SCHEDULE_PAUSE,   /* /schedules/<name>/pause */
 	ROUTE_SCHEDULE_RESUME,  /* /schedules/<name>/resume */
+	ROUTE_OPENAPI,    /* /openapi.json */
 	ROUTE_COUNT       /* not a route: how many there are */
 };
 

@@ -144,6 +144,8 @@ api_route(const char *path, char id[37])
 		return ROUTE_TYPES;
 	if (strcmp(path, "/nodes") == 0)
 		return ROUTE_NODES;
+	if (strcmp(path, "/openapi.json") == 0)
+		return ROUTE_OPENAPI;
 	if (strncmp(path, "/types/", 7) == 0) {
 		char name[JOB_TYPE_MAX + 1];
 		n = strcspn(path + 7, "/");
@@ -1380,6 +1382,17 @@ api_handle(api *a, struct api_call *call)
 		}
 		set_body(call, 200, "text/plain; version=0.0.4; charset=utf-8",
 		         text);
+		return API_DONE;
+	}
+	case ROUTE_OPENAPI: {
+		/* The description embedded at build time (openapi/). */
+		char *text = malloc(openapi_json_len + 1);
+		if (text == NULL) {
+			problem_for(call, JOBD_ENOMEM, "out of memory");
+			return API_DONE;
+		}
+		memcpy(text, openapi_json, openapi_json_len + 1);
+		set_body(call, 200, "application/json", text);
 		return API_DONE;
 	}
 	case ROUTE_STATS:
