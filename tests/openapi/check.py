@@ -22,7 +22,8 @@ each one:
     x-jobd-untyped: the HTTP library's HTML pages come without one);
   - a JSON body must validate against the schema of that status and
     content type, and a problem's "status" must be the HTTP status;
-  - documented response headers that are present must match their schema.
+  - documented response headers must be there when required, and match
+    their schema when there.
 
 Identical answers (same operation, status, headers and body) are checked
 once.  Failures name the suite, the request and the schema error; the exit
@@ -230,6 +231,8 @@ class Checker:
         for name, h in resp.get("headers", {}).items():
             h = deref(self.doc, h)
             value = headers.get(name.lower())
+            if value is None and h.get("required"):
+                errs.append("no %s header (required)" % name)
             if value is None or "schema" not in h:
                 continue
             v = self.validator(("h", where, status, name), h["schema"])
