@@ -910,7 +910,7 @@ has_header(const char *const headers[], const char *name)
  * logged cut and marked (the checker does not validate it).
  */
 #define JD_OAPI_BODY_MAX (4u << 20)
-#define JD_OAPI_REQ_BODY_MAX 512
+#define JD_OAPI_REQ_BODY_MAX (64u << 10)
 
 static const char *const oapi_req_headers[] = {
 	"Prefer", "Idempotency-Key", "Content-Type", "Last-Event-ID",

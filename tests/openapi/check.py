@@ -23,7 +23,10 @@ each one:
   - a JSON body must validate against the schema of that status and
     content type, and a problem's "status" must be the HTTP status;
   - documented response headers must be there when required, and match
-    their schema when there.
+    their schema when there;
+  - a request that got a 2xx answer must have sent only documented query
+    parameters, valid values of the documented header parameters, and (when
+    the harness logged it whole) a body valid against the requestBody.
 
 Identical answers (same operation, status, headers and body) are checked
 once.  Failures name the suite, the request and the schema error; the exit
@@ -171,6 +174,50 @@ class Checker:
             self.validators[key] = v
         return v
 
+    def check_request(self, ex, where, item, op, target):
+        """What a request that succeeded sent must be documented: its
+        query parameters and the headers the description names must be
+        parameters of the operation with valid values, and its body (when
+        logged whole) must validate against the requestBody."""
+        errs = []
+        params = {}
+        for p in item.get("parameters", []) + op.get("parameters", []):
+            p = deref(self.doc, p)
+            params[(p["in"], p["name"].lower())] = p
+        query = target.split("?", 1)[1] if "?" in target else ""
+        for name, value in urllib.parse.parse_qsl(query,
+                                                  keep_blank_values=True):
+            p = params.get(("query", name.lower()))
+            if p is None:
+                errs.append("query parameter %s is not documented" % name)
+                continue
+            v = self.validator(("q", where, name), p.get("schema", {}))
+            for e in v.iter_errors(value):
+                errs.append("query parameter %s=%r: %s"
+                            % (name, value, e.message))
+        for name, value in ex.get("request_headers", {}).items():
+            p = params.get(("header", name.lower()))
+            if p is None:
+                continue  # Content-Type, Authorization: not parameters
+            v = self.validator(("rh", where, name), p.get("schema", {}))
+            for e in v.iter_errors(value):
+                errs.append("request header %s: %r: %s"
+                            % (name, value, e.message))
+        body = deref(self.doc, op.get("requestBody"))
+        raw = ex.get("request_body")
+        if body and raw is not None and not ex.get("request_body_cut"):
+            media = body.get("content", {}).get("application/json", {})
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                return errs  # answered 2xx: not ours to judge here
+            v = self.validator(("rb", where), media.get("schema", {}))
+            for e in list(v.iter_errors(value))[:3]:
+                at = "/".join(str(p) for p in e.absolute_path)
+                errs.append("request body%s (accepted): %s"
+                            % ("/" + at if at else "", e.message[:300]))
+        return errs
+
     def route(self, path):
         for _, rx, template, item in self.routes:
             if rx.match(path):
@@ -220,6 +267,10 @@ class Checker:
         ident = (where, method == "HEAD", status, ctype,
                  body if not ex.get("body_cut") else None,
                  tuple((n, headers.get(n.lower())) for n in sorted(documented)))
+        if status.startswith("2"):  # the request is checked too
+            ident += (target.split("?", 1)[1] if "?" in target else "",
+                      tuple(sorted(ex.get("request_headers", {}).items())),
+                      ex.get("request_body"))
         if resp is None:
             return ident, where, ["status %s is not documented here "
                                   "(documented: %s)" %
@@ -227,6 +278,8 @@ class Checker:
         self.seen_ops[(where, status)] += 1
         resp = deref(self.doc, resp)
         errs = []
+        if op is not None and status.startswith("2"):
+            errs += self.check_request(ex, where, item, op, target)
 
         for name, h in resp.get("headers", {}).items():
             h = deref(self.doc, h)
