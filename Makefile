@@ -275,7 +275,8 @@ openapi-check:
 	if [ -z "$$dirs" ]; then \
 		echo "openapi-check: no answers logged yet: run make integration"; \
 		exit 1; fi; \
-	python3 tests/openapi/check.py --spec openapi/openapi.json $$dirs
+	python3 tests/openapi/check.py --spec openapi/openapi.json \
+		--selftest tests/openapi/selftest $$dirs
 
 # The dashboard in a real browser (Debian's chromium, installed as needed).
 check-browser: all

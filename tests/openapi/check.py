@@ -2,7 +2,12 @@
 """check.py - the OpenAPI description against itself and against every
 answer the integration suites received.
 
-    tests/openapi/check.py [--spec openapi/openapi.json] LOGDIR...
+    tests/openapi/check.py [--spec openapi/openapi.json]
+                           [--selftest tests/openapi/selftest] LOGDIR...
+
+--selftest first runs the checker on hand-made exchanges: each
+good-*.jsonl there must pass and each bad-*.jsonl (one kind of drift
+each: an undocumented status, field, enum value, header ...) must fail.
 
 First the description: it must be OpenAPI 3.1 (validated with
 openapi-spec-validator when that is installed; always with the checks
@@ -343,36 +348,9 @@ class Checker:
         return ident, where, errs
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--spec", default=os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "..", "openapi",
-        "openapi.json"))
-    ap.add_argument("--coverage", action="store_true",
-                    help="list documented answers no suite received")
-    ap.add_argument("logdirs", nargs="*")
-    args = ap.parse_args()
-
-    try:
-        with open(args.spec, encoding="utf-8") as f:
-            doc = json.load(f)
-    except (OSError, ValueError) as e:
-        die("%s: %s" % (args.spec, e))
-    errors = check_description(doc)
-    if errors:
-        for e in errors:
-            print("openapi-check: %s: %s" % (args.spec, e), file=sys.stderr)
-        sys.exit(1)
-    print("openapi-check: %s is valid OpenAPI %s" % (args.spec,
-                                                    doc["openapi"]))
-
-    checker = Checker(doc)
-    files = []
-    for d in args.logdirs:
-        files += sorted(glob.glob(os.path.join(d, "*.jsonl")))
-    if args.logdirs and not files:
-        die("no exchange logs in %s (run make integration first)"
-            % " ".join(args.logdirs))
+def check_files(checker, files):
+    """Checks every exchange of files: (answers, distinct, failures), where
+    failures maps (where, status, error) to the exchanges that had it."""
     total = 0
     done = {}
     failures = collections.OrderedDict()
@@ -403,6 +381,72 @@ def main():
                             ex.get("headers", {}).get("Content-Type", ""),
                             "\n      request body: %.200r" % rb
                             if rb else ""))
+    return total, len(done), failures
+
+
+def selftest(checker, folder):
+    """Each good-*.jsonl of folder must pass and each bad-*.jsonl must
+    fail: the checker catches what it is for.  Returns the problems."""
+    problems = []
+    files = sorted(glob.glob(os.path.join(folder, "*.jsonl")))
+    if not files:
+        problems.append("no self-test cases in %s" % folder)
+    for path in files:
+        name = os.path.basename(path)
+        _, _, failures = check_files(checker, [path])
+        if name.startswith("bad-") and not failures:
+            problems.append("%s: no failure found (the checker misses "
+                            "this kind of drift)" % name)
+        elif name.startswith("good-") and failures:
+            problems.append("%s: %s" % (name, "; ".join(
+                "%s -> %s: %s" % k for k in failures)))
+    return problems
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spec", default=os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "openapi",
+        "openapi.json"))
+    ap.add_argument("--coverage", action="store_true",
+                    help="list documented answers no suite received")
+    ap.add_argument("--selftest", metavar="DIR",
+                    help="first check that DIR/good-*.jsonl pass and "
+                    "DIR/bad-*.jsonl fail")
+    ap.add_argument("logdirs", nargs="*")
+    args = ap.parse_args()
+
+    try:
+        with open(args.spec, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        die("%s: %s" % (args.spec, e))
+    errors = check_description(doc)
+    if errors:
+        for e in errors:
+            print("openapi-check: %s: %s" % (args.spec, e), file=sys.stderr)
+        sys.exit(1)
+    print("openapi-check: %s is valid OpenAPI %s" % (args.spec,
+                                                    doc["openapi"]))
+
+    checker = Checker(doc)
+    if args.selftest:
+        problems = selftest(checker, args.selftest)
+        for p in problems:
+            print("openapi-check: self-test: " + p, file=sys.stderr)
+        if problems:
+            sys.exit(1)
+        print("openapi-check: self-test: %d cases in %s behave"
+              % (len(glob.glob(os.path.join(args.selftest, "*.jsonl"))),
+                 args.selftest))
+        checker = Checker(doc)  # coverage counts the suites' answers only
+    files = []
+    for d in args.logdirs:
+        files += sorted(glob.glob(os.path.join(d, "*.jsonl")))
+    if args.logdirs and not files:
+        die("no exchange logs in %s (run make integration first)"
+            % " ".join(args.logdirs))
+    total, distinct, failures = check_files(checker, files)
     for (where, status, err), cases in failures.items():
         print("FAIL %s -> %s: %s" % (where, status, err))
         for c in cases[:MAX_SHOWN]:
@@ -411,7 +455,7 @@ def main():
             print("    ... and %d more" % (len(cases) - MAX_SHOWN))
     print("openapi-check: %d answers (%d distinct) from %d logs; %d "
           "failure(s) of %d kind(s)" % (
-              total, len(done), len(files),
+              total, distinct, len(files),
               sum(len(c) for c in failures.values()), len(failures)))
     if args.coverage:
         for path, item in doc["paths"].items():
