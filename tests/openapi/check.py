@@ -53,6 +53,19 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch",
            "trace")
 MAX_SHOWN = 3   # failures printed per distinct error
 
+# Job ids (anywhere: "/jobs/<id>" too) and times (as whole JSON strings):
+# answers that differ only in these are the same answer to the description
+# (every place that takes one of them takes any of them: no enum or const
+# holds one), so they are checked once.  Anything else that differs is
+# checked again.
+SAME = re.compile(r'[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}'
+                  r'-[0-9a-f]{12}|"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:'
+                  r'[0-9]{2}:[0-9]{2}\.[0-9]{3}Z"')
+
+
+def same(text):
+    return SAME.sub("~", text) if isinstance(text, str) else text
+
 
 def die(msg):
     print("openapi-check: " + msg, file=sys.stderr)
@@ -168,6 +181,7 @@ class Checker:
         self.unrouted = doc.get("x-jobd-unrouted", {}).get("responses", {})
         self.anyreq = doc.get("x-jobd-any-request", {}).get("responses", {})
         self.seen_ops = collections.Counter()
+        self.done = {}  # hash of an answer's identity: its errors
 
     def validator(self, key, schema):
         v = self.validators.get(key)
@@ -270,82 +284,104 @@ class Checker:
         # (Date and the like differ every second).
         documented = deref(self.doc, resp).get("headers", {}) if resp else {}
         ident = (where, method == "HEAD", status, ctype,
-                 body if not ex.get("body_cut") else None,
-                 tuple((n, headers.get(n.lower())) for n in sorted(documented)))
-        if status.startswith("2"):  # the request is checked too
-            ident += (target.split("?", 1)[1] if "?" in target else "",
+                 same(body) if not ex.get("body_cut") else None,
+                 tuple((n, same(headers.get(n.lower())))
+                       for n in sorted(documented)))
+        # A request that succeeded is checked too (once per request).
+        rident = None
+        if op is not None and resp is not None and status.startswith("2"):
+            rident = ("request", where,
+                      same(target.split("?", 1)[1]) if "?" in target
+                      else "",
                       tuple(sorted(ex.get("request_headers", {}).items())),
-                      ex.get("request_body"))
-        if resp is None:
-            return ident, where, ["status %s is not documented here "
-                                  "(documented: %s)" %
-                                  (status, ", ".join(sorted(responses)))]
-        self.seen_ops[(where, status)] += 1
-        resp = deref(self.doc, resp)
-        errs = []
-        if op is not None and status.startswith("2"):
-            errs += self.check_request(ex, where, item, op, target)
+                      same(ex.get("request_body")))
+        if resp is not None:
+            self.seen_ops[(where, status)] += 1
+        rerrs = []
+        if rident is not None:
+            rkey = hash(rident)
+            if rkey not in self.done:
+                self.done[rkey] = self.check_request(ex, where, item, op,
+                                                     target)
+            rerrs = self.done[rkey]
+        key = hash(ident)
+        if key in self.done:
+            return ident, where, self.done[key] + rerrs
 
-        for name, h in resp.get("headers", {}).items():
-            h = deref(self.doc, h)
-            value = headers.get(name.lower())
-            if value is None and h.get("required"):
-                errs.append("no %s header (required)" % name)
-            if value is None or "schema" not in h:
-                continue
-            v = self.validator(("h", where, status, name), h["schema"])
-            for e in v.iter_errors(value):
-                errs.append("header %s: %r: %s" % (name, value, e.message))
+        def judge(resp):
+            if resp is None:
+                return ["status %s is not documented here (documented: "
+                        "%s)" % (status, ", ".join(sorted(responses)))]
+            resp = deref(self.doc, resp)
+            errs = []
 
-        content = resp.get("content")
-        if not content:
-            if body and not head:
-                errs.append("a body where none is documented")
-            return ident, where, errs
-        media = None
-        if ctype is None and resp.get("x-jobd-untyped"):
-            # The HTTP library's own pages come without a Content-Type.
-            for mt in content:
-                if mt.startswith("text/html"):
-                    media = mt
-        elif ctype is not None:
-            norm = re.sub(r"\s*;\s*", "; ", ctype.strip().lower())
-            for mt in content:
-                if mt.lower() == norm:
-                    media = mt
-            if media is None:
-                base = norm.split(";")[0]
+            for name, h in resp.get("headers", {}).items():
+                h = deref(self.doc, h)
+                value = headers.get(name.lower())
+                if value is None and h.get("required"):
+                    errs.append("no %s header (required)" % name)
+                if value is None or "schema" not in h:
+                    continue
+                v = self.validator(("h", where, status, name), h["schema"])
+                for e in v.iter_errors(value):
+                    errs.append("header %s: %r: %s"
+                                % (name, value, e.message))
+
+            content = resp.get("content")
+            if not content:
+                if body and not head:
+                    errs.append("a body where none is documented")
+                return errs
+            media = None
+            if ctype is None and resp.get("x-jobd-untyped"):
+                # The HTTP library's own pages come without a Content-Type.
                 for mt in content:
-                    if mt.lower().split(";")[0].strip() == base:
+                    if mt.startswith("text/html"):
                         media = mt
-        if media is None:
-            errs.append("Content-Type %r is not documented (documented: "
-                        "%s)" % (ctype, ", ".join(content)))
-            return ident, where, errs
-        if head or ex.get("body_cut"):
-            return ident, where, errs
-        schema = content[media].get("schema")
-        if schema is None:
-            return ident, where, errs
-        base = media.split(";")[0].strip().lower()
-        if base == "application/json" or base.endswith("+json"):
-            try:
-                value = json.loads(body)
-            except ValueError as e:
-                errs.append("the body is not JSON (%s): %.200r" % (e, body))
-                return ident, where, errs
-        else:
-            value = body
-        v = self.validator(("b", where, status, media), schema)
-        for e in sorted(v.iter_errors(value), key=lambda e: list(e.path))[:5]:
-            at = "/".join(str(p) for p in e.absolute_path)
-            errs.append("body%s: %s" % ("/" + at if at else "",
-                                        e.message[:500]))
-        if base == "application/problem+json" and isinstance(value, dict) \
-                and str(value.get("status")) != status:
-            errs.append("problem status %r is not the HTTP status %s"
-                        % (value.get("status"), status))
-        return ident, where, errs
+            elif ctype is not None:
+                norm = re.sub(r"\s*;\s*", "; ", ctype.strip().lower())
+                for mt in content:
+                    if mt.lower() == norm:
+                        media = mt
+                if media is None:
+                    base = norm.split(";")[0]
+                    for mt in content:
+                        if mt.lower().split(";")[0].strip() == base:
+                            media = mt
+            if media is None:
+                errs.append("Content-Type %r is not documented (documented: "
+                            "%s)" % (ctype, ", ".join(content)))
+                return errs
+            if head or ex.get("body_cut"):
+                return errs
+            schema = content[media].get("schema")
+            if schema is None:
+                return errs
+            base = media.split(";")[0].strip().lower()
+            if base == "application/json" or base.endswith("+json"):
+                try:
+                    value = json.loads(body)
+                except ValueError as e:
+                    errs.append("the body is not JSON (%s): %.200r"
+                                % (e, body))
+                    return errs
+            else:
+                value = body
+            v = self.validator(("b", where, status, media), schema)
+            found = sorted(v.iter_errors(value), key=lambda e: list(e.path))
+            for e in found[:5]:
+                at = "/".join(str(p) for p in e.absolute_path)
+                errs.append("body%s: %s" % ("/" + at if at else "",
+                                            e.message[:500]))
+            if base == "application/problem+json" and isinstance(value, dict) \
+                    and str(value.get("status")) != status:
+                errs.append("problem status %r is not the HTTP status %s"
+                            % (value.get("status"), status))
+            return errs
+
+        errs = judge(resp)
+        self.done[key] = errs
+        return ident, where, errs + rerrs
 
 
 def check_files(checker, files):
@@ -365,11 +401,7 @@ def check_files(checker, files):
                     continue
                 total += 1
                 ident, where, errs = checker.check(ex)
-                key = hash(ident)
-                if key in done:
-                    errs = done[key]
-                else:
-                    done[key] = errs
+                done[hash(ident)] = True
                 for e in errs:
                     rb = ex.get("request_body")
                     failures.setdefault((where, ex.get("status"), e),
