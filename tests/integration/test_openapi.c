@@ -299,6 +299,54 @@ START_TEST(test_tour)
 }
 END_TEST
 
+/*
+ * GET /readyz's "queued" on a store two nodes share: the jobs queued in
+ * the store (a count, never below zero), not what this node's writer has
+ * counted of its own intake and claims (alpha took the submissions and
+ * counted +N, bravo claimed some of them and counted -N: the description
+ * holds queued >= 0 and openapi-check saw -12).
+ */
+START_TEST(test_readyz_shared_store)
+{
+	struct jd_opts oa = {.threads = 1,
+	                     .extra = "[store]\nnode = alpha\n"};
+	jd *a, *b;
+	char *ids[24];
+	int n = (int)(sizeof(ids) / sizeof(ids[0]));
+
+	if (!jd_store_is_pg())
+		return; /* one node: its writer's counts are the store's */
+	a = jd_new(&oa);
+	ck_assert_ptr_nonnull(a);
+	struct jd_opts ob = {.threads = 4, .share_store = a,
+	                     .extra = "[store]\nnode = bravo\n"};
+	b = jd_new(&ob);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(jd_start(a), 0);
+	ck_assert_int_eq(jd_start(b), 0);
+	/* More than alpha's one worker takes: bravo claims the rest. */
+	for (int i = 0; i < n; i++)
+		ids[i] = submit_ok(a, "{\"type\":\"sleep\","
+		                   "\"payload\":{\"seconds\":0.1}}");
+	for (int i = 0; i < n; i++) {
+		jd_resp_free(wait_status(a, ids[i], "succeeded", 30000));
+		free(ids[i]);
+	}
+	ck_assert_msg(jd_sql_int(a, "SELECT count(DISTINCT node) FROM jobs") ==
+	              2, "both nodes should have run jobs");
+	jd *nodes[2] = {a, b};
+	for (int i = 0; i < 2; i++) {
+		struct jd_resp *r = expect(nodes[i], "GET", "/readyz", NULL,
+		                           200);
+		ck_assert_msg(jd_num(jd_json(r), "queued", -1) == 0,
+		              "node %d: /readyz %s", i, r->body);
+		jd_resp_free(r);
+	}
+	jd_free(b);
+	jd_free(a);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -309,6 +357,7 @@ suite(void)
 	tcase_add_test(tc, test_served);
 	tcase_add_test(tc, test_auth);
 	tcase_add_test(tc, test_tour);
+	tcase_add_test(tc, test_readyz_shared_store);
 	suite_add_tcase(s, tc);
 	return s;
 }
