@@ -8,6 +8,8 @@
 #   make check        build and run every test
 #   make integration-pg  the integration suites with every daemon on
 #                     PostgreSQL (a private server: tests/pg/with_server.sh)
+#   make openapi-check  openapi/openapi.json, and every answer the last
+#                     integration runs received, against it
 #   make bench        benchmarks (tests/bench)
 #   make man          the manual pages in build/man (jobd.conf.5 generated
 #                     from the configuration table)
@@ -143,7 +145,7 @@ endif
 
 .PHONY: all run check unit integration integration-pg ops smoke bench \
 	install clean deps check-browser bench-sse reliability check-crash soak \
-	test-build plugins test-plugins
+	test-build plugins test-plugins openapi-check
 
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/jobd plugins
@@ -222,9 +224,12 @@ $(BUILD)/test-plugins/cplusplus.so: tests/plugins/cplusplus.cc \
 		$(PLUGIN_CFLAGS)) -shared -o $@ $<
 	@chmod go-w $@
 
-# The built-in pages (dashboard, sign-in), embedded as byte arrays.
-PAGES := dashboard_html src/dashboard.html login_html src/login.html
-$(BUILD)/gen/pages.c: src/dashboard.html src/login.html scripts/embed.sh
+# The built-in pages (dashboard, sign-in) and the OpenAPI description,
+# embedded as byte arrays.
+PAGES := dashboard_html src/dashboard.html login_html src/login.html \
+	openapi_json openapi/openapi.json
+$(BUILD)/gen/pages.c: src/dashboard.html src/login.html openapi/openapi.json \
+		scripts/embed.sh
 	@mkdir -p $(dir $@)
 	sh scripts/embed.sh dashboard.h $(PAGES) > $@
 
@@ -294,8 +299,8 @@ run: all
 	exec $(BUILD)/jobd --config conf/jobd.conf
 
 check: deps
-	@$(MAKE) --no-print-directory unit integration integration-pg ops \
-		reliability smoke
+	@$(MAKE) --no-print-directory unit integration integration-pg \
+		openapi-check ops reliability smoke
 
 # Shell tests of what ships beside the binary (systemd units, manual
 # pages, the Debian package); 77 = skip.
@@ -340,16 +345,22 @@ unit: $(BUILD)/jobd $(UNIT_TESTS:%=$(BUILD)/tests/%)
 	@set -e; for t in $(UNIT_TESTS); do \
 		echo "== unit: $$t"; CK_FORK=yes $(BUILD)/tests/$$t; done
 
+# Every answer the suites receive is logged (one JSON line each, by the
+# harness) under $(OPENAPI_LOG)/<store>/ for openapi-check.
+OPENAPI_LOG := $(abspath $(BUILD))/openapi-log
+
 integration: $(BUILD)/jobd $(BUILD)/jobd-test test-plugins \
 		$(INTEGRATION_TESTS:%=$(BUILD)/itests/%)
-	@set -e; for t in $(INTEGRATION_TESTS); do \
+	@set -e; log=$(OPENAPI_LOG)/$${JOBD_TEST_STORE:-sqlite}; \
+	rm -rf "$$log"; mkdir -p "$$log"; \
+	for t in $(INTEGRATION_TESTS); do \
 		echo "== integration$${JOBD_TEST_STORE:+ ($$JOBD_TEST_STORE)}: $$t"; \
 		t0=$$(date +%s); \
 		JOBD_BIN=$(BUILD)/jobd JOBD_TEST_BIN=$(BUILD)/jobd-test \
 			JOBD_PLUGIN_DIR=$(BUILD)/plugins \
 			JOBD_TEST_PLUGIN_DIR=$(BUILD)/test-plugins \
 			JOBD_SANITIZE=$(SANITIZE) CK_FORK=yes \
-			$(BUILD)/itests/$$t; \
+			JOBD_OPENAPI_LOG="$$log" $(BUILD)/itests/$$t; \
 		echo "== $$t: $$(($$(date +%s) - t0)) s"; done
 
 # The same suites, every daemon on PostgreSQL: one private server for the
@@ -359,6 +370,18 @@ integration-pg: $(BUILD)/jobd $(BUILD)/jobd-test \
 		$(INTEGRATION_TESTS:%=$(BUILD)/itests/%)
 	@JOBD_TEST_STORE=pg JOBD_TEST_PG_SKIP_OK=1 sh tests/pg/with_server.sh \
 		$(MAKE) --no-print-directory integration SANITIZE=$(SANITIZE)
+
+# The description is valid OpenAPI 3.1, and every answer logged by the
+# last `make integration` and `make integration-pg` matches it (one python
+# process over all logs; tests/openapi/check.py says how it matches).
+openapi-check:
+	@echo "== openapi-check"
+	@dirs=$$(ls -d $(OPENAPI_LOG)/*/ 2>/dev/null || true); \
+	if [ -z "$$dirs" ]; then \
+		echo "openapi-check: no answers logged yet: run make integration"; \
+		exit 1; fi; \
+	python3 tests/openapi/check.py --spec openapi/openapi.json \
+		--selftest tests/openapi/selftest $$dirs
 
 # The dashboard in a real browser (Debian's chromium, installed as needed).
 check-browser: all

@@ -53,6 +53,7 @@ enum api_route {
 	ROUTE_SCHEDULE_PAUSE,   /* /schedules/<name>/pause */
 	ROUTE_SCHEDULE_RESUME,  /* /schedules/<name>/resume */
 	ROUTE_EVENTS,     /* /events: server-sent events (sse.h) */
+	ROUTE_OPENAPI,    /* /openapi.json */
 	ROUTE_COUNT       /* not a route: how many there are */
 };
 

@@ -15,9 +15,9 @@ set -eu
 PACKAGES="build-essential pkg-config libmicrohttpd-dev libsqlite3-dev \
 libcjson-dev libinih-dev libsystemd-dev check libcurl4-openssl-dev \
 curl sqlite3 wrk procps openssl libssl-dev systemd postgresql libpq-dev \
-mandoc debhelper dpkg-dev fakeroot lintian"
+mandoc debhelper dpkg-dev fakeroot lintian python3 python3-jsonschema"
 COMMANDS="cc pkg-config curl sqlite3 wrk pgrep openssl systemd-analyze \
-mandoc dh dpkg-buildpackage fakeroot lintian"
+mandoc dh dpkg-buildpackage fakeroot lintian python3"
 if [ "${1:-}" = ci ]; then
 	PACKAGES="$PACKAGES valgrind clang libclang-rt-14-dev"
 	COMMANDS="$COMMANDS valgrind clang"
@@ -30,6 +30,8 @@ done
 for c in $COMMANDS; do
 	command -v "$c" >/dev/null 2>&1 || missing="$missing $c"
 done
+# tests/openapi/check.py validates answers with python3-jsonschema.
+python3 -c 'import jsonschema' >/dev/null 2>&1 || missing="$missing python3-jsonschema"
 # The tests' private PostgreSQL (tests/pg/pg.sh): Debian keeps the server's
 # binaries off PATH, under /usr/lib/postgresql/<version>/bin.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"

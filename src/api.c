@@ -148,6 +148,8 @@ api_route(const char *path, char id[37])
 		return ROUTE_NODES;
 	if (strcmp(path, "/events") == 0)
 		return ROUTE_EVENTS;
+	if (strcmp(path, "/openapi.json") == 0)
+		return ROUTE_OPENAPI;
 	if (strncmp(path, "/types/", 7) == 0) {
 		char name[JOB_TYPE_MAX + 1];
 		n = strcspn(path + 7, "/");
@@ -758,11 +760,22 @@ handle_list(api *a, struct api_call *call)
 	set_json(call, 200, root);
 }
 
+/* Sums the store's queued jobs of every type (store_counts_by_type). */
+static void
+add_queued(void *arg, const char *type, int status, int64_t n)
+{
+	(void)type;
+	if (status == JOB_QUEUED)
+		*(int64_t *)arg += n;
+}
+
 static void
 handle_ready(api *a, struct api_call *call)
 {
 	cJSON *o;
 	const char *why = NULL;
+	int64_t queued = writer_queued(a->w);
+	char err[256];
 
 	if (atomic_load(&a->draining))
 		why = "jobd is shutting down";
@@ -774,9 +787,20 @@ handle_ready(api *a, struct api_call *call)
 		api_problem(call, 503, "not-ready", NULL, why);
 		return;
 	}
+	/* On a store several nodes share, this writer has counted only its
+	 * own submissions and claims (another node's claim of a job queued
+	 * here leaves it counted here): ask the store. */
+	if (store_is_shared(a->st)) {
+		queued = 0;
+		if (store_counts_by_type(a->st, add_queued, &queued, err,
+		                         sizeof(err)) != 0) {
+			api_problem(call, 503, "not-ready", NULL, err);
+			return;
+		}
+	}
 	o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "status", "ready");
-	cJSON_AddNumberToObject(o, "queued", (double)writer_queued(a->w));
+	cJSON_AddNumberToObject(o, "queued", (double)queued);
 	cJSON_AddNumberToObject(o, "running", (double)writer_inflight(a->w));
 	set_json(call, 200, o);
 }
@@ -1459,6 +1483,17 @@ api_handle(api *a, struct api_call *call)
 		}
 		set_body(call, 200, "text/plain; version=0.0.4; charset=utf-8",
 		         text);
+		return API_DONE;
+	}
+	case ROUTE_OPENAPI: {
+		/* The description embedded at build time (openapi/). */
+		char *text = malloc(openapi_json_len + 1);
+		if (text == NULL) {
+			problem_for(call, JOBD_ENOMEM, "out of memory");
+			return API_DONE;
+		}
+		memcpy(text, openapi_json, openapi_json_len + 1);
+		set_body(call, 200, "application/json", text);
 		return API_DONE;
 	}
 	case ROUTE_STATS:

@@ -897,6 +897,197 @@ has_header(const char *const headers[], const char *name)
 	return false;
 }
 
+/* ---- the OpenAPI exchange log ---- */
+
+/*
+ * When JOBD_OPENAPI_LOG names a directory, every answer a suite receives
+ * (jd_client_request, jd_raw) is appended to <dir>/<suite>.jsonl as one
+ * JSON line: the request (method, target, the headers the description
+ * mentions, the start of its body) and the answer (status, headers,
+ * body), for tests/openapi/check.py to check against
+ * openapi/openapi.json.  One write(2) with O_APPEND per line, so forked
+ * tests and threads never interleave.  A body over JD_OAPI_BODY_MAX is
+ * logged cut and marked (the checker does not validate it).
+ */
+#define JD_OAPI_BODY_MAX (4u << 20)
+#define JD_OAPI_REQ_BODY_MAX (64u << 10)
+
+static const char *const oapi_req_headers[] = {
+	"Prefer", "Idempotency-Key", "Content-Type", "Last-Event-ID",
+	"Authorization", NULL,
+};
+
+/* A request header's value from a "Name: value" list, or NULL. */
+static const char *
+oapi_find(const char *const headers[], const char *name)
+{
+	size_t n = strlen(name);
+
+	for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
+		if (strncasecmp(headers[i], name, n) == 0 &&
+		    headers[i][n] == ':') {
+			const char *v = headers[i] + n + 1;
+			while (*v == ' ' || *v == '\t')
+				v++;
+			return v;
+		}
+	return NULL;
+}
+
+/* A string member from len bytes (which need not end in a NUL). */
+static bool
+oapi_add_bytes(cJSON *o, const char *name, const char *s, size_t len)
+{
+	char *copy = strndup(s ? s : "", s ? len : 0);
+	bool ok = copy != NULL && cJSON_AddStringToObject(o, name, copy);
+
+	free(copy);
+	return ok;
+}
+
+static void
+oapi_log(const char *via, const char *method, const char *target,
+         const char *const req_headers[], const char *req_body,
+         size_t req_body_len, const struct jd_resp *r)
+{
+	const char *dir = getenv("JOBD_OPENAPI_LOG");
+	cJSON *o = NULL, *rq, *hs;
+	char path[512], *line = NULL;
+	size_t blen;
+	int fd;
+
+	if (dir == NULL || dir[0] == '\0' || r == NULL || r->status == 0)
+		return;
+	o = cJSON_CreateObject();
+	if (o == NULL ||
+	    !cJSON_AddStringToObject(o, "suite", program_invocation_short_name) ||
+	    !cJSON_AddNumberToObject(o, "pid", (double)getpid()) ||
+	    !cJSON_AddStringToObject(o, "via", via) ||
+	    !cJSON_AddStringToObject(o, "method", method) ||
+	    !cJSON_AddStringToObject(o, "target", target) ||
+	    (rq = cJSON_AddObjectToObject(o, "request_headers")) == NULL)
+		goto out;
+	for (size_t i = 0; oapi_req_headers[i] != NULL; i++) {
+		const char *v = oapi_find(req_headers, oapi_req_headers[i]);
+		if (v != NULL && !cJSON_AddStringToObject(rq,
+		                                          oapi_req_headers[i], v))
+			goto out;
+	}
+	if (req_body != NULL &&
+	    (!oapi_add_bytes(o, "request_body", req_body,
+	                     req_body_len < JD_OAPI_REQ_BODY_MAX
+	                     ? req_body_len : JD_OAPI_REQ_BODY_MAX) ||
+	     !cJSON_AddBoolToObject(o, "request_body_cut",
+	                            req_body_len > JD_OAPI_REQ_BODY_MAX)))
+		goto out;
+	if (!cJSON_AddNumberToObject(o, "status", (double)r->status) ||
+	    (hs = cJSON_AddObjectToObject(o, "headers")) == NULL)
+		goto out;
+	for (size_t i = 0; i < r->nheaders; i++)
+		if (!cJSON_AddStringToObject(hs, r->headers[i].name,
+		                             r->headers[i].value))
+			goto out;
+	blen = r->body_len;
+	if (blen > JD_OAPI_BODY_MAX || memchr(r->body, '\0', blen) != NULL)
+		blen = strnlen(r->body, blen > JD_OAPI_BODY_MAX
+		                        ? JD_OAPI_BODY_MAX : blen);
+	if (!oapi_add_bytes(o, "body", r->body, blen) ||
+	    !cJSON_AddBoolToObject(o, "body_cut", blen < r->body_len))
+		goto out;
+	line = cJSON_PrintUnformatted(o);
+	if (line == NULL)
+		goto out;
+	snprintf(path, sizeof(path), "%s/%s.jsonl", dir,
+	         program_invocation_short_name);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd >= 0) {
+		size_t n = strlen(line);
+		line[n] = '\n'; /* replaces the NUL: written by length */
+		if (write(fd, line, n + 1) != (ssize_t)(n + 1))
+			fprintf(stderr, "harness: %s: short write\n", path);
+		close(fd);
+	} else {
+		fprintf(stderr, "harness: %s: %s\n", path, strerror(errno));
+	}
+out:
+	free(line);
+	cJSON_Delete(o);
+}
+
+/*
+ * Logs what jd_raw sent and received: the request line of the bytes
+ * sent, and the first answer parsed from the bytes received (nothing
+ * when there is no status line).
+ */
+static void
+oapi_log_raw(const char *bytes, size_t len, const char *answer)
+{
+	struct jd_resp r = {0};
+	char method[32] = "", target[2048] = "";
+	const char *eol, *sp1, *sp2, *head_end, *p;
+	size_t hl;
+	int nhdr = 0;
+
+	if (getenv("JOBD_OPENAPI_LOG") == NULL || answer == NULL ||
+	    strncmp(answer, "HTTP/1.", 7) != 0 || strlen(answer) < 12)
+		return;
+	/* The request line: METHOD SP target SP version. */
+	eol = memchr(bytes, '\n', len);
+	hl = eol ? (size_t)(eol - bytes) : len;
+	sp1 = memchr(bytes, ' ', hl);
+	sp2 = sp1 ? memchr(sp1 + 1, ' ', hl - (size_t)(sp1 + 1 - bytes)) : NULL;
+	if (sp1 != NULL && (size_t)(sp1 - bytes) < sizeof(method))
+		snprintf(method, sizeof(method), "%.*s", (int)(sp1 - bytes),
+		         bytes);
+	if (sp1 != NULL) {
+		size_t tl = (sp2 ? (size_t)(sp2 - sp1) : hl -
+		             (size_t)(sp1 - bytes)) - 1;
+		snprintf(target, sizeof(target), "%.*s",
+		         (int)(tl < sizeof(target) ? tl : sizeof(target) - 1),
+		         sp1 + 1);
+	}
+	r.status = atoi(answer + 9);
+	head_end = strstr(answer, "\r\n\r\n");
+	p = strstr(answer, "\r\n");
+	struct jd_header h[64];
+	while (p != NULL && head_end != NULL && p < head_end && nhdr < 64) {
+		const char *ls = p + 2, *le = strstr(ls, "\r\n"), *c;
+		if (le == NULL || le > head_end + 2)
+			break;
+		c = memchr(ls, ':', (size_t)(le - ls));
+		if (c != NULL) {
+			const char *v = c + 1;
+			while (v < le && (*v == ' ' || *v == '\t'))
+				v++;
+			h[nhdr].name = strndup(ls, (size_t)(c - ls));
+			h[nhdr].value = strndup(v, (size_t)(le - v));
+			if (h[nhdr].name == NULL || h[nhdr].value == NULL) {
+				free(h[nhdr].name);
+				free(h[nhdr].value);
+				break;
+			}
+			nhdr++;
+		}
+		p = le;
+	}
+	r.headers = h;
+	r.nheaders = (size_t)nhdr;
+	r.body = (char *)(head_end ? head_end + 4 : "");
+	r.body_len = strlen(r.body);
+	/* Only the first answer's body (Content-Length), when said. */
+	const char *cl = NULL;
+	for (int i = 0; i < nhdr; i++)
+		if (strcasecmp(h[i].name, "Content-Length") == 0)
+			cl = h[i].value;
+	if (cl != NULL && strtoul(cl, NULL, 10) < r.body_len)
+		r.body_len = strtoul(cl, NULL, 10);
+	oapi_log("raw", method[0] ? method : "-", target, NULL, NULL, 0, &r);
+	for (int i = 0; i < nhdr; i++) {
+		free(h[i].name);
+		free(h[i].value);
+	}
+}
+
 struct jd_resp *
 jd_client_request(jd_client *c, const char *method, const char *path,
                   const char *const headers[], const char *body)
@@ -973,6 +1164,8 @@ jd_client_request(jd_client *c, const char *method, const char *path,
 			snprintf(r->error, sizeof(r->error), "%s",
 			         curl_easy_strerror(cc));
 	}
+	oapi_log("curl", method, path, headers, body,
+	         body != NULL ? strlen(body) : 0, r);
 	/* The list must outlive the transfer only. */
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
@@ -1152,6 +1345,8 @@ jd_raw(jd *d, const void *bytes, size_t len, int timeout_ms, char **answer)
 	close(fd);
 	if (have >= 12 && strncmp(buf, "HTTP/1.", 7) == 0)
 		status = atoi(buf + 9);
+	if (buf != NULL)
+		oapi_log_raw(bytes, len, buf);
 	if (answer != NULL && buf != NULL) {
 		*answer = buf;
 		buf = NULL;

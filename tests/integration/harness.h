@@ -17,7 +17,8 @@
  * Environment: JOBD_BIN (default build/jobd) names the daemon binary;
  * JOBD_KEEP, when set, keeps the temporary directories (and databases)
  * for inspection; JOBD_ITEST_ROOT (set by jd_global_init) is where they
- * are made.
+ * are made.  JOBD_OPENAPI_LOG, when it names a directory, gets one JSON
+ * line per answer received (<dir>/<suite>.jsonl) for tests/openapi/check.py.
  *
  * The store: SQLite (<dir>/jobs.db) unless JOBD_TEST_STORE=pg, which
  * gives every jd a PostgreSQL database of its own (made by jd_new, kept
