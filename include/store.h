@@ -390,6 +390,11 @@ struct store_hooks {
 	 * changed since the last look (once a heartbeat; for GET /events) */
 	void (*progress)(void *arg, const char *id, const char *type,
 	                 const char *json);
+	/* the store's counts of queued, waiting and running jobs, every few
+	 * heartbeats: another node claims and ends the jobs this one
+	 * accepted, so this node's own counts drift (writer_set_counts) */
+	void (*counts)(void *arg, int64_t queued, int64_t waiting,
+	               int64_t running);
 	void *arg;
 };
 /* Copies *h (not kept); a store that is not shared ignores it.  Once it

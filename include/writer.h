@@ -222,6 +222,15 @@ int64_t writer_queued(writer *w);
 /* Jobs per status in the store, kept exact by the writer.  Any thread. */
 void writer_counts(writer *w, int64_t counts[JOB_NSTATUS]);
 
+/*
+ * Shared store: the store's own counts of queued, waiting and running jobs
+ * replace the writer's (which drift as other nodes run the jobs this one
+ * accepted).  Any thread; a batch committing at the same moment may be
+ * off by its own delta until the next call.
+ */
+void writer_set_counts(writer *w, int64_t queued, int64_t waiting,
+                       int64_t running);
+
 /* True when a transaction has been running for more than limit_ms. */
 bool writer_stuck(writer *w, int64_t limit_ms);
 

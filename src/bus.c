@@ -40,6 +40,7 @@ struct bus {
 	int64_t ok_mono_ms;      /* last heartbeat written */
 	int64_t fail_mono_ms;    /* last one that failed, -1 none */
 	int64_t seen_finished_us;/* finished_at of the last remote end seen */
+	int64_t counted_mono_ms; /* last look at the store's counts (hb_counts) */
 	struct remote_run *running; /* other nodes' running jobs at the
 	                            last look, sorted by id (hooks.started,
 	                            hooks.progress) */
@@ -267,6 +268,42 @@ hb_due_at(struct bus *b)
 		pthread_mutex_lock(&b->mu);
 		if (b->hooks.due_at != NULL)
 			b->hooks.due_at(b->hooks.arg, at);
+		pthread_mutex_unlock(&b->mu);
+	}
+	PQclear(r);
+}
+
+/*
+ * The store's counts of queued, waiting and running jobs, for this node's
+ * writer (every BUS_COUNT_MS): each node's writer counts what it does, and
+ * other nodes claim and end the jobs it accepted, so its own counts drift
+ * (queued up on the node that takes submissions, down on the ones that run
+ * them); admission (store.max_queued), /metrics and the shutdown log use
+ * these.  Three index range counts (jobs_status).
+ */
+#define BUS_COUNT_MS 5000
+static void
+hb_counts(struct bus *b)
+{
+	int64_t now = clock_mono_ms(), n[3] = {0, 0, 0};
+	PGresult *r;
+
+	if (b->counted_mono_ms != 0 && now - b->counted_mono_ms < BUS_COUNT_MS)
+		return;
+	r = hb_exec(b, "SELECT status, count(*) FROM jobd.jobs"
+	            " WHERE status IN ('queued', 'waiting', 'running')"
+	            " GROUP BY status", 0, NULL);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+		b->counted_mono_ms = now;
+		for (int i = 0; i < PQntuples(r); i++) {
+			const char *st = PQgetvalue(r, i, 0);
+			int64_t c = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+			n[strcmp(st, "queued") == 0 ? 0
+			  : strcmp(st, "waiting") == 0 ? 1 : 2] = c;
+		}
+		pthread_mutex_lock(&b->mu);
+		if (b->hooks.counts != NULL)
+			b->hooks.counts(b->hooks.arg, n[0], n[1], n[2]);
 		pthread_mutex_unlock(&b->mu);
 	}
 	PQclear(r);
@@ -591,6 +628,7 @@ hb_main(void *arg)
 			if (lead)
 				hb_due_at(b);
 			hb_remote(b);
+			hb_counts(b);
 		} else if (beat < 0) {
 			b->fail_mono_ms = now;
 			atomic_store(&b->leader, false);

@@ -371,6 +371,15 @@ on_remote_progress(void *arg, const char *id, const char *type,
 	events_progress(h->ev, id, type, json);
 }
 
+/* The store's counts, for admission and /metrics (a shared store). */
+static void
+on_store_counts(void *arg, int64_t queued, int64_t waiting, int64_t running)
+{
+	struct hooks *h = arg;
+
+	writer_set_counts(h->w, queued, waiting, running);
+}
+
 /* Every state change here, for /events: what the writer did not know
  * (a cancel's type and attempt) is read from the store (rare). */
 static void
@@ -573,7 +582,7 @@ daemon_start(struct daemon *d)
 		.cancel = on_remote_cancel, .finished = on_remote_finished,
 		.fence = on_fenced, .work = on_work, .due_at = on_due_at,
 		.started = on_remote_started, .progress = on_remote_progress,
-		.arg = &d->hooks});
+		.counts = on_store_counts, .arg = &d->hooks});
 	writer_set_hooks(d->w, on_dispatch, on_cancel, on_event, &d->hooks);
 	writer_set_change_hook(d->w, on_change);
 	events_set_sse(d->ev, d->sse);

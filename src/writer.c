@@ -371,6 +371,15 @@ writer_queued(writer *w)
 }
 
 void
+writer_set_counts(writer *w, int64_t queued, int64_t waiting,
+                  int64_t running)
+{
+	atomic_store(&w->counts[JOB_QUEUED], queued);
+	atomic_store(&w->counts[JOB_WAITING], waiting);
+	atomic_store(&w->counts[JOB_RUNNING], running);
+}
+
+void
 writer_counts(writer *w, int64_t counts[JOB_NSTATUS])
 {
 	for (int i = 0; i < JOB_NSTATUS; i++)

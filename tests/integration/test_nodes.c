@@ -965,6 +965,58 @@ START_TEST(test_get_nodes_single)
 }
 END_TEST
 
+/* Each writer counts what it does; on a shared store another node claims
+ * and ends the jobs this one accepted.  The node that only takes
+ * submissions must not count them queued for ever: its counts follow the
+ * store's (every few heartbeats), so its store.max_queued admits again
+ * once the other node has run them, and its /metrics says 0 queued. */
+START_TEST(test_counts_follow_store)
+{
+	struct jd_opts oa = {.threads = 1, .extra = "[store]\nnode = alpha\n"
+	                     "lease = 2s\nmax_queued = 20\n[workers]\n"
+	                     "shutdown_grace = 1s\n"};
+	jd *a, *b;
+	char *busy, *id, q[256];
+	struct jd_resp *r;
+	const char *ct[] = {"Content-Type: application/json", NULL};
+
+	a = jd_new(&oa);
+	ck_assert_ptr_nonnull(a);
+	b = node(a, "bravo", 2, "2s");
+	start_pair(a, b);
+	ck_assert(jd_wait_metric(a, "jobd_leader", 1, 10000));
+	/* alpha's only worker is busy: bravo runs what alpha accepts */
+	busy = submit(a, "{\"type\":\"sleep\",\"payload\":{\"seconds\":600}}");
+	while (jd_sql_int(a, "SELECT count(*) FROM jobs j JOIN nodes n ON "
+	                  "n.boot = j.node WHERE n.name = 'alpha' AND "
+	                  "j.status = 'running' AND j.type = 'sleep'") != 1)
+		jd_pause_ms(50);
+	for (int i = 0; i < 19; i++) /* the sleep is the 20th */
+		free(submit(a, "{\"type\":\"noop\"}"));
+	while (jd_sql_int(a, "SELECT count(*) FROM jobs WHERE type = 'noop' "
+	                  "AND status = 'succeeded'") != 19)
+		jd_pause_ms(50);
+	snprintf(q, sizeof(q), "SELECT count(*) FROM jobs j JOIN nodes n ON "
+	         "n.boot = j.node WHERE n.name = 'bravo' AND j.type = 'noop'");
+	ck_assert_int_eq(jd_sql_int(a, q), 19);
+	/* Before: alpha counted 19 queued for ever, and refused the next
+	 * job with 503 "queue full" on an empty queue. */
+	ck_assert_msg(jd_wait_metric(a, "jobd_jobs{status=\"queued\"}", 0,
+	                             15000), "alpha still counts %g queued",
+	              jd_metric(a, "jobd_jobs{status=\"queued\"}"));
+	r = jd_request(a, "POST", "/jobs", ct, "{\"type\":\"noop\"}");
+	ck_assert_ptr_nonnull(r);
+	ck_assert_msg(r->status == 202, "POST on alpha: %ld %s", r->status,
+	              r->body);
+	id = strdup(jd_resp_str(r, "id"));
+	jd_resp_free(r);
+	ck_assert_int_eq(wait_attempt(b, id, "succeeded", 10000), 1);
+	free(id);
+	free(busy);
+	stop_pair(a, b);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -997,6 +1049,7 @@ suite(void)
 	ADD(test_disconnect_cancels_on_other_node);
 	ADD(test_dead_node_forgotten);
 	ADD(test_stalled_link_fences_node);
+	ADD(test_counts_follow_store);
 #undef ADD
 	suite_add_tcase(s, tc);
 	return s;
