@@ -76,10 +76,10 @@ $(FUZZ_DIR)/obj/%.o: src/%.c
 
 # api.c refers to the embedded pages; generated here as the Makefile does,
 # so that the fuzz build needs nothing from build/.
-$(FUZZ_DIR)/gen/pages.c: src/dashboard.html src/login.html scripts/embed.sh
+$(FUZZ_DIR)/gen/pages.c: src/dashboard.html src/login.html \
+		openapi/openapi.json scripts/embed.sh
 	@mkdir -p $(dir $@)
-	sh scripts/embed.sh dashboard.h dashboard_html src/dashboard.html \
-		login_html src/login.html > $@
+	sh scripts/embed.sh dashboard.h $(PAGES) > $@
 
 $(FUZZ_DIR)/obj/pages.o: $(FUZZ_DIR)/gen/pages.c
 	@mkdir -p $(dir $@)
