@@ -238,11 +238,13 @@ claim_answered(struct writer_op *op, void *arg)
 	callback *cb = arg;
 
 	(void)op;
+	/* Woken under the mutex: once it is released, the delivery
+	 * thread may see claim_done, end, and be freed (callback_free). */
 	pthread_mutex_lock(&cb->mu);
 	cb->claim_done = true;
 	pthread_cond_signal(&cb->cond);
-	pthread_mutex_unlock(&cb->mu);
 	curl_multi_wakeup(cb->multi);
+	pthread_mutex_unlock(&cb->mu);
 }
 
 static size_t

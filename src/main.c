@@ -776,9 +776,10 @@ daemon_free(struct daemon *d, int status)
 	}
 	schedules_free(d->sc); /* before the writer it submits to */
 	progress_stop(d->prog);
-	callback_free(d->cb);  /* likewise */
+	callback_stop(d->cb);  /* gives its deliveries back through the writer */
 	if (d->w != NULL)
 		writer_stop(d->w);
+	callback_free(d->cb);  /* after the writer, which kicks it */
 	if (d->ev != NULL)
 		events_stop(d->ev);
 	sse_stop(d->sse);

@@ -1279,6 +1279,12 @@ count_op(writer *w, struct writer_op *op)
 		for (size_t i = 0; i < op->nbatch && !op->replayed; i++) {
 			metrics_submitted(op->batch[i].type);
 			stats_submitted();
+			if (op->batch[i].status == JOB_CANCELLED) {
+				/* a dependency, as for WOP_SUBMIT */
+				metrics_finished(op->batch[i].type,
+				                 JOB_CANCELLED);
+				stats_finished();
+			}
 		}
 		return;
 	case WOP_COMPLETE:
@@ -1528,9 +1534,16 @@ publish_batch(writer *w, struct batch *b, struct writer_op *ops,
 			    : w->shared && next >= 0 ? now + 1000000 : -1;
 	}
 	bool finals = false; /* outbox rows may have come: callback.c */
-	for (struct writer_op *op = ops; op; op = op->next)
+	for (struct writer_op *op = ops; op; op = op->next) {
 		finals = finals || (op->rc == 0 &&
 		                    job_status_is_final(op->status));
+		/* A batch's elements each have their own status: one
+		 * cancelled as it was inserted (a dependency had failed) is
+		 * final while the batch as a whole says queued. */
+		for (size_t i = 0; op->kind == WOP_BATCH && op->rc == 0 &&
+		     !op->replayed && !finals && i < op->nbatch; i++)
+			finals = job_status_is_final(op->batch[i].status);
+	}
 	for (size_t i = 0; i < b->deps.nchanges; i++)
 		finals = finals || job_status_is_final(b->deps.changes[i].status);
 	if (finals && w->outbox_hook)

@@ -702,6 +702,45 @@ START_TEST(test_every_final_state)
 }
 END_TEST
 
+/* A batch element cancelled as it is inserted (its dependency had failed
+ * already) is a final state like any other: its callback goes out at
+ * once, and it counts as finished in /metrics.  (Before: the batch
+ * reported "queued" as a whole, nothing woke the delivery thread, and
+ * the callback waited for some later final state or a restart.) */
+START_TEST(test_batch_cancelled_at_insert)
+{
+	struct receiver *rv = receiver_start();
+	jd *d = launch_cb(rv, 5, NULL, NULL);
+	char *failed = submit_cb(d, rv, "\"type\": \"fail1\"");
+	char body[1024];
+	const char *ct[] = {"Content-Type: application/json", NULL};
+	struct jd_resp *r, *g;
+
+	ck_assert(receiver_wait(rv, 1, WAIT_MS)); /* failed's own */
+	snprintf(body, sizeof(body), "[{\"type\": \"noop\", \"depends_on\": "
+	         "[\"%s\"], \"callback_url\": \"http://127.0.0.1:%d/hook\"}]",
+	         failed, rv->port);
+	r = jd_request(d, "POST", "/jobs", ct, body);
+	assert_status(r, 202);
+	cJSON *j = cJSON_GetArrayItem(cJSON_GetObjectItem(jd_json(r), "jobs"),
+	                              0);
+	ck_assert_str_eq(jd_str(j, "status"), "cancelled");
+	char *id = strdup(jd_str(j, "id"));
+	jd_resp_free(r);
+	/* Nothing else ends on this daemon from now on. */
+	g = wait_callback(d, id, "delivered", WAIT_MS);
+	ck_assert_str_eq(jd_resp_str(g, "status"), "cancelled");
+	jd_resp_free(g);
+	ck_assert(jd_wait_metric(d, "jobd_jobs_finished_total{type=\"noop\","
+	                         "status=\"cancelled\"}", 1, WAIT_MS));
+	free(id);
+	free(failed);
+	jd_stop(d, 10000);
+	jd_free(d);
+	receiver_stop(rv);
+}
+END_TEST
+
 /* A callback still pending when jobd stops is delivered after the
  * restart. */
 START_TEST(test_pending_across_restart)
@@ -966,6 +1005,7 @@ callbacks_suite(void)
 	tcase_add_test(tc, test_redirect_not_followed);
 	tcase_add_test(tc, test_refused);
 	tcase_add_test(tc, test_every_final_state);
+	tcase_add_test(tc, test_batch_cancelled_at_insert);
 	tcase_add_test(tc, test_pending_across_restart);
 	tcase_add_test(tc, test_killed_in_flight);
 	tcase_add_test(tc, test_allow_narrowed_by_restart);
