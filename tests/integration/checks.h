@@ -7,8 +7,13 @@
 #define JOBD_TEST_CHECKS_H
 
 #include <check.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -64,6 +69,33 @@ run_suite(Suite *s)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/*
+ * A gate for a handler that reads a FIFO (`cat FIFO`, or a script): a new
+ * FIFO named PREFIX.<pid>.<n>.fifo under the run's root; the gated job
+ * runs until jd_open_gate() opens the write end (which waits for the
+ * reader) and closes it, so the reader sees EOF.  No fixed delays.
+ */
+static inline void
+jd_make_fifo(char *fifo, size_t fifolen, const char *prefix)
+{
+	static int seq;
+	const char *root = getenv("JOBD_ITEST_ROOT");
+
+	snprintf(fifo, fifolen, "%s/%s.%ld.%d.fifo", root ? root : "/tmp",
+	         prefix, (long)getpid(), ++seq);
+	ck_assert_msg(mkfifo(fifo, 0600) == 0, "mkfifo %s: %s", fifo,
+	              strerror(errno));
+}
+
+static inline void
+jd_open_gate(const char *fifo)
+{
+	int fd = open(fifo, O_WRONLY);
+
+	ck_assert_msg(fd >= 0, "open %s: %s", fifo, strerror(errno));
+	close(fd);
 }
 
 #endif

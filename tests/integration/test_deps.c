@@ -29,31 +29,6 @@
 
 /* ---- helpers ---- */
 
-/* A new FIFO (under the run's root) for the handler "gate", which reads
- * it: its jobs run until open_gate(). */
-static void
-make_fifo(char *fifo, size_t fifolen)
-{
-	static int seq;
-	const char *root = getenv("JOBD_ITEST_ROOT");
-
-	snprintf(fifo, fifolen, "%s/gate.%ld.%d.fifo", root ? root : "/tmp",
-	         (long)getpid(), ++seq);
-	ck_assert_msg(mkfifo(fifo, 0600) == 0, "mkfifo %s: %s", fifo,
-	              strerror(errno));
-}
-
-/* Lets the gate's running job end: open the write end (which waits for
- * cat to open its end) and close it (cat reads EOF, exits 0). */
-static void
-open_gate(const char *fifo)
-{
-	int fd = open(fifo, O_WRONLY);
-
-	ck_assert_msg(fd >= 0, "open %s: %s", fifo, strerror(errno));
-	close(fd);
-}
-
 /* A daemon (not started) with the gate handler and more INI text. */
 static jd *
 new_gated(int threads, const char *more, char *fifo, size_t fifolen,
@@ -64,7 +39,7 @@ new_gated(int threads, const char *more, char *fifo, size_t fifolen,
 	char *extra = NULL;
 	jd *d;
 
-	make_fifo(fifo, fifolen);
+	jd_make_fifo(fifo, fifolen, "gate");
 	ck_assert(asprintf(&extra, "[handler.gate]\ncommand = /bin/cat '%s'\n"
 	                   "%s", fifo, more ? more : "") > 0);
 	o.extra = extra;
@@ -206,7 +181,7 @@ START_TEST(test_waits_then_runs)
 	jd_resp_free(r);
 	assert_job_status(d, bid, "waiting");
 
-	open_gate(fifo);
+	jd_open_gate(fifo);
 	jd_resp_free(wait_status(d, bid, "succeeded", WAIT_MS));
 	ck_assert_int_le(time_of(d, a, "finished_at"),
 	                 time_of(d, bid, "started_at"));
@@ -230,7 +205,7 @@ START_TEST(test_diamond)
 	char *e = submit_dep(d, "noop", dbc, 2, NULL);
 
 	assert_job_status(d, e, "waiting");
-	open_gate(fifo);
+	jd_open_gate(fifo);
 	jd_resp_free(wait_status(d, e, "succeeded", WAIT_MS));
 	int64_t bf = time_of(d, b, "finished_at");
 	int64_t cf = time_of(d, c, "finished_at");
@@ -270,7 +245,7 @@ START_TEST(test_failure_cancels_chain)
 	char *err;
 
 	assert_job_status(d, c, "waiting");
-	open_gate(fifo);
+	jd_open_gate(fifo);
 	jd_resp_free(wait_status(d, f, "failed", WAIT_MS));
 	err = cancelled_error(d, b);
 	snprintf(want, sizeof(want), "dependency %s failed", f);
@@ -464,7 +439,7 @@ START_TEST(test_delete_in_the_middle)
 	jd_resp_free(r);
 	/* The dependency itself runs on. */
 	assert_job_status(d, a, "running");
-	open_gate(fifo);
+	jd_open_gate(fifo);
 	jd_resp_free(wait_status(d, a, "succeeded", WAIT_MS));
 	assert_job_status(d, b, "cancelled");
 	ck_assert(jd_wait_metric(d, "jobd_jobs{status=\"waiting\"}", 0,
@@ -596,7 +571,7 @@ START_TEST(test_two_nodes)
 	         "[\"%s\"]}", g);
 	ck_assert_int_eq(post(a, body, st, sizeof(st), id, sizeof(id)), 202);
 	ck_assert_str_eq(st, "waiting");
-	open_gate(fifo);
+	jd_open_gate(fifo);
 	jd_resp_free(wait_status(b, g, "succeeded", WAIT_MS));
 	jd_resp_free(wait_status(a, id, "succeeded", WAIT_MS));
 	ck_assert_int_le(time_of(a, g, "finished_at"),
@@ -696,7 +671,7 @@ START_TEST(test_batch_refs)
 	jd_resp_free(r);
 	ck_assert_int_eq(jd_sql_int(d, "SELECT count(*) FROM jobs"), before);
 
-	open_gate(fifo);
+	jd_open_gate(fifo);
 	jd_resp_free(wait_status(d, ids[2], "succeeded", WAIT_MS));
 	ck_assert_int_le(time_of(d, g, "finished_at"),
 	                 time_of(d, ids[0], "started_at"));
@@ -853,7 +828,7 @@ START_TEST(test_fan_out_10000)
 	ck_assert(jd_wait_metric(d, "jobd_jobs{status=\"waiting\"}", BIG,
 	                         WAIT_MS));
 	int64_t t0 = jd_mono_ms();
-	open_gate(fifo);
+	jd_open_gate(fifo);
 	ck_assert(jd_wait_metric(d, "jobd_jobs{status=\"waiting\"}", 0,
 	                         60000));
 	int64_t t1 = jd_mono_ms();

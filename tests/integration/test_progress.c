@@ -52,29 +52,6 @@ setup(void)
 
 /* ---- helpers ---- */
 
-static void
-make_fifo(char *fifo, size_t fifolen)
-{
-	static int seq;
-	const char *root = getenv("JOBD_ITEST_ROOT");
-
-	snprintf(fifo, fifolen, "%s/progress.%ld.%d.fifo", root ? root : "/tmp",
-	         (long)getpid(), ++seq);
-	ck_assert_msg(mkfifo(fifo, 0600) == 0, "mkfifo %s: %s", fifo,
-	              strerror(errno));
-}
-
-/* Lets a gated script go on: open the write end (which waits for the
- * reader) and close it. */
-static void
-open_gate(const char *fifo)
-{
-	int fd = open(fifo, O_WRONLY);
-
-	ck_assert_msg(fd >= 0, "open %s: %s", fifo, strerror(errno));
-	close(fd);
-}
-
 /* A daemon (not started) whose handler "prog" runs progress.sh FIFO. */
 static jd *
 new_prog(const char *more, char *fifo, size_t fifolen, const jd *share)
@@ -83,7 +60,7 @@ new_prog(const char *more, char *fifo, size_t fifolen, const jd *share)
 	char *extra = NULL;
 	jd *d;
 
-	make_fifo(fifo, fifolen);
+	jd_make_fifo(fifo, fifolen, "progress");
 	ck_assert(asprintf(&extra, "[workers]\nshutdown_grace = 200ms\n"
 	                   "[handler.prog]\ncommand = %s/progress.sh '%s'\n"
 	                   "max_attempts = 1\nbackoff_base = 10ms\n"
@@ -275,7 +252,7 @@ START_TEST(test_exec_lines)
 	 * second a second after the first. */
 	wait_stored(d, id, forty);
 
-	open_gate(fifo);
+	jd_open_gate(fifo);
 	/* A long poll's answer carries it too. */
 	snprintf(path, sizeof(path), "/jobs/%s?wait=20", id);
 	r = jd_request(d, "GET", path, NULL, NULL);
@@ -409,7 +386,7 @@ START_TEST(test_attempts)
 	free(got);
 	got = stored_progress(d, id);
 	ck_assert_msg(got == NULL, "attempt 2 has %s stored", got);
-	open_gate(fifo);
+	jd_open_gate(fifo);
 	assert_final(d, id, "succeeded", "{\"attempt\":2}");
 	free(id);
 
@@ -465,7 +442,7 @@ START_TEST(test_restart)
 	got = progress_of(d, id, st, sizeof(st), &attempt);
 	ck_assert_int_eq(attempt, 2);
 	free(got);
-	open_gate(fifo);
+	jd_open_gate(fifo);
 	assert_final(d, id, "succeeded", "{\"percent\":60}");
 	free(id);
 	jd_free(d);
@@ -497,7 +474,7 @@ START_TEST(test_two_nodes)
 	id = submit_scenario(a, "lines");
 	wait_progress(a, id, forty, "running");
 	wait_progress(b, id, forty, "running");
-	open_gate(fifo);
+	jd_open_gate(fifo);
 	wait_status(a, id, "succeeded", WAIT_MS);
 	wait_progress(b, id, "{\"percent\":60}", "succeeded");
 	free(id);
